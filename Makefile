@@ -1,0 +1,31 @@
+# Two commands: `make demo` trains a small GPT on tiny Shakespeare and samples from it;
+# `make test` runs the test suite. Both create .venv with pinned versions first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+WORKDIR ?= runs/shakespeare_char
+
+.PHONY: demo test test-all bench clean
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) -m experiments.train --config=experiments/configs/shakespeare_char.py --workdir=$(WORKDIR)
+	$(PY) -m experiments.sample --workdir=$(WORKDIR) --prompt="ROMEO:" --max_new_tokens=300
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q -m "not slow"
+
+test-all: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.installed
+	$(PY) -m experiments.train --config=experiments/configs/shakespeare_char.py --workdir=runs/bench_$$(date +%s)
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,71 @@
+"""Every config field with its default. Named experiments start from `get_config()` here.
+
+Override any field on the command line, e.g. `--config.model.num_layers=12`.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+
+  c.data = d = ml_collections.ConfigDict()
+  d.dataset = "local"              # 'local' (a file or folder at `path`) or a TFDS catalog name
+  d.path = "data/tiny_shakespeare.txt"
+  d.text_key = "text"              # the record feature holding the text
+  d.train_split = "train"
+  d.eval_split = "validation"
+  d.validation_fraction = 0.1      # local corpora: the last fraction is the validation split
+  d.data_dir = "~/tensorflow_datasets"  # TFDS data and the token caches
+  d.tokenizer = "char"             # 'char' or 'sentencepiece'
+  d.vocab_size = 8192              # sentencepiece only; 'char' takes the corpus' characters
+  d.tokenizer_train_chars = 50_000_000  # sentencepiece: characters of train text to learn from
+  d.seq_len = 256
+  d.batch_size = 32                # global, over all processes and devices
+  d.num_threads = 4                # grain read threads
+  d.prefetch = 8                   # batches read ahead
+
+  c.model = m = ml_collections.ConfigDict()
+  m.num_layers = 6
+  m.num_heads = 6
+  m.d_model = 384
+  m.mlp_dim = m.get_ref("d_model") * 4
+  m.max_seq_len = 1024             # learned position table size; data.seq_len must fit
+  m.position = "learned"           # 'learned' or 'rotary'
+  m.tie_embeddings = True
+  m.use_bias = True
+  m.dropout = 0.0
+  m.layer_norm_eps = 1e-5
+  m.vocab_multiple = 64            # the tokenizer's vocabulary is padded up to a multiple of this
+  m.param_dtype = "float32"
+  m.compute_dtype = "float32"      # 'bfloat16' on GPU/TPU
+  m.attention_impl = "xla"         # 'xla', 'cudnn' (fused, GPU) or 'auto' (JAX chooses)
+
+  c.optim = o = ml_collections.ConfigDict()
+  o.learning_rate = 1e-3
+  o.schedule = "cosine"            # 'constant', 'linear', 'cosine' or 'wsd' (warmup-stable-decay)
+  o.warmup_steps = 100
+  o.final_lr_ratio = 0.1           # the decayed learning rate, as a fraction of the peak
+  o.wsd_decay_fraction = 0.2       # wsd: the final fraction of steps spent decaying
+  o.b1 = 0.9
+  o.b2 = 0.99
+  o.eps = 1e-8
+  o.weight_decay = 0.1
+  o.grad_clip_norm = 1.0           # 0 disables clipping
+
+  c.train = t = ml_collections.ConfigDict()
+  t.steps = 5000                   # the schedule's length
+  t.stop_after_steps = -1          # end this invocation after so many steps (saving); -1: never
+  t.log_every = 50
+  t.eval_every = 500
+  t.eval_batches = -1              # batches of the eval split per evaluation; -1: all of it
+  t.checkpoint_every = 1000
+  t.keep_checkpoints = 3
+  t.async_checkpoints = True
+
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.data = -1                 # -1 takes the devices the other axes leave
+  c.mesh.fsdp = 1
+  c.mesh.tensor = 1
+  return c

@@ -1,0 +1,67 @@
+"""Checks a run's config at start, so a bad field fails in one line that names it."""
+
+from __future__ import annotations
+
+import os
+
+from lm import optim, sharding
+from lm.data import sources, token_cache
+from lm.model.transformer import DTYPES
+
+
+class ConfigError(ValueError):
+  """A config field is invalid; the message names it and what would be valid."""
+
+
+def _require(ok: bool, message: str) -> None:
+  if not ok:
+    raise ConfigError(message)
+
+
+def check(config, num_devices: int, num_processes: int = 1) -> None:
+  """Raises ConfigError for the first invalid field found."""
+  m, d, o, t = config.model, config.data, config.optim, config.train
+  _require(m.num_heads > 0 and m.d_model % m.num_heads == 0,
+           f"config.model.d_model={m.d_model} must be divisible by config.model.num_heads="
+           f"{m.num_heads}")
+  _require(m.position in ("learned", "rotary"),
+           f"config.model.position={m.position!r}; valid: 'learned', 'rotary'")
+  _require(m.position != "rotary" or (m.d_model // m.num_heads) % 2 == 0,
+           f"config.model: rotary positions need an even head size, got "
+           f"{m.d_model // m.num_heads}")
+  for field in ("param_dtype", "compute_dtype"):
+    _require(m[field] in DTYPES, f"config.model.{field}={m[field]!r}; valid: {', '.join(DTYPES)}")
+  _require(m.attention_impl in ("xla", "cudnn", "auto"),
+           f"config.model.attention_impl={m.attention_impl!r}; valid: 'xla', 'cudnn', 'auto'")
+  _require(d.seq_len <= m.max_seq_len,
+           f"config.data.seq_len={d.seq_len} exceeds config.model.max_seq_len={m.max_seq_len}")
+  _require(o.schedule in optim.SCHEDULES,
+           f"config.optim.schedule={o.schedule!r}; valid: {', '.join(optim.SCHEDULES)}")
+  _require(d.tokenizer in token_cache.TOKENIZERS,
+           f"config.data.tokenizer={d.tokenizer!r}; valid: {', '.join(token_cache.TOKENIZERS)}")
+  _require(t.steps > 0 and 0 <= o.warmup_steps < t.steps,
+           f"config.optim.warmup_steps={o.warmup_steps} must lie in [0, config.train.steps="
+           f"{t.steps})")
+  try:
+    data_axis, fsdp, tensor = sharding.mesh_shape(config.mesh, num_devices)
+    sources.check_dataset_name(d.dataset)
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
+  if d.dataset == sources.LOCAL:
+    _require(os.path.exists(os.path.expanduser(d.path)),
+             f"config.data.path={d.path!r} does not exist")
+  batch_shards = data_axis * fsdp
+  _require(d.batch_size % batch_shards == 0,
+           f"config.data.batch_size={d.batch_size} must be divisible by mesh data*fsdp="
+           f"{batch_shards}")
+  _require(d.batch_size % num_processes == 0,
+           f"config.data.batch_size={d.batch_size} must be divisible by the {num_processes} "
+           "processes")
+  _require(m.d_model % fsdp == 0,
+           f"config.model.d_model={m.d_model} must be divisible by config.mesh.fsdp={fsdp}")
+  _require(m.num_heads % tensor == 0 and m.mlp_dim % tensor == 0,
+           f"config.model.num_heads={m.num_heads} and mlp_dim={m.mlp_dim} must be divisible by "
+           f"config.mesh.tensor={tensor}")
+  _require(m.vocab_multiple % tensor == 0,
+           f"config.model.vocab_multiple={m.vocab_multiple} must be divisible by "
+           f"config.mesh.tensor={tensor}")

@@ -1,0 +1,55 @@
+"""Text splits from TFDS: the local-corpus builder or any TFDS catalog dataset.
+
+Everything is prepared in array_record format and read with `tfds.data_source`, which
+gives random access without TensorFlow.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import tensorflow_datasets as tfds
+
+from lm.data.local_text import local_text_builder
+
+LOCAL = "local"
+
+
+def data_dir(data_cfg) -> str:
+  return os.path.abspath(os.path.expanduser(data_cfg.data_dir))
+
+
+def check_dataset_name(name: str) -> None:
+  """Fails with the valid choices if `name` is neither 'local' nor a TFDS catalog name."""
+  base = name.split("/")[0].split(":")[0]
+  if name != LOCAL and base not in tfds.list_builders(with_community_datasets=False):
+    raise ValueError(f"config.data.dataset={name!r} is unknown; use {LOCAL!r} with "
+                     "config.data.path, or a TFDS catalog name such as 'lm1b' or 'tiny_shakespeare'")
+
+
+def _builder(data_cfg) -> tfds.core.DatasetBuilder:
+  if data_cfg.dataset == LOCAL:
+    return local_text_builder(data_cfg.path, data_cfg.validation_fraction, data_dir(data_cfg))
+  check_dataset_name(data_cfg.dataset)
+  return tfds.builder(data_cfg.dataset, data_dir=data_dir(data_cfg), file_format="array_record")
+
+
+def prepare_splits(data_cfg) -> tuple[str, dict[str, Any]]:
+  """Prepares the dataset if needed; returns (a stable dataset id, {split: data source})."""
+  builder = _builder(data_cfg)
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+  sources = builder.as_data_source()
+  for split in (data_cfg.train_split, data_cfg.eval_split):
+    if split not in sources:
+      raise ValueError(f"config.data: split {split!r} not in {data_cfg.dataset!r}; "
+                       f"available: {', '.join(sources)}")
+  return f"{builder.name}/{builder.builder_config.name if builder.builder_config else 'default'}/" \
+         f"{builder.version}", sources
+
+
+def record_text(record: dict, text_key: str) -> str:
+  """The text of one record, decoded from bytes."""
+  value = record[text_key]
+  return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)

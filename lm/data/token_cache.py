@@ -1,0 +1,89 @@
+"""Tokenized splits cached on disk as flat arrays of token ids, memory-mapped for reading.
+
+Layout: `<data_dir>/tokens/<dataset id>/<tokenizer id>/` holds the tokenizer file and one
+`<split>.npy` per split. Documents (records) are joined with the tokenizer's end-of-sequence
+id when it has one; a character tokenizer joins the records of one text stream directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+
+import grain
+import numpy as np
+
+from lm.data import sources
+from lm.data.tokenizer import (CharTokenizer, SentencePieceTokenizer, Tokenizer, load_tokenizer,
+                               token_dtype)
+
+TOKENIZERS = ("char", "sentencepiece")
+
+
+@dataclasses.dataclass
+class TokenizedData:
+  directory: str
+  tokenizer: Tokenizer
+  splits: dict[str, np.ndarray]  # split name -> memory-mapped 1-D token ids
+
+
+def _tokenizer_id(data_cfg) -> str:
+  if data_cfg.tokenizer == "char":
+    return "char"
+  if data_cfg.tokenizer == "sentencepiece":
+    return f"sp{data_cfg.vocab_size}"
+  raise ValueError(f"config.data.tokenizer={data_cfg.tokenizer!r}; valid: {', '.join(TOKENIZERS)}")
+
+
+def _texts(source, text_key: str, max_chars: int | None = None):
+  total = 0
+  for i in range(len(source)):
+    text = sources.record_text(source[i], text_key)
+    yield text
+    total += len(text)
+    if max_chars is not None and total >= max_chars:
+      return
+
+
+def _train_tokenizer(data_cfg, source, directory: str) -> Tokenizer:
+  if data_cfg.tokenizer == "char":
+    tok = CharTokenizer.train(_texts(source, data_cfg.text_key))
+    tok.save(directory)
+    return tok
+  return SentencePieceTokenizer.train(
+      _texts(source, data_cfg.text_key, data_cfg.tokenizer_train_chars), directory,
+      data_cfg.vocab_size)
+
+
+def _tokenize_split(source, tok: Tokenizer, text_key: str, path: str, threads: int) -> None:
+  eos = [] if tok.eos_id is None else [tok.eos_id]
+  dtype = token_dtype(tok.vocab_size)
+  ds = (grain.MapDataset.source(source)
+        .map(lambda r: np.asarray(tok.encode(sources.record_text(r, text_key)) + eos, dtype))
+        .to_iter_dataset(grain.ReadOptions(num_threads=threads, prefetch_buffer_size=64)))
+  tokens = np.concatenate(list(ds)) if len(source) else np.zeros((0,), dtype)
+  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".npy")
+  with os.fdopen(fd, "wb") as f:
+    np.save(f, tokens)
+  os.replace(tmp, path)  # atomic: concurrent builders never see a partial file
+
+
+def tokenized_data(data_cfg) -> TokenizedData:
+  """Prepares the dataset, trains the tokenizer and tokenizes both splits, once; then loads."""
+  dataset_id, split_sources = sources.prepare_splits(data_cfg)
+  directory = os.path.join(sources.data_dir(data_cfg), "tokens", dataset_id,
+                           _tokenizer_id(data_cfg))
+  os.makedirs(directory, exist_ok=True)
+  try:
+    tok = load_tokenizer(directory)
+  except FileNotFoundError:
+    tok = _train_tokenizer(data_cfg, split_sources[data_cfg.train_split], directory)
+  splits = {}
+  for split in (data_cfg.train_split, data_cfg.eval_split):
+    path = os.path.join(directory, f"{split}.npy")
+    if not os.path.exists(path):
+      _tokenize_split(split_sources[split], tok, data_cfg.text_key, path,
+                      data_cfg.num_threads)
+    splits[split] = np.load(path, mmap_mode="r")
+  return TokenizedData(directory, tok, splits)

@@ -1,0 +1,119 @@
+"""Tokenizers: character-level and SentencePiece, trained on a corpus and saved to a file.
+
+A tokenizer lives in one file (`char_vocab.json` or `*.model`), which the data cache keeps
+and each run copies into its workdir so that sampling uses exactly the run's tokenizer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from typing import Protocol
+
+import numpy as np
+import sentencepiece as spm
+
+CHAR_FILE = "char_vocab.json"
+SPM_FILE = "sentencepiece.model"
+
+
+class Tokenizer(Protocol):
+  vocab_size: int
+  eos_id: int | None
+
+  def encode(self, text: str) -> list[int]: ...
+  def decode(self, ids: Iterable[int]) -> str: ...
+  def save(self, directory: str) -> str: ...
+
+
+class CharTokenizer:
+  """One id per character seen in the training text, in sorted order; no special tokens."""
+
+  eos_id = None
+
+  def __init__(self, chars: str):
+    self.chars = chars
+    self.vocab_size = len(chars)
+    self._index = {c: i for i, c in enumerate(chars)}
+
+  @classmethod
+  def train(cls, texts: Iterable[str]) -> "CharTokenizer":
+    seen: set[str] = set()
+    for t in texts:
+      seen.update(t)
+    return cls("".join(sorted(seen)))
+
+  def encode(self, text: str) -> list[int]:
+    try:
+      return [self._index[c] for c in text]
+    except KeyError as e:
+      raise ValueError(f"character {e.args[0]!r} is not in the character vocabulary") from None
+
+  def decode(self, ids: Iterable[int]) -> str:
+    return "".join(self.chars[i] for i in ids if 0 <= i < self.vocab_size)
+
+  def save(self, directory: str) -> str:
+    path = os.path.join(directory, CHAR_FILE)
+    with open(path, "w") as f:
+      json.dump({"chars": self.chars}, f)
+    return path
+
+
+class SentencePieceTokenizer:
+  """A SentencePiece model (BPE or unigram) with an end-of-sequence id."""
+
+  def __init__(self, model_path: str):
+    self.model_path = model_path
+    self.sp = spm.SentencePieceProcessor(model_file=model_path)
+    self.vocab_size = self.sp.get_piece_size()
+    self.eos_id = self.sp.eos_id()
+
+  @classmethod
+  def train(cls, texts: Iterable[str], directory: str, vocab_size: int,
+            model_type: str = "bpe") -> "SentencePieceTokenizer":
+    os.makedirs(directory, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+      corpus = os.path.join(tmp, "corpus.txt")
+      with open(corpus, "w") as f:
+        for t in texts:
+          f.write(t.rstrip("\n") + "\n")
+      spm.SentencePieceTrainer.train(
+          input=corpus, model_prefix=os.path.join(tmp, "sp"), vocab_size=vocab_size,
+          model_type=model_type, character_coverage=1.0, byte_fallback=True,
+          pad_id=-1, unk_id=0, bos_id=-1, eos_id=1, input_sentence_size=2_000_000,
+          shuffle_input_sentence=True, num_threads=os.cpu_count() or 1,
+          minloglevel=2)
+      path = os.path.join(directory, SPM_FILE)
+      shutil.copy(os.path.join(tmp, "sp.model"), path)
+    return cls(path)
+
+  def encode(self, text: str) -> list[int]:
+    return self.sp.encode(text)
+
+  def decode(self, ids: Iterable[int]) -> str:
+    return self.sp.decode([int(i) for i in ids])
+
+  def save(self, directory: str) -> str:
+    path = os.path.join(directory, SPM_FILE)
+    if os.path.abspath(path) != os.path.abspath(self.model_path):
+      shutil.copy(self.model_path, path)
+    return path
+
+
+def load_tokenizer(directory: str) -> Tokenizer:
+  """Loads the tokenizer saved in `directory` (a data cache or a run's workdir)."""
+  char_path, spm_path = os.path.join(directory, CHAR_FILE), os.path.join(directory, SPM_FILE)
+  if os.path.exists(char_path):
+    with open(char_path) as f:
+      return CharTokenizer(json.load(f)["chars"])
+  if os.path.exists(spm_path):
+    return SentencePieceTokenizer(spm_path)
+  raise FileNotFoundError(f"no tokenizer ({CHAR_FILE} or {SPM_FILE}) in {directory}")
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+  """The smallest unsigned integer type that holds every id."""
+  return np.dtype(np.uint16 if vocab_size <= 2**16 else np.uint32)

@@ -1,0 +1,48 @@
+"""Peak FLOP/s of the device in use, named, for MFU."""
+
+from __future__ import annotations
+
+import functools
+import time
+
+import jax
+import jax.numpy as jnp
+
+# Dense (no sparsity) peak FLOP/s per chip, bfloat16, from the vendors' data sheets.
+PEAK_BF16_FLOPS = {
+    "H100": 989e12,
+    "H200": 989e12,
+    "A100": 312e12,
+    "L4": 121e12,
+    "TPU v4": 275e12,
+    "TPU v5 lite": 197e12,
+    "TPU v5e": 197e12,
+    "TPU v5p": 459e12,
+    "TPU v6 lite": 918e12,
+    "TPU v6e": 918e12,
+}
+
+
+@functools.lru_cache(maxsize=None)
+def measured_matmul_flops(size: int = 1024, repeats: int = 5) -> float:
+  """Achieved float32 FLOP/s of a square matmul on the default device (the CPU 'peak')."""
+  x = jnp.ones((size, size), jnp.float32)
+  f = jax.jit(lambda a: a @ a)
+  f(x).block_until_ready()
+  best = float("inf")
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    f(x).block_until_ready()
+    best = min(best, time.perf_counter() - t0)
+  return 2 * size**3 / best
+
+
+def device_peak_flops(device: jax.Device | None = None) -> tuple[float, str]:
+  """(peak FLOP/s per device, a name saying where it came from)."""
+  device = device or jax.devices()[0]
+  kind = device.device_kind
+  for name, flops in PEAK_BF16_FLOPS.items():
+    if name.lower() in kind.lower():
+      return flops, f"{kind} bf16 dense peak {flops / 1e12:.0f} TFLOP/s"
+  flops = measured_matmul_flops()
+  return flops, f"{kind} measured f32 matmul {flops / 1e9:.0f} GFLOP/s"

@@ -1,0 +1,65 @@
+"""Metric writers (JSONL and TensorBoard event files) and throughput / MFU bookkeeping."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+from tensorboardX import SummaryWriter
+
+
+class MetricWriter:
+  """Appends scalars to `<workdir>/metrics.jsonl` and TensorBoard events under `<workdir>/tb`.
+
+  Only the writing process (process 0) should construct one with `enabled=True`.
+  """
+
+  def __init__(self, workdir: str, enabled: bool = True):
+    self.enabled = enabled
+    if enabled:
+      os.makedirs(workdir, exist_ok=True)
+      self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
+      self._tb = SummaryWriter(os.path.join(workdir, "tb"))
+
+  def write(self, step: int, scalars: dict[str, Any]) -> None:
+    if not self.enabled:
+      return
+    row = {"step": int(step), **{k: float(v) for k, v in scalars.items()}}
+    self._jsonl.write(json.dumps(row) + "\n")
+    self._jsonl.flush()
+    for k, v in row.items():
+      if k != "step":
+        self._tb.add_scalar(k, v, step)
+
+  def close(self) -> None:
+    if self.enabled:
+      self._jsonl.close()
+      self._tb.close()
+
+
+class Throughput:
+  """Tokens/s, MFU and ETA over the steps since the last report."""
+
+  def __init__(self, tokens_per_step: int, flops_per_token: float, peak_flops: float,
+               total_steps: int):
+    self.tokens_per_step, self.flops_per_token = tokens_per_step, flops_per_token
+    self.peak_flops, self.total_steps = peak_flops, total_steps
+    self._t, self._step = time.perf_counter(), None
+
+  def reset(self, step: int) -> None:
+    self._t, self._step = time.perf_counter(), step
+
+  def report(self, step: int) -> dict[str, float]:
+    now = time.perf_counter()
+    steps = step - (self._step if self._step is not None else step)
+    dt = now - self._t
+    self._t, self._step = now, step
+    if steps <= 0 or dt <= 0:
+      return {}
+    step_time = dt / steps
+    tokens_per_s = self.tokens_per_step / step_time
+    return {"step_time_s": step_time, "tokens_per_s": tokens_per_s,
+            "mfu": tokens_per_s * self.flops_per_token / self.peak_flops,
+            "eta_s": step_time * (self.total_steps - step)}

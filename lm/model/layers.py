@@ -1,0 +1,61 @@
+"""Parameter constructors with logical axis names, LayerNorm and the MLP."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+def normal_param(rngs: nnx.Rngs, shape: tuple[int, ...], axes: tuple[str | None, ...],
+                 std: float, dtype) -> nnx.Param:
+  """A parameter drawn from N(0, std^2), tagged with its logical axis names."""
+  return nnx.Param(std * jax.random.normal(rngs.params(), shape, dtype), logical_axes=axes)
+
+
+def const_param(shape: tuple[int, ...], axes: tuple[str | None, ...], value: float,
+                dtype) -> nnx.Param:
+  """A parameter filled with `value`, tagged with its logical axis names."""
+  return nnx.Param(jnp.full(shape, value, dtype), logical_axes=axes)
+
+
+class LayerNorm(nnx.Module):
+  """LayerNorm over the last axis, computed in float32."""
+
+  def __init__(self, dim: int, *, eps: float, use_bias: bool, param_dtype):
+    self.eps = eps
+    self.scale = const_param((dim,), ("embed",), 1.0, param_dtype)
+    self.bias = const_param((dim,), ("embed",), 0.0, param_dtype) if use_bias else None
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    x32 = x.astype(jnp.float32)
+    mean = x32.mean(-1, keepdims=True)
+    var = jnp.square(x32 - mean).mean(-1, keepdims=True)
+    y = (x32 - mean) * jax.lax.rsqrt(var + self.eps) * self.scale[...].astype(jnp.float32)
+    if self.bias is not None:
+      y = y + self.bias[...].astype(jnp.float32)
+    return y.astype(x.dtype)
+
+
+class MLP(nnx.Module):
+  """Position-wise feed-forward: Linear, GELU (tanh form, as GPT-2), Linear."""
+
+  def __init__(self, d_model: int, mlp_dim: int, *, num_layers: int, use_bias: bool,
+               param_dtype, compute_dtype, rngs: nnx.Rngs):
+    self.compute_dtype = compute_dtype
+    self.w_in = normal_param(rngs, (d_model, mlp_dim), ("embed", "mlp"), 0.02, param_dtype)
+    self.w_out = normal_param(rngs, (mlp_dim, d_model), ("mlp", "embed"),
+                              0.02 / (2 * num_layers) ** 0.5, param_dtype)
+    self.b_in = const_param((mlp_dim,), ("mlp",), 0.0, param_dtype) if use_bias else None
+    self.b_out = const_param((d_model,), ("embed",), 0.0, param_dtype) if use_bias else None
+
+  def __call__(self, x_BTD: jax.Array) -> jax.Array:
+    dt = self.compute_dtype
+    h_BTF = x_BTD.astype(dt) @ self.w_in[...].astype(dt)
+    if self.b_in is not None:
+      h_BTF = h_BTF + self.b_in[...].astype(dt)
+    h_BTF = jax.nn.gelu(h_BTF, approximate=True)
+    y_BTD = h_BTF @ self.w_out[...].astype(dt)
+    if self.b_out is not None:
+      y_BTD = y_BTD + self.b_out[...].astype(dt)
+    return y_BTD

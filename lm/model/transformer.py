@@ -1,0 +1,100 @@
+"""Transformer blocks and the decoder-only language model (GPT)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from lm.model.attention import AttentionImpl, SelfAttention
+from lm.model.layers import MLP, LayerNorm, normal_param
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerConfig:
+  """Architecture of a Transformer language model. `vocab_size` is the padded size."""
+
+  vocab_size: int
+  num_layers: int
+  num_heads: int
+  d_model: int
+  mlp_dim: int
+  max_seq_len: int
+  position: Literal["learned", "rotary"] = "learned"
+  tie_embeddings: bool = True
+  use_bias: bool = True
+  dropout: float = 0.0
+  layer_norm_eps: float = 1e-5
+  param_dtype: str = "float32"
+  compute_dtype: str = "float32"
+  attention_impl: str = "xla"
+
+  @property
+  def head_dim(self) -> int:
+    return self.d_model // self.num_heads
+
+
+def _impl(name: str) -> AttentionImpl:
+  return None if name == "auto" else name  # type: ignore[return-value]
+
+
+class Block(nnx.Module):
+  """Pre-LayerNorm Transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
+
+  def __init__(self, cfg: TransformerConfig, *, rngs: nnx.Rngs):
+    pdt, cdt = DTYPES[cfg.param_dtype], DTYPES[cfg.compute_dtype]
+    self.norm_attn = LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps, use_bias=cfg.use_bias,
+                               param_dtype=pdt)
+    self.attn = SelfAttention(cfg.d_model, cfg.num_heads, num_layers=cfg.num_layers,
+                              use_bias=cfg.use_bias, rotary=cfg.position == "rotary",
+                              impl=_impl(cfg.attention_impl), param_dtype=pdt,
+                              compute_dtype=cdt, rngs=rngs)
+    self.norm_mlp = LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps, use_bias=cfg.use_bias,
+                              param_dtype=pdt)
+    self.mlp = MLP(cfg.d_model, cfg.mlp_dim, num_layers=cfg.num_layers, use_bias=cfg.use_bias,
+                   param_dtype=pdt, compute_dtype=cdt, rngs=rngs)
+    self.dropout = nnx.Dropout(cfg.dropout)
+
+  def __call__(self, x_BTD: jax.Array, *, causal: bool, rngs: nnx.Rngs | None) -> jax.Array:
+    train = rngs is not None
+    x_BTD = x_BTD + self.dropout(self.attn(self.norm_attn(x_BTD), causal=causal),
+                                 deterministic=not train, rngs=rngs)
+    x_BTD = x_BTD + self.dropout(self.mlp(self.norm_mlp(x_BTD)), deterministic=not train,
+                                 rngs=rngs)
+    return x_BTD
+
+
+class DecoderLM(nnx.Module):
+  """GPT: token (+ learned position) embedding, causal blocks, final norm, LM head."""
+
+  def __init__(self, cfg: TransformerConfig, *, rngs: nnx.Rngs):
+    self.cfg = cfg
+    pdt = DTYPES[cfg.param_dtype]
+    self.embed = normal_param(rngs, (cfg.vocab_size, cfg.d_model), ("vocab", "embed"), 0.02, pdt)
+    self.pos_embed = (normal_param(rngs, (cfg.max_seq_len, cfg.d_model), (None, "embed"), 0.01, pdt)
+                      if cfg.position == "learned" else None)
+    self.blocks = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.num_layers)])
+    self.norm_out = LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps, use_bias=cfg.use_bias,
+                              param_dtype=pdt)
+    self.head = (None if cfg.tie_embeddings else
+                 normal_param(rngs, (cfg.d_model, cfg.vocab_size), ("embed", "vocab"), 0.02, pdt))
+    self.dropout = nnx.Dropout(cfg.dropout)
+
+  def __call__(self, tokens_BT: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
+    """Returns float32 logits [B, T, V]. Dropout is active iff `rngs` is given."""
+    cdt = DTYPES[self.cfg.compute_dtype]
+    x_BTD = self.embed[...].astype(cdt)[tokens_BT]
+    if self.pos_embed is not None:
+      x_BTD = x_BTD + self.pos_embed[: tokens_BT.shape[1]].astype(cdt)
+    x_BTD = self.dropout(x_BTD, deterministic=rngs is None, rngs=rngs)
+    for block in self.blocks:
+      x_BTD = block(x_BTD, causal=True, rngs=rngs)
+    x_BTD = self.norm_out(x_BTD)
+    head_DV = self.embed[...].T if self.head is None else self.head[...]
+    return jnp.einsum("btd,dv->btv", x_BTD, head_DV.astype(cdt),
+                      preferred_element_type=jnp.float32)

@@ -1,0 +1,80 @@
+"""Device mesh from config, logical-axis rules, and placement of params and batches."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import numpy as np
+from flax import linen, nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+MESH_AXES = ("data", "fsdp", "tensor")
+
+# Logical axis -> mesh axes. Parameters are sharded over `fsdp` on their model dimension
+# (ZeRO-3 style) and over `tensor` on heads / MLP / vocabulary (Megatron style).
+LOGICAL_RULES: tuple[tuple[str, Any], ...] = (
+    ("batch", ("data", "fsdp")),
+    ("vocab", "tensor"),
+    ("heads", "tensor"),
+    ("mlp", "tensor"),
+    ("embed", "fsdp"),
+    ("head_dim", None),
+)
+
+
+def mesh_shape(mesh_cfg, num_devices: int) -> tuple[int, int, int]:
+  """Resolves the (data, fsdp, tensor) shape; one axis may be -1 to take the rest."""
+  shape = [int(mesh_cfg[a]) for a in MESH_AXES]
+  if shape.count(-1) > 1:
+    raise ValueError("config.mesh: at most one of data/fsdp/tensor may be -1")
+  if -1 in shape:
+    known = int(np.prod([s for s in shape if s != -1]))
+    if num_devices % known:
+      raise ValueError(f"config.mesh: {dict(zip(MESH_AXES, shape))} cannot fill {num_devices} "
+                       f"devices; the fixed axes must divide {num_devices}")
+    shape[shape.index(-1)] = num_devices // known
+  if int(np.prod(shape)) != num_devices:
+    raise ValueError(f"config.mesh: data*fsdp*tensor = {int(np.prod(shape))} "
+                     f"({dict(zip(MESH_AXES, shape))}) must equal the {num_devices} devices; "
+                     "set one axis to -1 to fill")
+  return tuple(shape)  # type: ignore[return-value]
+
+
+def make_mesh(mesh_cfg, devices: Sequence[jax.Device] | None = None) -> Mesh:
+  """Builds the (data, fsdp, tensor) mesh over `devices` (default: all devices)."""
+  devices = list(jax.devices() if devices is None else devices)
+  shape = mesh_shape(mesh_cfg, len(devices))
+  return jax.make_mesh(shape, MESH_AXES, axis_types=(jax.sharding.AxisType.Auto,) * 3,
+                       devices=devices)
+
+
+def logical_axes(state: nnx.State) -> Any:
+  """The tree of logical axis-name tuples of a model's (abstract) state, as a pure dict."""
+  def names(v):
+    return P(*v.get_metadata().get("logical_axes", (None,) * len(v.shape)))
+  tree = jax.tree.map(names, state, is_leaf=lambda x: isinstance(x, nnx.Variable))
+  return nnx.to_pure_dict(tree)
+
+
+def param_shardings(state: nnx.State, mesh: Mesh) -> Any:
+  """NamedShardings for a model's params (pure dict), from their logical axes and the rules."""
+  specs = linen.logical_to_mesh(logical_axes(state), LOGICAL_RULES)
+  return jax.tree.map(lambda s: NamedSharding(mesh, s), specs,
+                      is_leaf=lambda x: isinstance(x, P))
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+  """Sharding of a [batch, ...] array: batch split over the data and fsdp axes."""
+  return NamedSharding(mesh, P(("data", "fsdp")))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def global_batch(local: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
+  """Assembles each process's rows of the batch into one global array per key."""
+  sharding = batch_sharding(mesh)
+  return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in local.items()}

@@ -1,0 +1,317 @@
+"""Training: TrainState, the pure train/eval steps, and the loop.
+
+This is the one place where model, data, optimizer and checkpoints meet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import signal
+import time
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import Mesh
+
+from lm import checkpoint, config_checks, metrics, optim, scaling, sharding
+from lm.data import pipeline, token_cache
+from lm.hardware import device_peak_flops
+from lm.model.transformer import DecoderLM, TransformerConfig
+
+log = logging.getLogger(__name__)
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: Any
+  opt_state: Any
+  rng: jax.Array
+
+
+class NonFiniteLossError(RuntimeError):
+  """The loss or gradient became NaN or inf."""
+
+
+def model_config(model_cfg, vocab_size: int) -> TransformerConfig:
+  """The model's architecture from config, with the vocabulary padded to `vocab_multiple`."""
+  fields = {f.name for f in dataclasses.fields(TransformerConfig)}
+  kwargs = {k: v for k, v in model_cfg.to_dict().items() if k in fields}
+  kwargs["vocab_size"] = -(-vocab_size // model_cfg.vocab_multiple) * model_cfg.vocab_multiple
+  return TransformerConfig(**kwargs)
+
+
+def cross_entropy(logits_BTV: jax.Array, targets_BT: jax.Array) -> jax.Array:
+  """Per-token negative log-likelihood [B, T] in float32."""
+  return optax.softmax_cross_entropy_with_integer_labels(logits_BTV.astype(jnp.float32),
+                                                         targets_BT)
+
+
+def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
+                    schedule: optax.Schedule, use_dropout: bool):
+  """Returns the pure `train_step(state, batch) -> (state, metrics)`."""
+
+  def train_step(state: TrainState, batch: dict[str, jax.Array]):
+    tokens = batch["tokens"]
+    dropout_key = jax.random.fold_in(state.rng, state.step)
+
+    def loss_of(params):
+      rngs = nnx.Rngs(dropout=dropout_key) if use_dropout else None  # made inside the grad trace
+      logits = nnx.merge(graphdef, params)(tokens[:, :-1], rngs=rngs)
+      return cross_entropy(logits, tokens[:, 1:]).mean()
+
+    loss, grads = jax.value_and_grad(loss_of)(state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
+    return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads),
+                       "lr": schedule(state.step)}
+
+  return train_step
+
+
+def make_eval_step(graphdef: nnx.GraphDef):
+  """Returns `eval_step(params, batch) -> (summed token loss, token count)`."""
+
+  def eval_step(params, batch):
+    tokens = batch["tokens"]
+    nll = cross_entropy(nnx.merge(graphdef, params)(tokens[:, :-1]), tokens[:, 1:])
+    return nll.sum(), jnp.asarray(nll.size, jnp.float32)
+
+  return eval_step
+
+
+@dataclasses.dataclass
+class StateLayout:
+  """How a TrainState is built and placed: model graph, optimizer, init and shardings."""
+
+  graphdef: nnx.GraphDef
+  tx: optax.GradientTransformation
+  schedule: optax.Schedule
+  init_fn: Any                # key -> TrainState
+  shardings: TrainState       # NamedSharding per leaf
+  abstract: TrainState        # ShapeDtypeStructs with shardings, for restoring
+
+
+def state_layout(model_cfg: TransformerConfig, optim_cfg, total_steps: int,
+                 mesh: Mesh) -> StateLayout:
+  """The TrainState's structure and shardings over `mesh`, built without allocating it."""
+  tx, schedule = optim.make_optimizer(optim_cfg, total_steps)
+  graphdef, abstract_params = nnx.split(nnx.eval_shape(lambda: DecoderLM(model_cfg,
+                                                                         rngs=nnx.Rngs(0))))
+
+  def init_fn(key: jax.Array) -> TrainState:
+    params_key, rng = jax.random.split(key)
+    params = nnx.to_pure_dict(nnx.state(DecoderLM(model_cfg, rngs=nnx.Rngs(params=params_key))))
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
+                      rng=rng)
+
+  abstract = jax.eval_shape(init_fn, jax.random.key(0))
+  param_sh = sharding.param_shardings(abstract_params, mesh)
+  rep = sharding.replicated(mesh)
+  opt_sh = optax.tree_map_params(tx, lambda _, s: s, abstract.opt_state, param_sh,
+                                 transform_non_params=lambda _: rep)
+  state_sh = TrainState(step=rep, params=param_sh, opt_state=opt_sh, rng=rep)
+  abstract_sh = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                             abstract, state_sh)
+  return StateLayout(graphdef, tx, schedule, init_fn, state_sh, abstract_sh)
+
+
+@dataclasses.dataclass
+class Experiment:
+  """Everything built from a config before the loop: data, model, optimizer, shardings."""
+
+  config: Any
+  mesh: Mesh
+  data: token_cache.TokenizedData
+  model_cfg: TransformerConfig
+  layout: StateLayout
+
+
+def build(config, mesh: Mesh | None = None) -> Experiment:
+  """Checks the config and builds data, model, optimizer and shardings over the mesh."""
+  num_devices = mesh.size if mesh is not None else jax.device_count()
+  config_checks.check(config, num_devices, jax.process_count())
+  mesh = mesh if mesh is not None else sharding.make_mesh(config.mesh)
+  data = token_cache.tokenized_data(config.data)
+  model_cfg = model_config(config.model, data.tokenizer.vocab_size)
+  layout = state_layout(model_cfg, config.optim, config.train.steps, mesh)
+  return Experiment(config, mesh, data, model_cfg, layout)
+
+
+def evaluate(exp: Experiment, eval_step, params) -> float:
+  """Token-weighted mean loss over `config.train.eval_batches` batches of the eval split."""
+  cfg = exp.config
+  ds = pipeline.window_batches(exp.data.splits[cfg.data.eval_split], cfg.data.seq_len,
+                               cfg.data.batch_size, shuffle_seed=None, repeat=False,
+                               process_index=jax.process_index(),
+                               process_count=jax.process_count())
+  num = len(ds) if cfg.train.eval_batches < 0 else min(cfg.train.eval_batches, len(ds))
+  if num == 0:
+    raise ValueError(f"the eval split has fewer than config.data.batch_size="
+                     f"{cfg.data.batch_size} windows")
+  total, count = jnp.zeros(()), jnp.zeros(())
+  for i in range(num):
+    loss_sum, n = eval_step(params, sharding.global_batch(ds[i], exp.mesh))
+    total, count = total + loss_sum, count + n
+  return float(total / count)
+
+
+def _write_run_files(workdir: str, exp: Experiment) -> None:
+  if jax.process_index() != 0:
+    return
+  os.makedirs(workdir, exist_ok=True)
+  exp.data.tokenizer.save(workdir)
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    f.write(exp.config.to_json_best_effort(indent=2))
+  with open(os.path.join(workdir, "model.json"), "w") as f:
+    json.dump(dataclasses.asdict(exp.model_cfg), f, indent=2)
+
+
+def _format_progress(step: int, total: int, m: dict[str, float]) -> str:
+  parts = [f"step {step}/{total}", f"loss {m['loss']:.4f}", f"lr {m['lr']:.2e}"]
+  if "tokens_per_s" in m:
+    eta = int(m["eta_s"])
+    parts += [f"{m['tokens_per_s'] / 1e3:.1f}k tok/s", f"MFU {100 * m['mfu']:.2f}%",
+              f"ETA {eta // 60}m{eta % 60:02d}s"]
+  return " | ".join(parts)
+
+
+class _Preemption:
+  """Turns SIGTERM into a flag the loop checks, so it saves before exiting."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    self.requested = True
+
+  def restore(self):
+    signal.signal(signal.SIGTERM, self._previous)
+
+
+def train_and_evaluate(config, workdir: str, mesh: Mesh | None = None) -> dict[str, Any]:
+  """Trains per `config` in `workdir`, resuming from its latest checkpoint if there is one.
+
+  Returns a summary: final step, last train loss, last eval loss, compile count, wall time.
+  """
+  t_start = time.perf_counter()
+  exp = build(config, mesh)
+  cfg = exp.config
+  _write_run_files(workdir, exp)
+  writer = metrics.MetricWriter(workdir, enabled=jax.process_index() == 0)
+  mngr = checkpoint.manager(workdir, every=cfg.train.checkpoint_every,
+                            keep=cfg.train.keep_checkpoints, use_async=cfg.train.async_checkpoints)
+  train_ds = pipeline.window_batches(
+      exp.data.splits[cfg.data.train_split], cfg.data.seq_len, cfg.data.batch_size,
+      shuffle_seed=cfg.seed, repeat=True, process_index=jax.process_index(),
+      process_count=jax.process_count())
+  data_iter = pipeline.iterate(train_ds, cfg.data.prefetch, cfg.data.num_threads)
+
+  if mngr.latest_step() is not None:
+    state, data_state = checkpoint.restore(mngr, exp.layout.abstract)
+    data_iter.set_state(data_state)
+    log.info("resumed from step %d in %s", int(state.step), mngr.directory)
+  else:
+    init = jax.jit(exp.layout.init_fn, out_shardings=exp.layout.shardings)
+    state = init(jax.random.key(cfg.seed))
+
+  train_step = jax.jit(
+      make_train_step(exp.layout.graphdef, exp.layout.tx, exp.layout.schedule,
+                      exp.model_cfg.dropout > 0),
+      in_shardings=(exp.layout.shardings, sharding.batch_sharding(exp.mesh)),
+      out_shardings=(exp.layout.shardings, None), donate_argnums=0)
+  eval_step = jax.jit(make_eval_step(exp.layout.graphdef))
+
+  counts = scaling.param_counts(exp.model_cfg)
+  peak, peak_name = device_peak_flops(exp.mesh.devices.flat[0])
+  num_chips = 1 if exp.mesh.devices.flat[0].platform == "cpu" else exp.mesh.size
+  tokens_per_step = cfg.data.batch_size * cfg.data.seq_len
+  meter = metrics.Throughput(tokens_per_step,
+                             scaling.training_flops_per_token(exp.model_cfg, cfg.data.seq_len),
+                             peak * num_chips, cfg.train.steps)
+  log.info("model: %s params (%s non-embedding); mesh %s; MFU peak: %s x %d",
+           f"{counts['total']:,}", f"{counts['non_embedding']:,}", dict(exp.mesh.shape),
+           peak_name, num_chips)
+
+  step = int(state.step)
+  start_step = step
+  preemption = _Preemption()
+  pending = None  # (step, device metrics) of the last dispatched step, fetched one step late
+  summary: dict[str, Any] = {"start_step": start_step}
+  last_train_loss = last_eval_loss = math.nan
+
+  def fetch(step_and_metrics) -> dict[str, float]:
+    at, device_metrics = step_and_metrics
+    host = {k: float(v) for k, v in jax.device_get(device_metrics).items()}
+    if not (math.isfinite(host["loss"]) and math.isfinite(host["grad_norm"])):
+      good = mngr.latest_step()
+      raise NonFiniteLossError(
+          f"loss {host['loss']} / grad norm {host['grad_norm']} at step {at}; last good "
+          f"checkpoint: {'none' if good is None else f'step {good}'} in {mngr.directory}")
+    return host
+
+  def record(step_and_metrics) -> float:
+    host = fetch(step_and_metrics)
+    at = step_and_metrics[0]
+    if at % cfg.train.log_every == 0:
+      host.update(meter.report(at))
+      log.info(_format_progress(at, cfg.train.steps, host))
+      writer.write(at, host)
+    return host["loss"]
+
+  try:
+    while step < cfg.train.steps:
+      batch = sharding.global_batch(next(data_iter), exp.mesh)
+      state, step_metrics = train_step(state, batch)
+      step += 1
+      if pending is not None:
+        last_train_loss = record(pending)
+      if step == start_step + 1:
+        meter.reset(step)  # exclude compilation from throughput
+      pending = (step, step_metrics)
+      stop = preemption.requested or step - start_step == cfg.train.stop_after_steps
+      last = step == cfg.train.steps or stop
+      if step % cfg.train.eval_every == 0 or step == cfg.train.steps:
+        last_eval_loss = evaluate(exp, eval_step, state.params)
+        log.info("step %d | eval loss %.4f", step, last_eval_loss)
+        writer.write(step, {"eval_loss": last_eval_loss})
+      if step % cfg.train.checkpoint_every == 0 or last:
+        fetch(pending)  # never save a state that followed a NaN
+        checkpoint.save(mngr, step, state, data_iter.get_state(), force=last)
+      if stop:
+        log.warning("%s: saved step %d, exiting", "SIGTERM" if preemption.requested else
+                    "config.train.stop_after_steps", step)
+        summary["preempted"] = preemption.requested
+        break
+    if pending is not None:
+      last_train_loss = record(pending)
+  finally:
+    mngr.wait_until_finished()
+    preemption.restore()
+    writer.close()
+
+  summary.update(step=step, train_loss=last_train_loss, eval_loss=last_eval_loss,
+                 train_step_compiles=train_step._cache_size(),  # pylint: disable=protected-access
+                 wall_s=time.perf_counter() - t_start, state=state,
+                 tokens_per_step=tokens_per_step)
+  log.info("done: step %d, train loss %.4f, eval loss %.4f, train_step compiled %d time(s), "
+           "%.1fs", step, last_train_loss, last_eval_loss, summary["train_step_compiles"],
+           summary["wall_s"])
+  return summary
+
+
+def host_params(state: TrainState) -> Any:
+  """The params as host numpy arrays (gathered from every device)."""
+  return jax.tree.map(np.asarray, jax.device_get(state.params))

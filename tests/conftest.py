@@ -1,0 +1,48 @@
+"""Test setup: 8 forced CPU devices, and a tiny config on a small slice of the corpus."""
+
+import os
+
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                           " --xla_force_host_platform_device_count=8").strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import pytest  # noqa: E402
+
+from experiments.configs import base  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CORPUS = os.path.join(REPO, "data", "tiny_shakespeare.txt")
+
+
+@pytest.fixture
+def corpus_file(tmp_path):
+  """The first 20k characters of tiny Shakespeare."""
+  path = tmp_path / "corpus.txt"
+  with open(CORPUS) as f:
+    path.write_text(f.read(20_000))
+  return str(path)
+
+
+@pytest.fixture
+def tiny_config(tmp_path, corpus_file):
+  c = base.get_config()
+  c.data.path = corpus_file
+  c.data.data_dir = str(tmp_path / "data")
+  c.data.seq_len = 16
+  c.model.max_seq_len = 16
+  c.data.batch_size = 8
+  c.data.num_threads = 1
+  c.data.prefetch = 2
+  c.model.num_layers = 2
+  c.model.num_heads = 4
+  c.model.d_model = 32
+  c.model.dropout = 0.1
+  c.optim.warmup_steps = 2
+  c.train.steps = 8
+  c.train.log_every = 1
+  c.train.eval_every = 4
+  c.train.eval_batches = 2
+  c.train.checkpoint_every = 4
+  c.train.async_checkpoints = False
+  c.mesh.data = 1
+  return c

@@ -1,0 +1,82 @@
+import numpy as np
+import pytest
+
+from lm.data import pipeline, token_cache
+from lm.data.local_text import chunk_text, split_text
+from lm.data.tokenizer import CharTokenizer, load_tokenizer
+
+
+def _take(it, n):
+  return [next(it)["tokens"] for _ in range(n)]
+
+
+def test_split_and_chunks_keep_every_character():
+  text = "".join(f"line {i}\n" for i in range(1000))
+  train, val = split_text(text, 0.1)
+  assert train + val == text and val.startswith("line ") and 0.08 < len(val) / len(text) < 0.12
+  chunks = chunk_text(text, 100)
+  assert "".join(chunks) == text and all(len(c) <= 100 for c in chunks)
+  assert all(c.endswith("\n") for c in chunks)
+
+
+def test_char_tokenizer_round_trip(tmp_path):
+  tok = CharTokenizer.train(["hello world"])
+  assert tok.decode(tok.encode("hold")) == "hold"
+  tok.save(str(tmp_path))
+  assert load_tokenizer(str(tmp_path)).encode("low") == tok.encode("low")
+  with pytest.raises(ValueError, match="not in the character vocabulary"):
+    tok.encode("z")
+
+
+def test_tokenized_data_from_local_corpus(tiny_config, corpus_file):
+  data = token_cache.tokenized_data(tiny_config.data)
+  text = open(corpus_file).read()
+  train, val = data.splits["train"], data.splits["validation"]
+  assert len(train) + len(val) == len(text)
+  assert data.tokenizer.decode(np.asarray(val)) == split_text(text, 0.1)[1]
+  again = token_cache.tokenized_data(tiny_config.data)  # cached: same files
+  np.testing.assert_array_equal(again.splits["train"], train)
+
+
+def test_sentencepiece_tokenizer_is_trained_and_cached(tiny_config):
+  tiny_config.data.tokenizer = "sentencepiece"
+  tiny_config.data.vocab_size = 512
+  data = token_cache.tokenized_data(tiny_config.data)
+  assert data.tokenizer.vocab_size == 512 and data.tokenizer.eos_id is not None
+  assert data.tokenizer.decode(data.tokenizer.encode("First Citizen")) == "First Citizen"
+  assert data.splits["train"].max() < 512
+
+
+def test_pipeline_is_deterministic_and_resumes_exactly():
+  tokens = np.arange(2000, dtype=np.uint16)
+  make = lambda seed: pipeline.iterate(
+      pipeline.window_batches(tokens, 16, 4, shuffle_seed=seed, repeat=True), 2, 1)
+  a = _take(make(0), 60)  # > one epoch (124 windows / 4 per batch = 31 batches)
+  np.testing.assert_array_equal(a, _take(make(0), 60))
+  assert not np.array_equal(a[0], _take(make(1), 1)[0])
+  assert not np.array_equal(a[0:29], a[31:60])  # each epoch is shuffled anew
+  it = make(0)
+  _take(it, 17)
+  state = it.get_state()
+  resumed = make(0)
+  resumed.set_state(state)
+  np.testing.assert_array_equal(_take(resumed, 43), a[17:])
+
+
+def test_windows_are_shifted_targets_and_cover_the_stream():
+  tokens = np.arange(161, dtype=np.uint16)
+  batches = list(pipeline.window_batches(tokens, 16, 2, shuffle_seed=None, repeat=False))
+  rows = np.concatenate([b["tokens"] for b in batches])
+  assert rows.shape == (10, 17)
+  np.testing.assert_array_equal(rows[:, 1:-1], rows[:, :-2] + 1)
+  np.testing.assert_array_equal(rows[:, 0], np.arange(10) * 16)
+
+
+def test_hosts_read_disjoint_rows_that_make_the_global_batch():
+  tokens = np.arange(5000, dtype=np.uint16)
+  full = pipeline.window_batches(tokens, 16, 8, shuffle_seed=3, repeat=True)
+  parts = [pipeline.window_batches(tokens, 16, 8, shuffle_seed=3, repeat=True,
+                                   process_index=p, process_count=4) for p in range(4)]
+  for step in (0, 5, 40):
+    np.testing.assert_array_equal(np.concatenate([p[step]["tokens"] for p in parts]),
+                                  full[step]["tokens"])

@@ -1,0 +1,56 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from lm import scaling
+from lm.model.transformer import DecoderLM, TransformerConfig
+
+
+def _cfg(**kw):
+  base = dict(vocab_size=64, num_layers=2, num_heads=4, d_model=32, mlp_dim=128, max_seq_len=16)
+  return TransformerConfig(**{**base, **kw})
+
+
+@pytest.mark.parametrize("position", ["learned", "rotary"])
+def test_causal_future_tokens_do_not_change_past_logits(position):
+  model = DecoderLM(_cfg(position=position), rngs=nnx.Rngs(0))
+  tokens = jax.random.randint(jax.random.key(1), (2, 16), 0, 64)
+  changed = tokens.at[:, 10].set((tokens[:, 10] + 1) % 64)
+  a, b = model(tokens), model(changed)
+  np.testing.assert_allclose(a[:, :10], b[:, :10], rtol=0, atol=1e-6)
+  assert not np.allclose(a[:, 10:], b[:, 10:])
+
+
+@pytest.mark.parametrize("kw", [{}, {"tie_embeddings": False}, {"use_bias": False},
+                                {"position": "rotary"}])
+def test_param_counts_match_the_model(kw):
+  cfg = _cfg(**kw)
+  state = nnx.state(DecoderLM(cfg, rngs=nnx.Rngs(0)))
+  actual = sum(x.size for x in jax.tree.leaves(state))
+  assert scaling.param_counts(cfg)["total"] == actual
+
+
+def test_gpt2_small_param_count():
+  # GPT-2 124M: 50257 tokens, 1024 positions, 12 x 768, learned positions, tied head.
+  cfg = TransformerConfig(vocab_size=50257, num_layers=12, num_heads=12, d_model=768,
+                          mlp_dim=3072, max_seq_len=1024)
+  assert scaling.param_counts(cfg)["total"] == 124_439_808
+
+
+def test_dropout_active_only_with_rngs():
+  model = DecoderLM(_cfg(dropout=0.5), rngs=nnx.Rngs(0))
+  tokens = jnp.zeros((1, 8), jnp.int32)
+  np.testing.assert_array_equal(model(tokens), model(tokens))
+  assert not np.allclose(model(tokens, rngs=nnx.Rngs(dropout=0)),
+                         model(tokens, rngs=nnx.Rngs(dropout=1)))
+
+
+def test_bfloat16_compute_gives_float32_logits_close_to_float32():
+  tokens = jax.random.randint(jax.random.key(1), (2, 16), 0, 64)
+  f32 = DecoderLM(_cfg(), rngs=nnx.Rngs(0))
+  bf16 = DecoderLM(_cfg(compute_dtype="bfloat16"), rngs=nnx.Rngs(0))
+  out = bf16(tokens)
+  assert out.dtype == jnp.float32
+  np.testing.assert_allclose(out, f32(tokens), atol=0.05)

@@ -1,0 +1,41 @@
+import pytest
+
+from lm import config_checks
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("model.num_heads", 5, r"config.model.d_model=32 must be divisible by config.model.num_heads=5"),
+    ("mesh.data", 3, r"config.mesh: data\*fsdp\*tensor = 6 .* must equal the 8 devices"),
+    ("data.batch_size", 6, r"config.data.batch_size=6 must be divisible by mesh data\*fsdp=4"),
+    ("data.seq_len", 32, r"config.data.seq_len=32 exceeds config.model.max_seq_len=16"),
+    ("optim.schedule", "step", r"config.optim.schedule='step'; valid: constant, linear, cosine, wsd"),
+    ("data.dataset", "no_such_set", r"config.data.dataset='no_such_set' is unknown"),
+    ("data.path", "/nonexistent.txt", r"config.data.path='/nonexistent.txt' does not exist"),
+    ("data.tokenizer", "bpe", r"config.data.tokenizer='bpe'; valid: char, sentencepiece"),
+    ("model.position", "alibi", r"config.model.position='alibi'"),
+])
+def test_bad_config_fails_naming_the_field(tiny_config, field, value, message):
+  tiny_config.mesh.data = 4 if field != "mesh.data" else tiny_config.mesh.data
+  tiny_config.mesh.tensor = 2
+  section, name = field.split(".")
+  tiny_config[section][name] = value
+  with pytest.raises(config_checks.ConfigError, match=message):
+    config_checks.check(tiny_config, num_devices=8)
+
+
+def test_valid_config_passes(tiny_config):
+  tiny_config.mesh.data = -1
+  tiny_config.mesh.tensor = 2
+  config_checks.check(tiny_config, num_devices=8)
+
+
+def test_command_line_reports_one_line(tiny_config, tmp_path):
+  import subprocess, sys, os
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  out = subprocess.run(
+      [sys.executable, "-m", "experiments.train",
+       "--config=experiments/configs/shakespeare_char.py", f"--workdir={tmp_path}",
+       "--config.model.num_heads=3"], cwd=repo, capture_output=True, text=True, timeout=120)
+  assert out.returncode != 0
+  assert out.stderr.strip().splitlines()[-1] == (
+      "error: config.model.d_model=128 must be divisible by config.model.num_heads=3")

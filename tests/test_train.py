@@ -1,0 +1,85 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lm import sharding, train
+
+
+def _run(config, workdir, mesh=None):
+  return train.train_and_evaluate(config, str(workdir), mesh=mesh)
+
+
+def test_tiny_model_overfits_one_batch(tiny_config):
+  tiny_config.model.dropout = 0.0
+  tiny_config.optim.learning_rate = 3e-3
+  tiny_config.optim.weight_decay = 0.0
+  tiny_config.optim.schedule = "constant"
+  mesh = sharding.make_mesh(tiny_config.mesh, jax.devices()[:1])
+  exp = train.build(tiny_config, mesh)
+  state = jax.jit(exp.layout.init_fn)(jax.random.key(0))
+  step = jax.jit(train.make_train_step(exp.layout.graphdef, exp.layout.tx, exp.layout.schedule,
+                                       False))
+  ds = train.pipeline.window_batches(exp.data.splits["train"], 16, 8, shuffle_seed=0, repeat=True)
+  batch = {"tokens": jnp.asarray(ds[0]["tokens"])}
+  losses = []
+  for _ in range(150):
+    state, m = step(state, batch)
+    losses.append(float(m["loss"]))
+  assert losses[-1] < losses[0] / 10, (losses[0], losses[-1])
+
+
+@pytest.mark.parametrize("layout", [dict(data=2, fsdp=2, tensor=2), dict(data=8, fsdp=1, tensor=1),
+                                    dict(data=1, fsdp=4, tensor=2)])
+def test_sharded_training_matches_one_device(tiny_config, tmp_path, layout):
+  tiny_config.train.steps = 3
+  tiny_config.train.eval_every = 100
+  one = _run(tiny_config, tmp_path / "one", sharding.make_mesh(tiny_config.mesh, jax.devices()[:1]))
+  for axis, size in layout.items():
+    tiny_config.mesh[axis] = size
+  many = _run(tiny_config, tmp_path / "many", sharding.make_mesh(tiny_config.mesh))
+  assert many["state"].params["embed"].sharding.mesh.size == 8
+  np.testing.assert_allclose(many["train_loss"], one["train_loss"], rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+               train.host_params(many["state"]), train.host_params(one["state"]))
+
+
+def test_resume_is_bitwise_equal_to_a_straight_run(tiny_config, tmp_path):
+  mesh = sharding.make_mesh(tiny_config.mesh, jax.devices()[:1])
+  straight = _run(tiny_config, tmp_path / "straight", mesh)
+  tiny_config.train.stop_after_steps = 4  # the first half, then a restart in the same workdir
+  first = _run(tiny_config, tmp_path / "resumed", mesh)
+  assert first["step"] == 4
+  resumed = _run(tiny_config, tmp_path / "resumed", mesh)
+  assert resumed["start_step"] == 4 and resumed["step"] == 8
+  assert resumed["train_loss"] == straight["train_loss"]
+  assert resumed["eval_loss"] == straight["eval_loss"]
+  jax.tree.map(np.testing.assert_array_equal, train.host_params(resumed["state"]),
+               train.host_params(straight["state"]))
+  for a, b in zip(_losses(tmp_path / "resumed"), _losses(tmp_path / "straight")):
+    assert a == b
+
+
+def _losses(workdir):
+  import json
+  rows = [json.loads(l) for l in open(workdir / "metrics.jsonl")]
+  return sorted((r["step"], r["loss"]) for r in rows if "loss" in r)
+
+
+def test_train_step_compiles_once_and_writes_metrics(tiny_config, tmp_path):
+  out = _run(tiny_config, tmp_path, sharding.make_mesh(tiny_config.mesh, jax.devices()[:1]))
+  assert out["train_step_compiles"] == 1
+  steps = [s for s, _ in _losses(tmp_path)]
+  assert steps == list(range(1, 9))
+  assert list((tmp_path / "tb").iterdir())
+  assert (tmp_path / "char_vocab.json").exists() and (tmp_path / "model.json").exists()
+
+
+def test_nan_loss_stops_with_step_and_last_good_checkpoint(tiny_config, tmp_path):
+  tiny_config.optim.learning_rate = 1e30
+  tiny_config.optim.grad_clip_norm = 0.0
+  tiny_config.optim.warmup_steps = 0
+  tiny_config.train.checkpoint_every = 1
+  tiny_config.train.steps = 50
+  with pytest.raises(train.NonFiniteLossError, match=r"at step \d+; last good checkpoint: step \d+"):
+    _run(tiny_config, tmp_path, sharding.make_mesh(tiny_config.mesh, jax.devices()[:1]))
