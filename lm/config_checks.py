@@ -6,7 +6,7 @@ import os
 
 from lm import optim, sharding
 from lm.data import sources, token_cache
-from lm.model.transformer import DTYPES
+from lm.model.transformer import DTYPES, REMAT_POLICIES
 
 
 class ConfigError(ValueError):
@@ -33,6 +33,11 @@ def check(config, num_devices: int, num_processes: int = 1) -> None:
     _require(m[field] in DTYPES, f"config.model.{field}={m[field]!r}; valid: {', '.join(DTYPES)}")
   _require(m.attention_impl in ("xla", "cudnn", "auto"),
            f"config.model.attention_impl={m.attention_impl!r}; valid: 'xla', 'cudnn', 'auto'")
+  _require(m.remat in REMAT_POLICIES,
+           f"config.model.remat={m.remat!r}; valid: {', '.join(REMAT_POLICIES)}")
+  _require(t.grad_accum_steps >= 1 and d.batch_size % t.grad_accum_steps == 0,
+           f"config.train.grad_accum_steps={t.grad_accum_steps} must divide "
+           f"config.data.batch_size={d.batch_size}")
   _require(d.seq_len <= m.max_seq_len,
            f"config.data.seq_len={d.seq_len} exceeds config.model.max_seq_len={m.max_seq_len}")
   _require(o.schedule in optim.SCHEDULES,

@@ -11,7 +11,8 @@ import jax
 import ml_collections
 from flax import nnx
 
-from lm import checkpoint, sharding, train
+from lm import checkpoint, sharding
+from lm.step import state_layout
 from lm.data.tokenizer import Tokenizer, load_tokenizer
 from lm.model.transformer import TransformerConfig
 
@@ -33,7 +34,7 @@ def load_run(workdir: str, step: int | None = None) -> TrainedRun:
   with open(os.path.join(workdir, "model.json")) as f:
     model_cfg = TransformerConfig(**json.load(f))
   mesh = sharding.make_mesh({"data": -1, "fsdp": 1, "tensor": 1})
-  layout = train.state_layout(model_cfg, config.optim, config.train.steps, mesh)
+  layout = state_layout(model_cfg, config.optim, config.train.steps, mesh)
   mngr = checkpoint.manager(workdir, every=1, keep=1 << 30, use_async=False)
   state, _ = checkpoint.restore(mngr, layout.abstract, step, with_data=False)
   return TrainedRun(config, model_cfg, load_tokenizer(workdir), layout.graphdef, state.params,

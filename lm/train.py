@@ -1,4 +1,4 @@
-"""Training: TrainState, the pure train/eval steps, and the loop.
+"""The training loop: build an experiment from config, then train, evaluate and checkpoint.
 
 This is the one place where model, data, optimizer and checkpoints meet.
 """
@@ -14,116 +14,23 @@ import signal
 import time
 from typing import Any
 
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from flax import nnx
 from jax.sharding import Mesh
 
-from lm import checkpoint, config_checks, metrics, optim, scaling, sharding
+from lm import checkpoint, config_checks, metrics, scaling, sharding
 from lm.data import pipeline, token_cache
 from lm.hardware import device_peak_flops
-from lm.model.transformer import DecoderLM, TransformerConfig
+from lm.model.transformer import TransformerConfig
+from lm.step import StateLayout, TrainState, make_eval_step, make_train_step, model_config, \
+    state_layout
 
 log = logging.getLogger(__name__)
 
 
-@flax.struct.dataclass
-class TrainState:
-  step: jax.Array
-  params: Any
-  opt_state: Any
-  rng: jax.Array
-
-
 class NonFiniteLossError(RuntimeError):
   """The loss or gradient became NaN or inf."""
-
-
-def model_config(model_cfg, vocab_size: int) -> TransformerConfig:
-  """The model's architecture from config, with the vocabulary padded to `vocab_multiple`."""
-  fields = {f.name for f in dataclasses.fields(TransformerConfig)}
-  kwargs = {k: v for k, v in model_cfg.to_dict().items() if k in fields}
-  kwargs["vocab_size"] = -(-vocab_size // model_cfg.vocab_multiple) * model_cfg.vocab_multiple
-  return TransformerConfig(**kwargs)
-
-
-def cross_entropy(logits_BTV: jax.Array, targets_BT: jax.Array) -> jax.Array:
-  """Per-token negative log-likelihood [B, T] in float32."""
-  return optax.softmax_cross_entropy_with_integer_labels(logits_BTV.astype(jnp.float32),
-                                                         targets_BT)
-
-
-def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
-                    schedule: optax.Schedule, use_dropout: bool):
-  """Returns the pure `train_step(state, batch) -> (state, metrics)`."""
-
-  def train_step(state: TrainState, batch: dict[str, jax.Array]):
-    tokens = batch["tokens"]
-    dropout_key = jax.random.fold_in(state.rng, state.step)
-
-    def loss_of(params):
-      rngs = nnx.Rngs(dropout=dropout_key) if use_dropout else None  # made inside the grad trace
-      logits = nnx.merge(graphdef, params)(tokens[:, :-1], rngs=rngs)
-      return cross_entropy(logits, tokens[:, 1:]).mean()
-
-    loss, grads = jax.value_and_grad(loss_of)(state.params)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
-    return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads),
-                       "lr": schedule(state.step)}
-
-  return train_step
-
-
-def make_eval_step(graphdef: nnx.GraphDef):
-  """Returns `eval_step(params, batch) -> (summed token loss, token count)`."""
-
-  def eval_step(params, batch):
-    tokens = batch["tokens"]
-    nll = cross_entropy(nnx.merge(graphdef, params)(tokens[:, :-1]), tokens[:, 1:])
-    return nll.sum(), jnp.asarray(nll.size, jnp.float32)
-
-  return eval_step
-
-
-@dataclasses.dataclass
-class StateLayout:
-  """How a TrainState is built and placed: model graph, optimizer, init and shardings."""
-
-  graphdef: nnx.GraphDef
-  tx: optax.GradientTransformation
-  schedule: optax.Schedule
-  init_fn: Any                # key -> TrainState
-  shardings: TrainState       # NamedSharding per leaf
-  abstract: TrainState        # ShapeDtypeStructs with shardings, for restoring
-
-
-def state_layout(model_cfg: TransformerConfig, optim_cfg, total_steps: int,
-                 mesh: Mesh) -> StateLayout:
-  """The TrainState's structure and shardings over `mesh`, built without allocating it."""
-  tx, schedule = optim.make_optimizer(optim_cfg, total_steps)
-  graphdef, abstract_params = nnx.split(nnx.eval_shape(lambda: DecoderLM(model_cfg,
-                                                                         rngs=nnx.Rngs(0))))
-
-  def init_fn(key: jax.Array) -> TrainState:
-    params_key, rng = jax.random.split(key)
-    params = nnx.to_pure_dict(nnx.state(DecoderLM(model_cfg, rngs=nnx.Rngs(params=params_key))))
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
-                      rng=rng)
-
-  abstract = jax.eval_shape(init_fn, jax.random.key(0))
-  param_sh = sharding.param_shardings(abstract_params, mesh)
-  rep = sharding.replicated(mesh)
-  opt_sh = optax.tree_map_params(tx, lambda _, s: s, abstract.opt_state, param_sh,
-                                 transform_non_params=lambda _: rep)
-  state_sh = TrainState(step=rep, params=param_sh, opt_state=opt_sh, rng=rep)
-  abstract_sh = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                             abstract, state_sh)
-  return StateLayout(graphdef, tx, schedule, init_fn, state_sh, abstract_sh)
 
 
 @dataclasses.dataclass
@@ -229,7 +136,7 @@ def train_and_evaluate(config, workdir: str, mesh: Mesh | None = None) -> dict[s
 
   train_step = jax.jit(
       make_train_step(exp.layout.graphdef, exp.layout.tx, exp.layout.schedule,
-                      exp.model_cfg.dropout > 0),
+                      exp.model_cfg.dropout > 0, cfg.train.grad_accum_steps),
       in_shardings=(exp.layout.shardings, sharding.batch_sharding(exp.mesh)),
       out_shardings=(exp.layout.shardings, None), donate_argnums=0)
   eval_step = jax.jit(make_eval_step(exp.layout.graphdef))

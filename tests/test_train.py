@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lm import sharding, train
+from lm import sharding, step as step_lib, train
 
 
 def _run(config, workdir, mesh=None):
@@ -18,7 +18,7 @@ def test_tiny_model_overfits_one_batch(tiny_config):
   mesh = sharding.make_mesh(tiny_config.mesh, jax.devices()[:1])
   exp = train.build(tiny_config, mesh)
   state = jax.jit(exp.layout.init_fn)(jax.random.key(0))
-  step = jax.jit(train.make_train_step(exp.layout.graphdef, exp.layout.tx, exp.layout.schedule,
+  step = jax.jit(step_lib.make_train_step(exp.layout.graphdef, exp.layout.tx, exp.layout.schedule,
                                        False))
   ds = train.pipeline.window_batches(exp.data.splits["train"], 16, 8, shuffle_seed=0, repeat=True)
   batch = {"tokens": jnp.asarray(ds[0]["tokens"])}

@@ -41,6 +41,7 @@ def get_config() -> ml_collections.ConfigDict:
   m.param_dtype = "float32"
   m.compute_dtype = "float32"      # 'bfloat16' on GPU/TPU
   m.attention_impl = "xla"         # 'xla', 'cudnn' (fused, GPU) or 'auto' (JAX chooses)
+  m.remat = "none"                 # rematerialise blocks in the backward: 'none', 'full', 'dots'
 
   c.optim = o = ml_collections.ConfigDict()
   o.learning_rate = 1e-3
@@ -57,6 +58,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.train = t = ml_collections.ConfigDict()
   t.steps = 5000                   # the schedule's length
   t.stop_after_steps = -1          # end this invocation after so many steps (saving); -1: never
+  t.grad_accum_steps = 1           # microbatches per step (the batch is split, grads averaged)
   t.log_every = 50
   t.eval_every = 500
   t.eval_batches = -1              # batches of the eval split per evaluation; -1: all of it

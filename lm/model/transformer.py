@@ -13,6 +13,12 @@ from lm.model.attention import AttentionImpl, SelfAttention
 from lm.model.layers import MLP, LayerNorm, normal_param
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+# What the backward pass may keep from the forward of each block ('none': everything).
+REMAT_POLICIES = {
+    "none": None,
+    "full": jax.checkpoint_policies.nothing_saveable,
+    "dots": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +39,7 @@ class TransformerConfig:
   param_dtype: str = "float32"
   compute_dtype: str = "float32"
   attention_impl: str = "xla"
+  remat: str = "none"
 
   @property
   def head_dim(self) -> int:
@@ -93,8 +100,14 @@ class DecoderLM(nnx.Module):
       x_BTD = x_BTD + self.pos_embed[: tokens_BT.shape[1]].astype(cdt)
     x_BTD = self.dropout(x_BTD, deterministic=rngs is None, rngs=rngs)
     for block in self.blocks:
-      x_BTD = block(x_BTD, causal=True, rngs=rngs)
+      x_BTD = self._apply_block(block, x_BTD, rngs)
     x_BTD = self.norm_out(x_BTD)
     head_DV = self.embed[...].T if self.head is None else self.head[...]
     return jnp.einsum("btd,dv->btv", x_BTD, head_DV.astype(cdt),
                       preferred_element_type=jnp.float32)
+
+  def _apply_block(self, block: Block, x_BTD: jax.Array, rngs: nnx.Rngs | None) -> jax.Array:
+    if self.cfg.remat == "none":
+      return block(x_BTD, causal=True, rngs=rngs)
+    policy = REMAT_POLICIES[self.cfg.remat]
+    return nnx.remat(lambda b, x, r: b(x, causal=True, rngs=r), policy=policy)(block, x_BTD, rngs)

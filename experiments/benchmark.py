@@ -1,0 +1,138 @@
+"""Measure training throughput: compile time, step time, tokens/s, TFLOP/s, MFU, memory.
+
+    python -m experiments.benchmark --config=experiments/configs/gpt2_124m.py \
+        [--steps=20 --warmup=3 --data=synthetic|real --tag=...]
+
+Prints a table and appends one JSON line to benchmarks/results.jsonl. Synthetic data (one
+device-resident batch) takes input out of the picture; `--data=real` feeds the grain pipeline
+through the host every step, showing whether input is the bottleneck.
+"""
+
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+from ml_collections import config_flags
+
+from lm import scaling, sharding
+from lm.hardware import device_peak_flops
+from lm.step import make_train_step, model_config, state_layout
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file.")
+_STEPS = flags.DEFINE_integer("steps", 20, "Timed steps.")
+_WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps after compilation.")
+_DATA = flags.DEFINE_enum("data", "synthetic", ["synthetic", "real"], "Input source.")
+_VOCAB = flags.DEFINE_integer("vocab_size", None,
+                              "Synthetic data: vocabulary (default config.data.vocab_size).")
+_TAG = flags.DEFINE_string("tag", "", "A label for this measurement.")
+_OUT = flags.DEFINE_string("out", "benchmarks/results.jsonl", "JSONL file to append to.")
+flags.mark_flag_as_required("config")
+
+
+def _git_commit() -> str:
+  try:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+  except (OSError, subprocess.CalledProcessError):
+    return "unknown"
+
+
+def _batches(config, mesh):
+  """(vocab size, a function giving the next global batch)."""
+  if _DATA.value == "real":
+    from lm.data import pipeline, token_cache  # pylint: disable=g-import-not-at-top
+    data = token_cache.tokenized_data(config.data)
+    ds = pipeline.window_batches(data.splits[config.data.train_split], config.data.seq_len,
+                                 config.data.batch_size, shuffle_seed=config.seed, repeat=True,
+                                 process_index=jax.process_index(),
+                                 process_count=jax.process_count())
+    it = pipeline.iterate(ds, config.data.prefetch, config.data.num_threads)
+    return data.tokenizer.vocab_size, lambda: sharding.global_batch(next(it), mesh)
+  vocab = _VOCAB.value or config.data.vocab_size
+  rng = np.random.default_rng(0)
+  local = {"tokens": rng.integers(0, vocab, (config.data.batch_size, config.data.seq_len + 1),
+                                  dtype=np.int32)}
+  batch = sharding.global_batch(local, mesh)
+  return vocab, lambda: batch
+
+
+def main(argv):
+  del argv
+  config = _CONFIG.value
+  mesh = sharding.make_mesh(config.mesh)
+  vocab, next_batch = _batches(config, mesh)
+  model_cfg = model_config(config.model, vocab)
+  layout = state_layout(model_cfg, config.optim, config.train.steps, mesh)
+  state = jax.jit(layout.init_fn, out_shardings=layout.shardings)(jax.random.key(0))
+  step_fn = jax.jit(
+      make_train_step(layout.graphdef, layout.tx, layout.schedule, model_cfg.dropout > 0,
+                      config.train.grad_accum_steps),
+      in_shardings=(layout.shardings, sharding.batch_sharding(mesh)),
+      out_shardings=(layout.shardings, None), donate_argnums=0)
+
+  t0 = time.perf_counter()
+  compiled = step_fn.lower(state, next_batch()).compile()
+  compile_s = time.perf_counter() - t0
+  for _ in range(_WARMUP.value):
+    state, m = compiled(state, next_batch())
+  jax.block_until_ready(m)
+
+  synced = []  # each step timed alone, waiting for the device
+  for _ in range(_STEPS.value):
+    t = time.perf_counter()
+    state, m = compiled(state, next_batch())
+    jax.block_until_ready(m)
+    synced.append(time.perf_counter() - t)
+  t = time.perf_counter()  # the same steps dispatched back to back, as the training loop does
+  for _ in range(_STEPS.value):
+    state, m = compiled(state, next_batch())
+  jax.block_until_ready((state, m))
+  pipelined = (time.perf_counter() - t) / _STEPS.value
+
+  device = mesh.devices.flat[0]
+  peak, peak_name = device_peak_flops(device)
+  chips = 1 if device.platform == "cpu" else mesh.size
+  tokens = config.data.batch_size * config.data.seq_len
+  flops_per_token = scaling.training_flops_per_token(model_cfg, config.data.seq_len)
+  tokens_per_s = tokens / pipelined
+  stats = device.memory_stats() or {}
+  row = {
+      "time": datetime.datetime.now().isoformat(timespec="seconds"),
+      "tag": _TAG.value, "config": config_flags.get_config_filename(flags.FLAGS["config"]), "data": _DATA.value,
+      "device": device.device_kind, "num_devices": mesh.size, "mesh": dict(mesh.shape),
+      "jax": jax.__version__, "commit": _git_commit(),
+      "params": scaling.param_counts(model_cfg)["total"],
+      "batch": config.data.batch_size, "seq_len": config.data.seq_len,
+      "compute_dtype": model_cfg.compute_dtype, "attention_impl": model_cfg.attention_impl,
+      "remat": model_cfg.remat, "grad_accum_steps": config.train.grad_accum_steps,
+      "compile_s": compile_s,
+      "step_s_median": statistics.median(synced),
+      "step_s_spread": [min(synced), max(synced)],
+      "step_s_pipelined": pipelined,
+      "tokens_per_s": tokens_per_s,
+      "tflops_per_s": tokens_per_s * flops_per_token / 1e12,
+      "mfu": tokens_per_s * flops_per_token / (peak * chips),
+      "mfu_peak": peak_name, "flops_per_token": flops_per_token,
+      "flops_convention": "6 * matmul params + 12 * layers * seq_len * d_model",
+      "peak_memory_gib": stats.get("peak_bytes_in_use", float("nan")) / 2**30,
+      "final_loss": float(m["loss"]),
+  }
+  for k in ("params", "compile_s", "step_s_median", "step_s_pipelined", "tokens_per_s",
+            "tflops_per_s", "mfu", "peak_memory_gib"):
+    v = row[k]
+    print(f"{k:>18}  {v:,.4g}" if isinstance(v, float) else f"{k:>18}  {v:,}")
+  print(f"{'device':>18}  {row['device']} x {row['num_devices']}; MFU vs {peak_name}")
+  os.makedirs(os.path.dirname(_OUT.value) or ".", exist_ok=True)
+  with open(_OUT.value, "a") as f:
+    f.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,129 @@
+"""Pure training functions: TrainState, its layout over a mesh, train_step and eval_step.
+
+Nothing here touches data files, checkpoints or flags, so benchmarks can use it alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+from jax.sharding import Mesh
+
+from lm import optim, sharding
+from lm.model.transformer import DecoderLM, TransformerConfig
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: Any
+  opt_state: Any
+  rng: jax.Array
+
+
+def model_config(model_cfg, vocab_size: int) -> TransformerConfig:
+  """The model's architecture from config, with the vocabulary padded to `vocab_multiple`."""
+  fields = {f.name for f in dataclasses.fields(TransformerConfig)}
+  kwargs = {k: v for k, v in model_cfg.to_dict().items() if k in fields}
+  kwargs["vocab_size"] = -(-vocab_size // model_cfg.vocab_multiple) * model_cfg.vocab_multiple
+  return TransformerConfig(**kwargs)
+
+
+def cross_entropy(logits_BTV: jax.Array, targets_BT: jax.Array) -> jax.Array:
+  """Per-token negative log-likelihood [B, T] in float32."""
+  return optax.softmax_cross_entropy_with_integer_labels(logits_BTV.astype(jnp.float32),
+                                                         targets_BT)
+
+
+def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
+                    schedule: optax.Schedule, use_dropout: bool, grad_accum_steps: int = 1):
+  """Returns the pure `train_step(state, batch) -> (state, metrics)`.
+
+  With `grad_accum_steps > 1` the batch is split into that many microbatches (rows i, i + k,
+  i + 2k, ... so each stays spread over the data axis) whose gradients are averaged.
+  """
+
+  def loss_and_grads(params, tokens, key):
+    def loss_of(params):
+      rngs = nnx.Rngs(dropout=key) if use_dropout else None  # made inside the grad trace
+      logits = nnx.merge(graphdef, params)(tokens[:, :-1], rngs=rngs)
+      return cross_entropy(logits, tokens[:, 1:]).mean()
+    return jax.value_and_grad(loss_of)(params)
+
+  def train_step(state: TrainState, batch: dict[str, jax.Array]):
+    tokens = batch["tokens"]
+    key = jax.random.fold_in(state.rng, state.step)
+    if grad_accum_steps == 1:
+      loss, grads = loss_and_grads(state.params, tokens, key)
+    else:
+      micro = tokens.reshape(-1, grad_accum_steps, tokens.shape[1]).swapaxes(0, 1)
+
+      def accumulate(carry, xs):
+        i, tokens_i = xs
+        loss_i, grads_i = loss_and_grads(state.params, tokens_i, jax.random.fold_in(key, i))
+        return jax.tree.map(jnp.add, carry, (loss_i, grads_i)), None
+
+      zeros = (jnp.zeros(()), jax.tree.map(jnp.zeros_like, state.params))
+      (loss, grads), _ = jax.lax.scan(accumulate, zeros,
+                                      (jnp.arange(grad_accum_steps), micro))
+      loss, grads = jax.tree.map(lambda x: x / grad_accum_steps, (loss, grads))
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
+    return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads),
+                       "lr": schedule(state.step)}
+
+  return train_step
+
+
+def make_eval_step(graphdef: nnx.GraphDef):
+  """Returns `eval_step(params, batch) -> (summed token loss, token count)`."""
+
+  def eval_step(params, batch):
+    tokens = batch["tokens"]
+    nll = cross_entropy(nnx.merge(graphdef, params)(tokens[:, :-1]), tokens[:, 1:])
+    return nll.sum(), jnp.asarray(nll.size, jnp.float32)
+
+  return eval_step
+
+
+@dataclasses.dataclass
+class StateLayout:
+  """How a TrainState is built and placed: model graph, optimizer, init and shardings."""
+
+  graphdef: nnx.GraphDef
+  tx: optax.GradientTransformation
+  schedule: optax.Schedule
+  init_fn: Any                # key -> TrainState
+  shardings: TrainState       # NamedSharding per leaf
+  abstract: TrainState        # ShapeDtypeStructs with shardings, for restoring
+
+
+def state_layout(model_cfg: TransformerConfig, optim_cfg, total_steps: int,
+                 mesh: Mesh) -> StateLayout:
+  """The TrainState's structure and shardings over `mesh`, built without allocating it."""
+  tx, schedule = optim.make_optimizer(optim_cfg, total_steps)
+  graphdef, abstract_params = nnx.split(nnx.eval_shape(lambda: DecoderLM(model_cfg,
+                                                                         rngs=nnx.Rngs(0))))
+
+  def init_fn(key: jax.Array) -> TrainState:
+    params_key, rng = jax.random.split(key)
+    params = nnx.to_pure_dict(nnx.state(DecoderLM(model_cfg, rngs=nnx.Rngs(params=params_key))))
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
+                      rng=rng)
+
+  abstract = jax.eval_shape(init_fn, jax.random.key(0))
+  param_sh = sharding.param_shardings(abstract_params, mesh)
+  rep = sharding.replicated(mesh)
+  opt_sh = optax.tree_map_params(tx, lambda _, s: s, abstract.opt_state, param_sh,
+                                 transform_non_params=lambda _: rep)
+  state_sh = TrainState(step=rep, params=param_sh, opt_state=opt_sh, rng=rep)
+  abstract_sh = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                             abstract, state_sh)
+  return StateLayout(graphdef, tx, schedule, init_fn, state_sh, abstract_sh)
