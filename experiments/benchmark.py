@@ -32,6 +32,8 @@ _DATA = flags.DEFINE_enum("data", "synthetic", ["synthetic", "real"], "Input sou
 _VOCAB = flags.DEFINE_integer("vocab_size", None,
                               "Synthetic data: vocabulary (default config.data.vocab_size).")
 _TAG = flags.DEFINE_string("tag", "", "A label for this measurement.")
+_PROFILE = flags.DEFINE_string("profile_dir", None, "If set, trace 5 more steps with "
+                               "jax.profiler into this folder (with a Perfetto JSON trace).")
 _OUT = flags.DEFINE_string("out", "benchmarks/results.jsonl", "JSONL file to append to.")
 flags.mark_flag_as_required("config")
 
@@ -96,6 +98,12 @@ def main(argv):
   jax.block_until_ready((state, m))
   pipelined = (time.perf_counter() - t) / _STEPS.value
 
+  if _PROFILE.value:
+    with jax.profiler.trace(_PROFILE.value, create_perfetto_trace=True):
+      for _ in range(5):
+        state, m = compiled(state, next_batch())
+      jax.block_until_ready((state, m))
+
   device = mesh.devices.flat[0]
   peak, peak_name = device_peak_flops(device)
   chips = 1 if device.platform == "cpu" else mesh.size
@@ -111,7 +119,7 @@ def main(argv):
       "params": scaling.param_counts(model_cfg)["total"],
       "batch": config.data.batch_size, "seq_len": config.data.seq_len,
       "compute_dtype": model_cfg.compute_dtype, "attention_impl": model_cfg.attention_impl,
-      "remat": model_cfg.remat, "grad_accum_steps": config.train.grad_accum_steps,
+      "remat": model_cfg.remat, "logits_dtype": model_cfg.logits_dtype, "grad_accum_steps": config.train.grad_accum_steps,
       "compile_s": compile_s,
       "step_s_median": statistics.median(synced),
       "step_s_spread": [min(synced), max(synced)],

@@ -29,7 +29,7 @@ def check(config, num_devices: int, num_processes: int = 1) -> None:
   _require(m.position != "rotary" or (m.d_model // m.num_heads) % 2 == 0,
            f"config.model: rotary positions need an even head size, got "
            f"{m.d_model // m.num_heads}")
-  for field in ("param_dtype", "compute_dtype"):
+  for field in ("param_dtype", "compute_dtype", "logits_dtype"):
     _require(m[field] in DTYPES, f"config.model.{field}={m[field]!r}; valid: {', '.join(DTYPES)}")
   _require(m.attention_impl in ("xla", "cudnn", "auto"),
            f"config.model.attention_impl={m.attention_impl!r}; valid: 'xla', 'cudnn', 'auto'")

@@ -41,6 +41,7 @@ def get_config() -> ml_collections.ConfigDict:
   m.param_dtype = "float32"
   m.compute_dtype = "float32"      # 'bfloat16' on GPU/TPU
   m.attention_impl = "xla"         # 'xla', 'cudnn' (fused, GPU) or 'auto' (JAX chooses)
+  m.logits_dtype = "float32"       # 'bfloat16' halves the logits' memory; the loss is f32 anyway
   m.remat = "none"                 # rematerialise blocks in the backward: 'none', 'full', 'dots'
 
   c.optim = o = ml_collections.ConfigDict()

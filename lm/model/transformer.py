@@ -40,6 +40,7 @@ class TransformerConfig:
   compute_dtype: str = "float32"
   attention_impl: str = "xla"
   remat: str = "none"
+  logits_dtype: str = "float32"
 
   @property
   def head_dim(self) -> int:
@@ -93,7 +94,7 @@ class DecoderLM(nnx.Module):
     self.dropout = nnx.Dropout(cfg.dropout)
 
   def __call__(self, tokens_BT: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
-    """Returns float32 logits [B, T, V]. Dropout is active iff `rngs` is given."""
+    """Returns logits [B, T, V] in `logits_dtype`. Dropout is active iff `rngs` is given."""
     cdt = DTYPES[self.cfg.compute_dtype]
     x_BTD = self.embed[...].astype(cdt)[tokens_BT]
     if self.pos_embed is not None:
@@ -104,7 +105,7 @@ class DecoderLM(nnx.Module):
     x_BTD = self.norm_out(x_BTD)
     head_DV = self.embed[...].T if self.head is None else self.head[...]
     return jnp.einsum("btd,dv->btv", x_BTD, head_DV.astype(cdt),
-                      preferred_element_type=jnp.float32)
+                      preferred_element_type=DTYPES[self.cfg.logits_dtype])
 
   def _apply_block(self, block: Block, x_BTD: jax.Array, rngs: nnx.Rngs | None) -> jax.Array:
     if self.cfg.remat == "none":
