@@ -119,7 +119,10 @@ def continuation_scores(graphdef: nnx.GraphDef, params, tokens: np.ndarray, toke
                             jax.random.fold_in(key, first), max_new_tokens=continuation_len,
                             vocab_limit=tokenizer.vocab_size, **sample_kw)
     hyps.extend(np.asarray(out.tokens).tolist())
-  decode = lambda ids: tokenizer.decode([int(i) for i in ids])  # noqa: E731
+
+  def decode(ids) -> str:
+    return tokenizer.decode([int(i) for i in ids])
+
   hyp_texts, ref_texts = [decode(h) for h in hyps], [decode(r) for r in refs]
   examples = [{"prompt": decode(p), "reference": r, "generated": h}
               for p, r, h in zip(prompts, ref_texts, hyp_texts)]

@@ -109,40 +109,32 @@ def generate(graphdef: nnx.GraphDef, params, prompts_BP: jax.Array, lengths_B: j
                                      axis=-1)[:, 0]
     return token_B, log_prob_B
 
-  def record(carry, token_B, log_prob_B):
-    i, _, cache, tokens_BN, log_probs_BN, done_B = carry
-    live_B = ~done_B
-    tokens_BN = tokens_BN.at[:, i].set(jnp.where(live_B, token_B, 0))
-    log_probs_BN = log_probs_BN.at[:, i].set(jnp.where(live_B, log_prob_B, 0.0))
+  def record(state, token_B, log_prob_B):
+    """Stores step i's tokens in the rows still going; a row ends after its end token."""
+    i, live_B = state["i"], ~state["done_B"]
+    state = dict(state, i=i + 1, last_B=token_B,
+                 tokens_BN=state["tokens_BN"].at[:, i].set(jnp.where(live_B, token_B, 0)),
+                 log_probs_BN=state["log_probs_BN"].at[:, i].set(
+                     jnp.where(live_B, log_prob_B, 0.0)),
+                 lengths_B=state["lengths_B"] + live_B)
     if end_id is not None:
-      done_B = done_B | (token_B == end_id)
-    return (i + 1, token_B, cache, tokens_BN, log_probs_BN, done_B)
+      state["done_B"] = state["done_B"] | (token_B == end_id)
+    return state
+
+  def cond(state):
+    return (state["i"] < max_new_tokens) & ~jnp.all(state["done_B"])
+
+  def body(state):
+    logits_B1V, cache = model(state["last_B"][:, None], cache=state["cache"])
+    return record(dict(state, cache=cache), *next_token(logits_B1V[:, 0], state["i"]))
 
   logits_BPV, cache = model(prompts_BP, cache=cache)
-  first_B, first_lp_B = next_token(logits_BPV[:, -1], 0)
-  carry = (jnp.int32(0), first_B, cache, jnp.zeros((batch, max_new_tokens), jnp.int32),
-           jnp.zeros((batch, max_new_tokens), jnp.float32), jnp.zeros((batch,), bool))
-  carry = record(carry, first_B, first_lp_B)
-
-  def cond(carry):
-    i, done_B = carry[0], carry[-1]
-    return (i < max_new_tokens) & ~jnp.all(done_B)
-
-  def body(carry):
-    i, last_B, cache = carry[:3]
-    logits_B1V, cache = model(last_B[:, None], cache=cache)
-    token_B, log_prob_B = next_token(logits_B1V[:, 0], i)
-    return record((i, last_B, cache) + carry[3:], token_B, log_prob_B)
-
-  _, _, _, tokens_BN, log_probs_BN, _ = jax.lax.while_loop(cond, body, carry)
-  if end_id is None:
-    lengths = jnp.full((batch,), max_new_tokens, jnp.int32)
-  else:
-    ended_BN = jnp.cumsum(tokens_BN == end_id, axis=1) > 0
-    # Tokens after a row's end token are 0 (which may be end_id itself): count up to the first.
-    first_end_B = jnp.argmax(ended_BN, axis=1)
-    lengths = jnp.where(ended_BN[:, -1], first_end_B + 1, max_new_tokens).astype(jnp.int32)
-  return Generation(tokens_BN, log_probs_BN, lengths)
+  state = {"i": jnp.int32(0), "last_B": jnp.zeros((batch,), jnp.int32), "cache": cache,
+           "tokens_BN": jnp.zeros((batch, max_new_tokens), jnp.int32),
+           "log_probs_BN": jnp.zeros((batch, max_new_tokens), jnp.float32),
+           "lengths_B": jnp.zeros((batch,), jnp.int32), "done_B": jnp.zeros((batch,), bool)}
+  state = jax.lax.while_loop(cond, body, record(state, *next_token(logits_BPV[:, -1], 0)))
+  return Generation(state["tokens_BN"], state["log_probs_BN"], state["lengths_B"])
 
 
 def generate_long(graphdef: nnx.GraphDef, params, prompts_BP: np.ndarray, key: jax.Array, *,

@@ -87,9 +87,11 @@ def test_vocab_limit_end_token_and_seed():
   model = _model()
   graphdef, params = nnx.split(model)
   prompts, lengths = jnp.zeros((4, 1), jnp.int32), jnp.ones((4,), jnp.int32)
-  run = lambda seed, **kw: sampling.generate(  # noqa: E731
-      graphdef, params, prompts, lengths, jax.random.key(seed), max_new_tokens=12,
-      temperature=2.0, **kw)
+
+  def run(seed, **kw):
+    return sampling.generate(graphdef, params, prompts, lengths, jax.random.key(seed),
+                             max_new_tokens=12, temperature=2.0, **kw)
+
   limited = run(1, vocab_limit=5)
   assert int(limited.tokens.max()) < 5
   np.testing.assert_array_equal(run(1).tokens, run(1).tokens)
@@ -117,10 +119,9 @@ def test_sharded_batch_matches_one_device():
   one = sampling.generate(graphdef, params, jnp.asarray(prompts), jnp.asarray(lengths),
                           jax.random.key(0), **args)
   mesh = sharding.make_mesh({"data": 8, "fsdp": 1, "tensor": 1})
-  shard = lambda x: jax.device_put(x, sharding.batch_sharding(mesh))  # noqa: E731
+  data = jax.device_put((prompts, lengths), sharding.batch_sharding(mesh))
   params = jax.device_put(params, sharding.replicated(mesh))
-  many = sampling.generate(graphdef, params, shard(prompts), shard(lengths), jax.random.key(0),
-                           **args)
+  many = sampling.generate(graphdef, params, *data, jax.random.key(0), **args)
   assert len(many.tokens.sharding.device_set) == 8
   np.testing.assert_array_equal(many.tokens, one.tokens)
 

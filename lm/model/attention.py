@@ -40,8 +40,11 @@ def apply_rotary(x_BTNH: jax.Array, sin: jax.Array, cos: jax.Array) -> jax.Array
 
 @flax.struct.dataclass
 class KVCache:
-  """One layer's keys and values in S slots. Slots [start_B, index) of row b hold its tokens;
-  slots before start_B are left padding, which no other token attends to."""
+  """One layer's keys and values in S preallocated slots.
+
+  Slots [start_B[b], index) of row b hold its tokens; the slots before start_B[b] are left
+  padding, which no other token attends to.
+  """
 
   k_BSNH: jax.Array
   v_BSNH: jax.Array
@@ -61,8 +64,10 @@ class KVCache:
 
   def write(self, k_BTNH: jax.Array, v_BTNH: jax.Array) -> "KVCache":
     """The cache with T new keys and values in slots [index, index + T)."""
-    put = lambda buf, new: jax.lax.dynamic_update_slice_in_dim(  # noqa: E731
-        buf, new.astype(buf.dtype), self.index, axis=1)
+    def put(buf_BSNH, new_BTNH):
+      return jax.lax.dynamic_update_slice_in_dim(buf_BSNH, new_BTNH.astype(buf_BSNH.dtype),
+                                                 self.index, axis=1)
+
     return self.replace(k_BSNH=put(self.k_BSNH, k_BTNH), v_BSNH=put(self.v_BSNH, v_BTNH),
                         index=self.index + k_BTNH.shape[1])
 
