@@ -1,10 +1,11 @@
-"""Sample text from a trained run.
+"""Sample text from a trained run's latest (or given) checkpoint.
 
-    python -m experiments.sample --workdir=runs/shakespeare_char --prompt="ROMEO:"
+    python -m experiments.sample --workdir=runs/shakespeare_char --prompt="ROMEO:" \
+        --num_samples=3 --max_new_tokens=300 --temperature=0.8 --top_k=40 --top_p=0.95
 """
 
 import jax
-import jax.numpy as jnp
+import numpy as np
 from absl import app, flags
 
 from lm import logs, run, sampling
@@ -16,6 +17,7 @@ _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 1, "Samples to draw.")
 _MAX_NEW = flags.DEFINE_integer("max_new_tokens", 200, "Tokens to generate per sample.")
 _TEMPERATURE = flags.DEFINE_float("temperature", 0.8, "Softmax temperature; 0 is greedy.")
 _TOP_K = flags.DEFINE_integer("top_k", 0, "Sample among the k most likely tokens; 0: all.")
+_TOP_P = flags.DEFINE_float("top_p", 1.0, "Sample among the most likely tokens of this mass.")
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
 flags.mark_flag_as_required("workdir")
 
@@ -24,13 +26,17 @@ def main(argv):
   del argv
   logs.quiet_libraries()
   r = run.load_run(_WORKDIR.value, _STEP.value)
-  prompt = jnp.asarray([r.tokenizer.encode(_PROMPT.value)] * _NUM_SAMPLES.value, jnp.int32)
-  tokens = sampling.generate(r.graphdef, r.params, prompt, jax.random.key(_SEED.value),
-                             max_new_tokens=_MAX_NEW.value, temperature=_TEMPERATURE.value,
-                             top_k=_TOP_K.value, vocab_limit=r.tokenizer.vocab_size)
-  for i, row in enumerate(jax.device_get(tokens)):
+  prompt = r.tokenizer.encode(_PROMPT.value)
+  tokens = sampling.generate_long(
+      r.graphdef, r.params, np.asarray([prompt] * _NUM_SAMPLES.value, np.int32),
+      jax.random.key(_SEED.value), max_new_tokens=_MAX_NEW.value, temperature=_TEMPERATURE.value,
+      top_k=_TOP_K.value, top_p=_TOP_P.value, vocab_limit=r.tokenizer.vocab_size)
+  eos = r.tokenizer.eos_id
+  for i, row in enumerate(tokens.tolist()):
+    if eos is not None and eos in row:
+      row = row[:row.index(eos)]
     print(f"--- sample {i} (step {r.step}) ---")
-    print(r.tokenizer.decode(row.tolist()))
+    print(r.tokenizer.decode(prompt + row))
 
 
 if __name__ == "__main__":

@@ -1,54 +1,164 @@
-"""Autoregressive sampling from a decoder LM: greedy, temperature and top-k.
+"""Autoregressive generation from a decoder LM with a KV cache.
 
-The decode loop is one `lax.fori_loop`, compiled once per (batch, length) shape. Each step
-runs the model over the last `max_seq_len` tokens of a fixed-size buffer.
+One prefill pass writes the (left-padded) prompts into a preallocated cache; then a
+`lax.while_loop`, compiled once per shape and setting, decodes one token per step for every
+row until each row has emitted `end_id` or `max_new_tokens` tokens. Sampling: greedy
+(temperature 0), temperature, top-k and top-p, combinable, seeded.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
+import flax
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 
-def sample_logits(logits_BV: jax.Array, key: jax.Array, temperature: float, top_k: int
+@flax.struct.dataclass
+class Generation:
+  """New tokens [B, N], their log-probabilities under the model [B, N] and lengths [B].
+
+  A row's length counts its tokens up to and including `end_id`; later entries are 0.
+  """
+
+  tokens: jax.Array
+  log_probs: jax.Array
+  lengths: jax.Array
+
+
+def pad_prompts(prompts: Sequence[Sequence[int]], padding: str = "left", pad_id: int = 0
+                ) -> tuple[np.ndarray, np.ndarray]:
+  """Token lists -> (prompts [B, P] padded to the longest, lengths [B])."""
+  lengths = np.asarray([len(p) for p in prompts], np.int32)
+  if lengths.min() < 1:
+    raise ValueError("every prompt needs at least one token")
+  out = np.full((len(prompts), lengths.max()), pad_id, np.int32)
+  for row, (p, n) in enumerate(zip(prompts, lengths)):
+    if padding == "left":
+      out[row, out.shape[1] - n:] = p
+    else:
+      out[row, :n] = p
+  return out, lengths
+
+
+def filter_logits(logits_BV: jax.Array, *, temperature: float, top_k: int, top_p: float
                   ) -> jax.Array:
-  """Draws one token per row: argmax if temperature == 0, else softmax(logits / T) on the top k."""
-  if temperature == 0.0:
-    return jnp.argmax(logits_BV, axis=-1)
+  """Scales by 1/temperature, then keeps the top k and the smallest set of mass >= top_p."""
   logits_BV = logits_BV / temperature
   if top_k > 0:
-    kth = jax.lax.top_k(logits_BV, top_k)[0][:, -1:]
-    logits_BV = jnp.where(logits_BV < kth, -jnp.inf, logits_BV)
-  return jax.random.categorical(key, logits_BV, axis=-1)
+    kth_B1 = jax.lax.top_k(logits_BV, top_k)[0][:, -1:]
+    logits_BV = jnp.where(logits_BV < kth_B1, -jnp.inf, logits_BV)
+  if top_p < 1.0:
+    sorted_BV = jnp.sort(logits_BV, axis=-1)[:, ::-1]
+    probs_BV = jax.nn.softmax(sorted_BV, axis=-1)
+    mass_before_BV = jnp.cumsum(probs_BV, axis=-1) - probs_BV
+    # The least likely token kept is the last one whose preceding mass is below top_p.
+    num_kept_B1 = jnp.sum(mass_before_BV < top_p, axis=-1, keepdims=True)
+    threshold_B1 = jnp.take_along_axis(sorted_BV, num_kept_B1 - 1, axis=-1)
+    logits_BV = jnp.where(logits_BV < threshold_B1, -jnp.inf, logits_BV)
+  return logits_BV
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "max_new_tokens", "temperature",
-                                             "top_k", "vocab_limit"))
-def generate(graphdef: nnx.GraphDef, params, prompt_BP: jax.Array, key: jax.Array, *,
-             max_new_tokens: int, temperature: float = 1.0, top_k: int = 0,
-             vocab_limit: int | None = None) -> jax.Array:
-  """Returns [B, P + max_new_tokens] tokens: the prompts followed by the sampled tokens.
+def sample_logits(logits_BV: jax.Array, key: jax.Array, *, temperature: float = 1.0,
+                  top_k: int = 0, top_p: float = 1.0) -> jax.Array:
+  """Draws one token per row: argmax if temperature == 0, else from the filtered softmax."""
+  if temperature == 0.0:
+    return jnp.argmax(logits_BV, axis=-1)
+  filtered = filter_logits(logits_BV, temperature=temperature, top_k=top_k, top_p=top_p)
+  return jax.random.categorical(key, filtered, axis=-1)
 
-  `vocab_limit` masks ids at and above it (the padding of the vocabulary).
+
+def _left_align(prompts_BP: jax.Array, lengths_B: jax.Array) -> jax.Array:
+  """Right-padded rows -> left-padded rows (the padding slots get arbitrary prompt tokens)."""
+  width = prompts_BP.shape[1]
+  src_BP = (jnp.arange(width)[None, :] - (width - lengths_B[:, None])) % width
+  return jnp.take_along_axis(prompts_BP, src_BP, axis=1)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "max_new_tokens", "temperature", "top_k",
+                                             "top_p", "end_id", "vocab_limit", "padding"))
+def generate(graphdef: nnx.GraphDef, params, prompts_BP: jax.Array, lengths_B: jax.Array,
+             key: jax.Array, *, max_new_tokens: int, temperature: float = 1.0, top_k: int = 0,
+             top_p: float = 1.0, end_id: int | None = None, vocab_limit: int | None = None,
+             padding: str = "left") -> Generation:
+  """Continues each prompt (row b: its `lengths_B[b]` tokens, `padding` 'left' or 'right').
+
+  The padded prompt width plus `max_new_tokens` must fit in the model's max_seq_len (a
+  ValueError says so otherwise). `vocab_limit` masks ids at and above it (the padding of the
+  vocabulary). Log-probabilities are the model's (after the vocabulary mask, before
+  temperature, top-k and top-p), so greedy and sampled runs score tokens alike.
   """
   model = nnx.merge(graphdef, params)
-  window = model.cfg.max_seq_len
-  batch, prompt_len = prompt_BP.shape
-  total = prompt_len + max_new_tokens
-  tokens = jnp.zeros((batch, total), jnp.int32).at[:, :prompt_len].set(prompt_BP)
-  span = min(window, total)
+  batch, width = prompts_BP.shape
+  if padding == "right":
+    prompts_BP = _left_align(prompts_BP, lengths_B)
+  elif padding != "left":
+    raise ValueError(f"padding={padding!r}; valid: 'left', 'right'")
+  cache = model.init_cache(batch, width + max_new_tokens, start_B=width - lengths_B)
 
-  def step(i, tokens):
-    start = jnp.clip(i - span, 0, total - span)
-    context = jax.lax.dynamic_slice_in_dim(tokens, start, span, axis=1)
-    logits = model(context)
-    last = jax.lax.dynamic_index_in_dim(logits, i - 1 - start, axis=1, keepdims=False)
+  def next_token(logits_BV, i):
     if vocab_limit is not None:
-      last = jnp.where(jnp.arange(last.shape[-1]) < vocab_limit, last, -jnp.inf)
-    new = sample_logits(last, jax.random.fold_in(key, i), temperature, top_k)
-    return tokens.at[:, i].set(new.astype(jnp.int32))
+      logits_BV = jnp.where(jnp.arange(logits_BV.shape[-1]) < vocab_limit, logits_BV, -jnp.inf)
+    token_B = sample_logits(logits_BV, jax.random.fold_in(key, i), temperature=temperature,
+                            top_k=top_k, top_p=top_p).astype(jnp.int32)
+    log_prob_B = jnp.take_along_axis(jax.nn.log_softmax(logits_BV, axis=-1), token_B[:, None],
+                                     axis=-1)[:, 0]
+    return token_B, log_prob_B
 
-  return jax.lax.fori_loop(prompt_len, total, step, tokens)
+  def record(state, token_B, log_prob_B):
+    """Stores step i's tokens in the rows still going; a row ends after its end token."""
+    i, live_B = state["i"], ~state["done_B"]
+    state = dict(state, i=i + 1, last_B=token_B,
+                 tokens_BN=state["tokens_BN"].at[:, i].set(jnp.where(live_B, token_B, 0)),
+                 log_probs_BN=state["log_probs_BN"].at[:, i].set(
+                     jnp.where(live_B, log_prob_B, 0.0)),
+                 lengths_B=state["lengths_B"] + live_B)
+    if end_id is not None:
+      state["done_B"] = state["done_B"] | (token_B == end_id)
+    return state
+
+  def cond(state):
+    return (state["i"] < max_new_tokens) & ~jnp.all(state["done_B"])
+
+  def body(state):
+    logits_B1V, cache = model(state["last_B"][:, None], cache=state["cache"])
+    return record(dict(state, cache=cache), *next_token(logits_B1V[:, 0], state["i"]))
+
+  logits_BPV, cache = model(prompts_BP, cache=cache)
+  state = {"i": jnp.int32(0), "last_B": jnp.zeros((batch,), jnp.int32), "cache": cache,
+           "tokens_BN": jnp.zeros((batch, max_new_tokens), jnp.int32),
+           "log_probs_BN": jnp.zeros((batch, max_new_tokens), jnp.float32),
+           "lengths_B": jnp.zeros((batch,), jnp.int32), "done_B": jnp.zeros((batch,), bool)}
+  state = jax.lax.while_loop(cond, body, record(state, *next_token(logits_BPV[:, -1], 0)))
+  return Generation(state["tokens_BN"], state["log_probs_BN"], state["lengths_B"])
+
+
+def generate_long(graphdef: nnx.GraphDef, params, prompts_BP: np.ndarray, key: jax.Array, *,
+                  max_new_tokens: int, **sample_kw) -> np.ndarray:
+  """Generates past the model's context window; returns the new tokens [B, max_new_tokens].
+
+  All rows share one prompt length. Once prompt and new tokens no longer fit in max_seq_len,
+  generation goes on in chunks of max_seq_len // 2 tokens, each prefilled from the last
+  max_seq_len - chunk tokens: the model never sees more than its window (as in training).
+  """
+  window = nnx.merge(graphdef, params).cfg.max_seq_len
+  history = np.asarray(prompts_BP, np.int32)
+  if history.shape[1] + max_new_tokens <= window:
+    chunk, context = max_new_tokens, history.shape[1]
+  else:
+    chunk = window // 2
+    context = window - chunk
+  lengths = jnp.full((history.shape[0],), min(context, history.shape[1]), jnp.int32)
+  produced = 0
+  while produced < max_new_tokens:
+    n = min(chunk, max_new_tokens - produced)
+    out = generate(graphdef, params, jnp.asarray(history[:, -context:]), lengths,
+                   jax.random.fold_in(key, produced), max_new_tokens=n, **sample_kw)
+    history = np.concatenate([history, np.asarray(out.tokens)], axis=1)
+    lengths = jnp.full_like(lengths, min(context, history.shape[1]))
+    produced += n
+  return history[:, history.shape[1] - max_new_tokens:]

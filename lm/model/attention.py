@@ -1,7 +1,9 @@
-"""Multi-head self-attention: projections, rotary positions and the attention kernel.
+"""Multi-head self-attention: projections, rotary positions, the attention kernel, KV cache.
 
 The kernel is `jax.nn.dot_product_attention`, so on GPU the fused cuDNN
-implementation can be chosen by config and XLA's is used elsewhere.
+implementation can be chosen by config and XLA's is used elsewhere. With a `KVCache` the
+layer writes this call's keys and values into preallocated slots and attends to every slot
+written so far (prefill, then one token per decode step).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from typing import Literal
 
 import jax
 import jax.numpy as jnp
+import flax
 from flax import nnx
 
 from lm.model.layers import const_param, normal_param
@@ -17,19 +20,67 @@ from lm.model.layers import const_param, normal_param
 AttentionImpl = Literal["xla", "cudnn"] | None
 
 
-def rotary_tables(positions_T: jax.Array, head_dim: int, base: float = 10000.0):
-  """Returns (sin, cos) tables of shape [T, head_dim // 2] for rotary embeddings."""
+def rotary_tables(positions: jax.Array, head_dim: int, base: float = 10000.0):
+  """Returns (sin, cos) tables of shape [*positions.shape, head_dim // 2] ([T] or [B, T])."""
   inv_freq = 1.0 / (base ** (jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim))
-  angles_TH = positions_T.astype(jnp.float32)[:, None] * inv_freq[None, :]
-  return jnp.sin(angles_TH), jnp.cos(angles_TH)
+  angles = positions.astype(jnp.float32)[..., None] * inv_freq
+  return jnp.sin(angles), jnp.cos(angles)
 
 
-def apply_rotary(x_BTNH: jax.Array, sin_TH: jax.Array, cos_TH: jax.Array) -> jax.Array:
-  """Rotates pairs (first half, second half) of each head's features by position."""
+def apply_rotary(x_BTNH: jax.Array, sin: jax.Array, cos: jax.Array) -> jax.Array:
+  """Rotates pairs (first half, second half) of each head's features by position.
+
+  `sin` and `cos` are [T, head_dim // 2] (shared by the batch) or [B, T, head_dim // 2].
+  """
   x1, x2 = jnp.split(x_BTNH.astype(jnp.float32), 2, axis=-1)
-  sin, cos = sin_TH[None, :, None, :], cos_TH[None, :, None, :]
+  sin, cos = sin[..., None, :], cos[..., None, :]
   out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
   return out.astype(x_BTNH.dtype)
+
+
+@flax.struct.dataclass
+class KVCache:
+  """One layer's keys and values in S preallocated slots.
+
+  Slots [start_B[b], index) of row b hold its tokens; the slots before start_B[b] are left
+  padding, which no other token attends to.
+  """
+
+  k_BSNH: jax.Array
+  v_BSNH: jax.Array
+  index: jax.Array    # [] the slot the next call writes first
+  start_B: jax.Array  # [B] each row's first real slot
+
+  @classmethod
+  def empty(cls, batch: int, size: int, num_heads: int, head_dim: int, dtype,
+            start_B: jax.Array) -> "KVCache":
+    zeros = jnp.zeros((batch, size, num_heads, head_dim), dtype)
+    return cls(zeros, zeros, jnp.zeros((), jnp.int32), start_B.astype(jnp.int32))
+
+  def positions(self, length: int) -> jax.Array:
+    """[B, T] positions of the next `length` tokens within their rows (0 at start_B)."""
+    slots_T = self.index + jnp.arange(length)
+    return jnp.maximum(slots_T[None, :] - self.start_B[:, None], 0)
+
+  def write(self, k_BTNH: jax.Array, v_BTNH: jax.Array) -> "KVCache":
+    """The cache with T new keys and values in slots [index, index + T)."""
+    def put(buf_BSNH, new_BTNH):
+      return jax.lax.dynamic_update_slice_in_dim(buf_BSNH, new_BTNH.astype(buf_BSNH.dtype),
+                                                 self.index, axis=1)
+
+    return self.replace(k_BSNH=put(self.k_BSNH, k_BTNH), v_BSNH=put(self.v_BSNH, v_BTNH),
+                        index=self.index + k_BTNH.shape[1])
+
+  def mask(self, length: int) -> jax.Array:
+    """[B, T, S]: the next `length` tokens see their row's real slots up to themselves.
+
+    A padding slot sees only itself, so that no softmax row is empty.
+    """
+    query_T = self.index + jnp.arange(length)
+    key_S = jnp.arange(self.k_BSNH.shape[1])
+    causal_TS = key_S[None, :] <= query_T[:, None]
+    real_BS = key_S[None, :] >= self.start_B[:, None]
+    return causal_TS[None] & (real_BS[:, None, :] | (key_S == query_T[:, None])[None])
 
 
 class SelfAttention(nnx.Module):
@@ -50,18 +101,35 @@ class SelfAttention(nnx.Module):
                   if use_bias else None)
     self.b_out = const_param((d_model,), ("embed",), 0.0, param_dtype) if use_bias else None
 
-  def __call__(self, x_BTD: jax.Array, *, causal: bool = True) -> jax.Array:
+  def __call__(self, x_BTD: jax.Array, *, causal: bool = True, positions_BT: jax.Array | None = None,
+               cache: KVCache | None = None) -> tuple[jax.Array, KVCache | None]:
+    """Returns the output [B, T, D] and, given a cache, the cache with this call's keys added.
+
+    Without `positions_BT` the tokens are at positions 0..T-1 (training), or with a cache at
+    the cache's next positions.
+    """
     dt = self.compute_dtype
+    if positions_BT is None and cache is not None:
+      positions_BT = cache.positions(x_BTD.shape[1])
     qkv = jnp.einsum("btd,dcnh->btcnh", x_BTD.astype(dt), self.w_qkv[...].astype(dt))
     if self.b_qkv is not None:
       qkv = qkv + self.b_qkv[...].astype(dt)
     q_BTNH, k_BTNH, v_BTNH = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
     if self.rotary:
-      sin, cos = rotary_tables(jnp.arange(x_BTD.shape[1]), self.head_dim)
+      positions = jnp.arange(x_BTD.shape[1]) if positions_BT is None else positions_BT
+      sin, cos = rotary_tables(positions, self.head_dim)
       q_BTNH, k_BTNH = apply_rotary(q_BTNH, sin, cos), apply_rotary(k_BTNH, sin, cos)
-    out_BTNH = jax.nn.dot_product_attention(q_BTNH, k_BTNH, v_BTNH, is_causal=causal,
-                                            implementation=self.impl)
+    if cache is None:
+      out_BTNH = jax.nn.dot_product_attention(q_BTNH, k_BTNH, v_BTNH, is_causal=causal,
+                                              implementation=self.impl)
+    else:
+      mask_BTS = cache.mask(x_BTD.shape[1])
+      cache = cache.write(k_BTNH, v_BTNH)
+      # An arbitrary mask rules out the fused kernels; XLA's is the decode path everywhere.
+      out_BTNH = jax.nn.dot_product_attention(q_BTNH, cache.k_BSNH.astype(dt),
+                                              cache.v_BSNH.astype(dt), mask=mask_BTS[:, None],
+                                              implementation="xla")
     y_BTD = jnp.einsum("btnh,nhd->btd", out_BTNH, self.w_out[...].astype(dt))
     if self.b_out is not None:
       y_BTD = y_BTD + self.b_out[...].astype(dt)
-    return y_BTD
+    return y_BTD, cache

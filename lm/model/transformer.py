@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from lm.model.attention import AttentionImpl, SelfAttention
+from lm.model.attention import AttentionImpl, KVCache, SelfAttention
 from lm.model.layers import MLP, LayerNorm, normal_param
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
@@ -68,13 +68,16 @@ class Block(nnx.Module):
                    param_dtype=pdt, compute_dtype=cdt, rngs=rngs)
     self.dropout = nnx.Dropout(cfg.dropout)
 
-  def __call__(self, x_BTD: jax.Array, *, causal: bool, rngs: nnx.Rngs | None) -> jax.Array:
+  def __call__(self, x_BTD: jax.Array, *, causal: bool, rngs: nnx.Rngs | None,
+               positions_BT: jax.Array | None = None, cache: KVCache | None = None
+               ) -> tuple[jax.Array, KVCache | None]:
     train = rngs is not None
-    x_BTD = x_BTD + self.dropout(self.attn(self.norm_attn(x_BTD), causal=causal),
-                                 deterministic=not train, rngs=rngs)
+    attn_BTD, cache = self.attn(self.norm_attn(x_BTD), causal=causal, positions_BT=positions_BT,
+                                cache=cache)
+    x_BTD = x_BTD + self.dropout(attn_BTD, deterministic=not train, rngs=rngs)
     x_BTD = x_BTD + self.dropout(self.mlp(self.norm_mlp(x_BTD)), deterministic=not train,
                                  rngs=rngs)
-    return x_BTD
+    return x_BTD, cache
 
 
 class DecoderLM(nnx.Module):
@@ -93,22 +96,49 @@ class DecoderLM(nnx.Module):
                  normal_param(rngs, (cfg.d_model, cfg.vocab_size), ("embed", "vocab"), 0.02, pdt))
     self.dropout = nnx.Dropout(cfg.dropout)
 
-  def __call__(self, tokens_BT: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
-    """Returns logits [B, T, V] in `logits_dtype`. Dropout is active iff `rngs` is given."""
+  def init_cache(self, batch: int, size: int, start_B: jax.Array | None = None
+                 ) -> tuple[KVCache, ...]:
+    """An empty cache of `size` slots per layer; row b's tokens start at slot start_B[b]."""
+    if size > self.cfg.max_seq_len:
+      raise ValueError(f"a cache of {size} tokens (prompt + new tokens) exceeds the model's "
+                       f"max_seq_len={self.cfg.max_seq_len}")
+    start_B = jnp.zeros((batch,), jnp.int32) if start_B is None else start_B
+    return tuple(KVCache.empty(batch, size, self.cfg.num_heads, self.cfg.head_dim,
+                               DTYPES[self.cfg.compute_dtype], start_B)
+                 for _ in range(self.cfg.num_layers))
+
+  def __call__(self, tokens_BT: jax.Array, *, positions_BT: jax.Array | None = None,
+               cache: tuple[KVCache, ...] | None = None, rngs: nnx.Rngs | None = None):
+    """Returns logits [B, T, V] in `logits_dtype`, or with a cache (logits, the cache with T
+    tokens added).
+
+    Positions default to 0..T-1, or with a cache to each row's next positions. Dropout is
+    active iff `rngs` is given.
+    """
     cdt = DTYPES[self.cfg.compute_dtype]
+    if positions_BT is None and cache is not None:
+      positions_BT = cache[0].positions(tokens_BT.shape[1])
     x_BTD = self.embed[...].astype(cdt)[tokens_BT]
     if self.pos_embed is not None:
-      x_BTD = x_BTD + self.pos_embed[: tokens_BT.shape[1]].astype(cdt)
+      pos = (self.pos_embed[: tokens_BT.shape[1]] if positions_BT is None else
+             self.pos_embed[...][positions_BT])
+      x_BTD = x_BTD + pos.astype(cdt)
     x_BTD = self.dropout(x_BTD, deterministic=rngs is None, rngs=rngs)
-    for block in self.blocks:
-      x_BTD = self._apply_block(block, x_BTD, rngs)
+    new_cache = []
+    for i, block in enumerate(self.blocks):
+      layer_cache = None if cache is None else cache[i]
+      x_BTD, layer_cache = self._apply_block(block, x_BTD, rngs, positions_BT, layer_cache)
+      new_cache.append(layer_cache)
     x_BTD = self.norm_out(x_BTD)
     head_DV = self.embed[...].T if self.head is None else self.head[...]
-    return jnp.einsum("btd,dv->btv", x_BTD, head_DV.astype(cdt),
-                      preferred_element_type=DTYPES[self.cfg.logits_dtype])
+    logits_BTV = jnp.einsum("btd,dv->btv", x_BTD, head_DV.astype(cdt),
+                            preferred_element_type=DTYPES[self.cfg.logits_dtype])
+    return logits_BTV if cache is None else (logits_BTV, tuple(new_cache))
 
-  def _apply_block(self, block: Block, x_BTD: jax.Array, rngs: nnx.Rngs | None) -> jax.Array:
-    if self.cfg.remat == "none":
-      return block(x_BTD, causal=True, rngs=rngs)
+  def _apply_block(self, block: Block, x_BTD, rngs, positions_BT, cache):
+    if self.cfg.remat == "none" or cache is not None:
+      return block(x_BTD, causal=True, rngs=rngs, positions_BT=positions_BT, cache=cache)
     policy = REMAT_POLICIES[self.cfg.remat]
-    return nnx.remat(lambda b, x, r: b(x, causal=True, rngs=r), policy=policy)(block, x_BTD, rngs)
+    run = nnx.remat(lambda b, x, r, p: b(x, causal=True, rngs=r, positions_BT=p)[0],
+                    policy=policy)
+    return run(block, x_BTD, rngs, positions_BT), None

@@ -1,0 +1,100 @@
+"""Decode throughput of `lm.sampling.generate` (KV cache) at several batch sizes, random weights.
+
+    PYTHONPATH=. python benchmarks/decode_cpu.py                        # shakespeare_char, CPU
+    PYTHONPATH=. python benchmarks/decode_cpu.py --size=gpt2_small --out=benchmarks/decode_gpu.json
+
+Compile time is measured apart from the steady state (the median of --repeats runs). Decode
+tokens/s exclude the prefill: B * (N - 1) / (t(N new tokens) - t(1 new token)). Imports only
+the model and the sampler (no TFDS, no grain), so it runs on a bare accelerator machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from lm import sampling
+from lm.model.transformer import DecoderLM, TransformerConfig
+
+SIZES = {
+    # experiments/configs/shakespeare_char.py: 65 characters padded to 128 ids.
+    "shakespeare_char": TransformerConfig(vocab_size=128, num_layers=4, num_heads=4, d_model=128,
+                                          mlp_dim=512, max_seq_len=64),
+    "gpt2_small": TransformerConfig(vocab_size=50304, num_layers=12, num_heads=12, d_model=768,
+                                    mlp_dim=3072, max_seq_len=1024, param_dtype="bfloat16",
+                                    compute_dtype="bfloat16"),
+}
+
+
+def _timed(fn, repeats: int) -> float:
+  times = []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn())
+    times.append(time.perf_counter() - t0)
+  return statistics.median(times)
+
+
+def measure(cfg: TransformerConfig, batch: int, prompt_len: int, new_tokens: int, repeats: int,
+            temperature: float) -> dict:
+  """Compile seconds and steady-state seconds / tokens per second for one batch size."""
+  graphdef, params = nnx.split(DecoderLM(cfg, rngs=nnx.Rngs(0)))
+  prompts = jax.random.randint(jax.random.key(1), (batch, prompt_len), 0, cfg.vocab_size)
+  lengths = jnp.full((batch,), prompt_len, jnp.int32)
+  key = jax.random.key(2)
+  seconds, compile_s = {}, {}
+  for n in (1, new_tokens):
+    t0 = time.perf_counter()
+    compiled = sampling.generate.lower(graphdef, params, prompts, lengths, key, max_new_tokens=n,
+                                       temperature=temperature).compile()
+    compile_s[n] = time.perf_counter() - t0
+    jax.block_until_ready(compiled(params, prompts, lengths, key))  # warm-up
+    seconds[n] = _timed(lambda c=compiled: c(params, prompts, lengths, key), repeats)
+  return {"batch": batch, "prompt_tokens": prompt_len, "new_tokens": new_tokens,
+          "compile_s": compile_s[new_tokens], "generate_s": seconds[new_tokens],
+          "prefill_plus_one_s": seconds[1],
+          "end_to_end_tokens_per_s": batch * new_tokens / seconds[new_tokens],
+          "decode_tokens_per_s": batch * (new_tokens - 1) / (seconds[new_tokens] - seconds[1])}
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--size", choices=sorted(SIZES), default="shakespeare_char")
+  parser.add_argument("--batch_sizes", default="1,32")
+  parser.add_argument("--prompt_tokens", type=int, default=8)
+  parser.add_argument("--new_tokens", type=int, default=None,
+                      help="default: fill the context (max_seq_len - prompt_tokens)")
+  parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--temperature", type=float, default=1.0)
+  parser.add_argument("--out", default="benchmarks/decode_cpu.json")
+  args = parser.parse_args()
+  cfg = SIZES[args.size]
+  new_tokens = args.new_tokens or cfg.max_seq_len - args.prompt_tokens
+  rows = [measure(cfg, int(b), args.prompt_tokens, new_tokens, args.repeats, args.temperature)
+          for b in args.batch_sizes.split(",")]
+  device = jax.devices()[0]
+  result = {"size": args.size, "model": cfg.__dict__, "device": device.device_kind,
+            "platform": device.platform, "host": platform.processor() or platform.machine(),
+            "jax": jax.__version__, "temperature": args.temperature, "repeats": args.repeats,
+            "rows": rows}
+  print(f"{args.size} on {device.device_kind} ({device.platform}), jax {jax.__version__}")
+  print(f"{'batch':>5} {'prompt':>6} {'new':>5} {'compile s':>10} {'generate s':>11} "
+        f"{'e2e tok/s':>10} {'decode tok/s':>13}")
+  for r in rows:
+    print(f"{r['batch']:>5} {r['prompt_tokens']:>6} {r['new_tokens']:>5} {r['compile_s']:>10.2f} "
+          f"{r['generate_s']:>11.4f} {r['end_to_end_tokens_per_s']:>10.0f} "
+          f"{r['decode_tokens_per_s']:>13.0f}")
+  with open(args.out, "w") as f:
+    json.dump(result, f, indent=2)
+  print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,55 @@
+"""Evaluate a trained run: loss, perplexity and bits-per-byte over a whole split; BLEU and ROUGE
+of generated continuations of held-out passages. Writes <workdir>/eval_<split>_step<N>.json.
+
+    python -m experiments.evaluate --workdir=runs/shakespeare_char
+"""
+
+import json
+import os
+
+from absl import app, flags
+
+from lm import evaluation, logs
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "The training run's workdir.")
+_STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
+_SPLIT = flags.DEFINE_string("split", None, "Split to evaluate (default: config.data.eval_split).")
+_SEQ_LEN = flags.DEFINE_integer("seq_len", None, "Window length (default: config.data.seq_len).")
+_BATCH = flags.DEFINE_integer("batch_size", None, "Batch (default: config.data.batch_size).")
+_PASSAGES = flags.DEFINE_integer("num_passages", 64, "Held-out passages to continue.")
+_PROMPT = flags.DEFINE_integer("prompt_tokens", 32, "Prompt: the first k tokens of a passage.")
+_CONTINUATION = flags.DEFINE_integer("continuation_tokens", 32,
+                                     "Reference: the next m tokens, generated as many.")
+_TEMPERATURE = flags.DEFINE_float("temperature", 0.0, "Softmax temperature; 0 is greedy.")
+_TOP_K = flags.DEFINE_integer("top_k", 0, "Sample among the k most likely tokens; 0: all.")
+_TOP_P = flags.DEFINE_float("top_p", 1.0, "Sample among the most likely tokens of this mass.")
+_SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
+flags.mark_flag_as_required("workdir")
+
+
+def main(argv):
+  del argv
+  logs.quiet_libraries()
+  result = evaluation.evaluate_run(
+      _WORKDIR.value, step=_STEP.value, split=_SPLIT.value, seq_len=_SEQ_LEN.value,
+      batch_size=_BATCH.value, num_passages=_PASSAGES.value, prompt_len=_PROMPT.value,
+      continuation_len=_CONTINUATION.value, seed=_SEED.value, temperature=_TEMPERATURE.value,
+      top_k=_TOP_K.value, top_p=_TOP_P.value)
+  path = os.path.join(_WORKDIR.value, f"eval_{result['split']}_step{result['step']}.json")
+  with open(path, "w") as f:
+    json.dump(result, f, indent=2)
+  gen = result["generation"]
+  rows = [("loss (nats/token)", f"{result['loss']:.4f} +- {result['stderr']:.4f}"),
+          ("perplexity", f"{result['perplexity']:.3f}"),
+          ("bits per byte", f"{result['bits_per_byte']:.4f}"),
+          ("tokens / bytes", f"{result['tokens']} / {result['bytes']}"),
+          (f"BLEU ({gen['num_passages']} passages)", f"{gen['bleu']:.2f}"),
+          *((f"{name} F1", f"{gen[name]:.4f}") for name in evaluation.ROUGE_TYPES)]
+  print(f"{result['workdir']} step {result['step']}, split {result['split']}")
+  for name, value in rows:
+    print(f"  {name:<24} {value}")
+  print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,97 @@
+import json
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import sacrebleu
+from flax import nnx
+from rouge_score import rouge_scorer
+
+from lm import evaluation, sharding, train
+from lm.step import cross_entropy
+from lm.data import token_cache
+from lm.data.tokenizer import CharTokenizer
+from lm.model.transformer import DecoderLM, TransformerConfig
+
+TOKENIZER = CharTokenizer("abcdefghijklmnopqrstuvwxyz ." + "é")  # é: 2 UTF-8 bytes
+
+
+def _model(**kw):
+  cfg = TransformerConfig(vocab_size=32, num_layers=2, num_heads=4, d_model=32, mlp_dim=64,
+                          max_seq_len=16, **kw)
+  return nnx.split(DecoderLM(cfg, rngs=nnx.Rngs(0)))
+
+
+def _tokens(n=53):
+  return np.asarray(jax.random.randint(jax.random.key(3), (n,), 0, TOKENIZER.vocab_size))
+
+
+def test_uniform_logits_give_perplexity_equal_to_the_vocabulary_size():
+  graphdef, params = _model()
+  params = jax.tree.map(jnp.zeros_like, params)  # zero tied embedding: every logit is 0
+  tokens = _tokens()
+  stats = evaluation.evaluate_loss(graphdef, params, tokens, TOKENIZER, seq_len=8, batch_size=3)
+  assert stats.tokens == len(tokens) - 1
+  np.testing.assert_allclose(stats.perplexity, 32, rtol=1e-5)
+  np.testing.assert_allclose(stats.loss, math.log(32), rtol=1e-6)
+  assert stats.stderr < 1e-3
+  num_bytes = len(TOKENIZER.decode(tokens[1:].tolist()).encode("utf-8"))
+  assert stats.bytes == num_bytes > stats.tokens  # the é tokens count twice
+  np.testing.assert_allclose(stats.bits_per_byte, stats.tokens * 5 / num_bytes, rtol=1e-5)
+
+
+def test_loss_covers_every_token_once_including_the_final_partial_batch():
+  graphdef, params = _model()
+  model = nnx.merge(graphdef, params)
+  tokens = _tokens(53)  # 52 targets: 6 full windows of 8 and one of 4; batches of 3, 3 and 1
+  nll = np.concatenate([
+      np.asarray(cross_entropy(model(jnp.asarray(tokens[None, s:min(s + 8, 52)])),
+                                     jnp.asarray(tokens[None, s + 1:min(s + 9, 53)])))[0]
+      for s in range(0, 52, 8)])
+  assert nll.shape == (52,)
+  stats = evaluation.evaluate_loss(graphdef, params, tokens, TOKENIZER, seq_len=8, batch_size=3)
+  np.testing.assert_allclose(stats.loss, nll.mean(), rtol=1e-5)
+  np.testing.assert_allclose(stats.stderr, nll.std() / math.sqrt(52), rtol=1e-3)
+  mesh = sharding.make_mesh({"data": 2, "fsdp": 1, "tensor": 1}, jax.devices()[:2])
+  sharded = evaluation.evaluate_loss(graphdef, params, tokens, TOKENIZER, seq_len=8,
+                                     batch_size=4, mesh=mesh)
+  np.testing.assert_allclose(sharded.loss, nll.mean(), rtol=1e-5)
+
+
+def test_bleu_and_rouge_are_the_reference_libraries_values():
+  hyps = ["the cat sat on the mat today", "a quick brown fox jumped"]
+  refs = ["the cat sat on a mat", "the quick brown fox jumps over"]
+  scores = evaluation.text_scores(hyps, refs)
+  assert scores["bleu"] == sacrebleu.corpus_bleu(hyps, [refs]).score
+  scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"])
+  for name in evaluation.ROUGE_TYPES:
+    expected = np.mean([scorer.score(r, h)[name].fmeasure for h, r in zip(hyps, refs)])
+    assert scores[name] == pytest.approx(expected, abs=1e-12)
+  # By hand: pair 1 shares unigrams the, cat, sat, on, mat (5 of 7 hypothesis, 5 of 6 reference).
+  p, r = 5 / 7, 5 / 6
+  assert scorer.score(refs[0], hyps[0])["rouge1"].fmeasure == pytest.approx(2 * p * r / (p + r))
+  same = evaluation.text_scores(refs, refs)
+  assert same["bleu"] == pytest.approx(100.0)
+  assert all(same[name] == 1.0 for name in evaluation.ROUGE_TYPES)
+
+
+def test_evaluate_run_on_a_restored_checkpoint(tiny_config, tmp_path):
+  tiny_config.train.steps = 2
+  tiny_config.optim.warmup_steps = 1
+  tiny_config.train.checkpoint_every = 2
+  tiny_config.train.eval_every = 2
+  tiny_config.train.eval_batches = -1
+  mesh = sharding.make_mesh(tiny_config.mesh, jax.devices()[:1])
+  summary = train.train_and_evaluate(tiny_config, str(tmp_path), mesh=mesh)
+  result = evaluation.evaluate_run(str(tmp_path), num_passages=5, prompt_len=6,
+                                   continuation_len=10, temperature=0.0)
+  assert result["step"] == 2
+  # Training's eval drops the windows that do not fill a batch; the whole split is close.
+  assert abs(result["loss"] - summary["eval_loss"]) < 0.05
+  validation = token_cache.tokenized_data(tiny_config.data).splits["validation"]
+  assert result["tokens"] == result["bytes"] == len(validation) - 1
+  assert 0 <= result["generation"]["bleu"] <= 100
+  assert len(result["examples"]) == 5 and len(result["examples"][0]["generated"]) == 10
+  json.dumps(result)
