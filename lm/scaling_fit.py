@@ -125,7 +125,9 @@ def approach3(p: Points, num_starts: int = 8,
   args = (np.log(p.n), np.log(p.d), np.log(p.loss))
   grid = np.array(list(itertools.product(*GRID.values())))
   starts = [*grid[np.argsort(_grid_values(grid, *args))[:num_starts]], *extra_starts]
-  best = min((optimize.minimize(_lse_objective, s, args=args, jac=True, method="L-BFGS-B")
+  # The objective is tiny (Huber delta 1e-3), so the default absolute-ish tolerances stop early.
+  best = min((optimize.minimize(_lse_objective, s, args=args, jac=True, method="L-BFGS-B",
+                                options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 2000})
               for s in starts), key=lambda r: r.fun)
   a, b, e, alpha, beta = best.x
   big_a, big_b = np.exp(a), np.exp(b)
