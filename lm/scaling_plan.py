@@ -113,7 +113,7 @@ def run_overrides(plan: RunPlan) -> dict[str, Any]:
       "model.num_heads": plan.num_heads, "model.mlp_dim": plan.mlp_dim,
       "data.batch_size": plan.batch_size, "optim.learning_rate": plan.learning_rate,
       "optim.warmup_steps": plan.warmup_steps, "train.steps": plan.steps,
-      "train.eval_every": plan.steps, "train.checkpoint_every": max(1, plan.steps // 4),
+      "train.eval_every": plan.steps,
   }
 
 
