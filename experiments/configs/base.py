@@ -13,6 +13,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.data = d = ml_collections.ConfigDict()
   d.dataset = "local"              # 'local' (a file or folder at `path`) or a TFDS catalog name
   d.path = "data/tiny_shakespeare.txt"
+  d.include = "*"                  # local folder: glob on each file's path below the folder
+  d.exclude = ()                   # local folder: globs of files left out, e.g. ('test/*',)
   d.text_key = "text"              # the record feature holding the text
   d.train_split = "train"
   d.eval_split = "validation"
