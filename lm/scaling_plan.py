@@ -75,7 +75,7 @@ def _batch_size(config, budget: float) -> int:
 
 
 def _name(budget: float, m: TransformerConfig) -> str:
-  return f"C{budget:.0e}_L{m.num_layers}_d{m.d_model}".replace("+", "")
+  return f"C{budget:.2g}_L{m.num_layers}_d{m.d_model}".replace("+", "")
 
 
 def plan_runs(config, vocab_size: int) -> list[RunPlan]:
