@@ -1,4 +1,4 @@
-"""Scaling plots (matplotlib, Agg backend, PNG) from the points and a `scaling_fit.fit_all` report."""
+"""Scaling plots (matplotlib Agg, PNG) from the points and a `scaling_fit.fit_all` report."""
 
 from __future__ import annotations
 

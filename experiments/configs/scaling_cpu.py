@@ -5,7 +5,8 @@ its `*.py` files, character-level, ~31M characters, so no run repeats data (the 
 reads 17M tokens). Models are 4-layer GPTs of width 24-120 (head size 8); tokens per run
 follow C = 6 N D with N the non-embedding parameters.
 
-    python -m experiments.sweep --config=experiments/configs/scaling_cpu.py --workdir=runs/scaling_cpu
+    python -m experiments.sweep --config=experiments/configs/scaling_cpu.py \
+        --workdir=runs/scaling_cpu
     python -m experiments.fit_scaling --results=runs/scaling_cpu/results.csv \
         --plots_dir=runs/scaling_cpu/plots
 

@@ -6,7 +6,8 @@ bfloat16. Models follow a fixed aspect ratio d_model / layers = 32 with head siz
 below. The smallest model of the largest budget reads ~1.9B tokens, about two passes over
 LM1B; every other run reads less.
 
-    python -m experiments.sweep --config=experiments/configs/scaling_gpu.py --workdir=runs/scaling_gpu
+    python -m experiments.sweep --config=experiments/configs/scaling_gpu.py \
+        --workdir=runs/scaling_gpu
     python -m experiments.fit_scaling --results=runs/scaling_gpu/results.csv \
         --plots_dir=runs/scaling_gpu/plots
 
