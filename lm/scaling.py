@@ -1,19 +1,25 @@
 """Parameter and FLOP accounting: the one place these numbers come from.
 
-Conventions (named, because they move fitted scaling exponents):
+Parameter conventions (named, because they move fitted scaling exponents; Porian et al. 2024):
   * `total`: every parameter.
   * `embedding`: token (+ learned position) embedding tables.
   * `non_embedding`: total - embedding (Kaplan et al.); an untied head counts here.
-  * `matmul`: parameters used in a matrix product per token: non-embedding weights plus the
-    LM head (the tied embedding is reused as the head, so it counts once as a matmul).
-Training FLOPs per token: `6 * matmul` (forward 2, backward 4) plus the attention
-score/value term `6 * 2 * layers * seq_len * d_model` (causal masking not discounted),
-as in the PaLM MFU definition.
+  * `head`: the LM head's matrix (d_model x vocab), whether tied or not.
+  * `matmul`: parameters used in a matrix product per token: block weights plus the LM head
+    (the tied embedding is reused as the head, so it counts once as a matmul).
+
+Training FLOPs per token, by convention (`FLOP_CONVENTIONS`):
+  * `6N`: 6 * non_embedding (Kaplan et al. C = 6ND).
+  * `6N+attn`: 6 * non_embedding + the attention score/value term.
+  * `exact`: every matmul: 6 * matmul + the attention term `6 * 2 * layers * seq_len * d_model`
+    (causal masking not discounted), as in the PaLM MFU definition; MFU uses this one.
 """
 
 from __future__ import annotations
 
 from lm.model.transformer import TransformerConfig
+
+FLOP_CONVENTIONS = ("6N", "6N+attn", "exact")
 
 
 def param_counts(cfg: TransformerConfig) -> dict[str, int]:
@@ -45,6 +51,14 @@ def attention_flops_per_token(cfg: TransformerConfig, seq_len: int) -> int:
   return 12 * cfg.num_layers * seq_len * cfg.d_model
 
 
-def training_flops_per_token(cfg: TransformerConfig, seq_len: int) -> int:
-  """Training FLOPs per token: 6 * matmul params + attention term (the MFU convention)."""
-  return 6 * param_counts(cfg)["matmul"] + attention_flops_per_token(cfg, seq_len)
+def training_flops_per_token(cfg: TransformerConfig, seq_len: int,
+                             convention: str = "exact") -> int:
+  """Training FLOPs per token under a named convention (see module docstring)."""
+  counts = param_counts(cfg)
+  if convention == "6N":
+    return 6 * counts["non_embedding"]
+  if convention == "6N+attn":
+    return 6 * counts["non_embedding"] + attention_flops_per_token(cfg, seq_len)
+  if convention == "exact":
+    return 6 * counts["matmul"] + attention_flops_per_token(cfg, seq_len)
+  raise ValueError(f"FLOP convention {convention!r}; valid: {', '.join(FLOP_CONVENTIONS)}")

@@ -13,6 +13,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.data = d = ml_collections.ConfigDict()
   d.dataset = "local"              # 'local' (a file or folder at `path`) or a TFDS catalog name
   d.path = "data/tiny_shakespeare.txt"
+  d.include = "*"                  # local folder: glob on each file's path below the folder
+  d.exclude = ()                   # local folder: globs of files left out, e.g. ('test/*',)
   d.text_key = "text"              # the record feature holding the text
   d.train_split = "train"
   d.eval_split = "validation"
@@ -66,6 +68,26 @@ def get_config() -> ml_collections.ConfigDict:
   t.checkpoint_every = 1000
   t.keep_checkpoints = 3
   t.async_checkpoints = True
+
+  c.scaling = s = ml_collections.ConfigDict()  # experiments/sweep.py: an IsoFLOP grid
+  s.budgets = (1e12, 1e13)         # training FLOPs per IsoFLOP curve, under `flops_convention`
+  s.sizes_per_budget = 5           # model sizes per budget, log-spaced around the guessed optimum
+  s.size_ratio = 10.0              # largest / smallest target params within a budget
+  s.tokens_per_param = 20.0        # the guessed optimum: D = tokens_per_param * N (Chinchilla)
+  s.flops_convention = "6N"        # '6N', '6N+attn' or 'exact' (lm/scaling.py): tokens = C / this
+  s.params_convention = "non_embedding"  # N that the guessed optimum and the family rule target
+  s.rule = "aspect_ratio"          # 'aspect_ratio': d_model = aspect_ratio * layers; 'fixed_depth'
+  s.aspect_ratio = 64.0            # d_model / num_layers
+  s.fixed_num_layers = 4           # 'fixed_depth': every model has this many layers
+  s.head_dim = 32                  # d_model is a multiple of it; num_heads = d_model / head_dim
+  s.mlp_ratio = 4                  # mlp_dim = mlp_ratio * d_model
+  s.max_num_layers = 64
+  s.lr_ref_params = 1e6            # lr = optim.learning_rate * (lr_ref_params / N) ** lr_power
+  s.lr_power = 0.0                 # 0: the same learning rate for every size
+  s.batch_ref_budget = 1e12        # batch = data.batch_size * (C / batch_ref_budget) ** batch_power
+  s.batch_power = 0.0              # 0: data.batch_size for every budget
+  s.warmup_fraction = 0.05         # warmup_steps = warmup_fraction * steps
+  s.min_steps = 10                 # grid points with fewer steps are dropped from the plan
 
   c.mesh = ml_collections.ConfigDict()
   c.mesh.data = -1                 # -1 takes the devices the other axes leave

@@ -9,6 +9,7 @@ in array_record format so it is read without TensorFlow.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import hashlib
 import os
 
@@ -18,18 +19,29 @@ import tensorflow_datasets as tfds
 @dataclasses.dataclass
 class LocalTextConfig(tfds.core.BuilderConfig):
   path: str = ""
+  include: str = "*"
+  exclude: tuple[str, ...] = ()
   validation_fraction: float = 0.1
   record_chars: int = 1 << 16
 
 
-def corpus_files(path: str) -> list[str]:
-  """The files of a corpus: `path` itself, or every file below the folder `path`, sorted."""
+def corpus_files(path: str, include: str = "*", exclude: tuple[str, ...] = ()) -> list[str]:
+  """The files of a corpus: `path` itself, or the files below the folder `path`, sorted.
+
+  In a folder, a file is taken if its path relative to the folder matches the glob `include`
+  and none of the globs `exclude` (`*` also matches `/`); hidden files never are.
+  """
   if os.path.isfile(path):
     return [path]
   if not os.path.isdir(path):
     raise FileNotFoundError(f"config.data.path={path!r} is neither a file nor a folder")
+
+  def taken(rel: str) -> bool:
+    return fnmatch.fnmatch(rel, include) and not any(fnmatch.fnmatch(rel, e) for e in exclude)
+
   files = sorted(os.path.join(root, name) for root, _, names in os.walk(path) for name in names
-                 if not name.startswith("."))
+                 if not name.startswith(".") and
+                 taken(os.path.relpath(os.path.join(root, name), path)))
   if not files:
     raise FileNotFoundError(f"config.data.path={path!r} holds no files")
   return files
@@ -71,7 +83,8 @@ class LocalText(tfds.core.GeneratorBasedBuilder):
   def _split_generators(self, dl_manager):
     del dl_manager
     text = "".join(open(f, encoding="utf-8", errors="replace").read()
-                   for f in corpus_files(self.builder_config.path))
+                   for f in corpus_files(self.builder_config.path, self.builder_config.include,
+                                        self.builder_config.exclude))
     train, validation = split_text(text, self.builder_config.validation_fraction)
     return {"train": self._generate_examples(train),
             "validation": self._generate_examples(validation)}
@@ -81,14 +94,17 @@ class LocalText(tfds.core.GeneratorBasedBuilder):
       yield i, {"text": chunk}
 
 
-def local_text_builder(path: str, validation_fraction: float, data_dir: str) -> LocalText:
+def local_text_builder(path: str, validation_fraction: float, data_dir: str,
+                       include: str = "*", exclude: tuple[str, ...] = ()) -> LocalText:
   """A LocalText builder whose config name is tied to the corpus path and contents."""
   path = os.path.abspath(os.path.expanduser(path))
+  exclude = tuple(exclude)
   digest = hashlib.sha256(f"{validation_fraction}".encode())
-  for f in corpus_files(path):
+  for f in corpus_files(path, include, exclude):
     st = os.stat(f)
     digest.update(f"{f}:{st.st_size}:{st.st_mtime_ns}".encode())
   stem = os.path.splitext(os.path.basename(path.rstrip("/")))[0]
   name = "".join(c if c.isalnum() else "_" for c in stem).lower() + "_" + digest.hexdigest()[:10]
-  config = LocalTextConfig(name=name, path=path, validation_fraction=validation_fraction)
+  config = LocalTextConfig(name=name, path=path, include=include, exclude=exclude,
+                           validation_fraction=validation_fraction)
   return LocalText(config=config, data_dir=data_dir, file_format="array_record")

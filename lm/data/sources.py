@@ -30,7 +30,8 @@ def check_dataset_name(name: str) -> None:
 
 def _builder(data_cfg) -> tfds.core.DatasetBuilder:
   if data_cfg.dataset == LOCAL:
-    return local_text_builder(data_cfg.path, data_cfg.validation_fraction, data_dir(data_cfg))
+    return local_text_builder(data_cfg.path, data_cfg.validation_fraction, data_dir(data_cfg),
+                              data_cfg.include, data_cfg.exclude)
   check_dataset_name(data_cfg.dataset)
   return tfds.builder(data_cfg.dataset, data_dir=data_dir(data_cfg), file_format="array_record")
 

@@ -1,0 +1,42 @@
+"""Run an IsoFLOP scaling sweep: every grid point of `config.scaling`, in sequence.
+
+    python -m experiments.sweep --config=experiments/configs/scaling_cpu.py --workdir=runs/scaling
+
+Each run trains in `<workdir>/<name>` (its loss curve in its metrics.jsonl) and adds a row to
+`<workdir>/results.csv` and `results.jsonl`. Running again resumes an interrupted run and
+skips finished ones. `--emit_commands` prints one `python -m experiments.train` command per
+run instead (for a cluster); running the sweep afterwards collects their rows.
+"""
+
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from lm import config_checks, logs, sweep, train
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a scaling config file.",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for the runs and the results table.")
+_EMIT = flags.DEFINE_bool("emit_commands", False, "Print one train command per run and exit.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.INFO)
+  logs.quiet_libraries()
+  if _EMIT.value:
+    path = config_flags.get_config_filename(flags.FLAGS["config"])
+    overrides = [a for a in sys.argv[1:] if a.startswith("--config.")]
+    print("\n".join(sweep.commands(_CONFIG.value, path, _WORKDIR.value, overrides)))
+    return
+  try:
+    rows = sweep.run_sweep(_CONFIG.value, _WORKDIR.value)
+  except (config_checks.ConfigError, train.NonFiniteLossError) as e:
+    sys.exit(f"error: {e}")
+  logging.info("%d runs in %s/%s", len(rows), _WORKDIR.value, sweep.RESULTS_CSV)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,269 @@
+"""Scaling-law fits (Hoffmann et al. 2022) with bootstrap confidence intervals.
+
+Approach 1: the envelope of loss-vs-compute points; the run that is best at each compute
+  bin gives N_opt(C) and D_opt(C).
+Approach 2: per IsoFLOP budget, parabolas of loss in log N and in log D; their minima.
+Approach 3: L(N, D) = E + A / N^alpha + B / D^beta, fitted as log L = LSE(a - alpha log N,
+  b - beta log D, e) with a Huber loss (delta 1e-3) by L-BFGS from the best points of a grid.
+Each gives a (N_opt ~ C^a), b (D_opt ~ C^b) and tokens per parameter at a reference compute.
+Intervals: percentiles over refits on runs resampled with replacement (within each budget).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import itertools
+import json
+import os
+from typing import Any, Callable
+
+import numpy as np
+from scipy import optimize, special
+
+HUBER_DELTA = 1e-3
+
+
+@dataclasses.dataclass
+class Points:
+  """Training outcomes: per point its run, params N, tokens D, compute C, loss, budget."""
+
+  run: np.ndarray
+  n: np.ndarray
+  d: np.ndarray
+  c: np.ndarray
+  loss: np.ndarray
+  budget: np.ndarray
+
+  def take(self, mask_or_index) -> "Points":
+    return Points(*(getattr(self, f.name)[mask_or_index] for f in dataclasses.fields(self)))
+
+
+def budget_groups(c: np.ndarray, decimals: int = 1) -> np.ndarray:
+  """IsoFLOP budgets for points without one: compute rounded to `decimals` in log10."""
+  return 10.0 ** np.round(np.log10(c), decimals)
+
+
+def power_law(c: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+  """(exponent, log-coefficient) of y = exp(coef) * c^exponent by least squares in log-log."""
+  slope, coef = np.polyfit(np.log(c), np.log(y), 1)
+  return float(slope), float(coef)
+
+
+def approach1(p: Points, num_bins: int = 20) -> dict[str, Any]:
+  """Envelope of loss vs compute: in each log-compute bin, the N and D of the lowest loss."""
+  edges = np.linspace(np.log(p.c.min()), np.log(p.c.max()), num_bins + 1)
+  which = np.clip(np.digitize(np.log(p.c), edges) - 1, 0, num_bins - 1)
+  best = [np.flatnonzero(which == i)[np.argmin(p.loss[which == i])]
+          for i in range(num_bins) if np.any(which == i)]
+  env = p.take(np.array(best))
+  a, a0 = power_law(env.c, env.n)
+  b, b0 = power_law(env.c, env.d)
+  return {"a": a, "b": b, "log_n_coef": a0, "log_d_coef": b0,
+          "envelope": {"c": env.c.tolist(), "n": env.n.tolist(), "d": env.d.tolist(),
+                       "loss": env.loss.tolist()}}
+
+
+def _parabola_min(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+  coef = np.polyfit(x, y, 2)
+  if coef[0] <= 0:
+    raise ValueError("IsoFLOP curve is not convex")
+  return float(-coef[1] / (2 * coef[0])), coef
+
+
+def approach2(p: Points) -> dict[str, Any]:
+  """IsoFLOP parabolas: per budget with >= 3 distinct sizes, the loss-minimising N and D."""
+  rows = []
+  for budget in np.unique(p.budget):
+    g = p.take(p.budget == budget)
+    if len(np.unique(g.n)) < 3:
+      continue
+    log_n, n_coef = _parabola_min(np.log(g.n), g.loss)
+    log_d, d_coef = _parabola_min(np.log(g.d), g.loss)
+    rows.append({"budget": float(budget), "c": float(np.mean(g.c)), "n_opt": float(np.exp(log_n)),
+                 "d_opt": float(np.exp(log_d)), "loss_opt": float(np.polyval(n_coef, log_n)),
+                 "n_parabola": n_coef.tolist(), "d_parabola": d_coef.tolist()})
+  if len(rows) < 2:
+    raise ValueError("Approach 2 needs >= 2 budgets with >= 3 distinct sizes each")
+  c = np.array([r["c"] for r in rows])
+  a, a0 = power_law(c, np.array([r["n_opt"] for r in rows]))
+  b, b0 = power_law(c, np.array([r["d_opt"] for r in rows]))
+  return {"a": a, "b": b, "log_n_coef": a0, "log_d_coef": b0, "budgets": rows}
+
+
+def _lse_objective(theta: np.ndarray, log_n, log_d, log_loss):
+  """Huber loss of the log-sum-exp model and its gradient; theta = (a, b, e, alpha, beta)."""
+  a, b, e, alpha, beta = theta
+  terms = np.stack([a - alpha * log_n, b - beta * log_d, np.full_like(log_n, e)])
+  pred = special.logsumexp(terms, axis=0)
+  r = pred - log_loss
+  small = np.abs(r) <= HUBER_DELTA
+  value = np.sum(np.where(small, 0.5 * r ** 2, HUBER_DELTA * (np.abs(r) - 0.5 * HUBER_DELTA)))
+  dr = np.where(small, r, HUBER_DELTA * np.sign(r))
+  w = np.exp(terms - pred) * dr
+  grad = np.array([w[0].sum(), w[1].sum(), w[2].sum(), -(w[0] * log_n).sum(),
+                   -(w[1] * log_d).sum()])
+  return value, grad
+
+
+def _grid_values(grid: np.ndarray, log_n, log_d, log_loss) -> np.ndarray:
+  """The Huber objective at every row of `grid` at once."""
+  a, b, e, alpha, beta = (grid[:, i:i + 1] for i in range(5))
+  pred = np.logaddexp(np.logaddexp(a - alpha * log_n, b - beta * log_d), e)
+  r = np.abs(pred - log_loss)
+  return np.where(r <= HUBER_DELTA, 0.5 * r ** 2, HUBER_DELTA * (r - 0.5 * HUBER_DELTA)).sum(1)
+
+
+GRID = {"a": np.arange(0.0, 30.0, 5.0), "b": np.arange(0.0, 30.0, 5.0),
+        "e": np.arange(-1.0, 1.5, 0.5), "alpha": np.arange(0.0, 2.5, 0.5),
+        "beta": np.arange(0.0, 2.5, 0.5)}
+
+
+def approach3(p: Points, num_starts: int = 8,
+              extra_starts: tuple[np.ndarray, ...] = ()) -> dict[str, Any]:
+  """Parametric L(N, D) by Huber/L-BFGS from the `num_starts` best points of `GRID`."""
+  args = (np.log(p.n), np.log(p.d), np.log(p.loss))
+  grid = np.array(list(itertools.product(*GRID.values())))
+  starts = [*grid[np.argsort(_grid_values(grid, *args))[:num_starts]], *extra_starts]
+  # The objective is tiny (Huber delta 1e-3), so the default absolute-ish tolerances stop early.
+  best = min((optimize.minimize(_lse_objective, s, args=args, jac=True, method="L-BFGS-B",
+                                options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 2000})
+              for s in starts), key=lambda r: r.fun)
+  a, b, e, alpha, beta = best.x
+  big_a, big_b = np.exp(a), np.exp(b)
+  # Compute-optimal allocation under C = 6 N D (Hoffmann et al., eq. 4).
+  g = (alpha * big_a / (beta * big_b)) ** (1 / (alpha + beta))
+  return {"E": float(np.exp(e)), "A": float(big_a), "B": float(big_b), "alpha": float(alpha),
+          "beta": float(beta), "a": float(beta / (alpha + beta)),
+          "b": float(alpha / (alpha + beta)), "G": float(g), "theta": best.x.tolist(),
+          "huber_loss": float(best.fun)}
+
+
+def predict(fit3: dict[str, Any], n: np.ndarray, d: np.ndarray) -> np.ndarray:
+  """L(N, D) of an Approach 3 fit."""
+  return fit3["E"] + fit3["A"] / n ** fit3["alpha"] + fit3["B"] / d ** fit3["beta"]
+
+
+def optimum3(fit3: dict[str, Any], c: float) -> tuple[float, float]:
+  """(N_opt, D_opt) of an Approach 3 fit at compute c = 6 N D."""
+  n = fit3["G"] * (c / 6) ** fit3["a"]
+  return float(n), float(c / (6 * n))
+
+
+def tokens_per_param(fit: dict[str, Any], c: float) -> float:
+  """D_opt / N_opt at compute c from an Approach 1 or 2 power-law fit."""
+  log_n = fit["log_n_coef"] + fit["a"] * np.log(c)
+  log_d = fit["log_d_coef"] + fit["b"] * np.log(c)
+  return float(np.exp(log_d - log_n))
+
+
+def bootstrap(p: Points, fit: Callable[[Points], dict[str, Any]], keys: tuple[str, ...],
+              num_samples: int, seed: int = 0) -> dict[str, Any]:
+  """95% percentile intervals of `keys` of `fit` over runs resampled within each budget."""
+  rng = np.random.default_rng(seed)
+  runs_by_budget = [np.unique(p.run[p.budget == b]) for b in np.unique(p.budget)]
+  samples = []
+  for _ in range(num_samples):
+    picked = [rng.choice(runs, size=len(runs)) for runs in runs_by_budget]
+    index = np.concatenate([np.flatnonzero(p.run == r) for r in np.concatenate(picked)])
+    try:
+      result = fit(p.take(index))
+    except (ValueError, np.linalg.LinAlgError):
+      continue  # a resample that cannot be fitted (e.g. too few distinct sizes)
+    samples.append([result[k] for k in keys])
+  s = np.array(samples)
+  if len(s) == 0:
+    return {"num_ok": 0}
+  lo, hi = np.percentile(s, [2.5, 97.5], axis=0)
+  return {"num_ok": len(s), **{k: [float(l), float(h)] for k, l, h in zip(keys, lo, hi)},
+          "samples": {k: s[:, i].tolist() for i, k in enumerate(keys)}}
+
+
+def read_table(path: str) -> list[dict[str, Any]]:
+  """Rows of a CSV (with a header) or JSONL results table."""
+  with open(path) as f:
+    if path.endswith(".jsonl"):
+      return [json.loads(line) for line in f if line.strip()]
+    return list(csv.DictReader(f))
+
+
+def table_points(rows: list[dict[str, Any]], params_col: str, loss_col: str,
+                 tokens_col: str | None = None, flops_col: str | None = None,
+                 budget_col: str | None = None) -> Points:
+  """Final points from a table; D or C missing is derived from C = 6 N D."""
+  if tokens_col is None and flops_col is None:
+    raise ValueError("give a tokens column, a FLOPs column or both")
+  col = lambda name: np.array([float(r[name]) for r in rows])  # noqa: E731
+  n, loss = col(params_col), col(loss_col)
+  d = col(tokens_col) if tokens_col else col(flops_col) / (6 * n)
+  c = col(flops_col) if flops_col else 6 * n * d
+  budget = col(budget_col) if budget_col else budget_groups(c)
+  return Points(np.arange(len(rows)), n, d, c, loss, budget)
+
+
+def curve_points(rows: list[dict[str, Any]], results_dir: str, final: Points) -> Points:
+  """Every logged training loss of the sweep's runs (their metrics.jsonl) as points."""
+  parts = []
+  for i, row in enumerate(rows):
+    per_token = final.c[i] / final.d[i]
+    tokens_per_step = float(row["tokens"]) / float(row["steps"])
+    with open(os.path.join(results_dir, row["workdir"], "metrics.jsonl")) as f:
+      logged = [(r["step"], r["loss"]) for r in map(json.loads, f) if "loss" in r]
+    steps, loss = np.array(logged, float).T
+    d = steps * tokens_per_step
+    parts.append(Points(np.full(len(d), i), np.full(len(d), final.n[i]), d, d * per_token, loss,
+                        np.full(len(d), final.budget[i])))
+  return Points(*(np.concatenate([getattr(q, f.name) for q in parts])
+                  for f in dataclasses.fields(Points)))
+
+
+def fit_all(final: Points, curves: Points | None = None, ref_flops: float | None = None,
+            num_boot: int = 200, seed: int = 0) -> dict[str, Any]:
+  """Approaches 1-3 with bootstrap intervals and tokens per parameter at `ref_flops`."""
+  ref = float(ref_flops or final.c.max())
+  report: dict[str, Any] = {"ref_flops": ref, "num_runs": int(len(np.unique(final.run)))}
+  env_points = curves if curves is not None else final
+
+  def one(q: Points) -> dict[str, Any]:
+    r = approach1(q)
+    return {**r, "tokens_per_param": tokens_per_param(r, ref)}
+
+  def two(q: Points) -> dict[str, Any]:
+    r = approach2(q)
+    return {**r, "tokens_per_param": tokens_per_param(r, ref)}
+
+  full3 = approach3(final)
+
+  def three(q: Points, starts: int = 0) -> dict[str, Any]:
+    r = approach3(q, starts, (np.array(full3["theta"]),))
+    n, d = optimum3(r, ref)
+    return {**r, "tokens_per_param": d / n}
+
+  for name, fit, keys, points in (
+      ("approach1", one, ("a", "b", "tokens_per_param"), env_points),
+      ("approach2", two, ("a", "b", "tokens_per_param"), final),
+      ("approach3", three, ("E", "A", "B", "alpha", "beta", "a", "b", "tokens_per_param"),
+       final)):
+    try:
+      estimate = fit(points)
+    except ValueError as e:
+      report[name] = {"error": str(e)}
+      continue
+    report[name] = {**estimate, "ci": bootstrap(points, fit, keys, num_boot, seed)}
+  return report
+
+
+def format_table(report: dict[str, Any]) -> str:
+  """The fitted numbers with their 95% intervals, one per line."""
+  lines = [f"{'approach':<10} {'quantity':<17} {'estimate':>11}   95% interval",
+           f"(tokens_per_param at C = {report['ref_flops']:.3g} FLOPs; "
+           f"{report['num_runs']} runs)"]
+  for name in ("approach1", "approach2", "approach3"):
+    r = report.get(name, {})
+    if "error" in r:
+      lines.append(f"{name:<10} {r['error']}")
+      continue
+    for key, (lo, hi) in ((k, v) for k, v in r["ci"].items() if isinstance(v, list) and
+                          len(v) == 2 and k != "samples"):
+      lines.append(f"{name:<10} {key:<17} {r[key]:>11.4g}   [{lo:.4g}, {hi:.4g}]")
+  return "\n".join(lines)

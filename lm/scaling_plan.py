@@ -1,0 +1,126 @@
+"""Model ladders and IsoFLOP plans: from compute budgets and a family rule to runs.
+
+A family rule maps a target parameter count to an architecture (depth, width, heads); a plan
+places `sizes_per_budget` sizes log-spaced around the guessed optimum
+N = sqrt(C / (6 * tokens_per_param)) of each budget, gives each the tokens that spend the
+budget under the configured FLOP convention, and derives learning rate, batch and warmup from
+the explicit rules in `config.scaling` (see experiments/configs/base.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+
+from lm import scaling
+from lm.model.transformer import TransformerConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+  """One grid point: an architecture, its budget, and its training hyperparameters."""
+
+  name: str
+  budget: float
+  num_layers: int
+  d_model: int
+  num_heads: int
+  mlp_dim: int
+  params: int              # under config.scaling.params_convention
+  tokens: int              # steps * batch_size * seq_len
+  flops: float             # tokens * FLOPs per token under config.scaling.flops_convention
+  steps: int
+  batch_size: int
+  learning_rate: float
+  warmup_steps: int
+
+
+def architecture(config, index: int, vocab_size: int) -> TransformerConfig:
+  """The family's member number `index` (1, 2, ...) under `config.scaling.rule`.
+
+  'aspect_ratio': `index` layers of width aspect_ratio * index; 'fixed_depth':
+  fixed_num_layers layers of width index * head_dim. Widths are multiples of head_dim.
+  """
+  s = config.scaling
+  if s.rule == "aspect_ratio":
+    layers, width = index, s.aspect_ratio * index
+  elif s.rule == "fixed_depth":
+    layers, width = s.fixed_num_layers, index * s.head_dim
+  else:
+    raise ValueError(f"config.scaling.rule={s.rule!r}; valid: 'aspect_ratio', 'fixed_depth'")
+  d_model = max(s.head_dim, int(round(width / s.head_dim)) * s.head_dim)
+  return TransformerConfig(
+      vocab_size=vocab_size, num_layers=layers, num_heads=d_model // s.head_dim,
+      d_model=d_model, mlp_dim=s.mlp_ratio * d_model, max_seq_len=config.model.max_seq_len,
+      position=config.model.position, tie_embeddings=config.model.tie_embeddings,
+      use_bias=config.model.use_bias)
+
+
+def ladder(config, vocab_size: int) -> list[TransformerConfig]:
+  """Every distinct family member, smallest first (index 1 .. config.scaling.max_num_layers)."""
+  return [architecture(config, i, vocab_size) for i in range(1, config.scaling.max_num_layers + 1)]
+
+
+def _closest(models: list[TransformerConfig], target: float, convention: str) -> TransformerConfig:
+  sizes = np.array([scaling.param_counts(m)[convention] for m in models], float)
+  return models[int(np.argmin(np.abs(np.log(sizes / target))))]
+
+
+def _batch_size(config, budget: float) -> int:
+  s = config.scaling
+  return max(1, int(round(config.data.batch_size * (budget / s.batch_ref_budget) ** s.batch_power)))
+
+
+def _name(budget: float, m: TransformerConfig) -> str:
+  return f"C{budget:.2g}_L{m.num_layers}_d{m.d_model}".replace("+", "")
+
+
+def plan_runs(config, vocab_size: int) -> list[RunPlan]:
+  """The IsoFLOP grid: for every budget, distinct sizes around the guessed optimum."""
+  s = config.scaling
+  seq_len = config.data.seq_len
+  models = ladder(config, vocab_size)
+  plans = []
+  for budget in s.budgets:
+    guess = math.sqrt(budget / (6 * s.tokens_per_param))
+    half = math.log(s.size_ratio) / 2
+    targets = guess * np.exp(np.linspace(-half, half, s.sizes_per_budget))
+    chosen = dict.fromkeys(_closest(models, t, s.params_convention) for t in targets)
+    batch = _batch_size(config, budget)
+    for m in chosen:
+      per_token = scaling.training_flops_per_token(m, seq_len, s.flops_convention)
+      steps = int(round(budget / per_token / (batch * seq_len)))
+      if steps < s.min_steps:
+        continue
+      params = scaling.param_counts(m)[s.params_convention]
+      tokens = steps * batch * seq_len
+      plans.append(RunPlan(
+          name=_name(budget, m), budget=float(budget), num_layers=m.num_layers,
+          d_model=m.d_model, num_heads=m.num_heads, mlp_dim=m.mlp_dim, params=params,
+          tokens=tokens, flops=float(tokens * per_token), steps=steps, batch_size=batch,
+          learning_rate=config.optim.learning_rate * (s.lr_ref_params / params) ** s.lr_power,
+          warmup_steps=int(round(s.warmup_fraction * steps))))
+  return plans
+
+
+def run_overrides(plan: RunPlan) -> dict[str, Any]:
+  """The config fields (dotted names) that turn the sweep's config into this run's config."""
+  return {
+      "model.num_layers": plan.num_layers, "model.d_model": plan.d_model,
+      "model.num_heads": plan.num_heads, "model.mlp_dim": plan.mlp_dim,
+      "data.batch_size": plan.batch_size, "optim.learning_rate": plan.learning_rate,
+      "optim.warmup_steps": plan.warmup_steps, "train.steps": plan.steps,
+      "train.eval_every": plan.steps,
+  }
+
+
+def run_config(config, plan: RunPlan):
+  """A copy of the sweep's config with this run's overrides applied."""
+  c = config.copy_and_resolve_references()
+  for key, value in run_overrides(plan).items():
+    section, field = key.split(".")
+    c[section][field] = value
+  return c

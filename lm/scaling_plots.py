@@ -1,0 +1,105 @@
+"""Scaling plots (matplotlib Agg, PNG) from the points and a `scaling_fit.fit_all` report."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from lm import scaling_fit  # noqa: E402
+
+
+def _save(fig, path: str) -> str:
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+  return path
+
+
+def isoflop_curves(final: scaling_fit.Points, fit2: dict[str, Any], path: str) -> str:
+  """Loss vs N per budget, with the fitted parabolas and their minima."""
+  fig, ax = plt.subplots(figsize=(6, 4.5))
+  colors = plt.cm.viridis(np.linspace(0, 0.9, len(fit2["budgets"])))
+  for color, row in zip(colors, fit2["budgets"]):
+    g = final.take(final.budget == row["budget"])
+    ax.scatter(g.n, g.loss, color=color, s=18)
+    x = np.linspace(np.log(g.n.min()), np.log(g.n.max()), 100)
+    ax.plot(np.exp(x), np.polyval(row["n_parabola"], x), color=color,
+            label=f"C = {row['budget']:.2g}")
+    ax.scatter([row["n_opt"]], [row["loss_opt"]], color=color, marker="*", s=120,
+               edgecolor="k")
+  ax.set(xscale="log", xlabel="parameters N", ylabel="final loss", title="IsoFLOP curves")
+  ax.legend(fontsize=8)
+  return _save(fig, path)
+
+
+def optimal_vs_compute(fit2: dict[str, Any], path: str) -> str:
+  """N_opt and D_opt vs C: the IsoFLOP minima, the power-law fit and its bootstrap band."""
+  c = np.array([r["c"] for r in fit2["budgets"]])
+  grid = np.logspace(np.log10(c.min()) - 0.5, np.log10(c.max()) + 0.5, 50)
+  fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+  for ax, key, exp_key, coef_key, label in (
+      (axes[0], "n_opt", "a", "log_n_coef", "N_opt"),
+      (axes[1], "d_opt", "b", "log_d_coef", "D_opt")):
+    ax.scatter(c, [r[key] for r in fit2["budgets"]], color="k", zorder=3)
+    ax.plot(grid, np.exp(fit2[coef_key]) * grid ** fit2[exp_key],
+            label=f"{label} ~ C^{fit2[exp_key]:.3f}")
+    samples = fit2["ci"].get("samples", {})
+    if exp_key in samples and samples[exp_key]:
+      # Refit lines are pinned at the geometric-mean budget, where the bootstrap varies least.
+      c0 = np.exp(np.mean(np.log(c)))
+      y0 = np.exp(fit2[coef_key]) * c0 ** fit2[exp_key]
+      lines = np.array([y0 * (grid / c0) ** e for e in samples[exp_key]])
+      lo, hi = np.percentile(lines, [2.5, 97.5], axis=0)
+      ax.fill_between(grid, lo, hi, alpha=0.25, label="95% bootstrap band")
+    ax.set(xscale="log", yscale="log", xlabel="compute C (FLOPs)", ylabel=label)
+    ax.legend(fontsize=8)
+  return _save(fig, path)
+
+
+def frontier(points: scaling_fit.Points, fit1: dict[str, Any], path: str) -> str:
+  """Loss vs compute of every run (curves where given) and the lower envelope."""
+  fig, ax = plt.subplots(figsize=(6, 4.5))
+  for run in np.unique(points.run):
+    g = points.take(points.run == run)
+    ax.plot(g.c, g.loss, color="0.6", lw=0.8)
+  env = fit1["envelope"]
+  ax.plot(env["c"], env["loss"], "o-", color="C3", label="envelope (Approach 1)")
+  ax.set(xscale="log", xlabel="compute C (FLOPs)", ylabel="loss", title="Loss vs compute")
+  ax.legend(fontsize=8)
+  return _save(fig, path)
+
+
+def residuals(final: scaling_fit.Points, fit3: dict[str, Any], path: str) -> str:
+  """Approach 3: log-loss residuals vs N and vs D."""
+  r = np.log(final.loss) - np.log(scaling_fit.predict(fit3, final.n, final.d))
+  fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+  for ax, x, label in ((axes[0], final.n, "parameters N"), (axes[1], final.d, "tokens D")):
+    ax.scatter(x, r, c=np.log10(final.c), s=18)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set(xscale="log", xlabel=label, ylabel="log L - log L_fit")
+  fig.suptitle(f"L(N,D) = {fit3['E']:.3g} + {fit3['A']:.3g}/N^{fit3['alpha']:.3f} + "
+               f"{fit3['B']:.3g}/D^{fit3['beta']:.3f}")
+  return _save(fig, path)
+
+
+def all_plots(final: scaling_fit.Points, curves: scaling_fit.Points | None,
+              report: dict[str, Any], plots_dir: str) -> list[str]:
+  """Writes every plot the report supports into `plots_dir`; returns their paths."""
+  os.makedirs(plots_dir, exist_ok=True)
+  out = os.path.join
+  paths = []
+  if "error" not in report.get("approach2", {"error": ""}):
+    paths.append(isoflop_curves(final, report["approach2"], out(plots_dir, "isoflop.png")))
+    paths.append(optimal_vs_compute(report["approach2"], out(plots_dir, "optimal_vs_compute.png")))
+  if "error" not in report.get("approach1", {"error": ""}):
+    paths.append(frontier(curves if curves is not None else final, report["approach1"],
+                          out(plots_dir, "frontier.png")))
+  if "error" not in report.get("approach3", {"error": ""}):
+    paths.append(residuals(final, report["approach3"], out(plots_dir, "residuals.png")))
+  return paths

@@ -1,0 +1,131 @@
+"""Runs an IsoFLOP plan: one sub-workdir per run, and a results table (CSV and JSONL).
+
+A run whose name and config hash are already in the table is skipped; an interrupted run
+resumes from its checkpoint; a run finished elsewhere (e.g. from `emit_commands` on a
+cluster) only has its row collected from the checkpoint and its metrics.jsonl.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import math
+import os
+import statistics
+from typing import Any, Callable
+
+from lm import scaling, scaling_plan, train
+from lm.data import token_cache
+
+log = logging.getLogger(__name__)
+
+RESULTS_CSV, RESULTS_JSONL = "results.csv", "results.jsonl"
+COLUMNS = ("name", "budget", "num_layers", "d_model", "params_total", "params_non_embedding",
+           "params_embedding", "params_head", "params_matmul", "tokens", "flops_6N",
+           "flops_6N+attn", "flops_exact", "train_loss", "eval_loss", "tokens_per_s", "wall_s",
+           "steps", "config_hash", "workdir")
+
+
+def config_hash(config) -> str:
+  """A short stable hash of a run's config."""
+  text = json.dumps(config.to_dict(), sort_keys=True, default=str)
+  return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def vocab_size(config) -> int:
+  """The padded vocabulary size the runs' models will have (tokenizes the corpus once)."""
+  data = token_cache.tokenized_data(config.data)
+  return train.model_config(config.model, data.tokenizer.vocab_size).vocab_size
+
+
+def read_results(workdir: str) -> list[dict[str, Any]]:
+  """The rows of `<workdir>/results.jsonl`, in order."""
+  path = os.path.join(workdir, RESULTS_JSONL)
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def _append(workdir: str, row: dict[str, Any]) -> None:
+  with open(os.path.join(workdir, RESULTS_JSONL), "a") as f:
+    f.write(json.dumps(row) + "\n")
+  path = os.path.join(workdir, RESULTS_CSV)
+  new = not os.path.exists(path)
+  with open(path, "a", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=COLUMNS)
+    if new:
+      writer.writeheader()
+    writer.writerow(row)
+
+
+def _from_metrics(run_dir: str) -> dict[str, float]:
+  """Last train and eval loss and the median tokens/s logged in a run's metrics.jsonl."""
+  out: dict[str, Any] = {"tokens_per_s": []}
+  with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+    for row in map(json.loads, f):
+      for key in ("loss", "eval_loss"):
+        if key in row:
+          out[key] = row[key]
+      if "tokens_per_s" in row:
+        out["tokens_per_s"].append(row["tokens_per_s"])
+  speeds = out.pop("tokens_per_s")
+  return {**out, "tokens_per_s": statistics.median(speeds) if speeds else math.nan}
+
+
+def result_row(plan: scaling_plan.RunPlan, run_cfg, summary: dict[str, Any],
+               run_dir: str, workdir: str) -> dict[str, Any]:
+  """One results-table row: counts by convention, tokens, FLOPs, final losses, speed."""
+  model = train.model_config(run_cfg.model, summary["vocab_size"])
+  counts = scaling.param_counts(model)
+  tokens = summary["step"] * summary["tokens_per_step"]
+  logged = _from_metrics(run_dir)
+  train_loss, eval_loss = summary["train_loss"], summary["eval_loss"]
+  row = {"name": plan.name, "budget": plan.budget, "num_layers": plan.num_layers,
+         "d_model": plan.d_model, **{f"params_{k}": v for k, v in counts.items()},
+         "tokens": tokens, "steps": summary["step"],
+         "train_loss": train_loss if math.isfinite(train_loss) else logged.get("loss", math.nan),
+         "eval_loss": eval_loss if math.isfinite(eval_loss) else logged.get("eval_loss", math.nan),
+         "tokens_per_s": logged["tokens_per_s"], "wall_s": summary["wall_s"],
+         "config_hash": config_hash(run_cfg), "workdir": os.path.relpath(run_dir, workdir)}
+  for convention in scaling.FLOP_CONVENTIONS:
+    per_token = scaling.training_flops_per_token(model, run_cfg.data.seq_len, convention)
+    row[f"flops_{convention}"] = float(tokens * per_token)
+  return row
+
+
+def run_sweep(config, workdir: str,
+              runner: Callable[[Any, str], dict[str, Any]] = train.train_and_evaluate
+              ) -> list[dict[str, Any]]:
+  """Trains every planned run in sequence, appending a row per finished run; returns the table."""
+  os.makedirs(workdir, exist_ok=True)
+  vocab = vocab_size(config)
+  done = {(r["name"], r["config_hash"]) for r in read_results(workdir)}
+  for plan in scaling_plan.plan_runs(config, vocab):
+    run_cfg = scaling_plan.run_config(config, plan)
+    if (plan.name, config_hash(run_cfg)) in done:
+      log.info("%s: in the results table, skipped", plan.name)
+      continue
+    log.info("%s: %d layers x %d, %d params, %d tokens, %d steps", plan.name, plan.num_layers,
+             plan.d_model, plan.params, plan.tokens, plan.steps)
+    run_dir = os.path.join(workdir, plan.name)
+    summary = runner(run_cfg, run_dir)
+    if summary["step"] < plan.steps:
+      log.warning("%s stopped at step %d of %d; run the sweep again to continue", plan.name,
+                  summary["step"], plan.steps)
+      break
+    _append(workdir, result_row(plan, run_cfg, {**summary, "vocab_size": vocab}, run_dir,
+                                workdir))
+  return read_results(workdir)
+
+
+def commands(config, config_path: str, workdir: str, extra_flags: list[str]) -> list[str]:
+  """One `python -m experiments.train` command per planned run (after `extra_flags`)."""
+  out = []
+  for plan in scaling_plan.plan_runs(config, vocab_size(config)):
+    flags = [f"--config.{k}={v}" for k, v in scaling_plan.run_overrides(plan).items()]
+    out.append(" ".join([f"python -m experiments.train --config={config_path}",
+                         f"--workdir={os.path.join(workdir, plan.name)}", *extra_flags, *flags]))
+  return out

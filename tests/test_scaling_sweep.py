@@ -1,0 +1,82 @@
+"""A miniature IsoFLOP sweep (2 budgets x 3 tiny sizes) end to end: sweep -> fit -> plot."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import pytest
+
+from lm import scaling_fit, scaling_plan, scaling_plots, sharding, sweep, train
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _sweep_config(c):
+  s = c.scaling
+  s.budgets = (4e7, 1.2e8)
+  s.sizes_per_budget = 3
+  s.size_ratio = 8.0
+  s.tokens_per_param = 1.0
+  s.rule = "fixed_depth"
+  s.fixed_num_layers = 1
+  s.head_dim = 8
+  s.max_num_layers = 8
+  s.min_steps = 5
+  c.model.dropout = 0.0
+  c.train.checkpoint_every = 1000  # the last step is always saved
+  c.train.eval_batches = 1
+  return c
+
+
+def test_plan_gives_three_sizes_per_budget(tiny_config):
+  plans = scaling_plan.plan_runs(_sweep_config(tiny_config), 64)
+  assert [p.budget for p in plans] == [4e7] * 3 + [1.2e8] * 3
+  for p in plans:
+    assert p.steps >= 5 and p.tokens == p.steps * 8 * 16
+    assert abs(p.flops / p.budget - 1) < 0.1  # rounding steps moves C a little
+
+
+@pytest.mark.slow
+def test_sweep_fit_plot_end_to_end(tiny_config, tmp_path):
+  config = _sweep_config(tiny_config)
+  workdir = str(tmp_path / "sweep")
+  mesh = sharding.make_mesh(config.mesh, jax.devices()[:1])
+  rows = sweep.run_sweep(config, workdir, lambda c, d: train.train_and_evaluate(c, d, mesh))
+  assert len(rows) == 6
+  assert all(r["eval_loss"] > 0 and r["tokens_per_s"] > 0 for r in rows)
+  assert all(os.path.exists(os.path.join(workdir, r["workdir"], "metrics.jsonl")) for r in rows)
+
+  def must_not_train(cfg, run_dir):
+    raise AssertionError(f"finished run trained again: {run_dir}")
+
+  assert len(sweep.run_sweep(config, workdir, runner=must_not_train)) == 6  # all skipped
+
+  final = scaling_fit.table_points(rows, "params_non_embedding", "eval_loss", "tokens",
+                                   "flops_6N", "budget")
+  curves = scaling_fit.curve_points(rows, workdir, final)
+  report = scaling_fit.fit_all(final, curves, num_boot=10)
+  assert {"approach1", "approach2", "approach3"} <= set(report)
+  assert "a" in report["approach1"] and "alpha" in report["approach3"]
+  paths = scaling_plots.all_plots(final, curves, report, str(tmp_path / "plots"))
+  assert {"frontier.png", "residuals.png"} <= {os.path.basename(p) for p in paths}
+
+  # The command-line fit on the sweep's CSV writes the same report and the plots.
+  env = {**os.environ, "PYTHONPATH": REPO}
+  out = subprocess.run(
+      [sys.executable, "-m", "experiments.fit_scaling", f"--results={workdir}/results.csv",
+       "--bootstrap=5", f"--plots_dir={tmp_path}/cli_plots"],
+      cwd=REPO, env=env, capture_output=True, text=True, check=True).stdout
+  assert "approach3" in out and "alpha" in out
+  with open(os.path.join(workdir, "fit.json")) as f:
+    assert json.load(f)["num_runs"] == 6
+  assert os.path.exists(tmp_path / "cli_plots" / "frontier.png")
+
+
+def test_emit_commands(tiny_config, tmp_path):
+  config = _sweep_config(tiny_config)
+  lines = sweep.commands(config, "cfg.py", str(tmp_path / "w"), ["--config.seed=1"])
+  assert len(lines) == 6
+  assert lines[0].startswith("python -m experiments.train --config=cfg.py --workdir=")
+  assert "--config.seed=1" in lines[0] and "--config.train.steps=" in lines[0]
