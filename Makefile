@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 WORKDIR ?= runs/shakespeare_char
 
-.PHONY: demo test test-all bench clean
+.PHONY: demo test test-fast clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,13 +19,10 @@ demo: $(VENV)/.installed
 	$(PY) -m experiments.sample --workdir=$(WORKDIR) --prompt="ROMEO:" --max_new_tokens=300
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -q -m "not slow"
-
-test-all: $(VENV)/.installed
 	$(PY) -m pytest -q
 
-bench: $(VENV)/.installed
-	$(PY) -m experiments.train --config=experiments/configs/shakespeare_char.py --workdir=runs/bench_$$(date +%s)
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -q -m "not slow"
 
 clean:
 	rm -rf $(VENV) runs

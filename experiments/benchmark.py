@@ -75,7 +75,7 @@ def main(argv):
   state = jax.jit(layout.init_fn, out_shardings=layout.shardings)(jax.random.key(0))
   step_fn = jax.jit(
       make_train_step(layout.graphdef, layout.tx, layout.schedule, model_cfg.dropout > 0,
-                      config.train.grad_accum_steps),
+                      config.train.grad_accum_steps, config.train.fused_cross_entropy),
       in_shardings=(layout.shardings, sharding.batch_sharding(mesh)),
       out_shardings=(layout.shardings, None), donate_argnums=0)
 
@@ -120,6 +120,7 @@ def main(argv):
       "batch": config.data.batch_size, "seq_len": config.data.seq_len,
       "compute_dtype": model_cfg.compute_dtype, "attention_impl": model_cfg.attention_impl,
       "remat": model_cfg.remat, "logits_dtype": model_cfg.logits_dtype, "grad_accum_steps": config.train.grad_accum_steps,
+      "fused_cross_entropy": config.train.fused_cross_entropy,
       "compile_s": compile_s,
       "step_s_median": statistics.median(synced),
       "step_s_spread": [min(synced), max(synced)],

@@ -18,7 +18,7 @@ from jax.sharding import Mesh
 from rouge_score import rouge_scorer
 
 from lm import run, sampling, sharding
-from lm.step import cross_entropy
+from lm.losses import cross_entropy
 from lm.data import token_cache
 from lm.data.tokenizer import Tokenizer
 

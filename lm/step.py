@@ -16,6 +16,7 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from lm import optim, sharding
+from lm.losses import cross_entropy, cross_entropy_unfused
 from lm.model.transformer import DecoderLM, TransformerConfig
 
 
@@ -35,25 +36,22 @@ def model_config(model_cfg, vocab_size: int) -> TransformerConfig:
   return TransformerConfig(**kwargs)
 
 
-def cross_entropy(logits_BTV: jax.Array, targets_BT: jax.Array) -> jax.Array:
-  """Per-token negative log-likelihood [B, T] in float32."""
-  return optax.softmax_cross_entropy_with_integer_labels(logits_BTV.astype(jnp.float32),
-                                                         targets_BT)
-
-
 def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
-                    schedule: optax.Schedule, use_dropout: bool, grad_accum_steps: int = 1):
+                    schedule: optax.Schedule, use_dropout: bool, grad_accum_steps: int = 1,
+                    fused_cross_entropy: bool = True):
   """Returns the pure `train_step(state, batch) -> (state, metrics)`.
 
   With `grad_accum_steps > 1` the batch is split into that many microbatches (rows i, i + k,
   i + 2k, ... so each stays spread over the data axis) whose gradients are averaged.
   """
 
+  loss_fn = cross_entropy if fused_cross_entropy else cross_entropy_unfused
+
   def loss_and_grads(params, tokens, key):
     def loss_of(params):
       rngs = nnx.Rngs(dropout=key) if use_dropout else None  # made inside the grad trace
       logits = nnx.merge(graphdef, params)(tokens[:, :-1], rngs=rngs)
-      return cross_entropy(logits, tokens[:, 1:]).mean()
+      return loss_fn(logits, tokens[:, 1:]).mean()
     return jax.value_and_grad(loss_of)(params)
 
   def train_step(state: TrainState, batch: dict[str, jax.Array]):

@@ -136,7 +136,8 @@ def train_and_evaluate(config, workdir: str, mesh: Mesh | None = None) -> dict[s
 
   train_step = jax.jit(
       make_train_step(exp.layout.graphdef, exp.layout.tx, exp.layout.schedule,
-                      exp.model_cfg.dropout > 0, cfg.train.grad_accum_steps),
+                      exp.model_cfg.dropout > 0, cfg.train.grad_accum_steps,
+                      cfg.train.fused_cross_entropy),
       in_shardings=(exp.layout.shardings, sharding.batch_sharding(exp.mesh)),
       out_shardings=(exp.layout.shardings, None), donate_argnums=0)
   eval_step = jax.jit(make_eval_step(exp.layout.graphdef))

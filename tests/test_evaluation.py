@@ -10,7 +10,7 @@ from flax import nnx
 from rouge_score import rouge_scorer
 
 from lm import evaluation, sharding, train
-from lm.step import cross_entropy
+from lm.losses import cross_entropy
 from lm.data import token_cache
 from lm.data.tokenizer import CharTokenizer
 from lm.model.transformer import DecoderLM, TransformerConfig

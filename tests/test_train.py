@@ -1,3 +1,6 @@
+import dataclasses
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -61,7 +64,6 @@ def test_resume_is_bitwise_equal_to_a_straight_run(tiny_config, tmp_path):
 
 
 def _losses(workdir):
-  import json
   rows = [json.loads(l) for l in open(workdir / "metrics.jsonl")]
   return sorted((r["step"], r["loss"]) for r in rows if "loss" in r)
 
@@ -83,3 +85,29 @@ def test_nan_loss_stops_with_step_and_last_good_checkpoint(tiny_config, tmp_path
   tiny_config.train.steps = 50
   with pytest.raises(train.NonFiniteLossError, match=r"at step \d+; last good checkpoint: step \d+"):
     _run(tiny_config, tmp_path, sharding.make_mesh(tiny_config.mesh, jax.devices()[:1]))
+
+
+@pytest.mark.parametrize("change", [dict(grad_accum_steps=2), dict(fused_cross_entropy=False),
+                                    dict(remat="dots"), dict(remat="full")])
+def test_speed_levers_leave_the_step_unchanged(tiny_config, change):
+  tiny_config.model.dropout = 0.0
+  mesh = sharding.make_mesh(tiny_config.mesh, jax.devices()[:1])
+  exp = train.build(tiny_config, mesh)
+  batch = {"tokens": jnp.asarray(train.pipeline.window_batches(
+      exp.data.splits["train"], 16, 8, shuffle_seed=0, repeat=True)[0]["tokens"])}
+
+  def one_step(model_cfg, **kw):
+    layout = step_lib.state_layout(model_cfg, tiny_config.optim, 8, mesh)
+    state = jax.jit(layout.init_fn)(jax.random.key(0))
+    fn = step_lib.make_train_step(layout.graphdef, layout.tx, layout.schedule, False, **kw)
+    return jax.jit(fn)(state, batch)
+
+  ref_state, ref = one_step(exp.model_cfg)
+  if "remat" in change:
+    state, out = one_step(dataclasses.replace(exp.model_cfg, remat=change["remat"]))
+  else:
+    state, out = one_step(exp.model_cfg, **change)
+  np.testing.assert_allclose(out["loss"], ref["loss"], rtol=1e-6)
+  np.testing.assert_allclose(out["grad_norm"], ref["grad_norm"], rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
+               state.params, ref_state.params)

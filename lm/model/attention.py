@@ -111,10 +111,11 @@ class SelfAttention(nnx.Module):
     dt = self.compute_dtype
     if positions_BT is None and cache is not None:
       positions_BT = cache.positions(x_BTD.shape[1])
-    qkv = jnp.einsum("btd,dcnh->btcnh", x_BTD.astype(dt), self.w_qkv[...].astype(dt))
+    # q/k/v leading, so each is a contiguous [B, T, N, H] block for the attention kernel.
+    qkv_CBTNH = jnp.einsum("btd,dcnh->cbtnh", x_BTD.astype(dt), self.w_qkv[...].astype(dt))
     if self.b_qkv is not None:
-      qkv = qkv + self.b_qkv[...].astype(dt)
-    q_BTNH, k_BTNH, v_BTNH = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+      qkv_CBTNH = qkv_CBTNH + self.b_qkv[...].astype(dt)[:, None, None]
+    q_BTNH, k_BTNH, v_BTNH = qkv_CBTNH
     if self.rotary:
       positions = jnp.arange(x_BTD.shape[1]) if positions_BT is None else positions_BT
       sin, cos = rotary_tables(positions, self.head_dim)
