@@ -39,6 +39,8 @@ flags.mark_flag_as_required("config")
 
 
 def _git_commit() -> str:
+  if os.environ.get("GIT_COMMIT"):  # set where the tree was copied without .git
+    return os.environ["GIT_COMMIT"]
   try:
     return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                           text=True, check=True).stdout.strip()

@@ -24,6 +24,7 @@ def get_config():
   c.model.vocab_multiple = 128
   c.model.compute_dtype = "bfloat16"
   c.model.attention_impl = "cudnn"
+  c.model.logits_dtype = "bfloat16"
   c.optim.learning_rate = 6e-4
   c.optim.warmup_steps = 700
   c.optim.b2 = 0.95
