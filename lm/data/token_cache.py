@@ -8,6 +8,7 @@ id when it has one; a character tokenizer joins the records of one text stream d
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import tempfile
 
@@ -46,13 +47,17 @@ def _texts(source, text_key: str, max_chars: int | None = None):
       return
 
 
-def _train_tokenizer(data_cfg, source, directory: str) -> Tokenizer:
+def _train_tokenizer(data_cfg, split_sources: dict, directory: str) -> Tokenizer:
+  train = split_sources[data_cfg.train_split]
   if data_cfg.tokenizer == "char":
-    tok = CharTokenizer.train(_texts(source, data_cfg.text_key))
+    # Every split's characters, so evaluation text never meets an unknown one.
+    tok = CharTokenizer.train(itertools.chain.from_iterable(
+        _texts(split_sources[s], data_cfg.text_key)
+        for s in (data_cfg.train_split, data_cfg.eval_split)))
     tok.save(directory)
     return tok
   return SentencePieceTokenizer.train(
-      _texts(source, data_cfg.text_key, data_cfg.tokenizer_train_chars), directory,
+      _texts(train, data_cfg.text_key, data_cfg.tokenizer_train_chars), directory,
       data_cfg.vocab_size)
 
 
@@ -78,7 +83,7 @@ def tokenized_data(data_cfg) -> TokenizedData:
   try:
     tok = load_tokenizer(directory)
   except FileNotFoundError:
-    tok = _train_tokenizer(data_cfg, split_sources[data_cfg.train_split], directory)
+    tok = _train_tokenizer(data_cfg, split_sources, directory)
   splits = {}
   for split in (data_cfg.train_split, data_cfg.eval_split):
     path = os.path.join(directory, f"{split}.npy")

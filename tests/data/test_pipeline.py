@@ -38,6 +38,14 @@ def test_tokenized_data_from_local_corpus(tiny_config, corpus_file):
   np.testing.assert_array_equal(again.splits["train"], train)
 
 
+def test_char_vocabulary_covers_characters_only_in_the_validation_split(tiny_config, tmp_path):
+  corpus = tmp_path / "odd.txt"
+  corpus.write_text("abc\n" * 900 + "xyz\u00e9\n" * 100)  # the last lines hold new characters
+  tiny_config.data.path = str(corpus)
+  data = token_cache.tokenized_data(tiny_config.data)
+  assert data.tokenizer.decode(np.asarray(data.splits["validation"])).endswith("xyz\u00e9\n")
+
+
 def test_sentencepiece_tokenizer_is_trained_and_cached(tiny_config):
   tiny_config.data.tokenizer = "sentencepiece"
   tiny_config.data.vocab_size = 512
