@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from lm import scaling, scaling_plan, train
 from lm.data import token_cache
+from lm.step import model_config
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def config_hash(config) -> str:
 def vocab_size(config) -> int:
   """The padded vocabulary size the runs' models will have (tokenizes the corpus once)."""
   data = token_cache.tokenized_data(config.data)
-  return train.model_config(config.model, data.tokenizer.vocab_size).vocab_size
+  return model_config(config.model, data.tokenizer.vocab_size).vocab_size
 
 
 def read_results(workdir: str) -> list[dict[str, Any]]:
@@ -78,7 +79,7 @@ def _from_metrics(run_dir: str) -> dict[str, float]:
 def result_row(plan: scaling_plan.RunPlan, run_cfg, summary: dict[str, Any],
                run_dir: str, workdir: str) -> dict[str, Any]:
   """One results-table row: counts by convention, tokens, FLOPs, final losses, speed."""
-  model = train.model_config(run_cfg.model, summary["vocab_size"])
+  model = model_config(run_cfg.model, summary["vocab_size"])
   counts = scaling.param_counts(model)
   tokens = summary["step"] * summary["tokens_per_step"]
   logged = _from_metrics(run_dir)
