@@ -23,6 +23,7 @@ from lm import checkpoint, config_checks, metrics, scaling, sharding
 from lm.data import pipeline, token_cache
 from lm.hardware import device_peak_flops
 from lm.model.transformer import TransformerConfig
+from lm.objectives import Objective, objective_for
 from lm.step import StateLayout, TrainState, make_eval_step, make_train_step, model_config, \
     state_layout
 
@@ -42,6 +43,7 @@ class Experiment:
   data: token_cache.TokenizedData
   model_cfg: TransformerConfig
   layout: StateLayout
+  objective: Objective
 
 
 def build(config, mesh: Mesh | None = None) -> Experiment:
@@ -52,11 +54,13 @@ def build(config, mesh: Mesh | None = None) -> Experiment:
   data = token_cache.tokenized_data(config.data)
   model_cfg = model_config(config.model, data.tokenizer.vocab_size)
   layout = state_layout(model_cfg, config.optim, config.train.steps, mesh)
-  return Experiment(config, mesh, data, model_cfg, layout)
+  return Experiment(config, mesh, data, model_cfg, layout,
+                    objective_for(model_cfg, data.tokenizer, config.mlm))
 
 
-def evaluate(exp: Experiment, eval_step, params) -> float:
-  """Token-weighted mean loss over `config.train.eval_batches` batches of the eval split."""
+def evaluate(exp: Experiment, eval_step, params) -> dict[str, float]:
+  """Weighted mean loss (and accuracy, but for the LM objective) over
+  `config.train.eval_batches` batches of the eval split."""
   cfg = exp.config
   ds = pipeline.window_batches(exp.data.splits[cfg.data.eval_split], cfg.data.seq_len,
                                cfg.data.batch_size, shuffle_seed=None, repeat=False,
@@ -66,11 +70,14 @@ def evaluate(exp: Experiment, eval_step, params) -> float:
   if num == 0:
     raise ValueError(f"the eval split has fewer than config.data.batch_size="
                      f"{cfg.data.batch_size} windows")
-  total, count = jnp.zeros(()), jnp.zeros(())
+  totals = None
   for i in range(num):
-    loss_sum, n = eval_step(params, sharding.global_batch(ds[i], exp.mesh))
-    total, count = total + loss_sum, count + n
-  return float(total / count)
+    sums = eval_step(params, sharding.global_batch(ds[i], exp.mesh))
+    totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+  out = {"eval_loss": float(totals["loss"] / totals["weight"])}
+  if "correct" in totals:
+    out["eval_accuracy"] = float(totals["correct"] / totals["weight"])
+  return out
 
 
 def _write_run_files(workdir: str, exp: Experiment) -> None:
@@ -86,6 +93,8 @@ def _write_run_files(workdir: str, exp: Experiment) -> None:
 
 def _format_progress(step: int, total: int, m: dict[str, float]) -> str:
   parts = [f"step {step}/{total}", f"loss {m['loss']:.4f}", f"lr {m['lr']:.2e}"]
+  if "accuracy" in m:
+    parts.append(f"acc {m['accuracy']:.3f}")
   if "tokens_per_s" in m:
     eta = int(m["eta_s"])
     parts += [f"{m['tokens_per_s'] / 1e3:.1f}k tok/s", f"MFU {100 * m['mfu']:.2f}%",
@@ -137,10 +146,10 @@ def train_and_evaluate(config, workdir: str, mesh: Mesh | None = None) -> dict[s
   train_step = jax.jit(
       make_train_step(exp.layout.graphdef, exp.layout.tx, exp.layout.schedule,
                       exp.model_cfg.dropout > 0, cfg.train.grad_accum_steps,
-                      cfg.train.fused_cross_entropy),
+                      cfg.train.fused_cross_entropy, exp.objective),
       in_shardings=(exp.layout.shardings, sharding.batch_sharding(exp.mesh)),
       out_shardings=(exp.layout.shardings, None), donate_argnums=0)
-  eval_step = jax.jit(make_eval_step(exp.layout.graphdef))
+  eval_step = jax.jit(make_eval_step(exp.layout.graphdef, exp.objective, cfg.seed))
 
   counts = scaling.param_counts(exp.model_cfg)
   peak, peak_name = device_peak_flops(exp.mesh.devices.flat[0])
@@ -159,6 +168,7 @@ def train_and_evaluate(config, workdir: str, mesh: Mesh | None = None) -> dict[s
   pending = None  # (step, device metrics) of the last dispatched step, fetched one step late
   summary: dict[str, Any] = {"start_step": start_step}
   last_train_loss = last_eval_loss = math.nan
+  last_eval: dict[str, float] = {}
 
   def fetch(step_and_metrics) -> dict[str, float]:
     at, device_metrics = step_and_metrics
@@ -192,9 +202,10 @@ def train_and_evaluate(config, workdir: str, mesh: Mesh | None = None) -> dict[s
       stop = preemption.requested or step - start_step == cfg.train.stop_after_steps
       last = step == cfg.train.steps or stop
       if step % cfg.train.eval_every == 0 or step == cfg.train.steps:
-        last_eval_loss = evaluate(exp, eval_step, state.params)
-        log.info("step %d | eval loss %.4f", step, last_eval_loss)
-        writer.write(step, {"eval_loss": last_eval_loss})
+        last_eval = evaluate(exp, eval_step, state.params)
+        last_eval_loss = last_eval["eval_loss"]
+        log.info("step %d | %s", step, " | ".join(f"{k} {v:.4f}" for k, v in last_eval.items()))
+        writer.write(step, last_eval)
       if step % cfg.train.checkpoint_every == 0 or last:
         fetch(pending)  # never save a state that followed a NaN
         checkpoint.save(mngr, step, state, data_iter.get_state(), force=last)
@@ -210,6 +221,7 @@ def train_and_evaluate(config, workdir: str, mesh: Mesh | None = None) -> dict[s
     preemption.restore()
     writer.close()
 
+  summary.update(last_eval)
   summary.update(step=step, train_loss=last_train_loss, eval_loss=last_eval_loss,
                  train_step_compiles=train_step._cache_size(),  # pylint: disable=protected-access
                  wall_s=time.perf_counter() - t_start, state=state,

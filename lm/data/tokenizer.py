@@ -2,12 +2,16 @@
 
 A tokenizer lives in one file (`char_vocab.json` or `*.model`), which the data cache keeps
 and each run copies into its workdir so that sampling uses exactly the run's tokenizer.
+Both append the special tokens MLM and classification need ([PAD], [MASK], [CLS], [SEP])
+after their own vocabulary, so the ids of ordinary tokens never move; the literal strings
+"[MASK]" etc. in a text encode to them.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable
@@ -20,24 +24,64 @@ CHAR_FILE = "char_vocab.json"
 SPM_FILE = "sentencepiece.model"
 
 
+SPECIAL_TOKENS = ("[PAD]", "[MASK]", "[CLS]", "[SEP]")
+
+
 class Tokenizer(Protocol):
-  vocab_size: int
+  vocab_size: int             # every id, special tokens included
+  num_ordinary: int           # ids [0, num_ordinary) are ordinary tokens (MLM's random tokens)
   eos_id: int | None
+  special_ids: dict[str, int]  # e.g. {"[MASK]": 103}; absent tokens are missing
 
   def encode(self, text: str) -> list[int]: ...
   def decode(self, ids: Iterable[int]) -> str: ...
   def save(self, directory: str) -> str: ...
 
 
-class CharTokenizer:
-  """One id per character seen in the training text, in sorted order; no special tokens."""
+def split_specials(text: str, specials: Iterable[str]) -> list[str]:
+  """The text cut into pieces, each special token string a piece of its own."""
+  pattern = "|".join(re.escape(t) for t in sorted(specials, key=len, reverse=True))
+  if not pattern:
+    return [text]
+  return [p for p in re.split(f"({pattern})", text) if p]
+
+
+class _AppendedSpecials:
+  """Special tokens appended after a base vocabulary of `num_ordinary` ids."""
+
+  num_ordinary: int
+
+  def _init_specials(self, num_ordinary: int) -> None:
+    self.num_ordinary = num_ordinary
+    self.special_ids = {t: num_ordinary + i for i, t in enumerate(SPECIAL_TOKENS)}
+    self.vocab_size = num_ordinary + len(SPECIAL_TOKENS)
+
+  def encode(self, text: str) -> list[int]:
+    ids: list[int] = []
+    for piece in split_specials(text, self.special_ids):
+      ids += [self.special_ids[piece]] if piece in self.special_ids else self._encode(piece)
+    return ids
+
+  def decode(self, ids: Iterable[int]) -> str:
+    ordinary = [int(i) for i in ids if 0 <= int(i) < self.num_ordinary]
+    return self._decode(ordinary)
+
+  def _encode(self, text: str) -> list[int]:
+    raise NotImplementedError
+
+  def _decode(self, ids: list[int]) -> str:
+    raise NotImplementedError
+
+
+class CharTokenizer(_AppendedSpecials):
+  """One id per character seen in the training text, in sorted order, then the specials."""
 
   eos_id = None
 
   def __init__(self, chars: str):
     self.chars = chars
-    self.vocab_size = len(chars)
     self._index = {c: i for i, c in enumerate(chars)}
+    self._init_specials(len(chars))
 
   @classmethod
   def train(cls, texts: Iterable[str]) -> "CharTokenizer":
@@ -46,14 +90,14 @@ class CharTokenizer:
       seen.update(t)
     return cls("".join(sorted(seen)))
 
-  def encode(self, text: str) -> list[int]:
+  def _encode(self, text: str) -> list[int]:
     try:
       return [self._index[c] for c in text]
     except KeyError as e:
       raise ValueError(f"character {e.args[0]!r} is not in the character vocabulary") from None
 
-  def decode(self, ids: Iterable[int]) -> str:
-    return "".join(self.chars[i] for i in ids if 0 <= i < self.vocab_size)
+  def _decode(self, ids: list[int]) -> str:
+    return "".join(self.chars[i] for i in ids)
 
   def save(self, directory: str) -> str:
     path = os.path.join(directory, CHAR_FILE)
@@ -62,14 +106,14 @@ class CharTokenizer:
     return path
 
 
-class SentencePieceTokenizer:
-  """A SentencePiece model (BPE or unigram) with an end-of-sequence id."""
+class SentencePieceTokenizer(_AppendedSpecials):
+  """A SentencePiece model (BPE or unigram) with an end-of-sequence id, then the specials."""
 
   def __init__(self, model_path: str):
     self.model_path = model_path
     self.sp = spm.SentencePieceProcessor(model_file=model_path)
-    self.vocab_size = self.sp.get_piece_size()
     self.eos_id = self.sp.eos_id()
+    self._init_specials(self.sp.get_piece_size())
 
   @classmethod
   def train(cls, texts: Iterable[str], directory: str, vocab_size: int,
@@ -90,11 +134,11 @@ class SentencePieceTokenizer:
       shutil.copy(os.path.join(tmp, "sp.model"), path)
     return cls(path)
 
-  def encode(self, text: str) -> list[int]:
+  def _encode(self, text: str) -> list[int]:
     return self.sp.encode(text)
 
-  def decode(self, ids: Iterable[int]) -> str:
-    return self.sp.decode([int(i) for i in ids])
+  def _decode(self, ids: list[int]) -> str:
+    return self.sp.decode(ids)
 
   def save(self, directory: str) -> str:
     path = os.path.join(directory, SPM_FILE)
