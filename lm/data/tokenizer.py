@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Iterable
@@ -20,11 +19,11 @@ from typing import Protocol
 import numpy as np
 import sentencepiece as spm
 
+from lm.data import bpe, wordpiece
+from lm.data.specials import SPECIAL_TOKENS, split_specials
+
 CHAR_FILE = "char_vocab.json"
 SPM_FILE = "sentencepiece.model"
-
-
-SPECIAL_TOKENS = ("[PAD]", "[MASK]", "[CLS]", "[SEP]")
 
 
 class Tokenizer(Protocol):
@@ -36,14 +35,6 @@ class Tokenizer(Protocol):
   def encode(self, text: str) -> list[int]: ...
   def decode(self, ids: Iterable[int]) -> str: ...
   def save(self, directory: str) -> str: ...
-
-
-def split_specials(text: str, specials: Iterable[str]) -> list[str]:
-  """The text cut into pieces, each special token string a piece of its own."""
-  pattern = "|".join(re.escape(t) for t in sorted(specials, key=len, reverse=True))
-  if not pattern:
-    return [text]
-  return [p for p in re.split(f"({pattern})", text) if p]
 
 
 class _AppendedSpecials:
@@ -155,7 +146,12 @@ def load_tokenizer(directory: str) -> Tokenizer:
       return CharTokenizer(json.load(f)["chars"])
   if os.path.exists(spm_path):
     return SentencePieceTokenizer(spm_path)
-  raise FileNotFoundError(f"no tokenizer ({CHAR_FILE} or {SPM_FILE}) in {directory}")
+  if os.path.exists(os.path.join(directory, bpe.MERGES_FILE)):
+    return bpe.ByteBPETokenizer(directory)
+  if os.path.exists(os.path.join(directory, wordpiece.VOCAB_FILE)):
+    return wordpiece.WordPieceTokenizer(directory)
+  raise FileNotFoundError(f"no tokenizer ({CHAR_FILE}, {SPM_FILE}, GPT-2's {bpe.MERGES_FILE} "
+                          f"or BERT's {wordpiece.VOCAB_FILE}) in {directory}")
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
