@@ -37,6 +37,7 @@ def _classify(config, tmp_path, steps=60):
 def test_decoder_classifier_from_scratch_learns(tiny_config, tmp_path):
   mesh = sharding.make_mesh(tiny_config.mesh, jax.devices()[:1])
   out = train.train_and_evaluate(_classify(tiny_config, tmp_path), str(tmp_path / "cls"), mesh)
+  print(f"eval accuracy {out['eval_accuracy']:.3f}")
   assert out["eval_accuracy"] >= 0.95, out["eval_accuracy"]
 
 
@@ -52,6 +53,7 @@ def test_encoder_fine_tuned_from_pretrained_run_learns(tiny_config, tmp_path):
   config.optim.freeze_embeddings = True
   out = train.train_and_evaluate(config, str(tmp_path / "ft"), mesh)
   assert out["start_step"] == 0
+  print(f"eval accuracy {out['eval_accuracy']:.3f}")
   assert out["eval_accuracy"] >= 0.95, out["eval_accuracy"]
   params = train.host_params(out["state"])
   pre_params = train.host_params(pre["state"])

@@ -93,3 +93,59 @@ def test_pytorch_bin_is_read_with_weights_only(tmp_path):
   (directory / "config.json").write_text(json.dumps(model.config.to_dict()))
   _, params = hf.import_params(str(directory))
   np.testing.assert_array_equal(params["embed"], model.transformer.wte.weight.detach().numpy())
+
+
+def test_fill_mask_cli_on_a_hf_bert_dir(tmp_path):
+  import subprocess
+  import sys
+  model, directory = _bert(tmp_path)
+  _save(model, directory)
+  words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(95)]
+  (directory / "vocab.txt").write_text("\n".join(words) + "\n")
+  out = subprocess.run([sys.executable, "-m", "experiments.fill_mask", f"--hf_dir={directory}",
+                        "--text=w1 [MASK] w3", "--top_k=3"], capture_output=True, text=True,
+                       check=True).stdout
+  assert out.startswith("[MASK] 0:") and len(out.strip().splitlines()) == 4
+  with torch.no_grad():  # [CLS] w1 [MASK] w3 [SEP]; special tokens are never candidates
+    logits = model(torch.tensor([[2, 6, 4, 8, 3]])).logits[0, 2]
+    probs = torch.softmax(logits.masked_fill(torch.arange(100) < 5, -torch.inf), -1)
+  best = int(probs.argmax())
+  assert f"'{words[best]}'" in out.splitlines()[1]
+  assert abs(float(out.splitlines()[1].split()[0]) - float(probs[best])) < 1e-4
+
+
+def _gpt2_with_tokenizer(tmp_path):
+  from tests.data.test_hf_tokenizers import MERGES
+  from lm.data.bpe import bytes_to_unicode
+  tokens = list(bytes_to_unicode().values()) + ["".join(m.split(" ")) for m in MERGES]
+  tokens.append("<|endoftext|>")
+  config = transformers.GPT2Config(vocab_size=len(tokens), n_positions=32, n_embd=32,
+                                   n_layer=2, n_head=4)
+  directory = tmp_path / "gpt2tok"
+  _save(_randomise(transformers.GPT2LMHeadModel(config)), directory)
+  (directory / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}))
+  (directory / "merges.txt").write_text("#version: 0.2\n" + "\n".join(MERGES) + "\n")
+  return directory
+
+
+def test_sample_cli_on_a_hf_gpt2_dir(tmp_path):
+  import subprocess
+  import sys
+  directory = _gpt2_with_tokenizer(tmp_path)
+  out = subprocess.run([sys.executable, "-m", "experiments.sample", f"--hf_dir={directory}",
+                        "--prompt=Hello world", "--max_new_tokens=5", "--temperature=0"],
+                       capture_output=True, text=True, check=True).stdout
+  assert out.splitlines()[1].startswith("Hello world")
+
+
+def test_gpt2_fine_tuned_from_hf_classifies(tiny_config, tmp_path):
+  from lm import sharding, train
+  from tests.test_finetune import _classify
+  config = _classify(tiny_config, tmp_path, steps=120)
+  config.init_from = f"hf:{_gpt2_with_tokenizer(tmp_path)}"
+  config.data.seq_len = 32
+  config.model.max_seq_len = 32
+  out = train.train_and_evaluate(config, str(tmp_path / "ft"),
+                                 sharding.make_mesh(config.mesh, jax.devices()[:1]))
+  print(f"gpt2 (hf:) fine-tune eval accuracy {out['eval_accuracy']:.3f}")
+  assert out["eval_accuracy"] >= 0.95
