@@ -24,10 +24,12 @@ def test_causal_future_tokens_do_not_change_past_logits(position):
 
 
 @pytest.mark.parametrize("kw", [{}, {"tie_embeddings": False}, {"use_bias": False},
-                                {"position": "rotary"}])
+                                {"position": "rotary"}, {"num_classes": 3},
+                                {"kind": "encoder", "norm_position": "post", "type_vocab_size": 2}])
 def test_param_counts_match_the_model(kw):
+  from lm.model.transformer import make_model
   cfg = _cfg(**kw)
-  state = nnx.state(DecoderLM(cfg, rngs=nnx.Rngs(0)))
+  state = nnx.state(make_model(cfg, rngs=nnx.Rngs(0)))
   actual = sum(x.size for x in jax.tree.leaves(state))
   assert scaling.param_counts(cfg)["total"] == actual
 
