@@ -7,7 +7,7 @@ import pytest
 from lm import sharding, train
 
 
-def _labelled_file(tmp_path, n=240):
+def _labelled_file(tmp_path, n=480):
   rng = random.Random(0)
   path = tmp_path / "labelled.jsonl"
   with open(path, "w") as f:

@@ -2,9 +2,10 @@
 
 A tokenizer lives in one file (`char_vocab.json` or `*.model`), which the data cache keeps
 and each run copies into its workdir so that sampling uses exactly the run's tokenizer.
-Both append the special tokens MLM and classification need ([PAD], [MASK], [CLS], [SEP])
-after their own vocabulary, so the ids of ordinary tokens never move; the literal strings
-"[MASK]" etc. in a text encode to them.
+The special tokens MLM and classification need ([PAD], [MASK], [CLS], [SEP]) follow the
+characters of a character vocabulary, and are user-defined pieces of a SentencePiece model
+(trained since they exist; older models have none, which is fine for a decoder); the
+literal strings "[MASK]" etc. in a text encode to them.
 """
 
 from __future__ import annotations
@@ -37,34 +38,7 @@ class Tokenizer(Protocol):
   def save(self, directory: str) -> str: ...
 
 
-class _AppendedSpecials:
-  """Special tokens appended after a base vocabulary of `num_ordinary` ids."""
-
-  num_ordinary: int
-
-  def _init_specials(self, num_ordinary: int) -> None:
-    self.num_ordinary = num_ordinary
-    self.special_ids = {t: num_ordinary + i for i, t in enumerate(SPECIAL_TOKENS)}
-    self.vocab_size = num_ordinary + len(SPECIAL_TOKENS)
-
-  def encode(self, text: str) -> list[int]:
-    ids: list[int] = []
-    for piece in split_specials(text, self.special_ids):
-      ids += [self.special_ids[piece]] if piece in self.special_ids else self._encode(piece)
-    return ids
-
-  def decode(self, ids: Iterable[int]) -> str:
-    ordinary = [int(i) for i in ids if 0 <= int(i) < self.num_ordinary]
-    return self._decode(ordinary)
-
-  def _encode(self, text: str) -> list[int]:
-    raise NotImplementedError
-
-  def _decode(self, ids: list[int]) -> str:
-    raise NotImplementedError
-
-
-class CharTokenizer(_AppendedSpecials):
+class CharTokenizer:
   """One id per character seen in the training text, in sorted order, then the specials."""
 
   eos_id = None
@@ -72,7 +46,9 @@ class CharTokenizer(_AppendedSpecials):
   def __init__(self, chars: str):
     self.chars = chars
     self._index = {c: i for i, c in enumerate(chars)}
-    self._init_specials(len(chars))
+    self.num_ordinary = len(chars)
+    self.special_ids = {t: len(chars) + i for i, t in enumerate(SPECIAL_TOKENS)}
+    self.vocab_size = len(chars) + len(SPECIAL_TOKENS)
 
   @classmethod
   def train(cls, texts: Iterable[str]) -> "CharTokenizer":
@@ -81,14 +57,20 @@ class CharTokenizer(_AppendedSpecials):
       seen.update(t)
     return cls("".join(sorted(seen)))
 
-  def _encode(self, text: str) -> list[int]:
-    try:
-      return [self._index[c] for c in text]
-    except KeyError as e:
-      raise ValueError(f"character {e.args[0]!r} is not in the character vocabulary") from None
+  def encode(self, text: str) -> list[int]:
+    ids: list[int] = []
+    for piece in split_specials(text, self.special_ids):
+      if piece in self.special_ids:
+        ids.append(self.special_ids[piece])
+        continue
+      try:
+        ids += [self._index[c] for c in piece]
+      except KeyError as e:
+        raise ValueError(f"character {e.args[0]!r} is not in the character vocabulary") from None
+    return ids
 
-  def _decode(self, ids: list[int]) -> str:
-    return "".join(self.chars[i] for i in ids)
+  def decode(self, ids: Iterable[int]) -> str:
+    return "".join(self.chars[i] for i in map(int, ids) if 0 <= i < self.num_ordinary)
 
   def save(self, directory: str) -> str:
     path = os.path.join(directory, CHAR_FILE)
@@ -97,14 +79,16 @@ class CharTokenizer(_AppendedSpecials):
     return path
 
 
-class SentencePieceTokenizer(_AppendedSpecials):
-  """A SentencePiece model (BPE or unigram) with an end-of-sequence id, then the specials."""
+class SentencePieceTokenizer:
+  """A SentencePiece model (BPE or unigram) with an end-of-sequence id and the specials."""
 
   def __init__(self, model_path: str):
     self.model_path = model_path
     self.sp = spm.SentencePieceProcessor(model_file=model_path)
     self.eos_id = self.sp.eos_id()
-    self._init_specials(self.sp.get_piece_size())
+    self.vocab_size = self.num_ordinary = self.sp.get_piece_size()
+    ids = {t: self.sp.piece_to_id(t) for t in SPECIAL_TOKENS}
+    self.special_ids = {t: i for t, i in ids.items() if i != self.sp.unk_id()}
 
   @classmethod
   def train(cls, texts: Iterable[str], directory: str, vocab_size: int,
@@ -119,17 +103,19 @@ class SentencePieceTokenizer(_AppendedSpecials):
           input=corpus, model_prefix=os.path.join(tmp, "sp"), vocab_size=vocab_size,
           model_type=model_type, character_coverage=1.0, byte_fallback=True,
           pad_id=-1, unk_id=0, bos_id=-1, eos_id=1, input_sentence_size=2_000_000,
+          user_defined_symbols=list(SPECIAL_TOKENS),
           shuffle_input_sentence=True, num_threads=os.cpu_count() or 1,
           minloglevel=2)
       path = os.path.join(directory, SPM_FILE)
       shutil.copy(os.path.join(tmp, "sp.model"), path)
     return cls(path)
 
-  def _encode(self, text: str) -> list[int]:
+  def encode(self, text: str) -> list[int]:
     return self.sp.encode(text)
 
-  def _decode(self, ids: list[int]) -> str:
-    return self.sp.decode(ids)
+  def decode(self, ids: Iterable[int]) -> str:
+    specials = set(self.special_ids.values())
+    return self.sp.decode([int(i) for i in ids if int(i) not in specials])
 
   def save(self, directory: str) -> str:
     path = os.path.join(directory, SPM_FILE)

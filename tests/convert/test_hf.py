@@ -16,7 +16,6 @@ transformers = pytest.importorskip("transformers")
 
 
 def _randomise(model):
-  torch.manual_seed(0)
   with torch.no_grad():
     for p in model.parameters():  # biases and norms too, so that every mapping is exercised
       p.add_(0.05 * torch.randn_like(p))
@@ -29,12 +28,14 @@ def _save(model, directory):
 
 
 def _gpt2(tmp_path):
+  torch.manual_seed(0)
   config = transformers.GPT2Config(vocab_size=100, n_positions=32, n_embd=32, n_layer=2,
                                    n_head=4)
   return _randomise(transformers.GPT2LMHeadModel(config)), tmp_path / "gpt2"
 
 
 def _bert(tmp_path):
+  torch.manual_seed(0)
   config = transformers.BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2,
                                    num_attention_heads=4, intermediate_size=64,
                                    max_position_embeddings=32)
@@ -119,6 +120,7 @@ def _gpt2_with_tokenizer(tmp_path):
   from lm.data.bpe import bytes_to_unicode
   tokens = list(bytes_to_unicode().values()) + ["".join(m.split(" ")) for m in MERGES]
   tokens.append("<|endoftext|>")
+  torch.manual_seed(0)
   config = transformers.GPT2Config(vocab_size=len(tokens), n_positions=32, n_embd=32,
                                    n_layer=2, n_head=4)
   directory = tmp_path / "gpt2tok"

@@ -80,3 +80,11 @@ def test_hosts_read_disjoint_rows_that_make_the_global_batch():
   for step in (0, 5, 40):
     np.testing.assert_array_equal(np.concatenate([p[step]["tokens"] for p in parts]),
                                   full[step]["tokens"])
+
+
+def test_sentencepiece_has_the_special_tokens(tiny_config):
+  tiny_config.data.tokenizer = "sentencepiece"
+  tiny_config.data.vocab_size = 512
+  tok = token_cache.tokenized_data(tiny_config.data).tokenizer
+  assert set(tok.special_ids) == {"[PAD]", "[MASK]", "[CLS]", "[SEP]"}
+  assert tok.encode("a [MASK] b").count(tok.special_ids["[MASK]"]) == 1
