@@ -38,6 +38,12 @@ def check(config, num_devices: int, num_processes: int = 1) -> None:
   _require(0 <= o.freeze_layers <= m.num_layers,
            f"config.optim.freeze_layers={o.freeze_layers} must lie in [0, config.model.num_layers="
            f"{m.num_layers}]")
+  _require(m.num_classes >= 0, f"config.model.num_classes={m.num_classes} must be >= 0")
+  mlm = config.mlm
+  _require(0 < mlm.select_prob <= 1 and min(mlm.mask_frac, mlm.random_frac) >= 0 and
+           mlm.mask_frac + mlm.random_frac <= 1,
+           f"config.mlm: select_prob={mlm.select_prob} must lie in (0, 1] and mask_frac="
+           f"{mlm.mask_frac} + random_frac={mlm.random_frac} in [0, 1]")
   for field in ("param_dtype", "compute_dtype", "logits_dtype"):
     _require(m[field] in DTYPES, f"config.model.{field}={m[field]!r}; valid: {', '.join(DTYPES)}")
   _require(m.attention_impl in ("xla", "cudnn", "auto"),

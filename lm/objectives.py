@@ -3,7 +3,7 @@
 Each gives per-batch sums (loss, weight, correct) so that train steps divide them and
 evaluation adds them up over batches first. Batches: LM and MLM take {'tokens': [B, T + 1]}
 windows (MLM reads the first T); classification takes {'tokens': [B, T] right-padded with
-`pad_id`, 'label': [B]}.
+`pad_id`, 'label': [B], 'weight': [B]} (0: a row that only pads the batch).
 """
 
 from __future__ import annotations
@@ -73,9 +73,8 @@ def batch_sums(model: nnx.Module, batch: dict[str, jax.Array], key: jax.Array, o
             "correct": (right_BT * w_BT).sum()}
   if obj.name == "classify":
     logits_BC = model.classify(tokens, tokens != obj.pad_id, rngs=rngs)
-    labels_B = batch["label"]
+    labels_B, w_B = batch["label"], batch["weight"]
     nll_B = loss_fn(logits_BC[:, None], labels_B[:, None])[:, 0]
     right_B = (jnp.argmax(logits_BC, -1) == labels_B).astype(jnp.float32)
-    return {"loss": nll_B.sum(), "weight": jnp.asarray(nll_B.size, jnp.float32),
-            "correct": right_B.sum()}
+    return {"loss": (nll_B * w_B).sum(), "weight": w_B.sum(), "correct": (right_B * w_B).sum()}
   raise ValueError(f"objective {obj.name!r}; valid: {', '.join(OBJECTIVES)}")

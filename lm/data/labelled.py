@@ -4,7 +4,8 @@ Local: a `.csv` (with a header) or `.jsonl` file whose records hold `data.text_k
 `data.label_key` (an integer class id); the last `validation_fraction` of the records is the
 validation split. TFDS (e.g. 'glue/sst2', text_key='sentence'): the usual splits. Each example
 is tokenized, wrapped in [CLS] ... [SEP] for an encoder whose tokenizer has them, cut to
-`seq_len` and right-padded with [PAD]; batches are {'tokens': [B, seq_len], 'label': [B]}.
+`seq_len` and right-padded with [PAD]; batches are {'tokens': [B, seq_len], 'label': [B],
+'weight': [B]}, the weight 0 on the rows that pad the last batch of a single pass.
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ def labelled_data(data_cfg, tokenizer: Tokenizer, wrap: bool) -> LabelledData:
 def example_batches(tokens: np.ndarray, labels: np.ndarray, global_batch: int, *,
                     shuffle_seed: int | None, repeat: bool, process_index: int = 0,
                     process_count: int = 1) -> grain.MapDataset:
-  """A MapDataset of this process's {'tokens', 'label'} batches (seeded shuffle per epoch)."""
+  """A MapDataset of this process's {'tokens', 'label', 'weight'} batches (seeded shuffle per
+  epoch). Without `repeat` the last partial batch is kept, padded with weight-0 rows."""
   if len(labels) < global_batch:
     raise ValueError(f"a split of {len(labels)} examples is smaller than one batch of "
                      f"config.data.batch_size={global_batch}")
@@ -91,5 +93,11 @@ def example_batches(tokens: np.ndarray, labels: np.ndarray, global_batch: int, *
     ds = ds.shuffle(seed=shuffle_seed)
   if repeat:
     ds = ds.repeat()
-  ds = ds.batch(global_batch, drop_remainder=True)
-  return ds.map(lambda idx: {"tokens": tokens[idx[rows]], "label": labels[idx[rows]]})
+  ds = ds.batch(global_batch, drop_remainder=repeat)
+
+  def gather(idx):
+    weight = np.zeros((global_batch,), np.float32)
+    weight[:len(idx)] = 1.0
+    idx = np.pad(idx, (0, global_batch - len(idx)))[rows]
+    return {"tokens": tokens[idx], "label": labels[idx], "weight": weight[rows]}
+  return ds.map(gather)
