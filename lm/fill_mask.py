@@ -39,6 +39,6 @@ def fill_mask(graphdef: nnx.GraphDef, params, tokenizer: Tokenizer, text: str, *
   probs_MV = np.asarray(probs_TV[jnp.asarray(positions)])
   out = []
   for probs_V in probs_MV:
-    best = np.argsort(-probs_V)[:top_k]
+    best = [i for i in np.argsort(-probs_V) if not banned[i]][:top_k]
     out.append([(tokenizer.decode([int(i)]), float(probs_V[i])) for i in best])
   return out

@@ -2,7 +2,6 @@ import json
 import random
 
 import jax
-import pytest
 
 from lm import sharding, train
 
