@@ -1,11 +1,13 @@
 # Two commands: `make demo` trains a small GPT on tiny Shakespeare and samples from it;
 # `make test` runs the test suite. Both create .venv with pinned versions first.
+# `make test-hf` adds the optional torch + transformers extra (~1 GB, CPU wheel) and runs the
+# Hugging Face parity tests, which `make test` skips without it.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 WORKDIR ?= runs/shakespeare_char
 
-.PHONY: demo test test-fast clean
+.PHONY: demo test test-fast test-hf clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +22,13 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+$(VENV)/.installed-hf: $(VENV)/.installed requirements-hf.lock
+	$(PY) -m pip install --quiet -r requirements-hf.lock
+	touch $@
+
+test-hf: $(VENV)/.installed-hf
+	$(PY) -m pytest -q tests/convert tests/data/test_hf_tokenizers.py
 
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -q -m "not slow"

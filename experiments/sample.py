@@ -1,7 +1,8 @@
-"""Sample text from a trained run's latest (or given) checkpoint.
+"""Sample text from a trained run's latest (or given) checkpoint, or from GPT-2 weights.
 
     python -m experiments.sample --workdir=runs/shakespeare_char --prompt="ROMEO:" \
         --num_samples=3 --max_new_tokens=300 --temperature=0.8 --top_k=40 --top_p=0.95
+    python -m experiments.sample --hf_dir=/path/to/gpt2 --prompt="Hello, I'm a language model,"
 """
 
 import jax
@@ -11,6 +12,7 @@ from absl import app, flags
 from lm import logs, run, sampling
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The training run's workdir.")
+_HF_DIR = flags.DEFINE_string("hf_dir", None, "A local Hugging Face GPT-2 directory.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
 _PROMPT = flags.DEFINE_string("prompt", "\n", "Text to continue.")
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 1, "Samples to draw.")
@@ -19,13 +21,15 @@ _TEMPERATURE = flags.DEFINE_float("temperature", 0.8, "Softmax temperature; 0 is
 _TOP_K = flags.DEFINE_integer("top_k", 0, "Sample among the k most likely tokens; 0: all.")
 _TOP_P = flags.DEFINE_float("top_p", 1.0, "Sample among the most likely tokens of this mass.")
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
-flags.mark_flag_as_required("workdir")
+flags.mark_flags_as_mutual_exclusive(["workdir", "hf_dir"], required=True)
 
 
 def main(argv):
   del argv
   logs.quiet_libraries()
-  r = run.load_run(_WORKDIR.value, _STEP.value)
+  r = run.load_hf(_HF_DIR.value) if _HF_DIR.value else run.load_run(_WORKDIR.value, _STEP.value)
+  if r.model_cfg.kind != "decoder":
+    raise app.UsageError("sampling needs a decoder; for an encoder use experiments.fill_mask")
   prompt = r.tokenizer.encode(_PROMPT.value)
   tokens = sampling.generate_long(
       r.graphdef, r.params, np.asarray([prompt] * _NUM_SAMPLES.value, np.int32),

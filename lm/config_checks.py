@@ -6,7 +6,8 @@ import os
 
 from lm import optim, sharding
 from lm.data import sources, token_cache
-from lm.model.transformer import DTYPES, REMAT_POLICIES
+from lm.model.layers import ACTIVATIONS
+from lm.model.transformer import DTYPES, KINDS, NORM_POSITIONS, REMAT_POLICIES
 
 
 class ConfigError(ValueError):
@@ -29,6 +30,20 @@ def check(config, num_devices: int, num_processes: int = 1) -> None:
   _require(m.position != "rotary" or (m.d_model // m.num_heads) % 2 == 0,
            f"config.model: rotary positions need an even head size, got "
            f"{m.d_model // m.num_heads}")
+  _require(m.kind in KINDS, f"config.model.kind={m.kind!r}; valid: {', '.join(KINDS)}")
+  _require(m.norm_position in NORM_POSITIONS,
+           f"config.model.norm_position={m.norm_position!r}; valid: {', '.join(NORM_POSITIONS)}")
+  _require(m.activation in ACTIVATIONS,
+           f"config.model.activation={m.activation!r}; valid: {', '.join(ACTIVATIONS)}")
+  _require(0 <= o.freeze_layers <= m.num_layers,
+           f"config.optim.freeze_layers={o.freeze_layers} must lie in [0, config.model.num_layers="
+           f"{m.num_layers}]")
+  _require(m.num_classes >= 0, f"config.model.num_classes={m.num_classes} must be >= 0")
+  mlm = config.mlm
+  _require(0 < mlm.select_prob <= 1 and min(mlm.mask_frac, mlm.random_frac) >= 0 and
+           mlm.mask_frac + mlm.random_frac <= 1,
+           f"config.mlm: select_prob={mlm.select_prob} must lie in (0, 1] and mask_frac="
+           f"{mlm.mask_frac} + random_frac={mlm.random_frac} in [0, 1]")
   for field in ("param_dtype", "compute_dtype", "logits_dtype"):
     _require(m[field] in DTYPES, f"config.model.{field}={m[field]!r}; valid: {', '.join(DTYPES)}")
   _require(m.attention_impl in ("xla", "cudnn", "auto"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import optax
 
 SCHEDULES = ("constant", "linear", "cosine", "wsd")
@@ -38,12 +39,42 @@ def decay_mask(params: Any) -> Any:
   return jax.tree.map(lambda p: p.ndim >= 2, params)
 
 
+EMBEDDINGS = ("embed", "pos_embed", "segment_embed", "norm_embed")
+
+
+def frozen_labels(params: Any, freeze_embeddings: bool, freeze_layers: int) -> Any:
+  """'frozen' for the embeddings (if asked) and the lowest `freeze_layers` blocks, else 'train'.
+
+  The tied embedding is also the LM head, so freezing it freezes the head too.
+  """
+  def label(path, _):
+    top = path[0].key
+    frozen = (freeze_embeddings and top in EMBEDDINGS) or (
+        top == "blocks" and int(path[1].key) < freeze_layers)
+    return "frozen" if frozen else "train"
+  return jax.tree_util.tree_map_with_path(label, params)
+
+
+def zero_frozen(freeze_embeddings: bool, freeze_layers: int) -> optax.GradientTransformation:
+  """Zeroes the updates of frozen parameters (a mask, so the optimizer state keeps the
+  params' structure and shardings)."""
+  def update_fn(updates, state, params=None):
+    del params
+    labels = frozen_labels(updates, freeze_embeddings, freeze_layers)
+    return jax.tree.map(lambda u, l: jnp.zeros_like(u) if l == "frozen" else u,
+                        updates, labels), state
+  return optax.GradientTransformation(lambda _: optax.EmptyState(), update_fn)
+
+
 def make_optimizer(cfg, total_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
-  """AdamW with global-norm clipping, decoupled weight decay on matrices, and a schedule."""
+  """AdamW with global-norm clipping, decoupled weight decay on matrices, and a schedule;
+  frozen parameters (`freeze_embeddings`, `freeze_layers`) get zero gradients and updates."""
   schedule = make_schedule(cfg, total_steps)
-  chain = []
+  freeze = ([zero_frozen(cfg.freeze_embeddings, cfg.freeze_layers)]
+            if cfg.freeze_embeddings or cfg.freeze_layers else [])
+  chain = list(freeze)  # before clipping, so frozen gradients do not count in the norm
   if cfg.grad_clip_norm > 0:
     chain.append(optax.clip_by_global_norm(cfg.grad_clip_norm))
   chain.append(optax.adamw(schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps,
                            weight_decay=cfg.weight_decay, mask=decay_mask))
-  return optax.chain(*chain), schedule
+  return optax.chain(*chain, *freeze), schedule

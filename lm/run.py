@@ -1,27 +1,33 @@
-"""Loading what a training run left in its workdir: config, model, tokenizer, params."""
+"""Loading trained weights: what a training run left in its workdir (config, model, tokenizer,
+params), a Hugging Face GPT-2 / BERT directory, or either named by an `init_from` string."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
+import re
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
 from lm import checkpoint, sharding
+from lm.convert import hf
 from lm.step import state_layout
 from lm.data.tokenizer import Tokenizer, load_tokenizer
-from lm.model.transformer import TransformerConfig
+from lm.model.transformer import TransformerConfig, make_model
+
+HF_PREFIX = "hf:"
 
 
 @dataclasses.dataclass
 class TrainedRun:
-  config: ml_collections.ConfigDict
+  config: ml_collections.ConfigDict | None  # None for Hugging Face weights
   model_cfg: TransformerConfig
-  tokenizer: Tokenizer
+  tokenizer: Tokenizer | None
   graphdef: nnx.GraphDef
   params: Any
   step: int
@@ -33,9 +39,34 @@ def load_run(workdir: str, step: int | None = None) -> TrainedRun:
     config = ml_collections.ConfigDict(json.load(f))
   with open(os.path.join(workdir, "model.json")) as f:
     model_cfg = TransformerConfig(**json.load(f))
+  for field, default in (("freeze_embeddings", False), ("freeze_layers", 0)):
+    if field not in config.optim:  # runs from before fine-tuning existed: nothing was frozen
+      config.optim[field] = default
   mesh = sharding.make_mesh({"data": -1, "fsdp": 1, "tensor": 1})
   layout = state_layout(model_cfg, config.optim, config.train.steps, mesh)
   mngr = checkpoint.manager(workdir, every=1, keep=1 << 30, use_async=False)
   state, _ = checkpoint.restore(mngr, layout.abstract, step, with_data=False)
   return TrainedRun(config, model_cfg, load_tokenizer(workdir), layout.graphdef, state.params,
                     int(jax.device_get(state.step)))
+
+
+def load_hf(directory: str) -> TrainedRun:
+  """A Hugging Face GPT-2 / BERT directory (weights, config.json, tokenizer files)."""
+  model_cfg, params = hf.import_params(directory)
+  graphdef, _ = nnx.split(nnx.eval_shape(lambda: make_model(model_cfg, rngs=nnx.Rngs(0))))
+  return TrainedRun(None, model_cfg, hf.load_tokenizer(directory), graphdef,
+                    jax.tree.map(jnp.asarray, params), 0)
+
+
+def load_pretrained(spec: str) -> TrainedRun:
+  """`hf:/dir`, a run's workdir (latest checkpoint) or `<workdir>/checkpoints/<step>`."""
+  if spec.startswith(HF_PREFIX):
+    return load_hf(os.path.expanduser(spec[len(HF_PREFIX):]))
+  path = os.path.abspath(os.path.expanduser(spec)).rstrip("/")
+  match = re.fullmatch(r"(.*)/checkpoints/(\d+)", path)
+  if match:
+    return load_run(match.group(1), int(match.group(2)))
+  if os.path.exists(os.path.join(path, "model.json")):
+    return load_run(path)
+  raise FileNotFoundError(f"config.init_from={spec!r}: neither 'hf:<dir>', a run's workdir "
+                          "(with model.json) nor <workdir>/checkpoints/<step>")

@@ -23,7 +23,12 @@ FLOP_CONVENTIONS = ("6N", "6N+attn", "exact")
 
 
 def param_counts(cfg: TransformerConfig) -> dict[str, int]:
-  """Parameter counts of a decoder LM by convention (see module docstring)."""
+  """Parameter counts of a decoder or encoder by convention (see module docstring).
+
+  Segment embeddings count as embedding; BERT's MLM head transform (dense + LayerNorm + output
+  bias) and a classifier count as non-embedding. The embedding LayerNorm of a post-LN model
+  takes the place of the final one.
+  """
   d, f, v, n_layers = cfg.d_model, cfg.mlp_dim, cfg.vocab_size, cfg.num_layers
   b = 1 if cfg.use_bias else 0
   attn = d * 3 * d + 3 * d * b + d * d + d * b
@@ -33,9 +38,12 @@ def param_counts(cfg: TransformerConfig) -> dict[str, int]:
   final_norm = d + d * b
   token_embed = v * d
   pos_embed = cfg.max_seq_len * d if cfg.position == "learned" else 0
-  head = 0 if cfg.tie_embeddings else d * v
-  embedding = token_embed + pos_embed
-  non_embedding = blocks + final_norm + head
+  segment_embed = cfg.type_vocab_size * d
+  head = 0 if cfg.tie_embeddings or cfg.kind == "encoder" else d * v
+  mlm_head = d * d + d + 2 * d + v if cfg.kind == "encoder" else 0
+  classifier = d * d + d + d * cfg.num_classes + cfg.num_classes if cfg.num_classes else 0
+  embedding = token_embed + pos_embed + segment_embed
+  non_embedding = blocks + final_norm + head + mlm_head + classifier
   block_matmul = n_layers * (4 * d * d + 2 * d * f)
   return {
       "total": embedding + non_embedding,

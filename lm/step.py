@@ -17,7 +17,8 @@ from jax.sharding import Mesh
 
 from lm import optim, sharding
 from lm.losses import cross_entropy, cross_entropy_unfused
-from lm.model.transformer import DecoderLM, TransformerConfig
+from lm.model.transformer import TransformerConfig, make_model
+from lm.objectives import Objective, batch_sums
 
 
 @flax.struct.dataclass
@@ -38,55 +39,62 @@ def model_config(model_cfg, vocab_size: int) -> TransformerConfig:
 
 def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
                     schedule: optax.Schedule, use_dropout: bool, grad_accum_steps: int = 1,
-                    fused_cross_entropy: bool = True):
+                    fused_cross_entropy: bool = True, objective: Objective = Objective()):
   """Returns the pure `train_step(state, batch) -> (state, metrics)`.
 
   With `grad_accum_steps > 1` the batch is split into that many microbatches (rows i, i + k,
-  i + 2k, ... so each stays spread over the data axis) whose gradients are averaged.
+  i + 2k, ... so each stays spread over the data axis) whose gradients are averaged. The
+  step's key `fold_in(rng, step)` drives dropout and MLM masking.
   """
 
   loss_fn = cross_entropy if fused_cross_entropy else cross_entropy_unfused
 
-  def loss_and_grads(params, tokens, key):
+  def loss_and_grads(params, batch, key):
     def loss_of(params):
       rngs = nnx.Rngs(dropout=key) if use_dropout else None  # made inside the grad trace
-      logits = nnx.merge(graphdef, params)(tokens[:, :-1], rngs=rngs)
-      return loss_fn(logits, tokens[:, 1:]).mean()
-    return jax.value_and_grad(loss_of)(params)
+      sums = batch_sums(nnx.merge(graphdef, params), batch, jax.random.fold_in(key, 1),
+                        objective, rngs=rngs, loss_fn=loss_fn)
+      weight = jnp.maximum(sums["weight"], 1.0)
+      aux = {"accuracy": sums["correct"] / weight} if "correct" in sums else {}
+      return sums["loss"] / weight, aux
+    (loss, aux), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
+    return loss, aux, grads
 
   def train_step(state: TrainState, batch: dict[str, jax.Array]):
-    tokens = batch["tokens"]
     key = jax.random.fold_in(state.rng, state.step)
     if grad_accum_steps == 1:
-      loss, grads = loss_and_grads(state.params, tokens, key)
+      loss, aux, grads = loss_and_grads(state.params, batch, key)
     else:
-      micro = tokens.reshape(-1, grad_accum_steps, tokens.shape[1]).swapaxes(0, 1)
+      micro = jax.tree.map(
+          lambda x: x.reshape(-1, grad_accum_steps, *x.shape[1:]).swapaxes(0, 1), batch)
 
       def accumulate(carry, xs):
-        i, tokens_i = xs
-        loss_i, grads_i = loss_and_grads(state.params, tokens_i, jax.random.fold_in(key, i))
-        return jax.tree.map(jnp.add, carry, (loss_i, grads_i)), None
+        i, batch_i = xs
+        out_i = loss_and_grads(state.params, batch_i, jax.random.fold_in(key, i))
+        return jax.tree.map(jnp.add, carry, out_i), None
 
-      zeros = (jnp.zeros(()), jax.tree.map(jnp.zeros_like, state.params))
-      (loss, grads), _ = jax.lax.scan(accumulate, zeros,
-                                      (jnp.arange(grad_accum_steps), micro))
-      loss, grads = jax.tree.map(lambda x: x / grad_accum_steps, (loss, grads))
+      zeros = jax.tree.map(jnp.zeros_like, jax.eval_shape(
+          loss_and_grads, state.params, jax.tree.map(lambda x: x[0], micro), key))
+      (loss, aux, grads), _ = jax.lax.scan(accumulate, zeros,
+                                           (jnp.arange(grad_accum_steps), micro))
+      loss, aux, grads = jax.tree.map(lambda x: x / grad_accum_steps, (loss, aux, grads))
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
     return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads),
-                       "lr": schedule(state.step)}
+                       "lr": schedule(state.step), **aux}
 
   return train_step
 
 
-def make_eval_step(graphdef: nnx.GraphDef):
-  """Returns `eval_step(params, batch) -> (summed token loss, token count)`."""
+def make_eval_step(graphdef: nnx.GraphDef, objective: Objective = Objective(), seed: int = 0):
+  """Returns `eval_step(params, batch) -> {'loss', 'weight'[, 'correct']}` sums.
+
+  MLM masks are drawn from a fixed key, so evaluations at different steps compare alike.
+  """
 
   def eval_step(params, batch):
-    tokens = batch["tokens"]
-    nll = cross_entropy(nnx.merge(graphdef, params)(tokens[:, :-1]), tokens[:, 1:])
-    return nll.sum(), jnp.asarray(nll.size, jnp.float32)
+    return batch_sums(nnx.merge(graphdef, params), batch, jax.random.key(seed), objective)
 
   return eval_step
 
@@ -107,12 +115,12 @@ def state_layout(model_cfg: TransformerConfig, optim_cfg, total_steps: int,
                  mesh: Mesh) -> StateLayout:
   """The TrainState's structure and shardings over `mesh`, built without allocating it."""
   tx, schedule = optim.make_optimizer(optim_cfg, total_steps)
-  graphdef, abstract_params = nnx.split(nnx.eval_shape(lambda: DecoderLM(model_cfg,
-                                                                         rngs=nnx.Rngs(0))))
+  graphdef, abstract_params = nnx.split(nnx.eval_shape(lambda: make_model(model_cfg,
+                                                                          rngs=nnx.Rngs(0))))
 
   def init_fn(key: jax.Array) -> TrainState:
     params_key, rng = jax.random.split(key)
-    params = nnx.to_pure_dict(nnx.state(DecoderLM(model_cfg, rngs=nnx.Rngs(params=params_key))))
+    params = nnx.to_pure_dict(nnx.state(make_model(model_cfg, rngs=nnx.Rngs(params=params_key))))
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
                       rng=rng)
 

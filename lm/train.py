@@ -19,10 +19,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from lm import checkpoint, config_checks, metrics, scaling, sharding
-from lm.data import pipeline, token_cache
+from lm import checkpoint, config_checks, metrics, run, scaling, sharding
+from lm.data import labelled, pipeline, token_cache
+from lm.data.tokenizer import CharTokenizer
 from lm.hardware import device_peak_flops
 from lm.model.transformer import TransformerConfig
+from lm.objectives import Objective, objective_for
 from lm.step import StateLayout, TrainState, make_eval_step, make_train_step, model_config, \
     state_layout
 
@@ -39,9 +41,39 @@ class Experiment:
 
   config: Any
   mesh: Mesh
-  data: token_cache.TokenizedData
+  data: token_cache.TokenizedData | labelled.LabelledData
   model_cfg: TransformerConfig
   layout: StateLayout
+  objective: Objective
+  pretrained: Any = None  # host params of `config.init_from`, or None
+
+
+# Fields a fine-tuning run takes from its config; the rest of the architecture is pretrained.
+_RUNTIME_FIELDS = ("num_classes", "dropout", "param_dtype", "compute_dtype", "attention_impl",
+                   "remat", "logits_dtype")
+
+
+def _data(config, tokenizer, kind: str):
+  if config.model.num_classes:
+    if tokenizer is None:
+      if config.data.tokenizer != "char":
+        raise config_checks.ConfigError("classification from scratch trains a 'char' tokenizer;"
+                                        " use config.init_from for another one")
+      splits = labelled.read_splits(config.data)
+      tokenizer = CharTokenizer.train(t for t, _ in splits[config.data.train_split])
+    return labelled.labelled_data(config.data, tokenizer, wrap=kind == "encoder")
+  return token_cache.tokenized_data(config.data, tokenizer)
+
+
+def dataset(exp: "Experiment", split: str, *, shuffle_seed: int | None, repeat: bool):
+  """This process's batches of `split`: LM windows, or labelled examples for classification."""
+  cfg = exp.config
+  kw = dict(shuffle_seed=shuffle_seed, repeat=repeat, process_index=jax.process_index(),
+            process_count=jax.process_count())
+  if isinstance(exp.data, labelled.LabelledData):
+    return labelled.example_batches(*exp.data.splits[split], cfg.data.batch_size, **kw)
+  return pipeline.window_batches(exp.data.splits[split], cfg.data.seq_len, cfg.data.batch_size,
+                                 **kw)
 
 
 def build(config, mesh: Mesh | None = None) -> Experiment:
@@ -49,28 +81,74 @@ def build(config, mesh: Mesh | None = None) -> Experiment:
   num_devices = mesh.size if mesh is not None else jax.device_count()
   config_checks.check(config, num_devices, jax.process_count())
   mesh = mesh if mesh is not None else sharding.make_mesh(config.mesh)
-  data = token_cache.tokenized_data(config.data)
-  model_cfg = model_config(config.model, data.tokenizer.vocab_size)
+  pretrained = run.load_pretrained(config.init_from) if config.init_from else None
+  if pretrained is None:
+    data = _data(config, None, config.model.kind)
+    model_cfg = model_config(config.model, data.tokenizer.vocab_size)
+  else:
+    model_cfg = dataclasses.replace(pretrained.model_cfg,
+                                    **{f: config.model[f] for f in _RUNTIME_FIELDS})
+    if pretrained.tokenizer is None:
+      raise config_checks.ConfigError(f"config.init_from={config.init_from!r} has no tokenizer")
+    data = _data(config, pretrained.tokenizer, model_cfg.kind)
+  _require_fits(config, model_cfg)
   layout = state_layout(model_cfg, config.optim, config.train.steps, mesh)
-  return Experiment(config, mesh, data, model_cfg, layout)
+  host = None if pretrained is None else jax.tree.map(np.asarray, jax.device_get(
+      pretrained.params))
+  return Experiment(config, mesh, data, model_cfg, layout,
+                    objective_for(model_cfg, data.tokenizer, config.mlm), host)
 
 
-def evaluate(exp: Experiment, eval_step, params) -> float:
-  """Token-weighted mean loss over `config.train.eval_batches` batches of the eval split."""
+def _require_fits(config, model_cfg: TransformerConfig) -> None:
+  if config.data.seq_len > model_cfg.max_seq_len:
+    raise config_checks.ConfigError(
+        f"config.data.seq_len={config.data.seq_len} exceeds the model's max_seq_len="
+        f"{model_cfg.max_seq_len}")
+
+
+def start_from_pretrained(exp: Experiment, state: TrainState) -> TrainState:
+  """`state` with the pretrained params (a new classifier stays as initialised) and a fresh
+  optimizer state: step 0, new schedule."""
+  fresh = jax.tree.map(np.asarray, jax.device_get(state.params))
+
+  def take(path, value):
+    node = exp.pretrained
+    for p in path:
+      key = p.key
+      if not isinstance(node, dict) or key not in node:
+        if path[0].key == "classifier":
+          return value
+        raise KeyError(f"config.init_from={exp.config.init_from!r} lacks parameter "
+                       f"{'/'.join(str(q.key) for q in path)}")
+      node = node[key]
+    if node.shape != value.shape:
+      raise ValueError(f"config.init_from: parameter {'/'.join(str(q.key) for q in path)} has "
+                       f"shape {node.shape}, the model {value.shape}")
+    return node.astype(value.dtype)
+
+  params = jax.device_put(jax.tree_util.tree_map_with_path(take, fresh),
+                          exp.layout.shardings.params)
+  opt_state = jax.jit(exp.layout.tx.init, out_shardings=exp.layout.shardings.opt_state)(params)
+  return state.replace(params=params, opt_state=opt_state)
+
+
+def evaluate(exp: Experiment, eval_step, params) -> dict[str, float]:
+  """Weighted mean loss (and accuracy, but for the LM objective) over
+  `config.train.eval_batches` batches of the eval split."""
   cfg = exp.config
-  ds = pipeline.window_batches(exp.data.splits[cfg.data.eval_split], cfg.data.seq_len,
-                               cfg.data.batch_size, shuffle_seed=None, repeat=False,
-                               process_index=jax.process_index(),
-                               process_count=jax.process_count())
+  ds = dataset(exp, cfg.data.eval_split, shuffle_seed=None, repeat=False)
   num = len(ds) if cfg.train.eval_batches < 0 else min(cfg.train.eval_batches, len(ds))
   if num == 0:
     raise ValueError(f"the eval split has fewer than config.data.batch_size="
                      f"{cfg.data.batch_size} windows")
-  total, count = jnp.zeros(()), jnp.zeros(())
+  totals = None
   for i in range(num):
-    loss_sum, n = eval_step(params, sharding.global_batch(ds[i], exp.mesh))
-    total, count = total + loss_sum, count + n
-  return float(total / count)
+    sums = eval_step(params, sharding.global_batch(ds[i], exp.mesh))
+    totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+  out = {"eval_loss": float(totals["loss"] / totals["weight"])}
+  if "correct" in totals:
+    out["eval_accuracy"] = float(totals["correct"] / totals["weight"])
+  return out
 
 
 def _write_run_files(workdir: str, exp: Experiment) -> None:
@@ -86,6 +164,8 @@ def _write_run_files(workdir: str, exp: Experiment) -> None:
 
 def _format_progress(step: int, total: int, m: dict[str, float]) -> str:
   parts = [f"step {step}/{total}", f"loss {m['loss']:.4f}", f"lr {m['lr']:.2e}"]
+  if "accuracy" in m:
+    parts.append(f"acc {m['accuracy']:.3f}")
   if "tokens_per_s" in m:
     eta = int(m["eta_s"])
     parts += [f"{m['tokens_per_s'] / 1e3:.1f}k tok/s", f"MFU {100 * m['mfu']:.2f}%",
@@ -120,10 +200,7 @@ def train_and_evaluate(config, workdir: str, mesh: Mesh | None = None) -> dict[s
   writer = metrics.MetricWriter(workdir, enabled=jax.process_index() == 0)
   mngr = checkpoint.manager(workdir, every=cfg.train.checkpoint_every,
                             keep=cfg.train.keep_checkpoints, use_async=cfg.train.async_checkpoints)
-  train_ds = pipeline.window_batches(
-      exp.data.splits[cfg.data.train_split], cfg.data.seq_len, cfg.data.batch_size,
-      shuffle_seed=cfg.seed, repeat=True, process_index=jax.process_index(),
-      process_count=jax.process_count())
+  train_ds = dataset(exp, cfg.data.train_split, shuffle_seed=cfg.seed, repeat=True)
   data_iter = pipeline.iterate(train_ds, cfg.data.prefetch, cfg.data.num_threads)
 
   if mngr.latest_step() is not None:
@@ -133,14 +210,17 @@ def train_and_evaluate(config, workdir: str, mesh: Mesh | None = None) -> dict[s
   else:
     init = jax.jit(exp.layout.init_fn, out_shardings=exp.layout.shardings)
     state = init(jax.random.key(cfg.seed))
+    if exp.pretrained is not None:
+      state = start_from_pretrained(exp, state)
+      log.info("initialised from %s", cfg.init_from)
 
   train_step = jax.jit(
       make_train_step(exp.layout.graphdef, exp.layout.tx, exp.layout.schedule,
                       exp.model_cfg.dropout > 0, cfg.train.grad_accum_steps,
-                      cfg.train.fused_cross_entropy),
+                      cfg.train.fused_cross_entropy, exp.objective),
       in_shardings=(exp.layout.shardings, sharding.batch_sharding(exp.mesh)),
       out_shardings=(exp.layout.shardings, None), donate_argnums=0)
-  eval_step = jax.jit(make_eval_step(exp.layout.graphdef))
+  eval_step = jax.jit(make_eval_step(exp.layout.graphdef, exp.objective, cfg.seed))
 
   counts = scaling.param_counts(exp.model_cfg)
   peak, peak_name = device_peak_flops(exp.mesh.devices.flat[0])
@@ -159,6 +239,7 @@ def train_and_evaluate(config, workdir: str, mesh: Mesh | None = None) -> dict[s
   pending = None  # (step, device metrics) of the last dispatched step, fetched one step late
   summary: dict[str, Any] = {"start_step": start_step}
   last_train_loss = last_eval_loss = math.nan
+  last_eval: dict[str, float] = {}
 
   def fetch(step_and_metrics) -> dict[str, float]:
     at, device_metrics = step_and_metrics
@@ -192,9 +273,10 @@ def train_and_evaluate(config, workdir: str, mesh: Mesh | None = None) -> dict[s
       stop = preemption.requested or step - start_step == cfg.train.stop_after_steps
       last = step == cfg.train.steps or stop
       if step % cfg.train.eval_every == 0 or step == cfg.train.steps:
-        last_eval_loss = evaluate(exp, eval_step, state.params)
-        log.info("step %d | eval loss %.4f", step, last_eval_loss)
-        writer.write(step, {"eval_loss": last_eval_loss})
+        last_eval = evaluate(exp, eval_step, state.params)
+        last_eval_loss = last_eval["eval_loss"]
+        log.info("step %d | %s", step, " | ".join(f"{k} {v:.4f}" for k, v in last_eval.items()))
+        writer.write(step, last_eval)
       if step % cfg.train.checkpoint_every == 0 or last:
         fetch(pending)  # never save a state that followed a NaN
         checkpoint.save(mngr, step, state, data_iter.get_state(), force=last)
@@ -210,6 +292,7 @@ def train_and_evaluate(config, workdir: str, mesh: Mesh | None = None) -> dict[s
     preemption.restore()
     writer.close()
 
+  summary.update(last_eval)
   summary.update(step=step, train_loss=last_train_loss, eval_loss=last_eval_loss,
                  train_step_compiles=train_step._cache_size(),  # pylint: disable=protected-access
                  wall_s=time.perf_counter() - t_start, state=state,

@@ -25,7 +25,7 @@ def _model(**kw):
 
 
 def _tokens(n=53):
-  return np.asarray(jax.random.randint(jax.random.key(3), (n,), 0, TOKENIZER.vocab_size))
+  return np.asarray(jax.random.randint(jax.random.key(3), (n,), 0, TOKENIZER.num_ordinary))
 
 
 def test_uniform_logits_give_perplexity_equal_to_the_vocabulary_size():

@@ -111,3 +111,19 @@ def test_speed_levers_leave_the_step_unchanged(tiny_config, change):
   np.testing.assert_allclose(out["grad_norm"], ref["grad_norm"], rtol=1e-5)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
                state.params, ref_state.params)
+
+
+def test_encoder_mlm_trains_and_resumes_bitwise(tiny_config, tmp_path):
+  tiny_config.model.kind = "encoder"
+  tiny_config.model.norm_position = "post"
+  tiny_config.model.activation = "gelu"
+  mesh = sharding.make_mesh(tiny_config.mesh, jax.devices()[:1])
+  straight = _run(tiny_config, tmp_path / "straight", mesh)
+  assert np.isfinite(straight["eval_loss"]) and 0 <= straight["eval_accuracy"] <= 1
+  assert "mlm_head" in straight["state"].params
+  tiny_config.train.stop_after_steps = 4
+  _run(tiny_config, tmp_path / "resumed", mesh)
+  resumed = _run(tiny_config, tmp_path / "resumed", mesh)
+  assert resumed["train_loss"] == straight["train_loss"]
+  jax.tree.map(np.testing.assert_array_equal, train.host_params(resumed["state"]),
+               train.host_params(straight["state"]))

@@ -16,6 +16,7 @@ def get_config() -> ml_collections.ConfigDict:
   d.include = "*"                  # local folder: glob on each file's path below the folder
   d.exclude = ()                   # local folder: globs of files left out, e.g. ('test/*',)
   d.text_key = "text"              # the record feature holding the text
+  d.label_key = "label"            # classification: the record feature holding the class id
   d.train_split = "train"
   d.eval_split = "validation"
   d.validation_fraction = 0.1      # local corpora: the last fraction is the validation split
@@ -28,7 +29,16 @@ def get_config() -> ml_collections.ConfigDict:
   d.num_threads = 4                # grain read threads
   d.prefetch = 8                   # batches read ahead
 
+  c.init_from = ""                 # start from pretrained weights: a workdir, a checkpoint
+                                   # folder (<workdir>/checkpoints/<step>) or 'hf:/local/dir'
+                                   # (GPT-2 / BERT); step 0, fresh optimizer and schedule
+
   c.model = m = ml_collections.ConfigDict()
+  m.kind = "decoder"               # 'decoder' (GPT, next-token LM) or 'encoder' (BERT, MLM)
+  m.norm_position = "pre"          # 'pre' LayerNorm (GPT-2) or 'post' (BERT)
+  m.activation = "gelu_tanh"       # 'gelu_tanh' (GPT-2's gelu_new) or 'gelu' (exact erf, BERT)
+  m.type_vocab_size = 0            # segment (token type) embeddings; 0: none (BERT: 2)
+  m.num_classes = 0                # > 0: train a sequence classifier on labelled data
   m.num_layers = 6
   m.num_heads = 6
   m.d_model = 384
@@ -46,6 +56,11 @@ def get_config() -> ml_collections.ConfigDict:
   m.logits_dtype = "float32"       # 'bfloat16' halves the logits' memory; the loss is f32 anyway
   m.remat = "none"                 # rematerialise blocks in the backward: 'none', 'full', 'dots'
 
+  c.mlm = ml_collections.ConfigDict()  # the encoder's masked-LM corruption (BERT)
+  c.mlm.select_prob = 0.15         # positions predicted
+  c.mlm.mask_frac = 0.8            # of those: replaced by [MASK]
+  c.mlm.random_frac = 0.1          # of those: replaced by a random token (the rest unchanged)
+
   c.optim = o = ml_collections.ConfigDict()
   o.learning_rate = 1e-3
   o.schedule = "cosine"            # 'constant', 'linear', 'cosine' or 'wsd' (warmup-stable-decay)
@@ -57,6 +72,8 @@ def get_config() -> ml_collections.ConfigDict:
   o.eps = 1e-8
   o.weight_decay = 0.1
   o.grad_clip_norm = 1.0           # 0 disables clipping
+  o.freeze_embeddings = False      # fine-tuning: keep token/position/segment embeddings fixed
+  o.freeze_layers = 0              # fine-tuning: keep the lowest N blocks fixed
 
   c.train = t = ml_collections.ConfigDict()
   t.steps = 5000                   # the schedule's length

@@ -8,6 +8,7 @@ id when it has one; a character tokenizer joins the records of one text stream d
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 import os
 import tempfile
@@ -29,7 +30,14 @@ class TokenizedData:
   splits: dict[str, np.ndarray]  # split name -> memory-mapped 1-D token ids
 
 
-def _tokenizer_id(data_cfg) -> str:
+def _tokenizer_id(data_cfg, given: Tokenizer | None) -> str:
+  if given is not None:  # a pretrained model's tokenizer: named by its files' contents
+    with tempfile.TemporaryDirectory() as tmp:
+      given.save(tmp)
+      digest = hashlib.sha256()
+      for name in sorted(os.listdir(tmp)):
+        digest.update(name.encode() + open(os.path.join(tmp, name), "rb").read())
+    return f"pretrained_{digest.hexdigest()[:12]}"
   if data_cfg.tokenizer == "char":
     return "char"
   if data_cfg.tokenizer == "sentencepiece":
@@ -74,16 +82,21 @@ def _tokenize_split(source, tok: Tokenizer, text_key: str, path: str, threads: i
   os.replace(tmp, path)  # atomic: concurrent builders never see a partial file
 
 
-def tokenized_data(data_cfg) -> TokenizedData:
-  """Prepares the dataset, trains the tokenizer and tokenizes both splits, once; then loads."""
+def tokenized_data(data_cfg, tokenizer: Tokenizer | None = None) -> TokenizedData:
+  """Prepares the dataset, trains the tokenizer (unless one is given, e.g. a pretrained
+  model's) and tokenizes both splits, once; then loads."""
   dataset_id, split_sources = sources.prepare_splits(data_cfg)
   directory = os.path.join(sources.data_dir(data_cfg), "tokens", dataset_id,
-                           _tokenizer_id(data_cfg))
+                           _tokenizer_id(data_cfg, tokenizer))
   os.makedirs(directory, exist_ok=True)
-  try:
-    tok = load_tokenizer(directory)
-  except FileNotFoundError:
-    tok = _train_tokenizer(data_cfg, split_sources, directory)
+  if tokenizer is not None:
+    tok = tokenizer
+    tok.save(directory)
+  else:
+    try:
+      tok = load_tokenizer(directory)
+    except FileNotFoundError:
+      tok = _train_tokenizer(data_cfg, split_sources, directory)
   splits = {}
   for split in (data_cfg.train_split, data_cfg.eval_split):
     path = os.path.join(directory, f"{split}.npy")

@@ -2,6 +2,10 @@
 
 A tokenizer lives in one file (`char_vocab.json` or `*.model`), which the data cache keeps
 and each run copies into its workdir so that sampling uses exactly the run's tokenizer.
+The special tokens MLM and classification need ([PAD], [MASK], [CLS], [SEP]) follow the
+characters of a character vocabulary, and are user-defined pieces of a SentencePiece model
+(trained since they exist; older models have none, which is fine for a decoder); the
+literal strings "[MASK]" etc. in a text encode to them.
 """
 
 from __future__ import annotations
@@ -16,13 +20,18 @@ from typing import Protocol
 import numpy as np
 import sentencepiece as spm
 
+from lm.data import bpe, wordpiece
+from lm.data.specials import SPECIAL_TOKENS, split_specials
+
 CHAR_FILE = "char_vocab.json"
 SPM_FILE = "sentencepiece.model"
 
 
 class Tokenizer(Protocol):
-  vocab_size: int
+  vocab_size: int             # every id, special tokens included
+  num_ordinary: int           # ids [0, num_ordinary) are ordinary tokens (MLM's random tokens)
   eos_id: int | None
+  special_ids: dict[str, int]  # e.g. {"[MASK]": 103}; absent tokens are missing
 
   def encode(self, text: str) -> list[int]: ...
   def decode(self, ids: Iterable[int]) -> str: ...
@@ -30,14 +39,16 @@ class Tokenizer(Protocol):
 
 
 class CharTokenizer:
-  """One id per character seen in the training text, in sorted order; no special tokens."""
+  """One id per character seen in the training text, in sorted order, then the specials."""
 
   eos_id = None
 
   def __init__(self, chars: str):
     self.chars = chars
-    self.vocab_size = len(chars)
     self._index = {c: i for i, c in enumerate(chars)}
+    self.num_ordinary = len(chars)
+    self.special_ids = {t: len(chars) + i for i, t in enumerate(SPECIAL_TOKENS)}
+    self.vocab_size = len(chars) + len(SPECIAL_TOKENS)
 
   @classmethod
   def train(cls, texts: Iterable[str]) -> "CharTokenizer":
@@ -47,13 +58,19 @@ class CharTokenizer:
     return cls("".join(sorted(seen)))
 
   def encode(self, text: str) -> list[int]:
-    try:
-      return [self._index[c] for c in text]
-    except KeyError as e:
-      raise ValueError(f"character {e.args[0]!r} is not in the character vocabulary") from None
+    ids: list[int] = []
+    for piece in split_specials(text, self.special_ids):
+      if piece in self.special_ids:
+        ids.append(self.special_ids[piece])
+        continue
+      try:
+        ids += [self._index[c] for c in piece]
+      except KeyError as e:
+        raise ValueError(f"character {e.args[0]!r} is not in the character vocabulary") from None
+    return ids
 
   def decode(self, ids: Iterable[int]) -> str:
-    return "".join(self.chars[i] for i in ids if 0 <= i < self.vocab_size)
+    return "".join(self.chars[i] for i in map(int, ids) if 0 <= i < self.num_ordinary)
 
   def save(self, directory: str) -> str:
     path = os.path.join(directory, CHAR_FILE)
@@ -63,13 +80,15 @@ class CharTokenizer:
 
 
 class SentencePieceTokenizer:
-  """A SentencePiece model (BPE or unigram) with an end-of-sequence id."""
+  """A SentencePiece model (BPE or unigram) with an end-of-sequence id and the specials."""
 
   def __init__(self, model_path: str):
     self.model_path = model_path
     self.sp = spm.SentencePieceProcessor(model_file=model_path)
-    self.vocab_size = self.sp.get_piece_size()
     self.eos_id = self.sp.eos_id()
+    self.vocab_size = self.num_ordinary = self.sp.get_piece_size()
+    ids = {t: self.sp.piece_to_id(t) for t in SPECIAL_TOKENS}
+    self.special_ids = {t: i for t, i in ids.items() if i != self.sp.unk_id()}
 
   @classmethod
   def train(cls, texts: Iterable[str], directory: str, vocab_size: int,
@@ -84,6 +103,7 @@ class SentencePieceTokenizer:
           input=corpus, model_prefix=os.path.join(tmp, "sp"), vocab_size=vocab_size,
           model_type=model_type, character_coverage=1.0, byte_fallback=True,
           pad_id=-1, unk_id=0, bos_id=-1, eos_id=1, input_sentence_size=2_000_000,
+          user_defined_symbols=list(SPECIAL_TOKENS),
           shuffle_input_sentence=True, num_threads=os.cpu_count() or 1,
           minloglevel=2)
       path = os.path.join(directory, SPM_FILE)
@@ -94,7 +114,8 @@ class SentencePieceTokenizer:
     return self.sp.encode(text)
 
   def decode(self, ids: Iterable[int]) -> str:
-    return self.sp.decode([int(i) for i in ids])
+    specials = set(self.special_ids.values())
+    return self.sp.decode([int(i) for i in ids if int(i) not in specials])
 
   def save(self, directory: str) -> str:
     path = os.path.join(directory, SPM_FILE)
@@ -111,7 +132,12 @@ def load_tokenizer(directory: str) -> Tokenizer:
       return CharTokenizer(json.load(f)["chars"])
   if os.path.exists(spm_path):
     return SentencePieceTokenizer(spm_path)
-  raise FileNotFoundError(f"no tokenizer ({CHAR_FILE} or {SPM_FILE}) in {directory}")
+  if os.path.exists(os.path.join(directory, bpe.MERGES_FILE)):
+    return bpe.ByteBPETokenizer(directory)
+  if os.path.exists(os.path.join(directory, wordpiece.VOCAB_FILE)):
+    return wordpiece.WordPieceTokenizer(directory)
+  raise FileNotFoundError(f"no tokenizer ({CHAR_FILE}, {SPM_FILE}, GPT-2's {bpe.MERGES_FILE} "
+                          f"or BERT's {wordpiece.VOCAB_FILE}) in {directory}")
 
 
 def token_dtype(vocab_size: int) -> np.dtype:

@@ -102,11 +102,12 @@ class SelfAttention(nnx.Module):
     self.b_out = const_param((d_model,), ("embed",), 0.0, param_dtype) if use_bias else None
 
   def __call__(self, x_BTD: jax.Array, *, causal: bool = True, positions_BT: jax.Array | None = None,
-               cache: KVCache | None = None) -> tuple[jax.Array, KVCache | None]:
+               cache: KVCache | None = None, key_mask_BT: jax.Array | None = None
+               ) -> tuple[jax.Array, KVCache | None]:
     """Returns the output [B, T, D] and, given a cache, the cache with this call's keys added.
 
     Without `positions_BT` the tokens are at positions 0..T-1 (training), or with a cache at
-    the cache's next positions.
+    the cache's next positions. `key_mask_BT` (True: a real token) hides padding keys.
     """
     dt = self.compute_dtype
     if positions_BT is None and cache is not None:
@@ -121,7 +122,11 @@ class SelfAttention(nnx.Module):
       positions = jnp.arange(x_BTD.shape[1]) if positions_BT is None else positions_BT
       sin, cos = rotary_tables(positions, self.head_dim)
       q_BTNH, k_BTNH = apply_rotary(q_BTNH, sin, cos), apply_rotary(k_BTNH, sin, cos)
-    if cache is None:
+    if cache is None and key_mask_BT is not None:
+      out_BTNH = jax.nn.dot_product_attention(q_BTNH, k_BTNH, v_BTNH, is_causal=causal,
+                                              mask=key_mask_BT[:, None, None, :],
+                                              implementation="xla")
+    elif cache is None:
       out_BTNH = jax.nn.dot_product_attention(q_BTNH, k_BTNH, v_BTNH, is_causal=causal,
                                               implementation=self.impl)
     else:

@@ -37,12 +37,18 @@ class LayerNorm(nnx.Module):
     return y.astype(x.dtype)
 
 
+# 'gelu_tanh': the tanh approximation (GPT-2's 'gelu_new'); 'gelu': exact erf form (BERT).
+ACTIVATIONS = {"gelu_tanh": lambda x: jax.nn.gelu(x, approximate=True),
+               "gelu": lambda x: jax.nn.gelu(x, approximate=False)}
+
+
 class MLP(nnx.Module):
-  """Position-wise feed-forward: Linear, GELU (tanh form, as GPT-2), Linear."""
+  """Position-wise feed-forward: Linear, GELU, Linear."""
 
   def __init__(self, d_model: int, mlp_dim: int, *, num_layers: int, use_bias: bool,
-               param_dtype, compute_dtype, rngs: nnx.Rngs):
+               param_dtype, compute_dtype, rngs: nnx.Rngs, activation: str = "gelu_tanh"):
     self.compute_dtype = compute_dtype
+    self.activation = activation
     self.w_in = normal_param(rngs, (d_model, mlp_dim), ("embed", "mlp"), 0.02, param_dtype)
     self.w_out = normal_param(rngs, (mlp_dim, d_model), ("mlp", "embed"),
                               0.02 / (2 * num_layers) ** 0.5, param_dtype)
@@ -54,7 +60,7 @@ class MLP(nnx.Module):
     h_BTF = x_BTD.astype(dt) @ self.w_in[...].astype(dt)
     if self.b_in is not None:
       h_BTF = h_BTF + self.b_in[...].astype(dt)
-    h_BTF = jax.nn.gelu(h_BTF, approximate=True)
+    h_BTF = ACTIVATIONS[self.activation](h_BTF)
     y_BTD = h_BTF @ self.w_out[...].astype(dt)
     if self.b_out is not None:
       y_BTD = y_BTD + self.b_out[...].astype(dt)

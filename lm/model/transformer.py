@@ -1,4 +1,8 @@
-"""Transformer blocks and the decoder-only language model (GPT)."""
+"""Transformer blocks, the shared trunk, and the decoder-only language model (GPT).
+
+The encoder (BERT, `lm/model/encoder.py`) runs the same trunk and blocks, bidirectional and
+padding-masked; `norm_position` picks pre-LayerNorm (GPT-2) or post-LayerNorm (BERT) blocks.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from lm.model.attention import AttentionImpl, KVCache, SelfAttention
+from lm.model.heads import ClassifierHead, MLMHead
 from lm.model.layers import MLP, LayerNorm, normal_param
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
@@ -19,6 +24,8 @@ REMAT_POLICIES = {
     "full": jax.checkpoint_policies.nothing_saveable,
     "dots": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
 }
+KINDS = ("decoder", "encoder")
+NORM_POSITIONS = ("pre", "post")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +48,11 @@ class TransformerConfig:
   attention_impl: str = "xla"
   remat: str = "none"
   logits_dtype: str = "float32"
+  kind: Literal["decoder", "encoder"] = "decoder"
+  norm_position: Literal["pre", "post"] = "pre"
+  activation: str = "gelu_tanh"  # 'gelu_tanh' (GPT-2 'gelu_new') or 'gelu' (exact, BERT)
+  type_vocab_size: int = 0       # segment embeddings (BERT's token types); 0: none
+  num_classes: int = 0           # a sequence-classification head; 0: none
 
   @property
   def head_dim(self) -> int:
@@ -52,7 +64,10 @@ def _impl(name: str) -> AttentionImpl:
 
 
 class Block(nnx.Module):
-  """Pre-LayerNorm Transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
+  """Transformer block. Pre-LN: x + attn(norm(x)), then x + mlp(norm(x)).
+
+  Post-LN (BERT): norm(x + attn(x)), then norm(x + mlp(x)).
+  """
 
   def __init__(self, cfg: TransformerConfig, *, rngs: nnx.Rngs):
     pdt, cdt = DTYPES[cfg.param_dtype], DTYPES[cfg.compute_dtype]
@@ -65,23 +80,34 @@ class Block(nnx.Module):
     self.norm_mlp = LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps, use_bias=cfg.use_bias,
                               param_dtype=pdt)
     self.mlp = MLP(cfg.d_model, cfg.mlp_dim, num_layers=cfg.num_layers, use_bias=cfg.use_bias,
-                   param_dtype=pdt, compute_dtype=cdt, rngs=rngs)
+                   param_dtype=pdt, compute_dtype=cdt, rngs=rngs, activation=cfg.activation)
     self.dropout = nnx.Dropout(cfg.dropout)
+    self.pre_norm = cfg.norm_position == "pre"
 
   def __call__(self, x_BTD: jax.Array, *, causal: bool, rngs: nnx.Rngs | None,
-               positions_BT: jax.Array | None = None, cache: KVCache | None = None
-               ) -> tuple[jax.Array, KVCache | None]:
-    train = rngs is not None
-    attn_BTD, cache = self.attn(self.norm_attn(x_BTD), causal=causal, positions_BT=positions_BT,
-                                cache=cache)
-    x_BTD = x_BTD + self.dropout(attn_BTD, deterministic=not train, rngs=rngs)
-    x_BTD = x_BTD + self.dropout(self.mlp(self.norm_mlp(x_BTD)), deterministic=not train,
-                                 rngs=rngs)
-    return x_BTD, cache
+               positions_BT: jax.Array | None = None, cache: KVCache | None = None,
+               key_mask_BT: jax.Array | None = None) -> tuple[jax.Array, KVCache | None]:
+    def drop(y):
+      return self.dropout(y, deterministic=rngs is None, rngs=rngs)
+
+    def attn(x):
+      return self.attn(x, causal=causal, positions_BT=positions_BT, cache=cache,
+                       key_mask_BT=key_mask_BT)
+
+    if self.pre_norm:
+      attn_BTD, cache = attn(self.norm_attn(x_BTD))
+      x_BTD = x_BTD + drop(attn_BTD)
+      return x_BTD + drop(self.mlp(self.norm_mlp(x_BTD))), cache
+    attn_BTD, cache = attn(x_BTD)
+    x_BTD = self.norm_attn(x_BTD + drop(attn_BTD))
+    return self.norm_mlp(x_BTD + drop(self.mlp(x_BTD))), cache
 
 
-class DecoderLM(nnx.Module):
-  """GPT: token (+ learned position) embedding, causal blocks, final norm, LM head."""
+class Trunk(nnx.Module):
+  """Embeddings (token, learned position, segment), the blocks, and the final or embedding
+  LayerNorm (pre-LN: after the blocks; post-LN: on the embeddings), plus an optional
+  sequence-classification head. The decoder and the encoder are trunks with an LM head.
+  """
 
   def __init__(self, cfg: TransformerConfig, *, rngs: nnx.Rngs):
     self.cfg = cfg
@@ -89,12 +115,73 @@ class DecoderLM(nnx.Module):
     self.embed = normal_param(rngs, (cfg.vocab_size, cfg.d_model), ("vocab", "embed"), 0.02, pdt)
     self.pos_embed = (normal_param(rngs, (cfg.max_seq_len, cfg.d_model), (None, "embed"), 0.01, pdt)
                       if cfg.position == "learned" else None)
+    self.segment_embed = (normal_param(rngs, (cfg.type_vocab_size, cfg.d_model), (None, "embed"),
+                                       0.02, pdt) if cfg.type_vocab_size else None)
+    norm = lambda: LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps, use_bias=cfg.use_bias,
+                             param_dtype=pdt)
+    self.norm_embed = norm() if cfg.norm_position == "post" else None
     self.blocks = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.num_layers)])
-    self.norm_out = LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps, use_bias=cfg.use_bias,
-                              param_dtype=pdt)
+    self.norm_out = norm() if cfg.norm_position == "pre" else None
+    self.dropout = nnx.Dropout(cfg.dropout)
+    self.classifier = (ClassifierHead(cfg.d_model, cfg.num_classes,
+                                      pool="last" if cfg.kind == "decoder" else "first",
+                                      dropout=cfg.dropout, param_dtype=pdt, rngs=rngs)
+                       if cfg.num_classes else None)
+
+  def hidden(self, tokens_BT: jax.Array, *, key_mask_BT: jax.Array | None = None,
+             segments_BT: jax.Array | None = None, positions_BT: jax.Array | None = None,
+             cache: tuple[KVCache, ...] | None = None, rngs: nnx.Rngs | None = None
+             ) -> tuple[jax.Array, tuple[KVCache, ...] | None]:
+    """The final hidden states [B, T, D] (and the cache with T tokens added, given one)."""
+    cdt = DTYPES[self.cfg.compute_dtype]
+    if positions_BT is None and cache is not None:
+      positions_BT = cache[0].positions(tokens_BT.shape[1])
+    x_BTD = self.embed[...].astype(cdt)[tokens_BT]
+    if self.pos_embed is not None:
+      pos = (self.pos_embed[: tokens_BT.shape[1]] if positions_BT is None else
+             self.pos_embed[...][positions_BT])
+      x_BTD = x_BTD + pos.astype(cdt)
+    if self.segment_embed is not None:
+      segments_BT = jnp.zeros_like(tokens_BT) if segments_BT is None else segments_BT
+      x_BTD = x_BTD + self.segment_embed[...].astype(cdt)[segments_BT]
+    if self.norm_embed is not None:
+      x_BTD = self.norm_embed(x_BTD)
+    x_BTD = self.dropout(x_BTD, deterministic=rngs is None, rngs=rngs)
+    causal = self.cfg.kind == "decoder"
+    new_cache = []
+    for i, block in enumerate(self.blocks):
+      layer_cache = None if cache is None else cache[i]
+      x_BTD, layer_cache = self._apply_block(block, x_BTD, causal, rngs, positions_BT,
+                                             layer_cache, key_mask_BT)
+      new_cache.append(layer_cache)
+    if self.norm_out is not None:
+      x_BTD = self.norm_out(x_BTD)
+    return x_BTD, (None if cache is None else tuple(new_cache))
+
+  def _apply_block(self, block: Block, x_BTD, causal, rngs, positions_BT, cache, key_mask_BT):
+    if self.cfg.remat == "none" or cache is not None:
+      return block(x_BTD, causal=causal, rngs=rngs, positions_BT=positions_BT, cache=cache,
+                   key_mask_BT=key_mask_BT)
+    policy = REMAT_POLICIES[self.cfg.remat]
+    run = nnx.remat(lambda b, x, r, p, m: b(x, causal=causal, rngs=r, positions_BT=p,
+                                            key_mask_BT=m)[0], policy=policy)
+    return run(block, x_BTD, rngs, positions_BT, key_mask_BT), None
+
+  def classify(self, tokens_BT: jax.Array, key_mask_BT: jax.Array, *,
+               rngs: nnx.Rngs | None = None) -> jax.Array:
+    """Class logits [B, C] (float32) of right-padded sequences (`key_mask_BT`: real tokens)."""
+    x_BTD, _ = self.hidden(tokens_BT, key_mask_BT=key_mask_BT, rngs=rngs)
+    return self.classifier(x_BTD, key_mask_BT, rngs=rngs)
+
+
+class DecoderLM(Trunk):
+  """GPT: token (+ learned position) embedding, causal blocks, final norm, LM head."""
+
+  def __init__(self, cfg: TransformerConfig, *, rngs: nnx.Rngs):
+    super().__init__(cfg, rngs=rngs)
+    pdt = DTYPES[cfg.param_dtype]
     self.head = (None if cfg.tie_embeddings else
                  normal_param(rngs, (cfg.d_model, cfg.vocab_size), ("embed", "vocab"), 0.02, pdt))
-    self.dropout = nnx.Dropout(cfg.dropout)
 
   def init_cache(self, batch: int, size: int, start_B: jax.Array | None = None
                  ) -> tuple[KVCache, ...]:
@@ -116,29 +203,33 @@ class DecoderLM(nnx.Module):
     active iff `rngs` is given.
     """
     cdt = DTYPES[self.cfg.compute_dtype]
-    if positions_BT is None and cache is not None:
-      positions_BT = cache[0].positions(tokens_BT.shape[1])
-    x_BTD = self.embed[...].astype(cdt)[tokens_BT]
-    if self.pos_embed is not None:
-      pos = (self.pos_embed[: tokens_BT.shape[1]] if positions_BT is None else
-             self.pos_embed[...][positions_BT])
-      x_BTD = x_BTD + pos.astype(cdt)
-    x_BTD = self.dropout(x_BTD, deterministic=rngs is None, rngs=rngs)
-    new_cache = []
-    for i, block in enumerate(self.blocks):
-      layer_cache = None if cache is None else cache[i]
-      x_BTD, layer_cache = self._apply_block(block, x_BTD, rngs, positions_BT, layer_cache)
-      new_cache.append(layer_cache)
-    x_BTD = self.norm_out(x_BTD)
+    x_BTD, new_cache = self.hidden(tokens_BT, positions_BT=positions_BT, cache=cache, rngs=rngs)
     head_DV = self.embed[...].T if self.head is None else self.head[...]
     logits_BTV = jnp.einsum("btd,dv->btv", x_BTD, head_DV.astype(cdt),
                             preferred_element_type=DTYPES[self.cfg.logits_dtype])
-    return logits_BTV if cache is None else (logits_BTV, tuple(new_cache))
+    return logits_BTV if cache is None else (logits_BTV, new_cache)
 
-  def _apply_block(self, block: Block, x_BTD, rngs, positions_BT, cache):
-    if self.cfg.remat == "none" or cache is not None:
-      return block(x_BTD, causal=True, rngs=rngs, positions_BT=positions_BT, cache=cache)
-    policy = REMAT_POLICIES[self.cfg.remat]
-    run = nnx.remat(lambda b, x, r, p: b(x, causal=True, rngs=r, positions_BT=p)[0],
-                    policy=policy)
-    return run(block, x_BTD, rngs, positions_BT), None
+
+class EncoderMLM(Trunk):
+  """BERT: token + position (+ segment) embeddings, bidirectional padding-masked blocks, and
+  the MLM head tied to the token embedding."""
+
+  def __init__(self, cfg: TransformerConfig, *, rngs: nnx.Rngs):
+    super().__init__(cfg, rngs=rngs)
+    self.mlm_head = MLMHead(cfg.d_model, cfg.vocab_size, activation=cfg.activation,
+                            eps=cfg.layer_norm_eps, param_dtype=DTYPES[cfg.param_dtype],
+                            compute_dtype=DTYPES[cfg.compute_dtype], rngs=rngs)
+
+  def __call__(self, tokens_BT: jax.Array, *, key_mask_BT: jax.Array | None = None,
+               segments_BT: jax.Array | None = None, rngs: nnx.Rngs | None = None) -> jax.Array:
+    """MLM logits [B, T, V] in `logits_dtype`; `key_mask_BT` (True: real token) hides padding."""
+    x_BTD, _ = self.hidden(tokens_BT, key_mask_BT=key_mask_BT, segments_BT=segments_BT,
+                           rngs=rngs)
+    return self.mlm_head(x_BTD, self.embed[...], DTYPES[self.cfg.logits_dtype])
+
+
+def make_model(cfg: TransformerConfig, *, rngs: nnx.Rngs) -> DecoderLM | EncoderMLM:
+  """The model `cfg.kind` names."""
+  if cfg.kind not in KINDS:
+    raise ValueError(f"model kind {cfg.kind!r}; valid: {', '.join(KINDS)}")
+  return DecoderLM(cfg, rngs=rngs) if cfg.kind == "decoder" else EncoderMLM(cfg, rngs=rngs)

@@ -88,3 +88,21 @@ def test_hosts_read_disjoint_rows_that_make_the_global_batch():
   for step in (0, 5, 40):
     np.testing.assert_array_equal(np.concatenate([p[step]["tokens"] for p in parts]),
                                   full[step]["tokens"])
+
+
+def test_sentencepiece_has_the_special_tokens(tiny_config):
+  tiny_config.data.tokenizer = "sentencepiece"
+  tiny_config.data.vocab_size = 512
+  tok = token_cache.tokenized_data(tiny_config.data).tokenizer
+  assert set(tok.special_ids) == {"[PAD]", "[MASK]", "[CLS]", "[SEP]"}
+  assert tok.encode("a [MASK] b").count(tok.special_ids["[MASK]"]) == 1
+
+
+def test_labelled_eval_batches_keep_the_remainder_with_zero_weight():
+  from lm.data import labelled
+  tokens, labels = np.arange(10 * 4).reshape(10, 4), np.arange(10)
+  ds = labelled.example_batches(tokens, labels, 4, shuffle_seed=None, repeat=False)
+  batches = [ds[i] for i in range(len(ds))]
+  assert len(batches) == 3
+  np.testing.assert_array_equal(batches[-1]["weight"], [1, 1, 0, 0])
+  assert sorted(l for b in batches for l, w in zip(b["label"], b["weight"]) if w) == list(range(10))

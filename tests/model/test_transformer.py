@@ -24,10 +24,12 @@ def test_causal_future_tokens_do_not_change_past_logits(position):
 
 
 @pytest.mark.parametrize("kw", [{}, {"tie_embeddings": False}, {"use_bias": False},
-                                {"position": "rotary"}])
+                                {"position": "rotary"}, {"num_classes": 3},
+                                {"kind": "encoder", "norm_position": "post", "type_vocab_size": 2}])
 def test_param_counts_match_the_model(kw):
+  from lm.model.transformer import make_model
   cfg = _cfg(**kw)
-  state = nnx.state(DecoderLM(cfg, rngs=nnx.Rngs(0)))
+  state = nnx.state(make_model(cfg, rngs=nnx.Rngs(0)))
   actual = sum(x.size for x in jax.tree.leaves(state))
   assert scaling.param_counts(cfg)["total"] == actual
 
@@ -54,3 +56,41 @@ def test_bfloat16_compute_gives_float32_logits_close_to_float32():
   out = bf16(tokens)
   assert out.dtype == jnp.float32
   np.testing.assert_allclose(out, f32(tokens), atol=0.05)
+
+
+def _encoder(**kw):
+  from lm.model.transformer import EncoderMLM
+  return EncoderMLM(_cfg(kind="encoder", norm_position="post", activation="gelu",
+                         type_vocab_size=2, **kw), rngs=nnx.Rngs(0))
+
+
+def test_encoder_is_bidirectional():
+  model = _encoder()
+  tokens = jax.random.randint(jax.random.key(1), (2, 16), 0, 64)
+  changed = tokens.at[:, 12].set((tokens[:, 12] + 1) % 64)
+  a, b = model(tokens), model(changed)
+  assert not np.allclose(a[:, :12], b[:, :12], atol=1e-4)
+
+
+def test_encoder_padding_does_not_change_real_outputs():
+  model = _encoder()
+  tokens = jax.random.randint(jax.random.key(1), (2, 16), 0, 64)
+  real = jnp.arange(16)[None, :] < jnp.array([[10], [13]])
+  other = jnp.where(real, tokens, (tokens + 7) % 64)
+  a, b = model(tokens, key_mask_BT=real), model(other, key_mask_BT=real)
+  np.testing.assert_allclose(np.where(real[..., None], a, 0), np.where(real[..., None], b, 0),
+                             rtol=0, atol=1e-5)
+  np.testing.assert_allclose(a[0, :10], model(tokens[:1, :10])[0], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["decoder", "encoder"])
+def test_classifier_pools_first_or_last_real_token(kind):
+  from lm.model.transformer import make_model
+  model = make_model(_cfg(kind=kind, num_classes=3), rngs=nnx.Rngs(0))
+  tokens = jax.random.randint(jax.random.key(1), (2, 16), 0, 64)
+  real = jnp.arange(16)[None, :] < jnp.array([[10], [16]])
+  padded = jnp.where(real, tokens, 0)
+  logits = model.classify(padded, real)
+  assert logits.shape == (2, 3)
+  np.testing.assert_allclose(logits[0], model.classify(tokens[:1, :10], real[:1, :10])[0],
+                             atol=1e-5)

@@ -1,0 +1,31 @@
+"""Export a run's weights (or re-export a Hugging Face directory) as a Hugging Face GPT-2 or
+BERT checkpoint: `model.safetensors` + `config.json` (+ vocab files of a GPT-2 / BERT
+tokenizer), loadable by `transformers` as GPT2LMHeadModel / BertForMaskedLM.
+
+    python -m experiments.export_hf --workdir=runs/bert_shakespeare_char --out_dir=runs/bert_hf
+"""
+
+import jax
+import numpy as np
+from absl import app, flags
+
+from lm import logs, run
+from lm.convert import hf
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "A training run's workdir.")
+_STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
+_OUT_DIR = flags.DEFINE_string("out_dir", None, "Where to write the Hugging Face files.")
+flags.mark_flags_as_required(["workdir", "out_dir"])
+
+
+def main(argv):
+  del argv
+  logs.quiet_libraries()
+  r = run.load_run(_WORKDIR.value, _STEP.value)
+  params = jax.tree.map(np.asarray, jax.device_get(r.params))
+  hf.export(r.model_cfg, params, _OUT_DIR.value, r.tokenizer)
+  print(f"wrote {_OUT_DIR.value}")
+
+
+if __name__ == "__main__":
+  app.run(main)
