@@ -19,7 +19,7 @@ import grain
 import numpy as np
 
 from lm.data import sources
-from lm.data.pipeline import host_rows
+from lm.data.pipeline import host_rows, index_batches
 from lm.data.tokenizer import Tokenizer
 
 LOCAL_FORMATS = (".csv", ".jsonl")
@@ -88,12 +88,8 @@ def example_batches(tokens: np.ndarray, labels: np.ndarray, global_batch: int, *
     raise ValueError(f"a split of {len(labels)} examples is smaller than one batch of "
                      f"config.data.batch_size={global_batch}")
   rows = host_rows(global_batch, process_index, process_count)
-  ds = grain.MapDataset.range(len(labels))
-  if shuffle_seed is not None:
-    ds = ds.shuffle(seed=shuffle_seed)
-  if repeat:
-    ds = ds.repeat()
-  ds = ds.batch(global_batch, drop_remainder=repeat)
+  ds = index_batches(len(labels), global_batch, shuffle_seed=shuffle_seed, repeat=repeat,
+                     drop_remainder=repeat)
 
   def gather(idx):
     weight = np.zeros((global_batch,), np.float32)

@@ -38,6 +38,17 @@ def host_rows(global_batch: int, process_index: int, process_count: int) -> slic
   return slice(process_index * per_host, (process_index + 1) * per_host)
 
 
+def index_batches(num_examples: int, global_batch: int, *, shuffle_seed: int | None,
+                  repeat: bool, drop_remainder: bool = True) -> grain.MapDataset:
+  """Batches of example indices: a seeded permutation (new each epoch) or in order."""
+  ds = grain.MapDataset.range(num_examples)
+  if shuffle_seed is not None:
+    ds = ds.shuffle(seed=shuffle_seed)
+  if repeat:
+    ds = ds.repeat()
+  return ds.batch(global_batch, drop_remainder=drop_remainder)
+
+
 def window_batches(tokens: np.ndarray, seq_len: int, global_batch: int, *, shuffle_seed: int | None,
                    repeat: bool, process_index: int = 0, process_count: int = 1
                    ) -> grain.MapDataset:
@@ -47,12 +58,7 @@ def window_batches(tokens: np.ndarray, seq_len: int, global_batch: int, *, shuff
   """
   windows = TokenWindows(tokens, seq_len)
   rows = host_rows(global_batch, process_index, process_count)
-  ds = grain.MapDataset.range(len(windows))
-  if shuffle_seed is not None:
-    ds = ds.shuffle(seed=shuffle_seed)
-  if repeat:
-    ds = ds.repeat()
-  ds = ds.batch(global_batch, drop_remainder=True)
+  ds = index_batches(len(windows), global_batch, shuffle_seed=shuffle_seed, repeat=repeat)
   return ds.map(lambda idx: {"tokens": np.stack([windows[i] for i in idx[rows]])})
 
 
