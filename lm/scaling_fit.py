@@ -72,23 +72,33 @@ def _parabola_min(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
 
 
 def approach2(p: Points) -> dict[str, Any]:
-  """IsoFLOP parabolas: per budget with >= 3 distinct sizes, the loss-minimising N and D."""
-  rows = []
+  """IsoFLOP parabolas: per budget with >= 3 distinct sizes, the loss-minimising N and D.
+
+  A budget whose parabola has its minimum outside the sizes it sampled (the grid does not
+  bracket the optimum) is left out and listed under `skipped`: its minimum is extrapolated.
+  """
+  rows, skipped = [], []
   for budget in np.unique(p.budget):
     g = p.take(p.budget == budget)
     if len(np.unique(g.n)) < 3:
       continue
     log_n, n_coef = _parabola_min(np.log(g.n), g.loss)
     log_d, d_coef = _parabola_min(np.log(g.d), g.loss)
+    if not np.log(g.n).min() <= log_n <= np.log(g.n).max():
+      skipped.append({"budget": float(budget), "n_opt_extrapolated": float(np.exp(log_n)),
+                      "sampled_n": [float(g.n.min()), float(g.n.max())]})
+      continue
     rows.append({"budget": float(budget), "c": float(np.mean(g.c)), "n_opt": float(np.exp(log_n)),
                  "d_opt": float(np.exp(log_d)), "loss_opt": float(np.polyval(n_coef, log_n)),
                  "n_parabola": n_coef.tolist(), "d_parabola": d_coef.tolist()})
   if len(rows) < 2:
-    raise ValueError("Approach 2 needs >= 2 budgets with >= 3 distinct sizes each")
+    raise ValueError("Approach 2 needs >= 2 budgets with >= 3 distinct sizes each and the "
+                     f"loss minimum inside the sampled sizes; budgets left out: {skipped}")
   c = np.array([r["c"] for r in rows])
   a, a0 = power_law(c, np.array([r["n_opt"] for r in rows]))
   b, b0 = power_law(c, np.array([r["d_opt"] for r in rows]))
-  return {"a": a, "b": b, "log_n_coef": a0, "log_d_coef": b0, "budgets": rows}
+  return {"a": a, "b": b, "log_n_coef": a0, "log_d_coef": b0, "budgets": rows,
+          "skipped": skipped}
 
 
 def _lse_objective(theta: np.ndarray, log_n, log_d, log_loss):

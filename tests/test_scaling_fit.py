@@ -37,6 +37,19 @@ def test_approach3_noise_free_is_exact():
     assert fit[key] == pytest.approx(TRUE[key], rel=1e-2)
 
 
+def test_approach2_leaves_out_a_budget_whose_grid_misses_the_optimum():
+  p = synthetic(noise=0.0)
+  first = p.budget == BUDGETS[0]
+  p.n[first] *= 30.0  # every size of the first budget far above its optimum: loss rises with N
+  p.d[first] /= 30.0
+  p.loss[first] = (TRUE["E"] + TRUE["A"] / p.n[first] ** TRUE["alpha"]
+                   + TRUE["B"] / p.d[first] ** TRUE["beta"])
+  fit = scaling_fit.approach2(p)
+  assert [s["budget"] for s in fit["skipped"]] == [BUDGETS[0]]
+  assert len(fit["budgets"]) == len(BUDGETS) - 1
+  assert abs(fit["a"] - TRUE_A) < 0.02
+
+
 def test_approach2_recovers_a_and_b():
   fit = scaling_fit.approach2(synthetic())
   assert abs(fit["a"] - TRUE_A) < 0.02
