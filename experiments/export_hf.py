@@ -1,4 +1,4 @@
-"""Export a run's weights (or re-export a Hugging Face directory) as a Hugging Face GPT-2 or
+"""Export a run's weights as a Hugging Face GPT-2 or
 BERT checkpoint: `model.safetensors` + `config.json` (+ vocab files of a GPT-2 / BERT
 tokenizer), loadable by `transformers` as GPT2LMHeadModel / BertForMaskedLM.
 

@@ -35,7 +35,8 @@ def check(config, num_devices: int, num_processes: int = 1) -> None:
            f"config.model.norm_position={m.norm_position!r}; valid: {', '.join(NORM_POSITIONS)}")
   _require(m.activation in ACTIVATIONS,
            f"config.model.activation={m.activation!r}; valid: {', '.join(ACTIVATIONS)}")
-  _require(0 <= o.freeze_layers <= m.num_layers,
+  # With init_from the depth is the pretrained model's: checked once it is loaded.
+  _require(o.freeze_layers >= 0 and (config.init_from or o.freeze_layers <= m.num_layers),
            f"config.optim.freeze_layers={o.freeze_layers} must lie in [0, config.model.num_layers="
            f"{m.num_layers}]")
   _require(m.num_classes >= 0, f"config.model.num_classes={m.num_classes} must be >= 0")

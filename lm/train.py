@@ -90,6 +90,10 @@ def build(config, mesh: Mesh | None = None) -> Experiment:
                                     **{f: config.model[f] for f in _RUNTIME_FIELDS})
     if pretrained.tokenizer is None:
       raise config_checks.ConfigError(f"config.init_from={config.init_from!r} has no tokenizer")
+    if config.optim.freeze_layers > model_cfg.num_layers:
+      raise config_checks.ConfigError(
+          f"config.optim.freeze_layers={config.optim.freeze_layers} exceeds the "
+          f"{model_cfg.num_layers} layers of config.init_from={config.init_from!r}")
     data = _data(config, pretrained.tokenizer, model_cfg.kind)
   _require_fits(config, model_cfg)
   layout = state_layout(model_cfg, config.optim, config.train.steps, mesh)
