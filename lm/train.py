@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from lm import checkpoint, config_checks, metrics, run, scaling, sharding
+from lm import checkpoint, config_checks, distributed, metrics, run, scaling, sharding
 from lm.data import labelled, pipeline, token_cache
 from lm.data.tokenizer import CharTokenizer
 from lm.hardware import device_peak_flops
@@ -83,7 +83,7 @@ def build(config, mesh: Mesh | None = None) -> Experiment:
   mesh = mesh if mesh is not None else sharding.make_mesh(config.mesh)
   pretrained = run.load_pretrained(config.init_from) if config.init_from else None
   if pretrained is None:
-    data = _data(config, None, config.model.kind)
+    data = distributed.process_zero_first(lambda: _data(config, None, config.model.kind), "data")
     model_cfg = model_config(config.model, data.tokenizer.vocab_size)
   else:
     model_cfg = dataclasses.replace(pretrained.model_cfg,
@@ -94,7 +94,8 @@ def build(config, mesh: Mesh | None = None) -> Experiment:
       raise config_checks.ConfigError(
           f"config.optim.freeze_layers={config.optim.freeze_layers} exceeds the "
           f"{model_cfg.num_layers} layers of config.init_from={config.init_from!r}")
-    data = _data(config, pretrained.tokenizer, model_cfg.kind)
+    data = distributed.process_zero_first(
+        lambda: _data(config, pretrained.tokenizer, model_cfg.kind), "data")
   _require_fits(config, model_cfg)
   layout = state_layout(model_cfg, config.optim, config.train.steps, mesh)
   host = None if pretrained is None else jax.tree.map(np.asarray, jax.device_get(

@@ -1,0 +1,116 @@
+"""Runs N training processes on this machine, each with M forced CPU devices.
+
+    python -m launch.local --num_processes=2 --devices_per_process=4 -- \
+        --config=experiments/configs/shakespeare_char.py --workdir=runs/mp
+
+Everything after `--` goes to `python -m experiments.train`. Output lines are prefixed `[pI]`.
+If a process fails, the others get `--grace_s` seconds to exit, then are terminated; the exit
+status is non-zero and names the failed process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+
+def free_port() -> int:
+  """A TCP port on localhost that was free a moment ago."""
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def _stream(proc: subprocess.Popen, prefix: str) -> None:
+  for line in proc.stdout:
+    sys.stdout.write(f"{prefix} {line}")
+    sys.stdout.flush()
+
+
+def _stop(procs: list[subprocess.Popen], wait_s: float) -> None:
+  for p in procs:
+    if p.poll() is None:
+      p.terminate()
+  deadline = time.monotonic() + wait_s
+  for p in procs:
+    try:
+      p.wait(max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+      p.kill()
+      p.wait()
+
+
+def _status(returncode: int) -> str:
+  if returncode < 0:
+    return f"killed by {signal.Signals(-returncode).name}"
+  return f"exited with status {returncode}"
+
+
+def launch(train_args: list[str], num_processes: int, devices_per_process: int,
+           grace_s: float = 30.0) -> int:
+  """Starts the processes, streams their output and waits; returns 0 or the first failure's
+  exit status (1 if that was a signal)."""
+  address = f"127.0.0.1:{free_port()}"
+  env = dict(os.environ, JAX_PLATFORMS="cpu",
+             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices_per_process}")
+  procs = []
+  for i in range(num_processes):
+    cmd = [sys.executable, "-m", "experiments.train", *train_args,
+           f"--coordinator_address={address}", f"--num_processes={num_processes}",
+           f"--process_id={i}"]
+    procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True, bufsize=1))
+    print(f"[launch] p{i} pid {procs[-1].pid}", flush=True)
+  threads = [threading.Thread(target=_stream, args=(p, f"[p{i}]"), daemon=True)
+             for i, p in enumerate(procs)]
+  for t in threads:
+    t.start()
+  exits: queue.Queue[int] = queue.Queue()  # process indices in the order they exit
+  for i, p in enumerate(procs):
+    threading.Thread(target=lambda i=i, p=p: (p.wait(), exits.put(i)), daemon=True).start()
+  failed = None
+  try:
+    for _ in procs:
+      i = exits.get()
+      if procs[i].returncode != 0:
+        failed = i
+        break
+    if failed is not None:
+      print(f"[launch] p{failed} {_status(procs[failed].returncode)}; stopping the others "
+            f"within {grace_s:.0f}s", flush=True)
+      deadline = time.monotonic() + grace_s
+      while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+        time.sleep(0.2)
+  finally:
+    _stop(procs, wait_s=5.0)
+    for t in threads:
+      t.join(timeout=5.0)
+  statuses = ", ".join(f"p{i}={p.returncode}" for i, p in enumerate(procs))
+  print(f"[launch] exit statuses: {statuses}", flush=True)
+  if failed is None:
+    return 0
+  print(f"[launch] failed: p{failed} ({_status(procs[failed].returncode)})", flush=True)
+  return procs[failed].returncode if procs[failed].returncode > 0 else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+  argv = sys.argv[1:] if argv is None else argv
+  split = argv.index("--") if "--" in argv else len(argv)
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--num_processes", type=int, default=2)
+  parser.add_argument("--devices_per_process", type=int, default=1)
+  parser.add_argument("--grace_s", type=float, default=30.0,
+                      help="seconds the others get to exit after one fails")
+  args = parser.parse_args(argv[:split])
+  return launch(argv[split + 1:], args.num_processes, args.devices_per_process, args.grace_s)
+
+
+if __name__ == "__main__":
+  sys.exit(main())

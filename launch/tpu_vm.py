@@ -1,0 +1,113 @@
+"""Cloud TPU VMs through gcloud: create, install this project on every worker, train, logs,
+delete. `--dry-run` prints the exact commands instead of running them.
+
+    python -m launch.tpu_vm --name=lm-v5e --zone=us-west4-a --accelerator_type=v5e-16 create
+    python -m launch.tpu_vm --name=lm-v5e --zone=us-west4-a install
+    python -m launch.tpu_vm --name=lm-v5e --zone=us-west4-a train -- \
+        --config=experiments/configs/gpt2_124m.py --workdir=/tmp/runs/gpt2
+    python -m launch.tpu_vm --name=lm-v5e --zone=us-west4-a logs
+    python -m launch.tpu_vm --name=lm-v5e --zone=us-west4-a delete
+
+`train` runs `python -m experiments.train` on all workers at once (`--worker=all`) with
+`LM_DISTRIBUTED=auto`, so JAX finds the other hosts of the pod slice itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shlex
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REMOTE_DIR = "~/lm"
+REMOTE_LOG = "~/lm/train.log"
+
+# Default TPU VM software version per generation (the accelerator type's prefix).
+RUNTIMES = {"v4": "tpu-ubuntu2204-base", "v5litepod": "v2-alpha-tpuv5-lite",
+            "v5p": "v2-alpha-tpuv5", "v6e": "v2-alpha-tpuv6e"}
+
+
+def accelerator_type(name: str) -> str:
+  """gcloud's accelerator type: `v5e-16` is spelled `v5litepod-16`; others pass through."""
+  return re.sub(r"^v5e-", "v5litepod-", name)
+
+
+def _tpu(args, *rest: str) -> list[str]:
+  cmd = ["gcloud", "compute", "tpus", *rest, f"--zone={args.zone}"]
+  return cmd + ([f"--project={args.project}"] if args.project else [])
+
+
+def _ssh(args, command: str, worker: str = "all") -> list[str]:
+  return _tpu(args, "tpu-vm", "ssh", args.name, f"--worker={worker}", f"--command={command}")
+
+
+def commands(args) -> list[list[str]]:
+  """The gcloud command lines for `args.action`."""
+  if args.action == "create":
+    acc = accelerator_type(args.accelerator_type)
+    runtime = args.runtime_version or RUNTIMES[acc.split("-")[0]]
+    spot = ["--spot"] if args.spot else []
+    if args.queued:
+      return [_tpu(args, "queued-resources", "create", args.name, f"--node-id={args.name}",
+                   f"--accelerator-type={acc}", f"--runtime-version={runtime}", *spot)]
+    return [_tpu(args, "tpu-vm", "create", args.name, f"--accelerator-type={acc}",
+                 f"--version={runtime}", *spot)]
+  if args.action == "install":
+    return [_ssh(args, f"mkdir -p {REMOTE_DIR}"),
+            _tpu(args, "tpu-vm", "scp", "--recurse", *_sources(), f"{args.name}:{REMOTE_DIR}",
+                 "--worker=all"),
+            _ssh(args, f"cd {REMOTE_DIR} && python3 -m pip install -q -e '.[tpu]'")]
+  if args.action == "train":
+    train = shlex.join(["python3", "-m", "experiments.train", *args.train_args])
+    return [_ssh(args, f"cd {REMOTE_DIR} && LM_DISTRIBUTED=auto {train} 2>&1 "
+                       f"| tee {REMOTE_LOG}")]
+  if args.action == "logs":
+    return [_ssh(args, f"tail -n {args.lines} {'-f ' if args.follow else ''}{REMOTE_LOG}",
+                 worker=args.worker)]
+  if args.action == "delete":
+    if args.queued:
+      return [_tpu(args, "queued-resources", "delete", args.name, "--force", "--quiet")]
+    return [_tpu(args, "tpu-vm", "delete", args.name, "--quiet")]
+  raise ValueError(f"unknown action {args.action!r}")
+
+
+def _sources() -> list[str]:
+  """The project's files that the workers need (not .venv, runs or results)."""
+  names = ("pyproject.toml", "README.md", "lm", "experiments", "data")
+  return [os.path.join(REPO, p) for p in names]
+
+
+def parser() -> argparse.ArgumentParser:
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("--name", required=True, help="TPU VM (and queued resource) name")
+  p.add_argument("--zone", required=True)
+  p.add_argument("--project", default="", help="default: gcloud's configured project")
+  p.add_argument("--accelerator_type", default="v4-8", help="e.g. v4-8, v5e-16, v5p-32")
+  p.add_argument("--runtime_version", default="", help="default: by TPU generation")
+  p.add_argument("--queued", action="store_true", help="a queued resource instead of a VM")
+  p.add_argument("--spot", action="store_true")
+  p.add_argument("--worker", default="0", help="logs: which worker's log")
+  p.add_argument("--lines", type=int, default=100)
+  p.add_argument("--follow", action="store_true")
+  p.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true")
+  p.add_argument("action", choices=("create", "install", "train", "logs", "delete"))
+  return p
+
+
+def main(argv: list[str] | None = None) -> int:
+  argv = sys.argv[1:] if argv is None else argv
+  split = argv.index("--") if "--" in argv else len(argv)
+  args = parser().parse_args(argv[:split])
+  args.train_args = argv[split + 1:]
+  for cmd in commands(args):
+    print(shlex.join(cmd), flush=True)
+    if not args.dry_run:
+      subprocess.run(cmd, check=True)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

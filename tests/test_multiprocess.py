@@ -1,0 +1,125 @@
+"""Two processes x 4 CPU devices (through launch/local.py) train like one process: same losses,
+checkpoints that a different layout restores, and a clear failure when a process dies."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import jax
+import numpy as np
+
+from experiments.configs import base
+from lm import sharding, train
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _flags(config) -> list[str]:
+  """`--config.a.b=v` for every field where `config` differs from the base config."""
+  def flat(d, prefix=""):
+    for k, v in d.items():
+      if isinstance(v, dict):
+        yield from flat(v, f"{prefix}{k}.")
+      else:
+        yield f"{prefix}{k}", v
+  defaults = dict(flat(base.get_config().to_dict()))
+  return [f"--config.{k}={v}" for k, v in flat(config.to_dict()) if defaults[k] != v]
+
+
+def _launch(config, workdir, *extra) -> subprocess.Popen:
+  cmd = [sys.executable, "-m", "launch.local", "--num_processes=2", "--devices_per_process=4",
+         *extra, "--", "--config=experiments/configs/base.py", f"--workdir={workdir}",
+         *_flags(config)]
+  env = dict(os.environ, PYTHONPATH=REPO)
+  env.pop("XLA_FLAGS")  # the launcher sets each child's device count
+  return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+
+
+def _launch_and_wait(config, workdir) -> None:
+  proc = _launch(config, workdir)
+  try:
+    out, _ = proc.communicate(timeout=240)
+  finally:
+    proc.kill()
+  assert proc.returncode == 0, out[-3000:]
+
+
+def _losses(workdir) -> dict[int, float]:
+  rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+  return {r["step"]: r["loss"] for r in rows if "loss" in r}
+
+
+def _in_process(config, workdir, num_devices):
+  mesh = sharding.make_mesh(config.mesh, jax.devices()[:num_devices])
+  return train.train_and_evaluate(config, str(workdir), mesh=mesh)
+
+
+def _small(config):
+  config.mesh.data = -1
+  config.train.steps = 6
+  config.train.eval_every = 100
+  config.train.checkpoint_every = 3
+  return config
+
+
+def test_two_processes_match_one_and_eight_devices(tiny_config, tmp_path):
+  _small(tiny_config)
+  _launch_and_wait(tiny_config, tmp_path / "2x4")  # first: it builds the token cache itself
+  _in_process(tiny_config, tmp_path / "1x1", 1)
+  _in_process(tiny_config, tmp_path / "1x8", 8)
+  ref = _losses(tmp_path / "1x1")
+  assert sorted(ref) == list(range(1, 7))
+  for layout in ("1x8", "2x4"):
+    got = _losses(tmp_path / layout)
+    assert sorted(got) == sorted(ref)
+    np.testing.assert_allclose([got[s] for s in ref], list(ref.values()), rtol=1e-5)
+
+
+def test_two_process_checkpoint_resumes_on_one_device(tiny_config, tmp_path):
+  _small(tiny_config)
+  straight = _in_process(tiny_config, tmp_path / "straight", 1)
+  tiny_config.train.stop_after_steps = 3
+  _launch_and_wait(tiny_config, tmp_path / "resumed")
+  assert sorted(_losses(tmp_path / "resumed")) == [1, 2, 3]
+  tiny_config.train.stop_after_steps = -1
+  resumed = _in_process(tiny_config, tmp_path / "resumed", 1)
+  assert resumed["start_step"] == 3 and resumed["step"] == 6
+  want, got = _losses(tmp_path / "straight"), _losses(tmp_path / "resumed")
+  np.testing.assert_allclose([got[s] for s in want], list(want.values()), rtol=1e-5)
+  np.testing.assert_allclose(resumed["train_loss"], straight["train_loss"], rtol=1e-5)
+
+
+def test_a_dead_process_fails_the_launch_instead_of_hanging(tiny_config, tmp_path):
+  _small(tiny_config)
+  tiny_config.train.steps = 100_000
+  tiny_config.train.checkpoint_every = 100_000
+  proc = _launch(tiny_config, tmp_path, "--grace_s=20")
+  lines = []
+  reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+  reader.start()
+  try:
+    deadline = time.monotonic() + 180
+    metrics = tmp_path / "metrics.jsonl"
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3):
+      assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)[-3000:]
+      time.sleep(0.2)
+    pids = {l.split()[1]: int(l.split()[3]) for l in lines if l.startswith("[launch] p")
+            and " pid " in l}
+    killed = time.monotonic()
+    os.kill(pids["p1"], signal.SIGKILL)
+    proc.wait(timeout=60)
+    detected_s = time.monotonic() - killed
+  finally:
+    proc.kill()
+    reader.join(timeout=5)
+  out = "".join(lines)
+  print(f"launcher exited {detected_s:.1f}s after p1 was killed;",
+        *[l for l in lines if l.startswith("[launch]")])
+  assert proc.returncode != 0 and detected_s < 60
+  assert "[launch] failed: p1" in out, out[-3000:]
+  assert not os.path.exists(f"/proc/{pids['p0']}"), "the survivor is still running"
