@@ -20,6 +20,8 @@ import sys
 import threading
 import time
 
+from launch.cli import split_train_args
+
 
 def free_port() -> int:
   """A TCP port on localhost that was free a moment ago."""
@@ -101,15 +103,14 @@ def launch(train_args: list[str], num_processes: int, devices_per_process: int,
 
 
 def main(argv: list[str] | None = None) -> int:
-  argv = sys.argv[1:] if argv is None else argv
-  split = argv.index("--") if "--" in argv else len(argv)
+  own, train_args = split_train_args(argv)
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--num_processes", type=int, default=2)
   parser.add_argument("--devices_per_process", type=int, default=1)
   parser.add_argument("--grace_s", type=float, default=30.0,
                       help="seconds the others get to exit after one fails")
-  args = parser.parse_args(argv[:split])
-  return launch(argv[split + 1:], args.num_processes, args.devices_per_process, args.grace_s)
+  args = parser.parse_args(own)
+  return launch(train_args, args.num_processes, args.devices_per_process, args.grace_s)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ import shlex
 import subprocess
 import sys
 
+from launch.cli import split_train_args
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REMOTE_DIR = "~/lm"
 REMOTE_LOG = "~/lm/train.log"
@@ -98,10 +100,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-  argv = sys.argv[1:] if argv is None else argv
-  split = argv.index("--") if "--" in argv else len(argv)
-  args = parser().parse_args(argv[:split])
-  args.train_args = argv[split + 1:]
+  own, train_args = split_train_args(argv)
+  args = parser().parse_args(own)
+  args.train_args = train_args
   for cmd in commands(args):
     print(shlex.join(cmd), flush=True)
     if not args.dry_run:
