@@ -1,4 +1,4 @@
-"""Peak FLOP/s of the device in use, named, for MFU."""
+"""Peak FLOP/s (for MFU) and memory bandwidth (for decode bounds) of the device in use, named."""
 
 from __future__ import annotations
 
@@ -20,6 +20,20 @@ PEAK_BF16_FLOPS = {
     "TPU v5p": 459e12,
     "TPU v6 lite": 918e12,
     "TPU v6e": 918e12,
+}
+
+# Peak HBM bandwidth per chip, bytes/s, from the same data sheets (the SXM/HBM3 parts for GPUs).
+PEAK_MEMORY_BANDWIDTH = {
+    "H100": 3.35e12,
+    "H200": 4.8e12,
+    "A100": 2.0e12,
+    "L4": 0.3e12,
+    "TPU v4": 1.2e12,
+    "TPU v5 lite": 0.82e12,
+    "TPU v5e": 0.82e12,
+    "TPU v5p": 2.76e12,
+    "TPU v6 lite": 1.64e12,
+    "TPU v6e": 1.64e12,
 }
 
 
@@ -46,3 +60,12 @@ def device_peak_flops(device: jax.Device | None = None) -> tuple[float, str]:
       return flops, f"{kind} bf16 dense peak {flops / 1e12:.0f} TFLOP/s"
   flops = measured_matmul_flops()
   return flops, f"{kind} measured f32 matmul {flops / 1e9:.0f} GFLOP/s"
+
+
+def device_memory_bandwidth(device: jax.Device | None = None) -> tuple[float, str] | None:
+  """(peak memory bytes/s per device, its name), or None for a device not in the table."""
+  kind = (device or jax.devices()[0]).device_kind
+  for name, bandwidth in PEAK_MEMORY_BANDWIDTH.items():
+    if name.lower() in kind.lower():
+      return bandwidth, f"{kind} {bandwidth / 1e12:.2f} TB/s"
+  return None

@@ -28,13 +28,15 @@ class LayerNorm(nnx.Module):
     self.bias = const_param((dim,), ("embed",), 0.0, param_dtype) if use_bias else None
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    x32 = x.astype(jnp.float32)
+    # Normalised as [tokens, features]: with the batch and time axes apart, XLA's GPU layout
+    # assignment transposed every LayerNorm's activations to put the batch axis minor.
+    x32 = x.reshape(-1, x.shape[-1]).astype(jnp.float32)
     mean = x32.mean(-1, keepdims=True)
     var = jnp.square(x32 - mean).mean(-1, keepdims=True)
     y = (x32 - mean) * jax.lax.rsqrt(var + self.eps) * self.scale[...].astype(jnp.float32)
     if self.bias is not None:
       y = y + self.bias[...].astype(jnp.float32)
-    return y.astype(x.dtype)
+    return y.astype(x.dtype).reshape(x.shape)
 
 
 # 'gelu_tanh': the tanh approximation (GPT-2's 'gelu_new'); 'gelu': exact erf form (BERT).

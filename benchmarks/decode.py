@@ -1,11 +1,16 @@
 """Decode throughput of `lm.sampling.generate` (KV cache) at several batch sizes, random weights.
 
-    PYTHONPATH=. python benchmarks/decode_cpu.py                        # shakespeare_char, CPU
-    PYTHONPATH=. python benchmarks/decode_cpu.py --size=gpt2_small --out=benchmarks/decode_gpu.json
+    PYTHONPATH=. python benchmarks/decode.py                        # shakespeare_char, CPU
+    PYTHONPATH=. python benchmarks/decode.py --size=gpt2_small --batch_sizes=1,64 \
+        --out=benchmarks/decode_h100.json                           # GPT-2 small, bf16, GPU
 
 Compile time is measured apart from the steady state (the median of --repeats runs). Decode
-tokens/s exclude the prefill: B * (N - 1) / (t(N new tokens) - t(1 new token)). Imports only
-the model and the sampler (no TFDS, no grain), so it runs on a bare accelerator machine.
+tokens/s exclude the prefill: B * (N - 1) / (t(N new tokens) - t(1 new token)). On a device
+with a known memory bandwidth (`lm.hardware`), the memory-bandwidth bound is B tokens per
+weights-bytes / bandwidth (every decode step reads all weights once); `vs bound` is the measured
+decode tokens/s over it. A second bound also charges the KV cache read at the mean context.
+Imports only the model and the sampler (no TFDS, no grain), so it runs on a bare accelerator
+machine.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from lm import sampling
+from lm import hardware, sampling
 from lm.model.transformer import DecoderLM, TransformerConfig
 
 SIZES = {
@@ -61,7 +66,22 @@ def measure(cfg: TransformerConfig, batch: int, prompt_len: int, new_tokens: int
           "compile_s": compile_s[new_tokens], "generate_s": seconds[new_tokens],
           "prefill_plus_one_s": seconds[1],
           "end_to_end_tokens_per_s": batch * new_tokens / seconds[new_tokens],
-          "decode_tokens_per_s": batch * (new_tokens - 1) / (seconds[new_tokens] - seconds[1])}
+          "decode_tokens_per_s": batch * (new_tokens - 1) / (seconds[new_tokens] - seconds[1]),
+          **_bandwidth_bounds(cfg, params, batch, prompt_len + new_tokens / 2)}
+
+
+def _bandwidth_bounds(cfg: TransformerConfig, params, batch: int, mean_context: float) -> dict:
+  """Weight and KV-cache bytes read per decode step, and the tokens/s that bandwidth allows."""
+  weight_bytes = sum(x.nbytes for x in jax.tree.leaves(params))
+  kv_bytes = (2 * cfg.num_layers * batch * mean_context * cfg.d_model
+              * jnp.dtype(cfg.compute_dtype).itemsize)
+  row = {"weight_bytes": weight_bytes, "kv_bytes_mean_context": kv_bytes}
+  bandwidth = hardware.device_memory_bandwidth()
+  if bandwidth:
+    row.update(bandwidth_bytes_per_s=bandwidth[0], bandwidth_name=bandwidth[1],
+               bound_weights_tokens_per_s=batch * bandwidth[0] / weight_bytes,
+               bound_weights_kv_tokens_per_s=batch * bandwidth[0] / (weight_bytes + kv_bytes))
+  return row
 
 
 def main():
@@ -86,11 +106,17 @@ def main():
             "rows": rows}
   print(f"{args.size} on {device.device_kind} ({device.platform}), jax {jax.__version__}")
   print(f"{'batch':>5} {'prompt':>6} {'new':>5} {'compile s':>10} {'generate s':>11} "
-        f"{'e2e tok/s':>10} {'decode tok/s':>13}")
+        f"{'e2e tok/s':>10} {'decode tok/s':>13} {'bound tok/s':>12} {'vs bound':>9} "
+        f"{'vs w+kv':>8}")
   for r in rows:
     print(f"{r['batch']:>5} {r['prompt_tokens']:>6} {r['new_tokens']:>5} {r['compile_s']:>10.2f} "
           f"{r['generate_s']:>11.4f} {r['end_to_end_tokens_per_s']:>10.0f} "
-          f"{r['decode_tokens_per_s']:>13.0f}")
+          f"{r['decode_tokens_per_s']:>13.0f}", end="")
+    if "bound_weights_tokens_per_s" in r:
+      print(f" {r['bound_weights_tokens_per_s']:>12.0f} "
+            f"{r['decode_tokens_per_s'] / r['bound_weights_tokens_per_s']:>9.1%} "
+            f"{r['decode_tokens_per_s'] / r['bound_weights_kv_tokens_per_s']:>8.1%}", end="")
+    print()
   with open(args.out, "w") as f:
     json.dump(result, f, indent=2)
   print(f"wrote {args.out}")
