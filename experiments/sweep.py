@@ -1,6 +1,10 @@
-"""Run an IsoFLOP scaling sweep: every grid point of `config.scaling`, in sequence.
+"""Run an IsoFLOP scaling sweep: every grid point of `config.scaling`.
 
     python -m experiments.sweep --config=experiments/configs/scaling_cpu.py --workdir=runs/scaling
+
+Runs train in sequence in this process, or with `--workers=N` as N concurrent training
+processes, each on its share of the CPU cores (`--worker_split=cores`: many small models on
+a multi-core machine) or on one GPU each (`--worker_split=gpus`).
 
 Each run trains in `<workdir>/<name>` (its loss curve in its metrics.jsonl) and adds a row to
 `<workdir>/results.csv` and `results.jsonl`. Running again resumes an interrupted run and
@@ -18,6 +22,9 @@ from lm import config_checks, logs, sweep, train
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a scaling config file.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for the runs and the results table.")
+_WORKERS = flags.DEFINE_integer("workers", 1, "Concurrent training processes (1: in process).")
+_SPLIT = flags.DEFINE_enum("worker_split", "cores", ["cores", "gpus"],
+                           "What each worker gets: a share of the CPU cores, or one GPU.")
 _EMIT = flags.DEFINE_bool("emit_commands", False, "Print one train command per run and exit.")
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -26,14 +33,18 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.INFO)
   logs.quiet_libraries()
+  path = config_flags.get_config_filename(flags.FLAGS["config"])
+  overrides = [a for a in sys.argv[1:] if a.startswith("--config.")]
   if _EMIT.value:
-    path = config_flags.get_config_filename(flags.FLAGS["config"])
-    overrides = [a for a in sys.argv[1:] if a.startswith("--config.")]
     print("\n".join(sweep.commands(_CONFIG.value, path, _WORKDIR.value, overrides)))
     return
   try:
-    rows = sweep.run_sweep(_CONFIG.value, _WORKDIR.value)
-  except (config_checks.ConfigError, train.NonFiniteLossError) as e:
+    if _WORKERS.value > 1:
+      rows = sweep.run_sweep_in_workers(_CONFIG.value, path, _WORKDIR.value, overrides,
+                                        _WORKERS.value, _SPLIT.value)
+    else:
+      rows = sweep.run_sweep(_CONFIG.value, _WORKDIR.value)
+  except (config_checks.ConfigError, train.NonFiniteLossError, RuntimeError, ValueError) as e:
     sys.exit(f"error: {e}")
   logging.info("%d runs in %s/%s", len(rows), _WORKDIR.value, sweep.RESULTS_CSV)
 

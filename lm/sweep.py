@@ -14,7 +14,10 @@ import logging
 import math
 import os
 import statistics
-from typing import Any, Callable
+import subprocess
+import sys
+import time
+from typing import Any, Callable, Sequence
 
 from lm import scaling, scaling_plan, train
 from lm.data import token_cache
@@ -122,11 +125,96 @@ def run_sweep(config, workdir: str,
   return read_results(workdir)
 
 
+def _train_argv(config_path: str, run_dir: str, extra_flags: Sequence[str],
+                plan: scaling_plan.RunPlan) -> list[str]:
+  flags = [f"--config.{k}={v}" for k, v in scaling_plan.run_overrides(plan).items()]
+  return ["-m", "experiments.train", f"--config={config_path}", f"--workdir={run_dir}",
+          *extra_flags, *flags]
+
+
 def commands(config, config_path: str, workdir: str, extra_flags: list[str]) -> list[str]:
   """One `python -m experiments.train` command per planned run (after `extra_flags`)."""
-  out = []
-  for plan in scaling_plan.plan_runs(config, vocab_size(config)):
-    flags = [f"--config.{k}={v}" for k, v in scaling_plan.run_overrides(plan).items()]
-    out.append(" ".join([f"python -m experiments.train --config={config_path}",
-                         f"--workdir={os.path.join(workdir, plan.name)}", *extra_flags, *flags]))
-  return out
+  return [" ".join(["python", *_train_argv(config_path, os.path.join(workdir, plan.name),
+                                           extra_flags, plan)])
+          for plan in scaling_plan.plan_runs(config, vocab_size(config))]
+
+
+def worker_env(slot: int, workers: int, split: str) -> tuple[dict[str, str], set[int] | None]:
+  """Environment and CPU set for worker `slot` of `workers`.
+
+  'cores': each worker gets an equal share of this process's CPUs (XLA's thread pool then
+  sizes itself to it; a one-core share also turns Eigen's threading off). 'gpus': each worker
+  sees one GPU (CUDA_VISIBLE_DEVICES=slot) and shares the CPUs.
+  """
+  env = dict(os.environ)
+  if split == "gpus":
+    env["CUDA_VISIBLE_DEVICES"] = str(slot)
+    return env, None
+  if split != "cores":
+    raise ValueError(f"worker split {split!r}; valid: 'cores', 'gpus'")
+  cpus = sorted(os.sched_getaffinity(0))
+  share = len(cpus) // workers
+  if share < 1:
+    raise ValueError(f"{workers} workers for {len(cpus)} CPUs: at most one worker per CPU")
+  if share == 1:
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
+  return env, set(cpus[slot * share:(slot + 1) * share])
+
+
+def run_sweep_in_workers(config, config_path: str, workdir: str, extra_flags: list[str],
+                         workers: int, split: str = "cores") -> list[dict[str, Any]]:
+  """Trains the runs missing from the table as `workers` concurrent `experiments.train`
+  processes (logs in `<run>/train.log`), then appends their rows in plan order; returns the
+  table. A failed run is reported with its log and stops the sweep after the others finish.
+  """
+  os.makedirs(workdir, exist_ok=True)
+  vocab = vocab_size(config)  # prepares the data once, before the workers start
+  done = {(r["name"], r["config_hash"]) for r in read_results(workdir)}
+  queue = [p for p in scaling_plan.plan_runs(config, vocab)
+           if (p.name, config_hash(scaling_plan.run_config(config, p))) not in done]
+  running: dict[int, tuple[subprocess.Popen, scaling_plan.RunPlan, float]] = {}
+  wall: dict[str, float] = {}
+  failed = []
+  while queue or running:
+    for slot in set(range(workers)) - set(running):
+      if not queue:
+        break
+      plan = queue.pop(0)
+      run_dir = os.path.join(workdir, plan.name)
+      os.makedirs(run_dir, exist_ok=True)
+      env, cpus = worker_env(slot, workers, split)
+      log.info("%s: started on worker %d (%d params, %d steps)", plan.name, slot, plan.params,
+               plan.steps)
+      # taskset pins before Python starts (a preexec_fn would run Python in a forked child of
+      # a multithreaded process).
+      pin = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []
+      with open(os.path.join(run_dir, "train.log"), "ab") as out:
+        proc = subprocess.Popen(
+            [*pin, sys.executable, *_train_argv(config_path, run_dir, extra_flags, plan)],
+            env=env, stdout=out, stderr=subprocess.STDOUT)
+      running[slot] = (proc, plan, time.perf_counter())
+    time.sleep(0.5)
+    for slot, (proc, plan, t0) in list(running.items()):
+      if proc.poll() is None:
+        continue
+      del running[slot]
+      wall[plan.name] = time.perf_counter() - t0
+      if proc.returncode:
+        failed.append(plan.name)
+        log.error("%s failed (exit %d): see %s", plan.name, proc.returncode,
+                  os.path.join(workdir, plan.name, "train.log"))
+      else:
+        log.info("%s: finished in %.0fs", plan.name, wall[plan.name])
+  if failed:
+    raise RuntimeError(f"runs failed: {', '.join(failed)}; their logs are in {workdir}")
+
+  def collect(run_cfg, run_dir: str) -> dict[str, Any]:
+    """A finished worker's summary; the losses come from its metrics.jsonl."""
+    name = os.path.basename(run_dir)
+    if name not in wall:
+      return train.train_and_evaluate(run_cfg, run_dir)
+    return {"step": run_cfg.train.steps, "train_loss": math.nan, "eval_loss": math.nan,
+            "tokens_per_step": run_cfg.data.batch_size * run_cfg.data.seq_len,
+            "wall_s": wall[name]}
+
+  return run_sweep(config, workdir, runner=collect)

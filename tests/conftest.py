@@ -14,6 +14,20 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS = os.path.join(REPO, "data", "tiny_shakespeare.txt")
 
 
+def config_flags(config, skip: tuple[str, ...] = ()) -> list[str]:
+  """`--config.a.b=v` for every field where `config` differs from the base config (fields
+  under a prefix in `skip` left out): the command line that rebuilds `config` from base.py."""
+  def flat(d, prefix=""):
+    for k, v in d.items():
+      if isinstance(v, dict):
+        yield from flat(v, f"{prefix}{k}.")
+      else:
+        yield f"{prefix}{k}", v
+  defaults = dict(flat(base.get_config().to_dict()))
+  return [f"--config.{k}={v}" for k, v in flat(config.to_dict())
+          if defaults[k] != v and not k.startswith(skip)]
+
+
 @pytest.fixture
 def corpus_file(tmp_path):
   """The first 20k characters of tiny Shakespeare."""

@@ -12,28 +12,16 @@ import time
 import jax
 import numpy as np
 
-from experiments.configs import base
+from conftest import config_flags
 from lm import sharding, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _flags(config) -> list[str]:
-  """`--config.a.b=v` for every field where `config` differs from the base config."""
-  def flat(d, prefix=""):
-    for k, v in d.items():
-      if isinstance(v, dict):
-        yield from flat(v, f"{prefix}{k}.")
-      else:
-        yield f"{prefix}{k}", v
-  defaults = dict(flat(base.get_config().to_dict()))
-  return [f"--config.{k}={v}" for k, v in flat(config.to_dict()) if defaults[k] != v]
-
-
 def _launch(config, workdir, *extra) -> subprocess.Popen:
   cmd = [sys.executable, "-m", "launch.local", "--num_processes=2", "--devices_per_process=4",
          *extra, "--", "--config=experiments/configs/base.py", f"--workdir={workdir}",
-         *_flags(config)]
+         *config_flags(config)]
   env = dict(os.environ, PYTHONPATH=REPO)
   env.pop("XLA_FLAGS")  # the launcher sets each child's device count
   return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,

@@ -8,6 +8,7 @@ import sys
 import jax
 import pytest
 
+from conftest import config_flags
 from lm import scaling_fit, scaling_plan, scaling_plots, sharding, sweep, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -80,3 +81,41 @@ def test_emit_commands(tiny_config, tmp_path):
   assert len(lines) == 6
   assert lines[0].startswith("python -m experiments.train --config=cfg.py --workdir=")
   assert "--config.seed=1" in lines[0] and "--config.train.steps=" in lines[0]
+
+
+@pytest.mark.slow
+def test_workers_match_in_process(tiny_config, tmp_path, monkeypatch):
+  """Two worker processes (one core each) train the runs the in-process sweep trains."""
+  monkeypatch.setenv("XLA_FLAGS", "")  # the workers see one CPU device, as a user's would
+  monkeypatch.chdir(REPO)
+  config = _sweep_config(tiny_config)
+  config.scaling.budgets = (4e7,)
+  mesh = sharding.make_mesh(config.mesh, jax.devices()[:1])
+  serial = sweep.run_sweep(config, str(tmp_path / "serial"),
+                           lambda c, d: train.train_and_evaluate(c, d, mesh))
+  workdir = str(tmp_path / "workers")
+  rows = sweep.run_sweep_in_workers(config, "experiments/configs/base.py", workdir,
+                                    config_flags(config, skip=("scaling.",)), workers=2)
+  assert [r["name"] for r in rows] == [r["name"] for r in serial]
+  for got, want in zip(rows, serial):
+    assert got["config_hash"] == want["config_hash"] and got["tokens"] == want["tokens"]
+    assert abs(got["eval_loss"] / want["eval_loss"] - 1) < 1e-4
+    assert abs(got["train_loss"] / want["train_loss"] - 1) < 1e-4
+    assert got["wall_s"] > 0
+    assert os.path.exists(os.path.join(workdir, got["name"], "train.log"))
+  # Finished runs are skipped; a failing run is named with its log.
+  assert len(sweep.run_sweep_in_workers(config, "experiments/configs/base.py", workdir, [],
+                                        workers=2)) == 3
+  config.scaling.budgets = (1.2e8,)
+  with pytest.raises(RuntimeError, match=r"runs failed: C1\.2e08"):
+    sweep.run_sweep_in_workers(config, "experiments/configs/base.py", workdir,
+                               ["--config.model.activation=nope"], workers=2)
+
+
+def test_worker_env_splits_cores():
+  cpus = sorted(os.sched_getaffinity(0))
+  env, mine = sweep.worker_env(0, len(cpus), "cores")
+  assert mine == {cpus[0]} and "--xla_cpu_multi_thread_eigen=false" in env["XLA_FLAGS"]
+  assert sweep.worker_env(1, 2, "gpus")[0]["CUDA_VISIBLE_DEVICES"] == "1"
+  with pytest.raises(ValueError, match="at most one worker per CPU"):
+    sweep.worker_env(0, len(cpus) + 1, "cores")
