@@ -5,11 +5,10 @@ of generated continuations of held-out passages. Writes <workdir>/eval_<split>_s
 """
 
 import json
-import os
 
 from absl import app, flags
 
-from lm import evaluation, logs
+from lm import evaluation, logs, paths
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The training run's workdir.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
@@ -35,9 +34,8 @@ def main(argv):
       batch_size=_BATCH.value, num_passages=_PASSAGES.value, prompt_len=_PROMPT.value,
       continuation_len=_CONTINUATION.value, seed=_SEED.value, temperature=_TEMPERATURE.value,
       top_k=_TOP_K.value, top_p=_TOP_P.value)
-  path = os.path.join(_WORKDIR.value, f"eval_{result['split']}_step{result['step']}.json")
-  with open(path, "w") as f:
-    json.dump(result, f, indent=2)
+  path = paths.run_path(_WORKDIR.value) / f"eval_{result['split']}_step{result['step']}.json"
+  path.write_text(json.dumps(result, indent=2))
   gen = result["generation"]
   rows = [("loss (nats/token)", f"{result['loss']:.4f} +- {result['stderr']:.4f}"),
           ("perplexity", f"{result['perplexity']:.3f}"),

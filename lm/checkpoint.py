@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import orbax.checkpoint as ocp
 
+from lm import paths
+
 
 def manager(workdir: str, *, every: int, keep: int, use_async: bool) -> ocp.CheckpointManager:
-  """A CheckpointManager over `<workdir>/checkpoints` saving every `every` steps, keeping `keep`."""
+  """A CheckpointManager over `<workdir>/checkpoints` (local or gs://) saving every `every`
+  steps, keeping `keep`."""
   options = ocp.CheckpointManagerOptions(save_interval_steps=every, max_to_keep=keep,
                                          enable_async_checkpointing=use_async, create=True)
-  return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"),
+  return ocp.CheckpointManager(paths.run_path(workdir) / "checkpoints",
                                options=options, item_names=("state", "data"))
 
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from typing import Any
 
 from tensorboardX import SummaryWriter
 
+from lm import paths
+
 
 class MetricWriter:
-  """Appends scalars to `<workdir>/metrics.jsonl` and TensorBoard events under `<workdir>/tb`.
+  """Appends scalars to `<workdir>/metrics.jsonl` and TensorBoard events under `<workdir>/tb`
+  (local or gs://, see lm/paths.py).
 
   Only the writing process (process 0) should construct one with `enabled=True`.
   """
@@ -19,15 +21,15 @@ class MetricWriter:
   def __init__(self, workdir: str, enabled: bool = True):
     self.enabled = enabled
     if enabled:
-      os.makedirs(workdir, exist_ok=True)
-      self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
-      self._tb = SummaryWriter(os.path.join(workdir, "tb"))
+      root = paths.run_path(workdir)
+      self._jsonl = paths.RewrittenFile(root / "metrics.jsonl")
+      self._tb = SummaryWriter(str(root / "tb"))
 
   def write(self, step: int, scalars: dict[str, Any]) -> None:
     if not self.enabled:
       return
     row = {"step": int(step), **{k: float(v) for k, v in scalars.items()}}
-    self._jsonl.write(json.dumps(row) + "\n")
+    self._jsonl.write((json.dumps(row) + "\n").encode())
     self._jsonl.flush()
     for k, v in row.items():
       if k != "step":

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
-from lm import checkpoint, sharding
+from lm import checkpoint, paths, sharding
 from lm.convert import hf
 from lm.step import state_layout
 from lm.data.tokenizer import Tokenizer, load_tokenizer
@@ -35,10 +35,9 @@ class TrainedRun:
 
 def load_run(workdir: str, step: int | None = None) -> TrainedRun:
   """Restores the params of `workdir`'s latest (or given) checkpoint onto all local devices."""
-  with open(os.path.join(workdir, "config.json")) as f:
-    config = ml_collections.ConfigDict(json.load(f))
-  with open(os.path.join(workdir, "model.json")) as f:
-    model_cfg = TransformerConfig(**json.load(f))
+  root = paths.run_path(workdir)
+  config = ml_collections.ConfigDict(json.loads((root / "config.json").read_text()))
+  model_cfg = TransformerConfig(**json.loads((root / "model.json").read_text()))
   for field, default in (("freeze_embeddings", False), ("freeze_layers", 0)):
     if field not in config.optim:  # runs from before fine-tuning existed: nothing was frozen
       config.optim[field] = default
@@ -62,11 +61,11 @@ def load_pretrained(spec: str) -> TrainedRun:
   """`hf:/dir`, a run's workdir (latest checkpoint) or `<workdir>/checkpoints/<step>`."""
   if spec.startswith(HF_PREFIX):
     return load_hf(os.path.expanduser(spec[len(HF_PREFIX):]))
-  path = os.path.abspath(os.path.expanduser(spec)).rstrip("/")
+  path = str(paths.run_path(spec.rstrip("/")))
   match = re.fullmatch(r"(.*)/checkpoints/(\d+)", path)
   if match:
     return load_run(match.group(1), int(match.group(2)))
-  if os.path.exists(os.path.join(path, "model.json")):
+  if (paths.run_path(path) / "model.json").exists():
     return load_run(path)
   raise FileNotFoundError(f"config.init_from={spec!r}: neither 'hf:<dir>', a run's workdir "
                           "(with model.json) nor <workdir>/checkpoints/<step>")

@@ -9,7 +9,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import signal
 import time
 from typing import Any
@@ -19,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from lm import checkpoint, config_checks, distributed, metrics, run, scaling, sharding
+from lm import checkpoint, config_checks, distributed, metrics, paths, run, scaling, sharding
 from lm.data import labelled, pipeline, token_cache
 from lm.data.tokenizer import CharTokenizer
 from lm.hardware import device_peak_flops
@@ -159,12 +158,11 @@ def evaluate(exp: Experiment, eval_step, params) -> dict[str, float]:
 def _write_run_files(workdir: str, exp: Experiment) -> None:
   if jax.process_index() != 0:
     return
-  os.makedirs(workdir, exist_ok=True)
-  exp.data.tokenizer.save(workdir)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(exp.config.to_json_best_effort(indent=2))
-  with open(os.path.join(workdir, "model.json"), "w") as f:
-    json.dump(dataclasses.asdict(exp.model_cfg), f, indent=2)
+  root = paths.run_path(workdir)
+  root.mkdir(parents=True, exist_ok=True)
+  exp.data.tokenizer.save(str(root))
+  (root / "config.json").write_text(exp.config.to_json_best_effort(indent=2))
+  (root / "model.json").write_text(json.dumps(dataclasses.asdict(exp.model_cfg), indent=2))
 
 
 def _format_progress(step: int, total: int, m: dict[str, float]) -> str:

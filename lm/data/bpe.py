@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import shutil
 from collections.abc import Iterable
 
 import regex
 
+from lm import paths
 from lm.data.specials import split_specials
 
 VOCAB_FILE, MERGES_FILE = "vocab.json", "merges.txt"
@@ -43,10 +42,10 @@ class ByteBPETokenizer:
 
   def __init__(self, directory: str):
     self.directory = directory
-    with open(os.path.join(directory, VOCAB_FILE), encoding="utf-8") as f:
-      self.vocab: dict[str, int] = json.load(f)
-    with open(os.path.join(directory, MERGES_FILE), encoding="utf-8") as f:
-      lines = [l.rstrip("\n") for l in f if l.strip() and not l.startswith("#version")]
+    root = paths.run_path(directory)
+    self.vocab: dict[str, int] = json.loads((root / VOCAB_FILE).read_text(encoding="utf-8"))
+    lines = [l for l in (root / MERGES_FILE).read_text(encoding="utf-8").split("\n")
+             if l.strip() and not l.startswith("#version")]
     self.ranks = {tuple(l.split(" ")): i for i, l in enumerate(lines)}
     self.inverse = {i: t for t, i in self.vocab.items()}
     self.byte_encoder = bytes_to_unicode()
@@ -95,7 +94,5 @@ class ByteBPETokenizer:
 
   def save(self, directory: str) -> str:
     for name in (VOCAB_FILE, MERGES_FILE):
-      target = os.path.join(directory, name)
-      if os.path.abspath(target) != os.path.abspath(os.path.join(self.directory, name)):
-        shutil.copy(os.path.join(self.directory, name), target)
-    return os.path.join(directory, VOCAB_FILE)
+      paths.copy_file(paths.run_path(self.directory) / name, paths.run_path(directory) / name)
+    return str(paths.run_path(directory) / VOCAB_FILE)

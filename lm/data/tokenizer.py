@@ -20,6 +20,7 @@ from typing import Protocol
 import numpy as np
 import sentencepiece as spm
 
+from lm import paths
 from lm.data import bpe, wordpiece
 from lm.data.specials import SPECIAL_TOKENS, split_specials
 
@@ -73,10 +74,9 @@ class CharTokenizer:
     return "".join(self.chars[i] for i in map(int, ids) if 0 <= i < self.num_ordinary)
 
   def save(self, directory: str) -> str:
-    path = os.path.join(directory, CHAR_FILE)
-    with open(path, "w") as f:
-      json.dump({"chars": self.chars}, f)
-    return path
+    path = paths.run_path(directory) / CHAR_FILE
+    path.write_text(json.dumps({"chars": self.chars}))
+    return str(path)
 
 
 class SentencePieceTokenizer:
@@ -84,7 +84,7 @@ class SentencePieceTokenizer:
 
   def __init__(self, model_path: str):
     self.model_path = model_path
-    self.sp = spm.SentencePieceProcessor(model_file=model_path)
+    self.sp = spm.SentencePieceProcessor(model_proto=paths.run_path(model_path).read_bytes())
     self.eos_id = self.sp.eos_id()
     self.vocab_size = self.num_ordinary = self.sp.get_piece_size()
     ids = {t: self.sp.piece_to_id(t) for t in SPECIAL_TOKENS}
@@ -118,23 +118,19 @@ class SentencePieceTokenizer:
     return self.sp.decode([int(i) for i in ids if int(i) not in specials])
 
   def save(self, directory: str) -> str:
-    path = os.path.join(directory, SPM_FILE)
-    if os.path.abspath(path) != os.path.abspath(self.model_path):
-      shutil.copy(self.model_path, path)
-    return path
+    return str(paths.copy_file(self.model_path, paths.run_path(directory) / SPM_FILE))
 
 
 def load_tokenizer(directory: str) -> Tokenizer:
-  """Loads the tokenizer saved in `directory` (a data cache or a run's workdir)."""
-  char_path, spm_path = os.path.join(directory, CHAR_FILE), os.path.join(directory, SPM_FILE)
-  if os.path.exists(char_path):
-    with open(char_path) as f:
-      return CharTokenizer(json.load(f)["chars"])
-  if os.path.exists(spm_path):
-    return SentencePieceTokenizer(spm_path)
-  if os.path.exists(os.path.join(directory, bpe.MERGES_FILE)):
+  """Loads the tokenizer saved in `directory` (a data cache or a run's workdir, local or gs://)."""
+  root = paths.run_path(directory)
+  if (root / CHAR_FILE).exists():
+    return CharTokenizer(json.loads((root / CHAR_FILE).read_text())["chars"])
+  if (root / SPM_FILE).exists():
+    return SentencePieceTokenizer(str(root / SPM_FILE))
+  if (root / bpe.MERGES_FILE).exists():
     return bpe.ByteBPETokenizer(directory)
-  if os.path.exists(os.path.join(directory, wordpiece.VOCAB_FILE)):
+  if (root / wordpiece.VOCAB_FILE).exists():
     return wordpiece.WordPieceTokenizer(directory)
   raise FileNotFoundError(f"no tokenizer ({CHAR_FILE}, {SPM_FILE}, GPT-2's {bpe.MERGES_FILE} "
                           f"or BERT's {wordpiece.VOCAB_FILE}) in {directory}")

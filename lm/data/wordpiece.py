@@ -8,11 +8,10 @@ word pieces with the `##` continuation prefix.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import unicodedata
 from collections.abc import Iterable
 
+from lm import paths
 from lm.data.specials import SPECIAL_TOKENS, split_specials
 
 VOCAB_FILE = "vocab.txt"
@@ -50,14 +49,16 @@ class WordPieceTokenizer:
 
   def __init__(self, directory: str, lowercase: bool | None = None):
     self.directory = directory
-    with open(os.path.join(directory, VOCAB_FILE), encoding="utf-8") as f:
-      tokens = [l.rstrip("\n") for l in f]
+    root = paths.run_path(directory)
+    tokens = (root / VOCAB_FILE).read_text(encoding="utf-8").split("\n")
+    if tokens and tokens[-1] == "":  # the final newline
+      tokens.pop()
     self.vocab = {t: i for i, t in enumerate(tokens)}
     self.inverse = tokens
     if lowercase is None:
-      config = os.path.join(directory, CONFIG_FILE)
-      lowercase = (json.load(open(config)).get("do_lower_case", True)
-                   if os.path.exists(config) else True)
+      config = root / CONFIG_FILE
+      lowercase = (json.loads(config.read_text()).get("do_lower_case", True)
+                   if config.exists() else True)
     self.lowercase = lowercase
     self.vocab_size = self.num_ordinary = len(tokens)
     self.special_ids = {t: self.vocab[t] for t in SPECIAL_TOKENS + ("[UNK]",) if t in self.vocab}
@@ -115,9 +116,7 @@ class WordPieceTokenizer:
     return " ".join(words).replace(" ##", "")
 
   def save(self, directory: str) -> str:
-    target = os.path.join(directory, VOCAB_FILE)
-    if os.path.abspath(target) != os.path.abspath(os.path.join(self.directory, VOCAB_FILE)):
-      shutil.copy(os.path.join(self.directory, VOCAB_FILE), target)
-    with open(os.path.join(directory, CONFIG_FILE), "w") as f:
-      json.dump({"do_lower_case": self.lowercase}, f)
-    return target
+    root = paths.run_path(directory)
+    target = paths.copy_file(paths.run_path(self.directory) / VOCAB_FILE, root / VOCAB_FILE)
+    (root / CONFIG_FILE).write_text(json.dumps({"do_lower_case": self.lowercase}))
+    return str(target)
