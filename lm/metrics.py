@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import time
 from typing import Any
 
+import jax
 from tensorboardX import SummaryWriter
 
 from lm import paths
@@ -39,6 +41,31 @@ class MetricWriter:
     if self.enabled:
       self._jsonl.close()
       self._tb.close()
+
+
+class CompileCounter:
+  """Counts XLA compilations per jitted function (`jit(name)`) while active, from JAX's
+  monitoring events: a recompiling step shows here even when its trace cache hits."""
+
+  EVENT = "/jax/core/compile/backend_compile_duration"
+
+  def __init__(self):
+    self.counts: collections.Counter[str] = collections.Counter()
+
+  def _listen(self, event: str, duration: float, **kwargs: Any) -> None:
+    del duration
+    if event == self.EVENT:
+      self.counts[kwargs.get("fun_name", "?")] += 1
+
+  def start(self) -> "CompileCounter":
+    jax.monitoring.register_event_duration_secs_listener(self._listen)
+    return self
+
+  def stop(self) -> None:
+    jax.monitoring.unregister_event_duration_listener(self._listen)
+
+  def count(self, name: str) -> int:
+    return self.counts[f"jit({name})"]
 
 
 class Throughput:

@@ -263,6 +263,7 @@ def train_and_evaluate(config, workdir: str, mesh: Mesh | None = None) -> dict[s
       writer.write(at, host)
     return host["loss"]
 
+  compiles = metrics.CompileCounter().start()
   try:
     while step < cfg.train.steps:
       batch = sharding.global_batch(next(data_iter), exp.mesh)
@@ -291,13 +292,14 @@ def train_and_evaluate(config, workdir: str, mesh: Mesh | None = None) -> dict[s
     if pending is not None:
       last_train_loss = record(pending)
   finally:
+    compiles.stop()
     mngr.wait_until_finished()
     preemption.restore()
     writer.close()
 
   summary.update(last_eval)
   summary.update(step=step, train_loss=last_train_loss, eval_loss=last_eval_loss,
-                 train_step_compiles=train_step._cache_size(),  # pylint: disable=protected-access
+                 train_step_compiles=compiles.count("train_step"),
                  wall_s=time.perf_counter() - t_start, state=state,
                  tokens_per_step=tokens_per_step)
   log.info("done: step %d, train loss %.4f, eval loss %.4f, train_step compiled %d time(s), "

@@ -11,6 +11,7 @@ import time
 
 import jax
 import numpy as np
+import pytest
 
 from conftest import config_flags
 from lm import sharding, train
@@ -28,13 +29,14 @@ def _launch(config, workdir, *extra) -> subprocess.Popen:
                           stderr=subprocess.STDOUT, text=True)
 
 
-def _launch_and_wait(config, workdir) -> None:
+def _launch_and_wait(config, workdir) -> str:
   proc = _launch(config, workdir)
   try:
     out, _ = proc.communicate(timeout=240)
   finally:
     proc.kill()
   assert proc.returncode == 0, out[-3000:]
+  return out
 
 
 def _losses(workdir) -> dict[int, float]:
@@ -57,7 +59,8 @@ def _small(config):
 
 def test_two_processes_match_one_and_eight_devices(tiny_config, tmp_path):
   _small(tiny_config)
-  _launch_and_wait(tiny_config, tmp_path / "2x4")  # first: it builds the token cache itself
+  out = _launch_and_wait(tiny_config, tmp_path / "2x4")  # first: it builds the token cache
+  assert "train_step compiled 1 time(s)" in out, out[-3000:]  # counted by XLA compilations
   _in_process(tiny_config, tmp_path / "1x1", 1)
   _in_process(tiny_config, tmp_path / "1x8", 8)
   ref = _losses(tmp_path / "1x1")
@@ -82,7 +85,8 @@ def test_two_process_checkpoint_resumes_on_one_device(tiny_config, tmp_path):
   np.testing.assert_allclose(resumed["train_loss"], straight["train_loss"], rtol=1e-5)
 
 
-def test_a_dead_process_fails_the_launch_instead_of_hanging(tiny_config, tmp_path):
+@pytest.mark.parametrize("victim", ["p1", "p0"])  # p0 hosts JAX's coordination service
+def test_a_dead_process_fails_the_launch_instead_of_hanging(tiny_config, tmp_path, victim):
   _small(tiny_config)
   tiny_config.train.steps = 100_000
   tiny_config.train.checkpoint_every = 100_000
@@ -99,15 +103,16 @@ def test_a_dead_process_fails_the_launch_instead_of_hanging(tiny_config, tmp_pat
     pids = {l.split()[1]: int(l.split()[3]) for l in lines if l.startswith("[launch] p")
             and " pid " in l}
     killed = time.monotonic()
-    os.kill(pids["p1"], signal.SIGKILL)
+    os.kill(pids[victim], signal.SIGKILL)
     proc.wait(timeout=60)
     detected_s = time.monotonic() - killed
   finally:
     proc.kill()
     reader.join(timeout=5)
   out = "".join(lines)
-  print(f"launcher exited {detected_s:.1f}s after p1 was killed;",
+  print(f"launcher exited {detected_s:.1f}s after {victim} was killed;",
         *[l for l in lines if l.startswith("[launch]")])
   assert proc.returncode != 0 and detected_s < 60
-  assert "[launch] failed: p1" in out, out[-3000:]
-  assert not os.path.exists(f"/proc/{pids['p0']}"), "the survivor is still running"
+  assert f"[launch] failed: {victim}" in out, out[-3000:]
+  survivor = pids["p0" if victim == "p1" else "p1"]
+  assert not os.path.exists(f"/proc/{survivor}"), "the survivor is still running"
