@@ -66,11 +66,11 @@ def _append(workdir: str, row: dict[str, Any]) -> None:
 
 
 def _from_metrics(run_dir: str) -> dict[str, float]:
-  """Last train and eval loss and the median tokens/s logged in a run's metrics.jsonl."""
-  out: dict[str, Any] = {"tokens_per_s": []}
+  """Last step, train and eval loss and the median tokens/s logged in a run's metrics.jsonl."""
+  out: dict[str, Any] = {"tokens_per_s": [], "step": 0}
   with open(os.path.join(run_dir, "metrics.jsonl")) as f:
     for row in map(json.loads, f):
-      for key in ("loss", "eval_loss"):
+      for key in ("step", "loss", "eval_loss"):
         if key in row:
           out[key] = row[key]
       if "tokens_per_s" in row:
@@ -164,7 +164,7 @@ def worker_env(slot: int, workers: int, split: str) -> tuple[dict[str, str], set
 def run_sweep_in_workers(config, config_path: str, workdir: str, extra_flags: list[str],
                          workers: int, split: str = "cores") -> list[dict[str, Any]]:
   """Trains the runs missing from the table as `workers` concurrent `experiments.train`
-  processes (logs in `<run>/train.log`), then appends their rows in plan order; returns the
+  processes (logs in `<run>/train.log`), appending each run's row when it finishes; returns the
   table. A failed run is reported with its log and stops the sweep after the others finish.
   """
   os.makedirs(workdir, exist_ok=True)
@@ -173,7 +173,6 @@ def run_sweep_in_workers(config, config_path: str, workdir: str, extra_flags: li
   queue = [p for p in scaling_plan.plan_runs(config, vocab)
            if (p.name, config_hash(scaling_plan.run_config(config, p))) not in done]
   running: dict[int, tuple[subprocess.Popen, scaling_plan.RunPlan, float]] = {}
-  wall: dict[str, float] = {}
   failed = []
   while queue or running:
     for slot in set(range(workers)) - set(running):
@@ -198,23 +197,25 @@ def run_sweep_in_workers(config, config_path: str, workdir: str, extra_flags: li
       if proc.poll() is None:
         continue
       del running[slot]
-      wall[plan.name] = time.perf_counter() - t0
+      run_dir = os.path.join(workdir, plan.name)
       if proc.returncode:
         failed.append(plan.name)
         log.error("%s failed (exit %d): see %s", plan.name, proc.returncode,
-                  os.path.join(workdir, plan.name, "train.log"))
-      else:
-        log.info("%s: finished in %.0fs", plan.name, wall[plan.name])
+                  os.path.join(run_dir, "train.log"))
+        continue
+      run_cfg = scaling_plan.run_config(config, plan)
+      step = _from_metrics(run_dir)["step"]
+      if step < plan.steps:
+        log.warning("%s stopped at step %d of %d; run the sweep again to continue", plan.name,
+                    step, plan.steps)
+        continue
+      wall = time.perf_counter() - t0
+      log.info("%s: finished in %.0fs", plan.name, wall)
+      # The losses come from the run's metrics.jsonl.
+      summary = {"step": step, "train_loss": math.nan, "eval_loss": math.nan, "wall_s": wall,
+                 "tokens_per_step": run_cfg.data.batch_size * run_cfg.data.seq_len,
+                 "vocab_size": vocab}
+      _append(workdir, result_row(plan, run_cfg, summary, run_dir, workdir))
   if failed:
     raise RuntimeError(f"runs failed: {', '.join(failed)}; their logs are in {workdir}")
-
-  def collect(run_cfg, run_dir: str) -> dict[str, Any]:
-    """A finished worker's summary; the losses come from its metrics.jsonl."""
-    name = os.path.basename(run_dir)
-    if name not in wall:
-      return train.train_and_evaluate(run_cfg, run_dir)
-    return {"step": run_cfg.train.steps, "train_loss": math.nan, "eval_loss": math.nan,
-            "tokens_per_step": run_cfg.data.batch_size * run_cfg.data.seq_len,
-            "wall_s": wall[name]}
-
-  return run_sweep(config, workdir, runner=collect)
+  return read_results(workdir)

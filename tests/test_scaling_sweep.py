@@ -96,8 +96,10 @@ def test_workers_match_in_process(tiny_config, tmp_path, monkeypatch):
   workdir = str(tmp_path / "workers")
   rows = sweep.run_sweep_in_workers(config, "experiments/configs/base.py", workdir,
                                     config_flags(config, skip=("scaling.",)), workers=2)
-  assert [r["name"] for r in rows] == [r["name"] for r in serial]
-  for got, want in zip(rows, serial):
+  assert sorted(r["name"] for r in rows) == sorted(r["name"] for r in serial)
+  by_name = {r["name"]: r for r in rows}  # rows are appended as the workers finish
+  for want in serial:
+    got = by_name[want["name"]]
     assert got["config_hash"] == want["config_hash"] and got["tokens"] == want["tokens"]
     assert abs(got["eval_loss"] / want["eval_loss"] - 1) < 1e-4
     assert abs(got["train_loss"] / want["train_loss"] - 1) < 1e-4
