@@ -1,8 +1,9 @@
 """Tokenized splits cached on disk as flat arrays of token ids, memory-mapped for reading.
 
-Layout: `<data_dir>/tokens/<dataset id>/<tokenizer id>/` holds the tokenizer file and one
-`<split>.npy` per split. Documents (records) are joined with the tokenizer's end-of-sequence
-id when it has one; a character tokenizer joins the records of one text stream directly.
+Layout: `<data_dir>/tokens/<dataset id>/<tokenizer id>_v<format>/` holds the tokenizer file
+and one `<split>.npy` per split. Documents (records) are joined with the tokenizer's
+end-of-sequence id when it has one; a character tokenizer joins the records of one text stream
+directly.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from lm.data.tokenizer import (CharTokenizer, SentencePieceTokenizer, Tokenizer,
                                token_dtype)
 
 TOKENIZERS = ("char", "sentencepiece")
+# Part of a trained tokenizer's cache path: bump it when the ids a tokenizer trained here gives
+# change, so no data_dir serves tokens of an older format (2: the specials [PAD] [MASK] [CLS]
+# [SEP] in every vocabulary).
+TOKENIZER_FORMAT = 2
 
 
 @dataclasses.dataclass
@@ -39,9 +44,9 @@ def _tokenizer_id(data_cfg, given: Tokenizer | None) -> str:
         digest.update(name.encode() + open(os.path.join(tmp, name), "rb").read())
     return f"pretrained_{digest.hexdigest()[:12]}"
   if data_cfg.tokenizer == "char":
-    return "char"
+    return f"char_v{TOKENIZER_FORMAT}"
   if data_cfg.tokenizer == "sentencepiece":
-    return f"sp{data_cfg.vocab_size}"
+    return f"sp{data_cfg.vocab_size}_v{TOKENIZER_FORMAT}"
   raise ValueError(f"config.data.tokenizer={data_cfg.tokenizer!r}; valid: {', '.join(TOKENIZERS)}")
 
 

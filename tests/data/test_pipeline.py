@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -36,6 +38,8 @@ def test_tokenized_data_from_local_corpus(tiny_config, corpus_file):
   assert data.tokenizer.decode(np.asarray(val)) == split_text(text, 0.1)[1]
   again = token_cache.tokenized_data(tiny_config.data)  # cached: same files
   np.testing.assert_array_equal(again.splits["train"], train)
+  # A cache from an older tokenizer format is never read: the format is in the path.
+  assert os.path.basename(data.directory) == f"char_v{token_cache.TOKENIZER_FORMAT}"
 
 
 def test_char_vocabulary_covers_characters_only_in_the_validation_split(tiny_config, tmp_path):
