@@ -33,8 +33,10 @@ COLUMNS = ("name", "budget", "num_layers", "d_model", "params_total", "params_no
 
 
 def config_hash(config) -> str:
-  """A short stable hash of a run's config."""
-  text = json.dumps(config.to_dict(), sort_keys=True, default=str)
+  """A short stable hash of what a run trains: its config without the sweep's `scaling` section,
+  so a change of plan that leaves a run as it was (e.g. more sizes) does not train it again."""
+  fields = {k: v for k, v in config.to_dict().items() if k != "scaling"}
+  text = json.dumps(fields, sort_keys=True, default=str)
   return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

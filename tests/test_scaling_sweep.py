@@ -53,6 +53,8 @@ def test_sweep_fit_plot_end_to_end(tiny_config, tmp_path):
     raise AssertionError(f"finished run trained again: {run_dir}")
 
   assert len(sweep.run_sweep(config, workdir, runner=must_not_train)) == 6  # all skipped
+  config.scaling.min_steps = 4  # a planning field that leaves every run as it was
+  assert len(sweep.run_sweep(config, workdir, runner=must_not_train)) == 6
 
   final = scaling_fit.table_points(rows, "params_non_embedding", "eval_loss", "tokens",
                                    "flops_6N", "budget")
