@@ -8,9 +8,23 @@ import time
 from typing import Any
 
 import jax
-from tensorboardX import SummaryWriter
+from tensorboardX import SummaryWriter, record_writer
 
 from lm import paths
+
+
+class _ObjectStoreEvents:
+  """tensorboardX writer factory: event files in object stores, rewritten whole (lm/paths.py)."""
+
+  def open(self, path: str) -> paths.RewrittenFile:
+    return paths.RewrittenFile(path)
+
+  def directory_check(self, path: str) -> None:
+    del path  # object stores have no directories to create
+
+
+for _scheme in paths.REMOTE_SCHEMES:
+  record_writer.register_writer_factory(_scheme, _ObjectStoreEvents())
 
 
 class MetricWriter:
@@ -45,7 +59,8 @@ class MetricWriter:
 
 class CompileCounter:
   """Counts XLA compilations per jitted function (`jit(name)`) while active, from JAX's
-  monitoring events: a recompiling step shows here even when its trace cache hits."""
+  monitoring events (not the dispatch cache's size, which can hold several entries for one
+  compilation)."""
 
   EVENT = "/jax/core/compile/backend_compile_duration"
 

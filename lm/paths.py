@@ -2,7 +2,8 @@
 
 Workdirs may be `gs://bucket/run` on a TPU VM: checkpoints go there through Orbax, and the
 run files (config, model, tokenizer, metrics, TensorBoard events) through the helpers here.
-Object stores cannot append, so appended files are rewritten whole (`RewrittenFile`).
+Object stores cannot append, so appended files are rewritten whole (`RewrittenFile`; lm/metrics.py
+also routes TensorBoard's event files through it).
 """
 
 from __future__ import annotations
@@ -11,14 +12,13 @@ import io
 import time
 
 from etils import epath
-from tensorboardX import record_writer
 
 REMOTE_SCHEMES = ("gs", "s3")
 
 
 def is_remote(path: str | epath.Path) -> bool:
   """Whether `path` names an object store (gs://, s3://) rather than the local filesystem."""
-  return str(path).split("://")[0] in REMOTE_SCHEMES and "://" in str(path)
+  return str(path).startswith(tuple(f"{scheme}://" for scheme in REMOTE_SCHEMES))
 
 
 def run_path(path: str | epath.Path) -> epath.Path:
@@ -71,16 +71,3 @@ class RewrittenFile:
     else:
       self._file.close()
 
-
-class _TensorBoardFactory:
-  """tensorboardX writer factory: event files in object stores through epath."""
-
-  def open(self, path: str) -> RewrittenFile:
-    return RewrittenFile(path)
-
-  def directory_check(self, path: str) -> None:
-    del path  # object stores have no directories to create
-
-
-for _scheme in REMOTE_SCHEMES:
-  record_writer.register_writer_factory(_scheme, _TensorBoardFactory())

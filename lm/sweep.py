@@ -102,18 +102,26 @@ def result_row(plan: scaling_plan.RunPlan, run_cfg, summary: dict[str, Any],
   return row
 
 
+def _pending(config, workdir: str, vocab: int) -> list[scaling_plan.RunPlan]:
+  """The planned runs whose name and config hash are not in the results table yet."""
+  done = {(r["name"], r["config_hash"]) for r in read_results(workdir)}
+  pending = []
+  for plan in scaling_plan.plan_runs(config, vocab):
+    if (plan.name, config_hash(scaling_plan.run_config(config, plan))) in done:
+      log.info("%s: in the results table, skipped", plan.name)
+    else:
+      pending.append(plan)
+  return pending
+
+
 def run_sweep(config, workdir: str,
               runner: Callable[[Any, str], dict[str, Any]] = train.train_and_evaluate
               ) -> list[dict[str, Any]]:
   """Trains every planned run in sequence, appending a row per finished run; returns the table."""
   os.makedirs(workdir, exist_ok=True)
   vocab = vocab_size(config)
-  done = {(r["name"], r["config_hash"]) for r in read_results(workdir)}
-  for plan in scaling_plan.plan_runs(config, vocab):
+  for plan in _pending(config, workdir, vocab):
     run_cfg = scaling_plan.run_config(config, plan)
-    if (plan.name, config_hash(run_cfg)) in done:
-      log.info("%s: in the results table, skipped", plan.name)
-      continue
     log.info("%s: %d layers x %d, %d params, %d tokens, %d steps", plan.name, plan.num_layers,
              plan.d_model, plan.params, plan.tokens, plan.steps)
     run_dir = os.path.join(workdir, plan.name)
@@ -171,9 +179,7 @@ def run_sweep_in_workers(config, config_path: str, workdir: str, extra_flags: li
   """
   os.makedirs(workdir, exist_ok=True)
   vocab = vocab_size(config)  # prepares the data once, before the workers start
-  done = {(r["name"], r["config_hash"]) for r in read_results(workdir)}
-  queue = [p for p in scaling_plan.plan_runs(config, vocab)
-           if (p.name, config_hash(scaling_plan.run_config(config, p))) not in done]
+  queue = _pending(config, workdir, vocab)
   running: dict[int, tuple[subprocess.Popen, scaling_plan.RunPlan, float]] = {}
   failed = []
   while queue or running:
