@@ -49,7 +49,7 @@ class Experiment:
 
 # Fields a fine-tuning run takes from its config; the rest of the architecture is pretrained.
 _RUNTIME_FIELDS = ("num_classes", "dropout", "param_dtype", "compute_dtype", "attention_impl",
-                   "remat", "logits_dtype")
+                   "remat", "scan_layers", "logits_dtype")
 
 
 def _data(config, tokenizer, kind: str):

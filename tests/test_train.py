@@ -33,10 +33,12 @@ def test_tiny_model_overfits_one_batch(tiny_config):
 
 
 @pytest.mark.parametrize("layout", [dict(data=2, fsdp=2, tensor=2), dict(data=8, fsdp=1, tensor=1),
-                                    dict(data=1, fsdp=4, tensor=2)])
+                                    dict(data=1, fsdp=4, tensor=2),
+                                    dict(data=2, fsdp=2, tensor=2, scan_layers=True)])
 def test_sharded_training_matches_one_device(tiny_config, tmp_path, layout):
   tiny_config.train.steps = 3
   tiny_config.train.eval_every = 100
+  tiny_config.model.scan_layers = layout.pop("scan_layers", False)
   one = _run(tiny_config, tmp_path / "one", sharding.make_mesh(tiny_config.mesh, jax.devices()[:1]))
   for axis, size in layout.items():
     tiny_config.mesh[axis] = size
@@ -88,7 +90,8 @@ def test_nan_loss_stops_with_step_and_last_good_checkpoint(tiny_config, tmp_path
 
 
 @pytest.mark.parametrize("change", [dict(grad_accum_steps=2), dict(fused_cross_entropy=False),
-                                    dict(remat="dots"), dict(remat="full")])
+                                    dict(remat="dots"), dict(remat="full"), dict(scan_layers=True),
+                                    dict(scan_layers=True, remat="dots")])
 def test_speed_levers_leave_the_step_unchanged(tiny_config, change):
   tiny_config.model.dropout = 0.0
   mesh = sharding.make_mesh(tiny_config.mesh, jax.devices()[:1])
@@ -103,10 +106,9 @@ def test_speed_levers_leave_the_step_unchanged(tiny_config, change):
     return jax.jit(fn)(state, batch)
 
   ref_state, ref = one_step(exp.model_cfg)
-  if "remat" in change:
-    state, out = one_step(dataclasses.replace(exp.model_cfg, remat=change["remat"]))
-  else:
-    state, out = one_step(exp.model_cfg, **change)
+  model_change = {k: v for k, v in change.items() if k in ("remat", "scan_layers")}
+  step_change = {k: v for k, v in change.items() if k not in model_change}
+  state, out = one_step(dataclasses.replace(exp.model_cfg, **model_change), **step_change)
   np.testing.assert_allclose(out["loss"], ref["loss"], rtol=1e-6)
   np.testing.assert_allclose(out["grad_norm"], ref["grad_norm"], rtol=1e-5)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),

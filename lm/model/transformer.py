@@ -47,6 +47,7 @@ class TransformerConfig:
   compute_dtype: str = "float32"
   attention_impl: str = "xla"
   remat: str = "none"
+  scan_layers: bool = False      # training and eval run the blocks as one lax.scan body
   logits_dtype: str = "float32"
   kind: Literal["decoder", "encoder"] = "decoder"
   norm_position: Literal["pre", "post"] = "pre"
@@ -148,12 +149,16 @@ class Trunk(nnx.Module):
       x_BTD = self.norm_embed(x_BTD)
     x_BTD = self.dropout(x_BTD, deterministic=rngs is None, rngs=rngs)
     causal = self.cfg.kind == "decoder"
-    new_cache = []
-    for i, block in enumerate(self.blocks):
-      layer_cache = None if cache is None else cache[i]
-      x_BTD, layer_cache = self._apply_block(block, x_BTD, causal, rngs, positions_BT,
-                                             layer_cache, key_mask_BT)
-      new_cache.append(layer_cache)
+    new_cache = None
+    if self.cfg.scan_layers and cache is None:
+      x_BTD = self._scan_blocks(x_BTD, causal, rngs, positions_BT, key_mask_BT)
+    else:
+      new_cache = []
+      for i, block in enumerate(self.blocks):
+        layer_cache = None if cache is None else cache[i]
+        x_BTD, layer_cache = self._apply_block(block, x_BTD, causal, rngs, positions_BT,
+                                               layer_cache, key_mask_BT)
+        new_cache.append(layer_cache)
     if self.norm_out is not None:
       x_BTD = self.norm_out(x_BTD)
     return x_BTD, (None if cache is None else tuple(new_cache))
@@ -166,6 +171,29 @@ class Trunk(nnx.Module):
     run = nnx.remat(lambda b, x, r, p, m: b(x, causal=causal, rngs=r, positions_BT=p,
                                             key_mask_BT=m)[0], policy=policy)
     return run(block, x_BTD, rngs, positions_BT, key_mask_BT), None
+
+  def _scan_blocks(self, x_BTD, causal, rngs, positions_BT, key_mask_BT):
+    """The blocks as one `lax.scan` body, so that XLA compiles one block, not num_layers.
+
+    Parameters stay per layer (checkpoints, conversion and freezing see one layout); they are
+    stacked here, at the cost of one copy of the blocks' parameters and of their gradients per
+    step. Layer i's dropout key is fold_in(one key of `rngs`, i).
+    """
+    graphdef, _ = nnx.split(self.blocks[0])
+    stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *(nnx.state(b) for b in self.blocks))
+    key = None if rngs is None else rngs.dropout()
+
+    def layer(x_BTD, state_and_index):
+      state, i = state_and_index
+      layer_rngs = None if key is None else nnx.Rngs(dropout=jax.random.fold_in(key, i))
+      return nnx.merge(graphdef, state)(x_BTD, causal=causal, rngs=layer_rngs,
+                                         positions_BT=positions_BT, key_mask_BT=key_mask_BT)[0]
+
+    if self.cfg.remat != "none":
+      layer = jax.checkpoint(layer, policy=REMAT_POLICIES[self.cfg.remat], prevent_cse=False)
+    x_BTD, _ = jax.lax.scan(lambda x, xs: (layer(x, xs), None), x_BTD,
+                            (stacked, jnp.arange(self.cfg.num_layers)))
+    return x_BTD
 
   def classify(self, tokens_BT: jax.Array, key_mask_BT: jax.Array, *,
                rngs: nnx.Rngs | None = None) -> jax.Array:

@@ -94,3 +94,28 @@ def test_classifier_pools_first_or_last_real_token(kind):
   assert logits.shape == (2, 3)
   np.testing.assert_allclose(logits[0], model.classify(tokens[:1, :10], real[:1, :10])[0],
                              atol=1e-5)
+
+
+@pytest.mark.parametrize("kw", [{"position": "rotary"}, {"remat": "full"},
+                                {"kind": "encoder", "norm_position": "post", "activation": "gelu",
+                                 "type_vocab_size": 2}])
+def test_scanned_layers_match_the_loop(kw):
+  from lm.model.transformer import make_model
+  loop = make_model(_cfg(num_layers=3, **kw), rngs=nnx.Rngs(0))
+  scanned = make_model(_cfg(num_layers=3, scan_layers=True, **kw), rngs=nnx.Rngs(0))
+  tokens = jax.random.randint(jax.random.key(1), (2, 16), 0, 64)
+  mask = {"key_mask_BT": jnp.arange(16)[None, :] < 12} if kw.get("kind") == "encoder" else {}
+  np.testing.assert_allclose(scanned(tokens, **mask), loop(tokens, **mask), rtol=0, atol=1e-5)
+  grad = nnx.grad(lambda m: jnp.square(m(tokens, **mask)).mean())
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7),
+               nnx.state(grad(scanned)), nnx.state(grad(loop)))
+
+
+def test_scanned_layers_dropout_follows_the_rngs():
+  model = DecoderLM(_cfg(num_layers=3, dropout=0.5, scan_layers=True), rngs=nnx.Rngs(0))
+  tokens = jnp.zeros((1, 8), jnp.int32)
+  np.testing.assert_array_equal(model(tokens), model(tokens))
+  np.testing.assert_array_equal(model(tokens, rngs=nnx.Rngs(dropout=3)),
+                                model(tokens, rngs=nnx.Rngs(dropout=3)))
+  assert not np.allclose(model(tokens, rngs=nnx.Rngs(dropout=0)),
+                         model(tokens, rngs=nnx.Rngs(dropout=1)))
