@@ -32,10 +32,18 @@ COLUMNS = ("name", "budget", "num_layers", "d_model", "params_total", "params_no
            "steps", "config_hash", "workdir")
 
 
+# Fields that change how fast a step runs, not what it computes (tests/test_train.py holds
+# each to the same step), so that turning one on does not train a finished run again.
+SPEED_LEVERS = {"model": ("remat", "scan_layers"), "train": ("fused_cross_entropy",)}
+
+
 def config_hash(config) -> str:
-  """A short stable hash of what a run trains: its config without the sweep's `scaling` section,
-  so a change of plan that leaves a run as it was (e.g. more sizes) does not train it again."""
+  """A short stable hash of what a run trains: its config without the sweep's `scaling` section
+  (a change of plan that leaves a run as it was, e.g. more sizes, does not train it again) and
+  without the speed levers."""
   fields = {k: v for k, v in config.to_dict().items() if k != "scaling"}
+  for section, names in SPEED_LEVERS.items():
+    fields[section] = {k: v for k, v in fields[section].items() if k not in names}
   text = json.dumps(fields, sort_keys=True, default=str)
   return hashlib.sha256(text.encode()).hexdigest()[:12]
 
