@@ -137,14 +137,16 @@ class Trunk(nnx.Module):
     cdt = DTYPES[self.cfg.compute_dtype]
     if positions_BT is None and cache is not None:
       positions_BT = cache[0].positions(tokens_BT.shape[1])
-    x_BTD = self.embed[...].astype(cdt)[tokens_BT]
+    # Looked up and summed in the parameters' dtype, then cast: the tables' gradients are
+    # scatter-adds over repeated ids, which in bfloat16 stop growing after a few hundred terms.
+    x_BTD = self.embed[...][tokens_BT]
     if self.pos_embed is not None:
-      pos = (self.pos_embed[: tokens_BT.shape[1]] if positions_BT is None else
-             self.pos_embed[...][positions_BT])
-      x_BTD = x_BTD + pos.astype(cdt)
+      x_BTD = x_BTD + (self.pos_embed[: tokens_BT.shape[1]] if positions_BT is None else
+                       self.pos_embed[...][positions_BT])
     if self.segment_embed is not None:
       segments_BT = jnp.zeros_like(tokens_BT) if segments_BT is None else segments_BT
-      x_BTD = x_BTD + self.segment_embed[...].astype(cdt)[segments_BT]
+      x_BTD = x_BTD + self.segment_embed[...][segments_BT]
+    x_BTD = x_BTD.astype(cdt)
     if self.norm_embed is not None:
       x_BTD = self.norm_embed(x_BTD)
     x_BTD = self.dropout(x_BTD, deterministic=rngs is None, rngs=rngs)

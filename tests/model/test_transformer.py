@@ -119,3 +119,18 @@ def test_scanned_layers_dropout_follows_the_rngs():
                                 model(tokens, rngs=nnx.Rngs(dropout=3)))
   assert not np.allclose(model(tokens, rngs=nnx.Rngs(dropout=0)),
                          model(tokens, rngs=nnx.Rngs(dropout=1)))
+
+
+def test_bfloat16_embedding_gradient_accumulates_repeated_tokens_in_float32():
+  # 8192 occurrences of one token: accumulated in bfloat16 this gradient was 94% off (norm).
+  tokens = jnp.full((512, 16), 5, jnp.int32)
+  w_D = jax.random.normal(jax.random.key(3), (32,))
+
+  def embed_grad(dtype):
+    model = DecoderLM(_cfg(num_layers=1, tie_embeddings=False, compute_dtype=dtype),
+                      rngs=nnx.Rngs(0))
+    loss = lambda m: (m.hidden(tokens)[0].astype(jnp.float32) * w_D).sum()
+    return nnx.grad(loss)(model).embed[...][5]
+
+  g32, g16 = embed_grad("float32"), embed_grad("bfloat16")
+  assert float(jnp.linalg.norm(g16 - g32) / jnp.linalg.norm(g32)) < 0.02
