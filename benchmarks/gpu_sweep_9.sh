@@ -8,7 +8,8 @@ C=experiments/configs
 P=benchmarks/h100/patches
 run() { set -- $1; $B --config=$C/$@ 2>&1 | grep -v "^[IW][0-9]" | grep -E "compile_s|mfu|step_s_pip|peak_mem" | tr '\n' ' '; echo " <- $*"; }
 if [ "${1:-1}" = 1 ]; then
-  run "gpt2_124m.py --tag=124m-b32-actckpt"
+  run "gpt2_124m.py --tag=124m-b32-actckpt --profile_dir=/tmp/prof9"
+  python3 benchmarks/trace_summary.py /tmp/prof9 --top 40 --json $OUT/profile_124m_b32_actckpt.json | tail -8
   run "gpt2_350m.py --tag=350m-b32-actckpt"
   run "gpt2_124m.py --config.model.scan_layers=true --tag=124m-b32-scan"
   run "gpt2_350m.py --config.model.scan_layers=true --tag=350m-b32-scan"
