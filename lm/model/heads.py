@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from lm.model.layers import ACTIVATIONS, LayerNorm, const_param, normal_param
+from lm.model.layers import ACTIVATIONS, LayerNorm, add_bias, const_param, normal_param
 
 
 class MLMHead(nnx.Module):
@@ -24,11 +24,11 @@ class MLMHead(nnx.Module):
 
   def __call__(self, x_BTD: jax.Array, embed_VD: jax.Array, logits_dtype) -> jax.Array:
     dt = self.compute_dtype
-    h_BTD = x_BTD.astype(dt) @ self.w[...].astype(dt) + self.b[...].astype(dt)
+    h_BTD = add_bias(x_BTD.astype(dt) @ self.w[...].astype(dt), self.b[...])
     h_BTD = self.norm(ACTIVATIONS[self.activation](h_BTD))
     logits_BTV = jnp.einsum("btd,vd->btv", h_BTD, embed_VD.astype(dt),
                             preferred_element_type=logits_dtype)
-    return logits_BTV + self.bias[...].astype(logits_dtype)
+    return add_bias(logits_BTV, self.bias[...])
 
 
 class ClassifierHead(nnx.Module):
