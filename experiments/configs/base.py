@@ -55,7 +55,7 @@ def get_config() -> ml_collections.ConfigDict:
   m.attention_impl = "xla"         # 'xla', 'cudnn' (fused, GPU) or 'auto' (JAX chooses)
   m.logits_dtype = "float32"       # 'bfloat16' halves the logits' memory; the loss is f32 anyway
   m.remat = "none"                 # rematerialise blocks in the backward: 'none', 'full', 'dots'
-  m.scan_layers = False            # run the blocks as one lax.scan body: one block to compile
+  m.scan_layers = False            # run the blocks as one lax.scan body (slower to compile on CPU)
 
   c.mlm = ml_collections.ConfigDict()  # the encoder's masked-LM corruption (BERT)
   c.mlm.select_prob = 0.15         # positions predicted

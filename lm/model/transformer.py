@@ -175,7 +175,8 @@ class Trunk(nnx.Module):
     return run(block, x_BTD, rngs, positions_BT, key_mask_BT), None
 
   def _scan_blocks(self, x_BTD, causal, rngs, positions_BT, key_mask_BT):
-    """The blocks as one `lax.scan` body, so that XLA compiles one block, not num_layers.
+    """The blocks as one `lax.scan` body: the compiled program holds one block, not num_layers
+    (a compile-time lever for accelerators; on CPU it compiles slower, benchmarks/cpu_levers.md).
 
     Parameters stay per layer (checkpoints, conversion and freezing see one layout); they are
     stacked here, at the cost of one copy of the blocks' parameters and of their gradients per
