@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import flax
 from flax import nnx
 
-from lm.model.layers import add_bias, const_param, normal_param
+from lm.model.layers import add_bias, add_bias_in_float32, const_param, normal_param
 
 AttentionImpl = Literal["xla", "cudnn"] | None
 
@@ -116,7 +116,7 @@ class SelfAttention(nnx.Module):
     # points at 124M and 350M (benchmarks/README.md), XLA's layout choice being better.
     qkv = jnp.einsum("btd,dcnh->btcnh", x_BTD.astype(dt), self.w_qkv[...].astype(dt))
     if self.b_qkv is not None:
-      qkv = add_bias(qkv, self.b_qkv[...])
+      qkv = add_bias_in_float32(qkv, self.b_qkv[...])
     q_BTNH, k_BTNH, v_BTNH = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
     if self.rotary:
       positions = jnp.arange(x_BTD.shape[1]) if positions_BT is None else positions_BT

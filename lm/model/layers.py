@@ -44,17 +44,37 @@ ACTIVATIONS = {"gelu_tanh": lambda x: jax.nn.gelu(x, approximate=True),
                "gelu": lambda x: jax.nn.gelu(x, approximate=False)}
 
 
+@jax.custom_vjp
 def add_bias(x: jax.Array, b: jax.Array) -> jax.Array:
-  """x + b in x's dtype, added in float32 so that the bias gradient, a sum over every token,
-  accumulates in float32 (summed in bfloat16 over 32k tokens it was 6-7% off on CPU)."""
+  """x + b in x's dtype, with b's gradient summed in float32.
+
+  The forward is the plain add, which XLA folds into the GEMM before it (a cuBLASLt BIAS or
+  BIAS_GELU_AUX epilogue on GPU). The backward sums the bias gradient over every token in
+  float32: autodiff of the bfloat16 add summed it in bfloat16, 6-7% off over 32k tokens on CPU.
+  """
+  return x + b.astype(x.dtype)
+
+
+def _add_bias_forward(x, b):
+  return add_bias(x, b), jnp.zeros((0,) * b.ndim, b.dtype)  # only b's rank and dtype
+
+
+def _add_bias_backward(b_empty, g):
+  g_b = jnp.sum(g, axis=tuple(range(g.ndim - b_empty.ndim)), dtype=jnp.float32)
+  return g, g_b.astype(b_empty.dtype)
+
+
+add_bias.defvjp(_add_bias_forward, _add_bias_backward)
+
+
+def add_bias_in_float32(x: jax.Array, b: jax.Array) -> jax.Array:
+  """x + b computed in float32, rounded once to x's dtype; its gradient sums in float32.
+
+  For a bias over several trailing axes (the [3, N, H] QKV bias): XLA's GPU GEMM rewriter
+  would take `add_bias`'s broadcast as a whole extra GEMM operand, while this form stays in
+  the fusion that reads the GEMM's output (the q/k/v slices).
+  """
   return (x.astype(jnp.float32) + b.astype(jnp.float32)).astype(x.dtype)
-
-
-def _bias_activation(u_BTF: jax.Array, b_F: jax.Array | None, activation: str) -> jax.Array:
-  # Run under jax.checkpoint: the backward recomputes it from the GEMM's output, where autodiff
-  # would keep the biased input and the tanh-GELU's intermediates (four or five more [B, T, F]
-  # tensors per layer; benchmarks/cpu_levers.md).
-  return ACTIVATIONS[activation](u_BTF if b_F is None else add_bias(u_BTF, b_F))
 
 
 class MLP(nnx.Module):
@@ -73,8 +93,13 @@ class MLP(nnx.Module):
   def __call__(self, x_BTD: jax.Array) -> jax.Array:
     dt = self.compute_dtype
     h_BTF = x_BTD.astype(dt) @ self.w_in[...].astype(dt)
-    b_F = None if self.b_in is None else self.b_in[...]
-    h_BTF = jax.checkpoint(_bias_activation, static_argnums=2)(h_BTF, b_F, self.activation)
+    if self.b_in is not None:
+      h_BTF = add_bias(h_BTF, self.b_in[...])
+    # Under jax.checkpoint the backward recomputes the activation from its input, where autodiff
+    # would keep the tanh-GELU's four intermediates as more [B, T, F] tensors per layer
+    # (benchmarks/cpu_levers.md). Then the GEMM can write both the pre-activation and the
+    # activation in one pass (cuBLASLt's BIAS_GELU_AUX epilogue on GPU).
+    h_BTF = jax.checkpoint(ACTIVATIONS[self.activation])(h_BTF)
     y_BTD = h_BTF @ self.w_out[...].astype(dt)
     if self.b_out is not None:
       y_BTD = add_bias(y_BTD, self.b_out[...])
