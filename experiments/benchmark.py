@@ -23,7 +23,7 @@ from ml_collections import config_flags
 
 from lm import scaling, sharding
 from lm.hardware import device_peak_flops
-from lm.step import make_train_step, model_config, state_layout
+from lm.step import jit_train_step, model_config, state_layout
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file.")
 _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps.")
@@ -75,11 +75,7 @@ def main(argv):
   model_cfg = model_config(config.model, vocab)
   layout = state_layout(model_cfg, config.optim, config.train.steps, mesh)
   state = jax.jit(layout.init_fn, out_shardings=layout.shardings)(jax.random.key(0))
-  step_fn = jax.jit(
-      make_train_step(layout.graphdef, layout.tx, layout.schedule, model_cfg.dropout > 0,
-                      config.train.grad_accum_steps, config.train.fused_cross_entropy),
-      in_shardings=(layout.shardings, sharding.batch_sharding(mesh)),
-      out_shardings=(layout.shardings, None), donate_argnums=0)
+  step_fn = jit_train_step(layout, model_cfg, config.train, mesh)
 
   t0 = time.perf_counter()
   compiled = step_fn.lower(state, next_batch()).compile()

@@ -133,3 +133,14 @@ def state_layout(model_cfg: TransformerConfig, optim_cfg, total_steps: int,
   abstract_sh = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                              abstract, state_sh)
   return StateLayout(graphdef, tx, schedule, init_fn, state_sh, abstract_sh)
+
+
+def jit_train_step(layout: StateLayout, model_cfg: TransformerConfig, train_cfg, mesh: Mesh,
+                   objective: Objective = Objective()):
+  """`make_train_step` jitted over `mesh`: the state sharded as `layout` says and donated, the
+  batch split over the data axes."""
+  return jax.jit(
+      make_train_step(layout.graphdef, layout.tx, layout.schedule, model_cfg.dropout > 0,
+                      train_cfg.grad_accum_steps, train_cfg.fused_cross_entropy, objective),
+      in_shardings=(layout.shardings, sharding.batch_sharding(mesh)),
+      out_shardings=(layout.shardings, None), donate_argnums=0)

@@ -24,7 +24,7 @@ from lm.data.tokenizer import CharTokenizer
 from lm.hardware import device_peak_flops
 from lm.model.transformer import TransformerConfig
 from lm.objectives import Objective, objective_for
-from lm.step import StateLayout, TrainState, make_eval_step, make_train_step, model_config, \
+from lm.step import StateLayout, TrainState, jit_train_step, make_eval_step, model_config, \
     state_layout
 
 log = logging.getLogger(__name__)
@@ -217,12 +217,7 @@ def train_and_evaluate(config, workdir: str, mesh: Mesh | None = None) -> dict[s
       state = start_from_pretrained(exp, state)
       log.info("initialised from %s", cfg.init_from)
 
-  train_step = jax.jit(
-      make_train_step(exp.layout.graphdef, exp.layout.tx, exp.layout.schedule,
-                      exp.model_cfg.dropout > 0, cfg.train.grad_accum_steps,
-                      cfg.train.fused_cross_entropy, exp.objective),
-      in_shardings=(exp.layout.shardings, sharding.batch_sharding(exp.mesh)),
-      out_shardings=(exp.layout.shardings, None), donate_argnums=0)
+  train_step = jit_train_step(exp.layout, exp.model_cfg, cfg.train, exp.mesh, exp.objective)
   eval_step = jax.jit(make_eval_step(exp.layout.graphdef, exp.objective, cfg.seed))
 
   counts = scaling.param_counts(exp.model_cfg)
