@@ -105,6 +105,7 @@ def test_workers_match_in_process(tiny_config, tmp_path, monkeypatch):
   monkeypatch.chdir(REPO)
   config = _sweep_config(tiny_config)
   config.scaling.budgets = (4e7,)
+  config.scaling.sizes_per_budget = 2
   mesh = sharding.make_mesh(config.mesh, jax.devices()[:1])
   serial = sweep.run_sweep(config, str(tmp_path / "serial"),
                            lambda c, d: train.train_and_evaluate(c, d, mesh))
@@ -122,7 +123,7 @@ def test_workers_match_in_process(tiny_config, tmp_path, monkeypatch):
     assert os.path.exists(os.path.join(workdir, got["name"], "train.log"))
   # Finished runs are skipped; a failing run is named with its log.
   assert len(sweep.run_sweep_in_workers(config, "experiments/configs/base.py", workdir, [],
-                                        workers=2)) == 3
+                                        workers=2)) == 2
   config.scaling.budgets = (1.2e8,)
   with pytest.raises(RuntimeError, match=r"runs failed: C1\.2e08"):
     sweep.run_sweep_in_workers(config, "experiments/configs/base.py", workdir,
