@@ -65,8 +65,52 @@ def shape_bytes(shape: str) -> int:
   return total
 
 
+_PARTIAL_READS = ("gather", "slice", "dynamic-slice")
+
+
+def computations(hlo_text: str) -> dict[str, list[tuple]]:
+  """Each computation's instructions as (name, shape, opcode, operand names), by name."""
+  comps, current = {}, None
+  for line in hlo_text.splitlines():
+    head = re.match(r"^(?:ENTRY )?%(\S+) ", line)
+    if head and line.rstrip().endswith("{"):
+      current = comps.setdefault(head.group(1), [])
+    elif current is not None and (m := _INSTR.match(line)):
+      name, shape, opcode, operands, _ = m.groups()
+      refs = [operands] if opcode == "parameter" else re.findall(r"%([\w.\-]+)", operands)
+      current.append((name, shape, opcode, refs))
+  return comps
+
+
+def parameter_reads(body: list[tuple]) -> dict[int, int]:
+  """Bytes a fused computation reads of each parameter that it only gathers or slices from
+  (through bitcasts); other parameters are read whole and are not listed."""
+  users = {}
+  for name, shape, opcode, operands in body:
+    for o in operands:
+      users.setdefault(o, []).append((name, shape, opcode))
+  reads = {}
+  for name, _, opcode, operands in body:
+    if opcode != "parameter":
+      continue
+    frontier, total, partial = [name], 0, True
+    while frontier and partial:
+      for user, user_shape, user_op in users.get(frontier.pop(), []):
+        if user_op == "bitcast":
+          frontier.append(user)
+        elif user_op in _PARTIAL_READS:
+          total += shape_bytes(user_shape)
+        else:
+          partial = False
+    if partial:
+      reads[int(operands[0])] = total
+  return reads
+
+
 def kernels(hlo_text: str) -> list[dict]:
-  """The entry computation's kernels: fusions, custom calls and copies, with boundary bytes."""
+  """The entry computation's kernels: fusions, custom calls and copies, with boundary bytes
+  (outputs plus operands, an operand that is only gathered or sliced counted by what is read)."""
+  comps = computations(hlo_text)
   entry = hlo_text[hlo_text.index("\nENTRY"):]
   sizes, out = {}, []
   for line in entry.splitlines()[1:]:
@@ -77,7 +121,9 @@ def kernels(hlo_text: str) -> list[dict]:
     sizes[name] = shape_bytes(shape)
     if opcode not in ("fusion", "custom-call", "copy"):
       continue
-    used = set(re.findall(r"%([\w.\-]+)", operands))
+    used = re.findall(r"%([\w.\-]+)", operands)
+    called = re.search(r"calls=%([\w.\-]+)", attrs)
+    reads = parameter_reads(comps.get(called.group(1), [])) if called else {}
     kind = re.search(r"kind=(\w+)", attrs)
     target = re.search(r'custom_call_target="([^"]+)"', attrs)
     epilogue = re.search(r'"epilogue":"(\w+)"', attrs)
@@ -85,9 +131,10 @@ def kernels(hlo_text: str) -> list[dict]:
     label = (target.group(1) if target else kind.group(1) if kind else opcode)
     if epilogue:
       label += f" {epilogue.group(1)}"
+    operand_bytes = {u: reads.get(i, sizes.get(u, 0)) for i, u in enumerate(used)}
     out.append({"kind": label, "shape": re.sub(r"\{[^}]*\}", "", shape)[:70],
                 "op": op_name.group(1).split("/")[-1] if op_name else "",
-                "bytes": sizes[name] + sum(sizes.get(u, 0) for u in used)})
+                "bytes": sizes[name] + sum(operand_bytes.values())})
   return out
 
 
