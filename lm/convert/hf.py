@@ -56,7 +56,7 @@ def _norm(prefix: str, path: tuple) -> list[Entry]:
 
 
 def _gpt2_table(c: TransformerConfig) -> list[Entry]:
-  d, n, h, f = c.d_model, c.num_heads, c.head_dim, c.mlp_dim
+  d, n, h = c.d_model, c.num_heads, c.head_dim
   table = [_same("wte.weight", ("embed",)), _same("wpe.weight", ("pos_embed",))]
   for i in range(c.num_layers):
     p, b = f"h.{i}", ("blocks", i)
