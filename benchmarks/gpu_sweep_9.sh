@@ -17,7 +17,8 @@ else
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD || exit
   STEPS="--steps=15 --warmup=3"
 fi
-B="${PY:-python3} -m experiments.benchmark $STEPS --out=$OUT/results.jsonl"
+PY=${PY:-python3}
+B="$PY -m experiments.benchmark $STEPS --out=$OUT/results.jsonl"
 C=experiments/configs
 P=benchmarks/h100/patches
 # A run line's later overrides (batch 64, no biases) win over the rehearsal's shape.
@@ -25,7 +26,7 @@ run() { set -- $1; $B --config=$C/$1 $SHAPE "${@:2}" 2>&1 | grep -v "^[IW][0-9]"
 case "${1:-1}" in
 1)
   run "gpt2_124m.py --tag=124m-b32-tree --profile_dir=/tmp/prof9"
-  ${PY:-python3} benchmarks/trace_summary.py /tmp/prof9 --top 40 --json $OUT/profile_124m_b32_tree.json | tail -8
+  $PY benchmarks/trace_summary.py /tmp/prof9 --top 40 --json $OUT/profile_124m_b32_tree.json | tail -8
   run "gpt2_124m.py --config.data.batch_size=64 --tag=124m-b64-tree"
   run "gpt2_350m.py --tag=350m-b32-tree"
   patch -p1 < $P/logsumexp_one_pass.patch && patch -p1 < $P/qkv_three_gemms.patch

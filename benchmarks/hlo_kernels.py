@@ -8,6 +8,7 @@ _BYTES = {"pred": 1, "s8": 1, "u8": 1, "bf16": 2, "f16": 2, "s32": 4, "u32": 4, 
           "s64": 8, "u64": 8, "f64": 8}
 _ARRAY = re.compile(r"\b([a-z]+\d*)\[([\d,]*)\]")
 _INSTR = re.compile(r"^\s*(?:ROOT )?%(\S+) = (.+?) (\S+?)\((.*?)\)(?:, |$)(.*)$")
+_PARTIAL_READS = ("gather", "slice", "dynamic-slice")  # ops that read part of their operand
 
 
 def shape_bytes(shape: str) -> int:
@@ -19,9 +20,6 @@ def shape_bytes(shape: str) -> int:
       n *= int(d)
     total += n * _BYTES.get(dtype, 0)
   return total
-
-
-_PARTIAL_READS = ("gather", "slice", "dynamic-slice")
 
 
 def computations(hlo_text: str) -> dict[str, list[tuple]]:

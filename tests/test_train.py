@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lm import sharding, step as step_lib, train
+from lm import sharding, step as step_lib, sweep, train
 
 
 def _run(config, workdir, mesh=None):
@@ -88,7 +88,8 @@ def test_nan_loss_stops_with_step_and_last_good_checkpoint(tiny_config, tmp_path
     _run(tiny_config, tmp_path, sharding.make_mesh(tiny_config.mesh, jax.devices()[:1]))
 
 
-# Each must give the same step as the plain one (a sweep's run identity ignores them).
+# Each must give the same step as the plain one: every field in `sweep.SPEED_LEVERS` (a sweep's
+# run identity ignores them), and gradient accumulation.
 _SPEED_LEVERS = (dict(grad_accum_steps=2), dict(fused_cross_entropy=False), dict(remat="dots"),
                  dict(remat="full"), dict(scan_layers=True))
 
@@ -106,6 +107,8 @@ def test_speed_levers_leave_the_step_unchanged(tiny_config):
     fn = step_lib.make_train_step(layout.graphdef, layout.tx, layout.schedule, False, **kw)
     return jax.jit(fn)(state, batch)
 
+  tested = {name for change in _SPEED_LEVERS for name in change}
+  assert {n for names in sweep.SPEED_LEVERS.values() for n in names} <= tested
   ref_state, ref = one_step(exp.model_cfg)
   for change in _SPEED_LEVERS:
     model_change = {k: v for k, v in change.items() if k in ("remat", "scan_layers")}
