@@ -50,7 +50,7 @@ class RewrittenFile:
     if self.remote:
       self._buffer = io.BytesIO(self.path.read_bytes() if self.path.exists() else b"")
       self._buffer.seek(0, io.SEEK_END)
-      self._uploaded = 0.0
+      self._uploaded: float | None = None  # the first flush always uploads
     else:
       self.path.parent.mkdir(parents=True, exist_ok=True)
       self._file = open(self.path, "ab")  # noqa: SIM115 (closed in close())
@@ -61,7 +61,8 @@ class RewrittenFile:
   def flush(self, force: bool = False) -> None:
     if not self.remote:
       self._file.flush()
-    elif force or time.monotonic() - self._uploaded >= self.min_interval_s:
+    elif (force or self._uploaded is None
+          or time.monotonic() - self._uploaded >= self.min_interval_s):
       self.path.write_bytes(self._buffer.getvalue())
       self._uploaded = time.monotonic()
 
