@@ -1,4 +1,4 @@
-"""Decode throughput of `lm.sampling.generate` (KV cache) at several batch sizes, random weights.
+"""Decode throughput of `lm.infer.sampling.generate` (KV cache) at several batch sizes, random weights.
 
     PYTHONPATH=. python benchmarks/decode.py                        # shakespeare_char, CPU
     PYTHONPATH=. python benchmarks/decode.py --size=gpt2_small --batch_sizes=1,64 \
@@ -25,7 +25,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from lm import hardware, sampling
+from lm import hardware
+from lm.infer import sampling
 from lm.model.transformer import DecoderLM, TransformerConfig
 
 SIZES = {

@@ -1,0 +1,1 @@
+"""Command-line entry points (absl) and their configs: wiring only."""

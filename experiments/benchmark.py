@@ -20,7 +20,8 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from lm import scaling, sharding
+from lm import sharding
+from lm.model import counts
 from lm.hardware import device_peak_flops
 from lm.step import jit_train_step, model_config, state_layout
 
@@ -105,7 +106,7 @@ def main(argv):
   peak, peak_name = device_peak_flops(device)
   chips = 1 if device.platform == "cpu" else mesh.size
   tokens = config.data.batch_size * config.data.seq_len
-  flops_per_token = scaling.training_flops_per_token(model_cfg, config.data.seq_len)
+  flops_per_token = counts.training_flops_per_token(model_cfg, config.data.seq_len)
   tokens_per_s = tokens / pipelined
   stats = device.memory_stats() or {}
   row = {
@@ -113,7 +114,7 @@ def main(argv):
       "tag": _TAG.value, "config": config_flags.get_config_filename(flags.FLAGS["config"]), "data": _DATA.value,
       "device": device.device_kind, "num_devices": mesh.size, "mesh": dict(mesh.shape),
       "jax": jax.__version__, "commit": _git_commit(),
-      "params": scaling.param_counts(model_cfg)["total"],
+      "params": counts.param_counts(model_cfg)["total"],
       "batch": config.data.batch_size, "seq_len": config.data.seq_len,
       "compute_dtype": model_cfg.compute_dtype, "attention_impl": model_cfg.attention_impl,
       "remat": model_cfg.remat, "scan_layers": model_cfg.scan_layers,

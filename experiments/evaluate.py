@@ -8,7 +8,8 @@ import json
 
 from absl import app, flags
 
-from lm import evaluation, logs, paths
+from lm import logs, paths
+from lm.infer import evaluation
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The training run's workdir.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")

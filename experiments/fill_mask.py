@@ -8,7 +8,8 @@
 
 from absl import app, flags
 
-from lm import fill_mask, logs, run
+from lm import logs, run
+from lm.infer import fill_mask
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training run's workdir.")
 _HF_DIR = flags.DEFINE_string("hf_dir", None, "A local Hugging Face BERT directory.")

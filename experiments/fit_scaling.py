@@ -12,7 +12,7 @@ import os
 
 from absl import app, flags
 
-from lm import scaling_fit, scaling_plots
+from lm.scaling import laws, plots
 
 _RESULTS = flags.DEFINE_string("results", None, "results.csv / results.jsonl, or any CSV.")
 _OUT = flags.DEFINE_string("out", None, "JSON report path (default: fit.json beside results).")
@@ -32,21 +32,21 @@ flags.mark_flags_as_required(["results"])
 
 def main(argv):
   del argv
-  rows = scaling_fit.read_table(_RESULTS.value)
+  rows = laws.read_table(_RESULTS.value)
   budget_col = _BUDGET.value if _BUDGET.value and _BUDGET.value in rows[0] else None
-  final = scaling_fit.table_points(rows, _PARAMS.value, _LOSS.value, _TOKENS.value or None,
+  final = laws.table_points(rows, _PARAMS.value, _LOSS.value, _TOKENS.value or None,
                                    _FLOPS.value or None, budget_col)
   curves = None
   if _CURVES.value and "workdir" in rows[0]:
-    curves = scaling_fit.curve_points(rows, os.path.dirname(_RESULTS.value), final)
-  report = scaling_fit.fit_all(final, curves, _REF.value, _BOOT.value)
-  print(scaling_fit.format_table(report))
+    curves = laws.curve_points(rows, os.path.dirname(_RESULTS.value), final)
+  report = laws.fit_all(final, curves, _REF.value, _BOOT.value)
+  print(laws.format_table(report))
   out = _OUT.value or os.path.join(os.path.dirname(_RESULTS.value), "fit.json")
   with open(out, "w") as f:
     json.dump(report, f, indent=2)
   print(f"wrote {out}")
   if _PLOTS.value:
-    for path in scaling_plots.all_plots(final, curves, report, _PLOTS.value):
+    for path in plots.all_plots(final, curves, report, _PLOTS.value):
       print(f"wrote {path}")
 
 

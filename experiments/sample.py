@@ -9,7 +9,8 @@ import jax
 import numpy as np
 from absl import app, flags
 
-from lm import logs, run, sampling
+from lm import logs, run
+from lm.infer import sampling
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The training run's workdir.")
 _HF_DIR = flags.DEFINE_string("hf_dir", None, "A local Hugging Face GPT-2 directory.")

@@ -17,7 +17,8 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from lm import config_checks, logs, sweep, train
+from lm import config_checks, logs, train
+from lm.scaling import sweep
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a scaling config file.",
                                           lock_config=True)
@@ -35,12 +36,13 @@ def main(argv):
   logs.quiet_libraries()
   path = config_flags.get_config_filename(flags.FLAGS["config"])
   overrides = [a for a in sys.argv[1:] if a.startswith("--config.")]
+  entry = ["-m", "experiments.train", f"--config={path}", *overrides]
   if _EMIT.value:
-    print("\n".join(sweep.commands(_CONFIG.value, path, _WORKDIR.value, overrides)))
+    print("\n".join(sweep.commands(_CONFIG.value, ["python", *entry], _WORKDIR.value)))
     return
   try:
     if _WORKERS.value > 1:
-      rows = sweep.run_sweep_in_workers(_CONFIG.value, path, _WORKDIR.value, overrides,
+      rows = sweep.run_sweep_in_workers(_CONFIG.value, [sys.executable, *entry], _WORKDIR.value,
                                         _WORKERS.value, _SPLIT.value)
     else:
       rows = sweep.run_sweep(_CONFIG.value, _WORKDIR.value)

@@ -1,0 +1,1 @@
+"""Launchers: several local processes, TPU VM pod slices, Slurm."""

@@ -1,0 +1,1 @@
+"""lm: train, sample, evaluate and scale Transformer language models in JAX/Flax."""

@@ -18,7 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from lm import checkpoint, config_checks, distributed, metrics, paths, run, scaling, sharding
+from lm import checkpoint, config_checks, distributed, metrics, paths, run, sharding
+from lm.model import counts
 from lm.data import labelled, pipeline, token_cache
 from lm.data.tokenizer import CharTokenizer
 from lm.hardware import device_peak_flops
@@ -220,15 +221,15 @@ def train_and_evaluate(config, workdir: str, mesh: Mesh | None = None) -> dict[s
   train_step = jit_train_step(exp.layout, exp.model_cfg, cfg.train, exp.mesh, exp.objective)
   eval_step = jax.jit(make_eval_step(exp.layout.graphdef, exp.objective, cfg.seed))
 
-  counts = scaling.param_counts(exp.model_cfg)
+  n_params = counts.param_counts(exp.model_cfg)
   peak, peak_name = device_peak_flops(exp.mesh.devices.flat[0])
   num_chips = 1 if exp.mesh.devices.flat[0].platform == "cpu" else exp.mesh.size
   tokens_per_step = cfg.data.batch_size * cfg.data.seq_len
   meter = metrics.Throughput(tokens_per_step,
-                             scaling.training_flops_per_token(exp.model_cfg, cfg.data.seq_len),
+                             counts.training_flops_per_token(exp.model_cfg, cfg.data.seq_len),
                              peak * num_chips, cfg.train.steps)
   log.info("model: %s params (%s non-embedding); mesh %s; MFU peak: %s x %d",
-           f"{counts['total']:,}", f"{counts['non_embedding']:,}", dict(exp.mesh.shape),
+           f"{n_params['total']:,}", f"{n_params['non_embedding']:,}", dict(exp.mesh.shape),
            peak_name, num_chips)
 
   step = int(state.step)

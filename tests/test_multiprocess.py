@@ -13,10 +13,9 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import config_flags
+from conftest import REPO, config_flags
 from lm import sharding, train
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _launch(config, workdir, *extra) -> subprocess.Popen:

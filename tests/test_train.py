@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lm import sharding, step as step_lib, sweep, train
+from lm import sharding, step as step_lib, train
+from lm.scaling import sweep
 
 
 def _run(config, workdir, mesh=None):

@@ -93,7 +93,7 @@ def get_config() -> ml_collections.ConfigDict:
   s.sizes_per_budget = 5           # model sizes per budget, log-spaced around the guessed optimum
   s.size_ratio = 10.0              # largest / smallest target params within a budget
   s.tokens_per_param = 20.0        # the guessed optimum: D = tokens_per_param * N (Chinchilla)
-  s.flops_convention = "6N"        # '6N', '6N+attn' or 'exact' (lm/scaling.py): tokens = C / this
+  s.flops_convention = "6N"        # '6N', '6N+attn' or 'exact' (lm/model/counts.py): tokens = C / this
   s.params_convention = "non_embedding"  # N that the guessed optimum and the family rule target
   s.rule = "aspect_ratio"          # 'aspect_ratio': d_model = aspect_ratio * layers; 'fixed_depth'
   s.aspect_ratio = 64.0            # d_model / num_layers

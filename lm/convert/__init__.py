@@ -1,0 +1,1 @@
+"""Hugging Face import and export of weights, configs and tokenizers."""

@@ -1,0 +1,1 @@
+"""Input: tokenizers, TFDS builders for local corpora, token caches and the grain pipeline."""

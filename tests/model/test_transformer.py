@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from lm import scaling
+from lm.model import counts
 from lm.model.transformer import DecoderLM, TransformerConfig
 
 
@@ -31,14 +31,14 @@ def test_param_counts_match_the_model(kw):
   cfg = _cfg(**kw)
   state = nnx.state(make_model(cfg, rngs=nnx.Rngs(0)))
   actual = sum(x.size for x in jax.tree.leaves(state))
-  assert scaling.param_counts(cfg)["total"] == actual
+  assert counts.param_counts(cfg)["total"] == actual
 
 
 def test_gpt2_small_param_count():
   # GPT-2 124M: 50257 tokens, 1024 positions, 12 x 768, learned positions, tied head.
   cfg = TransformerConfig(vocab_size=50257, num_layers=12, num_heads=12, d_model=768,
                           mlp_dim=3072, max_seq_len=1024)
-  assert scaling.param_counts(cfg)["total"] == 124_439_808
+  assert counts.param_counts(cfg)["total"] == 124_439_808
 
 
 def test_dropout_active_only_with_rngs():

@@ -9,7 +9,8 @@ import sacrebleu
 from flax import nnx
 from rouge_score import rouge_scorer
 
-from lm import evaluation, sharding, train
+from lm import sharding, train
+from lm.infer import evaluation
 from lm.losses import cross_entropy
 from lm.data import token_cache
 from lm.data.tokenizer import CharTokenizer

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from lm import scaling
+from lm.model import counts
 from lm.model.transformer import TransformerConfig
 
 
@@ -65,7 +65,7 @@ def ladder(config, vocab_size: int) -> list[TransformerConfig]:
 
 
 def _closest(models: list[TransformerConfig], target: float, convention: str) -> TransformerConfig:
-  sizes = np.array([scaling.param_counts(m)[convention] for m in models], float)
+  sizes = np.array([counts.param_counts(m)[convention] for m in models], float)
   return models[int(np.argmin(np.abs(np.log(sizes / target))))]
 
 
@@ -91,11 +91,11 @@ def plan_runs(config, vocab_size: int) -> list[RunPlan]:
     chosen = dict.fromkeys(_closest(models, t, s.params_convention) for t in targets)
     batch = _batch_size(config, budget)
     for m in chosen:
-      per_token = scaling.training_flops_per_token(m, seq_len, s.flops_convention)
+      per_token = counts.training_flops_per_token(m, seq_len, s.flops_convention)
       steps = int(round(budget / per_token / (batch * seq_len)))
       if steps < s.min_steps:
         continue
-      params = scaling.param_counts(m)[s.params_convention]
+      params = counts.param_counts(m)[s.params_convention]
       tokens = steps * batch * seq_len
       plans.append(RunPlan(
           name=_name(budget, m), budget=float(budget), num_layers=m.num_layers,

@@ -2,7 +2,7 @@ import numpy as np
 from flax import nnx
 
 from lm.data.tokenizer import CharTokenizer
-from lm.fill_mask import fill_mask
+from lm.infer.fill_mask import fill_mask
 from lm.model.transformer import TransformerConfig, make_model
 
 

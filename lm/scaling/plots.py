@@ -1,4 +1,4 @@
-"""Scaling plots (matplotlib Agg, PNG) from the points and a `scaling_fit.fit_all` report."""
+"""Scaling plots (matplotlib Agg, PNG) from the points and a `laws.fit_all` report."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from lm import scaling_fit  # noqa: E402
+from lm.scaling import laws  # noqa: E402
 
 
 def _save(fig, path: str) -> str:
@@ -21,7 +21,7 @@ def _save(fig, path: str) -> str:
   return path
 
 
-def isoflop_curves(final: scaling_fit.Points, fit2: dict[str, Any], path: str) -> str:
+def isoflop_curves(final: laws.Points, fit2: dict[str, Any], path: str) -> str:
   """Loss vs N per budget, with the fitted parabolas and their minima."""
   fig, ax = plt.subplots(figsize=(6, 4.5))
   colors = plt.cm.viridis(np.linspace(0, 0.9, len(fit2["budgets"])))
@@ -62,7 +62,7 @@ def optimal_vs_compute(fit2: dict[str, Any], path: str) -> str:
   return _save(fig, path)
 
 
-def frontier(points: scaling_fit.Points, fit1: dict[str, Any], path: str) -> str:
+def frontier(points: laws.Points, fit1: dict[str, Any], path: str) -> str:
   """Loss vs compute of every run (curves where given) and the lower envelope."""
   fig, ax = plt.subplots(figsize=(6, 4.5))
   for run in np.unique(points.run):
@@ -75,9 +75,9 @@ def frontier(points: scaling_fit.Points, fit1: dict[str, Any], path: str) -> str
   return _save(fig, path)
 
 
-def residuals(final: scaling_fit.Points, fit3: dict[str, Any], path: str) -> str:
+def residuals(final: laws.Points, fit3: dict[str, Any], path: str) -> str:
   """Approach 3: log-loss residuals vs N and vs D."""
-  r = np.log(final.loss) - np.log(scaling_fit.predict(fit3, final.n, final.d))
+  r = np.log(final.loss) - np.log(laws.predict(fit3, final.n, final.d))
   fig, axes = plt.subplots(1, 2, figsize=(10, 4))
   for ax, x, label in ((axes[0], final.n, "parameters N"), (axes[1], final.d, "tokens D")):
     ax.scatter(x, r, c=np.log10(final.c), s=18)
@@ -88,7 +88,7 @@ def residuals(final: scaling_fit.Points, fit3: dict[str, Any], path: str) -> str
   return _save(fig, path)
 
 
-def all_plots(final: scaling_fit.Points, curves: scaling_fit.Points | None,
+def all_plots(final: laws.Points, curves: laws.Points | None,
               report: dict[str, Any], plots_dir: str) -> list[str]:
   """Writes every plot the report supports into `plots_dir`; returns their paths."""
   os.makedirs(plots_dir, exist_ok=True)

@@ -17,7 +17,8 @@ from flax import nnx
 from jax.sharding import Mesh
 from rouge_score import rouge_scorer
 
-from lm import run, sampling, sharding
+from lm import run, sharding
+from lm.infer import sampling
 from lm.losses import cross_entropy
 from lm.data import token_cache
 from lm.data.tokenizer import Tokenizer

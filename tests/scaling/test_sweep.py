@@ -8,10 +8,10 @@ import sys
 import jax
 import pytest
 
-from conftest import config_flags
-from lm import scaling_fit, scaling_plan, scaling_plots, sharding, sweep, train
+from conftest import REPO, config_flags
+from lm import sharding, train
+from lm.scaling import grid, laws, plots, sweep
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _sweep_config(c):
@@ -32,7 +32,7 @@ def _sweep_config(c):
 
 
 def test_plan_gives_three_sizes_per_budget(tiny_config):
-  plans = scaling_plan.plan_runs(_sweep_config(tiny_config), 64)
+  plans = grid.plan_runs(_sweep_config(tiny_config), 64)
   assert [p.budget for p in plans] == [4e7] * 3 + [1.2e8] * 3
   for p in plans:
     assert p.steps >= 5 and p.tokens == p.steps * 8 * 16
@@ -69,13 +69,13 @@ def test_sweep_fit_plot_end_to_end(tiny_config, tmp_path):
   config.model.scan_layers = True  # a speed lever: the same runs
   assert len(sweep.run_sweep(config, workdir, runner=must_not_train)) == 6
 
-  final = scaling_fit.table_points(rows, "params_non_embedding", "eval_loss", "tokens",
+  final = laws.table_points(rows, "params_non_embedding", "eval_loss", "tokens",
                                    "flops_6N", "budget")
-  curves = scaling_fit.curve_points(rows, workdir, final)
-  report = scaling_fit.fit_all(final, curves, num_boot=10)
+  curves = laws.curve_points(rows, workdir, final)
+  report = laws.fit_all(final, curves, num_boot=10)
   assert {"approach1", "approach2", "approach3"} <= set(report)
   assert "a" in report["approach1"] and "alpha" in report["approach3"]
-  paths = scaling_plots.all_plots(final, curves, report, str(tmp_path / "plots"))
+  paths = plots.all_plots(final, curves, report, str(tmp_path / "plots"))
   assert {"frontier.png", "residuals.png"} <= {os.path.basename(p) for p in paths}
 
   # The command-line fit on the sweep's CSV writes the same report and the plots.
@@ -92,9 +92,11 @@ def test_sweep_fit_plot_end_to_end(tiny_config, tmp_path):
 
 def test_emit_commands(tiny_config, tmp_path):
   config = _sweep_config(tiny_config)
-  lines = sweep.commands(config, "cfg.py", str(tmp_path / "w"), ["--config.seed=1"])
+  entry = ["python", "-m", "experiments.train", "--config=cfg.py", "--config.seed=1"]
+  lines = sweep.commands(config, entry, str(tmp_path / "w"))
   assert len(lines) == 6
-  assert lines[0].startswith("python -m experiments.train --config=cfg.py --workdir=")
+  assert lines[0].startswith("python -m experiments.train --config=cfg.py --config.seed=1 "
+                             f"--workdir={tmp_path / 'w'}/")
   assert "--config.seed=1" in lines[0] and "--config.train.steps=" in lines[0]
 
 
@@ -110,8 +112,9 @@ def test_workers_match_in_process(tiny_config, tmp_path, monkeypatch):
   serial = sweep.run_sweep(config, str(tmp_path / "serial"),
                            lambda c, d: train.train_and_evaluate(c, d, mesh))
   workdir = str(tmp_path / "workers")
-  rows = sweep.run_sweep_in_workers(config, "experiments/configs/base.py", workdir,
-                                    config_flags(config, skip=("scaling.",)), workers=2)
+  entry = [sys.executable, "-m", "experiments.train", "--config=experiments/configs/base.py"]
+  rows = sweep.run_sweep_in_workers(config, entry + config_flags(config, skip=("scaling.",)),
+                                    workdir, workers=2)
   assert sorted(r["name"] for r in rows) == sorted(r["name"] for r in serial)
   by_name = {r["name"]: r for r in rows}  # rows are appended as the workers finish
   for want in serial:
@@ -122,12 +125,11 @@ def test_workers_match_in_process(tiny_config, tmp_path, monkeypatch):
     assert got["wall_s"] > 0
     assert os.path.exists(os.path.join(workdir, got["name"], "train.log"))
   # Finished runs are skipped; a failing run is named with its log.
-  assert len(sweep.run_sweep_in_workers(config, "experiments/configs/base.py", workdir, [],
-                                        workers=2)) == 2
+  assert len(sweep.run_sweep_in_workers(config, entry, workdir, workers=2)) == 2
   config.scaling.budgets = (1.2e8,)
   with pytest.raises(RuntimeError, match=r"runs failed: C1\.2e08"):
-    sweep.run_sweep_in_workers(config, "experiments/configs/base.py", workdir,
-                               ["--config.model.activation=nope"], workers=2)
+    sweep.run_sweep_in_workers(config, entry + ["--config.model.activation=nope"], workdir,
+                               workers=2)
 
 
 def test_worker_env_splits_cores():

@@ -2,7 +2,8 @@
 
 A run whose name and config hash are already in the table is skipped; an interrupted run
 resumes from its checkpoint; a run finished elsewhere (e.g. from `emit_commands` on a
-cluster) only has its row collected from the checkpoint and its metrics.jsonl.
+cluster) only has its row collected from the checkpoint and its metrics.jsonl. Worker processes
+and printed commands run the training entry point the caller hands in.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import math
 import os
 import statistics
 import subprocess
-import sys
 import time
 from typing import Any, Callable, Sequence
 
-from lm import scaling, scaling_plan, train
+from lm import train
+from lm.model import counts
+from lm.scaling import grid
 from lm.data import token_cache
 from lm.step import model_config
 
@@ -89,33 +91,33 @@ def _from_metrics(run_dir: str) -> dict[str, float]:
   return {**out, "tokens_per_s": statistics.median(speeds) if speeds else math.nan}
 
 
-def result_row(plan: scaling_plan.RunPlan, run_cfg, summary: dict[str, Any],
+def result_row(plan: grid.RunPlan, run_cfg, summary: dict[str, Any],
                run_dir: str, workdir: str) -> dict[str, Any]:
   """One results-table row: counts by convention, tokens, FLOPs, final losses, speed."""
   model = model_config(run_cfg.model, summary["vocab_size"])
-  counts = scaling.param_counts(model)
+  n_params = counts.param_counts(model)
   tokens = summary["step"] * summary["tokens_per_step"]
   logged = _from_metrics(run_dir)
   train_loss, eval_loss = summary["train_loss"], summary["eval_loss"]
   row = {"name": plan.name, "budget": plan.budget, "num_layers": plan.num_layers,
-         "d_model": plan.d_model, **{f"params_{k}": v for k, v in counts.items()},
+         "d_model": plan.d_model, **{f"params_{k}": v for k, v in n_params.items()},
          "tokens": tokens, "steps": summary["step"],
          "train_loss": train_loss if math.isfinite(train_loss) else logged.get("loss", math.nan),
          "eval_loss": eval_loss if math.isfinite(eval_loss) else logged.get("eval_loss", math.nan),
          "tokens_per_s": logged["tokens_per_s"], "wall_s": summary["wall_s"],
          "config_hash": config_hash(run_cfg), "workdir": os.path.relpath(run_dir, workdir)}
-  for convention in scaling.FLOP_CONVENTIONS:
-    per_token = scaling.training_flops_per_token(model, run_cfg.data.seq_len, convention)
+  for convention in counts.FLOP_CONVENTIONS:
+    per_token = counts.training_flops_per_token(model, run_cfg.data.seq_len, convention)
     row[f"flops_{convention}"] = float(tokens * per_token)
   return row
 
 
-def _pending(config, workdir: str, vocab: int) -> list[scaling_plan.RunPlan]:
+def _pending(config, workdir: str, vocab: int) -> list[grid.RunPlan]:
   """The planned runs whose name and config hash are not in the results table yet."""
   done = {(r["name"], r["config_hash"]) for r in read_results(workdir)}
   pending = []
-  for plan in scaling_plan.plan_runs(config, vocab):
-    if (plan.name, config_hash(scaling_plan.run_config(config, plan))) in done:
+  for plan in grid.plan_runs(config, vocab):
+    if (plan.name, config_hash(grid.run_config(config, plan))) in done:
       log.info("%s: in the results table, skipped", plan.name)
     else:
       pending.append(plan)
@@ -129,7 +131,7 @@ def run_sweep(config, workdir: str,
   os.makedirs(workdir, exist_ok=True)
   vocab = vocab_size(config)
   for plan in _pending(config, workdir, vocab):
-    run_cfg = scaling_plan.run_config(config, plan)
+    run_cfg = grid.run_config(config, plan)
     log.info("%s: %d layers x %d, %d params, %d tokens, %d steps", plan.name, plan.num_layers,
              plan.d_model, plan.params, plan.tokens, plan.steps)
     run_dir = os.path.join(workdir, plan.name)
@@ -143,18 +145,16 @@ def run_sweep(config, workdir: str,
   return read_results(workdir)
 
 
-def _train_argv(config_path: str, run_dir: str, extra_flags: Sequence[str],
-                plan: scaling_plan.RunPlan) -> list[str]:
-  flags = [f"--config.{k}={v}" for k, v in scaling_plan.run_overrides(plan).items()]
-  return ["-m", "experiments.train", f"--config={config_path}", f"--workdir={run_dir}",
-          *extra_flags, *flags]
+def _train_argv(train_command: Sequence[str], run_dir: str, plan: grid.RunPlan) -> list[str]:
+  flags = [f"--config.{k}={v}" for k, v in grid.run_overrides(plan).items()]
+  return [*train_command, f"--workdir={run_dir}", *flags]
 
 
-def commands(config, config_path: str, workdir: str, extra_flags: list[str]) -> list[str]:
-  """One `python -m experiments.train` command per planned run (after `extra_flags`)."""
-  return [" ".join(["python", *_train_argv(config_path, os.path.join(workdir, plan.name),
-                                           extra_flags, plan)])
-          for plan in scaling_plan.plan_runs(config, vocab_size(config))]
+def commands(config, train_command: Sequence[str], workdir: str) -> list[str]:
+  """One command per planned run: `train_command` (the entry point that trains one run, with
+  the sweep's config and overrides) followed by the run's workdir and overrides."""
+  return [" ".join(_train_argv(train_command, os.path.join(workdir, plan.name), plan))
+          for plan in grid.plan_runs(config, vocab_size(config))]
 
 
 def worker_env(slot: int, workers: int, split: str) -> tuple[dict[str, str], set[int] | None]:
@@ -179,16 +179,17 @@ def worker_env(slot: int, workers: int, split: str) -> tuple[dict[str, str], set
   return env, set(cpus[slot * share:(slot + 1) * share])
 
 
-def run_sweep_in_workers(config, config_path: str, workdir: str, extra_flags: list[str],
-                         workers: int, split: str = "cores") -> list[dict[str, Any]]:
-  """Trains the runs missing from the table as `workers` concurrent `experiments.train`
-  processes (logs in `<run>/train.log`), appending each run's row when it finishes; returns the
-  table. A failed run is reported with its log and stops the sweep after the others finish.
+def run_sweep_in_workers(config, train_command: Sequence[str], workdir: str, workers: int,
+                         split: str = "cores") -> list[dict[str, Any]]:
+  """Trains the runs missing from the table as `workers` concurrent processes, each
+  `train_command` with a run's workdir and overrides (logs in `<run>/train.log`), appending
+  each run's row when it finishes; returns the table. A failed run is reported with its log and
+  stops the sweep after the others finish.
   """
   os.makedirs(workdir, exist_ok=True)
   vocab = vocab_size(config)  # prepares the data once, before the workers start
   queue = _pending(config, workdir, vocab)
-  running: dict[int, tuple[subprocess.Popen, scaling_plan.RunPlan, float]] = {}
+  running: dict[int, tuple[subprocess.Popen, grid.RunPlan, float]] = {}
   failed = []
   while queue or running:
     for slot in set(range(workers)) - set(running):
@@ -205,7 +206,7 @@ def run_sweep_in_workers(config, config_path: str, workdir: str, extra_flags: li
       pin = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []
       with open(os.path.join(run_dir, "train.log"), "ab") as out:
         proc = subprocess.Popen(
-            [*pin, sys.executable, *_train_argv(config_path, run_dir, extra_flags, plan)],
+            [*pin, *_train_argv(train_command, run_dir, plan)],
             env=env, stdout=out, stderr=subprocess.STDOUT)
       running[slot] = (proc, plan, time.perf_counter())
     time.sleep(0.5)
@@ -219,7 +220,7 @@ def run_sweep_in_workers(config, config_path: str, workdir: str, extra_flags: li
         log.error("%s failed (exit %d): see %s", plan.name, proc.returncode,
                   os.path.join(run_dir, "train.log"))
         continue
-      run_cfg = scaling_plan.run_config(config, plan)
+      run_cfg = grid.run_config(config, plan)
       step = _from_metrics(run_dir)["step"]
       if step < plan.steps:
         log.warning("%s stopped at step %d of %d; run the sweep again to continue", plan.name,

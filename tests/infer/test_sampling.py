@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from lm import sampling, sharding
+from lm import sharding
+from lm.infer import sampling
 from lm.model.transformer import DecoderLM, TransformerConfig
 
 

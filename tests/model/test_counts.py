@@ -1,6 +1,6 @@
 import pytest
 
-from lm import scaling
+from lm.model import counts
 from lm.model.transformer import TransformerConfig
 
 # 2 layers, width 32, MLP 128, vocabulary 64, 16 positions, tied head, biases.
@@ -16,30 +16,30 @@ def test_small_param_counts_by_hand():
   norms = 2 * (32 + 32)
   non_embedding = 2 * (attn + mlp + norms) + (32 + 32)
   embedding = 64 * 32 + 16 * 32
-  assert scaling.param_counts(SMALL) == {
+  assert counts.param_counts(SMALL) == {
       "total": non_embedding + embedding, "embedding": embedding,
       "non_embedding": non_embedding, "head": 64 * 32,
       "matmul": 2 * (4 * 32 * 32 + 2 * 32 * 128) + 64 * 32}
 
 
 def test_small_flops_by_convention_by_hand():
-  n = scaling.param_counts(SMALL)["non_embedding"]
+  n = counts.param_counts(SMALL)["non_embedding"]
   attn = 12 * 2 * 16 * 32
-  assert scaling.training_flops_per_token(SMALL, 16, "6N") == 6 * n
-  assert scaling.training_flops_per_token(SMALL, 16, "6N+attn") == 6 * n + attn
-  assert scaling.training_flops_per_token(SMALL, 16, "exact") == 6 * 26_624 + attn
+  assert counts.training_flops_per_token(SMALL, 16, "6N") == 6 * n
+  assert counts.training_flops_per_token(SMALL, 16, "6N+attn") == 6 * n + attn
+  assert counts.training_flops_per_token(SMALL, 16, "exact") == 6 * 26_624 + attn
 
 
 def test_gpt2_small_counts():
-  counts = scaling.param_counts(GPT2)
-  assert counts["total"] == 124_439_808
-  assert counts["embedding"] == 50257 * 768 + 1024 * 768
-  assert counts["non_embedding"] == 85_056_000  # Kaplan et al.'s "85M" for GPT-2 small
-  assert counts["matmul"] == 123_532_032        # 12 * (4 d^2 + 8 d^2) + d * V
-  assert scaling.training_flops_per_token(GPT2, 1024, "6N") == 510_336_000
-  assert scaling.training_flops_per_token(GPT2, 1024, "exact") == 854_438_400
+  n = counts.param_counts(GPT2)
+  assert n["total"] == 124_439_808
+  assert n["embedding"] == 50257 * 768 + 1024 * 768
+  assert n["non_embedding"] == 85_056_000  # Kaplan et al.'s "85M" for GPT-2 small
+  assert n["matmul"] == 123_532_032        # 12 * (4 d^2 + 8 d^2) + d * V
+  assert counts.training_flops_per_token(GPT2, 1024, "6N") == 510_336_000
+  assert counts.training_flops_per_token(GPT2, 1024, "exact") == 854_438_400
 
 
 def test_unknown_convention_names_the_valid_ones():
   with pytest.raises(ValueError, match="6N\\+attn"):
-    scaling.training_flops_per_token(SMALL, 16, "kaplan")
+    counts.training_flops_per_token(SMALL, 16, "kaplan")

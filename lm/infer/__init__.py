@@ -1,0 +1,1 @@
+"""What reads a finished run: sampling with a KV cache, evaluation, fill-mask."""

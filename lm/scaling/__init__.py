@@ -1,0 +1,1 @@
+"""Scaling studies: IsoFLOP grids, the sweep runner, scaling-law fits and their plots."""
