@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from lm.data.mlm import mask_tokens
-from lm.losses import cross_entropy
+from lm.model.numerics import cross_entropy
 
 OBJECTIVES = ("lm", "mlm", "classify")
 

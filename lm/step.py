@@ -16,7 +16,7 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from lm import optim, sharding
-from lm.losses import cross_entropy, cross_entropy_unfused
+from lm.model.numerics import cross_entropy, cross_entropy_unfused
 from lm.model.transformer import TransformerConfig, make_model
 from lm.objectives import Objective, batch_sums
 

@@ -79,7 +79,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.train = t = ml_collections.ConfigDict()
   t.steps = 5000                   # the schedule's length
   t.stop_after_steps = -1          # end this invocation after so many steps (saving); -1: never
-  t.fused_cross_entropy = True     # lean loss backward (lm/losses.py); False: Optax + autodiff
+  t.fused_cross_entropy = True     # lean loss backward (lm/model/numerics.py); False: Optax + autodiff
   t.grad_accum_steps = 1           # microbatches per step (the batch is split, grads averaged)
   t.log_every = 50
   t.eval_every = 500

@@ -19,7 +19,7 @@ from rouge_score import rouge_scorer
 
 from lm import run, sharding
 from lm.infer import sampling
-from lm.losses import cross_entropy
+from lm.model.numerics import cross_entropy
 from lm.data import token_cache
 from lm.data.tokenizer import Tokenizer
 

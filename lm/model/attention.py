@@ -15,7 +15,8 @@ import jax.numpy as jnp
 import flax
 from flax import nnx
 
-from lm.model.layers import add_bias, add_bias_in_float32, const_param, normal_param
+from lm.model.layers import const_param, normal_param
+from lm.model.numerics import add_bias, add_bias_in_float32
 
 AttentionImpl = Literal["xla", "cudnn"] | None
 
@@ -112,8 +113,6 @@ class SelfAttention(nnx.Module):
     dt = self.compute_dtype
     if positions_BT is None and cache is not None:
       positions_BT = cache.positions(x_BTD.shape[1])
-    # [B, T, 3, N, H]: on an H100 this beat a q/k/v-major [3, B, T, N, H] output by ~2 MFU
-    # points at 124M and 350M (benchmarks/README.md), XLA's layout choice being better.
     qkv = jnp.einsum("btd,dcnh->btcnh", x_BTD.astype(dt), self.w_qkv[...].astype(dt))
     if self.b_qkv is not None:
       qkv = add_bias_in_float32(qkv, self.b_qkv[...])

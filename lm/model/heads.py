@@ -8,7 +8,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from lm.model.layers import ACTIVATIONS, LayerNorm, add_bias, const_param, normal_param
+from lm.model.layers import ACTIVATIONS, LayerNorm, const_param, normal_param
+from lm.model.numerics import add_bias
 
 
 class MLMHead(nnx.Module):

@@ -11,7 +11,7 @@ from rouge_score import rouge_scorer
 
 from lm import sharding, train
 from lm.infer import evaluation
-from lm.losses import cross_entropy
+from lm.model.numerics import cross_entropy
 from lm.data import token_cache
 from lm.data.tokenizer import CharTokenizer
 from lm.model.transformer import DecoderLM, TransformerConfig
