@@ -27,15 +27,16 @@ from flax import nnx
 
 from lm import hardware
 from lm.infer import sampling
-from lm.model.transformer import DecoderLM, TransformerConfig
+from lm.model.config import ExecutionConfig, TransformerConfig
+from lm.model.transformer import DecoderLM
 
 SIZES = {
     # experiments/configs/shakespeare_char.py: 65 characters padded to 128 ids.
-    "shakespeare_char": TransformerConfig(vocab_size=128, num_layers=4, num_heads=4, d_model=128,
-                                          mlp_dim=512, max_seq_len=64),
-    "gpt2_small": TransformerConfig(vocab_size=50304, num_layers=12, num_heads=12, d_model=768,
-                                    mlp_dim=3072, max_seq_len=1024, param_dtype="bfloat16",
-                                    compute_dtype="bfloat16"),
+    "shakespeare_char": (TransformerConfig(vocab_size=128, num_layers=4, num_heads=4, d_model=128,
+                                           mlp_dim=512, max_seq_len=64), ExecutionConfig()),
+    "gpt2_small": (TransformerConfig(vocab_size=50304, num_layers=12, num_heads=12, d_model=768,
+                                     mlp_dim=3072, max_seq_len=1024),
+                   ExecutionConfig(param_dtype="bfloat16", compute_dtype="bfloat16")),
 }
 
 
@@ -48,10 +49,10 @@ def _timed(fn, repeats: int) -> float:
   return statistics.median(times)
 
 
-def measure(cfg: TransformerConfig, batch: int, prompt_len: int, new_tokens: int, repeats: int,
-            temperature: float) -> dict:
+def measure(cfg: TransformerConfig, ex: ExecutionConfig, batch: int, prompt_len: int,
+            new_tokens: int, repeats: int, temperature: float) -> dict:
   """Compile seconds and steady-state seconds / tokens per second for one batch size."""
-  graphdef, params = nnx.split(DecoderLM(cfg, rngs=nnx.Rngs(0)))
+  graphdef, params = nnx.split(DecoderLM(cfg, ex, rngs=nnx.Rngs(0)))
   prompts = jax.random.randint(jax.random.key(1), (batch, prompt_len), 0, cfg.vocab_size)
   lengths = jnp.full((batch,), prompt_len, jnp.int32)
   key = jax.random.key(2)
@@ -68,14 +69,15 @@ def measure(cfg: TransformerConfig, batch: int, prompt_len: int, new_tokens: int
           "prefill_plus_one_s": seconds[1],
           "end_to_end_tokens_per_s": batch * new_tokens / seconds[new_tokens],
           "decode_tokens_per_s": batch * (new_tokens - 1) / (seconds[new_tokens] - seconds[1]),
-          **_bandwidth_bounds(cfg, params, batch, prompt_len + new_tokens / 2)}
+          **_bandwidth_bounds(cfg, ex, params, batch, prompt_len + new_tokens / 2)}
 
 
-def _bandwidth_bounds(cfg: TransformerConfig, params, batch: int, mean_context: float) -> dict:
+def _bandwidth_bounds(cfg: TransformerConfig, ex: ExecutionConfig, params, batch: int,
+                      mean_context: float) -> dict:
   """Weight and KV-cache bytes read per decode step, and the tokens/s that bandwidth allows."""
   weight_bytes = sum(x.nbytes for x in jax.tree.leaves(params))
   kv_bytes = (2 * cfg.num_layers * batch * mean_context * cfg.d_model
-              * jnp.dtype(cfg.compute_dtype).itemsize)
+              * jnp.dtype(ex.compute_dtype).itemsize)
   row = {"weight_bytes": weight_bytes, "kv_bytes_mean_context": kv_bytes}
   bandwidth = hardware.device_memory_bandwidth()
   if bandwidth:
@@ -96,12 +98,12 @@ def main():
   parser.add_argument("--temperature", type=float, default=1.0)
   parser.add_argument("--out", default="benchmarks/decode_cpu.json")
   args = parser.parse_args()
-  cfg = SIZES[args.size]
+  cfg, ex = SIZES[args.size]
   new_tokens = args.new_tokens or cfg.max_seq_len - args.prompt_tokens
-  rows = [measure(cfg, int(b), args.prompt_tokens, new_tokens, args.repeats, args.temperature)
+  rows = [measure(cfg, ex, int(b), args.prompt_tokens, new_tokens, args.repeats, args.temperature)
           for b in args.batch_sizes.split(",")]
   device = jax.devices()[0]
-  result = {"size": args.size, "model": cfg.__dict__, "device": device.device_kind,
+  result = {"size": args.size, "model": cfg.__dict__, "execution": ex.__dict__, "device": device.device_kind,
             "platform": device.platform, "host": platform.processor() or platform.machine(),
             "jax": jax.__version__, "temperature": args.temperature, "repeats": args.repeats,
             "rows": rows}

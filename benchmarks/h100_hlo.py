@@ -23,7 +23,8 @@ from ml_collections import config_flags
 
 from hlo_kernels import kernels
 from lm import sharding
-from lm.step import jit_train_step, model_config, state_layout
+from lm.model.config import architecture, execution
+from lm.step import jit_train_step, state_layout
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file.")
 _HLO_OUT = flags.DEFINE_string("hlo_out", None, "Write the optimised HLO text here.")
@@ -54,11 +55,11 @@ def main(argv):
   topology = topologies.get_topology_desc(platform="cuda", target_config=H100,
                                           topology="1x1x1")
   mesh = sharding.make_mesh(config.mesh, devices=topology.devices)
-  model_cfg = model_config(config.model, config.data.vocab_size)
-  layout = state_layout(model_cfg, config.optim, config.train.steps, mesh)
+  layout = state_layout(architecture(config.model, config.data.vocab_size),
+                        execution(config.execution), config.optim, config.train.steps, mesh)
   batch = {"tokens": jax.ShapeDtypeStruct((config.data.batch_size, config.data.seq_len + 1),
                                           jnp.int32, sharding=sharding.batch_sharding(mesh))}
-  compiled = jit_train_step(layout, model_cfg, config.train, mesh).lower(
+  compiled = jit_train_step(layout, config.train, mesh).lower(
       layout.abstract, batch).compile()
   text = compiled.as_text()
   if _HLO_OUT.value:

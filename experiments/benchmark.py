@@ -8,6 +8,7 @@ device-resident batch) takes input out of the picture; `--data=real` feeds the g
 through the host every step, showing whether input is the bottleneck.
 """
 
+import dataclasses
 import datetime
 import json
 import os
@@ -23,7 +24,8 @@ from ml_collections import config_flags
 from lm import sharding
 from lm.model import counts
 from lm.hardware import device_peak_flops
-from lm.step import jit_train_step, model_config, state_layout
+from lm.model.config import architecture, execution
+from lm.step import jit_train_step, state_layout
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file.")
 _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps.")
@@ -72,10 +74,10 @@ def main(argv):
   config = _CONFIG.value
   mesh = sharding.make_mesh(config.mesh)
   vocab, next_batch = _batches(config, mesh)
-  model_cfg = model_config(config.model, vocab)
-  layout = state_layout(model_cfg, config.optim, config.train.steps, mesh)
+  model_cfg, ex = architecture(config.model, vocab), execution(config.execution)
+  layout = state_layout(model_cfg, ex, config.optim, config.train.steps, mesh)
   state = jax.jit(layout.init_fn, out_shardings=layout.shardings)(jax.random.key(0))
-  step_fn = jit_train_step(layout, model_cfg, config.train, mesh)
+  step_fn = jit_train_step(layout, config.train, mesh)
 
   t0 = time.perf_counter()
   compiled = step_fn.lower(state, next_batch()).compile()
@@ -116,10 +118,7 @@ def main(argv):
       "jax": jax.__version__, "commit": _git_commit(),
       "params": counts.param_counts(model_cfg)["total"],
       "batch": config.data.batch_size, "seq_len": config.data.seq_len,
-      "compute_dtype": model_cfg.compute_dtype, "attention_impl": model_cfg.attention_impl,
-      "remat": model_cfg.remat, "scan_layers": model_cfg.scan_layers,
-      "logits_dtype": model_cfg.logits_dtype, "grad_accum_steps": config.train.grad_accum_steps,
-      "fused_cross_entropy": config.train.fused_cross_entropy,
+      **dataclasses.asdict(ex), "grad_accum_steps": config.train.grad_accum_steps,
       "compile_s": compile_s,
       "step_s_median": statistics.median(synced),
       "step_s_spread": [min(synced), max(synced)],

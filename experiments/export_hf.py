@@ -5,11 +5,9 @@ tokenizer), loadable by `transformers` as GPT2LMHeadModel / BertForMaskedLM.
     python -m experiments.export_hf --workdir=runs/bert_shakespeare_char --out_dir=runs/bert_hf
 """
 
-import jax
-import numpy as np
 from absl import app, flags
 
-from lm import logs, run
+from lm import logs, run, sharding
 from lm.convert import hf
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training run's workdir.")
@@ -22,8 +20,7 @@ def main(argv):
   del argv
   logs.quiet_libraries()
   r = run.load_run(_WORKDIR.value, _STEP.value)
-  params = jax.tree.map(np.asarray, jax.device_get(r.params))
-  hf.export(r.model_cfg, params, _OUT_DIR.value, r.tokenizer)
+  hf.export(r.model_cfg, sharding.host_copy(r.params), _OUT_DIR.value, r.tokenizer)
   print(f"wrote {_OUT_DIR.value}")
 
 

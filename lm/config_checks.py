@@ -6,8 +6,8 @@ import os
 
 from lm import optim, sharding
 from lm.data import sources, token_cache
+from lm.model.config import ATTENTION_IMPLS, DTYPES, KINDS, NORM_POSITIONS, POSITIONS, REMAT
 from lm.model.layers import ACTIVATIONS
-from lm.model.transformer import DTYPES, KINDS, NORM_POSITIONS, REMAT_POLICIES
 
 
 class ConfigError(ValueError):
@@ -21,12 +21,12 @@ def _require(ok: bool, message: str) -> None:
 
 def check(config, num_devices: int, num_processes: int = 1) -> None:
   """Raises ConfigError for the first invalid field found."""
-  m, d, o, t = config.model, config.data, config.optim, config.train
+  m, d, o, t, e = config.model, config.data, config.optim, config.train, config.execution
   _require(m.num_heads > 0 and m.d_model % m.num_heads == 0,
            f"config.model.d_model={m.d_model} must be divisible by config.model.num_heads="
            f"{m.num_heads}")
-  _require(m.position in ("learned", "rotary"),
-           f"config.model.position={m.position!r}; valid: 'learned', 'rotary'")
+  _require(m.position in POSITIONS,
+           f"config.model.position={m.position!r}; valid: {', '.join(POSITIONS)}")
   _require(m.position != "rotary" or (m.d_model // m.num_heads) % 2 == 0,
            f"config.model: rotary positions need an even head size, got "
            f"{m.d_model // m.num_heads}")
@@ -46,11 +46,14 @@ def check(config, num_devices: int, num_processes: int = 1) -> None:
            f"config.mlm: select_prob={mlm.select_prob} must lie in (0, 1] and mask_frac="
            f"{mlm.mask_frac} + random_frac={mlm.random_frac} in [0, 1]")
   for field in ("param_dtype", "compute_dtype", "logits_dtype"):
-    _require(m[field] in DTYPES, f"config.model.{field}={m[field]!r}; valid: {', '.join(DTYPES)}")
-  _require(m.attention_impl in ("xla", "cudnn", "auto"),
-           f"config.model.attention_impl={m.attention_impl!r}; valid: 'xla', 'cudnn', 'auto'")
-  _require(m.remat in REMAT_POLICIES,
-           f"config.model.remat={m.remat!r}; valid: {', '.join(REMAT_POLICIES)}")
+    _require(e[field] in DTYPES,
+             f"config.execution.{field}={e[field]!r}; valid: {', '.join(DTYPES)}")
+  _require(e.attention_impl in ATTENTION_IMPLS,
+           f"config.execution.attention_impl={e.attention_impl!r}; valid: "
+           f"{', '.join(ATTENTION_IMPLS)}")
+  _require(e.remat in REMAT, f"config.execution.remat={e.remat!r}; valid: {', '.join(REMAT)}")
+  _require(e.fused_cross_entropy or not e.one_pass_logsumexp,
+           "config.execution.one_pass_logsumexp needs config.execution.fused_cross_entropy")
   _require(t.grad_accum_steps >= 1 and d.batch_size % t.grad_accum_steps == 0,
            f"config.train.grad_accum_steps={t.grad_accum_steps} must divide "
            f"config.data.batch_size={d.batch_size}")

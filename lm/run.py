@@ -16,9 +16,11 @@ from flax import nnx
 
 from lm import checkpoint, paths, sharding
 from lm.convert import hf
-from lm.step import state_layout
 from lm.data.tokenizer import Tokenizer, load_tokenizer
-from lm.model.transformer import TransformerConfig, make_model
+from lm.model import config as model_config
+from lm.model.config import ExecutionConfig, TransformerConfig
+from lm.model.transformer import make_model
+from lm.step import state_layout
 
 HF_PREFIX = "hf:"
 
@@ -33,16 +35,27 @@ class TrainedRun:
   step: int
 
 
+def _execution(config: ml_collections.ConfigDict, model_json: dict[str, Any]) -> ExecutionConfig:
+  """The run's execution config; runs from before the split kept it in model.json."""
+  if "execution" in config:
+    return model_config.execution(config.execution)
+  return ExecutionConfig(**{k: model_json[k] for k in model_config.fields_of(ExecutionConfig)
+                            if k in model_json})
+
+
 def load_run(workdir: str, step: int | None = None) -> TrainedRun:
   """Restores the params of `workdir`'s latest (or given) checkpoint onto all local devices."""
   root = paths.run_path(workdir)
   config = ml_collections.ConfigDict(json.loads((root / "config.json").read_text()))
-  model_cfg = TransformerConfig(**json.loads((root / "model.json").read_text()))
+  model_json = json.loads((root / "model.json").read_text())
+  model_cfg = TransformerConfig(**{k: model_json[k] for k in
+                                   model_config.fields_of(TransformerConfig) if k in model_json})
   for field, default in (("freeze_embeddings", False), ("freeze_layers", 0)):
     if field not in config.optim:  # runs from before fine-tuning existed: nothing was frozen
       config.optim[field] = default
   mesh = sharding.make_mesh({"data": -1, "fsdp": 1, "tensor": 1})
-  layout = state_layout(model_cfg, config.optim, config.train.steps, mesh)
+  layout = state_layout(model_cfg, _execution(config, model_json), config.optim,
+                        config.train.steps, mesh)
   mngr = checkpoint.manager(workdir, every=1, keep=1 << 30, use_async=False)
   state, _ = checkpoint.restore(mngr, layout.abstract, step, with_data=False)
   return TrainedRun(config, model_cfg, load_tokenizer(workdir), layout.graphdef, state.params,

@@ -78,3 +78,8 @@ def global_batch(local: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Arra
   """Assembles each process's rows of the batch into one global array per key."""
   sharding = batch_sharding(mesh)
   return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in local.items()}
+
+
+def host_copy(tree: Any) -> Any:
+  """A pytree of arrays as host numpy arrays (gathered from every device)."""
+  return jax.tree.map(np.asarray, jax.device_get(tree))

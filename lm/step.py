@@ -6,6 +6,7 @@ Nothing here touches data files, checkpoints or flags, so benchmarks can use it 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import flax
@@ -16,8 +17,9 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from lm import optim, sharding
+from lm.model.config import ExecutionConfig, TransformerConfig
 from lm.model.numerics import cross_entropy, cross_entropy_unfused
-from lm.model.transformer import TransformerConfig, make_model
+from lm.model.transformer import make_model
 from lm.objectives import Objective, batch_sums
 
 
@@ -29,25 +31,25 @@ class TrainState:
   rng: jax.Array
 
 
-def model_config(model_cfg, vocab_size: int) -> TransformerConfig:
-  """The model's architecture from config, with the vocabulary padded to `vocab_multiple`."""
-  fields = {f.name for f in dataclasses.fields(TransformerConfig)}
-  kwargs = {k: v for k, v in model_cfg.to_dict().items() if k in fields}
-  kwargs["vocab_size"] = -(-vocab_size // model_cfg.vocab_multiple) * model_cfg.vocab_multiple
-  return TransformerConfig(**kwargs)
+def token_loss(ex: ExecutionConfig) -> Callable[[jax.Array, jax.Array], jax.Array]:
+  """The per-token cross-entropy `ex` asks for: fused (optionally with a one-pass normaliser on
+  GPUs) or Optax's."""
+  if not ex.fused_cross_entropy:
+    return cross_entropy_unfused
+  return lambda logits_BTV, targets_BT: cross_entropy(logits_BTV, targets_BT,
+                                                      ex.one_pass_logsumexp)
 
 
 def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
                     schedule: optax.Schedule, use_dropout: bool, grad_accum_steps: int = 1,
-                    fused_cross_entropy: bool = True, objective: Objective = Objective()):
+                    loss_fn: Callable[[jax.Array, jax.Array], jax.Array] = cross_entropy,
+                    objective: Objective = Objective()):
   """Returns the pure `train_step(state, batch) -> (state, metrics)`.
 
   With `grad_accum_steps > 1` the batch is split into that many microbatches (rows i, i + k,
   i + 2k, ... so each stays spread over the data axis) whose gradients are averaged. The
   step's key `fold_in(rng, step)` drives dropout and MLM masking.
   """
-
-  loss_fn = cross_entropy if fused_cross_entropy else cross_entropy_unfused
 
   def loss_and_grads(params, batch, key):
     def loss_of(params):
@@ -101,8 +103,10 @@ def make_eval_step(graphdef: nnx.GraphDef, objective: Objective = Objective(), s
 
 @dataclasses.dataclass
 class StateLayout:
-  """How a TrainState is built and placed: model graph, optimizer, init and shardings."""
+  """How a TrainState is built and placed: model, optimizer, init and shardings."""
 
+  model_cfg: TransformerConfig
+  execution: ExecutionConfig
   graphdef: nnx.GraphDef
   tx: optax.GradientTransformation
   schedule: optax.Schedule
@@ -111,16 +115,17 @@ class StateLayout:
   abstract: TrainState        # ShapeDtypeStructs with shardings, for restoring
 
 
-def state_layout(model_cfg: TransformerConfig, optim_cfg, total_steps: int,
+def state_layout(model_cfg: TransformerConfig, ex: ExecutionConfig, optim_cfg, total_steps: int,
                  mesh: Mesh) -> StateLayout:
   """The TrainState's structure and shardings over `mesh`, built without allocating it."""
   tx, schedule = optim.make_optimizer(optim_cfg, total_steps)
-  graphdef, abstract_params = nnx.split(nnx.eval_shape(lambda: make_model(model_cfg,
+  graphdef, abstract_params = nnx.split(nnx.eval_shape(lambda: make_model(model_cfg, ex,
                                                                           rngs=nnx.Rngs(0))))
 
   def init_fn(key: jax.Array) -> TrainState:
     params_key, rng = jax.random.split(key)
-    params = nnx.to_pure_dict(nnx.state(make_model(model_cfg, rngs=nnx.Rngs(params=params_key))))
+    params = nnx.to_pure_dict(nnx.state(make_model(model_cfg, ex,
+                                                   rngs=nnx.Rngs(params=params_key))))
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
                       rng=rng)
 
@@ -132,15 +137,14 @@ def state_layout(model_cfg: TransformerConfig, optim_cfg, total_steps: int,
   state_sh = TrainState(step=rep, params=param_sh, opt_state=opt_sh, rng=rep)
   abstract_sh = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                              abstract, state_sh)
-  return StateLayout(graphdef, tx, schedule, init_fn, state_sh, abstract_sh)
+  return StateLayout(model_cfg, ex, graphdef, tx, schedule, init_fn, state_sh, abstract_sh)
 
 
-def jit_train_step(layout: StateLayout, model_cfg: TransformerConfig, train_cfg, mesh: Mesh,
-                   objective: Objective = Objective()):
+def jit_train_step(layout: StateLayout, train_cfg, mesh: Mesh, objective: Objective = Objective()):
   """`make_train_step` jitted over `mesh`: the state sharded as `layout` says and donated, the
   batch split over the data axes."""
   return jax.jit(
-      make_train_step(layout.graphdef, layout.tx, layout.schedule, model_cfg.dropout > 0,
-                      train_cfg.grad_accum_steps, train_cfg.fused_cross_entropy, objective),
+      make_train_step(layout.graphdef, layout.tx, layout.schedule, layout.model_cfg.dropout > 0,
+                      train_cfg.grad_accum_steps, token_loss(layout.execution), objective),
       in_shardings=(layout.shardings, sharding.batch_sharding(mesh)),
       out_shardings=(layout.shardings, None), donate_argnums=0)

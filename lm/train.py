@@ -15,7 +15,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.sharding import Mesh
 
 from lm import checkpoint, config_checks, distributed, metrics, paths, run, sharding
@@ -23,10 +22,10 @@ from lm.model import counts
 from lm.data import labelled, pipeline, token_cache
 from lm.data.tokenizer import CharTokenizer
 from lm.hardware import device_peak_flops
-from lm.model.transformer import TransformerConfig
+from lm.model import config as model_config
+from lm.model.config import TransformerConfig
 from lm.objectives import Objective, objective_for
-from lm.step import StateLayout, TrainState, jit_train_step, make_eval_step, model_config, \
-    state_layout
+from lm.step import StateLayout, TrainState, jit_train_step, make_eval_step, state_layout
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +41,13 @@ class Experiment:
   config: Any
   mesh: Mesh
   data: token_cache.TokenizedData | labelled.LabelledData
-  model_cfg: TransformerConfig
   layout: StateLayout
   objective: Objective
   pretrained: Any = None  # host params of `config.init_from`, or None
 
-
-# Fields a fine-tuning run takes from its config; the rest of the architecture is pretrained.
-_RUNTIME_FIELDS = ("num_classes", "dropout", "param_dtype", "compute_dtype", "attention_impl",
-                   "remat", "scan_layers", "logits_dtype")
+  @property
+  def model_cfg(self) -> TransformerConfig:
+    return self.layout.model_cfg
 
 
 def _data(config, tokenizer, kind: str):
@@ -84,10 +81,11 @@ def build(config, mesh: Mesh | None = None) -> Experiment:
   pretrained = run.load_pretrained(config.init_from) if config.init_from else None
   if pretrained is None:
     data = distributed.process_zero_first(lambda: _data(config, None, config.model.kind), "data")
-    model_cfg = model_config(config.model, data.tokenizer.vocab_size)
+    model_cfg = model_config.architecture(config.model, data.tokenizer.vocab_size)
   else:
-    model_cfg = dataclasses.replace(pretrained.model_cfg,
-                                    **{f: config.model[f] for f in _RUNTIME_FIELDS})
+    # The pretrained architecture, with this run's classifier and dropout.
+    model_cfg = dataclasses.replace(pretrained.model_cfg, num_classes=config.model.num_classes,
+                                    dropout=config.model.dropout)
     if pretrained.tokenizer is None:
       raise config_checks.ConfigError(f"config.init_from={config.init_from!r} has no tokenizer")
     if config.optim.freeze_layers > model_cfg.num_layers:
@@ -97,10 +95,10 @@ def build(config, mesh: Mesh | None = None) -> Experiment:
     data = distributed.process_zero_first(
         lambda: _data(config, pretrained.tokenizer, model_cfg.kind), "data")
   _require_fits(config, model_cfg)
-  layout = state_layout(model_cfg, config.optim, config.train.steps, mesh)
-  host = None if pretrained is None else jax.tree.map(np.asarray, jax.device_get(
-      pretrained.params))
-  return Experiment(config, mesh, data, model_cfg, layout,
+  layout = state_layout(model_cfg, model_config.execution(config.execution), config.optim,
+                        config.train.steps, mesh)
+  host = None if pretrained is None else sharding.host_copy(pretrained.params)
+  return Experiment(config, mesh, data, layout,
                     objective_for(model_cfg, data.tokenizer, config.mlm), host)
 
 
@@ -114,7 +112,7 @@ def _require_fits(config, model_cfg: TransformerConfig) -> None:
 def start_from_pretrained(exp: Experiment, state: TrainState) -> TrainState:
   """`state` with the pretrained params (a new classifier stays as initialised) and a fresh
   optimizer state: step 0, new schedule."""
-  fresh = jax.tree.map(np.asarray, jax.device_get(state.params))
+  fresh = sharding.host_copy(state.params)
 
   def take(path, value):
     node = exp.pretrained
@@ -218,7 +216,7 @@ def train_and_evaluate(config, workdir: str, mesh: Mesh | None = None) -> dict[s
       state = start_from_pretrained(exp, state)
       log.info("initialised from %s", cfg.init_from)
 
-  train_step = jit_train_step(exp.layout, exp.model_cfg, cfg.train, exp.mesh, exp.objective)
+  train_step = jit_train_step(exp.layout, cfg.train, exp.mesh, exp.objective)
   eval_step = jax.jit(make_eval_step(exp.layout.graphdef, exp.objective, cfg.seed))
 
   n_params = counts.param_counts(exp.model_cfg)
@@ -306,4 +304,4 @@ def train_and_evaluate(config, workdir: str, mesh: Mesh | None = None) -> dict[s
 
 def host_params(state: TrainState) -> Any:
   """The params as host numpy arrays (gathered from every device)."""
-  return jax.tree.map(np.asarray, jax.device_get(state.params))
+  return sharding.host_copy(state.params)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from lm import sharding, step as step_lib, train
-from lm.scaling import sweep
+from lm.model import config as model_config
+from lm.model.config import ExecutionConfig
 
 
 def _run(config, workdir, mesh=None):
@@ -38,7 +39,7 @@ def test_tiny_model_overfits_one_batch(tiny_config):
 def test_sharded_training_matches_one_device(tiny_config, tmp_path, layout):
   tiny_config.train.steps = 3
   tiny_config.train.eval_every = 100
-  tiny_config.model.scan_layers = layout.pop("scan_layers", False)
+  tiny_config.execution.scan_layers = layout.pop("scan_layers", False)
   one = _run(tiny_config, tmp_path / "one", sharding.make_mesh(tiny_config.mesh, jax.devices()[:1]))
   for axis, size in layout.items():
     tiny_config.mesh[axis] = size
@@ -89,10 +90,12 @@ def test_nan_loss_stops_with_step_and_last_good_checkpoint(tiny_config, tmp_path
     _run(tiny_config, tmp_path, sharding.make_mesh(tiny_config.mesh, jax.devices()[:1]))
 
 
-# Each must give the same step as the plain one: every field in `sweep.SPEED_LEVERS` (a sweep's
-# run identity ignores them), and gradient accumulation.
+# Each must give the same step as the plain one: every execution field but the dtypes (a
+# sweep's run identity leaves the execution out), and gradient accumulation.
 _SPEED_LEVERS = (dict(grad_accum_steps=2), dict(fused_cross_entropy=False), dict(remat="dots"),
-                 dict(remat="full"), dict(scan_layers=True))
+                 dict(remat="full"), dict(scan_layers=True), dict(separate_qkv=True),
+                 dict(one_pass_logsumexp=True), dict(attention_impl="auto"))
+_DTYPES = ("param_dtype", "compute_dtype", "logits_dtype")
 
 
 def test_speed_levers_leave_the_step_unchanged(tiny_config):
@@ -102,19 +105,20 @@ def test_speed_levers_leave_the_step_unchanged(tiny_config):
   batch = {"tokens": jnp.asarray(train.pipeline.window_batches(
       exp.data.splits["train"], 16, 8, shuffle_seed=0, repeat=True)[0]["tokens"])}
 
-  def one_step(model_cfg, **kw):
-    layout = step_lib.state_layout(model_cfg, tiny_config.optim, 8, mesh)
+  def one_step(ex, grad_accum_steps=1):
+    layout = step_lib.state_layout(exp.model_cfg, ex, tiny_config.optim, 8, mesh)
     state = jax.jit(layout.init_fn)(jax.random.key(0))
-    fn = step_lib.make_train_step(layout.graphdef, layout.tx, layout.schedule, False, **kw)
+    fn = step_lib.make_train_step(layout.graphdef, layout.tx, layout.schedule, False,
+                                  grad_accum_steps, step_lib.token_loss(ex))
     return jax.jit(fn)(state, batch)
 
   tested = {name for change in _SPEED_LEVERS for name in change}
-  assert {n for names in sweep.SPEED_LEVERS.values() for n in names} <= tested
-  ref_state, ref = one_step(exp.model_cfg)
+  assert set(model_config.fields_of(ExecutionConfig)) - set(_DTYPES) <= tested
+  ref_state, ref = one_step(exp.layout.execution)
   for change in _SPEED_LEVERS:
-    model_change = {k: v for k, v in change.items() if k in ("remat", "scan_layers")}
-    step_change = {k: v for k, v in change.items() if k not in model_change}
-    state, out = one_step(dataclasses.replace(exp.model_cfg, **model_change), **step_change)
+    ex_change = {k: v for k, v in change.items() if k != "grad_accum_steps"}
+    state, out = one_step(dataclasses.replace(exp.layout.execution, **ex_change),
+                          change.get("grad_accum_steps", 1))
     np.testing.assert_allclose(out["loss"], ref["loss"], rtol=1e-6, err_msg=str(change))
     np.testing.assert_allclose(out["grad_norm"], ref["grad_norm"], rtol=1e-5, err_msg=str(change))
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7,

@@ -50,12 +50,19 @@ def get_config() -> ml_collections.ConfigDict:
   m.dropout = 0.0
   m.layer_norm_eps = 1e-5
   m.vocab_multiple = 64            # the tokenizer's vocabulary is padded up to a multiple of this
-  m.param_dtype = "float32"
-  m.compute_dtype = "float32"      # 'bfloat16' on GPU/TPU
-  m.attention_impl = "xla"         # 'xla', 'cudnn' (fused, GPU) or 'auto' (JAX chooses)
-  m.logits_dtype = "float32"       # 'bfloat16' halves the logits' memory; the loss is f32 anyway
-  m.remat = "none"                 # rematerialise blocks in the backward: 'none', 'full', 'dots'
-  m.scan_layers = False            # run the blocks as one lax.scan body (slower to compile on CPU)
+
+  # How the model runs, not what it is (lm/model/config.py): a sweep's run identity and a
+  # Hugging Face export leave it out, and fine-tuning takes it from this config.
+  c.execution = e = ml_collections.ConfigDict()
+  e.param_dtype = "float32"
+  e.compute_dtype = "float32"      # 'bfloat16' on GPU/TPU
+  e.logits_dtype = "float32"       # 'bfloat16' halves the logits' memory; the loss is f32 anyway
+  e.attention_impl = "xla"         # 'xla', 'cudnn' (fused, GPU) or 'auto' (JAX chooses)
+  e.remat = "none"                 # rematerialise blocks in the backward: 'none', 'full', 'dots'
+  e.scan_layers = False            # run the blocks as one lax.scan body (slower to compile on CPU)
+  e.separate_qkv = False           # three q/k/v GEMMs instead of one QKV GEMM and three slices
+  e.fused_cross_entropy = True     # lean loss backward (lm/model/numerics.py); False: Optax
+  e.one_pass_logsumexp = False     # GPUs: the loss's normaliser in one pass over the logits
 
   c.mlm = ml_collections.ConfigDict()  # the encoder's masked-LM corruption (BERT)
   c.mlm.select_prob = 0.15         # positions predicted
@@ -79,7 +86,6 @@ def get_config() -> ml_collections.ConfigDict:
   c.train = t = ml_collections.ConfigDict()
   t.steps = 5000                   # the schedule's length
   t.stop_after_steps = -1          # end this invocation after so many steps (saving); -1: never
-  t.fused_cross_entropy = True     # lean loss backward (lm/model/numerics.py); False: Optax + autodiff
   t.grad_accum_steps = 1           # microbatches per step (the batch is split, grads averaged)
   t.log_every = 50
   t.eval_every = 500

@@ -22,9 +22,9 @@ def get_config():
   c.model.d_model = 768
   c.model.max_seq_len = 1024
   c.model.vocab_multiple = 128
-  c.model.compute_dtype = "bfloat16"
-  c.model.attention_impl = "cudnn"
-  c.model.logits_dtype = "bfloat16"
+  c.execution.compute_dtype = "bfloat16"
+  c.execution.attention_impl = "cudnn"
+  c.execution.logits_dtype = "bfloat16"
   c.optim.learning_rate = 6e-4
   c.optim.warmup_steps = 700
   c.optim.b2 = 0.95

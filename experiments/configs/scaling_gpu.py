@@ -32,9 +32,9 @@ def get_config():
   c.model.max_seq_len = 512
   c.data.batch_size = 64
   c.model.dropout = 0.0
-  c.model.param_dtype = "float32"
-  c.model.compute_dtype = "bfloat16"
-  c.model.attention_impl = "auto"
+  c.execution.param_dtype = "float32"
+  c.execution.compute_dtype = "bfloat16"
+  c.execution.attention_impl = "auto"
   c.optim.learning_rate = 1.3e-3   # at 1M params; see scaling.lr_power
   c.optim.schedule = "cosine"      # decayed over each run's own length (Hoffmann et al.)
   c.optim.final_lr_ratio = 0.1

@@ -20,7 +20,7 @@ from safetensors.numpy import load_file, save_file
 
 from lm.data import bpe, wordpiece
 from lm.data.tokenizer import Tokenizer
-from lm.model.transformer import TransformerConfig
+from lm.model.config import TransformerConfig
 
 SAFETENSORS, TORCH_BIN, CONFIG = "model.safetensors", "pytorch_model.bin", "config.json"
 FAMILIES = ("gpt2", "bert")

@@ -88,10 +88,12 @@ class SelfAttention(nnx.Module):
   """Causal (or bidirectional) multi-head self-attention with fused QKV projection."""
 
   def __init__(self, d_model: int, num_heads: int, *, num_layers: int, use_bias: bool,
-               rotary: bool, impl: AttentionImpl, param_dtype, compute_dtype, rngs: nnx.Rngs):
+               rotary: bool, impl: AttentionImpl, param_dtype, compute_dtype, rngs: nnx.Rngs,
+               separate_qkv: bool = False):
     head_dim = d_model // num_heads
     self.num_heads, self.head_dim = num_heads, head_dim
     self.rotary, self.impl, self.compute_dtype = rotary, impl, compute_dtype
+    self.separate_qkv = separate_qkv
     std = 0.02
     self.w_qkv = normal_param(rngs, (d_model, 3, num_heads, head_dim),
                               ("embed", None, "heads", "head_dim"), std, param_dtype)
@@ -113,10 +115,7 @@ class SelfAttention(nnx.Module):
     dt = self.compute_dtype
     if positions_BT is None and cache is not None:
       positions_BT = cache.positions(x_BTD.shape[1])
-    qkv = jnp.einsum("btd,dcnh->btcnh", x_BTD.astype(dt), self.w_qkv[...].astype(dt))
-    if self.b_qkv is not None:
-      qkv = add_bias_in_float32(qkv, self.b_qkv[...])
-    q_BTNH, k_BTNH, v_BTNH = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+    q_BTNH, k_BTNH, v_BTNH = self._qkv(x_BTD.astype(dt))
     if self.rotary:
       positions = jnp.arange(x_BTD.shape[1]) if positions_BT is None else positions_BT
       sin, cos = rotary_tables(positions, self.head_dim)
@@ -139,3 +138,23 @@ class SelfAttention(nnx.Module):
     if self.b_out is not None:
       y_BTD = add_bias(y_BTD, self.b_out[...])
     return y_BTD, cache
+
+  def _qkv(self, x_BTD: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Queries, keys and values [B, T, N, H]: one fused GEMM and three slices, or with
+    `separate_qkv` three GEMMs over a [tokens, features] view (each bias added on its own)."""
+    w_DCNH = self.w_qkv[...].astype(x_BTD.dtype)
+    if not self.separate_qkv:
+      qkv_BTCNH = jnp.einsum("btd,dcnh->btcnh", x_BTD, w_DCNH)
+      if self.b_qkv is not None:
+        qkv_BTCNH = add_bias_in_float32(qkv_BTCNH, self.b_qkv[...])
+      return qkv_BTCNH[:, :, 0], qkv_BTCNH[:, :, 1], qkv_BTCNH[:, :, 2]
+    B, T, D = x_BTD.shape
+    x_ND = x_BTD.reshape(B * T, D)
+
+    def project(c: int) -> jax.Array:
+      y_NF = x_ND @ w_DCNH[:, c].reshape(D, -1)
+      if self.b_qkv is not None:
+        y_NF = add_bias(y_NF, self.b_qkv[c].reshape(-1))
+      return y_NF.reshape(B, T, self.num_heads, self.head_dim)
+
+    return project(0), project(1), project(2)

@@ -17,7 +17,7 @@ Training FLOPs per token, by convention (`FLOP_CONVENTIONS`):
 
 from __future__ import annotations
 
-from lm.model.transformer import TransformerConfig
+from lm.model.config import TransformerConfig
 
 FLOP_CONVENTIONS = ("6N", "6N+attn", "exact")
 

@@ -1,63 +1,28 @@
-"""Transformer blocks, the shared trunk, and the decoder-only language model (GPT).
+"""Transformer blocks, the shared trunk, the decoder-only language model (GPT) and the
+bidirectional masked-LM encoder (BERT).
 
-The encoder (BERT, `lm/model/encoder.py`) runs the same trunk and blocks, bidirectional and
-padding-masked; `norm_position` picks pre-LayerNorm (GPT-2) or post-LayerNorm (BERT) blocks.
+Both run the same trunk and blocks; `norm_position` picks pre-LayerNorm (GPT-2) or
+post-LayerNorm (BERT) blocks. Every module takes the architecture (`TransformerConfig`) and
+how to run it (`ExecutionConfig`: dtypes, attention kernel, remat, scan over layers).
 """
 
 from __future__ import annotations
-
-import dataclasses
-from typing import Literal
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from lm.model.attention import AttentionImpl, KVCache, SelfAttention
+from lm.model.config import DTYPES, KINDS, ExecutionConfig, TransformerConfig
 from lm.model.heads import ClassifierHead, MLMHead
 from lm.model.layers import MLP, LayerNorm, normal_param
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 # What the backward pass may keep from the forward of each block ('none': everything).
 REMAT_POLICIES = {
     "none": None,
     "full": jax.checkpoint_policies.nothing_saveable,
     "dots": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
 }
-KINDS = ("decoder", "encoder")
-NORM_POSITIONS = ("pre", "post")
-
-
-@dataclasses.dataclass(frozen=True)
-class TransformerConfig:
-  """Architecture of a Transformer language model. `vocab_size` is the padded size."""
-
-  vocab_size: int
-  num_layers: int
-  num_heads: int
-  d_model: int
-  mlp_dim: int
-  max_seq_len: int
-  position: Literal["learned", "rotary"] = "learned"
-  tie_embeddings: bool = True
-  use_bias: bool = True
-  dropout: float = 0.0
-  layer_norm_eps: float = 1e-5
-  param_dtype: str = "float32"
-  compute_dtype: str = "float32"
-  attention_impl: str = "xla"
-  remat: str = "none"
-  scan_layers: bool = False      # training and eval run the blocks as one lax.scan body
-  logits_dtype: str = "float32"
-  kind: Literal["decoder", "encoder"] = "decoder"
-  norm_position: Literal["pre", "post"] = "pre"
-  activation: str = "gelu_tanh"  # 'gelu_tanh' (GPT-2 'gelu_new') or 'gelu' (exact, BERT)
-  type_vocab_size: int = 0       # segment embeddings (BERT's token types); 0: none
-  num_classes: int = 0           # a sequence-classification head; 0: none
-
-  @property
-  def head_dim(self) -> int:
-    return self.d_model // self.num_heads
 
 
 def _impl(name: str) -> AttentionImpl:
@@ -70,14 +35,14 @@ class Block(nnx.Module):
   Post-LN (BERT): norm(x + attn(x)), then norm(x + mlp(x)).
   """
 
-  def __init__(self, cfg: TransformerConfig, *, rngs: nnx.Rngs):
-    pdt, cdt = DTYPES[cfg.param_dtype], DTYPES[cfg.compute_dtype]
+  def __init__(self, cfg: TransformerConfig, ex: ExecutionConfig, *, rngs: nnx.Rngs):
+    pdt, cdt = DTYPES[ex.param_dtype], DTYPES[ex.compute_dtype]
     self.norm_attn = LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps, use_bias=cfg.use_bias,
                                param_dtype=pdt)
     self.attn = SelfAttention(cfg.d_model, cfg.num_heads, num_layers=cfg.num_layers,
                               use_bias=cfg.use_bias, rotary=cfg.position == "rotary",
-                              impl=_impl(cfg.attention_impl), param_dtype=pdt,
-                              compute_dtype=cdt, rngs=rngs)
+                              impl=_impl(ex.attention_impl), separate_qkv=ex.separate_qkv,
+                              param_dtype=pdt, compute_dtype=cdt, rngs=rngs)
     self.norm_mlp = LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps, use_bias=cfg.use_bias,
                               param_dtype=pdt)
     self.mlp = MLP(cfg.d_model, cfg.mlp_dim, num_layers=cfg.num_layers, use_bias=cfg.use_bias,
@@ -110,9 +75,9 @@ class Trunk(nnx.Module):
   sequence-classification head. The decoder and the encoder are trunks with an LM head.
   """
 
-  def __init__(self, cfg: TransformerConfig, *, rngs: nnx.Rngs):
-    self.cfg = cfg
-    pdt = DTYPES[cfg.param_dtype]
+  def __init__(self, cfg: TransformerConfig, ex: ExecutionConfig, *, rngs: nnx.Rngs):
+    self.cfg, self.ex = cfg, ex
+    pdt = DTYPES[ex.param_dtype]
     self.embed = normal_param(rngs, (cfg.vocab_size, cfg.d_model), ("vocab", "embed"), 0.02, pdt)
     self.pos_embed = (normal_param(rngs, (cfg.max_seq_len, cfg.d_model), (None, "embed"), 0.01, pdt)
                       if cfg.position == "learned" else None)
@@ -121,7 +86,7 @@ class Trunk(nnx.Module):
     norm = lambda: LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps, use_bias=cfg.use_bias,
                              param_dtype=pdt)
     self.norm_embed = norm() if cfg.norm_position == "post" else None
-    self.blocks = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.num_layers)])
+    self.blocks = nnx.List([Block(cfg, ex, rngs=rngs) for _ in range(cfg.num_layers)])
     self.norm_out = norm() if cfg.norm_position == "pre" else None
     self.dropout = nnx.Dropout(cfg.dropout)
     self.classifier = (ClassifierHead(cfg.d_model, cfg.num_classes,
@@ -134,7 +99,7 @@ class Trunk(nnx.Module):
              cache: tuple[KVCache, ...] | None = None, rngs: nnx.Rngs | None = None
              ) -> tuple[jax.Array, tuple[KVCache, ...] | None]:
     """The final hidden states [B, T, D] (and the cache with T tokens added, given one)."""
-    cdt = DTYPES[self.cfg.compute_dtype]
+    cdt = DTYPES[self.ex.compute_dtype]
     if positions_BT is None and cache is not None:
       positions_BT = cache[0].positions(tokens_BT.shape[1])
     # Looked up and summed in the parameters' dtype, then cast: the tables' gradients are
@@ -152,7 +117,7 @@ class Trunk(nnx.Module):
     x_BTD = self.dropout(x_BTD, deterministic=rngs is None, rngs=rngs)
     causal = self.cfg.kind == "decoder"
     new_cache = None
-    if self.cfg.scan_layers and cache is None:
+    if self.ex.scan_layers and cache is None:
       x_BTD = self._scan_blocks(x_BTD, causal, rngs, positions_BT, key_mask_BT)
     else:
       new_cache = []
@@ -166,17 +131,16 @@ class Trunk(nnx.Module):
     return x_BTD, (None if cache is None else tuple(new_cache))
 
   def _apply_block(self, block: Block, x_BTD, causal, rngs, positions_BT, cache, key_mask_BT):
-    if self.cfg.remat == "none" or cache is not None:
+    if self.ex.remat == "none" or cache is not None:
       return block(x_BTD, causal=causal, rngs=rngs, positions_BT=positions_BT, cache=cache,
                    key_mask_BT=key_mask_BT)
-    policy = REMAT_POLICIES[self.cfg.remat]
+    policy = REMAT_POLICIES[self.ex.remat]
     run = nnx.remat(lambda b, x, r, p, m: b(x, causal=causal, rngs=r, positions_BT=p,
                                             key_mask_BT=m)[0], policy=policy)
     return run(block, x_BTD, rngs, positions_BT, key_mask_BT), None
 
   def _scan_blocks(self, x_BTD, causal, rngs, positions_BT, key_mask_BT):
-    """The blocks as one `lax.scan` body: the compiled program holds one block, not num_layers
-    (a compile-time lever for accelerators; on CPU it compiles slower, benchmarks/cpu_levers.md).
+    """The blocks as one `lax.scan` body: the compiled program holds one block, not num_layers.
 
     Parameters stay per layer (checkpoints, conversion and freezing see one layout); they are
     stacked here, at the cost of one copy of the blocks' parameters and of their gradients per
@@ -192,8 +156,8 @@ class Trunk(nnx.Module):
       return nnx.merge(graphdef, state)(x_BTD, causal=causal, rngs=layer_rngs,
                                          positions_BT=positions_BT, key_mask_BT=key_mask_BT)[0]
 
-    if self.cfg.remat != "none":
-      layer = jax.checkpoint(layer, policy=REMAT_POLICIES[self.cfg.remat], prevent_cse=False)
+    if self.ex.remat != "none":
+      layer = jax.checkpoint(layer, policy=REMAT_POLICIES[self.ex.remat], prevent_cse=False)
     x_BTD, _ = jax.lax.scan(lambda x, xs: (layer(x, xs), None), x_BTD,
                             (stacked, jnp.arange(self.cfg.num_layers)))
     return x_BTD
@@ -208,9 +172,10 @@ class Trunk(nnx.Module):
 class DecoderLM(Trunk):
   """GPT: token (+ learned position) embedding, causal blocks, final norm, LM head."""
 
-  def __init__(self, cfg: TransformerConfig, *, rngs: nnx.Rngs):
-    super().__init__(cfg, rngs=rngs)
-    pdt = DTYPES[cfg.param_dtype]
+  def __init__(self, cfg: TransformerConfig, ex: ExecutionConfig = ExecutionConfig(), *,
+               rngs: nnx.Rngs):
+    super().__init__(cfg, ex, rngs=rngs)
+    pdt = DTYPES[ex.param_dtype]
     self.head = (None if cfg.tie_embeddings else
                  normal_param(rngs, (cfg.d_model, cfg.vocab_size), ("embed", "vocab"), 0.02, pdt))
 
@@ -222,7 +187,7 @@ class DecoderLM(Trunk):
                        f"max_seq_len={self.cfg.max_seq_len}")
     start_B = jnp.zeros((batch,), jnp.int32) if start_B is None else start_B
     return tuple(KVCache.empty(batch, size, self.cfg.num_heads, self.cfg.head_dim,
-                               DTYPES[self.cfg.compute_dtype], start_B)
+                               DTYPES[self.ex.compute_dtype], start_B)
                  for _ in range(self.cfg.num_layers))
 
   def __call__(self, tokens_BT: jax.Array, *, positions_BT: jax.Array | None = None,
@@ -233,11 +198,11 @@ class DecoderLM(Trunk):
     Positions default to 0..T-1, or with a cache to each row's next positions. Dropout is
     active iff `rngs` is given.
     """
-    cdt = DTYPES[self.cfg.compute_dtype]
+    cdt = DTYPES[self.ex.compute_dtype]
     x_BTD, new_cache = self.hidden(tokens_BT, positions_BT=positions_BT, cache=cache, rngs=rngs)
     head_DV = self.embed[...].T if self.head is None else self.head[...]
     logits_BTV = jnp.einsum("btd,dv->btv", x_BTD, head_DV.astype(cdt),
-                            preferred_element_type=DTYPES[self.cfg.logits_dtype])
+                            preferred_element_type=DTYPES[self.ex.logits_dtype])
     return logits_BTV if cache is None else (logits_BTV, new_cache)
 
 
@@ -245,22 +210,24 @@ class EncoderMLM(Trunk):
   """BERT: token + position (+ segment) embeddings, bidirectional padding-masked blocks, and
   the MLM head tied to the token embedding."""
 
-  def __init__(self, cfg: TransformerConfig, *, rngs: nnx.Rngs):
-    super().__init__(cfg, rngs=rngs)
+  def __init__(self, cfg: TransformerConfig, ex: ExecutionConfig = ExecutionConfig(), *,
+               rngs: nnx.Rngs):
+    super().__init__(cfg, ex, rngs=rngs)
     self.mlm_head = MLMHead(cfg.d_model, cfg.vocab_size, activation=cfg.activation,
-                            eps=cfg.layer_norm_eps, param_dtype=DTYPES[cfg.param_dtype],
-                            compute_dtype=DTYPES[cfg.compute_dtype], rngs=rngs)
+                            eps=cfg.layer_norm_eps, param_dtype=DTYPES[ex.param_dtype],
+                            compute_dtype=DTYPES[ex.compute_dtype], rngs=rngs)
 
   def __call__(self, tokens_BT: jax.Array, *, key_mask_BT: jax.Array | None = None,
                segments_BT: jax.Array | None = None, rngs: nnx.Rngs | None = None) -> jax.Array:
     """MLM logits [B, T, V] in `logits_dtype`; `key_mask_BT` (True: real token) hides padding."""
     x_BTD, _ = self.hidden(tokens_BT, key_mask_BT=key_mask_BT, segments_BT=segments_BT,
                            rngs=rngs)
-    return self.mlm_head(x_BTD, self.embed[...], DTYPES[self.cfg.logits_dtype])
+    return self.mlm_head(x_BTD, self.embed[...], DTYPES[self.ex.logits_dtype])
 
 
-def make_model(cfg: TransformerConfig, *, rngs: nnx.Rngs) -> DecoderLM | EncoderMLM:
-  """The model `cfg.kind` names."""
+def make_model(cfg: TransformerConfig, ex: ExecutionConfig = ExecutionConfig(), *,
+               rngs: nnx.Rngs) -> DecoderLM | EncoderMLM:
+  """The model `cfg.kind` names, run as `ex` says."""
   if cfg.kind not in KINDS:
     raise ValueError(f"model kind {cfg.kind!r}; valid: {', '.join(KINDS)}")
-  return DecoderLM(cfg, rngs=rngs) if cfg.kind == "decoder" else EncoderMLM(cfg, rngs=rngs)
+  return (DecoderLM if cfg.kind == "decoder" else EncoderMLM)(cfg, ex, rngs=rngs)

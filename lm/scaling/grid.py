@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from lm.model import counts
-from lm.model.transformer import TransformerConfig
+from lm.model.config import TransformerConfig
 
 
 @dataclasses.dataclass(frozen=True)

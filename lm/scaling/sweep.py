@@ -23,7 +23,7 @@ from lm import train
 from lm.model import counts
 from lm.scaling import grid
 from lm.data import token_cache
-from lm.step import model_config
+from lm.model.config import architecture
 
 log = logging.getLogger(__name__)
 
@@ -34,18 +34,16 @@ COLUMNS = ("name", "budget", "num_layers", "d_model", "params_total", "params_no
            "steps", "config_hash", "workdir")
 
 
-# Fields that change how fast a step runs, not what it computes (tests/test_train.py holds
-# each to the same step), so that turning one on does not train a finished run again.
-SPEED_LEVERS = {"model": ("remat", "scan_layers"), "train": ("fused_cross_entropy",)}
+# Config sections left out of a run's identity: the sweep's plan (more sizes or budgets leave a
+# run as it was) and the execution (how fast a step runs, not what it computes).
+NOT_IDENTITY = ("scaling", "execution")
 
 
 def config_hash(config) -> str:
-  """A short stable hash of what a run trains: its config without the sweep's `scaling` section
-  (a change of plan that leaves a run as it was, e.g. more sizes, does not train it again) and
-  without the speed levers."""
-  fields = {k: v for k, v in config.to_dict().items() if k != "scaling"}
-  for section, names in SPEED_LEVERS.items():
-    fields[section] = {k: v for k, v in fields[section].items() if k not in names}
+  """A short stable hash of what a run trains: its architecture, data and training recipe
+  (the config without the sections in NOT_IDENTITY), so that a finished run is not trained
+  again."""
+  fields = {k: v for k, v in config.to_dict().items() if k not in NOT_IDENTITY}
   text = json.dumps(fields, sort_keys=True, default=str)
   return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -53,7 +51,7 @@ def config_hash(config) -> str:
 def vocab_size(config) -> int:
   """The padded vocabulary size the runs' models will have (tokenizes the corpus once)."""
   data = token_cache.tokenized_data(config.data)
-  return model_config(config.model, data.tokenizer.vocab_size).vocab_size
+  return architecture(config.model, data.tokenizer.vocab_size).vocab_size
 
 
 def read_results(workdir: str) -> list[dict[str, Any]]:
@@ -94,7 +92,7 @@ def _from_metrics(run_dir: str) -> dict[str, float]:
 def result_row(plan: grid.RunPlan, run_cfg, summary: dict[str, Any],
                run_dir: str, workdir: str) -> dict[str, Any]:
   """One results-table row: counts by convention, tokens, FLOPs, final losses, speed."""
-  model = model_config(run_cfg.model, summary["vocab_size"])
+  model = architecture(run_cfg.model, summary["vocab_size"])
   n_params = counts.param_counts(model)
   tokens = summary["step"] * summary["tokens_per_step"]
   logged = _from_metrics(run_dir)

@@ -14,7 +14,8 @@ from lm.infer import evaluation
 from lm.model.numerics import cross_entropy
 from lm.data import token_cache
 from lm.data.tokenizer import CharTokenizer
-from lm.model.transformer import DecoderLM, TransformerConfig
+from lm.model.config import TransformerConfig
+from lm.model.transformer import DecoderLM
 
 TOKENIZER = CharTokenizer("abcdefghijklmnopqrstuvwxyz ." + "é")  # é: 2 UTF-8 bytes
 

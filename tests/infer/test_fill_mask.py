@@ -3,7 +3,8 @@ from flax import nnx
 
 from lm.data.tokenizer import CharTokenizer
 from lm.infer.fill_mask import fill_mask
-from lm.model.transformer import TransformerConfig, make_model
+from lm.model.config import TransformerConfig
+from lm.model.transformer import make_model
 
 
 def test_fill_mask_ranks_ordinary_tokens_at_each_mask():

@@ -6,7 +6,8 @@ from flax import nnx
 
 from lm import sharding
 from lm.infer import sampling
-from lm.model.transformer import DecoderLM, TransformerConfig
+from lm.model.config import TransformerConfig
+from lm.model.transformer import DecoderLM
 
 
 def _model(position="learned", max_seq_len=16):

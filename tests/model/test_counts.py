@@ -1,7 +1,7 @@
 import pytest
 
 from lm.model import counts
-from lm.model.transformer import TransformerConfig
+from lm.model.config import TransformerConfig
 
 # 2 layers, width 32, MLP 128, vocabulary 64, 16 positions, tied head, biases.
 SMALL = TransformerConfig(vocab_size=64, num_layers=2, num_heads=4, d_model=32, mlp_dim=128,

@@ -5,7 +5,8 @@ import pytest
 from flax import nnx
 
 from lm.model import counts
-from lm.model.transformer import DecoderLM, TransformerConfig
+from lm.model.config import ExecutionConfig, TransformerConfig
+from lm.model.transformer import DecoderLM
 
 
 def _cfg(**kw):
@@ -52,7 +53,7 @@ def test_dropout_active_only_with_rngs():
 def test_bfloat16_compute_gives_float32_logits_close_to_float32():
   tokens = jax.random.randint(jax.random.key(1), (2, 16), 0, 64)
   f32 = DecoderLM(_cfg(), rngs=nnx.Rngs(0))
-  bf16 = DecoderLM(_cfg(compute_dtype="bfloat16"), rngs=nnx.Rngs(0))
+  bf16 = DecoderLM(_cfg(), ExecutionConfig(compute_dtype="bfloat16"), rngs=nnx.Rngs(0))
   out = bf16(tokens)
   assert out.dtype == jnp.float32
   np.testing.assert_allclose(out, f32(tokens), atol=0.05)
@@ -96,13 +97,14 @@ def test_classifier_pools_first_or_last_real_token(kind):
                              atol=1e-5)
 
 
-@pytest.mark.parametrize("kw", [{"position": "rotary", "remat": "full"},
-                                {"kind": "encoder", "norm_position": "post", "activation": "gelu",
-                                 "type_vocab_size": 2}])
-def test_scanned_layers_match_the_loop(kw):
+@pytest.mark.parametrize("kw, remat", [({"position": "rotary"}, "full"),
+                                       ({"kind": "encoder", "norm_position": "post",
+                                         "activation": "gelu", "type_vocab_size": 2}, "none")])
+def test_scanned_layers_match_the_loop(kw, remat):
   from lm.model.transformer import make_model
-  loop = make_model(_cfg(num_layers=3, **kw), rngs=nnx.Rngs(0))
-  scanned = make_model(_cfg(num_layers=3, scan_layers=True, **kw), rngs=nnx.Rngs(0))
+  loop = make_model(_cfg(num_layers=3, **kw), ExecutionConfig(remat=remat), rngs=nnx.Rngs(0))
+  scanned = make_model(_cfg(num_layers=3, **kw), ExecutionConfig(remat=remat, scan_layers=True),
+                       rngs=nnx.Rngs(0))
   tokens = jax.random.randint(jax.random.key(1), (2, 16), 0, 64)
   mask = {"key_mask_BT": jnp.arange(16)[None, :] < 12} if kw.get("kind") == "encoder" else {}
   loss = lambda m: jnp.square(m(tokens, **mask)).mean()
@@ -114,7 +116,8 @@ def test_scanned_layers_match_the_loop(kw):
 
 
 def test_scanned_layers_dropout_follows_the_rngs():
-  model = DecoderLM(_cfg(num_layers=3, dropout=0.5, scan_layers=True), rngs=nnx.Rngs(0))
+  model = DecoderLM(_cfg(num_layers=3, dropout=0.5), ExecutionConfig(scan_layers=True),
+                    rngs=nnx.Rngs(0))
   tokens = jnp.zeros((1, 8), jnp.int32)
   np.testing.assert_array_equal(model(tokens), model(tokens))
   np.testing.assert_array_equal(model(tokens, rngs=nnx.Rngs(dropout=3)),
@@ -129,8 +132,8 @@ def test_bfloat16_embedding_gradient_accumulates_repeated_tokens_in_float32():
   w_D = jax.random.normal(jax.random.key(3), (32,))
 
   def embed_grad(dtype):
-    model = DecoderLM(_cfg(num_layers=1, tie_embeddings=False, compute_dtype=dtype),
-                      rngs=nnx.Rngs(0))
+    model = DecoderLM(_cfg(num_layers=1, tie_embeddings=False),
+                      ExecutionConfig(compute_dtype=dtype), rngs=nnx.Rngs(0))
     loss = lambda m: (m.hidden(tokens)[0].astype(jnp.float32) * w_D).sum()
     return nnx.jit(nnx.grad(loss))(model).embed[...][5]
 

@@ -39,14 +39,12 @@ def test_plan_gives_three_sizes_per_budget(tiny_config):
     assert abs(p.flops / p.budget - 1) < 0.1  # rounding steps moves C a little
 
 
-def test_run_identity_ignores_speed_levers_only(tiny_config):
+def test_run_identity_ignores_the_execution_only(tiny_config):
   base = sweep.config_hash(tiny_config)
-  for section, names in sweep.SPEED_LEVERS.items():
-    for name in names:
-      changed = tiny_config.copy_and_resolve_references()
-      changed[section][name] = not changed[section][name] if isinstance(
-          changed[section][name], bool) else "full"
-      assert sweep.config_hash(changed) == base, (section, name)
+  for name, value in tiny_config.execution.items():
+    changed = tiny_config.copy_and_resolve_references()
+    changed.execution[name] = not value if isinstance(value, bool) else "bfloat16"
+    assert sweep.config_hash(changed) == base, name
   tiny_config.model.d_model *= 2
   assert sweep.config_hash(tiny_config) != base
 
@@ -66,7 +64,7 @@ def test_sweep_fit_plot_end_to_end(tiny_config, tmp_path):
 
   assert len(sweep.run_sweep(config, workdir, runner=must_not_train)) == 6  # all skipped
   config.scaling.min_steps = 4  # a planning field that leaves every run as it was
-  config.model.scan_layers = True  # a speed lever: the same runs
+  config.execution.scan_layers = True  # how the runs execute: the same runs
   assert len(sweep.run_sweep(config, workdir, runner=must_not_train)) == 6
 
   final = laws.table_points(rows, "params_non_embedding", "eval_loss", "tokens",
