@@ -1,8 +1,8 @@
 """Decode throughput of `lm.infer.sampling.generate` (KV cache) at several batch sizes, random weights.
 
-    PYTHONPATH=. python benchmarks/decode.py                        # shakespeare_char, CPU
-    PYTHONPATH=. python benchmarks/decode.py --size=gpt2_small --batch_sizes=1,64 \
-        --out=benchmarks/decode_h100.json                           # GPT-2 small, bf16, GPU
+    python -m benchmarks.decode                                  # shakespeare_char, CPU
+    python -m benchmarks.decode --size=gpt2_small --batch_sizes=1,64 \
+        --out=benchmarks/results/decode_h100.json                 # GPT-2 small, bf16, GPU
 
 Compile time is measured apart from the steady state (the median of --repeats runs). Decode
 tokens/s exclude the prefill: B * (N - 1) / (t(N new tokens) - t(1 new token)). On a device
@@ -96,7 +96,7 @@ def main():
                       help="default: fill the context (max_seq_len - prompt_tokens)")
   parser.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--temperature", type=float, default=1.0)
-  parser.add_argument("--out", default="benchmarks/decode_cpu.json")
+  parser.add_argument("--out", default="benchmarks/results/decode_cpu.json")
   args = parser.parse_args()
   cfg, ex = SIZES[args.size]
   new_tokens = args.new_tokens or cfg.max_seq_len - args.prompt_tokens

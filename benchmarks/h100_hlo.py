@@ -9,7 +9,7 @@ H100 the autotuner picked cuBLAS for every GEMM of the 124M step). Setup, once:
     python3 -m venv .venv-cuda && .venv-cuda/bin/pip install -r requirements.lock \
         "jax[cuda12]==$(.venv/bin/python -c 'import jax; print(jax.__version__)')"
     JAX_SKIP_CUDA_CONSTRAINTS_CHECK=1 XLA_FLAGS=--xla_gpu_enable_triton_gemm=false \
-        PYTHONPATH=. .venv-cuda/bin/python benchmarks/h100_hlo.py \
+        .venv-cuda/bin/python -m benchmarks.h100_hlo \
         --config=experiments/configs/gpt2_124m.py [--hlo_out=step.hlo.txt]
 """
 
@@ -21,7 +21,7 @@ from absl import app, flags
 from jax.experimental import topologies
 from ml_collections import config_flags
 
-from hlo_kernels import kernels
+from benchmarks.hlo_kernels import kernels
 from lm import sharding
 from lm.model.config import architecture, execution
 from lm.step import jit_train_step, state_layout

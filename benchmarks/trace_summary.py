@@ -1,8 +1,9 @@
 """Where the device time goes: sums a Perfetto trace's GPU kernel time by kernel and by kind.
 
-    python benchmarks/trace_summary.py PROFILE_DIR [--top 25] [--json out.json]
+    python -m benchmarks.trace_summary PROFILE_DIR [--top 25] [--json out.json]
 
-PROFILE_DIR is what `experiments/benchmark.py --profile_dir` wrote.
+PROFILE_DIR is what `benchmarks.train_step --profile_dir` (or `PROFILE=DIR benchmarks/gpu.sh`)
+wrote.
 """
 
 import argparse

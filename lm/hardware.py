@@ -1,4 +1,5 @@
-"""Peak FLOP/s (for MFU) and memory bandwidth (for decode bounds) of the device in use, named."""
+"""Peak FLOP/s (for MFU) and memory bandwidth (for decode bounds) of the device in use, named,
+and the MFU arithmetic itself."""
 
 from __future__ import annotations
 
@@ -60,6 +61,22 @@ def device_peak_flops(device: jax.Device | None = None) -> tuple[float, str]:
       return flops, f"{kind} bf16 dense peak {flops / 1e12:.0f} TFLOP/s"
   flops = measured_matmul_flops()
   return flops, f"{kind} measured f32 matmul {flops / 1e9:.0f} GFLOP/s"
+
+
+def mesh_peak_flops(devices: list[jax.Device]) -> tuple[float, str]:
+  """(peak FLOP/s of a step running on `devices`, a name saying where it came from).
+
+  Accelerators: the per-chip peak times the chips. CPU: one measured matmul rate, since the
+  host's forced devices share its cores.
+  """
+  peak, name = device_peak_flops(devices[0])
+  chips = 1 if devices[0].platform == "cpu" else len(devices)
+  return peak * chips, f"{name} x {chips}"
+
+
+def mfu(tokens_per_s: float, flops_per_token: float, peak_flops: float) -> float:
+  """Model FLOPs utilisation: the training FLOP/s a step achieves over the peak."""
+  return tokens_per_s * flops_per_token / peak_flops
 
 
 def device_memory_bandwidth(device: jax.Device | None = None) -> tuple[float, str] | None:

@@ -10,7 +10,7 @@ from typing import Any
 import jax
 from tensorboardX import SummaryWriter, record_writer
 
-from lm import paths
+from lm import hardware, paths
 
 
 class _ObjectStoreEvents:
@@ -105,5 +105,5 @@ class Throughput:
     step_time = dt / steps
     tokens_per_s = self.tokens_per_step / step_time
     return {"step_time_s": step_time, "tokens_per_s": tokens_per_s,
-            "mfu": tokens_per_s * self.flops_per_token / self.peak_flops,
+            "mfu": hardware.mfu(tokens_per_s, self.flops_per_token, self.peak_flops),
             "eta_s": step_time * (self.total_steps - step)}

@@ -21,7 +21,7 @@ from lm import checkpoint, config_checks, distributed, metrics, paths, run, shar
 from lm.model import counts
 from lm.data import labelled, pipeline, token_cache
 from lm.data.tokenizer import CharTokenizer
-from lm.hardware import device_peak_flops
+from lm.hardware import mesh_peak_flops
 from lm.model import config as model_config
 from lm.model.config import TransformerConfig
 from lm.objectives import Objective, objective_for
@@ -220,15 +220,14 @@ def train_and_evaluate(config, workdir: str, mesh: Mesh | None = None) -> dict[s
   eval_step = jax.jit(make_eval_step(exp.layout.graphdef, exp.objective, cfg.seed))
 
   n_params = counts.param_counts(exp.model_cfg)
-  peak, peak_name = device_peak_flops(exp.mesh.devices.flat[0])
-  num_chips = 1 if exp.mesh.devices.flat[0].platform == "cpu" else exp.mesh.size
+  peak, peak_name = mesh_peak_flops(list(exp.mesh.devices.flat))
   tokens_per_step = cfg.data.batch_size * cfg.data.seq_len
   meter = metrics.Throughput(tokens_per_step,
                              counts.training_flops_per_token(exp.model_cfg, cfg.data.seq_len),
-                             peak * num_chips, cfg.train.steps)
-  log.info("model: %s params (%s non-embedding); mesh %s; MFU peak: %s x %d",
+                             peak, cfg.train.steps)
+  log.info("model: %s params (%s non-embedding); mesh %s; MFU peak: %s",
            f"{n_params['total']:,}", f"{n_params['non_embedding']:,}", dict(exp.mesh.shape),
-           peak_name, num_chips)
+           peak_name)
 
   step = int(state.step)
   start_step = step

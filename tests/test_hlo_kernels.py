@@ -1,15 +1,9 @@
 """The HLO kernel byte counts behind `benchmarks/h100_hlo.py`, on HLO compiled here for CPU."""
 
-import importlib.util
-import pathlib
-
 import jax
 import jax.numpy as jnp
 
-_PATH = pathlib.Path(__file__).parents[1] / "benchmarks" / "hlo_kernels.py"
-_SPEC = importlib.util.spec_from_file_location("hlo_kernels", _PATH)
-hlo_kernels = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(hlo_kernels)
+from benchmarks import hlo_kernels
 
 
 def test_a_fusion_is_charged_what_it_reads_and_writes():

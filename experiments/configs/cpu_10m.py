@@ -1,6 +1,6 @@
 """A ~10M-parameter GPT for CPU throughput work: 6 layers, width 384, 6 heads, context 256.
 
-    python -m experiments.benchmark --config=experiments/configs/cpu_10m.py --vocab_size=8192
+    python -m benchmarks.train_step --config=experiments/configs/cpu_10m.py --vocab_size=8192
 
 Result: see benchmarks/README.md (CPU levers).
 """

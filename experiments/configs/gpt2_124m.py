@@ -3,7 +3,7 @@
 Vocabulary 50257 (GPT-2's BPE size; `data.vocab_size` here) padded to 50304, a multiple of 128.
 Throughput on one H100 (synthetic data):
 
-    python -m experiments.benchmark --config=experiments/configs/gpt2_124m.py
+    python -m benchmarks.train_step --config=experiments/configs/gpt2_124m.py
 
 Result: see benchmarks/README.md.
 """

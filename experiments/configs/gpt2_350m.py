@@ -1,6 +1,6 @@
 """GPT-2 medium (350M) shapes: 24 layers, width 1024, 16 heads, context 1024, bf16 compute.
 
-    python -m experiments.benchmark --config=experiments/configs/gpt2_350m.py
+    python -m benchmarks.train_step --config=experiments/configs/gpt2_350m.py
 
 Result: see benchmarks/README.md.
 """

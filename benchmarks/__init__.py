@@ -1,0 +1,1 @@
+"""Benchmark scripts: training-step throughput, decoding, the H100 compile without a GPU."""
