@@ -1,9 +1,10 @@
 """Training objectives: next-token LM (decoder), masked LM (encoder), sequence classification.
 
-Each gives per-batch sums (loss, weight, correct) so that train steps divide them and
-evaluation adds them up over batches first. Batches: LM and MLM take {'tokens': [B, T + 1]}
-windows (MLM reads the first T); classification takes {'tokens': [B, T] right-padded with
-`pad_id`, 'label': [B], 'weight': [B]} (0: a row that only pads the batch).
+Each gives per-batch sums (loss, squared loss, weight, correct) so that train steps divide them
+and evaluation adds them up over batches first. Batches: LM and MLM take {'tokens': [B, T + 1]}
+windows (MLM reads the first T; LM takes optional per-target 'weights' [B, T], 0 for padding);
+classification takes {'tokens': [B, T] right-padded with `pad_id`, 'label': [B], 'weight': [B]}
+(0: a row that only pads the batch).
 """
 
 from __future__ import annotations
@@ -50,14 +51,17 @@ def objective_for(model_cfg, tokenizer, mlm_cfg) -> Objective:
 def batch_sums(model: nnx.Module, batch: dict[str, jax.Array], key: jax.Array, obj: Objective,
                *, rngs: nnx.Rngs | None = None, loss_fn=cross_entropy
                ) -> dict[str, jax.Array]:
-  """{'loss': summed loss, 'weight': number of predictions, 'correct': right predictions}.
+  """{'loss': summed loss, 'loss_sq': summed squared loss, 'weight': number of predictions,
+  'correct': right predictions}.
 
   `correct` is left out for the LM objective, to keep its step lean.
   """
   tokens = batch["tokens"]
   if obj.name == "lm":
     nll_BT = loss_fn(model(tokens[:, :-1], rngs=rngs), tokens[:, 1:])
-    return {"loss": nll_BT.sum(), "weight": jnp.asarray(nll_BT.size, jnp.float32)}
+    w_BT = batch.get("weights", jnp.ones_like(nll_BT))
+    return {"loss": (nll_BT * w_BT).sum(), "loss_sq": (jnp.square(nll_BT) * w_BT).sum(),
+            "weight": w_BT.sum()}
   if obj.name == "mlm":
     targets_BT = tokens[:, :-1]
     real_BT = targets_BT != obj.pad_id
@@ -69,12 +73,13 @@ def batch_sums(model: nnx.Module, batch: dict[str, jax.Array], key: jax.Array, o
     w_BT = selected_BT.astype(jnp.float32)
     nll_BT = loss_fn(logits_BTV, targets_BT)
     right_BT = (jnp.argmax(logits_BTV, -1) == targets_BT).astype(jnp.float32)
-    return {"loss": (nll_BT * w_BT).sum(), "weight": w_BT.sum(),
-            "correct": (right_BT * w_BT).sum()}
+    return {"loss": (nll_BT * w_BT).sum(), "loss_sq": (jnp.square(nll_BT) * w_BT).sum(),
+            "weight": w_BT.sum(), "correct": (right_BT * w_BT).sum()}
   if obj.name == "classify":
     logits_BC = model.classify(tokens, tokens != obj.pad_id, rngs=rngs)
     labels_B, w_B = batch["label"], batch["weight"]
     nll_B = loss_fn(logits_BC[:, None], labels_B[:, None])[:, 0]
     right_B = (jnp.argmax(logits_BC, -1) == labels_B).astype(jnp.float32)
-    return {"loss": (nll_B * w_B).sum(), "weight": w_B.sum(), "correct": (right_B * w_B).sum()}
+    return {"loss": (nll_B * w_B).sum(), "loss_sq": (jnp.square(nll_B) * w_B).sum(),
+            "weight": w_B.sum(), "correct": (right_B * w_B).sum()}
   raise ValueError(f"objective {obj.name!r}; valid: {', '.join(OBJECTIVES)}")

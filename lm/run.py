@@ -1,5 +1,6 @@
-"""Loading trained weights: what a training run left in its workdir (config, model, tokenizer,
-params), a Hugging Face GPT-2 / BERT directory, or either named by an `init_from` string."""
+"""A run's files: what a training run writes to its workdir (config, model, tokenizer) and
+loading it back with its params, or a Hugging Face GPT-2 / BERT directory, or either named by
+an `init_from` string."""
 
 from __future__ import annotations
 
@@ -33,6 +34,16 @@ class TrainedRun:
   graphdef: nnx.GraphDef
   params: Any
   step: int
+
+
+def write_run_files(workdir: str, config: ml_collections.ConfigDict,
+                    model_cfg: TransformerConfig, tokenizer: Tokenizer) -> None:
+  """Writes `config.json`, `model.json` (the architecture) and the tokenizer to `workdir`."""
+  root = paths.run_path(workdir)
+  root.mkdir(parents=True, exist_ok=True)
+  tokenizer.save(str(root))
+  (root / "config.json").write_text(config.to_json_best_effort(indent=2))
+  (root / "model.json").write_text(json.dumps(dataclasses.asdict(model_cfg), indent=2))
 
 
 def _execution(config: ml_collections.ConfigDict, model_json: dict[str, Any]) -> ExecutionConfig:

@@ -6,12 +6,13 @@ Nothing here touches data files, checkpoints or flags, so benchmarks can use it 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import flax
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 from jax.sharding import Mesh
@@ -90,7 +91,7 @@ def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
 
 
 def make_eval_step(graphdef: nnx.GraphDef, objective: Objective = Objective(), seed: int = 0):
-  """Returns `eval_step(params, batch) -> {'loss', 'weight'[, 'correct']}` sums.
+  """Returns `eval_step(params, batch) -> {'loss', 'loss_sq', 'weight'[, 'correct']}` sums.
 
   MLM masks are drawn from a fixed key, so evaluations at different steps compare alike.
   """
@@ -99,6 +100,19 @@ def make_eval_step(graphdef: nnx.GraphDef, objective: Objective = Objective(), s
     return batch_sums(nnx.merge(graphdef, params), batch, jax.random.key(seed), objective)
 
   return eval_step
+
+
+def eval_sums(eval_step, params, batches: Iterable[dict[str, np.ndarray]],
+              mesh: Mesh | None = None) -> dict[str, float]:
+  """`eval_step`'s sums added up over host `batches` (in float64 on the host), each batch
+  split over `mesh`'s data axes (or on the default device without a mesh)."""
+  totals: dict[str, float] = {}
+  for batch in batches:
+    placed = (jax.tree.map(jnp.asarray, batch) if mesh is None
+              else sharding.global_batch(batch, mesh))
+    for k, v in jax.device_get(eval_step(params, placed)).items():
+      totals[k] = totals.get(k, 0.0) + float(v)
+  return totals
 
 
 @dataclasses.dataclass

@@ -6,7 +6,6 @@ This is the one place where model, data, optimizer and checkpoints meet.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import signal
@@ -14,10 +13,9 @@ import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 from jax.sharding import Mesh
 
-from lm import checkpoint, config_checks, distributed, metrics, paths, run, sharding
+from lm import checkpoint, config_checks, distributed, metrics, run, sharding
 from lm.model import counts
 from lm.data import labelled, pipeline, token_cache
 from lm.data.tokenizer import CharTokenizer
@@ -25,7 +23,8 @@ from lm.hardware import mesh_peak_flops
 from lm.model import config as model_config
 from lm.model.config import TransformerConfig
 from lm.objectives import Objective, objective_for
-from lm.step import StateLayout, TrainState, jit_train_step, make_eval_step, state_layout
+from lm.step import (StateLayout, TrainState, eval_sums, jit_train_step, make_eval_step,
+                     state_layout)
 
 log = logging.getLogger(__name__)
 
@@ -144,24 +143,11 @@ def evaluate(exp: Experiment, eval_step, params) -> dict[str, float]:
   if num == 0:
     raise ValueError(f"the eval split has fewer than config.data.batch_size="
                      f"{cfg.data.batch_size} windows")
-  totals = None
-  for i in range(num):
-    sums = eval_step(params, sharding.global_batch(ds[i], exp.mesh))
-    totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
-  out = {"eval_loss": float(totals["loss"] / totals["weight"])}
+  totals = eval_sums(eval_step, params, (ds[i] for i in range(num)), exp.mesh)
+  out = {"eval_loss": totals["loss"] / totals["weight"]}
   if "correct" in totals:
-    out["eval_accuracy"] = float(totals["correct"] / totals["weight"])
+    out["eval_accuracy"] = totals["correct"] / totals["weight"]
   return out
-
-
-def _write_run_files(workdir: str, exp: Experiment) -> None:
-  if jax.process_index() != 0:
-    return
-  root = paths.run_path(workdir)
-  root.mkdir(parents=True, exist_ok=True)
-  exp.data.tokenizer.save(str(root))
-  (root / "config.json").write_text(exp.config.to_json_best_effort(indent=2))
-  (root / "model.json").write_text(json.dumps(dataclasses.asdict(exp.model_cfg), indent=2))
 
 
 def _format_progress(step: int, total: int, m: dict[str, float]) -> str:
@@ -198,7 +184,8 @@ def train_and_evaluate(config, workdir: str, mesh: Mesh | None = None) -> dict[s
   t_start = time.perf_counter()
   exp = build(config, mesh)
   cfg = exp.config
-  _write_run_files(workdir, exp)
+  if jax.process_index() == 0:
+    run.write_run_files(workdir, exp.config, exp.model_cfg, exp.data.tokenizer)
   writer = metrics.MetricWriter(workdir, enabled=jax.process_index() == 0)
   mngr = checkpoint.manager(workdir, every=cfg.train.checkpoint_every,
                             keep=cfg.train.keep_checkpoints, use_async=cfg.train.async_checkpoints)

@@ -8,7 +8,7 @@ import pytest
 from etils import epath
 from fsspec.implementations.memory import MemoryFileSystem
 
-from lm import checkpoint, metrics, paths, train
+from lm import checkpoint, metrics, paths, run, train
 from lm.data import tokenizer as tokenizer_lib
 from lm.data import wordpiece
 
@@ -90,7 +90,7 @@ def test_rewritten_file_uploads_at_most_every_interval(fake_gcs):
 def test_run_files_and_tokenizers_round_trip_on_gcs(fake_gcs, tiny_config, tmp_path):
   tiny_config.mesh.data = -1
   exp = train.build(tiny_config)
-  train._write_run_files(fake_gcs, exp)
+  run.write_run_files(fake_gcs, exp.config, exp.model_cfg, exp.data.tokenizer)
   root = epath.Path(fake_gcs)
   assert json.loads((root / "model.json").read_text())["d_model"] == tiny_config.model.d_model
   assert json.loads((root / "config.json").read_text())["data"]["seq_len"] == 16

@@ -5,7 +5,6 @@ and BLEU / ROUGE of generated continuations of held-out passages.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from collections.abc import Iterator, Sequence
 
@@ -17,11 +16,11 @@ from flax import nnx
 from jax.sharding import Mesh
 from rouge_score import rouge_scorer
 
-from lm import run, sharding
-from lm.infer import sampling
-from lm.model.numerics import cross_entropy
+from lm import run
 from lm.data import token_cache
 from lm.data.tokenizer import Tokenizer
+from lm.infer import sampling
+from lm.step import eval_sums, make_eval_step
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
@@ -39,8 +38,9 @@ class LossStats:
 
 
 def loss_batches(tokens: np.ndarray, seq_len: int, batch_size: int
-                 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-  """(inputs, targets, weights) [batch_size, seq_len] covering every token after the first once.
+                 ) -> Iterator[dict[str, np.ndarray]]:
+  """LM batches {'tokens': [batch_size, seq_len + 1], 'weights': [batch_size, seq_len]} that
+  predict every token after the first once.
 
   Windows of seq_len targets, stride seq_len; the last window and the last batch are
   padded with weight 0, so nothing is dropped.
@@ -48,22 +48,14 @@ def loss_batches(tokens: np.ndarray, seq_len: int, batch_size: int
   num_targets = len(tokens) - 1
   num_windows = -(-num_targets // seq_len)
   for first in range(0, num_windows, batch_size):
-    inputs, targets, weights = (np.zeros((batch_size, seq_len), dt)
-                                for dt in (np.int32, np.int32, np.float32))
+    windows = np.zeros((batch_size, seq_len + 1), np.int32)
+    weights = np.zeros((batch_size, seq_len), np.float32)
     for row, w in enumerate(range(first, min(first + batch_size, num_windows))):
       start = w * seq_len
       n = min(seq_len, num_targets - start)
-      inputs[row, :n] = tokens[start:start + n]
-      targets[row, :n] = tokens[start + 1:start + n + 1]
+      windows[row, :n + 1] = tokens[start:start + n + 1]
       weights[row, :n] = 1.0
-    yield inputs, targets, weights
-
-
-@functools.partial(jax.jit, static_argnames="graphdef")
-def _loss_sums(graphdef: nnx.GraphDef, params, inputs_BT, targets_BT, weights_BT):
-  nll_BT = cross_entropy(nnx.merge(graphdef, params)(inputs_BT), targets_BT)
-  return (jnp.sum(nll_BT * weights_BT), jnp.sum(jnp.square(nll_BT) * weights_BT),
-          jnp.sum(weights_BT))
+    yield {"tokens": windows, "weights": weights}
 
 
 def evaluate_loss(graphdef: nnx.GraphDef, params, tokens: np.ndarray, tokenizer: Tokenizer, *,
@@ -73,12 +65,9 @@ def evaluate_loss(graphdef: nnx.GraphDef, params, tokens: np.ndarray, tokenizer:
   The standard error treats token losses as independent. Bits per byte divide the total
   nats by ln 2 and by the UTF-8 bytes of the predicted tokens' text.
   """
-  total = total_sq = count = 0.0
-  for batch in loss_batches(tokens, seq_len, batch_size):
-    if mesh is not None:
-      batch = jax.device_put(batch, sharding.batch_sharding(mesh))
-    sums = jax.device_get(_loss_sums(graphdef, params, *batch))
-    total, total_sq, count = total + float(sums[0]), total_sq + float(sums[1]), count + float(sums[2])
+  sums = eval_sums(jax.jit(make_eval_step(graphdef)), params,
+                   loss_batches(tokens, seq_len, batch_size), mesh)
+  total, total_sq, count = sums["loss"], sums["loss_sq"], sums["weight"]
   mean = total / count
   var = max(total_sq / count - mean * mean, 0.0)
   num_bytes = len(tokenizer.decode(np.asarray(tokens[1:]).tolist()).encode("utf-8"))
