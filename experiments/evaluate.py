@@ -8,7 +8,7 @@ import json
 
 from absl import app, flags
 
-from lm import logs, paths
+from lm import cli, logs, paths
 from lm.infer import evaluation
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The training run's workdir.")
@@ -51,4 +51,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(cli.one_line_errors(main))

@@ -7,7 +7,7 @@ tokenizer), loadable by `transformers` as GPT2LMHeadModel / BertForMaskedLM.
 
 from absl import app, flags
 
-from lm import logs, run, sharding
+from lm import cli, logs, run, sharding
 from lm.convert import hf
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training run's workdir.")
@@ -25,4 +25,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(cli.one_line_errors(main))

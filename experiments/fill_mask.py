@@ -8,7 +8,7 @@
 
 from absl import app, flags
 
-from lm import logs, run
+from lm import cli, logs, run
 from lm.infer import fill_mask
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training run's workdir.")
@@ -36,4 +36,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(cli.one_line_errors(main))

@@ -9,7 +9,7 @@ import jax
 import numpy as np
 from absl import app, flags
 
-from lm import logs, run
+from lm import cli, logs, run
 from lm.infer import sampling
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The training run's workdir.")
@@ -45,4 +45,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(cli.one_line_errors(main))

@@ -17,7 +17,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from lm import config_checks, logs, train
+from lm import cli, config_checks, logs, train
 from lm.scaling import sweep
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a scaling config file.",
@@ -52,4 +52,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -3,7 +3,11 @@
     python -m experiments.train --config=experiments/configs/shakespeare_char.py \
         --workdir=runs/shakespeare_char [--config.model.num_layers=6 ...]
 
-Running again with the same workdir continues from its latest checkpoint.
+Running again with the same workdir continues from its newest checkpoint that restores.
+Exit status: 0 finished; 75 preempted (SIGTERM, SIGINT or `train.stop_after_steps`: a
+checkpoint was saved, run the same command to resume); 124 the watchdog saw no progress for
+`train.watchdog_s` seconds; 1 an error, in one `error:` line where it is expected (a bad config
+or input, a non-finite loss, a full disk).
 
 As one of several processes (see launch/ and the README's "Scaling out"): add
 `--coordinator_address=HOST:PORT --num_processes=N --process_id=I` (or set
@@ -17,7 +21,8 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from lm import config_checks, distributed, logs, train
+from lm import checkpoint, cli, config_checks, distributed, exit_status, logs, train
+from lm.data.local_text import DataError
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file.",
                                           lock_config=True)
@@ -33,14 +38,19 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.INFO)
   logs.quiet_libraries()
+  cli.quiet_background_failures()
   if distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value):
     if jax.process_index() != 0:
       logging.set_verbosity(logging.WARNING)  # progress lines from process 0 only
-  try:
-    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  except (config_checks.ConfigError, train.NonFiniteLossError) as e:
-    sys.exit(f"error: {e}")
+  summary = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  if summary["preempted"] is not None:
+    print(f"preempted at step {summary['step']} ({summary['preempted']}): resume with the same "
+          f"command", file=sys.stderr)
+    sys.exit(exit_status.PREEMPTED)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(cli.one_line_errors(main, (config_checks.ConfigError, DataError,
+                                     train.NonFiniteLossError, checkpoint.NoCheckpointRestores),
+                              where=lambda: _WORKDIR.value),
+          flags_parser=cli.parse_flags)

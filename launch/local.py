@@ -5,12 +5,16 @@
 
 Everything after `--` goes to `python -m experiments.train`. Output lines are prefixed `[pI]`.
 If a process fails, the others get `--grace_s` seconds to exit, then are terminated; the exit
-status is non-zero and names the failed process.
+status is non-zero and names the failed process. SIGTERM or SIGINT to the launcher reaches every
+process, which save a checkpoint at one agreed step and exit; the launcher then exits with
+`lm.exit_status.PREEMPTED` (75). The processes die with the launcher even if it is killed
+(SIGKILL): on Linux the kernel sends them SIGTERM when it goes.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import queue
 import signal
@@ -21,6 +25,9 @@ import threading
 import time
 
 from launch.cli import split_train_args
+from lm import exit_status
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def free_port() -> int:
@@ -28,6 +35,38 @@ def free_port() -> int:
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     return s.getsockname()[1]
+
+
+def _die_with(parent_pid: int):
+  """A `preexec_fn`: the child gets SIGTERM when the launcher dies (Linux), and if the launcher
+  is already gone by then, at once."""
+  def preexec() -> None:
+    if sys.platform.startswith("linux"):
+      ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent_pid:
+      os.kill(os.getpid(), signal.SIGTERM)
+  return preexec
+
+
+class _ForwardSignals:
+  """While active, SIGTERM and SIGINT to the launcher are sent on to the processes as SIGTERM
+  (they save and exit)."""
+
+  def __init__(self, procs: list[subprocess.Popen]):
+    self.procs, self.received, self.received_at = procs, None, None
+    self._previous = {s: signal.signal(s, self._forward) for s in (signal.SIGTERM, signal.SIGINT)}
+
+  def _forward(self, signum, frame):
+    del frame
+    self.received, self.received_at = signal.Signals(signum).name, time.monotonic()
+    print(f"[launch] {self.received}: asking every process to save and exit", flush=True)
+    for p in self.procs:
+      if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+
+  def restore(self) -> None:
+    for s, handler in self._previous.items():
+      signal.signal(s, handler)
 
 
 def _stream(proc: subprocess.Popen, prefix: str) -> None:
@@ -67,8 +106,10 @@ def launch(train_args: list[str], num_processes: int, devices_per_process: int,
     cmd = [sys.executable, "-m", "experiments.train", *train_args,
            f"--coordinator_address={address}", f"--num_processes={num_processes}",
            f"--process_id={i}"]
+    # Started before any thread of ours (a preexec_fn is unsafe in a threaded parent).
     procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True, bufsize=1))
+                                  stderr=subprocess.STDOUT, text=True, bufsize=1,
+                                  preexec_fn=_die_with(os.getpid())))
     print(f"[launch] p{i} pid {procs[-1].pid}", flush=True)
   threads = [threading.Thread(target=_stream, args=(p, f"[p{i}]"), daemon=True)
              for i, p in enumerate(procs)]
@@ -78,10 +119,20 @@ def launch(train_args: list[str], num_processes: int, devices_per_process: int,
   for i, p in enumerate(procs):
     threading.Thread(target=lambda i=i, p=p: (p.wait(), exits.put(i)), daemon=True).start()
   failed = None
+  signals = _ForwardSignals(procs)
   try:
-    for _ in procs:
-      i = exits.get()
-      if procs[i].returncode != 0:
+    running = set(range(num_processes))
+    while running:
+      try:
+        i = exits.get(timeout=0.5)
+      except queue.Empty:
+        if signals.received_at is not None and time.monotonic() - signals.received_at > grace_s:
+          print(f"[launch] still running {grace_s:.0f}s after {signals.received}; stopping "
+                "them", flush=True)
+          break
+        continue
+      running.discard(i)
+      if procs[i].returncode not in (0, exit_status.PREEMPTED):
         failed = i
         break
     if failed is not None:
@@ -92,10 +143,15 @@ def launch(train_args: list[str], num_processes: int, devices_per_process: int,
         time.sleep(0.2)
   finally:
     _stop(procs, wait_s=5.0)
+    signals.restore()
     for t in threads:
       t.join(timeout=5.0)
   statuses = ", ".join(f"p{i}={p.returncode}" for i, p in enumerate(procs))
   print(f"[launch] exit statuses: {statuses}", flush=True)
+  if failed is None and any(p.returncode == exit_status.PREEMPTED for p in procs):
+    print("[launch] preempted: the processes saved a checkpoint; run the same command to "
+          "resume", flush=True)
+    return exit_status.PREEMPTED
   if failed is None:
     return 0
   print(f"[launch] failed: p{failed} ({_status(procs[failed].returncode)})", flush=True)

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import Any
 
+import jax
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 
 from lm import paths
+
+log = logging.getLogger(__name__)
+
+# Where a checkpoint that does not restore is moved, beside `checkpoints/`: kept, not deleted.
+UNREADABLE = "unreadable_checkpoints"
+
+
+class NoCheckpointRestores(RuntimeError):
+  """Every checkpoint of a run failed to restore."""
 
 
 def manager(workdir: str, *, every: int, keep: int, use_async: bool) -> ocp.CheckpointManager:
   """A CheckpointManager over `<workdir>/checkpoints` (local or gs://) saving every `every`
-  steps, keeping `keep`."""
-  options = ocp.CheckpointManagerOptions(save_interval_steps=every, max_to_keep=keep,
+  steps, keeping the newest `keep` (-1: all)."""
+  options = ocp.CheckpointManagerOptions(save_interval_steps=every,
+                                         max_to_keep=None if keep < 0 else keep,
                                          enable_async_checkpointing=use_async, create=True)
   return ocp.CheckpointManager(paths.run_path(workdir) / "checkpoints",
                                options=options, item_names=("state", "data"))
@@ -38,3 +52,50 @@ def restore(mngr: ocp.CheckpointManager, abstract_state: Any, step: int | None =
     args["data"] = ocp.args.JsonRestore()
   out = mngr.restore(step, args=ocp.args.Composite(**args))
   return out["state"], (out["data"] if with_data else None)
+
+
+def restore_newest(mngr: ocp.CheckpointManager, abstract_state: Any
+                   ) -> tuple[Any, dict | None, int] | None:
+  """(state, data iterator state, step) of the newest checkpoint that restores, or None if
+  there is none.
+
+  A newer checkpoint that does not restore (a truncated file, an empty step folder) is moved
+  to `<workdir>/unreadable_checkpoints/<step>`, with one line saying so, so that the run can
+  save that step again. If none restores, the error names every step and why.
+  """
+  failures = []
+  for step in sorted(mngr.all_steps(), reverse=True):
+    try:
+      state, data_state = restore(mngr, abstract_state, step)
+    except Exception as e:  # pylint: disable=broad-exception-caught (Orbax, TensorStore, OS)
+      # TensorStore nests its errors (the cause comes last) and appends its specs.
+      reason = re.sub(r"\s*\[(source locations|tensorstore_spec)[^=]*=.*$", "",
+                      " ".join(str(e).split())) or type(e).__name__
+      if len(reason) > 240:
+        reason = f"{reason[:80]} ... {reason[-150:]}"
+      failures.append((step, reason))
+      continue
+    for bad, reason in failures:
+      _set_aside(mngr, bad, reason, step)
+    if failures:
+      mngr.reload()
+    return state, data_state, step
+  if failures:
+    raise NoCheckpointRestores(f"no checkpoint in {mngr.directory} restores: " + "; ".join(
+        f"step {s}: {r}" for s, r in failures))
+  return None
+
+
+def _set_aside(mngr: ocp.CheckpointManager, step: int, reason: str, resumed: int) -> None:
+  target = mngr.directory.parent / UNREADABLE / str(step)
+  copies = 1
+  while target.exists():  # set aside before at this step: keep both
+    copies += 1
+    target = target.parent / f"{step}-{copies}"
+  log.warning("checkpoint step %d does not restore (%s): moved to %s; resuming from step %d",
+              step, reason, target, resumed)
+  if jax.process_index() == 0:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    (mngr.directory / str(step)).rename(target)
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(f"lm:set_aside_checkpoint_{step}")

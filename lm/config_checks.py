@@ -6,8 +6,12 @@ import os
 
 from lm import optim, sharding
 from lm.data import sources, token_cache
+from lm.data.local_text import DECODE_ERRORS
 from lm.model.config import ATTENTION_IMPLS, DTYPES, KINDS, NORM_POSITIONS, POSITIONS, REMAT
 from lm.model.layers import ACTIVATIONS
+
+
+_FLOAT32_MAX = 3.4e38  # larger values overflow to inf in the float32 optimizer
 
 
 class ConfigError(ValueError):
@@ -66,6 +70,25 @@ def check(config, num_devices: int, num_processes: int = 1) -> None:
   _require(t.steps > 0 and 0 <= o.warmup_steps < t.steps,
            f"config.optim.warmup_steps={o.warmup_steps} must lie in [0, config.train.steps="
            f"{t.steps})")
+  _require(0 < o.learning_rate < _FLOAT32_MAX,
+           f"config.optim.learning_rate={o.learning_rate} must be positive and finite")
+  for field in ("weight_decay", "grad_clip_norm"):
+    _require(0 <= o[field] < _FLOAT32_MAX,
+             f"config.optim.{field}={o[field]} must be >= 0 and finite")
+  _require(0 <= m.dropout < 1, f"config.model.dropout={m.dropout} must lie in [0, 1)")
+  _require(0 < d.validation_fraction < 1,
+           f"config.data.validation_fraction={d.validation_fraction} must lie in (0, 1)")
+  for field in ("log_every", "eval_every", "checkpoint_every"):
+    _require(t[field] >= 1, f"config.train.{field}={t[field]} must be >= 1 (steps)")
+  _require(t.keep_checkpoints >= 1 or t.keep_checkpoints == -1,
+           f"config.train.keep_checkpoints={t.keep_checkpoints} would keep no checkpoint; use "
+           ">= 1, or -1 to keep them all")
+  _require(t.watchdog_s >= 0, f"config.train.watchdog_s={t.watchdog_s} must be >= 0 (0: off)")
+  _require(m.vocab_multiple >= 1,
+           f"config.model.vocab_multiple={m.vocab_multiple} must be >= 1")
+  _require(d.batch_size >= 1, f"config.data.batch_size={d.batch_size} must be >= 1")
+  _require(d.decode_errors in DECODE_ERRORS,
+           f"config.data.decode_errors={d.decode_errors!r}; valid: {', '.join(DECODE_ERRORS)}")
   try:
     data_axis, fsdp, tensor = sharding.mesh_shape(config.mesh, num_devices)
     sources.check_dataset_name(d.dataset)

@@ -1,4 +1,5 @@
-"""Log setup for the command-line tools: our INFO lines, only warnings from the libraries."""
+"""Log setup for the command-line tools: our INFO lines, only warnings from the libraries, and
+their errors in one line each (the entry point says what failed, once)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,14 @@ _CHATTY = ("/orbax/", "/grain/", "/tensorflow_datasets/", "/absl/", "xla_bridge"
 
 class _QuietLibraries(logging.Filter):
   def filter(self, record: logging.LogRecord) -> bool:
-    return record.levelno >= logging.WARNING or not any(p in record.pathname for p in _CHATTY)
+    if not any(p in record.pathname for p in _CHATTY):
+      return True
+    record.exc_info = record.exc_text = None  # e.g. Orbax's background-thread tracebacks
+    return record.levelno >= logging.WARNING
 
 
 def quiet_libraries() -> None:
-  """Keeps INFO records from this project; drops those from orbax, grain and TFDS."""
+  """Keeps INFO records from this project; drops those from orbax, grain and TFDS, and the
+  tracebacks attached to their warnings and errors."""
   for handler in logging.getLogger().handlers + logging.getLogger("absl").handlers:
     handler.addFilter(_QuietLibraries())

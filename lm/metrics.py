@@ -27,19 +27,43 @@ for _scheme in paths.REMOTE_SCHEMES:
   record_writer.register_writer_factory(_scheme, _ObjectStoreEvents())
 
 
+def _step_of(line: str) -> int | None:
+  try:
+    return int(json.loads(line)["step"])
+  except (ValueError, KeyError, TypeError):  # a row cut short when the process was killed
+    return None
+
+
+def _drop_rows_after(path, step: int) -> None:
+  """Rewrites a metrics.jsonl without the rows of steps after `step` (and any row cut short)."""
+  path = paths.run_path(path)
+  if not path.exists() or not (paths.is_remote(path) or path.is_file()):
+    return  # nothing written yet, or not a regular file (a pipe, a device)
+  lines = path.read_text().splitlines(keepends=True)
+  kept = [l for l in lines if (s := _step_of(l)) is not None and s <= step and l.endswith("\n")]
+  if len(kept) != len(lines):
+    path.write_text("".join(kept))
+
+
 class MetricWriter:
   """Appends scalars to `<workdir>/metrics.jsonl` and TensorBoard events under `<workdir>/tb`
   (local or gs://, see lm/paths.py).
 
-  Only the writing process (process 0) should construct one with `enabled=True`.
+  Only the writing process (process 0) should construct one with `enabled=True`. A run that
+  starts from step `resume_step` (0: from scratch) replays what was logged after it: those rows
+  are dropped from metrics.jsonl and purged from TensorBoard, so that each holds one curve.
+  Without `resume_step` every row is kept.
   """
 
-  def __init__(self, workdir: str, enabled: bool = True):
+  def __init__(self, workdir: str, enabled: bool = True, resume_step: int | None = None):
     self.enabled = enabled
     if enabled:
       root = paths.run_path(workdir)
+      if resume_step is not None:
+        _drop_rows_after(root / "metrics.jsonl", resume_step)
       self._jsonl = paths.RewrittenFile(root / "metrics.jsonl")
-      self._tb = SummaryWriter(str(root / "tb"))
+      self._tb = SummaryWriter(str(root / "tb"),
+                               purge_step=None if resume_step is None else resume_step + 1)
 
   def write(self, step: int, scalars: dict[str, Any]) -> None:
     if not self.enabled:

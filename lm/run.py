@@ -16,6 +16,7 @@ import ml_collections
 from flax import nnx
 
 from lm import checkpoint, paths, sharding
+from lm.config_checks import ConfigError
 from lm.convert import hf
 from lm.data.tokenizer import Tokenizer, load_tokenizer
 from lm.model import config as model_config
@@ -34,6 +35,33 @@ class TrainedRun:
   graphdef: nnx.GraphDef
   params: Any
   step: int
+
+
+def check_workdir(workdir: str, model_cfg: TransformerConfig) -> None:
+  """Raises ConfigError if `workdir` cannot hold this run: a file, not writable, or a run with
+  checkpoints whose architecture differs (restoring would fail; nothing is written first)."""
+  root = paths.run_path(workdir)
+  if not paths.is_remote(root):
+    if root.exists() and not root.is_dir():
+      raise ConfigError(f"--workdir={workdir} is a file, not a folder")
+    try:
+      root.mkdir(parents=True, exist_ok=True)
+      probe = root / f".write_test.{os.getpid()}"  # one per process: several may share root
+      probe.write_text("")
+      probe.unlink()
+    except OSError as e:
+      raise ConfigError(f"--workdir={workdir} is not writable: {e.strerror or e}") from None
+  stored = root / "model.json"
+  checkpoints = root / "checkpoints"
+  if not (stored.exists() and checkpoints.exists() and any(checkpoints.iterdir())):
+    return
+  old, new = json.loads(stored.read_text()), dataclasses.asdict(model_cfg)
+  differ = [f"{'the padded vocab_size' if k == 'vocab_size' else 'config.model.' + k}="
+            f"{new[k]!r} (the run's: {old[k]!r})" for k in new if k in old and old[k] != new[k]]
+  if differ:
+    raise ConfigError(f"--workdir={workdir} holds a run of another model, whose checkpoints "
+                      f"cannot be restored: {', '.join(differ)}; use a new --workdir, or the "
+                      f"run's config ({root / 'config.json'})")
 
 
 def write_run_files(workdir: str, config: ml_collections.ConfigDict,
@@ -57,6 +85,8 @@ def _execution(config: ml_collections.ConfigDict, model_json: dict[str, Any]) ->
 def load_run(workdir: str, step: int | None = None) -> TrainedRun:
   """Restores the params of `workdir`'s latest (or given) checkpoint onto all local devices."""
   root = paths.run_path(workdir)
+  if not ((root / "config.json").exists() and (root / "model.json").exists()):
+    raise FileNotFoundError(f"{workdir} holds no training run (no config.json and model.json)")
   config = ml_collections.ConfigDict(json.loads((root / "config.json").read_text()))
   model_json = json.loads((root / "model.json").read_text())
   model_cfg = TransformerConfig(**{k: model_json[k] for k in
@@ -64,6 +94,8 @@ def load_run(workdir: str, step: int | None = None) -> TrainedRun:
   for field, default in (("freeze_embeddings", False), ("freeze_layers", 0)):
     if field not in config.optim:  # runs from before fine-tuning existed: nothing was frozen
       config.optim[field] = default
+  if "encoding" not in config.data:  # runs from before the fields: UTF-8, bad bytes replaced
+    config.data.encoding, config.data.decode_errors = "utf-8", "replace"
   mesh = sharding.make_mesh({"data": -1, "fsdp": 1, "tensor": 1})
   layout = state_layout(model_cfg, _execution(config, model_json), config.optim,
                         config.train.steps, mesh)

@@ -8,11 +8,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import signal
 import time
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 from jax.sharding import Mesh
 
 from lm import checkpoint, config_checks, distributed, metrics, run, sharding
@@ -23,8 +23,10 @@ from lm.hardware import mesh_peak_flops
 from lm.model import config as model_config
 from lm.model.config import TransformerConfig
 from lm.objectives import Objective, objective_for
+from lm.preemption import Preemption
 from lm.step import (StateLayout, TrainState, eval_sums, jit_train_step, make_eval_step,
                      state_layout)
+from lm.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +57,10 @@ def _data(config, tokenizer, kind: str):
       if config.data.tokenizer != "char":
         raise config_checks.ConfigError("classification from scratch trains a 'char' tokenizer;"
                                         " use config.init_from for another one")
-      splits = labelled.read_splits(config.data)
+      splits = labelled.read_splits(config.data, num_classes=config.model.num_classes)
       tokenizer = CharTokenizer.train(t for t, _ in splits[config.data.train_split])
-    return labelled.labelled_data(config.data, tokenizer, wrap=kind == "encoder")
+    return labelled.labelled_data(config.data, tokenizer, wrap=kind == "encoder",
+                                  num_classes=config.model.num_classes)
   return token_cache.tokenized_data(config.data, tokenizer)
 
 
@@ -161,39 +164,50 @@ def _format_progress(step: int, total: int, m: dict[str, float]) -> str:
   return " | ".join(parts)
 
 
-class _Preemption:
-  """Turns SIGTERM into a flag the loop checks, so it saves before exiting."""
+def _all_finite(tree) -> jax.Array:
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
-  def __init__(self):
-    self.requested = False
-    self._previous = signal.signal(signal.SIGTERM, self._handle)
 
-  def _handle(self, signum, frame):
-    del signum, frame
-    self.requested = True
+_all_finite_jit = jax.jit(_all_finite)
 
-  def restore(self):
-    signal.signal(signal.SIGTERM, self._previous)
+
+def _close_quietly(mngr) -> None:
+  """Closes the checkpoint manager without hiding the error that may be on its way out: its
+  background writes are waited for first (closing its event loop under them makes each one
+  print a traceback), and a second error from either is only logged."""
+  for finish in (mngr.wait_until_finished, mngr.close):
+    try:
+      finish()
+    except Exception as e:  # pylint: disable=broad-exception-caught
+      log.debug("closing the checkpoint manager: %s", e)
 
 
 def train_and_evaluate(config, workdir: str, mesh: Mesh | None = None) -> dict[str, Any]:
-  """Trains per `config` in `workdir`, resuming from its latest checkpoint if there is one.
+  """Trains per `config` in `workdir`, resuming from its newest checkpoint that restores.
 
-  Returns a summary: final step, last train loss, last eval loss, compile count, wall time.
+  Returns a summary: final step, last train loss, last eval loss, compile count, wall time,
+  and `preempted` (the name of what stopped the run early, or None).
   """
   t_start = time.perf_counter()
   exp = build(config, mesh)
   cfg = exp.config
-  if jax.process_index() == 0:
-    run.write_run_files(workdir, exp.config, exp.model_cfg, exp.data.tokenizer)
-  writer = metrics.MetricWriter(workdir, enabled=jax.process_index() == 0)
+  run.check_workdir(workdir, exp.model_cfg)  # before anything is written there
   mngr = checkpoint.manager(workdir, every=cfg.train.checkpoint_every,
                             keep=cfg.train.keep_checkpoints, use_async=cfg.train.async_checkpoints)
+  try:
+    return _train(exp, workdir, mngr, t_start)
+  finally:
+    _close_quietly(mngr)
+
+
+def _train(exp: Experiment, workdir: str, mngr, t_start: float) -> dict[str, Any]:
+  cfg = exp.config
   train_ds = dataset(exp, cfg.data.train_split, shuffle_seed=cfg.seed, repeat=True)
   data_iter = pipeline.iterate(train_ds, cfg.data.prefetch, cfg.data.num_threads)
 
-  if mngr.latest_step() is not None:
-    state, data_state = checkpoint.restore(mngr, exp.layout.abstract)
+  restored = checkpoint.restore_newest(mngr, exp.layout.abstract)
+  if restored is not None:
+    state, data_state, _ = restored
     data_iter.set_state(data_state)
     log.info("resumed from step %d in %s", int(state.step), mngr.directory)
   else:
@@ -202,6 +216,11 @@ def train_and_evaluate(config, workdir: str, mesh: Mesh | None = None) -> dict[s
     if exp.pretrained is not None:
       state = start_from_pretrained(exp, state)
       log.info("initialised from %s", cfg.init_from)
+  step = int(state.step)
+  if jax.process_index() == 0:
+    run.write_run_files(workdir, exp.config, exp.model_cfg, exp.data.tokenizer)
+  # Rows past the restored step are replayed: dropped, so that the file stays one curve.
+  writer = metrics.MetricWriter(workdir, enabled=jax.process_index() == 0, resume_step=step)
 
   train_step = jit_train_step(exp.layout, cfg.train, exp.mesh, exp.objective)
   eval_step = jax.jit(make_eval_step(exp.layout.graphdef, exp.objective, cfg.seed))
@@ -216,22 +235,29 @@ def train_and_evaluate(config, workdir: str, mesh: Mesh | None = None) -> dict[s
            f"{n_params['total']:,}", f"{n_params['non_embedding']:,}", dict(exp.mesh.shape),
            peak_name)
 
-  step = int(state.step)
   start_step = step
-  preemption = _Preemption()
+  preemption = Preemption()
+  watchdog = Watchdog(cfg.train.watchdog_s)
   pending = None  # (step, device metrics) of the last dispatched step, fetched one step late
-  summary: dict[str, Any] = {"start_step": start_step}
+  summary: dict[str, Any] = {"start_step": start_step, "preempted": None}
   last_train_loss = last_eval_loss = math.nan
   last_eval: dict[str, float] = {}
 
+  def last_good() -> str:
+    good = mngr.latest_step()
+    return f"last good checkpoint: {'none' if good is None else f'step {good}'} in {mngr.directory}"
+
+  def beat(doing: str) -> None:
+    if step > start_step + 1:  # armed once the first step (and its compilation) is behind
+      watchdog.beat(doing)
+
   def fetch(step_and_metrics) -> dict[str, float]:
     at, device_metrics = step_and_metrics
+    beat(f"waiting for step {at}'s results (its device work and collectives)")
     host = {k: float(v) for k, v in jax.device_get(device_metrics).items()}
     if not (math.isfinite(host["loss"]) and math.isfinite(host["grad_norm"])):
-      good = mngr.latest_step()
       raise NonFiniteLossError(
-          f"loss {host['loss']} / grad norm {host['grad_norm']} at step {at}; last good "
-          f"checkpoint: {'none' if good is None else f'step {good}'} in {mngr.directory}")
+          f"loss {host['loss']} / grad norm {host['grad_norm']} at step {at}; {last_good()}")
     return host
 
   def record(step_and_metrics) -> float:
@@ -243,9 +269,18 @@ def train_and_evaluate(config, workdir: str, mesh: Mesh | None = None) -> dict[s
       writer.write(at, host)
     return host["loss"]
 
+  def save(step: int, force: bool) -> None:
+    fetch(pending)  # never save a state that followed a NaN
+    beat(f"checking and saving the checkpoint of step {step}")
+    if not bool(_all_finite_jit(state.params)):
+      raise NonFiniteLossError(f"the parameters are not finite after step {step} (not saved); "
+                               f"{last_good()}")
+    checkpoint.save(mngr, step, state, data_iter.get_state(), force=force)
+
   compiles = metrics.CompileCounter().start()
   try:
     while step < cfg.train.steps:
+      beat(f"reading the batch of step {step + 1}")
       batch = sharding.global_batch(next(data_iter), exp.mesh)
       state, step_metrics = train_step(state, batch)
       step += 1
@@ -254,26 +289,28 @@ def train_and_evaluate(config, workdir: str, mesh: Mesh | None = None) -> dict[s
       if step == start_step + 1:
         meter.reset(step)  # exclude compilation from throughput
       pending = (step, step_metrics)
-      stop = preemption.requested or step - start_step == cfg.train.stop_after_steps
-      last = step == cfg.train.steps or stop
+      if preemption.requested(step):
+        summary["preempted"] = preemption.signal_name or "SIGTERM"
+      elif step - start_step == cfg.train.stop_after_steps:
+        summary["preempted"] = "config.train.stop_after_steps"
+      last = step == cfg.train.steps or summary["preempted"] is not None
       if step % cfg.train.eval_every == 0 or step == cfg.train.steps:
+        beat(f"evaluating at step {step}")
         last_eval = evaluate(exp, eval_step, state.params)
         last_eval_loss = last_eval["eval_loss"]
         log.info("step %d | %s", step, " | ".join(f"{k} {v:.4f}" for k, v in last_eval.items()))
         writer.write(step, last_eval)
       if step % cfg.train.checkpoint_every == 0 or last:
-        fetch(pending)  # never save a state that followed a NaN
-        checkpoint.save(mngr, step, state, data_iter.get_state(), force=last)
-      if stop:
-        log.warning("%s: saved step %d, exiting", "SIGTERM" if preemption.requested else
-                    "config.train.stop_after_steps", step)
-        summary["preempted"] = preemption.requested
+        save(step, force=last)
+      if summary["preempted"] is not None:
         break
     if pending is not None:
       last_train_loss = record(pending)
+    beat("finishing the checkpoint writes")
+    mngr.wait_until_finished()
   finally:
     compiles.stop()
-    mngr.wait_until_finished()
+    watchdog.stop()
     preemption.restore()
     writer.close()
 
@@ -282,9 +319,13 @@ def train_and_evaluate(config, workdir: str, mesh: Mesh | None = None) -> dict[s
                  train_step_compiles=compiles.count("train_step"),
                  wall_s=time.perf_counter() - t_start, state=state,
                  tokens_per_step=tokens_per_step)
-  log.info("done: step %d, train loss %.4f, eval loss %.4f, train_step compiled %d time(s), "
-           "%.1fs", step, last_train_loss, last_eval_loss, summary["train_step_compiles"],
-           summary["wall_s"])
+  if summary["preempted"] is not None:
+    log.warning("preempted at step %d of %d (%s), checkpoint saved: resume with the same command",
+                step, cfg.train.steps, summary["preempted"])
+  else:
+    log.info("done: step %d, train loss %.4f, eval loss %.4f, train_step compiled %d time(s), "
+             "%.1fs", step, last_train_loss, last_eval_loss, summary["train_step_compiles"],
+             summary["wall_s"])
   return summary
 
 

@@ -13,6 +13,21 @@ from lm import config_checks
     ("data.path", "/nonexistent.txt", r"config.data.path='/nonexistent.txt' does not exist"),
     ("data.tokenizer", "bpe", r"config.data.tokenizer='bpe'; valid: char, sentencepiece"),
     ("model.position", "alibi", r"config.model.position='alibi'"),
+    ("optim.learning_rate", -1e-3, r"config.optim.learning_rate=-0.001 must be positive and "),
+    ("optim.learning_rate", float("inf"), r"config.optim.learning_rate=inf must be positive"),
+    ("optim.learning_rate", float("nan"), r"config.optim.learning_rate=nan must be positive"),
+    ("optim.learning_rate", 1e39, r"config.optim.learning_rate=1e\+39 must be positive and fin"),
+    ("model.dropout", 1.0, r"config.model.dropout=1.0 must lie in \[0, 1\)"),
+    ("model.dropout", -0.1, r"config.model.dropout=-0.1 must lie in \[0, 1\)"),
+    ("data.validation_fraction", 0.0, r"config.data.validation_fraction=0.0 must lie in \(0, 1\)"),
+    ("data.validation_fraction", 1.5, r"config.data.validation_fraction=1.5 must lie in"),
+    ("train.checkpoint_every", 0, r"config.train.checkpoint_every=0 must be >= 1"),
+    ("train.log_every", 0, r"config.train.log_every=0 must be >= 1"),
+    ("train.eval_every", 0, r"config.train.eval_every=0 must be >= 1"),
+    ("train.keep_checkpoints", 0, r"config.train.keep_checkpoints=0 would keep no checkpoint"),
+    ("model.vocab_multiple", 0, r"config.model.vocab_multiple=0 must be >= 1"),
+    ("data.batch_size", 0, r"config.data.batch_size=0 must be >= 1"),
+    ("train.watchdog_s", -1, r"config.train.watchdog_s=-1 must be >= 0"),
 ])
 def test_bad_config_fails_naming_the_field(tiny_config, field, value, message):
   tiny_config.mesh.data = 4 if field != "mesh.data" else tiny_config.mesh.data

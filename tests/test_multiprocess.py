@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, config_flags
-from lm import sharding, train
-
+from lm import exit_status, sharding, train
 
 
 def _launch(config, workdir, *extra) -> subprocess.Popen:
@@ -28,13 +27,13 @@ def _launch(config, workdir, *extra) -> subprocess.Popen:
                           stderr=subprocess.STDOUT, text=True)
 
 
-def _launch_and_wait(config, workdir) -> str:
+def _launch_and_wait(config, workdir, status=0) -> str:
   proc = _launch(config, workdir)
   try:
     out, _ = proc.communicate(timeout=240)
   finally:
     proc.kill()
-  assert proc.returncode == 0, out[-3000:]
+  assert proc.returncode == status, out[-3000:]
   return out
 
 
@@ -74,7 +73,7 @@ def test_two_process_checkpoint_resumes_on_one_device(tiny_config, tmp_path):
   _small(tiny_config)
   straight = _in_process(tiny_config, tmp_path / "straight", 1)
   tiny_config.train.stop_after_steps = 3
-  _launch_and_wait(tiny_config, tmp_path / "resumed")
+  _launch_and_wait(tiny_config, tmp_path / "resumed", status=exit_status.PREEMPTED)
   assert sorted(_losses(tmp_path / "resumed")) == [1, 2, 3]
   tiny_config.train.stop_after_steps = -1
   resumed = _in_process(tiny_config, tmp_path / "resumed", 1)
@@ -115,3 +114,49 @@ def test_a_dead_process_fails_the_launch_instead_of_hanging(tiny_config, tmp_pat
   assert f"[launch] failed: {victim}" in out, out[-3000:]
   survivor = pids["p0" if victim == "p1" else "p1"]
   assert not os.path.exists(f"/proc/{survivor}"), "the survivor is still running"
+
+
+def _wait_for_progress(proc, lines, workdir, rows, deadline_s=240):
+  deadline = time.monotonic() + deadline_s
+  metrics = workdir / "metrics.jsonl"
+  while not (metrics.exists() and len(metrics.read_text().splitlines()) >= rows):
+    assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)[-3000:]
+    time.sleep(0.2)
+
+
+def _worker_pids(lines) -> list[int]:
+  return [int(l.split()[3]) for l in lines if l.startswith("[launch] p") and " pid " in l]
+
+
+def test_signals_to_the_launcher_reach_its_processes(tiny_config, tmp_path):
+  """SIGTERM: every process saves at one agreed step and the launch exits as preempted. SIGKILL
+  of the launcher: its processes still save and exit, none is left running."""
+  _small(tiny_config)
+  tiny_config.train.steps = 100_000
+  tiny_config.train.checkpoint_every = 100_000
+  steps = []
+  for signum in (signal.SIGTERM, signal.SIGKILL):
+    proc = _launch(tiny_config, tmp_path)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    try:
+      _wait_for_progress(proc, lines, tmp_path, rows=3 + (steps[-1] if steps else 0))
+      pids = _worker_pids(lines)
+      proc.send_signal(signum)
+      proc.wait(timeout=120)
+      deadline = time.monotonic() + 60
+      while any(os.path.exists(f"/proc/{p}") for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    finally:
+      proc.kill()
+      reader.join(timeout=5)
+    out = "".join(lines)
+    assert not any(os.path.exists(f"/proc/{p}") for p in pids), "orphans: " + out[-3000:]
+    saved = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir())
+    assert len(saved) == len(steps) + 1, (saved, out[-3000:])
+    steps.append(saved[-1])
+    if signum == signal.SIGTERM:
+      assert proc.returncode == exit_status.PREEMPTED, out[-3000:]
+      assert out.count(f"preempted at step {steps[-1]} (SIGTERM)") == 2, out[-3000:]
+  assert steps[1] > steps[0]  # the second launch resumed, trained on, and saved when orphaned

@@ -65,7 +65,7 @@ def test_metrics_on_gcs_keep_every_row_across_a_resume(fake_gcs):
   writer.close()
   tb = epath.Path(f"{fake_gcs}/tb")
   first = sum(len(e.read_bytes()) for e in tb.glob("events.out.tfevents.*"))
-  writer = metrics.MetricWriter(fake_gcs)  # the run resumes
+  writer = metrics.MetricWriter(fake_gcs, resume_step=2)  # the run resumes from step 2
   writer.write(3, {"loss": 0.5})
   writer.close()
   rows = [json.loads(l) for l in epath.Path(f"{fake_gcs}/metrics.jsonl").read_text().split("\n")

@@ -20,6 +20,8 @@ def get_config() -> ml_collections.ConfigDict:
   d.train_split = "train"
   d.eval_split = "validation"
   d.validation_fraction = 0.1      # local corpora: the last fraction is the validation split
+  d.encoding = "utf-8"             # local files' text encoding, decoded strictly (e.g. 'latin-1')
+  d.decode_errors = "strict"       # 'strict': a byte that does not decode fails; 'replace': U+FFFD
   d.data_dir = "~/tensorflow_datasets"  # TFDS data and the token caches
   d.tokenizer = "char"             # 'char' or 'sentencepiece'
   d.vocab_size = 8192              # sentencepiece only; 'char' takes the corpus' characters
@@ -91,8 +93,9 @@ def get_config() -> ml_collections.ConfigDict:
   t.eval_every = 500
   t.eval_batches = -1              # batches of the eval split per evaluation; -1: all of it
   t.checkpoint_every = 1000
-  t.keep_checkpoints = 3
+  t.keep_checkpoints = 3           # the newest N checkpoints are kept; -1: all
   t.async_checkpoints = True
+  t.watchdog_s = 600               # end the run (exit 124) after this long without progress; 0: off
 
   c.scaling = s = ml_collections.ConfigDict()  # experiments/sweep.py: an IsoFLOP grid
   s.budgets = (1e12, 1e13)         # training FLOPs per IsoFLOP curve, under `flops_convention`

@@ -27,6 +27,7 @@ def get_config():
   c.data.path = sysconfig.get_paths()["stdlib"]
   c.data.include = "*.py"
   c.data.exclude = ("site-packages/*", "*/__pycache__/*")
+  c.data.decode_errors = "replace"  # 4 of its tests are latin-1 / KOI8-R on purpose
   c.data.tokenizer = "char"
   c.data.data_dir = "runs/data"
   c.data.seq_len = 128

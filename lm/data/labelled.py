@@ -1,17 +1,20 @@
 """Labelled text for sequence classification: a local CSV / JSONL file or a TFDS dataset.
 
-Local: a `.csv` (with a header) or `.jsonl` file whose records hold `data.text_key` and
-`data.label_key` (an integer class id); the last `validation_fraction` of the records is the
-validation split. TFDS (e.g. 'glue/sst2', text_key='sentence'): the usual splits. Each example
-is tokenized, wrapped in [CLS] ... [SEP] for an encoder whose tokenizer has them, cut to
-`seq_len` and right-padded with [PAD]; batches are {'tokens': [B, seq_len], 'label': [B],
-'weight': [B]}, the weight 0 on the rows that pad the last batch of a single pass.
+Local: a `.csv` (with a header) or `.jsonl` file, decoded strictly with `data.encoding`, whose
+records hold `data.text_key` and `data.label_key` (an integer class id); the last
+`validation_fraction` of the records is the validation split. TFDS (e.g. 'glue/sst2',
+text_key='sentence'): the usual splits. A bad record fails naming its file and line (or split
+and index) with DataError. Each example is tokenized, wrapped in [CLS] ... [SEP] for an
+encoder whose tokenizer has them, cut to `seq_len` and right-padded with [PAD]; batches are
+{'tokens': [B, seq_len], 'label': [B], 'weight': [B]}, the weight 0 on the rows that pad the
+last batch of a single pass.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import os
 
@@ -19,6 +22,7 @@ import grain
 import numpy as np
 
 from lm.data import sources
+from lm.data.local_text import DataError, read_text
 from lm.data.pipeline import host_rows, index_batches
 from lm.data.tokenizer import Tokenizer
 
@@ -31,28 +35,94 @@ class LabelledData:
   splits: dict[str, tuple[np.ndarray, np.ndarray]]  # split -> (tokens [N, T], labels [N])
 
 
-def _local_records(data_cfg) -> list[dict]:
-  path = os.path.expanduser(data_cfg.path)
-  ext = os.path.splitext(path)[1]
+def _integer(value) -> int | None:
+  """`value` as an int if it is an integer, an integral float, or a string of either."""
+  if isinstance(value, str):
+    try:
+      return int(value)
+    except ValueError:
+      try:
+        value = float(value)
+      except ValueError:
+        return None
+  if isinstance(value, float):
+    return int(value) if value.is_integer() else None
+  return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def class_id(value, num_classes: int | None, where: str) -> int:
+  """`value` as a class id in [0, num_classes) (>= 0 without `num_classes`); DataError
+  starting with `where` if it is not one."""
+  if isinstance(value, np.generic):  # TFDS features
+    value = value.item()
+  if isinstance(value, bytes):
+    value = value.decode("utf-8", errors="replace")
+  label = _integer(value)
+  if label is None or label < 0 or (num_classes and label >= num_classes):
+    valid = f"in [0, {num_classes})" if num_classes else ">= 0"
+    raise DataError(f"{where}: label {value!r} is not an integer class id {valid}")
+  return label
+
+
+def _record(record, data_cfg, num_classes: int | None, where: str) -> tuple[str, int]:
+  """(text, label) of one record; DataError starting with `where` if either is missing or bad."""
+  for key, field in ((data_cfg.text_key, "text_key"), (data_cfg.label_key, "label_key")):
+    if record.get(key) is None:
+      held = [repr(k) for k, v in record.items() if k is not None and v is not None]
+      raise DataError(f"{where}: no {key!r} (config.data.{field}) in the record; it holds "
+                      f"{', '.join(held) or 'nothing'}")
+  text = record[data_cfg.text_key]
+  if not isinstance(text, (str, bytes)):
+    raise DataError(f"{where}: the text {data_cfg.text_key!r} is {text!r}, not a string")
+  return (sources.record_text(record, data_cfg.text_key),
+          class_id(record[data_cfg.label_key], num_classes, where))
+
+
+def _local_examples(data_cfg, num_classes: int | None) -> list[tuple[str, int]]:
+  """(text, label) of each record of the local file; DataError names the file and line."""
+  ext = os.path.splitext(data_cfg.path)[1]
   if ext not in LOCAL_FORMATS:
-    raise ValueError(f"config.data.path={data_cfg.path!r}: labelled local data must be one of "
-                     f"{', '.join(LOCAL_FORMATS)}")
-  with open(path, encoding="utf-8") as f:
-    return list(csv.DictReader(f)) if ext == ".csv" else [json.loads(l) for l in f if l.strip()]
-
-
-def read_splits(data_cfg) -> dict[str, list[tuple[str, int]]]:
-  """{split: [(text, label)]} for the train and eval splits."""
-  if data_cfg.dataset == sources.LOCAL:
-    records = _local_records(data_cfg)
-    cut = int(round(len(records) * (1 - data_cfg.validation_fraction)))
-    parts = {data_cfg.train_split: records[:cut], data_cfg.eval_split: records[cut:]}
+    raise DataError(f"config.data.path={data_cfg.path!r}: labelled local data must be one of "
+                    f"{', '.join(LOCAL_FORMATS)}")
+  name = f"config.data.path={data_cfg.path!r}"
+  text = read_text(os.path.expanduser(data_cfg.path), data_cfg.encoding, name,
+                   data_cfg.decode_errors)
+  examples = []
+  if ext == ".csv":
+    reader = csv.DictReader(io.StringIO(text))
+    for row in reader:  # reader.line_num: the row's last line, the header being line 1
+      examples.append(_record(row, data_cfg, num_classes, f"{name} line {reader.line_num}"))
   else:
-    _, split_sources = sources.prepare_splits(data_cfg)
-    parts = {s: [split_sources[s][i] for i in range(len(split_sources[s]))]
-             for s in (data_cfg.train_split, data_cfg.eval_split)}
-  return {s: [(sources.record_text(r, data_cfg.text_key), int(r[data_cfg.label_key]))
-              for r in recs] for s, recs in parts.items()}
+    for n, line in enumerate(text.split("\n"), 1):
+      if not line.strip():
+        continue
+      try:
+        record = json.loads(line)
+      except json.JSONDecodeError as e:
+        raise DataError(f"{name} line {n}: not valid JSON ({e.msg} at column {e.colno})") from None
+      if not isinstance(record, dict):
+        raise DataError(f"{name} line {n}: not a JSON object but {type(record).__name__}")
+      examples.append(_record(record, data_cfg, num_classes, f"{name} line {n}"))
+  if not examples:
+    raise DataError(f"{name} holds no records")
+  return examples
+
+
+def read_splits(data_cfg, num_classes: int | None = None) -> dict[str, list[tuple[str, int]]]:
+  """{split: [(text, label)]} for the train and eval splits.
+
+  Every label must be an integer class id, in [0, num_classes) when `num_classes` is given;
+  a bad record fails naming the file and line (local) or the split and index (TFDS).
+  """
+  if data_cfg.dataset == sources.LOCAL:
+    examples = _local_examples(data_cfg, num_classes)
+    cut = int(round(len(examples) * (1 - data_cfg.validation_fraction)))
+    return {data_cfg.train_split: examples[:cut], data_cfg.eval_split: examples[cut:]}
+  _, split_sources = sources.prepare_splits(data_cfg)
+  return {s: [_record(split_sources[s][i], data_cfg, num_classes,
+                      f"config.data.dataset={data_cfg.dataset!r} split {s!r} record {i}")
+              for i in range(len(split_sources[s]))]
+          for s in (data_cfg.train_split, data_cfg.eval_split)}
 
 
 def encode(tokenizer: Tokenizer, texts: list[str], seq_len: int, wrap: bool) -> np.ndarray:
@@ -69,10 +139,12 @@ def encode(tokenizer: Tokenizer, texts: list[str], seq_len: int, wrap: bool) -> 
   return out
 
 
-def labelled_data(data_cfg, tokenizer: Tokenizer, wrap: bool) -> LabelledData:
-  """Reads and tokenizes both splits (in memory: classification sets are small)."""
+def labelled_data(data_cfg, tokenizer: Tokenizer, wrap: bool,
+                  num_classes: int | None = None) -> LabelledData:
+  """Reads and tokenizes both splits (in memory: classification sets are small); with
+  `num_classes`, a label outside [0, num_classes) fails naming its record."""
   splits = {}
-  for split, examples in read_splits(data_cfg).items():
+  for split, examples in read_splits(data_cfg, num_classes).items():
     texts = [t for t, _ in examples]
     splits[split] = (encode(tokenizer, texts, data_cfg.seq_len, wrap),
                      np.asarray([l for _, l in examples], np.int32))

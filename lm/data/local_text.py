@@ -1,19 +1,26 @@
-"""A TFDS builder for a local text corpus: one file or a folder of files.
+"""A TFDS builder for a local text corpus: one file or a folder of files; strict reading of
+local text files (also the labelled ones), and the error that names a bad one.
 
-The files (sorted, `*.txt`-style text read as UTF-8) are concatenated; the last
-`validation_fraction` of the characters, cut at a line break, is the validation split.
+The files (sorted, text decoded strictly with `config.data.encoding`) are concatenated; the
+last `validation_fraction` of the characters, cut at a line break, is the validation split.
 Each split is stored as records of at most `record_chars` characters, cut at line breaks,
 in array_record format so it is read without TensorFlow.
 """
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import fnmatch
 import hashlib
 import os
 
 import tensorflow_datasets as tfds
+
+
+class DataError(ValueError):
+  """A bad corpus or labelled file (or a bad label in a TFDS dataset, or an unknown encoding);
+  the message names the file and line, or the config field, and what is wrong."""
 
 
 @dataclasses.dataclass
@@ -23,6 +30,8 @@ class LocalTextConfig(tfds.core.BuilderConfig):
   exclude: tuple[str, ...] = ()
   validation_fraction: float = 0.1
   record_chars: int = 1 << 16
+  encoding: str = "utf-8"
+  decode_errors: str = "strict"
 
 
 def corpus_files(path: str, include: str = "*", exclude: tuple[str, ...] = ()) -> list[str]:
@@ -45,6 +54,47 @@ def corpus_files(path: str, include: str = "*", exclude: tuple[str, ...] = ()) -
   if not files:
     raise FileNotFoundError(f"config.data.path={path!r} holds no files")
   return files
+
+
+def codec_name(encoding: str) -> str:
+  """The canonical name of `encoding` ('latin1' -> 'iso8859-1'); DataError if Python has none."""
+  try:
+    return codecs.lookup(encoding).name
+  except LookupError:
+    raise DataError(f"config.data.encoding={encoding!r} is not a known text encoding; use e.g. "
+                    "'utf-8' or 'latin-1'") from None
+
+
+DECODE_ERRORS = ("strict", "replace")
+
+
+def read_text(path: str, encoding: str, where: str | None = None,
+              errors: str = "strict") -> str:
+  """The text of the file at `path`, line breaks read as `open()` reads them.
+
+  Raises DataError, starting with `where` (default: the path), if the file holds NUL bytes (a
+  binary file decodes as some text under a lenient encoding such as latin-1) or, with
+  `errors='strict'`, bytes that `encoding` does not decode ('replace': each becomes U+FFFD).
+  """
+  where = repr(path) if where is None else where
+  codec_name(encoding)
+  with open(path, "rb") as f:
+    data = f.read()
+  nul = data.find(b"\0")
+  if nul >= 0:
+    raise DataError(f"{where} looks binary: it holds NUL bytes (the first at byte {nul}); "
+                    "use a text file")
+  try:
+    text = data.decode(encoding, errors=errors)
+  except UnicodeDecodeError as e:
+    line = data.count(b"\n", 0, e.start) + 1
+    raise DataError(
+        f"{where} line {line}: byte {e.start} ({data[e.start:e.start + 1]!r}) is not valid "
+        f"{encoding}; set config.data.encoding to the file's encoding, e.g. "
+        "--config.data.encoding=latin-1 (or config.data.decode_errors='replace' to keep it "
+        "as U+FFFD)") from None
+  # Universal newlines, as text-mode open() gave before decoding became strict.
+  return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _cut_at_newline(text: str, index: int) -> int:
@@ -70,6 +120,11 @@ def chunk_text(text: str, max_chars: int) -> list[str]:
   return chunks
 
 
+def _file_name(corpus: str, path: str) -> str:
+  name = f"config.data.path={corpus!r}"
+  return name if path == corpus else f"{name} file {os.path.relpath(path, corpus)!r}"
+
+
 class LocalText(tfds.core.GeneratorBasedBuilder):
   """Plain text from local files, split into train and validation."""
 
@@ -82,10 +137,19 @@ class LocalText(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager):
     del dl_manager
-    text = "".join(open(f, encoding="utf-8", errors="replace").read()
-                   for f in corpus_files(self.builder_config.path, self.builder_config.include,
-                                        self.builder_config.exclude))
-    train, validation = split_text(text, self.builder_config.validation_fraction)
+    cfg = self.builder_config
+    text = "".join(read_text(f, cfg.encoding, _file_name(cfg.path, f), cfg.decode_errors)
+                   for f in corpus_files(cfg.path, cfg.include, cfg.exclude))
+    if not text.strip():
+      raise DataError(f"config.data.path={cfg.path!r} holds no text")
+    train, validation = split_text(text, cfg.validation_fraction)
+    # An empty split would fail inside TFDS, naming neither the corpus nor the fraction.
+    for split, part in (("train", train), ("validation", validation)):
+      if not part.strip():
+        raise DataError(
+            f"config.data.validation_fraction={cfg.validation_fraction} leaves the {split} split "
+            f"of config.data.path={cfg.path!r} ({len(text)} characters) without text; use a "
+            "fraction in (0, 1) that leaves a line to each split, or a larger corpus")
     return {"train": self._generate_examples(train),
             "validation": self._generate_examples(validation)}
 
@@ -95,16 +159,22 @@ class LocalText(tfds.core.GeneratorBasedBuilder):
 
 
 def local_text_builder(path: str, validation_fraction: float, data_dir: str,
-                       include: str = "*", exclude: tuple[str, ...] = ()) -> LocalText:
-  """A LocalText builder whose config name is tied to the corpus path and contents."""
+                       include: str = "*", exclude: tuple[str, ...] = (),
+                       encoding: str = "utf-8", decode_errors: str = "strict") -> LocalText:
+  """A LocalText builder whose config name is tied to the corpus path, contents and decoding."""
   path = os.path.abspath(os.path.expanduser(path))
   exclude = tuple(exclude)
-  digest = hashlib.sha256(f"{validation_fraction}".encode())
+  codec = codec_name(encoding)
+  # utf-8, strict, adds nothing to the name: corpora prepared before these fields are kept.
+  decoding = ("" if codec == "utf-8" else codec) + (
+      "" if decode_errors == "strict" else decode_errors)
+  digest = hashlib.sha256(f"{validation_fraction}{decoding}".encode())
   for f in corpus_files(path, include, exclude):
     st = os.stat(f)
     digest.update(f"{f}:{st.st_size}:{st.st_mtime_ns}".encode())
   stem = os.path.splitext(os.path.basename(path.rstrip("/")))[0]
   name = "".join(c if c.isalnum() else "_" for c in stem).lower() + "_" + digest.hexdigest()[:10]
   config = LocalTextConfig(name=name, path=path, include=include, exclude=exclude,
-                           validation_fraction=validation_fraction)
+                           validation_fraction=validation_fraction, encoding=codec,
+                           decode_errors=decode_errors)
   return LocalText(config=config, data_dir=data_dir, file_format="array_record")

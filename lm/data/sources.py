@@ -31,7 +31,8 @@ def check_dataset_name(name: str) -> None:
 def _builder(data_cfg) -> tfds.core.DatasetBuilder:
   if data_cfg.dataset == LOCAL:
     return local_text_builder(data_cfg.path, data_cfg.validation_fraction, data_dir(data_cfg),
-                              data_cfg.include, data_cfg.exclude)
+                              data_cfg.include, data_cfg.exclude, data_cfg.encoding,
+                              data_cfg.decode_errors)
   check_dataset_name(data_cfg.dataset)
   return tfds.builder(data_cfg.dataset, data_dir=data_dir(data_cfg), file_format="array_record")
 

@@ -39,14 +39,21 @@ def test_plan_gives_three_sizes_per_budget(tiny_config):
     assert abs(p.flops / p.budget - 1) < 0.1  # rounding steps moves C a little
 
 
-def test_run_identity_ignores_the_execution_only(tiny_config):
+def test_run_identity_ignores_the_execution_and_bookkeeping_only(tiny_config):
   base = sweep.config_hash(tiny_config)
-  for name, value in tiny_config.execution.items():
+  ignored = [("execution", name) for name in tiny_config.execution] + [
+      tuple(n.split(".")) for n in sweep.NOT_IDENTITY if "." in n]
+  for section, name in ignored:
     changed = tiny_config.copy_and_resolve_references()
-    changed.execution[name] = not value if isinstance(value, bool) else "bfloat16"
-    assert sweep.config_hash(changed) == base, name
-  tiny_config.model.d_model *= 2
-  assert sweep.config_hash(tiny_config) != base
+    value = changed[section][name]
+    changed[section][name] = (not value if isinstance(value, bool) else value + 1
+                              if isinstance(value, int) else "bfloat16")
+    assert sweep.config_hash(changed) == base, (section, name)
+  for section, name, value in [("model", "d_model", 64), ("train", "eval_batches", 3),
+                               ("data", "encoding", "latin-1"), ("optim", "eps", 1e-6)]:
+    changed = tiny_config.copy_and_resolve_references()
+    changed[section][name] = value
+    assert sweep.config_hash(changed) != base, (section, name)
 
 
 @pytest.mark.slow

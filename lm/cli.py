@@ -1,0 +1,91 @@
+"""Command-line plumbing for the entry points: flags parsed with one-line errors, and the one
+line that an expected failure (a bad config or input, a full disk) ends a process with."""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+import os
+import re
+import sys
+import threading
+from collections.abc import Callable, Sequence
+
+from absl import flags
+
+
+def parse_flags(argv: Sequence[str]) -> list[str]:
+  """`app.run`'s flags parser: a bad flag or a `--config.<field>` override of a field that does
+  not exist ends the process with one `error:` line (with ml_collections' suggestion)."""
+  try:
+    return flags.FLAGS(list(argv))
+  except flags.Error as e:
+    sys.exit(f"error: {e}")
+  except (AttributeError, KeyError) as e:  # ml_collections: no such field
+    text = str(e)
+    suggestion = re.search(r'Did you mean "(\w+)" instead of "(\w+)"', text)
+    field = suggestion.group(2) if suggestion else (re.findall(r"\w+", text) or ["?"])[0]
+    override = next((a.split("=")[0] for a in argv
+                     if a.startswith("--config.") and re.search(rf"\.{field}([.=]|$)", a)),
+                    "a --config override")
+    hint = f'; did you mean "{suggestion.group(1)}"?' if suggestion else ""
+    sys.exit(f"error: {override}: the config has no field {field!r}{hint}")
+
+
+def no_space_left(e: BaseException, where: str | None = None) -> str | None:
+  """'no space left on <path>' if `e` (or what caused it) is a full disk, else None."""
+  seen = set()
+  while e is not None and id(e) not in seen:
+    seen.add(id(e))
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+      return f"no space left on {where or e.filename or 'the device'}"
+    if "No space left on device" in str(e):
+      path = re.search(r"(/[^\s\"':]+)", str(e))
+      return f"no space left on {where or (path.group(1) if path else 'the device')}"
+    e = e.__cause__ or e.__context__
+  return None
+
+
+def one_line_errors(main: Callable[[list[str]], None],
+                    expected: tuple[type[BaseException], ...] = (FileNotFoundError, ValueError),
+                    where: Callable[[], str | None] = lambda: None
+                    ) -> Callable[[list[str]], None]:
+  """`main` ending in one `error:` line on an expected failure (a missing run, a bad argument,
+  a full disk) instead of a traceback; anything else still raises. `where()` names the folder
+  a full disk is reported on when the error does not say."""
+  @functools.wraps(main)
+  def wrapped(argv: list[str]) -> None:
+    try:
+      main(argv)
+    except expected as e:
+      _exit_now(f"error: {e}")
+    except Exception as e:  # pylint: disable=broad-exception-caught
+      full = no_space_left(e, where())
+      if full is None:
+        raise
+      _exit_now(f"error: {full}")
+  return wrapped
+
+
+def _exit_now(line: str) -> None:
+  """Prints `line` and exits 1 at once, without exit handlers: with several processes,
+  `jax.distributed`'s would wait for the others at a shutdown barrier that they may never
+  reach, and after a full disk the libraries' would only add tracebacks of the same failure."""
+  print(line, file=sys.stderr, flush=True)
+  sys.stdout.flush()
+  logging.shutdown()
+  os._exit(1)  # pylint: disable=protected-access
+
+
+def quiet_background_failures() -> None:
+  """Background threads and callbacks (checkpoint and event writers) that fail on a full disk
+  print nothing, nor do the callbacks that then find Orbax's event loop closed: the main thread
+  reports the failure once."""
+  def benign(e: BaseException | None) -> bool:
+    return e is not None and (no_space_left(e) is not None or (
+        isinstance(e, RuntimeError) and str(e) == "Event loop is closed"))
+
+  thread_hook, unraisable_hook = threading.excepthook, sys.unraisablehook
+  threading.excepthook = lambda args: None if benign(args.exc_value) else thread_hook(args)
+  sys.unraisablehook = lambda u: None if benign(u.exc_value) else unraisable_hook(u)

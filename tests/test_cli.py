@@ -1,0 +1,82 @@
+"""The entry points end an expected failure in one `error:` line, and a stop with its own
+exit status."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO, config_flags
+from lm import exit_status
+
+_TRAIN = [sys.executable, "-m", "experiments.train", "--config=experiments/configs/base.py"]
+
+
+def _cli(args, **kw):
+  env = dict(os.environ, PYTHONPATH=REPO)
+  env.pop("XLA_FLAGS")
+  return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, **kw)
+
+
+def _one_error_line(out: subprocess.CompletedProcess, expected: str) -> None:
+  assert out.returncode == 1, out.stderr[-3000:]
+  assert "Traceback" not in out.stderr, out.stderr[-3000:]
+  assert out.stderr.strip().splitlines()[-1] == expected, out.stderr[-3000:]
+
+
+def test_a_misspelt_config_field_is_one_line(tmp_path):
+  out = _cli([*_TRAIN, f"--workdir={tmp_path}", "--config.model.d_modle=64"])
+  _one_error_line(out, 'error: --config.model.d_modle: the config has no field \'d_modle\'; '
+                  'did you mean "d_model"?')
+
+
+def test_sampling_a_workdir_without_a_run_is_one_line(tmp_path):
+  out = _cli([sys.executable, "-m", "experiments.sample", f"--workdir={tmp_path}"])
+  _one_error_line(out, f"error: {tmp_path} holds no training run (no config.json and "
+                  "model.json)")
+
+
+def test_a_full_disk_is_one_line(tiny_config, tmp_path):
+  disk = tmp_path / "disk"
+  disk.mkdir()
+  if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
+                    capture_output=True).returncode:
+    pytest.skip("a small filesystem needs `mount` (root)")
+  try:
+    tiny_config.train.steps = 200
+    tiny_config.train.checkpoint_every = 5
+    tiny_config.train.keep_checkpoints = -1  # the checkpoints fill the 1 MB disk
+    out = _cli([*_TRAIN, f"--workdir={disk}/run", *config_flags(tiny_config)])
+  finally:
+    subprocess.run(["umount", str(disk)], check=True)
+  _one_error_line(out, f"error: no space left on {disk}/run")
+
+
+def test_ctrl_c_saves_and_exits_as_preempted(tiny_config, tmp_path):
+  signum = signal.SIGINT  # SIGTERM takes the same path (tests/test_multiprocess.py)
+  tiny_config.train.steps = 100_000
+  tiny_config.train.checkpoint_every = 100_000
+  env = dict(os.environ, PYTHONPATH=REPO)
+  env.pop("XLA_FLAGS")
+  proc = subprocess.Popen([*_TRAIN, f"--workdir={tmp_path}", *config_flags(tiny_config)],
+                          cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True)
+  try:
+    deadline = time.monotonic() + 240
+    metrics = tmp_path / "metrics.jsonl"
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3):
+      assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-3000:]
+      time.sleep(0.2)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+  finally:
+    proc.kill()
+  assert proc.returncode == exit_status.PREEMPTED, err[-3000:]
+  last = err.strip().splitlines()[-1]
+  assert last.startswith("preempted at step ") and last.endswith(
+      f"({signal.Signals(signum).name}): resume with the same command"), last
+  step = int(last.split()[3])
+  assert [int(p.name) for p in (tmp_path / "checkpoints").iterdir()] == [step]
