@@ -18,7 +18,6 @@ import datetime
 import json
 import os
 import statistics
-import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +27,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
+from benchmarks.provenance import git_commit
 from lm import hardware, sharding
 from lm.model import counts
 from lm.model.config import architecture, execution
@@ -48,17 +48,6 @@ flags.mark_flag_as_required("config")
 # The figures printed, in order.
 SUMMARY = ("params", "compile_s", "step_s_median", "step_s_pipelined", "tokens_per_s",
            "tflops_per_s", "mfu", "peak_memory_gib")
-
-
-def git_commit() -> str:
-  """The tree's commit: $GIT_COMMIT where the tree was copied without .git, else git's."""
-  if os.environ.get("GIT_COMMIT"):
-    return os.environ["GIT_COMMIT"]
-  try:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                          text=True, check=True).stdout.strip()
-  except (OSError, subprocess.CalledProcessError):
-    return "unknown"
 
 
 def batches(config, mesh, data: str, vocab_size: int | None) -> tuple[int, Callable[[], Any]]:

@@ -7,7 +7,8 @@ import os
 from lm import optim, sharding
 from lm.data import sources, token_cache
 from lm.data.local_text import DECODE_ERRORS
-from lm.model.config import ATTENTION_IMPLS, DTYPES, KINDS, NORM_POSITIONS, POSITIONS, REMAT
+from lm.model.config import (ATTENTION_IMPLS, DTYPES, KINDS, MLPS, NORM_POSITIONS, NORMS,
+                             POSITIONS, REMAT)
 from lm.model.layers import ACTIVATIONS
 
 
@@ -35,6 +36,12 @@ def check(config, num_devices: int, num_processes: int = 1) -> None:
            f"config.model: rotary positions need an even head size, got "
            f"{m.d_model // m.num_heads}")
   _require(m.kind in KINDS, f"config.model.kind={m.kind!r}; valid: {', '.join(KINDS)}")
+  _require(m.norm in NORMS, f"config.model.norm={m.norm!r}; valid: {', '.join(NORMS)}")
+  _require(m.mlp in MLPS, f"config.model.mlp={m.mlp!r}; valid: {', '.join(MLPS)}")
+  _require(m.num_kv_heads >= 0 and (m.num_kv_heads == 0 or m.num_heads % m.num_kv_heads == 0),
+           f"config.model.num_kv_heads={m.num_kv_heads} must divide config.model.num_heads="
+           f"{m.num_heads} (0: as many as num_heads)")
+  _require(m.rope_theta > 0, f"config.model.rope_theta={m.rope_theta} must be > 0")
   _require(m.norm_position in NORM_POSITIONS,
            f"config.model.norm_position={m.norm_position!r}; valid: {', '.join(NORM_POSITIONS)}")
   _require(m.activation in ACTIVATIONS,
@@ -63,6 +70,10 @@ def check(config, num_devices: int, num_processes: int = 1) -> None:
            f"config.data.batch_size={d.batch_size}")
   _require(d.seq_len <= m.max_seq_len,
            f"config.data.seq_len={d.seq_len} exceeds config.model.max_seq_len={m.max_seq_len}")
+  _require(o.name in optim.OPTIMIZERS,
+           f"config.optim.name={o.name!r}; valid: {', '.join(optim.OPTIMIZERS)}")
+  _require(0 <= o.adam_learning_rate < _FLOAT32_MAX,
+           f"config.optim.adam_learning_rate={o.adam_learning_rate} must be >= 0")
   _require(o.schedule in optim.SCHEDULES,
            f"config.optim.schedule={o.schedule!r}; valid: {', '.join(optim.SCHEDULES)}")
   _require(d.tokenizer in token_cache.TOKENIZERS,
@@ -83,6 +94,7 @@ def check(config, num_devices: int, num_processes: int = 1) -> None:
   _require(t.keep_checkpoints >= 1 or t.keep_checkpoints == -1,
            f"config.train.keep_checkpoints={t.keep_checkpoints} would keep no checkpoint; use "
            ">= 1, or -1 to keep them all")
+  _require(0 <= t.z_loss < _FLOAT32_MAX, f"config.train.z_loss={t.z_loss} must be >= 0")
   _require(t.watchdog_s >= 0, f"config.train.watchdog_s={t.watchdog_s} must be >= 0 (0: off)")
   _require(m.vocab_multiple >= 1,
            f"config.model.vocab_multiple={m.vocab_multiple} must be >= 1")
@@ -109,6 +121,9 @@ def check(config, num_devices: int, num_processes: int = 1) -> None:
   _require(m.num_heads % tensor == 0 and m.mlp_dim % tensor == 0,
            f"config.model.num_heads={m.num_heads} and mlp_dim={m.mlp_dim} must be divisible by "
            f"config.mesh.tensor={tensor}")
+  _require((m.num_kv_heads or m.num_heads) % tensor == 0,
+           f"config.model.num_kv_heads={m.num_kv_heads} must be divisible by config.mesh.tensor="
+           f"{tensor} (the KV heads are split over it)")
   _require(m.vocab_multiple % tensor == 0,
            f"config.model.vocab_multiple={m.vocab_multiple} must be divisible by "
            f"config.mesh.tensor={tensor}")

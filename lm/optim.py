@@ -1,4 +1,4 @@
-"""Optax optimizer and learning-rate schedules from config."""
+"""Optax optimizers (AdamW, Muon, Adafactor, Lion) and learning-rate schedules from config."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ import jax.numpy as jnp
 import optax
 
 SCHEDULES = ("constant", "linear", "cosine", "wsd")
+OPTIMIZERS = ("adamw", "muon", "adafactor", "lion")
+# The logical axes of a block's hidden matrices, besides `embed` (lm/model: attention and MLP).
+HIDDEN_AXES = ("heads", "kv_heads", "head_dim", "mlp")
 
 
 def make_schedule(cfg, total_steps: int) -> optax.Schedule:
@@ -66,15 +69,56 @@ def zero_frozen(freeze_embeddings: bool, freeze_layers: int) -> optax.GradientTr
   return optax.GradientTransformation(lambda _: optax.EmptyState(), update_fn)
 
 
-def make_optimizer(cfg, total_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
-  """AdamW with global-norm clipping, decoupled weight decay on matrices, and a schedule;
-  frozen parameters (`freeze_embeddings`, `freeze_layers`) get zero gradients and updates."""
+def muon_dimensions(logical_axes: Any) -> Any:
+  """Muon's view of each parameter, from its logical axis names: the blocks' hidden matrices
+  (an `embed` axis and hidden axes, no `vocab`) as matrices from their input axes to their
+  output axes, unnamed axes (q/k/v) being a batch of matrices; None for the rest (embeddings,
+  head, norms, biases), which AdamW updates, as Muon's authors prescribe."""
+  def dims(names):
+    names = tuple(names)
+    hidden = tuple(i for i, n in enumerate(names) if n in HIDDEN_AXES)
+    if "embed" not in names or "vocab" in names or not hidden:
+      return None
+    embed = (names.index("embed"),)
+    # An input projection contracts `embed`; an output projection produces it.
+    inputs, outputs = (embed, hidden) if names[0] == "embed" else (hidden, embed)
+    return optax.contrib.MuonDimensionNumbers(reduction_axis=inputs, output_axis=outputs)
+  return jax.tree.map(dims, logical_axes, is_leaf=lambda x: isinstance(x, tuple))
+
+
+def _optimizer(cfg, schedule: optax.Schedule, logical_axes: Any) -> optax.GradientTransformation:
+  if cfg.name == "adamw":
+    return optax.adamw(schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps,
+                       weight_decay=cfg.weight_decay, mask=decay_mask)
+  if cfg.name == "lion":
+    return optax.lion(schedule, b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay,
+                      mask=decay_mask)
+  if cfg.name == "adafactor":
+    # An absolute step size, as AdamW's (not scaled by each parameter's norm).
+    return optax.adafactor(schedule, multiply_by_parameter_scale=False,
+                           weight_decay_rate=cfg.weight_decay or None,
+                           weight_decay_mask=decay_mask)
+  if cfg.name == "muon":
+    adam_peak = cfg.adam_learning_rate or cfg.learning_rate
+    adam_schedule = lambda step: schedule(step) * (adam_peak / cfg.learning_rate)
+    return optax.contrib.muon(
+        schedule, eps=cfg.eps, weight_decay=cfg.weight_decay, weight_decay_mask=decay_mask,
+        adam_b1=cfg.b1, adam_b2=cfg.b2, adam_weight_decay=cfg.weight_decay,
+        adam_learning_rate=adam_schedule,
+        muon_weight_dimension_numbers=muon_dimensions(logical_axes))
+  raise ValueError(f"config.optim.name={cfg.name!r}; valid: {', '.join(OPTIMIZERS)}")
+
+
+def make_optimizer(cfg, total_steps: int, logical_axes: Any
+                   ) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  """`cfg.name` (AdamW, Muon, Adafactor or Lion) with global-norm clipping, decoupled weight
+  decay on matrices, and a schedule; frozen parameters (`freeze_embeddings`, `freeze_layers`)
+  get zero gradients and updates. `logical_axes`: the params' axis names (for Muon)."""
   schedule = make_schedule(cfg, total_steps)
   freeze = ([zero_frozen(cfg.freeze_embeddings, cfg.freeze_layers)]
             if cfg.freeze_embeddings or cfg.freeze_layers else [])
   chain = list(freeze)  # before clipping, so frozen gradients do not count in the norm
   if cfg.grad_clip_norm > 0:
     chain.append(optax.clip_by_global_norm(cfg.grad_clip_norm))
-  chain.append(optax.adamw(schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps,
-                           weight_decay=cfg.weight_decay, mask=decay_mask))
+  chain.append(_optimizer(cfg, schedule, logical_axes))
   return optax.chain(*chain, *freeze), schedule

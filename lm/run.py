@@ -91,8 +91,10 @@ def load_run(workdir: str, step: int | None = None) -> TrainedRun:
   model_json = json.loads((root / "model.json").read_text())
   model_cfg = TransformerConfig(**{k: model_json[k] for k in
                                    model_config.fields_of(TransformerConfig) if k in model_json})
-  for field, default in (("freeze_embeddings", False), ("freeze_layers", 0)):
-    if field not in config.optim:  # runs from before fine-tuning existed: nothing was frozen
+  # Runs from before these fields: nothing frozen, AdamW.
+  for field, default in (("freeze_embeddings", False), ("freeze_layers", 0), ("name", "adamw"),
+                         ("adam_learning_rate", 0.0)):
+    if field not in config.optim:
       config.optim[field] = default
   if "encoding" not in config.data:  # runs from before the fields: UTF-8, bad bytes replaced
     config.data.encoding, config.data.decode_errors = "utf-8", "replace"

@@ -18,6 +18,7 @@ LOGICAL_RULES: tuple[tuple[str, Any], ...] = (
     ("batch", ("data", "fsdp")),
     ("vocab", "tensor"),
     ("heads", "tensor"),
+    ("kv_heads", "tensor"),
     ("mlp", "tensor"),
     ("embed", "fsdp"),
     ("head_dim", None),
@@ -63,6 +64,28 @@ def param_shardings(state: nnx.State, mesh: Mesh) -> Any:
   specs = linen.logical_to_mesh(logical_axes(state), LOGICAL_RULES)
   return jax.tree.map(lambda s: NamedSharding(mesh, s), specs,
                       is_leaf=lambda x: isinstance(x, P))
+
+
+def _keys(path) -> tuple:
+  return tuple(getattr(k, "key", getattr(k, "idx", getattr(k, "name", None))) for k in path)
+
+
+def like_params(tree: Any, params: Any, param_shardings: Any, other: NamedSharding) -> Any:
+  """Shardings for a tree that holds copies of the params (an optimizer's state): a leaf whose
+  key path ends with a parameter's path and whose shape is that parameter's gets its sharding
+  (Adam's moments, Muon's momentum); any other leaf (counts, Adafactor's factored statistics)
+  gets `other`."""
+  by_path = {_keys(path): (leaf.shape, sh) for (path, leaf), sh in zip(
+      jax.tree_util.tree_leaves_with_path(params), jax.tree.leaves(param_shardings))}
+
+  def pick(path, leaf):
+    keys = _keys(path)
+    for start in range(len(keys)):
+      shape, sh = by_path.get(keys[start:], (None, None))
+      if shape is not None and shape == leaf.shape:
+        return sh
+    return other
+  return jax.tree_util.tree_map_with_path(pick, tree)
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:

@@ -32,9 +32,10 @@ class TrainState:
   rng: jax.Array
 
 
-def token_loss(ex: ExecutionConfig) -> Callable[[jax.Array, jax.Array], jax.Array]:
-  """The per-token cross-entropy `ex` asks for: fused (optionally with a one-pass normaliser on
-  GPUs) or Optax's."""
+def token_loss(ex: ExecutionConfig
+               ) -> Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]:
+  """The per-token (cross-entropy, log-normaliser) `ex` asks for: fused (optionally with a
+  one-pass normaliser on GPUs) or Optax's."""
   if not ex.fused_cross_entropy:
     return cross_entropy_unfused
   return lambda logits_BTV, targets_BT: cross_entropy(logits_BTV, targets_BT,
@@ -43,7 +44,8 @@ def token_loss(ex: ExecutionConfig) -> Callable[[jax.Array, jax.Array], jax.Arra
 
 def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
                     schedule: optax.Schedule, use_dropout: bool, grad_accum_steps: int = 1,
-                    loss_fn: Callable[[jax.Array, jax.Array], jax.Array] = cross_entropy,
+                    loss_fn: Callable[[jax.Array, jax.Array],
+                                      tuple[jax.Array, jax.Array]] = cross_entropy,
                     objective: Objective = Objective()):
   """Returns the pure `train_step(state, batch) -> (state, metrics)`.
 
@@ -58,10 +60,11 @@ def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
       sums = batch_sums(nnx.merge(graphdef, params), batch, jax.random.fold_in(key, 1),
                         objective, rngs=rngs, loss_fn=loss_fn)
       weight = jnp.maximum(sums["weight"], 1.0)
-      aux = {"accuracy": sums["correct"] / weight} if "correct" in sums else {}
-      return sums["loss"] / weight, aux
-    (loss, aux), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
-    return loss, aux, grads
+      aux = {k: sums[k] / weight for k in ("loss", "correct", "z_loss") if k in sums}
+      return (sums["loss"] + sums.get("z_loss", 0.0)) / weight, aux
+    (_, aux), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
+    aux = {"accuracy" if k == "correct" else k: v for k, v in aux.items()}
+    return aux.pop("loss"), aux, grads
 
   def train_step(state: TrainState, batch: dict[str, jax.Array]):
     key = jax.random.fold_in(state.rng, state.step)
@@ -132,9 +135,10 @@ class StateLayout:
 def state_layout(model_cfg: TransformerConfig, ex: ExecutionConfig, optim_cfg, total_steps: int,
                  mesh: Mesh) -> StateLayout:
   """The TrainState's structure and shardings over `mesh`, built without allocating it."""
-  tx, schedule = optim.make_optimizer(optim_cfg, total_steps)
   graphdef, abstract_params = nnx.split(nnx.eval_shape(lambda: make_model(model_cfg, ex,
                                                                           rngs=nnx.Rngs(0))))
+  tx, schedule = optim.make_optimizer(optim_cfg, total_steps,
+                                      sharding.logical_axes(abstract_params))
 
   def init_fn(key: jax.Array) -> TrainState:
     params_key, rng = jax.random.split(key)
@@ -146,8 +150,7 @@ def state_layout(model_cfg: TransformerConfig, ex: ExecutionConfig, optim_cfg, t
   abstract = jax.eval_shape(init_fn, jax.random.key(0))
   param_sh = sharding.param_shardings(abstract_params, mesh)
   rep = sharding.replicated(mesh)
-  opt_sh = optax.tree_map_params(tx, lambda _, s: s, abstract.opt_state, param_sh,
-                                 transform_non_params=lambda _: rep)
+  opt_sh = sharding.like_params(abstract.opt_state, abstract.params, param_sh, rep)
   state_sh = TrainState(step=rep, params=param_sh, opt_state=opt_sh, rng=rep)
   abstract_sh = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                              abstract, state_sh)

@@ -101,7 +101,8 @@ def build(config, mesh: Mesh | None = None) -> Experiment:
                         config.train.steps, mesh)
   host = None if pretrained is None else sharding.host_copy(pretrained.params)
   return Experiment(config, mesh, data, layout,
-                    objective_for(model_cfg, data.tokenizer, config.mlm), host)
+                    objective_for(model_cfg, data.tokenizer, config.mlm, config.train.z_loss),
+                    host)
 
 
 def _require_fits(config, model_cfg: TransformerConfig) -> None:

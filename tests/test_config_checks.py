@@ -28,6 +28,13 @@ from lm import config_checks
     ("model.vocab_multiple", 0, r"config.model.vocab_multiple=0 must be >= 1"),
     ("data.batch_size", 0, r"config.data.batch_size=0 must be >= 1"),
     ("train.watchdog_s", -1, r"config.train.watchdog_s=-1 must be >= 0"),
+    ("model.norm", "batchnorm", r"config.model.norm='batchnorm'; valid: layernorm, rmsnorm"),
+    ("model.mlp", "relu", r"config.model.mlp='relu'; valid: gelu, swiglu"),
+    ("model.num_kv_heads", 3, r"config.model.num_kv_heads=3 must divide config.model.num_heads=4"),
+    ("model.num_kv_heads", 1, r"config.model.num_kv_heads=1 must be divisible by "
+                              r"config.mesh.tensor=2"),
+    ("model.rope_theta", 0.0, r"config.model.rope_theta=0.0 must be > 0"),
+    ("train.z_loss", -1e-4, r"config.train.z_loss=-0.0001 must be >= 0"),
 ])
 def test_bad_config_fails_naming_the_field(tiny_config, field, value, message):
   tiny_config.mesh.data = 4 if field != "mesh.data" else tiny_config.mesh.data

@@ -49,12 +49,21 @@ def busy_machine():
 
 
 # The 2x2x2 scanned layout once failed on a loaded machine: it runs with every core contended.
+# The 1x4x2 one trains the modern blocks (KV heads and SwiGLU split over `tensor`) with a z-loss
+# and Muon.
 @pytest.mark.parametrize("layout", [dict(data=2, fsdp=2, tensor=2, scan_layers=True, busy=True),
-                                    dict(data=8, fsdp=1, tensor=1), dict(data=1, fsdp=4, tensor=2)])
+                                    dict(data=8, fsdp=1, tensor=1),
+                                    dict(data=1, fsdp=4, tensor=2, llama=True)])
 def test_sharded_training_matches_one_device(tiny_config, tmp_path, layout, request):
   tiny_config.train.steps = 3
   tiny_config.train.eval_every = 100
   tiny_config.execution.scan_layers = layout.pop("scan_layers", False)
+  if layout.pop("llama", False):
+    m = tiny_config.model
+    m.position, m.norm, m.mlp, m.num_kv_heads, m.qk_norm = "rotary", "rmsnorm", "swiglu", 2, True
+    m.use_bias, m.tie_embeddings = False, False
+    tiny_config.train.z_loss = 1e-4
+    tiny_config.optim.name, tiny_config.optim.learning_rate = "muon", 0.02
   if layout.pop("busy", False):  # the same equality with the cores contended
     request.getfixturevalue("busy_machine")
   one = _run(tiny_config, tmp_path / "one", sharding.make_mesh(tiny_config.mesh, jax.devices()[:1]))
@@ -66,6 +75,8 @@ def test_sharded_training_matches_one_device(tiny_config, tmp_path, layout, requ
   assert one["step"] == many["step"] == 3 and one["preempted"] is many["preempted"] is None
   one_curve, many_curve = _losses(tmp_path / "one"), _losses(tmp_path / "many")
   assert [s for s, _ in many_curve] == [s for s, _ in one_curve] == [1, 2, 3]
+  rows = [json.loads(l) for l in open(tmp_path / "many" / "metrics.jsonl")]
+  assert any("z_loss" in r for r in rows) == (tiny_config.train.z_loss > 0)
   np.testing.assert_allclose([l for _, l in many_curve], [l for _, l in one_curve], rtol=1e-5)
   np.testing.assert_allclose(many["train_loss"], one["train_loss"], rtol=1e-5)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
@@ -112,12 +123,13 @@ def test_nan_loss_stops_with_step_and_last_good_checkpoint(tiny_config, tmp_path
     _run(tiny_config, tmp_path, sharding.make_mesh(tiny_config.mesh, jax.devices()[:1]))
 
 
-# Each must give the same step as the plain one: every execution field but the dtypes (a
-# sweep's run identity leaves the execution out), and gradient accumulation.
+# Each must give the same step as the plain one: every execution field but the dtypes and the
+# attention kernel (on a CPU every choice is XLA's), and gradient accumulation. A sweep's run
+# identity leaves the execution out.
 _SPEED_LEVERS = (dict(grad_accum_steps=2), dict(fused_cross_entropy=False), dict(remat="dots"),
-                 dict(remat="full"), dict(scan_layers=True), dict(separate_qkv=True),
-                 dict(one_pass_logsumexp=True), dict(attention_impl="auto"))
-_DTYPES = ("param_dtype", "compute_dtype", "logits_dtype")
+                 dict(remat="full"), dict(scan_layers=True),
+                 dict(separate_qkv=True, one_pass_logsumexp=True))
+_NOT_LEVERS = ("param_dtype", "compute_dtype", "logits_dtype", "attention_impl")
 
 
 def test_speed_levers_leave_the_step_unchanged(tiny_config):
@@ -135,7 +147,7 @@ def test_speed_levers_leave_the_step_unchanged(tiny_config):
     return jax.jit(fn)(state, batch)
 
   tested = {name for change in _SPEED_LEVERS for name in change}
-  assert set(model_config.fields_of(ExecutionConfig)) - set(_DTYPES) <= tested
+  assert set(model_config.fields_of(ExecutionConfig)) - set(_NOT_LEVERS) <= tested
   ref_state, ref = one_step(exp.layout.execution)
   for change in _SPEED_LEVERS:
     ex_change = {k: v for k, v in change.items() if k != "grad_accum_steps"}

@@ -47,6 +47,11 @@ def get_config() -> ml_collections.ConfigDict:
   m.mlp_dim = m.get_ref("d_model") * 4
   m.max_seq_len = 1024             # learned position table size; data.seq_len must fit
   m.position = "learned"           # 'learned' or 'rotary'
+  m.rope_theta = 10000.0           # rotary positions' base wavelength (Llama 3: 500000)
+  m.norm = "layernorm"             # 'layernorm' (GPT-2, BERT) or 'rmsnorm' (Llama)
+  m.mlp = "gelu"                   # 'gelu' or 'swiglu' (Llama: mlp_dim ~ 8/3 d_model)
+  m.num_kv_heads = 0               # key/value heads: grouped-query attention; 0: num_heads
+  m.qk_norm = False                # RMSNorm of queries and keys per head (OLMo 2, Qwen 3)
   m.tie_embeddings = True
   m.use_bias = True
   m.dropout = 0.0
@@ -72,7 +77,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.mlm.random_frac = 0.1          # of those: replaced by a random token (the rest unchanged)
 
   c.optim = o = ml_collections.ConfigDict()
-  o.learning_rate = 1e-3
+  o.name = "adamw"                 # 'adamw', 'muon' (hidden matrices; AdamW for the rest),
+                                   # 'adafactor' or 'lion'
+  o.learning_rate = 1e-3           # muon: the hidden matrices' (e.g. 0.02)
+  o.adam_learning_rate = 0.0       # muon: the AdamW part's peak learning rate; 0: learning_rate
   o.schedule = "cosine"            # 'constant', 'linear', 'cosine' or 'wsd' (warmup-stable-decay)
   o.warmup_steps = 100
   o.final_lr_ratio = 0.1           # the decayed learning rate, as a fraction of the peak
@@ -89,6 +97,7 @@ def get_config() -> ml_collections.ConfigDict:
   t.steps = 5000                   # the schedule's length
   t.stop_after_steps = -1          # end this invocation after so many steps (saving); -1: never
   t.grad_accum_steps = 1           # microbatches per step (the batch is split, grads averaged)
+  t.z_loss = 0.0                   # adds z_loss * log(Z)^2 per prediction (PaLM: 1e-4); 0: none
   t.log_every = 50
   t.eval_every = 500
   t.eval_batches = -1              # batches of the eval split per evaluation; -1: all of it
@@ -108,7 +117,7 @@ def get_config() -> ml_collections.ConfigDict:
   s.aspect_ratio = 64.0            # d_model / num_layers
   s.fixed_num_layers = 4           # 'fixed_depth': every model has this many layers
   s.head_dim = 32                  # d_model is a multiple of it; num_heads = d_model / head_dim
-  s.mlp_ratio = 4                  # mlp_dim = mlp_ratio * d_model
+  s.mlp_ratio = 4.0                # mlp_dim = mlp_ratio * d_model (SwiGLU: 8/3), multiple of head_dim
   s.max_num_layers = 64
   s.lr_ref_params = 1e6            # lr = optim.learning_rate * (lr_ref_params / N) ** lr_power
   s.lr_power = 0.0                 # 0: the same learning rate for every size

@@ -1,4 +1,5 @@
-"""Multi-head self-attention: projections, rotary positions, the attention kernel, KV cache.
+"""Multi-head self-attention (grouped-query when there are fewer KV heads): projections,
+QK-norm, rotary positions, the attention kernel, KV cache.
 
 The kernel is `jax.nn.dot_product_attention`, so on GPU the fused cuDNN
 implementation can be chosen by config and XLA's is used elsewhere. With a `KVCache` the
@@ -8,17 +9,15 @@ written so far (prefill, then one token per decode step).
 
 from __future__ import annotations
 
-from typing import Literal
 
 import jax
 import jax.numpy as jnp
 import flax
 from flax import nnx
 
-from lm.model.layers import const_param, normal_param
+from lm.model.config import DTYPES, ExecutionConfig, TransformerConfig
+from lm.model.layers import RMSNorm, const_param, normal_param
 from lm.model.numerics import add_bias, add_bias_in_float32
-
-AttentionImpl = Literal["xla", "cudnn"] | None
 
 
 def rotary_tables(positions: jax.Array, head_dim: int, base: float = 10000.0):
@@ -41,7 +40,7 @@ def apply_rotary(x_BTNH: jax.Array, sin: jax.Array, cos: jax.Array) -> jax.Array
 
 @flax.struct.dataclass
 class KVCache:
-  """One layer's keys and values in S preallocated slots.
+  """One layer's keys and values (its K key/value heads) in S preallocated slots.
 
   Slots [start_B[b], index) of row b hold its tokens; the slots before start_B[b] are left
   padding, which no other token attends to.
@@ -53,9 +52,9 @@ class KVCache:
   start_B: jax.Array  # [B] each row's first real slot
 
   @classmethod
-  def empty(cls, batch: int, size: int, num_heads: int, head_dim: int, dtype,
+  def empty(cls, batch: int, size: int, num_kv_heads: int, head_dim: int, dtype,
             start_B: jax.Array) -> "KVCache":
-    zeros = jnp.zeros((batch, size, num_heads, head_dim), dtype)
+    zeros = jnp.zeros((batch, size, num_kv_heads, head_dim), dtype)
     return cls(zeros, zeros, jnp.zeros((), jnp.int32), start_B.astype(jnp.int32))
 
   def positions(self, length: int) -> jax.Array:
@@ -85,24 +84,39 @@ class KVCache:
 
 
 class SelfAttention(nnx.Module):
-  """Causal (or bidirectional) multi-head self-attention with fused QKV projection."""
+  """Causal (or bidirectional) multi-head self-attention.
 
-  def __init__(self, d_model: int, num_heads: int, *, num_layers: int, use_bias: bool,
-               rotary: bool, impl: AttentionImpl, param_dtype, compute_dtype, rngs: nnx.Rngs,
-               separate_qkv: bool = False):
-    head_dim = d_model // num_heads
-    self.num_heads, self.head_dim = num_heads, head_dim
-    self.rotary, self.impl, self.compute_dtype = rotary, impl, compute_dtype
-    self.separate_qkv = separate_qkv
+  With as many KV heads as query heads, one fused QKV projection (`w_qkv`); with fewer
+  (grouped-query, or multi-query with one), a query projection and a fused KV projection whose
+  K heads each serve num_heads / K query heads. Optional RMSNorm of queries and keys over each
+  head's features (QK-norm), before rotary positions.
+  """
+
+  def __init__(self, cfg: TransformerConfig, ex: ExecutionConfig, *, rngs: nnx.Rngs):
+    d, n, k, h = cfg.d_model, cfg.num_heads, cfg.kv_heads, cfg.head_dim
+    pdt = DTYPES[ex.param_dtype]
+    self.num_heads, self.num_kv_heads, self.head_dim = n, k, h
+    self.rotary, self.rope_theta = cfg.position == "rotary", cfg.rope_theta
+    self.impl = None if ex.attention_impl == "auto" else ex.attention_impl
+    self.compute_dtype, self.separate_qkv = DTYPES[ex.compute_dtype], ex.separate_qkv
     std = 0.02
-    self.w_qkv = normal_param(rngs, (d_model, 3, num_heads, head_dim),
-                              ("embed", None, "heads", "head_dim"), std, param_dtype)
+    if k == n:
+      self.w_qkv = normal_param(rngs, (d, 3, n, h), ("embed", None, "heads", "head_dim"), std, pdt)
+      self.b_qkv = (const_param((3, n, h), (None, "heads", "head_dim"), 0.0, pdt)
+                    if cfg.use_bias else None)
+    else:
+      self.w_q = normal_param(rngs, (d, n, h), ("embed", "heads", "head_dim"), std, pdt)
+      self.w_kv = normal_param(rngs, (d, 2, k, h), ("embed", None, "kv_heads", "head_dim"), std,
+                               pdt)
+      self.b_q = const_param((n, h), ("heads", "head_dim"), 0.0, pdt) if cfg.use_bias else None
+      self.b_kv = (const_param((2, k, h), (None, "kv_heads", "head_dim"), 0.0, pdt)
+                   if cfg.use_bias else None)
+    self.q_norm = RMSNorm(h, eps=cfg.layer_norm_eps, param_dtype=pdt) if cfg.qk_norm else None
+    self.k_norm = RMSNorm(h, eps=cfg.layer_norm_eps, param_dtype=pdt) if cfg.qk_norm else None
     # GPT-2: residual projections scaled by 1/sqrt(2 * layers) so the residual stream stays O(1).
-    self.w_out = normal_param(rngs, (num_heads, head_dim, d_model), ("heads", "head_dim", "embed"),
-                              std / (2 * num_layers) ** 0.5, param_dtype)
-    self.b_qkv = (const_param((3, num_heads, head_dim), (None, "heads", "head_dim"), 0.0, param_dtype)
-                  if use_bias else None)
-    self.b_out = const_param((d_model,), ("embed",), 0.0, param_dtype) if use_bias else None
+    self.w_out = normal_param(rngs, (n, h, d), ("heads", "head_dim", "embed"),
+                              std / (2 * cfg.num_layers) ** 0.5, pdt)
+    self.b_out = const_param((d,), ("embed",), 0.0, pdt) if cfg.use_bias else None
 
   def __call__(self, x_BTD: jax.Array, *, causal: bool = True, positions_BT: jax.Array | None = None,
                cache: KVCache | None = None, key_mask_BT: jax.Array | None = None
@@ -115,21 +129,23 @@ class SelfAttention(nnx.Module):
     dt = self.compute_dtype
     if positions_BT is None and cache is not None:
       positions_BT = cache.positions(x_BTD.shape[1])
-    q_BTNH, k_BTNH, v_BTNH = self._qkv(x_BTD.astype(dt))
+    q_BTNH, k_BTKH, v_BTKH = self._qkv(x_BTD.astype(dt))
+    if self.q_norm is not None:
+      q_BTNH, k_BTKH = self.q_norm(q_BTNH), self.k_norm(k_BTKH)
     if self.rotary:
       positions = jnp.arange(x_BTD.shape[1]) if positions_BT is None else positions_BT
-      sin, cos = rotary_tables(positions, self.head_dim)
-      q_BTNH, k_BTNH = apply_rotary(q_BTNH, sin, cos), apply_rotary(k_BTNH, sin, cos)
+      sin, cos = rotary_tables(positions, self.head_dim, self.rope_theta)
+      q_BTNH, k_BTKH = apply_rotary(q_BTNH, sin, cos), apply_rotary(k_BTKH, sin, cos)
     if cache is None and key_mask_BT is not None:
-      out_BTNH = jax.nn.dot_product_attention(q_BTNH, k_BTNH, v_BTNH, is_causal=causal,
+      out_BTNH = jax.nn.dot_product_attention(q_BTNH, k_BTKH, v_BTKH, is_causal=causal,
                                               mask=key_mask_BT[:, None, None, :],
                                               implementation="xla")
     elif cache is None:
-      out_BTNH = jax.nn.dot_product_attention(q_BTNH, k_BTNH, v_BTNH, is_causal=causal,
+      out_BTNH = jax.nn.dot_product_attention(q_BTNH, k_BTKH, v_BTKH, is_causal=causal,
                                               implementation=self.impl)
     else:
       mask_BTS = cache.mask(x_BTD.shape[1])
-      cache = cache.write(k_BTNH, v_BTNH)
+      cache = cache.write(k_BTKH, v_BTKH)
       # An arbitrary mask rules out the fused kernels; XLA's is the decode path everywhere.
       out_BTNH = jax.nn.dot_product_attention(q_BTNH, cache.k_BSNH.astype(dt),
                                               cache.v_BSNH.astype(dt), mask=mask_BTS[:, None],
@@ -140,14 +156,21 @@ class SelfAttention(nnx.Module):
     return y_BTD, cache
 
   def _qkv(self, x_BTD: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Queries, keys and values [B, T, N, H]: one fused GEMM and three slices, or with
-    `separate_qkv` three GEMMs over a [tokens, features] view (each bias added on its own)."""
+    """Queries [B, T, N, H], keys and values [B, T, K, H]."""
+    if self.num_kv_heads != self.num_heads:
+      q_BTNH = jnp.einsum("btd,dnh->btnh", x_BTD, self.w_q[...].astype(x_BTD.dtype))
+      kv_BTCKH = jnp.einsum("btd,dckh->btckh", x_BTD, self.w_kv[...].astype(x_BTD.dtype))
+      if self.b_q is not None:
+        q_BTNH = add_bias_in_float32(q_BTNH, self.b_q[...])
+        kv_BTCKH = add_bias_in_float32(kv_BTCKH, self.b_kv[...])
+      return q_BTNH, kv_BTCKH[:, :, 0], kv_BTCKH[:, :, 1]
     w_DCNH = self.w_qkv[...].astype(x_BTD.dtype)
     if not self.separate_qkv:
       qkv_BTCNH = jnp.einsum("btd,dcnh->btcnh", x_BTD, w_DCNH)
       if self.b_qkv is not None:
         qkv_BTCNH = add_bias_in_float32(qkv_BTCNH, self.b_qkv[...])
       return qkv_BTCNH[:, :, 0], qkv_BTCNH[:, :, 1], qkv_BTCNH[:, :, 2]
+    # Three GEMMs over a [tokens, features] view, each bias added on its own.
     B, T, D = x_BTD.shape
     x_ND = x_BTD.reshape(B * T, D)
 

@@ -18,6 +18,8 @@ DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float
 KINDS = ("decoder", "encoder")
 NORM_POSITIONS = ("pre", "post")
 POSITIONS = ("learned", "rotary")
+NORMS = ("layernorm", "rmsnorm")
+MLPS = ("gelu", "swiglu")
 ATTENTION_IMPLS = ("xla", "cudnn", "auto")
 REMAT = ("none", "full", "dots")
 
@@ -42,10 +44,19 @@ class TransformerConfig:
   activation: str = "gelu_tanh"  # 'gelu_tanh' (GPT-2 'gelu_new') or 'gelu' (exact, BERT)
   type_vocab_size: int = 0       # segment embeddings (BERT's token types); 0: none
   num_classes: int = 0           # a sequence-classification head; 0: none
+  norm: Literal["layernorm", "rmsnorm"] = "layernorm"
+  mlp: Literal["gelu", "swiglu"] = "gelu"  # swiglu: silu(x W_gate) * (x W_in), then W_out
+  num_kv_heads: int = 0          # key/value heads (grouped-query attention); 0: num_heads
+  qk_norm: bool = False          # RMSNorm of queries and keys over each head's features
+  rope_theta: float = 10000.0    # rotary positions' base wavelength
 
   @property
   def head_dim(self) -> int:
     return self.d_model // self.num_heads
+
+  @property
+  def kv_heads(self) -> int:
+    return self.num_kv_heads or self.num_heads
 
 
 @dataclasses.dataclass(frozen=True)

@@ -31,11 +31,13 @@ def param_counts(cfg: TransformerConfig) -> dict[str, int]:
   """
   d, f, v, n_layers = cfg.d_model, cfg.mlp_dim, cfg.vocab_size, cfg.num_layers
   b = 1 if cfg.use_bias else 0
-  attn = d * 3 * d + 3 * d * b + d * d + d * b
-  mlp = d * f + f * b + f * d + d * b
-  norms = 2 * (d + d * b)
-  blocks = n_layers * (attn + mlp + norms)
-  final_norm = d + d * b
+  kv = 2 * cfg.kv_heads * cfg.head_dim  # the key and value projections' outputs
+  attn = d * (d + kv) + (d + kv) * b + d * d + d * b + (2 * cfg.head_dim if cfg.qk_norm else 0)
+  mlp_matrices = 3 if cfg.mlp == "swiglu" else 2
+  mlp = mlp_matrices * d * f + (mlp_matrices - 1) * f * b + d * b
+  norm = d + (d * b if cfg.norm == "layernorm" else 0)
+  blocks = n_layers * (attn + mlp + 2 * norm)
+  final_norm = norm
   token_embed = v * d
   pos_embed = cfg.max_seq_len * d if cfg.position == "learned" else 0
   segment_embed = cfg.type_vocab_size * d
@@ -44,7 +46,7 @@ def param_counts(cfg: TransformerConfig) -> dict[str, int]:
   classifier = d * d + d + d * cfg.num_classes + cfg.num_classes if cfg.num_classes else 0
   embedding = token_embed + pos_embed + segment_embed
   non_embedding = blocks + final_norm + head + mlm_head + classifier
-  block_matmul = n_layers * (4 * d * d + 2 * d * f)
+  block_matmul = n_layers * (2 * d * d + d * kv + mlp_matrices * d * f)
   return {
       "total": embedding + non_embedding,
       "embedding": embedding,

@@ -1,4 +1,5 @@
-"""Parameter constructors with logical axis names, LayerNorm and the MLP."""
+"""Parameter constructors with logical axis names, LayerNorm, RMSNorm and the MLP (GELU or
+SwiGLU)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from lm.model.config import DTYPES, ExecutionConfig, TransformerConfig
 from lm.model.numerics import add_bias, layer_norm, recompute_in_backward
 
 
@@ -33,30 +35,65 @@ class LayerNorm(nnx.Module):
     return layer_norm(x, self.scale[...], None if self.bias is None else self.bias[...], self.eps)
 
 
+class RMSNorm(nnx.Module):
+  """RMSNorm over the last axis, computed in float32: x / rms(x) * scale, no bias."""
+
+  def __init__(self, dim: int, *, eps: float, param_dtype, axis_name: str | None = "embed"):
+    self.eps = eps
+    self.scale = const_param((dim,), (axis_name,), 1.0, param_dtype)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    x32 = x.astype(jnp.float32)
+    y = x32 * jax.lax.rsqrt(jnp.square(x32).mean(-1, keepdims=True) + self.eps)
+    return (y * self.scale[...].astype(jnp.float32)).astype(x.dtype)
+
+
+def make_norm(cfg: TransformerConfig, param_dtype) -> LayerNorm | RMSNorm:
+  """The model's norm over d_model: `cfg.norm` is 'layernorm' or 'rmsnorm'."""
+  if cfg.norm == "rmsnorm":
+    return RMSNorm(cfg.d_model, eps=cfg.layer_norm_eps, param_dtype=param_dtype)
+  return LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps, use_bias=cfg.use_bias,
+                   param_dtype=param_dtype)
+
+
 # 'gelu_tanh': the tanh approximation (GPT-2's 'gelu_new'); 'gelu': exact erf form (BERT).
 ACTIVATIONS = {"gelu_tanh": lambda x: jax.nn.gelu(x, approximate=True),
                "gelu": lambda x: jax.nn.gelu(x, approximate=False)}
 
 
-class MLP(nnx.Module):
-  """Position-wise feed-forward: Linear, GELU, Linear."""
+def _swiglu(gate, up):
+  return jax.nn.silu(gate) * up
 
-  def __init__(self, d_model: int, mlp_dim: int, *, num_layers: int, use_bias: bool,
-               param_dtype, compute_dtype, rngs: nnx.Rngs, activation: str = "gelu_tanh"):
-    self.compute_dtype = compute_dtype
-    self.activation = activation
-    self.w_in = normal_param(rngs, (d_model, mlp_dim), ("embed", "mlp"), 0.02, param_dtype)
-    self.w_out = normal_param(rngs, (mlp_dim, d_model), ("mlp", "embed"),
-                              0.02 / (2 * num_layers) ** 0.5, param_dtype)
-    self.b_in = const_param((mlp_dim,), ("mlp",), 0.0, param_dtype) if use_bias else None
-    self.b_out = const_param((d_model,), ("embed",), 0.0, param_dtype) if use_bias else None
+
+class MLP(nnx.Module):
+  """Position-wise feed-forward: Linear, GELU, Linear; or SwiGLU: silu(x W_gate) * (x W_in),
+  then W_out."""
+
+  def __init__(self, cfg: TransformerConfig, ex: ExecutionConfig, *, rngs: nnx.Rngs):
+    d, f, pdt = cfg.d_model, cfg.mlp_dim, DTYPES[ex.param_dtype]
+    self.compute_dtype, self.activation = DTYPES[ex.compute_dtype], cfg.activation
+    self.w_in = normal_param(rngs, (d, f), ("embed", "mlp"), 0.02, pdt)
+    self.w_gate = (normal_param(rngs, (d, f), ("embed", "mlp"), 0.02, pdt)
+                   if cfg.mlp == "swiglu" else None)
+    self.w_out = normal_param(rngs, (f, d), ("mlp", "embed"), 0.02 / (2 * cfg.num_layers) ** 0.5,
+                              pdt)
+    bias = lambda n, axis: const_param((n,), (axis,), 0.0, pdt) if cfg.use_bias else None
+    self.b_in, self.b_out = bias(f, "mlp"), bias(d, "embed")
+    self.b_gate = bias(f, "mlp") if self.w_gate is not None else None
 
   def __call__(self, x_BTD: jax.Array) -> jax.Array:
     dt = self.compute_dtype
-    h_BTF = x_BTD.astype(dt) @ self.w_in[...].astype(dt)
-    if self.b_in is not None:
-      h_BTF = add_bias(h_BTF, self.b_in[...])
-    h_BTF = recompute_in_backward(ACTIVATIONS[self.activation])(h_BTF)
+    x_BTD = x_BTD.astype(dt)
+
+    def linear(w, b):
+      y = x_BTD @ w[...].astype(dt)
+      return y if b is None else add_bias(y, b[...])
+
+    h_BTF = linear(self.w_in, self.b_in)
+    if self.w_gate is None:
+      h_BTF = recompute_in_backward(ACTIVATIONS[self.activation])(h_BTF)
+    else:
+      h_BTF = recompute_in_backward(_swiglu)(linear(self.w_gate, self.b_gate), h_BTF)
     y_BTD = h_BTF @ self.w_out[...].astype(dt)
     if self.b_out is not None:
       y_BTD = add_bias(y_BTD, self.b_out[...])

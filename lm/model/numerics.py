@@ -16,10 +16,10 @@ exists (the measurements are in benchmarks/README.md):
   QKV bias), whose broadcast the GPU GEMM rewriter would otherwise take as an extra operand.
 * `recompute_in_backward`: runs an elementwise function (the MLP's activation) under
   `jax.checkpoint`, so the backward keeps its input alone instead of its intermediates.
-* `cross_entropy`: the token loss with a backward that saves only the logits (in their dtype)
-  and a float32 log-normaliser, and writes the logits' gradient straight in their dtype: no
-  float32 copy of the [B, T, V] logits is ever stored. `cross_entropy_unfused` is the plain
-  Optax form, the reference it is tested against.
+* `cross_entropy`: the token loss and the log-normaliser (for a z-loss), with a backward that
+  saves only the logits (in their dtype) and the float32 log-normaliser, and writes the logits'
+  gradient straight in their dtype: no float32 copy of the [B, T, V] logits is ever stored.
+  `cross_entropy_unfused` is the plain Optax form, the reference it is tested against.
 * `one_pass_logsumexp`: the log-normaliser as one reduction over the logits instead of two
   (max, then sum); used on GPUs only when `execution.one_pass_logsumexp` is set (on XLA's CPU
   backend the two-pass form is faster).
@@ -110,7 +110,7 @@ def add_bias_in_float32(x: jax.Array, b: jax.Array) -> jax.Array:
   return (x.astype(jnp.float32) + b.astype(jnp.float32)).astype(x.dtype)
 
 
-def recompute_in_backward(fn: Callable[[jax.Array], jax.Array]) -> Callable[[jax.Array], jax.Array]:
+def recompute_in_backward(fn: Callable[..., jax.Array]) -> Callable[..., jax.Array]:
   """`fn`, with the backward recomputing it from its input instead of saving intermediates."""
   return jax.checkpoint(fn)
 
@@ -144,28 +144,35 @@ def _nll_and_lse(logits_BTV, targets_BT, one_pass):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def cross_entropy(logits_BTV: jax.Array, targets_BT: jax.Array,
-                  one_pass_lse: bool = False) -> jax.Array:
-  """Per-token negative log-likelihood [B, T] in float32 (memory-lean backward)."""
-  return _nll_and_lse(logits_BTV, targets_BT, one_pass_lse)[0]
+                  one_pass_lse: bool = False) -> tuple[jax.Array, jax.Array]:
+  """Per-token negative log-likelihood and log-normaliser, both [B, T] in float32
+  (memory-lean backward)."""
+  return _nll_and_lse(logits_BTV, targets_BT, one_pass_lse)
 
 
 def _cross_entropy_forward(logits_BTV, targets_BT, one_pass_lse):
   nll_BT, lse_BT = _nll_and_lse(logits_BTV, targets_BT, one_pass_lse)
-  return nll_BT, (logits_BTV, targets_BT, lse_BT)
+  return (nll_BT, lse_BT), (logits_BTV, targets_BT, lse_BT)
 
 
-def _cross_entropy_backward(one_pass_lse, residuals, g_BT):
+def _cross_entropy_backward(one_pass_lse, residuals, cotangents):
   del one_pass_lse
   logits_BTV, targets_BT, lse_BT = residuals
+  g_nll_BT, g_lse_BT = cotangents
   probs_BTV = jnp.exp(logits_BTV.astype(jnp.float32) - lse_BT[..., None])
   onehot_BTV = jax.nn.one_hot(targets_BT, logits_BTV.shape[-1], dtype=jnp.float32)
-  return ((probs_BTV - onehot_BTV) * g_BT[..., None]).astype(logits_BTV.dtype), None
+  # d nll / d logits = probs - onehot; d lse / d logits = probs.
+  g_BTV = probs_BTV * (g_nll_BT + g_lse_BT)[..., None] - onehot_BTV * g_nll_BT[..., None]
+  return g_BTV.astype(logits_BTV.dtype), None
 
 
 cross_entropy.defvjp(_cross_entropy_forward, _cross_entropy_backward)
 
 
-def cross_entropy_unfused(logits_BTV: jax.Array, targets_BT: jax.Array) -> jax.Array:
-  """The same loss through Optax and autodiff (float32 logits kept for the backward)."""
-  return optax.softmax_cross_entropy_with_integer_labels(logits_BTV.astype(jnp.float32),
-                                                         targets_BT)
+def cross_entropy_unfused(logits_BTV: jax.Array, targets_BT: jax.Array
+                          ) -> tuple[jax.Array, jax.Array]:
+  """The same (loss, log-normaliser) through Optax and autodiff (float32 logits kept for the
+  backward)."""
+  logits32_BTV = logits_BTV.astype(jnp.float32)
+  return (optax.softmax_cross_entropy_with_integer_labels(logits32_BTV, targets_BT),
+          jax.nn.logsumexp(logits32_BTV, axis=-1))

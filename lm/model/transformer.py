@@ -12,10 +12,10 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from lm.model.attention import AttentionImpl, KVCache, SelfAttention
+from lm.model.attention import KVCache, SelfAttention
 from lm.model.config import DTYPES, KINDS, ExecutionConfig, TransformerConfig
 from lm.model.heads import ClassifierHead, MLMHead
-from lm.model.layers import MLP, LayerNorm, normal_param
+from lm.model.layers import MLP, make_norm, normal_param
 
 # What the backward pass may keep from the forward of each block ('none': everything).
 REMAT_POLICIES = {
@@ -25,10 +25,6 @@ REMAT_POLICIES = {
 }
 
 
-def _impl(name: str) -> AttentionImpl:
-  return None if name == "auto" else name  # type: ignore[return-value]
-
-
 class Block(nnx.Module):
   """Transformer block. Pre-LN: x + attn(norm(x)), then x + mlp(norm(x)).
 
@@ -36,17 +32,11 @@ class Block(nnx.Module):
   """
 
   def __init__(self, cfg: TransformerConfig, ex: ExecutionConfig, *, rngs: nnx.Rngs):
-    pdt, cdt = DTYPES[ex.param_dtype], DTYPES[ex.compute_dtype]
-    self.norm_attn = LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps, use_bias=cfg.use_bias,
-                               param_dtype=pdt)
-    self.attn = SelfAttention(cfg.d_model, cfg.num_heads, num_layers=cfg.num_layers,
-                              use_bias=cfg.use_bias, rotary=cfg.position == "rotary",
-                              impl=_impl(ex.attention_impl), separate_qkv=ex.separate_qkv,
-                              param_dtype=pdt, compute_dtype=cdt, rngs=rngs)
-    self.norm_mlp = LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps, use_bias=cfg.use_bias,
-                              param_dtype=pdt)
-    self.mlp = MLP(cfg.d_model, cfg.mlp_dim, num_layers=cfg.num_layers, use_bias=cfg.use_bias,
-                   param_dtype=pdt, compute_dtype=cdt, rngs=rngs, activation=cfg.activation)
+    pdt = DTYPES[ex.param_dtype]
+    self.norm_attn = make_norm(cfg, pdt)
+    self.attn = SelfAttention(cfg, ex, rngs=rngs)
+    self.norm_mlp = make_norm(cfg, pdt)
+    self.mlp = MLP(cfg, ex, rngs=rngs)
     self.dropout = nnx.Dropout(cfg.dropout)
     self.pre_norm = cfg.norm_position == "pre"
 
@@ -83,11 +73,9 @@ class Trunk(nnx.Module):
                       if cfg.position == "learned" else None)
     self.segment_embed = (normal_param(rngs, (cfg.type_vocab_size, cfg.d_model), (None, "embed"),
                                        0.02, pdt) if cfg.type_vocab_size else None)
-    norm = lambda: LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps, use_bias=cfg.use_bias,
-                             param_dtype=pdt)
-    self.norm_embed = norm() if cfg.norm_position == "post" else None
+    self.norm_embed = make_norm(cfg, pdt) if cfg.norm_position == "post" else None
     self.blocks = nnx.List([Block(cfg, ex, rngs=rngs) for _ in range(cfg.num_layers)])
-    self.norm_out = norm() if cfg.norm_position == "pre" else None
+    self.norm_out = make_norm(cfg, pdt) if cfg.norm_position == "pre" else None
     self.dropout = nnx.Dropout(cfg.dropout)
     self.classifier = (ClassifierHead(cfg.d_model, cfg.num_classes,
                                       pool="last" if cfg.kind == "decoder" else "first",
@@ -186,7 +174,7 @@ class DecoderLM(Trunk):
       raise ValueError(f"a cache of {size} tokens (prompt + new tokens) exceeds the model's "
                        f"max_seq_len={self.cfg.max_seq_len}")
     start_B = jnp.zeros((batch,), jnp.int32) if start_B is None else start_B
-    return tuple(KVCache.empty(batch, size, self.cfg.num_heads, self.cfg.head_dim,
+    return tuple(KVCache.empty(batch, size, self.cfg.kv_heads, self.cfg.head_dim,
                                DTYPES[self.ex.compute_dtype], start_B)
                  for _ in range(self.cfg.num_layers))
 

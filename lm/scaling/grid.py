@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from lm.model import counts
+from lm.model import config as model_config
 from lm.model.config import TransformerConfig
 
 
@@ -42,7 +43,9 @@ def architecture(config, index: int, vocab_size: int) -> TransformerConfig:
   """The family's member number `index` (1, 2, ...) under `config.scaling.rule`.
 
   'aspect_ratio': `index` layers of width aspect_ratio * index; 'fixed_depth':
-  fixed_num_layers layers of width index * head_dim. Widths are multiples of head_dim.
+  fixed_num_layers layers of width index * head_dim. Widths and MLP sizes (mlp_ratio * width,
+  e.g. 8/3 for SwiGLU) are multiples of head_dim; the rest of the block (norm, MLP kind, KV
+  heads, positions, biases, ...) is config.model's.
   """
   s = config.scaling
   if s.rule == "aspect_ratio":
@@ -52,11 +55,14 @@ def architecture(config, index: int, vocab_size: int) -> TransformerConfig:
   else:
     raise ValueError(f"config.scaling.rule={s.rule!r}; valid: 'aspect_ratio', 'fixed_depth'")
   d_model = max(s.head_dim, int(round(width / s.head_dim)) * s.head_dim)
-  return TransformerConfig(
-      vocab_size=vocab_size, num_layers=layers, num_heads=d_model // s.head_dim,
-      d_model=d_model, mlp_dim=s.mlp_ratio * d_model, max_seq_len=config.model.max_seq_len,
-      position=config.model.position, tie_embeddings=config.model.tie_embeddings,
-      use_bias=config.model.use_bias)
+  mlp_dim = max(s.head_dim, int(round(s.mlp_ratio * d_model / s.head_dim)) * s.head_dim)
+  family = model_config.architecture(config.model, vocab_size)
+  num_heads = d_model // s.head_dim
+  if family.num_kv_heads and num_heads % family.num_kv_heads:
+    raise ValueError(f"config.model.num_kv_heads={family.num_kv_heads} does not divide the "
+                     f"{num_heads} heads of a model of width {d_model}")
+  return dataclasses.replace(family, num_layers=layers, num_heads=num_heads, d_model=d_model,
+                             mlp_dim=mlp_dim)
 
 
 def ladder(config, vocab_size: int) -> list[TransformerConfig]:

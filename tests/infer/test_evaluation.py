@@ -50,7 +50,7 @@ def test_loss_covers_every_token_once_including_the_final_partial_batch():
   tokens = _tokens(53)  # 52 targets: 6 full windows of 8 and one of 4; batches of 3, 3 and 1
   nll = np.concatenate([
       np.asarray(cross_entropy(model(jnp.asarray(tokens[None, s:min(s + 8, 52)])),
-                                     jnp.asarray(tokens[None, s + 1:min(s + 9, 53)])))[0]
+                                     jnp.asarray(tokens[None, s + 1:min(s + 9, 53)]))[0])[0]
       for s in range(0, 52, 8)])
   assert nll.shape == (52,)
   stats = evaluation.evaluate_loss(graphdef, params, tokens, TOKENIZER, seq_len=8, batch_size=3)

@@ -10,9 +10,15 @@ from lm.model.config import TransformerConfig
 from lm.model.transformer import DecoderLM
 
 
+# 'llama': the modern blocks, with grouped-query attention (the cache holds 2 KV heads of 4).
+LLAMA = dict(position="rotary", norm="rmsnorm", mlp="swiglu", num_kv_heads=2, qk_norm=True,
+             use_bias=False, tie_embeddings=False, rope_theta=500000.0)
+
+
 def _model(position="learned", max_seq_len=16):
+  blocks = LLAMA if position == "llama" else dict(position=position)
   cfg = TransformerConfig(vocab_size=64, num_layers=2, num_heads=4, d_model=32, mlp_dim=64,
-                          max_seq_len=max_seq_len, position=position)
+                          max_seq_len=max_seq_len, **blocks)
   return DecoderLM(cfg, rngs=nnx.Rngs(0))
 
 
@@ -23,7 +29,7 @@ def _greedy(model, prompts, padding="left", **kw):
                            jax.random.key(0), temperature=0.0, padding=padding, **kw)
 
 
-@pytest.mark.parametrize("position", ["learned", "rotary"])
+@pytest.mark.parametrize("position", ["learned", "llama"])  # llama: rotary, GQA, QK-norm, ...
 def test_cached_decode_matches_full_forward_at_every_position(position):
   model = _model(position)
   tokens = np.asarray(jax.random.randint(jax.random.key(1), (2, 12), 0, 64))
@@ -59,7 +65,7 @@ def test_greedy_is_deterministic_and_the_argmax_of_the_full_forward(position):
 
 @pytest.mark.parametrize("padding", ["left", "right"])
 def test_padding_does_not_change_a_prompts_continuation(padding):
-  model = _model("rotary")
+  model = _model("llama")
   prompts = [[3, 4, 5, 6, 7, 8], [9], [10, 11, 12]]
   batched = _greedy(model, prompts, padding, max_new_tokens=8)
   for row, prompt in enumerate(prompts):

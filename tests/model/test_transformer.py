@@ -9,14 +9,19 @@ from lm.model.config import ExecutionConfig, TransformerConfig
 from lm.model.transformer import DecoderLM
 
 
+LLAMA = dict(position="rotary", norm="rmsnorm", mlp="swiglu", num_kv_heads=2, qk_norm=True,
+             use_bias=False, tie_embeddings=False)
+
+
 def _cfg(**kw):
   base = dict(vocab_size=64, num_layers=2, num_heads=4, d_model=32, mlp_dim=128, max_seq_len=16)
   return TransformerConfig(**{**base, **kw})
 
 
-@pytest.mark.parametrize("position", ["learned", "rotary"])
+@pytest.mark.parametrize("position", ["learned", "rotary", "llama"])
 def test_causal_future_tokens_do_not_change_past_logits(position):
-  model = DecoderLM(_cfg(position=position), rngs=nnx.Rngs(0))
+  model = DecoderLM(_cfg(**(LLAMA if position == "llama" else {"position": position})),
+                    rngs=nnx.Rngs(0))
   tokens = jax.random.randint(jax.random.key(1), (2, 16), 0, 64)
   changed = tokens.at[:, 10].set((tokens[:, 10] + 1) % 64)
   a, b = model(tokens), model(changed)
@@ -26,7 +31,9 @@ def test_causal_future_tokens_do_not_change_past_logits(position):
 
 @pytest.mark.parametrize("kw", [{}, {"tie_embeddings": False}, {"use_bias": False},
                                 {"position": "rotary"}, {"num_classes": 3},
-                                {"kind": "encoder", "norm_position": "post", "type_vocab_size": 2}])
+                                {"kind": "encoder", "norm_position": "post", "type_vocab_size": 2},
+                                LLAMA, {"num_kv_heads": 1, "mlp": "swiglu"},
+                                {"num_kv_heads": 2, "norm": "rmsnorm", "qk_norm": True}])
 def test_param_counts_match_the_model(kw):
   from lm.model.transformer import make_model
   cfg = _cfg(**kw)
@@ -148,8 +155,8 @@ def test_bfloat16_bias_gradients_accumulate_over_tokens_in_float32():
   w_D = 1.0 + 0.1 * jax.random.normal(jax.random.key(1), (32,))
 
   def bias_grads(dtype):
-    mlp = MLP(32, 64, num_layers=1, use_bias=True, param_dtype=jnp.float32,
-              compute_dtype=dtype, rngs=nnx.Rngs(0))
+    mlp = MLP(_cfg(d_model=32, mlp_dim=64, num_layers=1),
+              ExecutionConfig(compute_dtype=jnp.dtype(dtype).name), rngs=nnx.Rngs(0))
     loss = lambda m, x, w: (m(x).astype(jnp.float32) * w).sum() * 1e-3
     grads = nnx.jit(nnx.grad(loss))(mlp, x_BTD, w_D)
     return grads.b_out[...], grads.b_in[...]

@@ -1,0 +1,29 @@
+"""The modern decoder recipe on tiny Shakespeare: Llama's blocks at the classic recipe's size.
+
+RMSNorm, SwiGLU (hidden 384, ~8/3 x 128 rounded up to a multiple of 128), rotary positions,
+grouped-query attention (4 query heads, 2 KV heads), no biases, untied head: 820,352
+parameters against the GPT-2 blocks' 817,920 in `shakespeare_char.py`, whose data, batch,
+steps and optimizer it keeps (4 layers, width 128, context 64, batch 12, 2000 steps, AdamW 1e-3,
+100 warmup steps, cosine to 1e-4).
+
+    python -m experiments.train --config=experiments/configs/llama_style.py \
+        --workdir=runs/llama_style
+
+Result on the 2-core CPU development machine (float32), side by side with the GPT-2 blocks:
+see benchmarks/README.md ("Recipes"; `python -m benchmarks.recipes`).
+"""
+
+from experiments.configs import shakespeare_char
+
+
+def get_config():
+  c = shakespeare_char.get_config()
+  m = c.model
+  m.position = "rotary"
+  m.norm = "rmsnorm"
+  m.mlp = "swiglu"
+  m.mlp_dim = 384
+  m.num_kv_heads = 2
+  m.use_bias = False
+  m.tie_embeddings = False
+  return c
