@@ -67,6 +67,8 @@ def main(argv):
   for i, recipe in enumerate(_CONFIGS.value):
     config = _config(recipe, _STEPS.value)
     workdir = os.path.join(root, f"{i}_{recipe.split('+')[0]}")
+    if os.path.exists(workdir):
+      raise SystemExit(f"{workdir} exists; every recipe trains from scratch: pass a new --workdir")
     summary = train.train_and_evaluate(config, workdir)
     with open(os.path.join(workdir, "model.json")) as f:
       model_cfg = TransformerConfig(**json.load(f))

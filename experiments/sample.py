@@ -35,7 +35,8 @@ def main(argv):
   tokens = sampling.generate_long(
       r.graphdef, r.params, np.asarray([prompt] * _NUM_SAMPLES.value, np.int32),
       jax.random.key(_SEED.value), max_new_tokens=_MAX_NEW.value, temperature=_TEMPERATURE.value,
-      top_k=_TOP_K.value, top_p=_TOP_P.value, vocab_limit=r.tokenizer.vocab_size)
+      top_k=_TOP_K.value, top_p=_TOP_P.value, vocab_limit=r.tokenizer.vocab_size,
+      document_end_id=r.document_end_id)
   eos = r.tokenizer.eos_id
   for i, row in enumerate(tokens.tolist()):
     if eos is not None and eos in row:

@@ -101,6 +101,9 @@ def check(config, num_devices: int, num_processes: int = 1) -> None:
   _require(d.batch_size >= 1, f"config.data.batch_size={d.batch_size} must be >= 1")
   _require(d.decode_errors in DECODE_ERRORS,
            f"config.data.decode_errors={d.decode_errors!r}; valid: {', '.join(DECODE_ERRORS)}")
+  _require(not d.document_masking or (m.kind == "decoder" and not m.num_classes),
+           "config.data.document_masking=True applies to decoder language models (next-token "
+           "prediction), not to encoders or classifiers")
   try:
     data_axis, fsdp, tensor = sharding.mesh_shape(config.mesh, num_devices)
     sources.check_dataset_name(d.dataset)

@@ -4,7 +4,8 @@ Each gives per-batch sums (loss, squared loss, weight, correct, and with a z-los
 that train steps divide them and evaluation adds them up over batches first. The z-loss
 (`train.z_loss`, PaLM) adds z * log(Z)^2 per prediction, log Z the logits' log-normaliser, to
 the training objective only; `loss` stays the cross-entropy. Batches: LM and MLM take {'tokens': [B, T + 1]}
-windows (MLM reads the first T; LM takes optional per-target 'weights' [B, T], 0 for padding);
+windows (MLM reads the first T; LM takes optional per-target 'weights' [B, T], 0 for padding,
+and with document masking 'segment_ids' and 'positions' [B, T]);
 classification takes {'tokens': [B, T] right-padded with `pad_id`, 'label': [B], 'weight': [B]}
 (0: a row that only pads the batch).
 """
@@ -68,7 +69,9 @@ def batch_sums(model: nnx.Module, batch: dict[str, jax.Array], key: jax.Array, o
   """
   tokens = batch["tokens"]
   if obj.name == "lm":
-    nll_BT, lse_BT = loss_fn(model(tokens[:, :-1], rngs=rngs), tokens[:, 1:])
+    logits_BTV = model(tokens[:, :-1], positions_BT=batch.get("positions"),
+                       segment_ids_BT=batch.get("segment_ids"), rngs=rngs)
+    nll_BT, lse_BT = loss_fn(logits_BTV, tokens[:, 1:])
     return _sums(nll_BT, lse_BT, batch.get("weights", jnp.ones_like(nll_BT)), obj)
   if obj.name == "mlm":
     targets_BT = tokens[:, :-1]

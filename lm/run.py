@@ -36,6 +36,18 @@ class TrainedRun:
   params: Any
   step: int
 
+  @property
+  def document_masking(self) -> bool:
+    """Whether the run trained with document masking."""
+    # .get: runs saved before the field existed trained without it.
+    return self.config is not None and bool(self.config.data.get("document_masking", False))
+
+  @property
+  def document_end_id(self) -> int | None:
+    """With document masking, the id that ends a document (the tokenizer's end-of-sequence),
+    which sampling then treats as a boundary; else None."""
+    return self.tokenizer.eos_id if self.document_masking and self.tokenizer else None
+
 
 def check_workdir(workdir: str, model_cfg: TransformerConfig) -> None:
   """Raises ConfigError if `workdir` cannot hold this run: a file, not writable, or a run with

@@ -71,8 +71,9 @@ def dataset(exp: "Experiment", split: str, *, shuffle_seed: int | None, repeat: 
             process_count=jax.process_count())
   if isinstance(exp.data, labelled.LabelledData):
     return labelled.example_batches(*exp.data.splits[split], cfg.data.batch_size, **kw)
+  doc_starts = exp.data.doc_starts[split] if cfg.data.document_masking else None
   return pipeline.window_batches(exp.data.splits[split], cfg.data.seq_len, cfg.data.batch_size,
-                                 **kw)
+                                 doc_starts=doc_starts, **kw)
 
 
 def build(config, mesh: Mesh | None = None) -> Experiment:

@@ -45,6 +45,15 @@ def test_bad_config_fails_naming_the_field(tiny_config, field, value, message):
     config_checks.check(tiny_config, num_devices=8)
 
 
+def test_document_masking_is_for_decoder_language_models(tiny_config):
+  tiny_config.data.document_masking = True
+  config_checks.check(tiny_config, num_devices=1)
+  tiny_config.model.kind = "encoder"
+  with pytest.raises(config_checks.ConfigError, match=r"config.data.document_masking=True "
+                     r"applies to decoder language models"):
+    config_checks.check(tiny_config, num_devices=1)
+
+
 def test_valid_config_passes(tiny_config):
   tiny_config.mesh.data = -1
   tiny_config.mesh.tensor = 2

@@ -27,6 +27,8 @@ def get_config() -> ml_collections.ConfigDict:
   d.vocab_size = 8192              # sentencepiece only; 'char' takes the corpus' characters
   d.tokenizer_train_chars = 50_000_000  # sentencepiece: characters of train text to learn from
   d.seq_len = 256
+  d.document_masking = False       # decoders: attention and positions restart at each document
+                                   # (a local corpus's files, a TFDS dataset's records)
   d.batch_size = 32                # global, over all processes and devices
   d.num_threads = 4                # grain read threads
   d.prefetch = 8                   # batches read ahead

@@ -3,8 +3,9 @@ local text files (also the labelled ones), and the error that names a bad one.
 
 The files (sorted, text decoded strictly with `config.data.encoding`) are concatenated; the
 last `validation_fraction` of the characters, cut at a line break, is the validation split.
-Each split is stored as records of at most `record_chars` characters, cut at line breaks,
-in array_record format so it is read without TensorFlow.
+Each split is stored as records of at most `record_chars` characters, cut at line breaks and
+at the ends of files, in array_record format so it is read without TensorFlow. Each file is a
+document: a record carries the index of the file it comes from.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import fnmatch
 import hashlib
 import os
 
+import numpy as np
 import tensorflow_datasets as tfds
 
 
@@ -128,18 +130,21 @@ def _file_name(corpus: str, path: str) -> str:
 class LocalText(tfds.core.GeneratorBasedBuilder):
   """Plain text from local files, split into train and validation."""
 
-  VERSION = tfds.core.Version("1.0.0")
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {"1.1.0": "Records end at file ends and carry their file's index."}
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
-        features=tfds.features.FeaturesDict({"text": tfds.features.Text()}),
+        features=tfds.features.FeaturesDict({"text": tfds.features.Text(),
+                                             "document": tfds.features.Scalar(np.int64)}),
         disable_shuffling=True)  # keep the corpus order: records are pieces of one stream
 
   def _split_generators(self, dl_manager):
     del dl_manager
     cfg = self.builder_config
-    text = "".join(read_text(f, cfg.encoding, _file_name(cfg.path, f), cfg.decode_errors)
-                   for f in corpus_files(cfg.path, cfg.include, cfg.exclude))
+    files = [read_text(f, cfg.encoding, _file_name(cfg.path, f), cfg.decode_errors)
+             for f in corpus_files(cfg.path, cfg.include, cfg.exclude)]
+    text = "".join(files)
     if not text.strip():
       raise DataError(f"config.data.path={cfg.path!r} holds no text")
     train, validation = split_text(text, cfg.validation_fraction)
@@ -150,12 +155,26 @@ class LocalText(tfds.core.GeneratorBasedBuilder):
             f"config.data.validation_fraction={cfg.validation_fraction} leaves the {split} split "
             f"of config.data.path={cfg.path!r} ({len(text)} characters) without text; use a "
             "fraction in (0, 1) that leaves a line to each split, or a larger corpus")
-    return {"train": self._generate_examples(train),
-            "validation": self._generate_examples(validation)}
+    return {"train": self._generate_examples(file_pieces(files, 0, len(train))),
+            "validation": self._generate_examples(file_pieces(files, len(train), len(text)))}
 
-  def _generate_examples(self, text: str):
-    for i, chunk in enumerate(chunk_text(text, self.builder_config.record_chars)):
-      yield i, {"text": chunk}
+  def _generate_examples(self, pieces: list[tuple[int, str]]):
+    key = 0
+    for document, piece in pieces:
+      for chunk in chunk_text(piece, self.builder_config.record_chars):
+        yield key, {"text": chunk, "document": document}
+        key += 1
+
+
+def file_pieces(files: list[str], begin: int, end: int) -> list[tuple[int, str]]:
+  """(file index, text) of each file's part of the characters [begin, end) of all files."""
+  pieces, offset = [], 0
+  for i, text in enumerate(files):
+    lo, hi = max(begin - offset, 0), min(end - offset, len(text))
+    if lo < hi:
+      pieces.append((i, text[lo:hi]))
+    offset += len(text)
+  return pieces
 
 
 def local_text_builder(path: str, validation_fraction: float, data_dir: str,

@@ -55,3 +55,9 @@ def record_text(record: dict, text_key: str) -> str:
   """The text of one record, decoded from bytes."""
   value = record[text_key]
   return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def record_document(record: dict, index: int) -> int:
+  """The document a record belongs to: its 'document' feature (local corpora: the file), or
+  the record itself (a TFDS catalog dataset's record is one document)."""
+  return int(record["document"]) if "document" in record else index

@@ -1,9 +1,10 @@
 """Tokenized splits cached on disk as flat arrays of token ids, memory-mapped for reading.
 
-Layout: `<data_dir>/tokens/<dataset id>/<tokenizer id>_v<format>/` holds the tokenizer file
-and one `<split>.npy` per split. Documents (records) are joined with the tokenizer's
-end-of-sequence id when it has one; a character tokenizer joins the records of one text stream
-directly.
+Layout: `<data_dir>/tokens/<dataset id>/<tokenizer id>_v<format>/` holds the tokenizer file,
+one `<split>.npy` per split and one `<split>.doc_starts.npy`: the offset of each document's
+first token (documents: a local corpus's files, a TFDS catalog dataset's records). Documents
+end with the tokenizer's end-of-sequence id when it has one; a character tokenizer joins
+them directly.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from lm.data.tokenizer import (CharTokenizer, SentencePieceTokenizer, Tokenizer,
 TOKENIZERS = ("char", "sentencepiece")
 # Part of a trained tokenizer's cache path: bump it when the ids a tokenizer trained here gives
 # change, so no data_dir serves tokens of an older format (2: the specials [PAD] [MASK] [CLS]
-# [SEP] in every vocabulary).
-TOKENIZER_FORMAT = 2
+# [SEP] in every vocabulary; 3: end-of-sequence ids at document ends only, document starts).
+TOKENIZER_FORMAT = 3
+DOC_STARTS = "{split}.doc_starts.npy"
 
 
 @dataclasses.dataclass
@@ -33,6 +35,7 @@ class TokenizedData:
   directory: str
   tokenizer: Tokenizer
   splits: dict[str, np.ndarray]  # split name -> memory-mapped 1-D token ids
+  doc_starts: dict[str, np.ndarray]  # split name -> offsets of its documents' first tokens
 
 
 def _tokenizer_id(data_cfg, given: Tokenizer | None) -> str:
@@ -74,17 +77,32 @@ def _train_tokenizer(data_cfg, split_sources: dict, directory: str) -> Tokenizer
       data_cfg.vocab_size)
 
 
-def _tokenize_split(source, tok: Tokenizer, text_key: str, path: str, threads: int) -> None:
-  eos = [] if tok.eos_id is None else [tok.eos_id]
-  dtype = token_dtype(tok.vocab_size)
-  ds = (grain.MapDataset.source(source)
-        .map(lambda r: np.asarray(tok.encode(sources.record_text(r, text_key)) + eos, dtype))
-        .to_iter_dataset(grain.ReadOptions(num_threads=threads, prefetch_buffer_size=64)))
-  tokens = np.concatenate(list(ds)) if len(source) else np.zeros((0,), dtype)
+def _save(array: np.ndarray, path: str) -> None:
   fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".npy")
   with os.fdopen(fd, "wb") as f:
-    np.save(f, tokens)
+    np.save(f, array)
   os.replace(tmp, path)  # atomic: concurrent builders never see a partial file
+
+
+def _tokenize_split(source, tok: Tokenizer, text_key: str, path: str, starts_path: str,
+                    threads: int) -> None:
+  """Writes the split's tokens to `path` and its documents' first offsets to `starts_path`."""
+  dtype = token_dtype(tok.vocab_size)
+  ds = (grain.MapDataset.source(source)
+        .map_with_index(lambda i, r: (np.asarray(tok.encode(sources.record_text(r, text_key)),
+                                                 dtype), sources.record_document(r, i)))
+        .to_iter_dataset(grain.ReadOptions(num_threads=threads, prefetch_buffer_size=64)))
+  records = list(ds)
+  pieces, starts, length = [], [], 0
+  for i, (ids, doc) in enumerate(records):
+    if i == 0 or doc != records[i - 1][1]:
+      starts.append(length)
+    if tok.eos_id is not None and (i + 1 == len(records) or records[i + 1][1] != doc):
+      ids = np.append(ids, np.asarray(tok.eos_id, dtype))
+    pieces.append(ids)
+    length += len(ids)
+  _save(np.concatenate(pieces) if pieces else np.zeros((0,), dtype), path)
+  _save(np.asarray(starts, np.int64), starts_path)
 
 
 def tokenized_data(data_cfg, tokenizer: Tokenizer | None = None) -> TokenizedData:
@@ -102,11 +120,13 @@ def tokenized_data(data_cfg, tokenizer: Tokenizer | None = None) -> TokenizedDat
       tok = load_tokenizer(directory)
     except FileNotFoundError:
       tok = _train_tokenizer(data_cfg, split_sources, directory)
-  splits = {}
+  splits, doc_starts = {}, {}
   for split in (data_cfg.train_split, data_cfg.eval_split):
     path = os.path.join(directory, f"{split}.npy")
-    if not os.path.exists(path):
-      _tokenize_split(split_sources[split], tok, data_cfg.text_key, path,
+    starts = os.path.join(directory, DOC_STARTS.format(split=split))
+    if not (os.path.exists(path) and os.path.exists(starts)):
+      _tokenize_split(split_sources[split], tok, data_cfg.text_key, path, starts,
                       data_cfg.num_threads)
     splits[split] = np.load(path, mmap_mode="r")
-  return TokenizedData(directory, tok, splits)
+    doc_starts[split] = np.load(starts)
+  return TokenizedData(directory, tok, splits, doc_starts)

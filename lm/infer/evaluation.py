@@ -17,7 +17,7 @@ from jax.sharding import Mesh
 from rouge_score import rouge_scorer
 
 from lm import run
-from lm.data import token_cache
+from lm.data import pipeline, token_cache
 from lm.data.tokenizer import Tokenizer
 from lm.infer import sampling
 from lm.step import eval_sums, make_eval_step
@@ -37,10 +37,11 @@ class LossStats:
   bytes: int
 
 
-def loss_batches(tokens: np.ndarray, seq_len: int, batch_size: int
-                 ) -> Iterator[dict[str, np.ndarray]]:
+def loss_batches(tokens: np.ndarray, seq_len: int, batch_size: int,
+                 doc_starts: np.ndarray | None = None) -> Iterator[dict[str, np.ndarray]]:
   """LM batches {'tokens': [batch_size, seq_len + 1], 'weights': [batch_size, seq_len]} that
-  predict every token after the first once.
+  predict every token after the first once; with `doc_starts` (document masking) every token
+  but each document's first, from its own document only ('segment_ids', 'positions').
 
   Windows of seq_len targets, stride seq_len; the last window and the last batch are
   padded with weight 0, so nothing is dropped.
@@ -48,29 +49,40 @@ def loss_batches(tokens: np.ndarray, seq_len: int, batch_size: int
   num_targets = len(tokens) - 1
   num_windows = -(-num_targets // seq_len)
   for first in range(0, num_windows, batch_size):
-    windows = np.zeros((batch_size, seq_len + 1), np.int32)
-    weights = np.zeros((batch_size, seq_len), np.float32)
+    batch = {"tokens": np.zeros((batch_size, seq_len + 1), np.int32),
+             "weights": np.zeros((batch_size, seq_len), np.float32)}
+    if doc_starts is not None:
+      batch.update(segment_ids=np.zeros((batch_size, seq_len), np.int32),
+                   positions=np.zeros((batch_size, seq_len), np.int32))
     for row, w in enumerate(range(first, min(first + batch_size, num_windows))):
       start = w * seq_len
       n = min(seq_len, num_targets - start)
-      windows[row, :n + 1] = tokens[start:start + n + 1]
-      weights[row, :n] = 1.0
-    yield {"tokens": windows, "weights": weights}
+      batch["tokens"][row, :n + 1] = tokens[start:start + n + 1]
+      batch["weights"][row, :n] = 1.0
+      if doc_starts is not None:
+        for k, v in pipeline.document_fields(doc_starts, start, n).items():
+          batch[k][row, :n] = v
+    yield batch
 
 
 def evaluate_loss(graphdef: nnx.GraphDef, params, tokens: np.ndarray, tokenizer: Tokenizer, *,
-                  seq_len: int, batch_size: int, mesh: Mesh | None = None) -> LossStats:
-  """Exact loss over all of `tokens` (each token after the first predicted once).
+                  seq_len: int, batch_size: int, mesh: Mesh | None = None,
+                  doc_starts: np.ndarray | None = None) -> LossStats:
+  """Exact loss over all of `tokens` (each token after the first predicted once; with
+  `doc_starts`, document masking, each but the documents' first tokens).
 
   The standard error treats token losses as independent. Bits per byte divide the total
   nats by ln 2 and by the UTF-8 bytes of the predicted tokens' text.
   """
   sums = eval_sums(jax.jit(make_eval_step(graphdef)), params,
-                   loss_batches(tokens, seq_len, batch_size), mesh)
+                   loss_batches(tokens, seq_len, batch_size, doc_starts), mesh)
   total, total_sq, count = sums["loss"], sums["loss_sq"], sums["weight"]
   mean = total / count
   var = max(total_sq / count - mean * mean, 0.0)
-  num_bytes = len(tokenizer.decode(np.asarray(tokens[1:]).tolist()).encode("utf-8"))
+  predicted = np.asarray(tokens[1:])
+  if doc_starts is not None:
+    predicted = np.delete(predicted, doc_starts[doc_starts > 0] - 1)
+  num_bytes = len(tokenizer.decode(predicted.tolist()).encode("utf-8"))
   return LossStats(loss=mean, stderr=math.sqrt(var / count), perplexity=math.exp(mean),
                    bits_per_byte=total / math.log(2) / num_bytes, tokens=int(count),
                    bytes=num_bytes)
@@ -128,12 +140,15 @@ def evaluate_run(workdir: str, *, step: int | None = None, split: str | None = N
   Defaults (split, seq_len, batch_size) are the run's config.data values.
   """
   r = run.load_run(workdir, step)
+  sample_kw["document_end_id"] = r.document_end_id
   data_cfg = r.config.data
   split = split or data_cfg.eval_split
-  tokens = token_cache.tokenized_data(data_cfg).splits[split]
+  data = token_cache.tokenized_data(data_cfg)
+  tokens = data.splits[split]
   seq_len, batch_size = seq_len or data_cfg.seq_len, batch_size or data_cfg.batch_size
   stats = evaluate_loss(r.graphdef, r.params, tokens, r.tokenizer, seq_len=seq_len,
-                        batch_size=batch_size)
+                        batch_size=batch_size,
+                        doc_starts=data.doc_starts[split] if r.document_masking else None)
   scores, examples = continuation_scores(
       r.graphdef, r.params, tokens, r.tokenizer, jax.random.key(seed), num=num_passages,
       prompt_len=prompt_len, continuation_len=continuation_len, batch_size=batch_size,

@@ -3,7 +3,9 @@
 One prefill pass writes the (left-padded) prompts into a preallocated cache; then a
 `lax.while_loop`, compiled once per shape and setting, decodes one token per step for every
 row until each row has emitted `end_id` or `max_new_tokens` tokens. Sampling: greedy
-(temperature 0), temperature, top-k and top-p, combinable, seeded.
+(temperature 0), temperature, top-k and top-p, combinable, seeded. For a model trained with
+document masking, `document_end_id` splits prompts into documents as training did: a token
+attends only to its own document, whose positions start at 0.
 """
 
 from __future__ import annotations
@@ -79,18 +81,33 @@ def _left_align(prompts_BP: jax.Array, lengths_B: jax.Array) -> jax.Array:
   return jnp.take_along_axis(prompts_BP, src_BP, axis=1)
 
 
+def prompt_documents(prompts_BP: jax.Array, start_B: jax.Array, end_id: int
+                     ) -> tuple[jax.Array, jax.Array]:
+  """Left-padded prompts' (segments [B, P], positions [B, P]): a new document (segment) starts
+  after each `end_id`, and positions count from each document's first token."""
+  slot_P = jnp.arange(prompts_BP.shape[1])
+  ends_BP = (prompts_BP == end_id) & (slot_P[None, :] >= start_B[:, None])
+  starts_BP = jnp.pad(ends_BP[:, :-1], ((0, 0), (1, 0)))  # the token after an end
+  first_BP = jax.lax.cummax(jnp.where(starts_BP, slot_P[None, :], start_B[:, None]), axis=1)
+  return (jnp.cumsum(starts_BP, axis=1, dtype=jnp.int32),
+          jnp.maximum(slot_P[None, :] - first_BP, 0).astype(jnp.int32))
+
+
 @functools.partial(jax.jit, static_argnames=("graphdef", "max_new_tokens", "temperature", "top_k",
-                                             "top_p", "end_id", "vocab_limit", "padding"))
+                                             "top_p", "end_id", "vocab_limit", "padding",
+                                             "document_end_id"))
 def generate(graphdef: nnx.GraphDef, params, prompts_BP: jax.Array, lengths_B: jax.Array,
              key: jax.Array, *, max_new_tokens: int, temperature: float = 1.0, top_k: int = 0,
              top_p: float = 1.0, end_id: int | None = None, vocab_limit: int | None = None,
-             padding: str = "left") -> Generation:
+             padding: str = "left", document_end_id: int | None = None) -> Generation:
   """Continues each prompt (row b: its `lengths_B[b]` tokens, `padding` 'left' or 'right').
 
   The padded prompt width plus `max_new_tokens` must fit in the model's max_seq_len (a
   ValueError says so otherwise). `vocab_limit` masks ids at and above it (the padding of the
   vocabulary). Log-probabilities are the model's (after the vocabulary mask, before
-  temperature, top-k and top-p), so greedy and sampled runs score tokens alike.
+  temperature, top-k and top-p), so greedy and sampled runs score tokens alike. With
+  `document_end_id` (a model trained with document masking) each token attends only to its
+  document: the tokens after the last `document_end_id` of the prompt, or after one generated.
   """
   model = nnx.merge(graphdef, params)
   batch, width = prompts_BP.shape
@@ -98,7 +115,8 @@ def generate(graphdef: nnx.GraphDef, params, prompts_BP: jax.Array, lengths_B: j
     prompts_BP = _left_align(prompts_BP, lengths_B)
   elif padding != "left":
     raise ValueError(f"padding={padding!r}; valid: 'left', 'right'")
-  cache = model.init_cache(batch, width + max_new_tokens, start_B=width - lengths_B)
+  start_B = width - lengths_B
+  cache = model.init_cache(batch, width + max_new_tokens, start_B=start_B)
 
   def next_token(logits_BV, i):
     if vocab_limit is not None:
@@ -125,14 +143,30 @@ def generate(graphdef: nnx.GraphDef, params, prompts_BP: jax.Array, lengths_B: j
     return (state["i"] < max_new_tokens) & ~jnp.all(state["done_B"])
 
   def body(state):
-    logits_B1V, cache = model(state["last_B"][:, None], cache=state["cache"])
+    if document_end_id is None:
+      logits_B1V, cache = model(state["last_B"][:, None], cache=state["cache"])
+    else:  # the new token continues the cached one's document, or starts the next
+      ended_B = state["cached_B"] == document_end_id
+      segment_B = state["segment_B"] + ended_B
+      position_B = jnp.where(ended_B, 0, state["position_B"] + 1)
+      logits_B1V, cache = model(state["last_B"][:, None], positions_BT=position_B[:, None],
+                                segment_ids_BT=segment_B[:, None], cache=state["cache"])
+      state = dict(state, cached_B=state["last_B"], segment_B=segment_B, position_B=position_B)
     return record(dict(state, cache=cache), *next_token(logits_B1V[:, 0], state["i"]))
 
-  logits_BPV, cache = model(prompts_BP, cache=cache)
-  state = {"i": jnp.int32(0), "last_B": jnp.zeros((batch,), jnp.int32), "cache": cache,
+  state = {"i": jnp.int32(0), "last_B": jnp.zeros((batch,), jnp.int32),
            "tokens_BN": jnp.zeros((batch, max_new_tokens), jnp.int32),
            "log_probs_BN": jnp.zeros((batch, max_new_tokens), jnp.float32),
            "lengths_B": jnp.zeros((batch,), jnp.int32), "done_B": jnp.zeros((batch,), bool)}
+  if document_end_id is None:
+    logits_BPV, cache = model(prompts_BP, cache=cache)
+  else:
+    segment_BP, position_BP = prompt_documents(prompts_BP, start_B, document_end_id)
+    logits_BPV, cache = model(prompts_BP, positions_BT=position_BP, segment_ids_BT=segment_BP,
+                              cache=cache)
+    state.update(cached_B=prompts_BP[:, -1], segment_B=segment_BP[:, -1],
+                 position_B=position_BP[:, -1])
+  state["cache"] = cache
   state = jax.lax.while_loop(cond, body, record(state, *next_token(logits_BPV[:, -1], 0)))
   return Generation(state["tokens_BN"], state["log_probs_BN"], state["lengths_B"])
 

@@ -43,11 +43,13 @@ class KVCache:
   """One layer's keys and values (its K key/value heads) in S preallocated slots.
 
   Slots [start_B[b], index) of row b hold its tokens; the slots before start_B[b] are left
-  padding, which no other token attends to.
+  padding, which no other token attends to. Each slot also holds its token's segment (its
+  document, with document masking; else 0): a token sees only its own segment's slots.
   """
 
   k_BSNH: jax.Array
   v_BSNH: jax.Array
+  segment_BS: jax.Array
   index: jax.Array    # [] the slot the next call writes first
   start_B: jax.Array  # [B] each row's first real slot
 
@@ -55,32 +57,45 @@ class KVCache:
   def empty(cls, batch: int, size: int, num_kv_heads: int, head_dim: int, dtype,
             start_B: jax.Array) -> "KVCache":
     zeros = jnp.zeros((batch, size, num_kv_heads, head_dim), dtype)
-    return cls(zeros, zeros, jnp.zeros((), jnp.int32), start_B.astype(jnp.int32))
+    return cls(zeros, zeros, jnp.zeros((batch, size), jnp.int32), jnp.zeros((), jnp.int32),
+               start_B.astype(jnp.int32))
 
   def positions(self, length: int) -> jax.Array:
     """[B, T] positions of the next `length` tokens within their rows (0 at start_B)."""
     slots_T = self.index + jnp.arange(length)
     return jnp.maximum(slots_T[None, :] - self.start_B[:, None], 0)
 
-  def write(self, k_BTNH: jax.Array, v_BTNH: jax.Array) -> "KVCache":
-    """The cache with T new keys and values in slots [index, index + T)."""
-    def put(buf_BSNH, new_BTNH):
-      return jax.lax.dynamic_update_slice_in_dim(buf_BSNH, new_BTNH.astype(buf_BSNH.dtype),
-                                                 self.index, axis=1)
+  def write(self, k_BTNH: jax.Array, v_BTNH: jax.Array, segment_BT: jax.Array) -> "KVCache":
+    """The cache with T new keys, values and segments in slots [index, index + T)."""
+    def put(buf, new):
+      return jax.lax.dynamic_update_slice_in_dim(buf, new.astype(buf.dtype), self.index, axis=1)
 
     return self.replace(k_BSNH=put(self.k_BSNH, k_BTNH), v_BSNH=put(self.v_BSNH, v_BTNH),
+                        segment_BS=put(self.segment_BS, segment_BT),
                         index=self.index + k_BTNH.shape[1])
 
-  def mask(self, length: int) -> jax.Array:
-    """[B, T, S]: the next `length` tokens see their row's real slots up to themselves.
+  def mask(self, segment_BT: jax.Array) -> jax.Array:
+    """[B, T, S]: the next T tokens (segments `segment_BT`) see their row's real slots of their
+    own segment up to themselves (this cache must already hold them: call after `write`).
 
     A padding slot sees only itself, so that no softmax row is empty.
     """
-    query_T = self.index + jnp.arange(length)
+    query_T = self.index - segment_BT.shape[1] + jnp.arange(segment_BT.shape[1])
     key_S = jnp.arange(self.k_BSNH.shape[1])
     causal_TS = key_S[None, :] <= query_T[:, None]
     real_BS = key_S[None, :] >= self.start_B[:, None]
-    return causal_TS[None] & (real_BS[:, None, :] | (key_S == query_T[:, None])[None])
+    same_BTS = self.segment_BS[:, None, :] == segment_BT[:, :, None]
+    return causal_TS[None] & ((real_BS[:, None, :] & same_BTS) | (key_S == query_T[:, None])[None])
+
+
+def attention_mask(key_mask_BT: jax.Array | None, segment_ids_BT: jax.Array | None
+                   ) -> jax.Array | None:
+  """[B, 1, T, T] (True: may attend) from real-token flags and segment ids, or None."""
+  mask = None if key_mask_BT is None else key_mask_BT[:, None, None, :]
+  if segment_ids_BT is not None:
+    same_B1TT = segment_ids_BT[:, None, :, None] == segment_ids_BT[:, None, None, :]
+    mask = same_B1TT if mask is None else mask & same_B1TT
+  return mask
 
 
 class SelfAttention(nnx.Module):
@@ -119,12 +134,13 @@ class SelfAttention(nnx.Module):
     self.b_out = const_param((d,), ("embed",), 0.0, pdt) if cfg.use_bias else None
 
   def __call__(self, x_BTD: jax.Array, *, causal: bool = True, positions_BT: jax.Array | None = None,
-               cache: KVCache | None = None, key_mask_BT: jax.Array | None = None
-               ) -> tuple[jax.Array, KVCache | None]:
+               cache: KVCache | None = None, key_mask_BT: jax.Array | None = None,
+               segment_ids_BT: jax.Array | None = None) -> tuple[jax.Array, KVCache | None]:
     """Returns the output [B, T, D] and, given a cache, the cache with this call's keys added.
 
     Without `positions_BT` the tokens are at positions 0..T-1 (training), or with a cache at
-    the cache's next positions. `key_mask_BT` (True: a real token) hides padding keys.
+    the cache's next positions. `key_mask_BT` (True: a real token) hides padding keys;
+    `segment_ids_BT` (document masking) keeps attention within each segment.
     """
     dt = self.compute_dtype
     if positions_BT is None and cache is not None:
@@ -136,19 +152,19 @@ class SelfAttention(nnx.Module):
       positions = jnp.arange(x_BTD.shape[1]) if positions_BT is None else positions_BT
       sin, cos = rotary_tables(positions, self.head_dim, self.rope_theta)
       q_BTNH, k_BTKH = apply_rotary(q_BTNH, sin, cos), apply_rotary(k_BTKH, sin, cos)
-    if cache is None and key_mask_BT is not None:
-      out_BTNH = jax.nn.dot_product_attention(q_BTNH, k_BTKH, v_BTKH, is_causal=causal,
-                                              mask=key_mask_BT[:, None, None, :],
-                                              implementation="xla")
-    elif cache is None:
-      out_BTNH = jax.nn.dot_product_attention(q_BTNH, k_BTKH, v_BTKH, is_causal=causal,
-                                              implementation=self.impl)
+    if cache is None:
+      mask_B1TT = attention_mask(key_mask_BT, segment_ids_BT)
+      # An arbitrary mask rules out the fused kernels: XLA's attention takes it.
+      out_BTNH = jax.nn.dot_product_attention(
+          q_BTNH, k_BTKH, v_BTKH, is_causal=causal, mask=mask_B1TT,
+          implementation=self.impl if mask_B1TT is None else "xla")
     else:
-      mask_BTS = cache.mask(x_BTD.shape[1])
-      cache = cache.write(k_BTKH, v_BTKH)
-      # An arbitrary mask rules out the fused kernels; XLA's is the decode path everywhere.
+      segment_BT = (jnp.zeros(x_BTD.shape[:2], jnp.int32) if segment_ids_BT is None
+                    else segment_ids_BT)
+      cache = cache.write(k_BTKH, v_BTKH, segment_BT)
       out_BTNH = jax.nn.dot_product_attention(q_BTNH, cache.k_BSNH.astype(dt),
-                                              cache.v_BSNH.astype(dt), mask=mask_BTS[:, None],
+                                              cache.v_BSNH.astype(dt),
+                                              mask=cache.mask(segment_BT)[:, None],
                                               implementation="xla")
     y_BTD = jnp.einsum("btnh,nhd->btd", out_BTNH, self.w_out[...].astype(dt))
     if self.b_out is not None:

@@ -42,13 +42,14 @@ class Block(nnx.Module):
 
   def __call__(self, x_BTD: jax.Array, *, causal: bool, rngs: nnx.Rngs | None,
                positions_BT: jax.Array | None = None, cache: KVCache | None = None,
-               key_mask_BT: jax.Array | None = None) -> tuple[jax.Array, KVCache | None]:
+               key_mask_BT: jax.Array | None = None, segment_ids_BT: jax.Array | None = None
+               ) -> tuple[jax.Array, KVCache | None]:
     def drop(y):
       return self.dropout(y, deterministic=rngs is None, rngs=rngs)
 
     def attn(x):
       return self.attn(x, causal=causal, positions_BT=positions_BT, cache=cache,
-                       key_mask_BT=key_mask_BT)
+                       key_mask_BT=key_mask_BT, segment_ids_BT=segment_ids_BT)
 
     if self.pre_norm:
       attn_BTD, cache = attn(self.norm_attn(x_BTD))
@@ -83,10 +84,14 @@ class Trunk(nnx.Module):
                        if cfg.num_classes else None)
 
   def hidden(self, tokens_BT: jax.Array, *, key_mask_BT: jax.Array | None = None,
-             segments_BT: jax.Array | None = None, positions_BT: jax.Array | None = None,
-             cache: tuple[KVCache, ...] | None = None, rngs: nnx.Rngs | None = None
-             ) -> tuple[jax.Array, tuple[KVCache, ...] | None]:
-    """The final hidden states [B, T, D] (and the cache with T tokens added, given one)."""
+             token_types_BT: jax.Array | None = None, positions_BT: jax.Array | None = None,
+             segment_ids_BT: jax.Array | None = None, cache: tuple[KVCache, ...] | None = None,
+             rngs: nnx.Rngs | None = None) -> tuple[jax.Array, tuple[KVCache, ...] | None]:
+    """The final hidden states [B, T, D] (and the cache with T tokens added, given one).
+
+    `token_types_BT`: BERT's segment embeddings; `segment_ids_BT`: documents (attention stays
+    within each), with `positions_BT` that restart at each.
+    """
     cdt = DTYPES[self.ex.compute_dtype]
     if positions_BT is None and cache is not None:
       positions_BT = cache[0].positions(tokens_BT.shape[1])
@@ -97,8 +102,8 @@ class Trunk(nnx.Module):
       x_BTD = x_BTD + (self.pos_embed[: tokens_BT.shape[1]] if positions_BT is None else
                        self.pos_embed[...][positions_BT])
     if self.segment_embed is not None:
-      segments_BT = jnp.zeros_like(tokens_BT) if segments_BT is None else segments_BT
-      x_BTD = x_BTD + self.segment_embed[...][segments_BT]
+      token_types_BT = jnp.zeros_like(tokens_BT) if token_types_BT is None else token_types_BT
+      x_BTD = x_BTD + self.segment_embed[...][token_types_BT]
     x_BTD = x_BTD.astype(cdt)
     if self.norm_embed is not None:
       x_BTD = self.norm_embed(x_BTD)
@@ -106,28 +111,30 @@ class Trunk(nnx.Module):
     causal = self.cfg.kind == "decoder"
     new_cache = None
     if self.ex.scan_layers and cache is None:
-      x_BTD = self._scan_blocks(x_BTD, causal, rngs, positions_BT, key_mask_BT)
+      x_BTD = self._scan_blocks(x_BTD, causal, rngs, positions_BT, key_mask_BT, segment_ids_BT)
     else:
       new_cache = []
       for i, block in enumerate(self.blocks):
         layer_cache = None if cache is None else cache[i]
         x_BTD, layer_cache = self._apply_block(block, x_BTD, causal, rngs, positions_BT,
-                                               layer_cache, key_mask_BT)
+                                               layer_cache, key_mask_BT, segment_ids_BT)
         new_cache.append(layer_cache)
     if self.norm_out is not None:
       x_BTD = self.norm_out(x_BTD)
     return x_BTD, (None if cache is None else tuple(new_cache))
 
-  def _apply_block(self, block: Block, x_BTD, causal, rngs, positions_BT, cache, key_mask_BT):
+  def _apply_block(self, block: Block, x_BTD, causal, rngs, positions_BT, cache, key_mask_BT,
+                   segment_ids_BT):
     if self.ex.remat == "none" or cache is not None:
       return block(x_BTD, causal=causal, rngs=rngs, positions_BT=positions_BT, cache=cache,
-                   key_mask_BT=key_mask_BT)
+                   key_mask_BT=key_mask_BT, segment_ids_BT=segment_ids_BT)
     policy = REMAT_POLICIES[self.ex.remat]
-    run = nnx.remat(lambda b, x, r, p, m: b(x, causal=causal, rngs=r, positions_BT=p,
-                                            key_mask_BT=m)[0], policy=policy)
-    return run(block, x_BTD, rngs, positions_BT, key_mask_BT), None
+    run = nnx.remat(lambda b, x, r, p, m, s: b(x, causal=causal, rngs=r, positions_BT=p,
+                                               key_mask_BT=m, segment_ids_BT=s)[0],
+                    policy=policy)
+    return run(block, x_BTD, rngs, positions_BT, key_mask_BT, segment_ids_BT), None
 
-  def _scan_blocks(self, x_BTD, causal, rngs, positions_BT, key_mask_BT):
+  def _scan_blocks(self, x_BTD, causal, rngs, positions_BT, key_mask_BT, segment_ids_BT):
     """The blocks as one `lax.scan` body: the compiled program holds one block, not num_layers.
 
     Parameters stay per layer (checkpoints, conversion and freezing see one layout); they are
@@ -142,7 +149,8 @@ class Trunk(nnx.Module):
       state, i = state_and_index
       layer_rngs = None if key is None else nnx.Rngs(dropout=jax.random.fold_in(key, i))
       return nnx.merge(graphdef, state)(x_BTD, causal=causal, rngs=layer_rngs,
-                                         positions_BT=positions_BT, key_mask_BT=key_mask_BT)[0]
+                                         positions_BT=positions_BT, key_mask_BT=key_mask_BT,
+                                         segment_ids_BT=segment_ids_BT)[0]
 
     if self.ex.remat != "none":
       layer = jax.checkpoint(layer, policy=REMAT_POLICIES[self.ex.remat], prevent_cse=False)
@@ -179,15 +187,18 @@ class DecoderLM(Trunk):
                  for _ in range(self.cfg.num_layers))
 
   def __call__(self, tokens_BT: jax.Array, *, positions_BT: jax.Array | None = None,
+               segment_ids_BT: jax.Array | None = None,
                cache: tuple[KVCache, ...] | None = None, rngs: nnx.Rngs | None = None):
     """Returns logits [B, T, V] in `logits_dtype`, or with a cache (logits, the cache with T
     tokens added).
 
-    Positions default to 0..T-1, or with a cache to each row's next positions. Dropout is
+    Positions default to 0..T-1, or with a cache to each row's next positions. With
+    `segment_ids_BT` (document masking) a token attends only to its own segment. Dropout is
     active iff `rngs` is given.
     """
     cdt = DTYPES[self.ex.compute_dtype]
-    x_BTD, new_cache = self.hidden(tokens_BT, positions_BT=positions_BT, cache=cache, rngs=rngs)
+    x_BTD, new_cache = self.hidden(tokens_BT, positions_BT=positions_BT,
+                                   segment_ids_BT=segment_ids_BT, cache=cache, rngs=rngs)
     head_DV = self.embed[...].T if self.head is None else self.head[...]
     logits_BTV = jnp.einsum("btd,dv->btv", x_BTD, head_DV.astype(cdt),
                             preferred_element_type=DTYPES[self.ex.logits_dtype])
@@ -206,9 +217,10 @@ class EncoderMLM(Trunk):
                             compute_dtype=DTYPES[ex.compute_dtype], rngs=rngs)
 
   def __call__(self, tokens_BT: jax.Array, *, key_mask_BT: jax.Array | None = None,
-               segments_BT: jax.Array | None = None, rngs: nnx.Rngs | None = None) -> jax.Array:
+               token_types_BT: jax.Array | None = None, rngs: nnx.Rngs | None = None
+               ) -> jax.Array:
     """MLM logits [B, T, V] in `logits_dtype`; `key_mask_BT` (True: real token) hides padding."""
-    x_BTD, _ = self.hidden(tokens_BT, key_mask_BT=key_mask_BT, segments_BT=segments_BT,
+    x_BTD, _ = self.hidden(tokens_BT, key_mask_BT=key_mask_BT, token_types_BT=token_types_BT,
                            rngs=rngs)
     return self.mlm_head(x_BTD, self.embed[...], DTYPES[self.ex.logits_dtype])
 

@@ -110,3 +110,33 @@ def test_labelled_eval_batches_keep_the_remainder_with_zero_weight():
   assert len(batches) == 3
   np.testing.assert_array_equal(batches[-1]["weight"], [1, 1, 0, 0])
   assert sorted(l for b in batches for l, w in zip(b["label"], b["weight"]) if w) == list(range(10))
+
+
+def test_document_fields_restart_at_each_document_and_drop_cross_document_targets():
+  # Documents start at 0, 5 and 9; the window covers tokens 3..11 (8 inputs, 8 targets).
+  fields = pipeline.document_fields(np.asarray([0, 5, 9]), start=3, length=8)
+  np.testing.assert_array_equal(fields["segment_ids"], [0, 0, 1, 1, 1, 1, 2, 2])
+  np.testing.assert_array_equal(fields["positions"], [0, 1, 0, 1, 2, 3, 0, 1])
+  np.testing.assert_array_equal(fields["weights"], [1, 0, 1, 1, 1, 0, 1, 1])
+  batch = pipeline.window_batches(np.arange(40, dtype=np.uint16), 8, 2, shuffle_seed=None,
+                                  repeat=False, doc_starts=np.asarray([0, 5, 9]))[0]
+  assert {k: v.shape for k, v in batch.items()} == {
+      "tokens": (2, 9), "segment_ids": (2, 8), "positions": (2, 8), "weights": (2, 8)}
+  # Tokens 8.. : the end of the second document, then the third from token 9 on.
+  np.testing.assert_array_equal(batch["positions"][1], [0, 0, 1, 2, 3, 4, 5, 6])
+
+
+def test_folder_corpus_files_are_documents(tiny_config, tmp_path):
+  (tmp_path / "docs").mkdir()
+  for name, line in (("a.txt", "first file\n"), ("b.txt", "second one\n"), ("c.txt", "tail\n")):
+    (tmp_path / "docs" / name).write_text(line * (100 if name == "c.txt" else 30))
+  tiny_config.data.path = str(tmp_path / "docs")
+  tiny_config.data.validation_fraction = 0.2
+  data = token_cache.tokenized_data(tiny_config.data)
+  tok = data.tokenizer
+  train = tok.decode(np.asarray(data.splits["train"]))
+  starts = data.doc_starts["train"]
+  assert len(starts) == 3 and starts[0] == 0
+  assert train[starts[1]:starts[2]] == "second one\n" * 30  # one id per character
+  assert train[starts[2]:].startswith("tail\n")
+  np.testing.assert_array_equal(data.doc_starts["validation"], [0])  # the rest of c.txt

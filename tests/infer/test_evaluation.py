@@ -62,6 +62,29 @@ def test_loss_covers_every_token_once_including_the_final_partial_batch():
   np.testing.assert_allclose(sharded.loss, nll.mean(), rtol=1e-5)
 
 
+def test_document_masked_loss_scores_each_document_on_its_own():
+  graphdef, params = _model(position="rotary")
+  model = nnx.merge(graphdef, params)
+  tokens, doc_starts = _tokens(53), np.asarray([0, 20, 37])
+  # Reference: within each window of 8 targets, each document's part run alone from position
+  # 0, predicting only its own next tokens.
+  nll = []
+  for s in range(0, 52, 8):
+    end = min(s + 8, 52)  # the window's inputs [s, end), targets [s + 1, end]
+    cuts = sorted({s, end, *[d for d in doc_starts if s < d < end]})
+    for lo, hi in zip(cuts[:-1], cuts[1:]):
+      last = hi if hi in doc_starts else hi + 1  # a target that starts a document: not scored
+      if last - lo >= 2:
+        piece = jnp.asarray(tokens[None, lo:last])
+        nll.append(np.asarray(cross_entropy(model(piece[:, :-1]), piece[:, 1:])[0])[0])
+  nll = np.concatenate(nll)
+  assert nll.shape == (50,)  # 52 targets, less the first tokens of the 2nd and 3rd documents
+  stats = evaluation.evaluate_loss(graphdef, params, tokens, TOKENIZER, seq_len=8, batch_size=3,
+                                   doc_starts=doc_starts)
+  assert stats.tokens == 50
+  np.testing.assert_allclose(stats.loss, nll.mean(), rtol=1e-5)
+
+
 def test_bleu_and_rouge_are_the_reference_libraries_values():
   hyps = ["the cat sat on the mat today", "a quick brown fox jumped"]
   refs = ["the cat sat on a mat", "the quick brown fox jumps over"]
@@ -79,21 +102,32 @@ def test_bleu_and_rouge_are_the_reference_libraries_values():
   assert all(same[name] == 1.0 for name in evaluation.ROUGE_TYPES)
 
 
-def test_evaluate_run_on_a_restored_checkpoint(tiny_config, tmp_path):
+@pytest.mark.parametrize("document_masking", [False, True])
+def test_evaluate_run_on_a_restored_checkpoint(tiny_config, tmp_path, document_masking):
+  if document_masking:  # the corpus as three files, the last two in the validation split
+    text = open(tiny_config.data.path).read()
+    (tmp_path / "docs").mkdir()
+    for i, (lo, hi) in enumerate([(0, 9000), (9000, 18700), (18700, len(text))]):
+      (tmp_path / "docs" / f"{i}.txt").write_text(text[lo:hi])
+    tiny_config.data.path = str(tmp_path / "docs")
+    tiny_config.data.document_masking = True
   tiny_config.train.steps = 2
   tiny_config.optim.warmup_steps = 1
   tiny_config.train.checkpoint_every = 2
   tiny_config.train.eval_every = 2
   tiny_config.train.eval_batches = -1
   mesh = sharding.make_mesh(tiny_config.mesh, jax.devices()[:1])
-  summary = train.train_and_evaluate(tiny_config, str(tmp_path), mesh=mesh)
-  result = evaluation.evaluate_run(str(tmp_path), num_passages=5, prompt_len=6,
+  summary = train.train_and_evaluate(tiny_config, str(tmp_path / "run"), mesh=mesh)
+  result = evaluation.evaluate_run(str(tmp_path / "run"), num_passages=5, prompt_len=6,
                                    continuation_len=10, temperature=0.0)
   assert result["step"] == 2
   # Training's eval drops the windows that do not fill a batch; the whole split is close.
   assert abs(result["loss"] - summary["eval_loss"]) < 0.05
-  validation = token_cache.tokenized_data(tiny_config.data).splits["validation"]
-  assert result["tokens"] == result["bytes"] == len(validation) - 1
+  data = token_cache.tokenized_data(tiny_config.data)
+  # Every token but the first is predicted; with document masking, no document's first token.
+  predicted = len(data.splits["validation"]) - len(data.doc_starts["validation"])
+  assert len(data.doc_starts["validation"]) == (2 if document_masking else 1)
+  assert result["tokens"] == result["bytes"] == predicted
   assert 0 <= result["generation"]["bleu"] <= 100
   assert len(result["examples"]) == 5 and len(result["examples"][0]["generated"]) == 10
   json.dumps(result)

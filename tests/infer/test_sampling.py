@@ -150,3 +150,26 @@ def test_generate_long_goes_past_the_window_in_chunks_of_the_window():
     logits = model(jnp.asarray(seq[None, start:positions[-1]]))
     for i in positions:
       assert int(seq[i]) == int(jnp.argmax(logits[0, i - 1 - start])), i
+
+
+@pytest.mark.parametrize("position", ["learned", "llama"])
+def test_document_masked_decoding_sees_only_the_last_document(position):
+  model, end = _model(position), 63
+  doc = [10, 11, 12]
+  # Rows of different lengths (left padding), the last document after one or two others.
+  prompts = [[1, 2, 3, 4, end] + doc, [5, end, 6, 7, end] + doc, doc]
+  out = _greedy(model, prompts, max_new_tokens=6, document_end_id=end)
+  alone = _greedy(model, [doc], max_new_tokens=6)
+  for row in range(3):
+    np.testing.assert_array_equal(out.tokens[row], alone.tokens[0])
+    np.testing.assert_allclose(out.log_probs[row], alone.log_probs[0], atol=1e-5)
+  # Without the end id the earlier documents are context, and the scores differ.
+  mixed = _greedy(model, prompts[:1], max_new_tokens=6)
+  assert not np.allclose(mixed.log_probs[0], alone.log_probs[0], atol=1e-4)
+
+
+def test_prompt_documents_segments_and_positions():
+  prompts = jnp.asarray([[0, 0, 4, 9, 5, 9, 6], [4, 5, 9, 6, 7, 8, 9]])
+  segments, positions = sampling.prompt_documents(prompts, jnp.asarray([2, 0]), end_id=9)
+  np.testing.assert_array_equal(segments, [[0, 0, 0, 0, 1, 1, 2], [0, 0, 0, 1, 1, 1, 1]])
+  np.testing.assert_array_equal(positions, [[0, 0, 0, 1, 0, 1, 0], [0, 1, 2, 0, 1, 2, 3]])

@@ -163,3 +163,19 @@ def test_bfloat16_bias_gradients_accumulate_over_tokens_in_float32():
 
   for g16, g32 in zip(bias_grads(jnp.bfloat16), bias_grads(jnp.float32)):
     assert float(jnp.linalg.norm(g16 - g32) / jnp.linalg.norm(g32)) < 0.005
+
+
+@pytest.mark.parametrize("position", ["learned", "llama"])
+def test_document_masking_a_token_sees_only_its_own_document(position):
+  model = DecoderLM(_cfg(**(LLAMA if position == "llama" else {})), rngs=nnx.Rngs(0))
+  # One window: document A (5 tokens), then document B (7 tokens), positions restarting.
+  segments = jnp.asarray([[0] * 5 + [1] * 7])
+  positions = jnp.asarray([list(range(5)) + list(range(7))])
+  tokens = jax.random.randint(jax.random.key(1), (1, 12), 0, 64)
+  other_a = tokens.at[:, :5].set((tokens[:, :5] + 7) % 64)
+  packed = model(tokens, segment_ids_BT=segments, positions_BT=positions)
+  changed = model(other_a, segment_ids_BT=segments, positions_BT=positions)
+  np.testing.assert_allclose(packed[:, 5:], changed[:, 5:], rtol=0, atol=1e-6)
+  # ... and they are B's logits on its own; without the masking they are not.
+  np.testing.assert_allclose(packed[:, 5:], model(tokens[:, 5:]), rtol=0, atol=1e-5)
+  assert not np.allclose(model(tokens)[:, 5:], model(other_a)[:, 5:], atol=1e-3)
