@@ -9,8 +9,11 @@ steps and optimizer it keeps (4 layers, width 128, context 64, batch 12, 2000 st
     python -m experiments.train --config=experiments/configs/llama_style.py \
         --workdir=runs/llama_style
 
-Result on the 2-core CPU development machine (float32), side by side with the GPT-2 blocks:
-see benchmarks/README.md ("Recipes"; `python -m benchmarks.recipes`).
+Result on the 2-core CPU development machine (float32): eval loss 1.699 over the whole
+validation split (train 1.541) in ~3 minutes, against 1.883 for the GPT-2 blocks at 1.2x its
+tokens/s; with Muon (`--config.optim.name=muon --config.optim.learning_rate=0.02
+--config.optim.adam_learning_rate=0.001`) 1.594. Side by side: benchmarks/README.md ("Recipes";
+`python -m benchmarks.recipes`).
 """
 
 from experiments.configs import shakespeare_char
