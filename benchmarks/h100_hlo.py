@@ -22,11 +22,11 @@ from jax.experimental import topologies
 from ml_collections import config_flags
 
 from benchmarks.hlo_kernels import kernels
-from lm import sharding
+from lm import cli, sharding
 from lm.model.config import architecture, execution
 from lm.step import jit_train_step, state_layout
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file.")
+_CONFIG = config_flags.DEFINE_config_file("config", None, cli.CONFIG_HELP)
 _HLO_OUT = flags.DEFINE_string("hlo_out", None, "Write the optimised HLO text here.")
 _TOP = flags.DEFINE_integer("top", 25, "Kernel groups to list, by bytes.")
 _BANDWIDTH = flags.DEFINE_float("bandwidth", 3.35e12, "HBM bytes/s (H100 SXM).")

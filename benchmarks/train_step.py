@@ -28,17 +28,18 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from benchmarks.provenance import git_commit
-from lm import hardware, sharding
+from lm import cli, hardware, sharding
 from lm.model import counts
 from lm.model.config import architecture, execution
 from lm.step import jit_train_step, state_layout
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file.")
+_CONFIG = config_flags.DEFINE_config_file("config", None, cli.CONFIG_HELP)
 _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps.")
 _WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps after compilation.")
 _DATA = flags.DEFINE_enum("data", "synthetic", ["synthetic", "real"], "Input source.")
 _VOCAB = flags.DEFINE_integer("vocab_size", None,
-                              "Synthetic data: vocabulary (default config.data.vocab_size).")
+                              "Synthetic data: vocabulary (default: a char config's corpus "
+                              "characters and special tokens, else config.data.vocab_size).")
 _TAG = flags.DEFINE_string("tag", "", "A label for this measurement.")
 _PROFILE = flags.DEFINE_string("profile_dir", None, "If set, trace 5 more steps with "
                                "jax.profiler into this folder (with a Perfetto JSON trace).")
@@ -48,6 +49,19 @@ flags.mark_flag_as_required("config")
 # The figures printed, in order.
 SUMMARY = ("params", "compile_s", "step_s_median", "step_s_pipelined", "tokens_per_s",
            "tflops_per_s", "mfu", "peak_memory_gib")
+
+
+def synthetic_vocab_size(data_cfg) -> int:
+  """The vocabulary the trained model would have: a local corpus's characters and the special
+  tokens for a char tokenizer (as training builds it), else `data.vocab_size`."""
+  if data_cfg.tokenizer != "char" or data_cfg.dataset != "local":
+    return data_cfg.vocab_size
+  from lm.data import local_text  # pylint: disable=import-outside-toplevel (needs TFDS)
+  from lm.data.specials import SPECIAL_TOKENS  # pylint: disable=import-outside-toplevel
+  chars: set[str] = set()
+  for path in local_text.corpus_files(data_cfg.path, data_cfg.include, tuple(data_cfg.exclude)):
+    chars.update(local_text.read_text(path, data_cfg.encoding, path, data_cfg.decode_errors))
+  return len(chars) + len(SPECIAL_TOKENS)
 
 
 def batches(config, mesh, data: str, vocab_size: int | None) -> tuple[int, Callable[[], Any]]:
@@ -61,7 +75,7 @@ def batches(config, mesh, data: str, vocab_size: int | None) -> tuple[int, Calla
                                  process_count=jax.process_count())
     it = pipeline.iterate(ds, config.data.prefetch, config.data.num_threads)
     return tokenized.tokenizer.vocab_size, lambda: sharding.global_batch(next(it), mesh)
-  vocab = vocab_size or config.data.vocab_size
+  vocab = vocab_size or synthetic_vocab_size(config.data)
   local = {"tokens": np.random.default_rng(0).integers(
       0, vocab, (config.data.batch_size, config.data.seq_len + 1), dtype=np.int32)}
   batch = sharding.global_batch(local, mesh)

@@ -20,8 +20,9 @@ from ml_collections import config_flags
 from lm import cli, config_checks, logs, train
 from lm.scaling import sweep
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a scaling config file.",
-                                          lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "A scaling config file, e.g. experiments/configs/scaling_cpu.py; every "
+    "field, its default and what it does: experiments/configs/base.py.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for the runs and the results table.")
 _WORKERS = flags.DEFINE_integer("workers", 1, "Concurrent training processes (1: in process).")
 _SPLIT = flags.DEFINE_enum("worker_split", "cores", ["cores", "gpus"],

@@ -3,7 +3,9 @@
     python -m experiments.train --config=experiments/configs/shakespeare_char.py \
         --workdir=runs/shakespeare_char [--config.model.num_layers=6 ...]
 
-Running again with the same workdir continues from its newest checkpoint that restores.
+Running again with the same workdir continues from its newest checkpoint that restores; a
+config that changes what the run trains (steps, schedule, data, ...) is refused unless
+`--allow_config_change` (the run's config.json is kept, the new one saved beside it).
 Exit status: 0 finished; 75 preempted (SIGTERM, SIGINT or `train.stop_after_steps`: a
 checkpoint was saved, run the same command to resume); 124 the watchdog saw no progress for
 `train.watchdog_s` seconds; 1 an error, in one `error:` line where it is expected (a bad config
@@ -24,13 +26,16 @@ from ml_collections import config_flags
 from lm import checkpoint, cli, config_checks, distributed, exit_status, logs, train
 from lm.data.local_text import DataError
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file.",
+_CONFIG = config_flags.DEFINE_config_file("config", None, cli.CONFIG_HELP,
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics.")
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None,
                                    "HOST:PORT of process 0, for multi-process runs.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in a multi-process run.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process' index, 0 to N-1.")
+_ALLOW_CHANGE = flags.DEFINE_bool(
+    "allow_config_change", False, "Resume a run in --workdir with settings that differ from its "
+    "config.json (e.g. more train.steps); without it such a resume is refused.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -42,7 +47,8 @@ def main(argv):
   if distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value):
     if jax.process_index() != 0:
       logging.set_verbosity(logging.WARNING)  # progress lines from process 0 only
-  summary = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  summary = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value,
+                                     allow_config_change=_ALLOW_CHANGE.value)
   if summary["preempted"] is not None:
     print(f"preempted at step {summary['step']} ({summary['preempted']}): resume with the same "
           f"command", file=sys.stderr)

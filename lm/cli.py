@@ -15,9 +15,19 @@ from collections.abc import Callable, Sequence
 from absl import flags
 
 
+CONFIG_HELP = ("A config file, e.g. experiments/configs/shakespeare_char.py. Override any field "
+               "with --config.<section>.<field>=VALUE; every field, its default and what it "
+               "does: experiments/configs/base.py.")
+
+
 def parse_flags(argv: Sequence[str]) -> list[str]:
-  """`app.run`'s flags parser: a bad flag or a `--config.<field>` override of a field that does
-  not exist ends the process with one `error:` line (with ml_collections' suggestion)."""
+  """`app.run`'s flags parser: a bad flag, a `--config.<field>` override of a field that does
+  not exist, or overrides without `--config=FILE` end the process with one `error:` line."""
+  overrides = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
+  if overrides and not any(a == "--config" or a.startswith("--config=") for a in argv[1:]):
+    sys.exit(f"error: {overrides[0]} overrides a field of a config file, but no --config=FILE "
+             "was given (e.g. --config=experiments/configs/shakespeare_char.py; every field: "
+             "experiments/configs/base.py)")
   try:
     return flags.FLAGS(list(argv))
   except flags.Error as e:

@@ -1,9 +1,20 @@
 """Peak FLOP/s (for MFU) and memory bandwidth (for decode bounds) of the device in use, named,
-and the MFU arithmetic itself."""
+and the MFU arithmetic itself.
+
+Accelerators: the data-sheet peak. A CPU has none: its "peak" is a float32 matmul rate measured
+once per machine and cached (`$LM_CACHE_DIR`, default ~/.cache/lm, `cpu_peak_flops.json`), so
+that the MFU of runs on one machine divide by the same figure; `$LM_PEAK_FLOPS` names a fixed
+peak instead.
+"""
 
 from __future__ import annotations
 
+import datetime
 import functools
+import json
+import os
+import pathlib
+import platform
 import time
 
 import jax
@@ -39,8 +50,8 @@ PEAK_MEMORY_BANDWIDTH = {
 
 
 @functools.lru_cache(maxsize=None)
-def measured_matmul_flops(size: int = 1024, repeats: int = 5) -> float:
-  """Achieved float32 FLOP/s of a square matmul on the default device (the CPU 'peak')."""
+def measured_matmul_flops(size: int = 1024, repeats: int = 20) -> float:
+  """Achieved float32 FLOP/s of a square matmul on the default device (the best of `repeats`)."""
   x = jnp.ones((size, size), jnp.float32)
   f = jax.jit(lambda a: a @ a)
   f(x).block_until_ready()
@@ -52,6 +63,42 @@ def measured_matmul_flops(size: int = 1024, repeats: int = 5) -> float:
   return 2 * size**3 / best
 
 
+def _cpu_model() -> str:
+  try:
+    with open("/proc/cpuinfo") as f:
+      names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    return names[0] if names else platform.processor()
+  except OSError:
+    return platform.processor()
+
+
+def cpu_peak_flops(kind: str) -> tuple[float, str]:
+  """(the CPU's float32 matmul FLOP/s, its name): `$LM_PEAK_FLOPS` if set, else measured once
+  per machine (processor, usable cores, jax version) and read from the cache after that."""
+  if os.environ.get("LM_PEAK_FLOPS"):
+    flops = float(os.environ["LM_PEAK_FLOPS"])
+    return flops, f"{kind} LM_PEAK_FLOPS {flops / 1e9:.0f} GFLOP/s"
+  key = f"{_cpu_model()} | {len(os.sched_getaffinity(0))} cores | jax {jax.__version__}"
+  path = pathlib.Path(os.environ.get("LM_CACHE_DIR") or
+                      pathlib.Path.home() / ".cache" / "lm") / "cpu_peak_flops.json"
+  try:
+    cache = json.loads(path.read_text())
+  except (OSError, ValueError):
+    cache = {}
+  if key not in cache:
+    cache[key] = {"flops": measured_matmul_flops(),
+                  "measured": datetime.date.today().isoformat()}
+    try:
+      path.parent.mkdir(parents=True, exist_ok=True)
+      tmp = path.with_suffix(f".{os.getpid()}.tmp")
+      tmp.write_text(json.dumps(cache, indent=2))
+      tmp.replace(path)
+    except OSError:
+      pass  # a read-only home: this process keeps its measurement
+  flops, when = cache[key]["flops"], cache[key]["measured"]
+  return flops, f"{kind} f32 matmul {flops / 1e9:.0f} GFLOP/s (measured {when}, {path})"
+
+
 def device_peak_flops(device: jax.Device | None = None) -> tuple[float, str]:
   """(peak FLOP/s per device, a name saying where it came from)."""
   device = device or jax.devices()[0]
@@ -59,8 +106,7 @@ def device_peak_flops(device: jax.Device | None = None) -> tuple[float, str]:
   for name, flops in PEAK_BF16_FLOPS.items():
     if name.lower() in kind.lower():
       return flops, f"{kind} bf16 dense peak {flops / 1e12:.0f} TFLOP/s"
-  flops = measured_matmul_flops()
-  return flops, f"{kind} measured f32 matmul {flops / 1e9:.0f} GFLOP/s"
+  return cpu_peak_flops(kind)
 
 
 def mesh_peak_flops(devices: list[jax.Device]) -> tuple[float, str]:

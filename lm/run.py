@@ -26,6 +26,14 @@ from lm.step import state_layout
 
 HF_PREFIX = "hf:"
 
+# What a run's identity leaves out: a sweep's plan (more sizes or budgets leave a run as it
+# was), the execution (how fast a step runs, not what it computes), and the fields that change
+# how the loop reports, saves and watches, not what it trains. A sweep skips a run whose
+# identity it has finished; a resume may change only these fields.
+NOT_IDENTITY = ("scaling", "execution", "train.log_every", "train.checkpoint_every",
+                "train.keep_checkpoints", "train.async_checkpoints", "train.stop_after_steps",
+                "train.watchdog_s", "data.num_threads", "data.prefetch", "data.data_dir")
+
 
 @dataclasses.dataclass
 class TrainedRun:
@@ -49,9 +57,38 @@ class TrainedRun:
     return self.tokenizer.eos_id if self.document_masking and self.tokenizer else None
 
 
-def check_workdir(workdir: str, model_cfg: TransformerConfig) -> None:
-  """Raises ConfigError if `workdir` cannot hold this run: a file, not writable, or a run with
-  checkpoints whose architecture differs (restoring would fail; nothing is written first)."""
+def identity(fields: dict[str, Any]) -> dict[str, Any]:
+  """A config's fields (`ConfigDict.to_dict()`) without NOT_IDENTITY: what a run trains."""
+  fields = {k: dict(v) if isinstance(v, dict) else v for k, v in fields.items()}
+  for name in NOT_IDENTITY:
+    section, _, field = name.partition(".")
+    if field:
+      fields.get(section, {}).pop(field, None)
+    else:
+      fields.pop(section, None)
+  return fields
+
+
+def _changed_fields(saved: dict[str, Any], new: dict[str, Any]) -> list[str]:
+  """'config.a.b=new (the run's: old)' for each field of what a run trains that differs; a
+  field the saved config lacks (older than the field) is not compared."""
+  out = []
+  for key, value in new.items():
+    if key not in saved:
+      continue
+    if isinstance(value, dict) and isinstance(saved[key], dict):
+      out += [f"{key}.{item}" for item in _changed_fields(saved[key], value)]
+    elif json.dumps(value, default=str) != json.dumps(saved[key], default=str):
+      out.append(f"{key}={value!r} (the run's: {saved[key]!r})")
+  return out
+
+
+def check_workdir(workdir: str, model_cfg: TransformerConfig, config: ml_collections.ConfigDict,
+                  allow_config_change: bool = False) -> None:
+  """Raises ConfigError if `workdir` cannot hold this run: a file, not writable, a run with
+  checkpoints whose architecture differs (restoring would fail), or one trained with other
+  settings (steps, schedule, data, ...) unless `allow_config_change`. Nothing is written first.
+  """
   root = paths.run_path(workdir)
   if not paths.is_remote(root):
     if root.exists() and not root.is_dir():
@@ -74,15 +111,36 @@ def check_workdir(workdir: str, model_cfg: TransformerConfig) -> None:
     raise ConfigError(f"--workdir={workdir} holds a run of another model, whose checkpoints "
                       f"cannot be restored: {', '.join(differ)}; use a new --workdir, or the "
                       f"run's config ({root / 'config.json'})")
+  saved = root / "config.json"
+  if allow_config_change or not saved.exists():
+    return
+  changed = _changed_fields(identity(json.loads(saved.read_text())),
+                            identity(json.loads(config.to_json_best_effort())))
+  if changed:
+    raise ConfigError(
+        f"--workdir={workdir} holds a run trained with other settings: "
+        f"{', '.join('config.' + c for c in changed)}; resume with the run's config "
+        f"({saved}), use a new --workdir, or pass --allow_config_change to continue with these "
+        "(config.json stays the run's; this config is kept beside it)")
 
 
 def write_run_files(workdir: str, config: ml_collections.ConfigDict,
-                    model_cfg: TransformerConfig, tokenizer: Tokenizer) -> None:
-  """Writes `config.json`, `model.json` (the architecture) and the tokenizer to `workdir`."""
+                    model_cfg: TransformerConfig, tokenizer: Tokenizer,
+                    resumed_step: int | None = None) -> None:
+  """Writes `config.json`, `model.json` (the architecture) and the tokenizer to `workdir`.
+
+  A resumed run keeps its `config.json`; a config that differs from it is written beside it as
+  `config.step<N>.json`, N the step it resumed from.
+  """
   root = paths.run_path(workdir)
   root.mkdir(parents=True, exist_ok=True)
   tokenizer.save(str(root))
-  (root / "config.json").write_text(config.to_json_best_effort(indent=2))
+  text = config.to_json_best_effort(indent=2)
+  saved = root / "config.json"
+  if resumed_step is None or not saved.exists():
+    saved.write_text(text)
+  elif json.loads(saved.read_text()) != json.loads(text):
+    (root / f"config.step{resumed_step}.json").write_text(text)
   (root / "model.json").write_text(json.dumps(dataclasses.asdict(model_cfg), indent=2))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import time
 from typing import Any
 
@@ -184,16 +185,19 @@ def _close_quietly(mngr) -> None:
       log.debug("closing the checkpoint manager: %s", e)
 
 
-def train_and_evaluate(config, workdir: str, mesh: Mesh | None = None) -> dict[str, Any]:
+def train_and_evaluate(config, workdir: str, mesh: Mesh | None = None,
+                       allow_config_change: bool = False) -> dict[str, Any]:
   """Trains per `config` in `workdir`, resuming from its newest checkpoint that restores.
 
+  A run in `workdir` trained with other settings is refused unless `allow_config_change`.
   Returns a summary: final step, last train loss, last eval loss, compile count, wall time,
   and `preempted` (the name of what stopped the run early, or None).
   """
   t_start = time.perf_counter()
   exp = build(config, mesh)
   cfg = exp.config
-  run.check_workdir(workdir, exp.model_cfg)  # before anything is written there
+  # Before anything is written there.
+  run.check_workdir(workdir, exp.model_cfg, cfg, allow_config_change)
   mngr = checkpoint.manager(workdir, every=cfg.train.checkpoint_every,
                             keep=cfg.train.keep_checkpoints, use_async=cfg.train.async_checkpoints)
   try:
@@ -220,7 +224,8 @@ def _train(exp: Experiment, workdir: str, mngr, t_start: float) -> dict[str, Any
       log.info("initialised from %s", cfg.init_from)
   step = int(state.step)
   if jax.process_index() == 0:
-    run.write_run_files(workdir, exp.config, exp.model_cfg, exp.data.tokenizer)
+    run.write_run_files(workdir, exp.config, exp.model_cfg, exp.data.tokenizer,
+                        resumed_step=None if restored is None else step)
   # Rows past the restored step are replayed: dropped, so that the file stays one curve.
   writer = metrics.MetricWriter(workdir, enabled=jax.process_index() == 0, resume_step=step)
 
@@ -324,6 +329,9 @@ def _train(exp: Experiment, workdir: str, mngr, t_start: float) -> dict[str, Any
   if summary["preempted"] is not None:
     log.warning("preempted at step %d of %d (%s), checkpoint saved: resume with the same command",
                 step, cfg.train.steps, summary["preempted"])
+  elif start_step >= cfg.train.steps:
+    log.info("already finished at step %d (config.train.steps=%d): nothing to train; its "
+             "losses are in %s", step, cfg.train.steps, os.path.join(workdir, "metrics.jsonl"))
   else:
     log.info("done: step %d, train loss %.4f, eval loss %.4f, train_step compiled %d time(s), "
              "%.1fs", step, last_train_loss, last_eval_loss, summary["train_step_compiles"],

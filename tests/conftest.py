@@ -17,6 +17,11 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
   os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
   os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 
+# The CPU's MFU peak is measured once per machine and cached: in a folder of the session's.
+_OWN_PEAK_CACHE = None
+if "LM_CACHE_DIR" not in os.environ:
+  _OWN_PEAK_CACHE = os.environ["LM_CACHE_DIR"] = tempfile.mkdtemp(prefix="lm-tests-cache-")
+
 import pytest  # noqa: E402
 
 from experiments.configs import base  # noqa: E402
@@ -75,5 +80,6 @@ def tiny_config(tmp_path, corpus_file):
 
 def pytest_sessionfinish(session, exitstatus):
   del session, exitstatus
-  if _OWN_CACHE:
-    shutil.rmtree(_OWN_CACHE, ignore_errors=True)
+  for own in (_OWN_CACHE, _OWN_PEAK_CACHE):
+    if own:
+      shutil.rmtree(own, ignore_errors=True)

@@ -80,3 +80,10 @@ def test_ctrl_c_saves_and_exits_as_preempted(tiny_config, tmp_path):
       f"({signal.Signals(signum).name}): resume with the same command"), last
   step = int(last.split()[3])
   assert [int(p.name) for p in (tmp_path / "checkpoints").iterdir()] == [step]
+
+
+def test_overrides_without_a_config_file_are_one_line():
+  from lm import cli
+  with pytest.raises(SystemExit, match=r"^error: --config.model.num_layers overrides a field of "
+                     r"a config file, but no --config=FILE was given"):
+    cli.parse_flags(["train", "--workdir=/tmp/x", "--config.model.num_layers=2"])

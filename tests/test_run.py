@@ -51,3 +51,30 @@ def test_a_run_loads_checks_its_restarts_and_loads_from_before_the_config_split(
   legacy = run.load_run(str(tmp_path))
   assert legacy.step == 2
   assert jnp.dtype(nnx.merge(legacy.graphdef, legacy.params)(tokens).dtype) == jnp.float16
+
+
+def test_a_resume_that_changes_the_run_is_refused_unless_allowed(tiny_config, tmp_path, caplog):
+  tiny_config.train.steps = 2
+  tiny_config.optim.warmup_steps = 1
+  mesh = sharding.make_mesh(tiny_config.mesh, jax.devices()[:1])
+  train.train_and_evaluate(tiny_config, str(tmp_path), mesh)
+  original = (tmp_path / "config.json").read_text()
+  longer = tiny_config.copy_and_resolve_references()
+  longer.train.steps = 3
+  longer.optim.learning_rate = 2e-3
+  with pytest.raises(config_checks.ConfigError,
+                     match=r"holds a run trained with other settings: "
+                           r"config.optim.learning_rate=0.002 \(the run's: 0.001\), "
+                           r"config.train.steps=3 \(the run's: 2\); resume with the run's config"):
+    train.train_and_evaluate(longer, str(tmp_path), mesh)
+  # What only changes how a run reports, saves or runs may change; a finished run says so.
+  caplog.set_level("INFO")
+  quieter = tiny_config.copy_and_resolve_references()
+  quieter.train.log_every = 2
+  assert train.train_and_evaluate(quieter, str(tmp_path), mesh)["step"] == 2
+  assert "already finished at step 2 (config.train.steps=2): nothing to train" in caplog.text
+  assert json.loads((tmp_path / "config.step2.json").read_text())["train"]["log_every"] == 2
+  summary = train.train_and_evaluate(longer, str(tmp_path), mesh, allow_config_change=True)
+  assert summary["step"] == 3
+  assert (tmp_path / "config.json").read_text() == original  # the run's own config is kept
+  assert json.loads((tmp_path / "config.step2.json").read_text())["train"]["steps"] == 3

@@ -19,7 +19,7 @@ import subprocess
 import time
 from typing import Any, Callable, Sequence
 
-from lm import exit_status, train
+from lm import exit_status, run, train
 from lm.model import counts
 from lm.scaling import grid
 from lm.data import token_cache
@@ -34,25 +34,10 @@ COLUMNS = ("name", "budget", "num_layers", "d_model", "params_total", "params_no
            "steps", "config_hash", "workdir")
 
 
-# What a run's identity leaves out: the sweep's plan (more sizes or budgets leave a run as it
-# was), the execution (how fast a step runs, not what it computes), and the fields that change
-# how the loop reports, saves and watches, not what it trains.
-NOT_IDENTITY = ("scaling", "execution", "train.log_every", "train.checkpoint_every",
-                "train.keep_checkpoints", "train.async_checkpoints", "train.stop_after_steps",
-                "train.watchdog_s", "data.num_threads", "data.prefetch", "data.data_dir")
-
-
 def config_hash(config) -> str:
-  """A short stable hash of what a run trains: its architecture, data and training recipe
-  (the config without NOT_IDENTITY), so that a finished run is not trained again."""
-  fields = config.to_dict()
-  for name in NOT_IDENTITY:
-    section, _, field = name.partition(".")
-    if field:
-      fields.get(section, {}).pop(field, None)
-    else:
-      fields.pop(section, None)
-  text = json.dumps(fields, sort_keys=True, default=str)
+  """A short stable hash of what a run trains (`run.identity`), so that a finished run is not
+  trained again."""
+  text = json.dumps(run.identity(config.to_dict()), sort_keys=True, default=str)
   return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

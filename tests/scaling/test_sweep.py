@@ -9,7 +9,7 @@ import jax
 import pytest
 
 from conftest import REPO, config_flags
-from lm import sharding, train
+from lm import run, sharding, train
 from lm.scaling import grid, laws, plots, sweep
 
 
@@ -42,7 +42,7 @@ def test_plan_gives_three_sizes_per_budget(tiny_config):
 def test_run_identity_ignores_the_execution_and_bookkeeping_only(tiny_config):
   base = sweep.config_hash(tiny_config)
   ignored = [("execution", name) for name in tiny_config.execution] + [
-      tuple(n.split(".")) for n in sweep.NOT_IDENTITY if "." in n]
+      tuple(n.split(".")) for n in run.NOT_IDENTITY if "." in n]
   for section, name in ignored:
     changed = tiny_config.copy_and_resolve_references()
     value = changed[section][name]
