@@ -26,6 +26,8 @@ TOKENIZERS = ("char", "sentencepiece")
 # change, so no data_dir serves tokens of an older format (2: the specials [PAD] [MASK] [CLS]
 # [SEP] in every vocabulary).
 TOKENIZER_FORMAT = 2
+# Records encoded in one call: Hugging Face tokenizers encode a batch in parallel threads.
+RECORDS_PER_BATCH = 64
 
 
 @dataclasses.dataclass
@@ -77,9 +79,13 @@ def _train_tokenizer(data_cfg, split_sources: dict, directory: str) -> Tokenizer
 def _tokenize_split(source, tok: Tokenizer, text_key: str, path: str, threads: int) -> None:
   eos = [] if tok.eos_id is None else [tok.eos_id]
   dtype = token_dtype(tok.vocab_size)
-  ds = (grain.MapDataset.source(source)
-        .map(lambda r: np.asarray(tok.encode(sources.record_text(r, text_key)) + eos, dtype))
-        .to_iter_dataset(grain.ReadOptions(num_threads=threads, prefetch_buffer_size=64)))
+
+  def encode(records) -> np.ndarray:
+    ids = tok.encode_batch([sources.record_text(r, text_key) for r in records])
+    return np.asarray(list(itertools.chain.from_iterable(i + eos for i in ids)), dtype)
+
+  ds = (grain.MapDataset.source(source).batch(RECORDS_PER_BATCH, batch_fn=list).map(encode)
+        .to_iter_dataset(grain.ReadOptions(num_threads=threads, prefetch_buffer_size=4)))
   tokens = np.concatenate(list(ds)) if len(source) else np.zeros((0,), dtype)
   fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".npy")
   with os.fdopen(fd, "wb") as f:
