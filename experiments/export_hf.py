@@ -1,6 +1,7 @@
 """Export a run's weights as a Hugging Face GPT-2 or
-BERT checkpoint: `model.safetensors` + `config.json` (+ vocab files of a GPT-2 / BERT
-tokenizer), loadable by `transformers` as GPT2LMHeadModel / BertForMaskedLM.
+BERT checkpoint: `model.safetensors` + `config.json` (+ the files of a Hugging Face tokenizer:
+`tokenizer.json`, its vocabulary files, `tokenizer_config.json`), loadable by `transformers` as
+GPT2LMHeadModel / BertForMaskedLM and AutoTokenizer.
 
     python -m experiments.export_hf --workdir=runs/bert_shakespeare_char --out_dir=runs/bert_hf
 """

@@ -9,8 +9,8 @@ from etils import epath
 from fsspec.implementations.memory import MemoryFileSystem
 
 from lm import checkpoint, metrics, paths, run, train
+from lm.data import hf_tokenizer
 from lm.data import tokenizer as tokenizer_lib
-from lm.data import wordpiece
 
 
 class FakeGCS(MemoryFileSystem):
@@ -99,12 +99,13 @@ def test_run_files_and_tokenizers_round_trip_on_gcs(fake_gcs, tiny_config, tmp_p
 
   vocab = tmp_path / "bert"
   vocab.mkdir()
-  (vocab / wordpiece.VOCAB_FILE).write_text("\n".join(
+  (vocab / hf_tokenizer.VOCAB_TXT).write_text("\n".join(
       ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "to", "be", "##s"]) + "\n")
-  local = wordpiece.WordPieceTokenizer(str(vocab))
+  local = hf_tokenizer.load(str(vocab))
   local.save(f"{fake_gcs}/bert")
   remote = tokenizer_lib.load_tokenizer(f"{fake_gcs}/bert")
   assert remote.encode("To bes") == local.encode("To bes") == [5, 6, 7]
+  assert epath.Path(f"{fake_gcs}/bert/{hf_tokenizer.TOKENIZER_FILE}").exists()
 
 
 def test_checkpoint_manager_keeps_the_gcs_directory(fake_gcs, monkeypatch):

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from lm.data import bpe, wordpiece
+from lm.data import hf_tokenizer
 from lm.data.tokenizer import Tokenizer
 from lm.model.config import TransformerConfig
 
@@ -202,12 +202,9 @@ def import_params(directory: str) -> tuple[TransformerConfig, dict]:
 
 
 def load_tokenizer(directory: str) -> Tokenizer | None:
-  """GPT-2's BPE (vocab.json + merges.txt) or BERT's WordPiece (vocab.txt), if present."""
-  if os.path.exists(os.path.join(directory, bpe.MERGES_FILE)):
-    return bpe.ByteBPETokenizer(directory)
-  if os.path.exists(os.path.join(directory, wordpiece.VOCAB_FILE)):
-    return wordpiece.WordPieceTokenizer(directory)
-  return None
+  """The directory's `tokenizer.json`, GPT-2's BPE (vocab.json + merges.txt) or BERT's
+  WordPiece (vocab.txt), if present."""
+  return hf_tokenizer.load(directory)
 
 
 def hf_config(cfg: TransformerConfig) -> dict[str, Any]:
@@ -244,5 +241,5 @@ def export(cfg: TransformerConfig, params: dict, directory: str,
   save_file(tensors, os.path.join(directory, SAFETENSORS), metadata={"format": "pt"})
   with open(os.path.join(directory, CONFIG), "w") as f:
     json.dump(hf_config(cfg), f, indent=2)
-  if isinstance(tokenizer, (bpe.ByteBPETokenizer, wordpiece.WordPieceTokenizer)):
+  if isinstance(tokenizer, hf_tokenizer.HFTokenizer):
     tokenizer.save(directory)

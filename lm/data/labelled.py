@@ -133,8 +133,8 @@ def encode(tokenizer: Tokenizer, texts: list[str], seq_len: int, wrap: bool) -> 
   first = [sp["[CLS]"]] if wrap and "[CLS]" in sp else []
   last = [sp["[SEP]"]] if wrap and "[SEP]" in sp else []
   out = np.full((len(texts), seq_len), sp["[PAD]"], np.int32)
-  for i, text in enumerate(texts):
-    ids = (first + tokenizer.encode(text))[:seq_len - len(last)] + last
+  for i, text_ids in enumerate(tokenizer.encode_batch(texts)):
+    ids = (first + text_ids)[:seq_len - len(last)] + last
     out[i, :len(ids)] = ids
   return out
 

@@ -28,6 +28,8 @@ TOKENIZERS = ("char", "sentencepiece")
 # [SEP] in every vocabulary; 3: end-of-sequence ids at document ends only, document starts).
 TOKENIZER_FORMAT = 3
 DOC_STARTS = "{split}.doc_starts.npy"
+# Records encoded in one call: Hugging Face tokenizers encode a batch in parallel threads.
+RECORDS_PER_BATCH = 64
 
 
 @dataclasses.dataclass
@@ -88,11 +90,16 @@ def _tokenize_split(source, tok: Tokenizer, text_key: str, path: str, starts_pat
                     threads: int) -> None:
   """Writes the split's tokens to `path` and its documents' first offsets to `starts_path`."""
   dtype = token_dtype(tok.vocab_size)
-  ds = (grain.MapDataset.source(source)
-        .map_with_index(lambda i, r: (np.asarray(tok.encode(sources.record_text(r, text_key)),
-                                                 dtype), sources.record_document(r, i)))
-        .to_iter_dataset(grain.ReadOptions(num_threads=threads, prefetch_buffer_size=64)))
-  records = list(ds)
+
+  def encode(indexed: list) -> list[tuple[np.ndarray, int]]:
+    ids = tok.encode_batch([sources.record_text(r, text_key) for _, r in indexed])
+    return [(np.asarray(i, dtype), sources.record_document(r, n))
+            for i, (n, r) in zip(ids, indexed)]
+
+  ds = (grain.MapDataset.source(source).map_with_index(lambda n, r: (n, r))
+        .batch(RECORDS_PER_BATCH, batch_fn=list).map(encode)
+        .to_iter_dataset(grain.ReadOptions(num_threads=threads, prefetch_buffer_size=4)))
+  records = list(itertools.chain.from_iterable(ds))
   pieces, starts, length = [], [], 0
   for i, (ids, doc) in enumerate(records):
     if i == 0 or doc != records[i - 1][1]:

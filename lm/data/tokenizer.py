@@ -1,4 +1,5 @@
-"""Tokenizers: character-level and SentencePiece, trained on a corpus and saved to a file.
+"""Tokenizers: character-level and SentencePiece, trained on a corpus and saved to a file;
+the protocol they share with Hugging Face's (lm/data/hf_tokenizer.py), and loading any.
 
 A tokenizer lives in one file (`char_vocab.json` or `*.model`), which the data cache keeps
 and each run copies into its workdir so that sampling uses exactly the run's tokenizer.
@@ -21,7 +22,7 @@ import numpy as np
 import sentencepiece as spm
 
 from lm import paths
-from lm.data import bpe, wordpiece
+from lm.data import hf_tokenizer
 from lm.data.specials import SPECIAL_TOKENS, split_specials
 
 CHAR_FILE = "char_vocab.json"
@@ -35,6 +36,7 @@ class Tokenizer(Protocol):
   special_ids: dict[str, int]  # e.g. {"[MASK]": 103}; absent tokens are missing
 
   def encode(self, text: str) -> list[int]: ...
+  def encode_batch(self, texts: Iterable[str]) -> list[list[int]]: ...
   def decode(self, ids: Iterable[int]) -> str: ...
   def save(self, directory: str) -> str: ...
 
@@ -69,6 +71,9 @@ class CharTokenizer:
       except KeyError as e:
         raise ValueError(f"character {e.args[0]!r} is not in the character vocabulary") from None
     return ids
+
+  def encode_batch(self, texts: Iterable[str]) -> list[list[int]]:
+    return [self.encode(t) for t in texts]
 
   def decode(self, ids: Iterable[int]) -> str:
     return "".join(self.chars[i] for i in map(int, ids) if 0 <= i < self.num_ordinary)
@@ -113,6 +118,9 @@ class SentencePieceTokenizer:
   def encode(self, text: str) -> list[int]:
     return self.sp.encode(text)
 
+  def encode_batch(self, texts: Iterable[str]) -> list[list[int]]:
+    return self.sp.encode(list(texts))
+
   def decode(self, ids: Iterable[int]) -> str:
     specials = set(self.special_ids.values())
     return self.sp.decode([int(i) for i in ids if int(i) not in specials])
@@ -128,12 +136,12 @@ def load_tokenizer(directory: str) -> Tokenizer:
     return CharTokenizer(json.loads((root / CHAR_FILE).read_text())["chars"])
   if (root / SPM_FILE).exists():
     return SentencePieceTokenizer(str(root / SPM_FILE))
-  if (root / bpe.MERGES_FILE).exists():
-    return bpe.ByteBPETokenizer(directory)
-  if (root / wordpiece.VOCAB_FILE).exists():
-    return wordpiece.WordPieceTokenizer(directory)
-  raise FileNotFoundError(f"no tokenizer ({CHAR_FILE}, {SPM_FILE}, GPT-2's {bpe.MERGES_FILE} "
-                          f"or BERT's {wordpiece.VOCAB_FILE}) in {directory}")
+  tokenizer = hf_tokenizer.load(directory)
+  if tokenizer is None:
+    raise FileNotFoundError(
+        f"no tokenizer ({CHAR_FILE}, {SPM_FILE}, {hf_tokenizer.TOKENIZER_FILE}, GPT-2's "
+        f"{hf_tokenizer.MERGES_FILE} or BERT's {hf_tokenizer.VOCAB_TXT}) in {directory}")
+  return tokenizer
 
 
 def token_dtype(vocab_size: int) -> np.dtype:

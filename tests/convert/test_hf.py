@@ -116,10 +116,8 @@ def test_fill_mask_cli_on_a_hf_bert_dir(tmp_path):
 
 
 def _gpt2_with_tokenizer(tmp_path):
-  from tests.data.test_hf_tokenizers import MERGES
-  from lm.data.bpe import bytes_to_unicode
-  tokens = list(bytes_to_unicode().values()) + ["".join(m.split(" ")) for m in MERGES]
-  tokens.append("<|endoftext|>")
+  from tests.data.test_hf_tokenizers import MERGES, gpt2_tokens
+  tokens = gpt2_tokens()
   torch.manual_seed(0)
   config = transformers.GPT2Config(vocab_size=len(tokens), n_positions=32, n_embd=32,
                                    n_layer=2, n_head=4)
@@ -138,6 +136,17 @@ def test_sample_cli_on_a_hf_gpt2_dir(tmp_path):
                         "--prompt=Hello world", "--max_new_tokens=5", "--temperature=0"],
                        capture_output=True, text=True, check=True).stdout
   assert out.splitlines()[1].startswith("Hello world")
+
+
+def test_export_writes_a_tokenizer_that_transformers_loads(tmp_path):
+  directory = _gpt2_with_tokenizer(tmp_path)
+  _, cfg, params = _ours(str(directory))
+  hf.export(cfg, params, str(tmp_path / "exported"), hf.load_tokenizer(str(directory)))
+  ref = transformers.AutoTokenizer.from_pretrained(str(tmp_path / "exported"))
+  ours = hf.load_tokenizer(str(tmp_path / "exported"))
+  for text in ("Hello world, the end.<|endoftext|>", "naïve 123"):
+    assert ours.encode(text) == ref.encode(text)
+  assert ours.eos_id == ref.eos_token_id == cfg.vocab_size - 1
 
 
 def test_gpt2_fine_tuned_from_hf_classifies(tiny_config, tmp_path):

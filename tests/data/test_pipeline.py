@@ -1,3 +1,4 @@
+import json
 import os
 
 import numpy as np
@@ -40,6 +41,19 @@ def test_tokenized_data_from_local_corpus(tiny_config, corpus_file):
   np.testing.assert_array_equal(again.splits["train"], train)
   # A cache from an older tokenizer format is never read: the format is in the path.
   assert os.path.basename(data.directory) == f"char_v{token_cache.TOKENIZER_FORMAT}"
+
+
+def test_records_are_encoded_in_batches_in_order_each_ended_by_eos(tmp_path):
+  from tests.data.test_hf_tokenizers import MERGES, gpt2_tokens
+  (tmp_path / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(gpt2_tokens())}))
+  (tmp_path / "merges.txt").write_text("\n".join(MERGES))
+  tok = load_tokenizer(str(tmp_path))
+  records = [{"text": f"the world {i} " * (i % 7)}
+             for i in range(2 * token_cache.RECORDS_PER_BATCH + 5)]
+  path = str(tmp_path / "train.npy")
+  token_cache._tokenize_split(records, tok, "text", path, threads=2)
+  expected = [i for r in records for i in tok.encode(r["text"]) + [tok.eos_id]]
+  np.testing.assert_array_equal(np.load(path), expected)
 
 
 def test_char_vocabulary_covers_characters_only_in_the_validation_split(tiny_config, tmp_path):

@@ -1,0 +1,132 @@
+"""Hugging Face tokenizers (any `tokenizer.json`, GPT-2's byte-level BPE, BERT's WordPiece)
+through the `tokenizers` library.
+
+A directory holds `tokenizer.json`, or GPT-2's `vocab.json` + `merges.txt`, or BERT's
+`vocab.txt` (lower-cased and accents stripped unless `tokenizer_config.json` says otherwise);
+the last two are built into the same pipeline `transformers` builds for them. The
+end-of-sequence token is `tokenizer_config.json`'s `eos_token`, else GPT-2's `<|endoftext|>`,
+and doubles as [PAD] where the vocabulary has none. Special tokens at the end of the
+vocabulary (GPT-2's `<|endoftext|>`) are not ordinary tokens; BERT's, which sit among the
+word pieces, count as ordinary, as before.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from typing import Any
+
+import tokenizers
+from tokenizers import decoders, models, normalizers, pre_tokenizers, processors
+
+from lm import paths
+from lm.data.specials import SPECIAL_TOKENS
+
+TOKENIZER_FILE, CONFIG_FILE = "tokenizer.json", "tokenizer_config.json"
+VOCAB_JSON, MERGES_FILE, VOCAB_TXT = "vocab.json", "merges.txt", "vocab.txt"
+EOS = "<|endoftext|>"
+UNK = "[UNK]"
+
+
+class HFTokenizer:
+  """A `tokenizers.Tokenizer` behind our `Tokenizer` protocol; `config` is the directory's
+  `tokenizer_config.json`, written back by `save` so that `transformers` reads it too."""
+
+  def __init__(self, tokenizer: tokenizers.Tokenizer, config: dict[str, Any] | None = None):
+    self.tokenizer = tokenizer
+    self.config = config or {}
+    vocab = tokenizer.get_vocab(with_added_tokens=True)
+    self.vocab_size = max(vocab.values()) + 1
+    eos = _content(self.config.get("eos_token", EOS))
+    self.eos_id = vocab.get(eos)
+    self.special_ids = {t: vocab[t] for t in SPECIAL_TOKENS + (UNK,) if t in vocab}
+    if self.eos_id is not None:
+      self.special_ids = {"[PAD]": self.eos_id, **self.special_ids, eos: self.eos_id}
+    special = {i for i, t in tokenizer.get_added_tokens_decoder().items() if t.special}
+    special |= set(self.special_ids.values())
+    self.num_ordinary = self.vocab_size
+    while self.num_ordinary - 1 in special:
+      self.num_ordinary -= 1
+    # Decoding leaves out [PAD] [MASK] [CLS] [SEP] [UNK] but keeps the end of a document.
+    self._hidden = set(self.special_ids.values()) - {self.eos_id}
+
+  def encode(self, text: str) -> list[int]:
+    return self.tokenizer.encode(text, add_special_tokens=False).ids
+
+  def encode_batch(self, texts: Iterable[str]) -> list[list[int]]:
+    """Many texts at once, in parallel threads of the library (no offsets computed)."""
+    return [e.ids for e in self.tokenizer.encode_batch_fast(list(texts),
+                                                            add_special_tokens=False)]
+
+  def decode(self, ids: Iterable[int]) -> str:
+    return self.tokenizer.decode([i for i in map(int, ids) if i not in self._hidden],
+                                 skip_special_tokens=False)
+
+  def save(self, directory: str) -> str:
+    """Writes `tokenizer.json`, the model's own files (`vocab.json` + `merges.txt`,
+    `vocab.txt`) and `tokenizer_config.json`, which `transformers` loads."""
+    root = paths.run_path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+      for name in self.tokenizer.model.save(tmp):
+        paths.copy_file(name, root / os.path.basename(name))
+    if self.config:
+      (root / CONFIG_FILE).write_text(json.dumps(self.config, indent=2))
+    path = root / TOKENIZER_FILE
+    path.write_text(self.tokenizer.to_str())
+    return str(path)
+
+
+def _content(token: str | dict[str, Any]) -> str:
+  """A token of `tokenizer_config.json`: a string or a serialised AddedToken."""
+  return token["content"] if isinstance(token, dict) else token
+
+
+def _gpt2(vocab: dict[str, int], merges: list[tuple[str, str]]) -> tokenizers.Tokenizer:
+  tok = tokenizers.Tokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False))
+  tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+  tok.decoder = decoders.ByteLevel()
+  tok.post_processor = processors.ByteLevel(trim_offsets=False)
+  if EOS in vocab:
+    tok.add_special_tokens([tokenizers.AddedToken(EOS, special=True, normalized=False)])
+  return tok
+
+
+def _bert(vocab: dict[str, int], config: dict[str, Any]) -> tokenizers.Tokenizer:
+  tok = tokenizers.Tokenizer(models.WordPiece(vocab, unk_token=UNK, max_input_chars_per_word=100))
+  tok.normalizer = normalizers.BertNormalizer(
+      clean_text=True, handle_chinese_chars=True, strip_accents=config.get("strip_accents"),
+      lowercase=config["do_lower_case"])
+  tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+  tok.decoder = decoders.WordPiece(prefix="##")
+  if "[CLS]" in vocab and "[SEP]" in vocab:  # what BertTokenizer adds; our encode does not
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS]:0 $A:0 [SEP]:0", pair="[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1",
+        special_tokens=[(t, vocab[t]) for t in ("[CLS]", "[SEP]")])
+  tok.add_special_tokens([tokenizers.AddedToken(t, special=True, normalized=False)
+                          for t in ("[PAD]", UNK, "[CLS]", "[SEP]", "[MASK]") if t in vocab])
+  return tok
+
+
+def load(directory: str) -> HFTokenizer | None:
+  """The Hugging Face tokenizer saved in `directory` (local or gs://), or None if it has none."""
+  root = paths.run_path(directory)
+  config = (json.loads((root / CONFIG_FILE).read_text(encoding="utf-8"))
+            if (root / CONFIG_FILE).exists() else {})
+  if (root / TOKENIZER_FILE).exists():
+    return HFTokenizer(
+        tokenizers.Tokenizer.from_str((root / TOKENIZER_FILE).read_text(encoding="utf-8")), config)
+  if (root / MERGES_FILE).exists():
+    vocab = json.loads((root / VOCAB_JSON).read_text(encoding="utf-8"))
+    lines = (root / MERGES_FILE).read_text(encoding="utf-8").split("\n")
+    merges = [tuple(l.split(" ")) for l in lines if l.strip() and not l.startswith("#version")]
+    return HFTokenizer(_gpt2(vocab, merges), config)
+  if (root / VOCAB_TXT).exists():
+    tokens = (root / VOCAB_TXT).read_text(encoding="utf-8").split("\n")
+    if tokens[-1] == "":  # the final newline
+      tokens.pop()
+    config = {**config, "do_lower_case": config.get("do_lower_case", True)}
+    return HFTokenizer(_bert({t: i for i, t in enumerate(tokens)}, config), config)
+  return None
