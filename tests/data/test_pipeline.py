@@ -43,17 +43,25 @@ def test_tokenized_data_from_local_corpus(tiny_config, corpus_file):
   assert os.path.basename(data.directory) == f"char_v{token_cache.TOKENIZER_FORMAT}"
 
 
-def test_records_are_encoded_in_batches_in_order_each_ended_by_eos(tmp_path):
+def test_records_are_encoded_in_batches_in_order_each_document_ended_by_eos(tmp_path):
   from tests.data.test_hf_tokenizers import MERGES, gpt2_tokens
   (tmp_path / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(gpt2_tokens())}))
   (tmp_path / "merges.txt").write_text("\n".join(MERGES))
   tok = load_tokenizer(str(tmp_path))
-  records = [{"text": f"the world {i} " * (i % 7)}
-             for i in range(2 * token_cache.RECORDS_PER_BATCH + 5)]
-  path = str(tmp_path / "train.npy")
-  token_cache._tokenize_split(records, tok, "text", path, threads=2)
-  expected = [i for r in records for i in tok.encode(r["text"]) + [tok.eos_id]]
-  np.testing.assert_array_equal(np.load(path), expected)
+  n = 2 * token_cache.RECORDS_PER_BATCH + 5
+  catalog = [{"text": f"the world {i} " * (i % 7)} for i in range(n)]  # a record: a document
+  local = [dict(r, document=i // 3) for i, r in enumerate(catalog)]  # three records a document
+  for records, per_document in ((catalog, 1), (local, 3)):
+    path, starts = str(tmp_path / "train.npy"), str(tmp_path / "train.doc_starts.npy")
+    token_cache._tokenize_split(records, tok, "text", path, starts, threads=2)
+    expected, offsets = [], []
+    for i, r in enumerate(records):
+      if i % per_document == 0:
+        offsets.append(len(expected))
+      last = i % per_document == per_document - 1 or i == n - 1
+      expected += tok.encode(r["text"]) + ([tok.eos_id] if last else [])
+    np.testing.assert_array_equal(np.load(path), expected)
+    np.testing.assert_array_equal(np.load(starts), offsets)
 
 
 def test_char_vocabulary_covers_characters_only_in_the_validation_split(tiny_config, tmp_path):
