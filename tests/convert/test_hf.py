@@ -301,6 +301,26 @@ def test_our_llama_style_model_exported_matches_in_transformers(tmp_path, kw, ar
   assert diff <= 1e-5
 
 
+def test_sample_cli_on_a_llama_dir_without_tokenizer_matches_greedy_transformers(tmp_path):
+  import subprocess
+  import sys
+  model, directory = _llama(tmp_path, "rope_llama3")
+  _save(model, directory)
+  prompt = [5, 17, 42, 3]
+  out = subprocess.run([sys.executable, "-m", "experiments.sample", f"--hf_dir={directory}",
+                        f"--prompt_ids={','.join(map(str, prompt))}", "--max_new_tokens=8",
+                        "--temperature=0"], capture_output=True, text=True, check=True).stdout
+  model.generation_config.eos_token_id = None  # ours has no end token without a tokenizer
+  with torch.no_grad():
+    expected = model.generate(torch.tensor([prompt]), max_new_tokens=8, do_sample=False)
+  assert out.splitlines()[1].split() == [str(i) for i in expected[0].tolist()]
+  refused = subprocess.run([sys.executable, "-m", "experiments.sample", f"--hf_dir={directory}",
+                            "--prompt=Hello"], capture_output=True, text=True)
+  assert refused.returncode == 1 and refused.stderr.strip().splitlines()[-1] == (
+      f"error: {directory} has no tokenizer that this code reads; pass the prompt as "
+      "--prompt_ids")
+
+
 def test_llama_trained_from_hf_starts_from_its_weights(tiny_config, tmp_path):
   from lm import sharding, train
   torch.manual_seed(0)
