@@ -1,9 +1,11 @@
-"""Export a run's weights as a Hugging Face GPT-2 or
-BERT checkpoint: `model.safetensors` + `config.json` (+ the files of a Hugging Face tokenizer:
-`tokenizer.json`, its vocabulary files, `tokenizer_config.json`), loadable by `transformers` as
-GPT2LMHeadModel / BertForMaskedLM and AutoTokenizer.
+"""Export a run's weights as a Hugging Face GPT-2, BERT or Llama-family checkpoint:
+`model.safetensors` + `config.json` (+ the files of a Hugging Face tokenizer: `tokenizer.json`,
+its vocabulary files, `tokenizer_config.json`), loadable by `transformers` as GPT2LMHeadModel,
+BertForMaskedLM or LlamaForCausalLM (Qwen2ForCausalLM / Qwen3ForCausalLM for q/k/v-only biases /
+QK-norm), and AutoTokenizer.
 
     python -m experiments.export_hf --workdir=runs/bert_shakespeare_char --out_dir=runs/bert_hf
+    python -m experiments.export_hf --workdir=runs/llama_style --out_dir=runs/llama_style_hf
 """
 
 from absl import app, flags

@@ -1,8 +1,13 @@
-"""Sample text from a trained run's latest (or given) checkpoint, or from GPT-2 weights.
+"""Sample text from a trained run's latest (or given) checkpoint, or from Hugging Face weights
+(GPT-2 or the Llama family).
 
     python -m experiments.sample --workdir=runs/shakespeare_char --prompt="ROMEO:" \
         --num_samples=3 --max_new_tokens=300 --temperature=0.8 --top_k=40 --top_p=0.95
     python -m experiments.sample --hf_dir=/path/to/gpt2 --prompt="Hello, I'm a language model,"
+    python -m experiments.sample --hf_dir=/path/to/llama --prompt_ids=1,15043 --temperature=0
+
+With `--prompt_ids` the prompt is token ids, and without a tokenizer (one whose files this code
+does not read) the samples are printed as ids.
 """
 
 import jax
@@ -13,9 +18,12 @@ from lm import cli, logs, run
 from lm.infer import sampling
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The training run's workdir.")
-_HF_DIR = flags.DEFINE_string("hf_dir", None, "A local Hugging Face GPT-2 directory.")
+_HF_DIR = flags.DEFINE_string("hf_dir", None,
+                              "A local Hugging Face GPT-2 or Llama-family directory.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
 _PROMPT = flags.DEFINE_string("prompt", "\n", "Text to continue.")
+_PROMPT_IDS = flags.DEFINE_list("prompt_ids", None,
+                                "Token ids to continue instead of --prompt, e.g. 1,15043.")
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 1, "Samples to draw.")
 _MAX_NEW = flags.DEFINE_integer("max_new_tokens", 200, "Tokens to generate per sample.")
 _TEMPERATURE = flags.DEFINE_float("temperature", 0.8, "Softmax temperature; 0 is greedy.")
@@ -31,18 +39,25 @@ def main(argv):
   r = run.load_hf(_HF_DIR.value) if _HF_DIR.value else run.load_run(_WORKDIR.value, _STEP.value)
   if r.model_cfg.kind != "decoder":
     raise app.UsageError("sampling needs a decoder; for an encoder use experiments.fill_mask")
-  prompt = r.tokenizer.encode(_PROMPT.value)
+  tok = r.tokenizer
+  if _PROMPT_IDS.value is not None:
+    prompt = [int(i) for i in _PROMPT_IDS.value]
+  elif tok is None:
+    raise ValueError(f"{_HF_DIR.value or _WORKDIR.value} has no tokenizer that this code reads;"
+                     " pass the prompt as --prompt_ids")
+  else:
+    prompt = tok.encode(_PROMPT.value)
   tokens = sampling.generate_long(
       r.graphdef, r.params, np.asarray([prompt] * _NUM_SAMPLES.value, np.int32),
       jax.random.key(_SEED.value), max_new_tokens=_MAX_NEW.value, temperature=_TEMPERATURE.value,
-      top_k=_TOP_K.value, top_p=_TOP_P.value, vocab_limit=r.tokenizer.vocab_size,
+      top_k=_TOP_K.value, top_p=_TOP_P.value, vocab_limit=None if tok is None else tok.vocab_size,
       document_end_id=r.document_end_id)
-  eos = r.tokenizer.eos_id
+  eos = None if tok is None else tok.eos_id
   for i, row in enumerate(tokens.tolist()):
     if eos is not None and eos in row:
       row = row[:row.index(eos)]
     print(f"--- sample {i} (step {r.step}) ---")
-    print(r.tokenizer.decode(prompt + row))
+    print(" ".join(map(str, prompt + row)) if tok is None else tok.decode(prompt + row))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from lm import optim, sharding
 from lm.data import sources, token_cache
 from lm.data.local_text import DECODE_ERRORS
 from lm.model.config import (ATTENTION_IMPLS, DTYPES, KINDS, MLPS, NORM_POSITIONS, NORMS,
-                             POSITIONS, REMAT)
+                             POSITIONS, REMAT, ROPE_SCALINGS)
 from lm.model.layers import ACTIVATIONS
 
 
@@ -42,6 +42,17 @@ def check(config, num_devices: int, num_processes: int = 1) -> None:
            f"config.model.num_kv_heads={m.num_kv_heads} must divide config.model.num_heads="
            f"{m.num_heads} (0: as many as num_heads)")
   _require(m.rope_theta > 0, f"config.model.rope_theta={m.rope_theta} must be > 0")
+  _require(m.rope_scaling in ROPE_SCALINGS,
+           f"config.model.rope_scaling={m.rope_scaling!r}; valid: {', '.join(ROPE_SCALINGS)}")
+  _require(m.rope_scaling == "none" or m.position == "rotary",
+           f"config.model.rope_scaling={m.rope_scaling!r} needs config.model.position='rotary'")
+  _require(m.rope_scaling_factor >= 1,
+           f"config.model.rope_scaling_factor={m.rope_scaling_factor} must be >= 1")
+  _require(0 < m.rope_low_freq_factor < m.rope_high_freq_factor,
+           f"config.model: rope_low_freq_factor={m.rope_low_freq_factor} and "
+           f"rope_high_freq_factor={m.rope_high_freq_factor} must satisfy 0 < low < high")
+  _require(m.rope_original_max_len >= 1,
+           f"config.model.rope_original_max_len={m.rope_original_max_len} must be >= 1")
   _require(m.norm_position in NORM_POSITIONS,
            f"config.model.norm_position={m.norm_position!r}; valid: {', '.join(NORM_POSITIONS)}")
   _require(m.activation in ACTIVATIONS,

@@ -1,6 +1,6 @@
 """A run's files: what a training run writes to its workdir (config, model, tokenizer) and
-loading it back with its params, or a Hugging Face GPT-2 / BERT directory, or either named by
-an `init_from` string."""
+loading it back with its params, or a Hugging Face GPT-2 / BERT / Llama-family directory, or
+either named by an `init_from` string."""
 
 from __future__ import annotations
 
@@ -178,7 +178,8 @@ def load_run(workdir: str, step: int | None = None) -> TrainedRun:
 
 
 def load_hf(directory: str) -> TrainedRun:
-  """A Hugging Face GPT-2 / BERT directory (weights, config.json, tokenizer files)."""
+  """A Hugging Face GPT-2 / BERT / Llama-family directory (weights, config.json, tokenizer
+  files; the tokenizer is None where this code does not read them)."""
   model_cfg, params = hf.import_params(directory)
   graphdef, _ = nnx.split(nnx.eval_shape(lambda: make_model(model_cfg, rngs=nnx.Rngs(0))))
   return TrainedRun(None, model_cfg, hf.load_tokenizer(directory), graphdef,

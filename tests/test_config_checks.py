@@ -34,6 +34,14 @@ from lm import config_checks
     ("model.num_kv_heads", 1, r"config.model.num_kv_heads=1 must be divisible by "
                               r"config.mesh.tensor=2"),
     ("model.rope_theta", 0.0, r"config.model.rope_theta=0.0 must be > 0"),
+    ("model.rope_scaling", "yarn", r"config.model.rope_scaling='yarn'; valid: none, linear, "
+                                   r"llama3"),
+    ("model.rope_scaling", "linear", r"config.model.rope_scaling='linear' needs "
+                                     r"config.model.position='rotary'"),
+    ("model.rope_scaling_factor", 0.5, r"config.model.rope_scaling_factor=0.5 must be >= 1"),
+    ("model.rope_high_freq_factor", 0.5, r"config.model: rope_low_freq_factor=1.0 and "
+                                         r"rope_high_freq_factor=0.5 must satisfy 0 < low < high"),
+    ("model.rope_original_max_len", 0, r"config.model.rope_original_max_len=0 must be >= 1"),
     ("train.z_loss", -1e-4, r"config.train.z_loss=-0.0001 must be >= 0"),
 ])
 def test_bad_config_fails_naming_the_field(tiny_config, field, value, message):

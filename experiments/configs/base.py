@@ -35,7 +35,8 @@ def get_config() -> ml_collections.ConfigDict:
 
   c.init_from = ""                 # start from pretrained weights: a workdir, a checkpoint
                                    # folder (<workdir>/checkpoints/<step>) or 'hf:/local/dir'
-                                   # (GPT-2 / BERT); step 0, fresh optimizer and schedule
+                                   # (GPT-2, BERT, Llama family); step 0, fresh optimizer
+                                   # and schedule
 
   c.model = m = ml_collections.ConfigDict()
   m.kind = "decoder"               # 'decoder' (GPT, next-token LM) or 'encoder' (BERT, MLM)
@@ -50,12 +51,18 @@ def get_config() -> ml_collections.ConfigDict:
   m.max_seq_len = 1024             # learned position table size; data.seq_len must fit
   m.position = "learned"           # 'learned' or 'rotary'
   m.rope_theta = 10000.0           # rotary positions' base wavelength (Llama 3: 500000)
+  m.rope_scaling = "none"          # context extension: 'none', 'linear' or 'llama3' (Llama 3.1)
+  m.rope_scaling_factor = 1.0      # 'linear', 'llama3': how much longer the context (Llama 3.1: 8)
+  m.rope_low_freq_factor = 1.0     # 'llama3': wavelengths over original_max_len / this are scaled
+  m.rope_high_freq_factor = 4.0    # 'llama3': wavelengths under original_max_len / this are kept
+  m.rope_original_max_len = 8192   # 'llama3': the context length the model was trained at
   m.norm = "layernorm"             # 'layernorm' (GPT-2, BERT) or 'rmsnorm' (Llama)
   m.mlp = "gelu"                   # 'gelu' or 'swiglu' (Llama: mlp_dim ~ 8/3 d_model)
   m.num_kv_heads = 0               # key/value heads: grouped-query attention; 0: num_heads
   m.qk_norm = False                # RMSNorm of queries and keys per head (OLMo 2, Qwen 3)
   m.tie_embeddings = True
   m.use_bias = True
+  m.qkv_bias = False               # query/key/value biases even without use_bias (Qwen2)
   m.dropout = 0.0
   m.layer_norm_eps = 1e-5
   m.vocab_multiple = 64            # the tokenizer's vocabulary is padded up to a multiple of this

@@ -8,6 +8,9 @@ steps and optimizer it keeps (4 layers, width 128, context 64, batch 12, 2000 st
 
     python -m experiments.train --config=experiments/configs/llama_style.py \
         --workdir=runs/llama_style
+    python -m experiments.export_hf --workdir=runs/llama_style --out_dir=runs/llama_style_hf
+
+The export loads in `transformers` as LlamaForCausalLM (tests/convert/test_hf.py).
 
 Result on the 2-core CPU development machine (float32): eval loss 1.699 over the whole
 validation split (train 1.541) in ~3 minutes, against 1.883 for the GPT-2 blocks at 1.2x its

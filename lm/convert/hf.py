@@ -1,10 +1,13 @@
-"""Hugging Face GPT-2 (GPT2LMHeadModel) and BERT (BertForMaskedLM) checkpoints: import to our
+"""Hugging Face checkpoints of three families: GPT-2 (GPT2LMHeadModel), BERT (BertForMaskedLM)
+and Llama (LlamaForCausalLM and its kin Mistral, Qwen2, Qwen3, SmolLM): import to our
 parameters, and export back to `model.safetensors` + `config.json`.
 
 One table per family maps each of our parameters to its Hugging Face tensor(s), with the
 reshapes both ways, so import and export cannot disagree. Weights are read from
-`model.safetensors` (numpy, no torch); `pytorch_model.bin` only through
-`torch.load(weights_only=True)`, which never unpickles arbitrary objects.
+`model.safetensors` or the shards its index `model.safetensors.index.json` names (numpy, no
+torch; bfloat16 through ml_dtypes, which jax registers with numpy); `pytorch_model.bin` only
+through `torch.load(weights_only=True)`, which never unpickles arbitrary objects. An export is
+one `model.safetensors` file, in float32.
 """
 
 from __future__ import annotations
@@ -23,7 +26,12 @@ from lm.data.tokenizer import Tokenizer
 from lm.model.config import TransformerConfig
 
 SAFETENSORS, TORCH_BIN, CONFIG = "model.safetensors", "pytorch_model.bin", "config.json"
-FAMILIES = ("gpt2", "bert")
+SAFETENSORS_INDEX = "model.safetensors.index.json"
+# The Llama family's model types and their architectures; SmolLM is a Llama with a tied head.
+LLAMA_ARCHITECTURES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM",
+                       "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}
+MODEL_TYPES = ("gpt2", "bert", *LLAMA_ARCHITECTURES)
+ROPE_TYPES = {"default": "none", "linear": "linear", "llama3": "llama3"}  # HF's: ours
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +57,26 @@ def _linear_t(key: str, path: tuple, ours_shape: tuple[int, ...]) -> Entry:
 def _reshaped(key: str, path: tuple, ours_shape: tuple[int, ...], hf_shape: tuple[int, ...]
               ) -> Entry:
   return Entry(path, (key,), lambda w: w.reshape(ours_shape), lambda x: (x.reshape(hf_shape),))
+
+
+def _split_out(key: str, path: tuple, ours_shape: tuple[int, ...]) -> Entry:
+  """A torch Linear weight [out, in] to our [in, *out] layout (e.g. queries [D, N, H])."""
+  return Entry(path, (key,), lambda w: w.T.reshape(ours_shape),
+               lambda x: (x.reshape(ours_shape[0], -1).T,))
+
+
+def _stacked(keys: tuple[str, ...], path: tuple, ours_shape: tuple[int, ...]) -> Entry:
+  """Torch Linear weights [out, in] (queries, keys, values) stacked on our axis 1:
+  [in, len(keys), *out]."""
+  return Entry(path, keys,
+               lambda *ws: np.stack([w.T.reshape(ours_shape) for w in ws], axis=1),
+               lambda x: tuple(x[:, j].reshape(ours_shape[0], -1).T for j in range(len(keys))))
+
+
+def _stacked_bias(keys: tuple[str, ...], path: tuple, ours_shape: tuple[int, ...]) -> Entry:
+  """Biases [out] stacked on our axis 0: [len(keys), *out]."""
+  return Entry(path, keys, lambda *bs: np.stack([v.reshape(ours_shape) for v in bs]),
+               lambda x: tuple(x[j].reshape(-1) for j in range(len(keys))))
 
 
 def _norm(prefix: str, path: tuple) -> list[Entry]:
@@ -83,12 +111,8 @@ def _bert_table(c: TransformerConfig) -> list[Entry]:
     p, b = f"bert.encoder.layer.{i}", ("blocks", i)
     qkv = tuple(f"{p}.attention.self.{m}" for m in ("query", "key", "value"))
     table += [
-        Entry(b + ("attn", "w_qkv"), tuple(f"{k}.weight" for k in qkv),
-              lambda *ws: np.stack([w.T.reshape(d, n, h) for w in ws], axis=1),
-              lambda x: tuple(x[:, j].reshape(d, d).T for j in range(3))),
-        Entry(b + ("attn", "b_qkv"), tuple(f"{k}.bias" for k in qkv),
-              lambda *bs: np.stack([v.reshape(n, h) for v in bs]),
-              lambda x: tuple(x[j].reshape(d) for j in range(3))),
+        _stacked(tuple(f"{k}.weight" for k in qkv), b + ("attn", "w_qkv"), (d, n, h)),
+        _stacked_bias(tuple(f"{k}.bias" for k in qkv), b + ("attn", "b_qkv"), (n, h)),
         _linear_t(f"{p}.attention.output.dense.weight", b + ("attn", "w_out"), (n, h, d)),
         _same(f"{p}.attention.output.dense.bias", b + ("attn", "b_out")),
         _linear_t(f"{p}.intermediate.dense.weight", b + ("mlp", "w_in"), (d, c.mlp_dim)),
@@ -104,8 +128,102 @@ def _bert_table(c: TransformerConfig) -> list[Entry]:
   return table + _norm(f"{t}.transform.LayerNorm", ("mlm_head", "norm"))
 
 
+def _llama_attention(c: TransformerConfig, prefix: str, path: tuple) -> list[Entry]:
+  """q/k/v projections: one fused `w_qkv` with as many KV heads as heads, else `w_q`, `w_kv`."""
+  d, n, k, h = c.d_model, c.num_heads, c.kv_heads, c.head_dim
+  weights = tuple(f"{prefix}.{m}_proj.weight" for m in "qkv")
+  biases = tuple(f"{prefix}.{m}_proj.bias" for m in "qkv")
+  with_bias = c.use_bias or c.qkv_bias
+  if k == n:
+    table = [_stacked(weights, path + ("w_qkv",), (d, n, h))]
+    return table + ([_stacked_bias(biases, path + ("b_qkv",), (n, h))] if with_bias else [])
+  table = [_split_out(weights[0], path + ("w_q",), (d, n, h)),
+           _stacked(weights[1:], path + ("w_kv",), (d, k, h))]
+  if with_bias:
+    table += [_reshaped(biases[0], path + ("b_q",), (n, h), (n * h,)),
+              _stacked_bias(biases[1:], path + ("b_kv",), (k, h))]
+  return table
+
+
+def _llama_table(c: TransformerConfig) -> list[Entry]:
+  d, n, h, f = c.d_model, c.num_heads, c.head_dim, c.mlp_dim
+  table = [_same("model.embed_tokens.weight", ("embed",))]
+  for i in range(c.num_layers):
+    p, b = f"model.layers.{i}", ("blocks", i)
+    a, m = f"{p}.self_attn", f"{p}.mlp"
+    table += _llama_attention(c, a, b + ("attn",)) + [
+        _linear_t(f"{a}.o_proj.weight", b + ("attn", "w_out"), (n, h, d)),
+        _linear_t(f"{m}.gate_proj.weight", b + ("mlp", "w_gate"), (d, f)),
+        _linear_t(f"{m}.up_proj.weight", b + ("mlp", "w_in"), (d, f)),
+        _linear_t(f"{m}.down_proj.weight", b + ("mlp", "w_out"), (f, d)),
+        _same(f"{p}.input_layernorm.weight", b + ("norm_attn", "scale")),
+        _same(f"{p}.post_attention_layernorm.weight", b + ("norm_mlp", "scale"))]
+    if c.use_bias:
+      table += [_same(f"{a}.o_proj.bias", b + ("attn", "b_out")),
+                _same(f"{m}.gate_proj.bias", b + ("mlp", "b_gate")),
+                _same(f"{m}.up_proj.bias", b + ("mlp", "b_in")),
+                _same(f"{m}.down_proj.bias", b + ("mlp", "b_out"))]
+    if c.qk_norm:
+      table += [_same(f"{a}.q_norm.weight", b + ("attn", "q_norm", "scale")),
+                _same(f"{a}.k_norm.weight", b + ("attn", "k_norm", "scale"))]
+  table.append(_same("model.norm.weight", ("norm_out", "scale")))
+  if not c.tie_embeddings:
+    table.append(_linear_t("lm_head.weight", ("head",), (d, c.vocab_size)))
+  return table
+
+
+def _rope_fields(hf: dict[str, Any]) -> dict[str, Any]:
+  """Our rotary fields from `rope_scaling` + `rope_theta` (transformers 4) or
+  `rope_parameters` (transformers 5), preferring the former as transformers does."""
+  rope = hf.get("rope_scaling") or hf.get("rope_parameters") or {}
+  if any(isinstance(v, dict) for v in rope.values()):
+    raise ValueError("config.json: per-layer-type RoPE parameters are not supported")
+  kind = rope.get("rope_type", rope.get("type", "default"))
+  if kind not in ROPE_TYPES:
+    raise ValueError(f"config.json: RoPE type {kind!r} is not supported; supported: "
+                     f"{', '.join(ROPE_TYPES)}")
+  if rope.get("partial_rotary_factor", hf.get("partial_rotary_factor", 1.0)) != 1.0:
+    raise ValueError("config.json: partial_rotary_factor != 1 is not supported")
+  fields = {"rope_theta": float(rope.get("rope_theta", hf.get("rope_theta", 10000.0))),
+            "rope_scaling": ROPE_TYPES[kind]}
+  if kind != "default":
+    fields["rope_scaling_factor"] = float(rope["factor"])
+  if kind == "llama3":
+    fields.update(rope_low_freq_factor=float(rope["low_freq_factor"]),
+                  rope_high_freq_factor=float(rope["high_freq_factor"]),
+                  rope_original_max_len=int(rope.get("original_max_position_embeddings",
+                                                     hf["max_position_embeddings"])))
+  return fields
+
+
+def _llama_config(hf: dict[str, Any]) -> TransformerConfig:
+  kind, d, n = hf["model_type"], hf["hidden_size"], hf["num_attention_heads"]
+  if hf.get("hidden_act", "silu") != "silu":
+    raise ValueError(f"{kind} activation {hf['hidden_act']!r} is not supported (only silu)")
+  if hf.get("head_dim") not in (None, d // n):
+    raise ValueError(f"{kind} head_dim={hf['head_dim']} differs from hidden_size / "
+                     f"num_attention_heads = {d // n}; not supported")
+  window = hf.get("sliding_window") if hf.get("use_sliding_window", True) else None
+  if window is not None and window < hf["max_position_embeddings"]:
+    raise ValueError(f"{kind} sliding_window={window} < max_position_embeddings="
+                     f"{hf['max_position_embeddings']}: sliding-window attention is not "
+                     "supported")
+  attention_bias, mlp_bias = hf.get("attention_bias", False), hf.get("mlp_bias", False)
+  if attention_bias != mlp_bias:
+    raise ValueError(f"{kind} attention_bias={attention_bias} with mlp_bias={mlp_bias} is not "
+                     "supported: biases are on every projection or none (Qwen2: q/k/v only)")
+  kv = hf.get("num_key_value_heads") or n
+  return TransformerConfig(
+      vocab_size=hf["vocab_size"], num_layers=hf["num_hidden_layers"], num_heads=n, d_model=d,
+      mlp_dim=hf["intermediate_size"], max_seq_len=hf["max_position_embeddings"],
+      position="rotary", tie_embeddings=hf.get("tie_word_embeddings", False),
+      use_bias=attention_bias, layer_norm_eps=hf.get("rms_norm_eps", 1e-6), norm="rmsnorm",
+      mlp="swiglu", num_kv_heads=0 if kv == n else kv, qk_norm=kind == "qwen3",
+      qkv_bias=kind == "qwen2", **_rope_fields(hf))
+
+
 def model_config(hf: dict[str, Any]) -> TransformerConfig:
-  """Our architecture for a Hugging Face `config.json` (GPT-2 or BERT)."""
+  """Our architecture for a Hugging Face `config.json` (GPT-2, BERT or the Llama family)."""
   kind = hf.get("model_type")
   if kind == "gpt2":
     if hf.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
@@ -124,29 +242,54 @@ def model_config(hf: dict[str, Any]) -> TransformerConfig:
         mlp_dim=hf["intermediate_size"], max_seq_len=hf["max_position_embeddings"],
         layer_norm_eps=hf.get("layer_norm_eps", 1e-12), kind="encoder", norm_position="post",
         activation="gelu", type_vocab_size=hf.get("type_vocab_size", 2))
-  raise ValueError(f"config.json model_type={kind!r}; supported: {', '.join(FAMILIES)}")
+  if kind in LLAMA_ARCHITECTURES:
+    return _llama_config(hf)
+  raise ValueError(f"config.json model_type={kind!r}; supported: {', '.join(MODEL_TYPES)}")
 
 
 def _family(cfg: TransformerConfig) -> str:
-  if (cfg.kind, cfg.norm_position, cfg.activation) == ("decoder", "pre", "gelu_tanh"):
+  """'gpt2', 'bert' or 'llama': the Hugging Face layout our architecture maps to."""
+  blocks = (cfg.kind, cfg.norm_position, cfg.norm, cfg.mlp)
+  if (blocks == ("decoder", "pre", "rmsnorm", "swiglu") and cfg.position == "rotary" and
+      not cfg.type_vocab_size):
+    return "llama"
+  classic = (cfg.position == "learned" and cfg.use_bias and cfg.tie_embeddings and
+             cfg.kv_heads == cfg.num_heads and not cfg.qk_norm)
+  if classic and blocks == ("decoder", "pre", "layernorm", "gelu") and (
+      cfg.activation == "gelu_tanh"):
     return "gpt2"
-  if (cfg.kind, cfg.norm_position, cfg.activation) == ("encoder", "post", "gelu"):
+  if classic and blocks == ("encoder", "post", "layernorm", "gelu") and cfg.activation == "gelu":
     return "bert"
-  raise ValueError("only GPT-2-like (decoder, pre-LN, gelu_tanh) and BERT-like (encoder, "
-                   "post-LN, gelu) models map to Hugging Face checkpoints")
+  raise ValueError("only GPT-2-like (decoder, pre-LN, gelu_tanh), BERT-like (encoder, post-LN, "
+                   "gelu) models with learned positions, biases, a tied head and as many KV heads "
+                   "as heads, and Llama-like ones (decoder, pre-RMSNorm, SwiGLU, rotary) map to "
+                   "Hugging Face checkpoints")
+
+
+def _llama_type(cfg: TransformerConfig) -> str:
+  """The Hugging Face model type of a Llama-family architecture."""
+  if cfg.qk_norm and (cfg.use_bias or cfg.qkv_bias):
+    raise ValueError("QK-norm with biases has no Hugging Face Llama-family model (Qwen3: "
+                     "QK-norm, no biases)")
+  if cfg.qk_norm:
+    return "qwen3"
+  return "qwen2" if cfg.qkv_bias and not cfg.use_bias else "llama"
 
 
 def _table(cfg: TransformerConfig) -> list[Entry]:
-  if cfg.position != "learned" or not cfg.use_bias or not cfg.tie_embeddings:
-    raise ValueError("Hugging Face GPT-2 / BERT need learned positions, biases and a tied head")
-  return _gpt2_table(cfg) if _family(cfg) == "gpt2" else _bert_table(cfg)
+  return {"gpt2": _gpt2_table, "bert": _bert_table, "llama": _llama_table}[_family(cfg)](cfg)
 
 
 def read_weights(directory: str) -> dict[str, np.ndarray]:
   """The checkpoint's tensors as float32 numpy arrays, read safely."""
-  path = os.path.join(directory, SAFETENSORS)
+  path, index = os.path.join(directory, SAFETENSORS), os.path.join(directory, SAFETENSORS_INDEX)
   if os.path.exists(path):
     tensors = load_file(path)
+  elif os.path.exists(index):
+    with open(index) as f:
+      shards = sorted(set(json.load(f)["weight_map"].values()))
+    tensors = {k: v for shard in shards for k, v in load_file(os.path.join(directory, shard)
+                                                                ).items()}
   elif os.path.exists(os.path.join(directory, TORCH_BIN)):
     try:
       import torch  # pylint: disable=import-outside-toplevel (optional)
@@ -156,7 +299,8 @@ def read_weights(directory: str) -> dict[str, np.ndarray]:
     state = torch.load(os.path.join(directory, TORCH_BIN), map_location="cpu", weights_only=True)
     tensors = {k: v.float().numpy() for k, v in state.items()}
   else:
-    raise FileNotFoundError(f"no {SAFETENSORS} or {TORCH_BIN} in {directory}")
+    raise FileNotFoundError(f"no {SAFETENSORS}, {SAFETENSORS_INDEX} or {TORCH_BIN} in "
+                            f"{directory}")
   return {k: np.asarray(v, np.float32) for k, v in tensors.items()}
 
 
@@ -207,8 +351,34 @@ def load_tokenizer(directory: str) -> Tokenizer | None:
   return hf_tokenizer.load(directory)
 
 
+def _llama_hf_config(cfg: TransformerConfig) -> dict[str, Any]:
+  kind = _llama_type(cfg)
+  rope = {"rope_type": {v: k for k, v in ROPE_TYPES.items()}[cfg.rope_scaling]}
+  if cfg.rope_scaling != "none":
+    rope["factor"] = cfg.rope_scaling_factor
+  if cfg.rope_scaling == "llama3":
+    rope.update(low_freq_factor=cfg.rope_low_freq_factor,
+                high_freq_factor=cfg.rope_high_freq_factor,
+                original_max_position_embeddings=cfg.rope_original_max_len)
+  out = {"model_type": kind, "architectures": [LLAMA_ARCHITECTURES[kind]],
+         "vocab_size": cfg.vocab_size, "hidden_size": cfg.d_model,
+         "intermediate_size": cfg.mlp_dim, "num_hidden_layers": cfg.num_layers,
+         "num_attention_heads": cfg.num_heads, "num_key_value_heads": cfg.kv_heads,
+         "head_dim": cfg.head_dim, "hidden_act": "silu",
+         "max_position_embeddings": cfg.max_seq_len, "rms_norm_eps": cfg.layer_norm_eps,
+         "tie_word_embeddings": cfg.tie_embeddings,
+         # transformers 4 reads rope_theta + rope_scaling, transformers 5 rope_parameters.
+         "rope_theta": cfg.rope_theta, "rope_scaling": rope if cfg.rope_scaling != "none" else None,
+         "rope_parameters": {**rope, "rope_theta": cfg.rope_theta}}
+  if kind == "llama":
+    out["attention_bias"] = out["mlp_bias"] = cfg.use_bias
+  return out
+
+
 def hf_config(cfg: TransformerConfig) -> dict[str, Any]:
   """The Hugging Face `config.json` of our architecture."""
+  if _family(cfg) == "llama":
+    return _llama_hf_config(cfg)
   if _family(cfg) == "gpt2":
     return {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"],
             "vocab_size": cfg.vocab_size, "n_positions": cfg.max_seq_len, "n_embd": cfg.d_model,
@@ -227,7 +397,8 @@ def hf_config(cfg: TransformerConfig) -> dict[str, Any]:
 def export(cfg: TransformerConfig, params: dict, directory: str,
            tokenizer: Tokenizer | None = None) -> None:
   """Writes `model.safetensors` + `config.json` (and the tokenizer's files, if it has HF ones)
-  that `transformers` loads as GPT2LMHeadModel / BertForMaskedLM."""
+  that `transformers` loads as GPT2LMHeadModel, BertForMaskedLM or a Llama-family model
+  (LlamaForCausalLM; Qwen2ForCausalLM with q/k/v biases only, Qwen3ForCausalLM with QK-norm)."""
   os.makedirs(directory, exist_ok=True)
   params = dict(params)
   if _family(cfg) == "bert" and not cfg.type_vocab_size:

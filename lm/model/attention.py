@@ -9,10 +9,12 @@ written so far (prefill, then one token per decode step).
 
 from __future__ import annotations
 
+import math
 
 import jax
 import jax.numpy as jnp
 import flax
+import numpy as np
 from flax import nnx
 
 from lm.model.config import DTYPES, ExecutionConfig, TransformerConfig
@@ -20,10 +22,30 @@ from lm.model.layers import RMSNorm, const_param, normal_param
 from lm.model.numerics import add_bias, add_bias_in_float32
 
 
-def rotary_tables(positions: jax.Array, head_dim: int, base: float = 10000.0):
-  """Returns (sin, cos) tables of shape [*positions.shape, head_dim // 2] ([T] or [B, T])."""
-  inv_freq = 1.0 / (base ** (jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim))
-  angles = positions.astype(jnp.float32)[..., None] * inv_freq
+def rotary_frequencies(cfg: TransformerConfig) -> tuple[float, ...]:
+  """The angular frequency of each rotated feature pair (head_dim // 2 of them), with the
+  config's context-extension scaling, in float32 as Hugging Face's RoPE utilities compute it
+  (so imported Llama 3.1 weights see the same angles)."""
+  h, factor = cfg.head_dim, np.float32(cfg.rope_scaling_factor)
+  inv_freq = (1.0 / (cfg.rope_theta ** (np.arange(0, h, 2, dtype=np.float32) / h))
+              ).astype(np.float32)
+  if cfg.rope_scaling == "linear":
+    inv_freq = inv_freq / factor
+  elif cfg.rope_scaling == "llama3":
+    low, high = cfg.rope_low_freq_factor, cfg.rope_high_freq_factor
+    original = cfg.rope_original_max_len
+    wavelen = 2 * math.pi / inv_freq
+    long_scaled = np.where(wavelen > original / low, inv_freq / factor, inv_freq)
+    smooth = (original / wavelen - low) / (high - low)
+    smoothed = (1 - smooth) * long_scaled / factor + smooth * long_scaled
+    medium = (wavelen >= original / high) & (wavelen <= original / low)
+    inv_freq = np.where(medium, smoothed, long_scaled)
+  return tuple(float(f) for f in inv_freq.astype(np.float32))
+
+
+def rotary_tables(positions: jax.Array, inv_freq: tuple[float, ...]):
+  """Returns (sin, cos) tables of shape [*positions.shape, len(inv_freq)] ([T] or [B, T])."""
+  angles = positions.astype(jnp.float32)[..., None] * jnp.asarray(inv_freq, jnp.float32)
   return jnp.sin(angles), jnp.cos(angles)
 
 
@@ -111,21 +133,21 @@ class SelfAttention(nnx.Module):
     d, n, k, h = cfg.d_model, cfg.num_heads, cfg.kv_heads, cfg.head_dim
     pdt = DTYPES[ex.param_dtype]
     self.num_heads, self.num_kv_heads, self.head_dim = n, k, h
-    self.rotary, self.rope_theta = cfg.position == "rotary", cfg.rope_theta
+    self.inv_freq = rotary_frequencies(cfg) if cfg.position == "rotary" else None
     self.impl = None if ex.attention_impl == "auto" else ex.attention_impl
     self.compute_dtype, self.separate_qkv = DTYPES[ex.compute_dtype], ex.separate_qkv
-    std = 0.02
+    std, qkv_bias = 0.02, cfg.use_bias or cfg.qkv_bias
     if k == n:
       self.w_qkv = normal_param(rngs, (d, 3, n, h), ("embed", None, "heads", "head_dim"), std, pdt)
       self.b_qkv = (const_param((3, n, h), (None, "heads", "head_dim"), 0.0, pdt)
-                    if cfg.use_bias else None)
+                    if qkv_bias else None)
     else:
       self.w_q = normal_param(rngs, (d, n, h), ("embed", "heads", "head_dim"), std, pdt)
       self.w_kv = normal_param(rngs, (d, 2, k, h), ("embed", None, "kv_heads", "head_dim"), std,
                                pdt)
-      self.b_q = const_param((n, h), ("heads", "head_dim"), 0.0, pdt) if cfg.use_bias else None
+      self.b_q = const_param((n, h), ("heads", "head_dim"), 0.0, pdt) if qkv_bias else None
       self.b_kv = (const_param((2, k, h), (None, "kv_heads", "head_dim"), 0.0, pdt)
-                   if cfg.use_bias else None)
+                   if qkv_bias else None)
     self.q_norm = RMSNorm(h, eps=cfg.layer_norm_eps, param_dtype=pdt) if cfg.qk_norm else None
     self.k_norm = RMSNorm(h, eps=cfg.layer_norm_eps, param_dtype=pdt) if cfg.qk_norm else None
     # GPT-2: residual projections scaled by 1/sqrt(2 * layers) so the residual stream stays O(1).
@@ -148,9 +170,9 @@ class SelfAttention(nnx.Module):
     q_BTNH, k_BTKH, v_BTKH = self._qkv(x_BTD.astype(dt))
     if self.q_norm is not None:
       q_BTNH, k_BTKH = self.q_norm(q_BTNH), self.k_norm(k_BTKH)
-    if self.rotary:
+    if self.inv_freq is not None:
       positions = jnp.arange(x_BTD.shape[1]) if positions_BT is None else positions_BT
-      sin, cos = rotary_tables(positions, self.head_dim, self.rope_theta)
+      sin, cos = rotary_tables(positions, self.inv_freq)
       q_BTNH, k_BTKH = apply_rotary(q_BTNH, sin, cos), apply_rotary(k_BTKH, sin, cos)
     if cache is None:
       mask_B1TT = attention_mask(key_mask_BT, segment_ids_BT)

@@ -20,6 +20,7 @@ NORM_POSITIONS = ("pre", "post")
 POSITIONS = ("learned", "rotary")
 NORMS = ("layernorm", "rmsnorm")
 MLPS = ("gelu", "swiglu")
+ROPE_SCALINGS = ("none", "linear", "llama3")
 ATTENTION_IMPLS = ("xla", "cudnn", "auto")
 REMAT = ("none", "full", "dots")
 
@@ -49,6 +50,16 @@ class TransformerConfig:
   num_kv_heads: int = 0          # key/value heads (grouped-query attention); 0: num_heads
   qk_norm: bool = False          # RMSNorm of queries and keys over each head's features
   rope_theta: float = 10000.0    # rotary positions' base wavelength
+  # Context extension of rotary positions: 'linear' divides every frequency by the factor;
+  # 'llama3' (Llama 3.1) divides those whose wavelength exceeds rope_original_max_len /
+  # rope_low_freq_factor, keeps those under rope_original_max_len / rope_high_freq_factor,
+  # and interpolates between.
+  rope_scaling: Literal["none", "linear", "llama3"] = "none"
+  rope_scaling_factor: float = 1.0
+  rope_low_freq_factor: float = 1.0
+  rope_high_freq_factor: float = 4.0
+  rope_original_max_len: int = 8192
+  qkv_bias: bool = False         # query/key/value biases even without use_bias (Qwen2)
 
   @property
   def head_dim(self) -> int:

@@ -31,8 +31,10 @@ def param_counts(cfg: TransformerConfig) -> dict[str, int]:
   """
   d, f, v, n_layers = cfg.d_model, cfg.mlp_dim, cfg.vocab_size, cfg.num_layers
   b = 1 if cfg.use_bias else 0
+  qkv_b = 1 if cfg.use_bias or cfg.qkv_bias else 0
   kv = 2 * cfg.kv_heads * cfg.head_dim  # the key and value projections' outputs
-  attn = d * (d + kv) + (d + kv) * b + d * d + d * b + (2 * cfg.head_dim if cfg.qk_norm else 0)
+  attn = (d * (d + kv) + (d + kv) * qkv_b + d * d + d * b +
+          (2 * cfg.head_dim if cfg.qk_norm else 0))
   mlp_matrices = 3 if cfg.mlp == "swiglu" else 2
   mlp = mlp_matrices * d * f + (mlp_matrices - 1) * f * b + d * b
   norm = d + (d * b if cfg.norm == "layernorm" else 0)

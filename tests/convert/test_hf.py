@@ -42,11 +42,15 @@ def _bert(tmp_path):
   return _randomise(transformers.BertForMaskedLM(config)), tmp_path / "bert"
 
 
-def _ours(directory):
-  cfg, params = hf.import_params(directory)
+def _model(cfg, params):
   graphdef, state = nnx.split(nnx.eval_shape(lambda: make_model(cfg, rngs=nnx.Rngs(0))))
   nnx.replace_by_pure_dict(state, jax.tree.map(jnp.asarray, params))
-  return nnx.merge(graphdef, state), cfg, params
+  return nnx.merge(graphdef, state)
+
+
+def _ours(directory):
+  cfg, params = hf.import_params(directory)
+  return _model(cfg, params), cfg, params
 
 
 @pytest.mark.parametrize("family", ["gpt2", "bert"])
@@ -115,16 +119,32 @@ def test_fill_mask_cli_on_a_hf_bert_dir(tmp_path):
   assert abs(float(out.splitlines()[1].split()[0]) - float(probs[best])) < 1e-4
 
 
-def _gpt2_with_tokenizer(tmp_path):
+def _write_bpe(directory):
+  """GPT-2 BPE files (vocab.json + merges.txt) of `gpt2_tokens()` in `directory`."""
   from tests.data.test_hf_tokenizers import MERGES, gpt2_tokens
-  tokens = gpt2_tokens()
+  (directory / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(gpt2_tokens())}))
+  (directory / "merges.txt").write_text("#version: 0.2\n" + "\n".join(MERGES) + "\n")
+
+
+def _write_tokenizer_json(directory):
+  """A Llama-style tokenizer: `tokenizer.json` and `tokenizer_config.json` only."""
+  from lm.data import hf_tokenizer
+  _write_bpe(directory)
+  tok = hf_tokenizer.load(str(directory))
+  tok.config = {"eos_token": "<|endoftext|>"}
+  tok.save(str(directory))
+  for name in ("vocab.json", "merges.txt"):
+    (directory / name).unlink()
+
+
+def _gpt2_with_tokenizer(tmp_path):
+  from tests.data.test_hf_tokenizers import gpt2_tokens
   torch.manual_seed(0)
-  config = transformers.GPT2Config(vocab_size=len(tokens), n_positions=32, n_embd=32,
+  config = transformers.GPT2Config(vocab_size=len(gpt2_tokens()), n_positions=32, n_embd=32,
                                    n_layer=2, n_head=4)
   directory = tmp_path / "gpt2tok"
   _save(_randomise(transformers.GPT2LMHeadModel(config)), directory)
-  (directory / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}))
-  (directory / "merges.txt").write_text("#version: 0.2\n" + "\n".join(MERGES) + "\n")
+  _write_bpe(directory)
   return directory
 
 
@@ -160,3 +180,209 @@ def test_gpt2_fine_tuned_from_hf_classifies(tiny_config, tmp_path):
                                  sharding.make_mesh(config.mesh, jax.devices()[:1]))
   print(f"gpt2 (hf:) fine-tune eval accuracy {out['eval_accuracy']:.3f}")
   assert out["eval_accuracy"] >= 0.95
+
+
+# The Llama family: 2 layers, width 32 (4 heads of 8), SwiGLU 48, 100 tokens.
+LLAMA_CASES = {
+    "gqa": ("llama", dict(num_key_value_heads=2)),
+    "mha": ("llama", dict(num_key_value_heads=4)),
+    "mqa_biases": ("llama", dict(num_key_value_heads=1, attention_bias=True, mlp_bias=True)),
+    "tied_smollm": ("llama", dict(num_key_value_heads=2, tie_word_embeddings=True)),
+    "rope_linear": ("llama", dict(num_key_value_heads=2, rope_parameters={
+        "rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0})),
+    # Wavelengths 6, 167, 4443, 118000 positions around 512 / 4 and 512: kept, blended, divided.
+    "rope_llama3": ("llama", dict(num_key_value_heads=2, max_position_embeddings=2048,
+                                  rope_parameters={
+                                      "rope_type": "llama3", "factor": 8.0,
+                                      "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                      "original_max_position_embeddings": 512,
+                                      "rope_theta": 500000.0})),
+    "mistral": ("mistral", dict(num_key_value_heads=2, sliding_window=None)),
+    "qwen2_biases": ("qwen2", dict(num_key_value_heads=2, use_sliding_window=False)),
+    "qwen2_mha": ("qwen2", dict(num_key_value_heads=4, tie_word_embeddings=True)),
+    "qwen3_qk_norm": ("qwen3", dict(num_key_value_heads=2, head_dim=8)),
+}
+HF_CLASSES = {"llama": ("LlamaConfig", "LlamaForCausalLM"),
+              "mistral": ("MistralConfig", "MistralForCausalLM"),
+              "qwen2": ("Qwen2Config", "Qwen2ForCausalLM"),
+              "qwen3": ("Qwen3Config", "Qwen3ForCausalLM")}
+
+
+def _llama(tmp_path, case):
+  kind, kw = LLAMA_CASES[case]
+  config_cls, model_cls = (getattr(transformers, c) for c in HF_CLASSES[kind])
+  torch.manual_seed(0)
+  config = config_cls(**{**dict(vocab_size=100, hidden_size=32, intermediate_size=48,
+                                num_hidden_layers=2, num_attention_heads=4,
+                                max_position_embeddings=64, rms_norm_eps=1e-5), **kw})
+  return _randomise(model_cls(config)), tmp_path / case
+
+
+def _logits_diff(model, ours, tokens):
+  with torch.no_grad():
+    expected = model(torch.tensor(tokens)).logits.numpy()
+  return np.abs(np.asarray(ours(jnp.asarray(tokens))) - expected).max()
+
+
+@pytest.mark.parametrize("case", LLAMA_CASES)
+def test_imported_llama_family_logits_match_transformers(tmp_path, case):
+  model, directory = _llama(tmp_path, case)
+  ours, cfg, _ = _ours(_save(model, directory))
+  diff = _logits_diff(model, ours, np.random.default_rng(0).integers(0, 100, (2, 24)))
+  print(f"{case}: max |logit difference| {diff:.2e}")
+  assert diff <= 1e-5
+  assert cfg.kv_heads == model.config.num_key_value_heads
+
+
+def test_sharded_llama_checkpoint_is_read_through_its_index(tmp_path):
+  model, directory = _llama(tmp_path, "gqa")
+  model.save_pretrained(directory, max_shard_size="10KB")
+  shards = sorted(p.name for p in directory.glob("model-*-of-*.safetensors"))
+  assert len(shards) > 1 and (directory / "model.safetensors.index.json").exists()
+  assert not (directory / "model.safetensors").exists()
+  ours, _, _ = _ours(str(directory))
+  assert _logits_diff(model, ours, np.random.default_rng(0).integers(0, 100, (2, 24))) <= 1e-5
+
+
+def test_bfloat16_llama_weights_are_read_as_float32(tmp_path):
+  model, directory = _llama(tmp_path, "gqa")
+  _save(model.to(torch.bfloat16), directory)
+  _, params = hf.import_params(str(directory))
+  assert params["embed"].dtype == np.float32
+  expected = model.model.embed_tokens.weight.detach().float().numpy()
+  np.testing.assert_array_equal(params["embed"], expected)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(sliding_window=16), "sliding_window=16 < max_position_embeddings=64"),
+    (dict(rope_parameters={"rope_type": "yarn", "factor": 2.0}), "RoPE type 'yarn'"),
+    (dict(head_dim=16), "head_dim=16 differs from hidden_size / num_attention_heads = 8"),
+    (dict(hidden_act="gelu"), "activation 'gelu'"),
+    (dict(attention_bias=True, mlp_bias=False), "attention_bias=True with mlp_bias=False"),
+])
+def test_unsupported_llama_configs_are_refused_by_name(change, message):
+  config = {"model_type": "mistral", "vocab_size": 100, "hidden_size": 32,
+            "intermediate_size": 48, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "max_position_embeddings": 64, **change}
+  with pytest.raises(ValueError, match=message):
+    hf.model_config(config)
+
+
+@pytest.mark.parametrize("case", ["gqa", "mha", "tied_smollm", "rope_llama3", "qwen2_biases",
+                                  "qwen3_qk_norm", "mqa_biases"])
+def test_llama_export_then_import_round_trips_exactly(tmp_path, case):
+  model, directory = _llama(tmp_path, case)
+  _, cfg, params = _ours(_save(model, directory))
+  hf.export(cfg, params, str(tmp_path / "exported"))
+  cfg2, params2 = hf.import_params(str(tmp_path / "exported"))
+  assert cfg2 == cfg
+  jax.tree.map(np.testing.assert_array_equal, params2, params)
+  reloaded = type(model).from_pretrained(str(tmp_path / "exported")).eval()
+  tokens = torch.tensor(np.random.default_rng(0).integers(0, 100, (1, 12)))
+  with torch.no_grad():
+    np.testing.assert_array_equal(reloaded(tokens).logits.numpy(), model(tokens).logits.numpy())
+
+
+LLAMA_STYLE = dict(vocab_size=128, num_layers=2, num_heads=4, d_model=32, mlp_dim=96,
+                   max_seq_len=64, position="rotary", norm="rmsnorm", mlp="swiglu",
+                   num_kv_heads=2, use_bias=False, tie_embeddings=False)
+
+
+@pytest.mark.parametrize("kw, architecture", [
+    ({}, "LlamaForCausalLM"),
+    ({"num_kv_heads": 0, "tie_embeddings": True, "use_bias": True, "rope_theta": 500000.0},
+     "LlamaForCausalLM"),
+    # Wavelengths 6, 35, 199, 1117 positions around 48 / 4 and 48: kept, blended, divided.
+    ({"rope_theta": 1000.0, "rope_scaling": "llama3", "rope_scaling_factor": 8.0,
+      "rope_original_max_len": 48},
+     "LlamaForCausalLM"),
+    ({"rope_scaling": "linear", "rope_scaling_factor": 4.0}, "LlamaForCausalLM"),
+    ({"qkv_bias": True}, "Qwen2ForCausalLM"),
+    ({"qk_norm": True}, "Qwen3ForCausalLM"),
+])
+def test_our_llama_style_model_exported_matches_in_transformers(tmp_path, kw, architecture):
+  from lm.model.config import TransformerConfig
+  cfg = TransformerConfig(**{**LLAMA_STYLE, **kw})
+  state = nnx.state(make_model(cfg, rngs=nnx.Rngs(0)))
+  # Perturbed, so that zero biases and unit norm scales are told apart from their mappings.
+  keys = iter(jax.random.split(jax.random.key(1), len(jax.tree.leaves(state))))
+  params = jax.tree.map(lambda x: np.asarray(x + 0.05 * jax.random.normal(next(keys), x.shape)),
+                        nnx.to_pure_dict(state))
+  hf.export(cfg, params, str(tmp_path / "exported"))
+  reloaded = transformers.AutoModelForCausalLM.from_pretrained(str(tmp_path / "exported")).eval()
+  assert type(reloaded).__name__ == architecture
+  tokens = np.random.default_rng(0).integers(0, 128, (2, 24))
+  diff = _logits_diff(reloaded, _model(cfg, params), tokens)
+  print(f"{architecture} {kw}: max |logit difference| {diff:.2e}")
+  assert diff <= 1e-5
+
+
+def test_sample_cli_on_a_llama_dir_without_tokenizer_matches_greedy_transformers(tmp_path):
+  import subprocess
+  import sys
+  model, directory = _llama(tmp_path, "rope_llama3")
+  _save(model, directory)
+  prompt = [5, 17, 42, 3]
+  out = subprocess.run([sys.executable, "-m", "experiments.sample", f"--hf_dir={directory}",
+                        f"--prompt_ids={','.join(map(str, prompt))}", "--max_new_tokens=8",
+                        "--temperature=0"], capture_output=True, text=True, check=True).stdout
+  model.generation_config.eos_token_id = None  # ours has no end token without a tokenizer
+  with torch.no_grad():
+    expected = model.generate(torch.tensor([prompt]), max_new_tokens=8, do_sample=False)
+  assert out.splitlines()[1].split() == [str(i) for i in expected[0].tolist()]
+  refused = subprocess.run([sys.executable, "-m", "experiments.sample", f"--hf_dir={directory}",
+                            "--prompt=Hello"], capture_output=True, text=True)
+  assert refused.returncode == 1 and refused.stderr.strip().splitlines()[-1] == (
+      f"error: {directory} has no tokenizer that this code reads; pass the prompt as "
+      "--prompt_ids")
+
+
+def test_llama_trained_from_hf_starts_from_its_weights(tiny_config, tmp_path):
+  from lm import sharding, train
+  torch.manual_seed(0)
+  from tests.data.test_hf_tokenizers import gpt2_tokens
+  config = transformers.LlamaConfig(vocab_size=len(gpt2_tokens()), hidden_size=32,
+                                    intermediate_size=48, num_hidden_layers=2,
+                                    num_attention_heads=4, num_key_value_heads=2,
+                                    max_position_embeddings=64)
+  directory = tmp_path / "llamatok"
+  _save(_randomise(transformers.LlamaForCausalLM(config)), directory)
+  _write_tokenizer_json(directory)  # as Llama-family directories hold it: tokenizer.json
+  tok = hf.load_tokenizer(str(directory))
+  assert tok.decode(tok.encode("Hello world")) == "Hello world"
+  assert tok.eos_id == gpt2_tokens().index("<|endoftext|>")
+  tiny_config.init_from = f"hf:{directory}"
+  tiny_config.optim.learning_rate = 1e-7  # two tiny steps: the weights stay the imported ones
+  tiny_config.optim.warmup_steps = 1
+  tiny_config.train.steps = tiny_config.train.eval_every = tiny_config.train.checkpoint_every = 2
+  out = train.train_and_evaluate(tiny_config, str(tmp_path / "ft"),
+                                 sharding.make_mesh(tiny_config.mesh, jax.devices()[:1]))
+  _, imported = hf.import_params(str(directory))
+  print(f"llama (hf:) eval loss after 2 steps {out['eval_loss']:.3f}")
+  assert np.isfinite(out["eval_loss"])
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=0, atol=1e-5),
+               train.host_params(out["state"]), imported)
+
+
+def test_export_hf_cli_on_a_llama_style_run_loads_in_transformers(tiny_config, tmp_path):
+  import subprocess
+  import sys
+  from experiments.configs import llama_style
+  from lm import run, sharding, train
+  style = llama_style.get_config().model
+  for field in ("position", "norm", "mlp", "num_kv_heads", "use_bias", "tie_embeddings"):
+    tiny_config.model[field] = style[field]
+  tiny_config.model.mlp_dim = 96
+  tiny_config.train.steps = 4
+  workdir = str(tmp_path / "run")
+  train.train_and_evaluate(tiny_config, workdir,
+                           sharding.make_mesh(tiny_config.mesh, jax.devices()[:1]))
+  subprocess.run([sys.executable, "-m", "experiments.export_hf", f"--workdir={workdir}",
+                  f"--out_dir={tmp_path / 'hf'}"], capture_output=True, text=True, check=True)
+  reloaded = transformers.LlamaForCausalLM.from_pretrained(str(tmp_path / "hf")).eval()
+  r = run.load_run(workdir)
+  ours = nnx.merge(r.graphdef, r.params)
+  tokens = np.random.default_rng(0).integers(0, r.tokenizer.vocab_size, (2, 16))
+  diff = _logits_diff(reloaded, ours, tokens)
+  print(f"llama_style run exported: max |logit difference| {diff:.2e}")
+  assert diff <= 1e-5

@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from lm.model import counts
@@ -20,6 +22,14 @@ def test_small_param_counts_by_hand():
       "total": non_embedding + embedding, "embedding": embedding,
       "non_embedding": non_embedding, "head": 64 * 32,
       "matmul": 2 * (4 * 32 * 32 + 2 * 32 * 128) + 64 * 32}
+
+
+def test_qkv_bias_without_other_biases_by_hand():
+  # Grouped-query (2 KV heads of 8): 32 query + 2 * 16 key/value biases per layer.
+  gqa = dataclasses.replace(SMALL, use_bias=False, qkv_bias=True, num_kv_heads=2)
+  no_bias = dataclasses.replace(gqa, qkv_bias=False)
+  assert (counts.param_counts(gqa)["total"] - counts.param_counts(no_bias)["total"] ==
+          2 * (32 + 2 * 16))
 
 
 def test_small_flops_by_convention_by_hand():

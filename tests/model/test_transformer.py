@@ -33,7 +33,9 @@ def test_causal_future_tokens_do_not_change_past_logits(position):
                                 {"position": "rotary"}, {"num_classes": 3},
                                 {"kind": "encoder", "norm_position": "post", "type_vocab_size": 2},
                                 LLAMA, {"num_kv_heads": 1, "mlp": "swiglu"},
-                                {"num_kv_heads": 2, "norm": "rmsnorm", "qk_norm": True}])
+                                {"num_kv_heads": 2, "norm": "rmsnorm", "qk_norm": True},
+                                {**LLAMA, "qkv_bias": True}, {"use_bias": False, "qkv_bias": True},
+                                {"qkv_bias": True}])
 def test_param_counts_match_the_model(kw):
   from lm.model.transformer import make_model
   cfg = _cfg(**kw)
