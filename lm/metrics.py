@@ -45,6 +45,21 @@ def _drop_rows_after(path, step: int) -> None:
     path.write_text("".join(kept))
 
 
+def read_metrics(workdir: str) -> list[dict[str, float]]:
+  """The rows of `<workdir>/metrics.jsonl` (none if it is absent), without a last row cut short
+  by a writer that is still running or was killed."""
+  path = paths.run_path(workdir) / "metrics.jsonl"
+  if not path.exists():
+    return []
+  rows = []
+  for line in path.read_text().splitlines():
+    try:
+      rows.append(json.loads(line))
+    except ValueError:
+      continue
+  return rows
+
+
 class MetricWriter:
   """Appends scalars to `<workdir>/metrics.jsonl` and TensorBoard events under `<workdir>/tb`
   (local or gs://, see lm/paths.py).
