@@ -77,7 +77,9 @@ class MetricWriter:
       if resume_step is not None:
         _drop_rows_after(root / "metrics.jsonl", resume_step)
       self._jsonl = paths.RewrittenFile(root / "metrics.jsonl")
-      self._tb = SummaryWriter(str(root / "tb"),
+      # Event files are named by the second they were opened in: the suffix keeps a restart
+      # within the same second from overwriting the last one, and sorts after it.
+      self._tb = SummaryWriter(str(root / "tb"), filename_suffix=f".{time.time_ns()}",
                                purge_step=None if resume_step is None else resume_step + 1)
 
   def write(self, step: int, scalars: dict[str, Any]) -> None:
