@@ -67,11 +67,12 @@ class MetricWriter:
   Only the writing process (process 0) should construct one with `enabled=True`. A run that
   starts from step `resume_step` (0: from scratch) replays what was logged after it: those rows
   are dropped from metrics.jsonl and purged from TensorBoard, so that each holds one curve.
-  Without `resume_step` every row is kept.
+  Without `resume_step` every row is kept. `mirror` (e.g. a WandbWriter) gets every row too.
   """
 
-  def __init__(self, workdir: str, enabled: bool = True, resume_step: int | None = None):
-    self.enabled = enabled
+  def __init__(self, workdir: str, enabled: bool = True, resume_step: int | None = None,
+               mirror=None):
+    self.enabled, self._mirror = enabled, mirror
     if enabled:
       root = paths.run_path(workdir)
       if resume_step is not None:
@@ -91,11 +92,15 @@ class MetricWriter:
     for k, v in row.items():
       if k != "step":
         self._tb.add_scalar(k, v, step)
+    if self._mirror is not None:
+      self._mirror.write(step, {k: v for k, v in row.items() if k != "step"})
 
   def close(self) -> None:
     if self.enabled:
       self._jsonl.close()
       self._tb.close()
+      if self._mirror is not None:
+        self._mirror.close()
 
 
 class CompileCounter:

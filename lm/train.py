@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh
 
-from lm import checkpoint, config_checks, distributed, metrics, run, sharding
+from lm import checkpoint, config_checks, distributed, metrics, run, sharding, wandb_writer
 from lm.model import counts
 from lm.data import labelled, pipeline, token_cache
 from lm.data.tokenizer import CharTokenizer
@@ -258,7 +258,8 @@ def _train(exp: Experiment, workdir: str, mngr, t_start: float) -> dict[str, Any
     run.write_run_files(workdir, exp.config, exp.model_cfg, exp.data.tokenizer)
     run.write_status(workdir, run.RUNNING, step)
   # Rows past the restored step are replayed: dropped, so that the file stays one curve.
-  writer = metrics.MetricWriter(workdir, enabled=writes, resume_step=step)
+  mirror = wandb_writer.WandbWriter(workdir, cfg) if writes and cfg.train.wandb_project else None
+  writer = metrics.MetricWriter(workdir, enabled=writes, resume_step=step, mirror=mirror)
 
   train_step = jit_train_step(exp.layout, cfg.train, exp.mesh, exp.objective)
   eval_step = jax.jit(make_eval_step(exp.layout.graphdef, exp.objective, cfg.seed))

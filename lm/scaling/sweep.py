@@ -39,7 +39,8 @@ COLUMNS = ("name", "budget", "num_layers", "d_model", "params_total", "params_no
 # how the loop reports, saves and watches, not what it trains.
 NOT_IDENTITY = ("scaling", "execution", "train.log_every", "train.checkpoint_every",
                 "train.keep_checkpoints", "train.async_checkpoints", "train.stop_after_steps",
-                "train.watchdog_s", "data.num_threads", "data.prefetch", "data.data_dir")
+                "train.watchdog_s", "train.wandb_project", "train.wandb_mode",
+                "data.num_threads", "data.prefetch", "data.data_dir")
 
 
 def config_hash(config) -> str:
