@@ -57,7 +57,9 @@ def plot(curves: list[Curve], x: str, path: str, log: bool = False) -> str:
   fig, ax = plt.subplots(figsize=(8, 5))
   colors = plt.cm.tab10(np.arange(len(curves)) % 10)
   for color, c in zip(colors, curves):
-    ax.plot(c.train_x, c.train_loss, color=color, linewidth=1, alpha=0.8, label=f"{c.name} train")
+    if len(c.train_x):
+      ax.plot(c.train_x, c.train_loss, color=color, linewidth=1, alpha=0.8,
+              label=f"{c.name} train")
     if len(c.eval_x):
       ax.plot(c.eval_x, c.eval_loss, color=color, linestyle="--", marker="o", markersize=4,
               label=f"{c.name} eval")
