@@ -2,12 +2,15 @@
 # `make test` runs the test suite. Both create .venv with pinned versions first.
 # `make test-hf` adds the optional torch + transformers extra (~1 GB, CPU wheel) and runs the
 # Hugging Face parity tests, which `make test` skips without it.
+# `make tensorboard WORKDIR=runs/x` adds the optional TensorBoard extra and serves a run's (or a
+# folder of runs') event files on http://localhost:$(PORT).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 WORKDIR ?= runs/shakespeare_char
+PORT ?= 6006
 
-.PHONY: demo test test-fast test-hf clean
+.PHONY: demo test test-fast test-hf tensorboard clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +32,13 @@ $(VENV)/.installed-hf: $(VENV)/.installed requirements-hf.lock
 
 test-hf: $(VENV)/.installed-hf
 	$(PY) -m pytest -q tests/convert tests/data/test_hf_tokenizers.py
+
+$(VENV)/.installed-tb: $(VENV)/.installed requirements-tb.lock
+	$(PY) -m pip install --quiet -r requirements-tb.lock
+	touch $@
+
+tensorboard: $(VENV)/.installed-tb
+	$(VENV)/bin/tensorboard --logdir=$(WORKDIR) --port=$(PORT)
 
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -q -m "not slow"

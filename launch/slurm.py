@@ -6,6 +6,12 @@
 `--dry-run` prints the script; otherwise it is written to `--script` and passed to `sbatch`.
 Every task sees all of its node's GPUs and JAX's Slurm detection (`LM_DISTRIBUTED=auto`) gives
 task `SLURM_LOCALID` its own one, the coordinator (the first node) and the process ids.
+
+A job outlives its time limit: `--save_s` seconds before it, Slurm signals the batch script
+(USR1), which sends SIGTERM through srun to every task; they save a checkpoint at one agreed step
+and exit 75 (lm/exit_status.py). The script then requeues the job (`--requeue`), which runs the
+same command again and resumes from the workdir, appending to the same log. A run that stops
+with 75 otherwise (`train.stop_after_steps`) is requeued too: it trains in chunks until done.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import subprocess
 import sys
 
 from launch.cli import split_train_args
+from lm import exit_status
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -28,11 +35,30 @@ TEMPLATE = """#!/bin/bash
 #SBATCH --cpus-per-task={cpus_per_task}
 #SBATCH --time={time}
 #SBATCH --output={log_dir}/%x-%j.out
+#SBATCH --open-mode=append
+#SBATCH --requeue
+#SBATCH --signal=B:USR1@{save_s}
 {partition}
-set -euo pipefail
+set -uo pipefail
 cd {repo}
 export LM_DISTRIBUTED=auto
-srun --kill-on-bad-exit=1 {python} -m experiments.train {train_args}
+stopping=0
+on_time_limit() {{
+  stopping=1
+  echo "[slurm] time limit near: SIGTERM to every task (they save and exit {preempted})"
+  kill -TERM "$step"
+}}
+trap on_time_limit USR1
+srun --kill-on-bad-exit=1 {python} -m experiments.train {train_args} &
+step=$!
+wait "$step"; status=$?
+# The trap ends `wait` early (128 + USR1): wait again for srun's own exit status.
+if [ "$stopping" = 1 ]; then wait "$step"; status=$?; fi
+if [ "$status" -eq {preempted} ] || {{ [ "$stopping" = 1 ] && [ "$status" -ne 0 ]; }}; then
+  echo "[slurm] stopped with status $status: requeued, it resumes from the workdir"
+  scontrol requeue "$SLURM_JOB_ID"
+fi
+exit "$status"
 """
 
 
@@ -41,6 +67,7 @@ def render(args) -> str:
   return TEMPLATE.format(
       job_name=args.job_name, nodes=args.nodes, gpus_per_node=args.gpus_per_node,
       cpus_per_task=args.cpus_per_task, time=args.time, log_dir=args.log_dir,
+      save_s=args.save_s, preempted=exit_status.PREEMPTED,
       partition=f"#SBATCH --partition={args.partition}" if args.partition else "",
       repo=shlex.quote(args.repo), python=shlex.quote(args.python),
       train_args=shlex.join(args.train_args))
@@ -53,6 +80,9 @@ def parser() -> argparse.ArgumentParser:
   p.add_argument("--gpus_per_node", type=int, default=8)
   p.add_argument("--cpus_per_task", type=int, default=8)
   p.add_argument("--time", default="24:00:00")
+  p.add_argument("--save_s", type=int, default=300,
+                 help="seconds before the time limit at which the tasks save and the job is "
+                      "requeued (Slurm may signal up to 60 s earlier)")
   p.add_argument("--partition", default="")
   p.add_argument("--log_dir", default="slurm_logs")
   p.add_argument("--repo", default=REPO, help="the project's directory on the cluster")

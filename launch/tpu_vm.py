@@ -1,15 +1,21 @@
 """Cloud TPU VMs through gcloud: create, install this project on every worker, train, logs,
-delete. `--dry-run` prints the exact commands instead of running them.
+stop, delete. `--dry-run` prints the exact commands instead of running them.
 
     python -m launch.tpu_vm --name=lm-v5e --zone=us-west4-a --accelerator_type=v5e-16 create
     python -m launch.tpu_vm --name=lm-v5e --zone=us-west4-a install
     python -m launch.tpu_vm --name=lm-v5e --zone=us-west4-a train -- \
-        --config=experiments/configs/gpt2_124m.py --workdir=/tmp/runs/gpt2
-    python -m launch.tpu_vm --name=lm-v5e --zone=us-west4-a logs
+        --config=experiments/configs/gpt2_124m.py --workdir=gs://bucket/runs/gpt2
+    python -m launch.tpu_vm --name=lm-v5e --zone=us-west4-a logs --follow
+    python -m launch.tpu_vm --name=lm-v5e --zone=us-west4-a stop
     python -m launch.tpu_vm --name=lm-v5e --zone=us-west4-a delete
 
-`train` runs `python -m experiments.train` on all workers at once (`--worker=all`) with
-`LM_DISTRIBUTED=auto`, so JAX finds the other hosts of the pod slice itself.
+`train` starts `python -m experiments.train` on all workers at once (`--worker=all`) with
+`LM_DISTRIBUTED=auto`, so JAX finds the other hosts of the pod slice itself. It runs detached
+(its own session, `setsid nohup`) and returns: closing the terminal or losing the connection
+does not end the run. Each worker appends its output to ~/lm/train.log, ending with the exit
+status (75: preempted, checkpoint saved); `logs --follow` reattaches to one worker's log.
+`train` refuses to start where a run is still going. `stop` sends it SIGTERM on every worker:
+the processes save at one agreed step and exit 75; `train` again resumes.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from launch.cli import split_train_args
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REMOTE_DIR = "~/lm"
 REMOTE_LOG = "~/lm/train.log"
+REMOTE_PID = "~/lm/train.pid"  # the training process of the last `train` on each worker
 
 # Default TPU VM software version per generation (the accelerator type's prefix).
 RUNTIMES = {"v4": "tpu-ubuntu2204-base", "v5litepod": "v2-alpha-tpuv5-lite",
@@ -63,17 +70,36 @@ def commands(args) -> list[list[str]]:
                  "--worker=all"),
             _ssh(args, f"cd {REMOTE_DIR} && python3 -m pip install -q -e '.[tpu]'")]
   if args.action == "train":
-    train = shlex.join(["python3", "-m", "experiments.train", *args.train_args])
-    return [_ssh(args, f"cd {REMOTE_DIR} && LM_DISTRIBUTED=auto {train} 2>&1 "
-                       f"| tee {REMOTE_LOG}")]
+    return [_ssh(args, detached_train(args.train_args))]
   if args.action == "logs":
-    return [_ssh(args, f"tail -n {args.lines} {'-f ' if args.follow else ''}{REMOTE_LOG}",
+    return [_ssh(args, f"tail -n {args.lines} {'-F ' if args.follow else ''}{REMOTE_LOG}",
                  worker=args.worker)]
+  if args.action == "stop":
+    return [_ssh(args, f"if {_RUNNING}; then kill -TERM \"$(cat {REMOTE_PID})\" && echo \"$(hostname):"
+                       f" SIGTERM sent, the run saves and exits\"; else echo \"$(hostname): not "
+                       f"training\"; fi")]
   if args.action == "delete":
     if args.queued:
       return [_tpu(args, "queued-resources", "delete", args.name, "--force", "--quiet")]
     return [_tpu(args, "tpu-vm", "delete", args.name, "--quiet")]
   raise ValueError(f"unknown action {args.action!r}")
+
+
+_RUNNING = f'[ -f {REMOTE_PID} ] && kill -0 "$(cat {REMOTE_PID})" 2>/dev/null'
+
+
+def detached_train(train_args: list[str]) -> str:
+  """The shell command that starts training on a worker in its own session and returns: the
+  process survives the ssh connection; its pid goes to REMOTE_PID, its output and then its exit
+  status are appended to REMOTE_LOG."""
+  train = shlex.join(["python3", "-m", "experiments.train", *train_args])
+  job = (f'echo "[launch] $(date -u +%FT%TZ)" {shlex.quote(train)}; LM_DISTRIBUTED=auto {train} '
+         f'& echo $! > {REMOTE_PID}; wait $!; status=$?; '
+         f'echo "[launch] $(date -u +%FT%TZ) exit status $status"')
+  return (f"cd {REMOTE_DIR} && if {_RUNNING}; then echo \"$(hostname): already training (pid "
+          f"$(cat {REMOTE_PID})); stop it first\" >&2; exit 1; fi; "
+          f"setsid nohup bash -c {shlex.quote(job)} >> {REMOTE_LOG} 2>&1 < /dev/null & "
+          f"echo \"$(hostname): training in the background; log: {REMOTE_LOG}\"")
 
 
 def _sources() -> list[str]:
@@ -95,7 +121,7 @@ def parser() -> argparse.ArgumentParser:
   p.add_argument("--lines", type=int, default=100)
   p.add_argument("--follow", action="store_true")
   p.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true")
-  p.add_argument("action", choices=("create", "install", "train", "logs", "delete"))
+  p.add_argument("action", choices=("create", "install", "train", "logs", "stop", "delete"))
   return p
 
 
@@ -106,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
   for cmd in commands(args):
     print(shlex.join(cmd), flush=True)
     if not args.dry_run:
-      subprocess.run(cmd, check=True)
+      returncode = subprocess.run(cmd, check=False).returncode
+      if returncode:
+        return returncode
   return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from lm import optim, sharding
+from lm import optim, sharding, wandb_writer
 from lm.data import sources, token_cache
 from lm.data.local_text import DECODE_ERRORS
 from lm.model.config import (ATTENTION_IMPLS, DTYPES, KINDS, MLPS, NORM_POSITIONS, NORMS,
@@ -107,6 +107,11 @@ def check(config, num_devices: int, num_processes: int = 1) -> None:
            ">= 1, or -1 to keep them all")
   _require(0 <= t.z_loss < _FLOAT32_MAX, f"config.train.z_loss={t.z_loss} must be >= 0")
   _require(t.watchdog_s >= 0, f"config.train.watchdog_s={t.watchdog_s} must be >= 0 (0: off)")
+  _require(t.wandb_mode in wandb_writer.MODES,
+           f"config.train.wandb_mode={t.wandb_mode!r}; valid: {', '.join(wandb_writer.MODES)}")
+  _require(not t.wandb_project or wandb_writer.installed(),
+           f"config.train.wandb_project={t.wandb_project!r} needs the wandb package, which is not "
+           "installed: pip install wandb (or '.[wandb]'), or leave the field empty")
   _require(m.vocab_multiple >= 1,
            f"config.model.vocab_multiple={m.vocab_multiple} must be >= 1")
   _require(d.batch_size >= 1, f"config.data.batch_size={d.batch_size} must be >= 1")

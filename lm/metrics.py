@@ -45,6 +45,21 @@ def _drop_rows_after(path, step: int) -> None:
     path.write_text("".join(kept))
 
 
+def read_metrics(workdir: str) -> list[dict[str, float]]:
+  """The rows of `<workdir>/metrics.jsonl` (none if it is absent), without a last row cut short
+  by a writer that is still running or was killed."""
+  path = paths.run_path(workdir) / "metrics.jsonl"
+  if not path.exists():
+    return []
+  rows = []
+  for line in path.read_text().splitlines():
+    try:
+      rows.append(json.loads(line))
+    except ValueError:
+      continue
+  return rows
+
+
 class MetricWriter:
   """Appends scalars to `<workdir>/metrics.jsonl` and TensorBoard events under `<workdir>/tb`
   (local or gs://, see lm/paths.py).
@@ -52,17 +67,20 @@ class MetricWriter:
   Only the writing process (process 0) should construct one with `enabled=True`. A run that
   starts from step `resume_step` (0: from scratch) replays what was logged after it: those rows
   are dropped from metrics.jsonl and purged from TensorBoard, so that each holds one curve.
-  Without `resume_step` every row is kept.
+  Without `resume_step` every row is kept. `mirror` (e.g. a WandbWriter) gets every row too.
   """
 
-  def __init__(self, workdir: str, enabled: bool = True, resume_step: int | None = None):
-    self.enabled = enabled
+  def __init__(self, workdir: str, enabled: bool = True, resume_step: int | None = None,
+               mirror=None):
+    self.enabled, self._mirror = enabled, mirror
     if enabled:
       root = paths.run_path(workdir)
       if resume_step is not None:
         _drop_rows_after(root / "metrics.jsonl", resume_step)
       self._jsonl = paths.RewrittenFile(root / "metrics.jsonl")
-      self._tb = SummaryWriter(str(root / "tb"),
+      # Event files are named by the second they were opened in: the suffix keeps a restart
+      # within the same second from overwriting the last one, and sorts after it.
+      self._tb = SummaryWriter(str(root / "tb"), filename_suffix=f".{time.time_ns()}",
                                purge_step=None if resume_step is None else resume_step + 1)
 
   def write(self, step: int, scalars: dict[str, Any]) -> None:
@@ -74,11 +92,15 @@ class MetricWriter:
     for k, v in row.items():
       if k != "step":
         self._tb.add_scalar(k, v, step)
+    if self._mirror is not None:
+      self._mirror.write(step, {k: v for k, v in row.items() if k != "step"})
 
   def close(self) -> None:
     if self.enabled:
       self._jsonl.close()
       self._tb.close()
+      if self._mirror is not None:
+        self._mirror.close()
 
 
 class CompileCounter:

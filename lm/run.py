@@ -1,6 +1,6 @@
-"""A run's files: what a training run writes to its workdir (config, model, tokenizer) and
-loading it back with its params, or a Hugging Face GPT-2 / BERT / Llama-family directory, or
-either named by an `init_from` string."""
+"""A run's files: what a training run writes to its workdir (config, model, tokenizer, how it
+ended) and loading it back with its params, or a Hugging Face GPT-2 / BERT / Llama-family
+directory, or either named by an `init_from` string."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import dataclasses
 import json
 import os
 import re
+import socket
+import time
 from typing import Any
 
 import jax
@@ -32,7 +34,14 @@ HF_PREFIX = "hf:"
 # identity it has finished; a resume may change only these fields.
 NOT_IDENTITY = ("scaling", "execution", "train.log_every", "train.checkpoint_every",
                 "train.keep_checkpoints", "train.async_checkpoints", "train.stop_after_steps",
-                "train.watchdog_s", "data.num_threads", "data.prefetch", "data.data_dir")
+                "train.watchdog_s", "train.wandb_project", "train.wandb_mode",
+                "data.num_threads", "data.prefetch", "data.data_dir")
+
+# A run's state in `<workdir>/status.json`: RUNNING from its start until it ends in one of the
+# others (a process killed outright, e.g. SIGKILL, leaves RUNNING behind).
+RUNNING, FINISHED, PREEMPTED, FAILED, STALLED = (
+    "running", "finished", "preempted", "failed", "stalled")
+STATUS_FILE = "status.json"
 
 
 @dataclasses.dataclass
@@ -154,13 +163,8 @@ def _execution(config: ml_collections.ConfigDict, model_json: dict[str, Any]) ->
 
 def load_run(workdir: str, step: int | None = None) -> TrainedRun:
   """Restores the params of `workdir`'s latest (or given) checkpoint onto all local devices."""
-  root = paths.run_path(workdir)
-  if not ((root / "config.json").exists() and (root / "model.json").exists()):
-    raise FileNotFoundError(f"{workdir} holds no training run (no config.json and model.json)")
-  config = ml_collections.ConfigDict(json.loads((root / "config.json").read_text()))
-  model_json = json.loads((root / "model.json").read_text())
-  model_cfg = TransformerConfig(**{k: model_json[k] for k in
-                                   model_config.fields_of(TransformerConfig) if k in model_json})
+  config, model_cfg = read_config(workdir), read_model_config(workdir)
+  model_json = json.loads((paths.run_path(workdir) / "model.json").read_text())
   # Runs from before these fields: nothing frozen, AdamW.
   for field, default in (("freeze_embeddings", False), ("freeze_layers", 0), ("name", "adamw"),
                          ("adam_learning_rate", 0.0)):
@@ -175,6 +179,47 @@ def load_run(workdir: str, step: int | None = None) -> TrainedRun:
   state, _ = checkpoint.restore(mngr, layout.abstract, step, with_data=False)
   return TrainedRun(config, model_cfg, load_tokenizer(workdir), layout.graphdef, state.params,
                     int(jax.device_get(state.step)))
+
+
+def is_run(workdir: str) -> bool:
+  """Whether `workdir` holds a training run's files (config.json and model.json)."""
+  root = paths.run_path(workdir)
+  return (root / "config.json").exists() and (root / "model.json").exists()
+
+
+def read_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config a run in `workdir` trained with (its config.json)."""
+  if not is_run(workdir):
+    raise FileNotFoundError(f"{workdir} holds no training run (no config.json and model.json)")
+  return ml_collections.ConfigDict(
+      json.loads((paths.run_path(workdir) / "config.json").read_text()))
+
+
+def read_model_config(workdir: str) -> TransformerConfig:
+  """The architecture of the run in `workdir` (its model.json)."""
+  model_json = json.loads((paths.run_path(workdir) / "model.json").read_text())
+  return TransformerConfig(**{k: model_json[k] for k in model_config.fields_of(TransformerConfig)
+                              if k in model_json})
+
+
+def write_status(workdir: str, status: str, step: int | None = None, detail: str = "") -> None:
+  """Records the run's state (RUNNING, FINISHED, ...) with the step, what stopped it, the time,
+  host and process id, in `<workdir>/status.json`."""
+  row = {"status": status, "step": step, "detail": detail, "time": time.time(),
+         "host": socket.gethostname(), "pid": os.getpid()}
+  (paths.run_path(workdir) / STATUS_FILE).write_text(json.dumps(row) + "\n")
+
+
+def read_status(workdir: str) -> dict[str, Any] | None:
+  """What `write_status` last recorded in `workdir`, or None (a run from before status.json,
+  or a file cut short)."""
+  path = paths.run_path(workdir) / STATUS_FILE
+  if not path.exists():
+    return None
+  try:
+    return json.loads(path.read_text())
+  except ValueError:
+    return None
 
 
 def load_hf(directory: str) -> TrainedRun:

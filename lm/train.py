@@ -9,14 +9,16 @@ import dataclasses
 import logging
 import math
 import os
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh
 
-from lm import checkpoint, config_checks, distributed, metrics, run, sharding
+from lm import checkpoint, config_checks, distributed, metrics, run, sharding, wandb_writer
 from lm.model import counts
 from lm.data import labelled, pipeline, token_cache
 from lm.data.tokenizer import CharTokenizer
@@ -27,7 +29,7 @@ from lm.objectives import Objective, objective_for
 from lm.preemption import Preemption
 from lm.step import (StateLayout, TrainState, eval_sums, jit_train_step, make_eval_step,
                      state_layout)
-from lm.watchdog import Watchdog
+from lm.watchdog import Watchdog, exit_stalled
 
 log = logging.getLogger(__name__)
 
@@ -201,9 +203,41 @@ def train_and_evaluate(config, workdir: str, mesh: Mesh | None = None,
   mngr = checkpoint.manager(workdir, every=cfg.train.checkpoint_every,
                             keep=cfg.train.keep_checkpoints, use_async=cfg.train.async_checkpoints)
   try:
-    return _train(exp, workdir, mngr, t_start)
+    summary = _train(exp, workdir, mngr, t_start)
+  except BaseException as e:
+    _record_status(workdir, run.FAILED, detail=": ".join(filter(None, (type(e).__name__,
+                                                                       str(e)))))
+    raise
   finally:
     _close_quietly(mngr)
+  if summary["preempted"] is not None:
+    _record_status(workdir, run.PREEMPTED, summary["step"], summary["preempted"])
+  else:
+    _record_status(workdir, run.FINISHED, summary["step"])
+  return summary
+
+
+def _record_status(workdir: str, status: str, step: int | None = None, detail: str = "") -> None:
+  """`run.write_status` from process 0; a failure to write is logged, never raised (it would
+  hide how the run ended)."""
+  if jax.process_index() != 0:
+    return
+  try:
+    run.write_status(workdir, status, step, detail)
+  except Exception as e:  # pylint: disable=broad-exception-caught
+    log.warning("could not record status %r in %s: %s", status, workdir, e)
+
+
+def stall_handler(workdir: str, wait_s: float = 10.0) -> Callable[[str], None]:
+  """The watchdog's action: record STALLED (waiting at most `wait_s` seconds, since the
+  filesystem may be what hangs), then `exit_stalled`."""
+  def on_stall(message: str) -> None:
+    writer = threading.Thread(target=_record_status, args=(workdir, run.STALLED),
+                              kwargs={"detail": message}, daemon=True)
+    writer.start()
+    writer.join(wait_s)
+    exit_stalled(message)
+  return on_stall
 
 
 def _train(exp: Experiment, workdir: str, mngr, t_start: float) -> dict[str, Any]:
@@ -223,11 +257,14 @@ def _train(exp: Experiment, workdir: str, mngr, t_start: float) -> dict[str, Any
       state = start_from_pretrained(exp, state)
       log.info("initialised from %s", cfg.init_from)
   step = int(state.step)
-  if jax.process_index() == 0:
+  writes = jax.process_index() == 0
+  if writes:
     run.write_run_files(workdir, exp.config, exp.model_cfg, exp.data.tokenizer,
                         resumed_step=None if restored is None else step)
+    run.write_status(workdir, run.RUNNING, step)
   # Rows past the restored step are replayed: dropped, so that the file stays one curve.
-  writer = metrics.MetricWriter(workdir, enabled=jax.process_index() == 0, resume_step=step)
+  mirror = wandb_writer.WandbWriter(workdir, cfg) if writes and cfg.train.wandb_project else None
+  writer = metrics.MetricWriter(workdir, enabled=writes, resume_step=step, mirror=mirror)
 
   train_step = jit_train_step(exp.layout, cfg.train, exp.mesh, exp.objective)
   eval_step = jax.jit(make_eval_step(exp.layout.graphdef, exp.objective, cfg.seed))
@@ -244,7 +281,7 @@ def _train(exp: Experiment, workdir: str, mngr, t_start: float) -> dict[str, Any
 
   start_step = step
   preemption = Preemption()
-  watchdog = Watchdog(cfg.train.watchdog_s)
+  watchdog = Watchdog(cfg.train.watchdog_s, stall_handler(workdir))
   pending = None  # (step, device metrics) of the last dispatched step, fetched one step late
   summary: dict[str, Any] = {"start_step": start_step, "preempted": None}
   last_train_loss = last_eval_loss = math.nan

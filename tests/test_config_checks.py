@@ -1,6 +1,6 @@
 import pytest
 
-from lm import config_checks
+from lm import config_checks, wandb_writer
 
 
 @pytest.mark.parametrize("field, value, message", [
@@ -43,6 +43,7 @@ from lm import config_checks
                                          r"rope_high_freq_factor=0.5 must satisfy 0 < low < high"),
     ("model.rope_original_max_len", 0, r"config.model.rope_original_max_len=0 must be >= 1"),
     ("train.z_loss", -1e-4, r"config.train.z_loss=-0.0001 must be >= 0"),
+    ("train.wandb_mode", "cloud", r"config.train.wandb_mode='cloud'; valid: online, offline"),
 ])
 def test_bad_config_fails_naming_the_field(tiny_config, field, value, message):
   tiny_config.mesh.data = 4 if field != "mesh.data" else tiny_config.mesh.data
@@ -60,6 +61,16 @@ def test_document_masking_is_for_decoder_language_models(tiny_config):
   with pytest.raises(config_checks.ConfigError, match=r"config.data.document_masking=True "
                      r"applies to decoder language models"):
     config_checks.check(tiny_config, num_devices=1)
+
+
+def test_wandb_without_the_package_fails_in_one_line(tiny_config, monkeypatch):
+  monkeypatch.setattr(wandb_writer, "installed", lambda: False)
+  tiny_config.train.wandb_project = "lm"
+  with pytest.raises(config_checks.ConfigError, match=r"^config.train.wandb_project='lm' needs "
+                     r"the wandb package, which is not installed: pip install wandb"):
+    config_checks.check(tiny_config, num_devices=1)
+  tiny_config.train.wandb_project = ""  # off: wandb is never needed
+  config_checks.check(tiny_config, num_devices=1)
 
 
 def test_valid_config_passes(tiny_config):

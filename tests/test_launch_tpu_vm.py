@@ -1,4 +1,8 @@
+import os
 import shlex
+import signal
+import subprocess
+import time
 
 import pytest
 
@@ -36,3 +40,68 @@ def test_queued_resource(capsys):
                     "--spot", "create")
   assert create.startswith("gcloud compute tpus queued-resources create lm --node-id=lm ")
   assert "--accelerator-type=v5litepod-16" in create and "--spot" in create
+
+
+def test_train_runs_detached_and_stop_and_logs_reach_it(capsys):
+  [train] = _lines(capsys, "--zone=z", "train", "--", *TRAIN)
+  remote = next(a for a in shlex.split(train) if a.startswith("--command="))
+  assert "setsid nohup bash -c" in remote and ">> ~/lm/train.log 2>&1 < /dev/null &" in remote
+  assert "echo $! > ~/lm/train.pid" in remote and "tee" not in remote
+  [stop] = _lines(capsys, "--zone=z", "stop")
+  assert "--worker=all" in stop and 'kill -TERM "$(cat ~/lm/train.pid)"' in stop
+  [logs] = _lines(capsys, "--zone=z", "--worker=1", "logs", "--follow")
+  assert "--worker=1" in logs and "tail -n 100 -F ~/lm/train.log" in logs
+
+
+_FAKE_TRAINER = """#!/bin/bash
+# Stands in for python3 -m experiments.train: saves and exits 75 on SIGTERM, as the real one does.
+trap 'echo "saved, exiting"; exit 75' TERM
+echo "training $* LM_DISTRIBUTED=$LM_DISTRIBUTED"
+while true; do sleep 0.05; done
+"""
+
+
+def _wait_for(predicate, timeout_s=30.0):
+  deadline = time.monotonic() + timeout_s
+  while not predicate():
+    assert time.monotonic() < deadline, "timed out"
+    time.sleep(0.05)
+
+
+def test_the_worker_commands_detach_refuse_a_second_run_and_stop_it(tmp_path):
+  """Runs what `train` and `stop` send to a worker, here, with a fake trainer: the run outlives
+  the shell (and the session) that started it, and `stop` makes it save and exit 75."""
+  home, bin_dir = tmp_path / "home", tmp_path / "bin"
+  (home / "lm").mkdir(parents=True)
+  bin_dir.mkdir()
+  (bin_dir / "python3").write_text(_FAKE_TRAINER)
+  (bin_dir / "python3").chmod(0o755)
+  env = dict(os.environ, HOME=str(home), PATH=f"{bin_dir}:{os.environ['PATH']}")
+  [stop] = tpu_vm.commands(tpu_vm.parser().parse_args(["--name=lm", "--zone=z", "stop"]))
+  stop = next(a for a in stop if a.startswith("--command="))[len("--command="):]
+
+  def worker(command):
+    """As over ssh: a shell in a session of its own, which ends when the command returns."""
+    shell = subprocess.Popen(["bash", "-c", command], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+    out, err = shell.communicate(timeout=30)
+    return shell.pid, shell.returncode, out, err
+
+  session, code, out, _ = worker(tpu_vm.detached_train(TRAIN))
+  assert code == 0 and "training in the background" in out
+  pid_file, log = home / "lm" / "train.pid", home / "lm" / "train.log"
+  _wait_for(lambda: pid_file.exists() and "training" in log.read_text())
+  pid = int(pid_file.read_text())
+  assert os.getsid(pid) != session  # a hangup of the ssh session does not reach it
+  with pytest.raises(ProcessLookupError):
+    os.killpg(session, signal.SIGHUP)  # nothing is left in the starting shell's group
+  os.kill(pid, 0)  # still running
+  _, code, _, err = worker(tpu_vm.detached_train(TRAIN))
+  assert code == 1 and f"already training (pid {pid}); stop it first" in err
+
+  assert "SIGTERM sent" in worker(stop)[2]
+  _wait_for(lambda: "exit status" in log.read_text())
+  lines = log.read_text().splitlines()
+  assert f"training -m experiments.train {' '.join(TRAIN)} LM_DISTRIBUTED=auto" in lines
+  assert lines[-2] == "saved, exiting" and lines[-1].endswith(" exit status 75")
+  assert "not training" in worker(stop)[2]

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lm import sharding, step as step_lib, train
+from lm import run, sharding, step as step_lib, train
 from lm.model import config as model_config
 from lm.model.config import ExecutionConfig
 
@@ -111,6 +111,8 @@ def test_train_step_compiles_once_and_writes_metrics(tiny_config, tmp_path):
   assert steps == list(range(1, 9))
   assert list((tmp_path / "tb").iterdir())
   assert (tmp_path / "char_vocab.json").exists() and (tmp_path / "model.json").exists()
+  status = run.read_status(str(tmp_path))
+  assert status["status"] == run.FINISHED and status["step"] == 8 and status["pid"] == os.getpid()
 
 
 def test_nan_loss_stops_with_step_and_last_good_checkpoint(tiny_config, tmp_path):
@@ -121,6 +123,9 @@ def test_nan_loss_stops_with_step_and_last_good_checkpoint(tiny_config, tmp_path
   tiny_config.train.steps = 50
   with pytest.raises(train.NonFiniteLossError, match=r"at step \d+; last good checkpoint: step \d+"):
     _run(tiny_config, tmp_path, sharding.make_mesh(tiny_config.mesh, jax.devices()[:1]))
+  status = run.read_status(str(tmp_path))
+  assert status["status"] == run.FAILED
+  assert status["detail"].startswith("NonFiniteLossError: loss nan")
 
 
 # Each must give the same step as the plain one: every execution field but the dtypes and the
@@ -194,4 +199,7 @@ def test_stop_after_steps_is_reported_as_a_preemption(tiny_config, tmp_path):
   tiny_config.train.stop_after_steps = 3
   out = _run(tiny_config, tmp_path, sharding.make_mesh(tiny_config.mesh, jax.devices()[:1]))
   assert out["step"] == 3 and out["preempted"] == "config.train.stop_after_steps"
+  status = run.read_status(str(tmp_path))
+  assert (status["status"], status["step"], status["detail"]) == (
+      run.PREEMPTED, 3, "config.train.stop_after_steps")
   assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir()) == [3]

@@ -5,7 +5,7 @@ import threading
 import jax
 import pytest
 
-from lm import checkpoint, sharding, train
+from lm import checkpoint, run, sharding, train
 from lm.watchdog import Watchdog
 
 
@@ -37,9 +37,27 @@ def test_a_stalled_checkpoint_save_is_named(tiny_config, tmp_path, monkeypatch):
     released.set()
 
   monkeypatch.setattr(checkpoint, "save", stalled_save)
-  monkeypatch.setattr(train, "Watchdog", lambda timeout_s: Watchdog(timeout_s, on_stall))
+  monkeypatch.setattr(train, "Watchdog", lambda timeout_s, _: Watchdog(timeout_s, on_stall))
   with pytest.raises(RuntimeError, match="released by the watchdog"):
     train.train_and_evaluate(tiny_config, str(tmp_path),
                              sharding.make_mesh(tiny_config.mesh, jax.devices()[:1]))
   assert messages == [messages[0]] and "while checking and saving the checkpoint of step 4" in \
       messages[0]
+
+
+def test_a_stall_is_recorded_in_the_run_status_before_the_exit(tmp_path, monkeypatch):
+  exits = []
+  monkeypatch.setattr(train, "exit_stalled", exits.append)
+  train.stall_handler(str(tmp_path))("watchdog: no progress for 7s while evaluating at step 4")
+  status = run.read_status(str(tmp_path))
+  assert status["status"] == run.STALLED and "while evaluating at step 4" in status["detail"]
+  assert exits == ["watchdog: no progress for 7s while evaluating at step 4"]
+
+
+def test_a_stall_exits_even_when_recording_it_hangs(tmp_path, monkeypatch):
+  hung, exits = threading.Event(), []
+  monkeypatch.setattr(run, "write_status", lambda *args, **kwargs: hung.wait(60))
+  monkeypatch.setattr(train, "exit_stalled", exits.append)
+  train.stall_handler(str(tmp_path), wait_s=0.2)("watchdog: stalled")
+  hung.set()
+  assert exits == ["watchdog: stalled"] and run.read_status(str(tmp_path)) is None

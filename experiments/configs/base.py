@@ -114,6 +114,8 @@ def get_config() -> ml_collections.ConfigDict:
   t.keep_checkpoints = 3           # the newest N checkpoints are kept; -1: all
   t.async_checkpoints = True
   t.watchdog_s = 600               # end the run (exit 124) after this long without progress; 0: off
+  t.wandb_project = ""             # also log the metrics to this W&B project (needs wandb); '': off
+  t.wandb_mode = "online"          # W&B: 'online', or 'offline' (files for `wandb sync`)
 
   c.scaling = s = ml_collections.ConfigDict()  # experiments/sweep.py: an IsoFLOP grid
   s.budgets = (1e12, 1e13)         # training FLOPs per IsoFLOP curve, under `flops_convention`

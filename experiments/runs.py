@@ -1,0 +1,39 @@
+"""See what runs did: list the runs under folders, or plot their loss curves on one PNG.
+
+    python -m experiments.runs list runs/
+    python -m experiments.runs plot runs/a runs/sweep --x=tokens --out=curves.png [--log]
+
+`list` prints one line per run found at or below each folder (a folder with config.json and
+model.json): step / schedule steps, last train and eval loss, last tokens/s, status (running,
+finished, preempted, failed, stalled; `killed` when a run on this host is gone without saying
+how it ended, `running?` when it runs or ran on another host) and when its metrics were last
+written. `plot` draws each run's train loss (line) and eval loss (dashed) against `--x`: step,
+tokens, or training FLOPs.
+"""
+
+from absl import app, flags
+
+from lm import cli, loss_curves, runs_summary
+
+_X = flags.DEFINE_enum("x", "step", list(loss_curves.X_AXES), "plot: the x axis.")
+_OUT = flags.DEFINE_string("out", "curves.png", "plot: the PNG written.")
+_LOG = flags.DEFINE_bool("log", False, "plot: log-log axes.")
+
+
+def main(argv):
+  if len(argv) < 3 or argv[1] not in ("list", "plot"):
+    raise ValueError("usage: python -m experiments.runs list|plot FOLDER_OR_RUN... [--x=step|"
+                     "tokens|flops --out=curves.png --log]")
+  command, roots = argv[1], argv[2:]
+  runs = [r for root in roots for r in runs_summary.named_runs(root)]
+  if not runs:
+    raise FileNotFoundError(f"no runs (config.json and model.json) under {', '.join(roots)}")
+  if command == "list":
+    print(runs_summary.format_table([runs_summary.summarise(w, name) for w, name in runs]))
+    return
+  curves = [loss_curves.read_curve(w, name, _X.value) for w, name in runs]
+  print(f"wrote {loss_curves.plot(curves, _X.value, _OUT.value, _LOG.value)}")
+
+
+if __name__ == "__main__":
+  app.run(cli.one_line_errors(main))
