@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable
 
 SPECIAL_TOKENS = ("[PAD]", "[MASK]", "[CLS]", "[SEP]")
+UNK = "[UNK]"  # a character vocabulary's id for characters it lacks
 
 
 def split_specials(text: str, specials: Iterable[str]) -> list[str]:

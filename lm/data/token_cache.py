@@ -9,9 +9,11 @@ them directly.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import itertools
+import logging
 import os
 import tempfile
 
@@ -21,6 +23,8 @@ import numpy as np
 from lm.data import sources
 from lm.data.tokenizer import (CharTokenizer, SentencePieceTokenizer, Tokenizer, load_tokenizer,
                                token_dtype)
+
+log = logging.getLogger(__name__)
 
 TOKENIZERS = ("char", "sentencepiece")
 # Part of a trained tokenizer's cache path: bump it when the ids a tokenizer trained here gives
@@ -90,6 +94,7 @@ def _tokenize_split(source, tok: Tokenizer, text_key: str, path: str, starts_pat
                     threads: int) -> None:
   """Writes the split's tokens to `path` and its documents' first offsets to `starts_path`."""
   dtype = token_dtype(tok.vocab_size)
+  unknown = collections.Counter(tok.unknown) if isinstance(tok, CharTokenizer) else None
 
   def encode(indexed: list) -> list[tuple[np.ndarray, int]]:
     ids = tok.encode_batch([sources.record_text(r, text_key) for _, r in indexed])
@@ -110,6 +115,10 @@ def _tokenize_split(source, tok: Tokenizer, text_key: str, path: str, starts_pat
     length += len(ids)
   _save(np.concatenate(pieces) if pieces else np.zeros((0,), dtype), path)
   _save(np.asarray(starts, np.int64), starts_path)
+  if unknown is not None and tok.unknown != unknown:
+    new = tok.unknown - unknown
+    log.warning("%s: %d characters outside the character vocabulary encoded as [UNK] (%s)",
+                path, sum(new.values()), ", ".join(f"{c!r} x{n}" for c, n in new.most_common(8)))
 
 
 def tokenized_data(data_cfg, tokenizer: Tokenizer | None = None) -> TokenizedData:

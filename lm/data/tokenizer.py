@@ -11,10 +11,13 @@ literal strings "[MASK]" etc. in a text encode to them.
 
 from __future__ import annotations
 
+import collections
 import json
+import logging
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -23,10 +26,12 @@ import sentencepiece as spm
 
 from lm import paths
 from lm.data import hf_tokenizer
-from lm.data.specials import SPECIAL_TOKENS, split_specials
+from lm.data.specials import SPECIAL_TOKENS, UNK, split_specials
 
 CHAR_FILE = "char_vocab.json"
 SPM_FILE = "sentencepiece.model"
+
+log = logging.getLogger(__name__)
 
 
 class Tokenizer(Protocol):
@@ -42,16 +47,22 @@ class Tokenizer(Protocol):
 
 
 class CharTokenizer:
-  """One id per character seen in the training text, in sorted order, then the specials."""
+  """One id per character seen in the training text, in sorted order, then the specials and
+  [UNK], which every character outside the vocabulary encodes to: the first one is logged, all
+  are counted in `unknown`. (Vocabularies saved before [UNK] existed have none: such a
+  character raises ValueError.)"""
 
   eos_id = None
 
-  def __init__(self, chars: str):
+  def __init__(self, chars: str, unk: bool = True):
     self.chars = chars
     self._index = {c: i for i, c in enumerate(chars)}
     self.num_ordinary = len(chars)
-    self.special_ids = {t: len(chars) + i for i, t in enumerate(SPECIAL_TOKENS)}
-    self.vocab_size = len(chars) + len(SPECIAL_TOKENS)
+    specials = SPECIAL_TOKENS + ((UNK,) if unk else ())
+    self.special_ids = {t: len(chars) + i for i, t in enumerate(specials)}
+    self.vocab_size = len(chars) + len(specials)
+    self.unknown: collections.Counter[str] = collections.Counter()
+    self._lock = threading.Lock()  # the data pipeline encodes on several threads
 
   @classmethod
   def train(cls, texts: Iterable[str]) -> "CharTokenizer":
@@ -68,9 +79,19 @@ class CharTokenizer:
         continue
       try:
         ids += [self._index[c] for c in piece]
-      except KeyError as e:
-        raise ValueError(f"character {e.args[0]!r} is not in the character vocabulary") from None
+      except KeyError:
+        ids += [self._unknown(c) if c not in self._index else self._index[c] for c in piece]
     return ids
+
+  def _unknown(self, char: str) -> int:
+    if UNK not in self.special_ids:
+      raise ValueError(f"character {char!r} is not in the character vocabulary")
+    with self._lock:
+      if not self.unknown:
+        log.warning("character %r is not in the character vocabulary: encoded as %s (every "
+                    "such character is, and counted)", char, UNK)
+      self.unknown[char] += 1
+    return self.special_ids[UNK]
 
   def encode_batch(self, texts: Iterable[str]) -> list[list[int]]:
     return [self.encode(t) for t in texts]
@@ -80,7 +101,7 @@ class CharTokenizer:
 
   def save(self, directory: str) -> str:
     path = paths.run_path(directory) / CHAR_FILE
-    path.write_text(json.dumps({"chars": self.chars}))
+    path.write_text(json.dumps({"chars": self.chars, "unk": UNK in self.special_ids}))
     return str(path)
 
 
@@ -133,7 +154,9 @@ def load_tokenizer(directory: str) -> Tokenizer:
   """Loads the tokenizer saved in `directory` (a data cache or a run's workdir, local or gs://)."""
   root = paths.run_path(directory)
   if (root / CHAR_FILE).exists():
-    return CharTokenizer(json.loads((root / CHAR_FILE).read_text())["chars"])
+    saved = json.loads((root / CHAR_FILE).read_text())
+    # .get: vocabularies saved before [UNK] existed have none (their ids stay as trained).
+    return CharTokenizer(saved["chars"], unk=saved.get("unk", False))
   if (root / SPM_FILE).exists():
     return SentencePieceTokenizer(str(root / SPM_FILE))
   tokenizer = hf_tokenizer.load(directory)

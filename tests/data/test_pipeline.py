@@ -27,8 +27,36 @@ def test_char_tokenizer_round_trip(tmp_path):
   assert tok.decode(tok.encode("hold")) == "hold"
   tok.save(str(tmp_path))
   assert load_tokenizer(str(tmp_path)).encode("low") == tok.encode("low")
-  with pytest.raises(ValueError, match="not in the character vocabulary"):
-    tok.encode("z")
+
+
+def test_unknown_characters_encode_to_unk_counted_and_said_once(tmp_path, caplog):
+  tok = CharTokenizer.train(["hello world"])
+  unk = tok.special_ids["[UNK]"]
+  assert unk == tok.vocab_size - 1 and tok.num_ordinary == len(" dehlorw")
+  with caplog.at_level("WARNING"):
+    ids = tok.encode("hez zy, [MASK]")
+    tok.encode_batch(["zz"])
+  assert ids == tok.encode("he") + [unk, tok.encode(" ")[0], unk, unk, unk, tok.encode(" ")[0],
+                                    tok.special_ids["[MASK]"]]
+  assert tok.unknown == {"z": 4, "y": 1, ",": 1}
+  assert caplog.text.count("is not in the character vocabulary: encoded as [UNK]") == 1
+  assert tok.decode(ids) == "he  "  # specials and [UNK] decode to nothing
+  tok.save(str(tmp_path))
+  assert load_tokenizer(str(tmp_path)).encode("z") == [unk]
+  # A vocabulary saved before [UNK] existed keeps its ids, and fails on an unknown character.
+  (tmp_path / "char_vocab.json").write_text('{"chars": " dehlorw"}')
+  old = load_tokenizer(str(tmp_path))
+  assert "[UNK]" not in old.special_ids and old.vocab_size == tok.vocab_size - 1
+  with pytest.raises(ValueError, match="'z' is not in the character vocabulary"):
+    old.encode("z")
+
+
+def test_data_in_another_runs_characters_reports_the_unknown_ones(tiny_config, caplog):
+  tok = CharTokenizer.train(["abcdefghijklmnopqrstuvwxyz \n"])  # no capitals, no punctuation
+  with caplog.at_level("WARNING"):
+    data = token_cache.tokenized_data(tiny_config.data, tok)
+  assert (np.asarray(data.splits["train"]) == tok.special_ids["[UNK]"]).sum() > 100
+  assert "characters outside the character vocabulary encoded as [UNK] (" in caplog.text
 
 
 def test_tokenized_data_from_local_corpus(tiny_config, corpus_file):
