@@ -27,7 +27,7 @@ def main(argv):
   logs.quiet_libraries()
   r = run.load_run(_WORKDIR.value, _STEP.value)
   if not r.model_cfg.num_classes:
-    raise app.UsageError(f"{_WORKDIR.value} holds no classifier (config.model.num_classes=0); "
+    raise ValueError(f"{_WORKDIR.value} holds no classifier (config.model.num_classes=0); "
                          "use experiments.sample or experiments.fill_mask")
   data_cfg = r.config.data
   texts = labelled.read_texts(_INPUT.value, data_cfg.text_key, data_cfg.encoding,

@@ -439,4 +439,4 @@ def export(cfg: TransformerConfig, params: dict, directory: str,
   with open(os.path.join(directory, CONFIG), "w") as f:
     json.dump(hf_config(cfg), f, indent=2)
   if tokenizer is not None:
-    hf_tokenizers.save(tokenizer, directory)
+    hf_tokenizers.save(tokenizer, directory, wrap=cfg.kind == "encoder")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 
 import tokenizers
-from tokenizers import decoders, models, pre_tokenizers
+from tokenizers import decoders, models, pre_tokenizers, processors
 
 from lm import paths
 from lm.data import hf_tokenizer
@@ -31,22 +31,28 @@ def _special_config(special_ids: dict[str, int]) -> dict[str, str]:
   return {_SPECIAL_NAMES[t]: t for t in SPECIAL_TOKENS if t in special_ids}
 
 
-def from_chars(tok: CharTokenizer) -> hf_tokenizer.HFTokenizer:
-  """A Hugging Face tokenizer with the ids of a character vocabulary."""
+def from_chars(tok: CharTokenizer, wrap: bool = False) -> hf_tokenizer.HFTokenizer:
+  """A Hugging Face tokenizer with the ids of a character vocabulary; with `wrap` (an encoder's)
+  `transformers` adds [CLS] ... [SEP] around a text, as BertTokenizer does and as our
+  classification data wraps it (our `encode` adds nothing)."""
   vocab = {c: i for i, c in enumerate(tok.chars)} | tok.special_ids
   hf = tokenizers.Tokenizer(models.WordLevel(vocab, unk_token=hf_tokenizer.UNK))
   hf.pre_tokenizer = pre_tokenizers.Split(tokenizers.Regex(r"[\s\S]"), behavior="isolated")
   hf.decoder = decoders.Fuse()
+  if wrap:
+    hf.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[(t, tok.special_ids[t]) for t in ("[CLS]", "[SEP]")])
   hf.add_special_tokens([tokenizers.AddedToken(t, special=True, normalized=False)
                          for t in tok.special_ids])
   return hf_tokenizer.HFTokenizer(hf, {"tokenizer_class": "PreTrainedTokenizerFast",
                                        **_special_config(tok.special_ids)})
 
 
-def save(tok: Tokenizer, directory: str) -> None:
-  """Writes the Hugging Face files of `tok` to `directory`."""
+def save(tok: Tokenizer, directory: str, wrap: bool = False) -> None:
+  """Writes the Hugging Face files of `tok` to `directory`; `wrap`: see `from_chars`."""
   if isinstance(tok, CharTokenizer):
-    tok = from_chars(tok)
+    tok = from_chars(tok, wrap)
   if isinstance(tok, hf_tokenizer.HFTokenizer):
     tok.save(directory)
     return

@@ -414,6 +414,12 @@ def test_char_tokenizer_exported_encodes_alike_in_transformers_and_ours(tmp_path
   assert ours.vocab_size == len(ref) == tok.vocab_size and ours.eos_id is None
   assert (ref.mask_token_id, ref.pad_token_id) == (tok.special_ids["[MASK]"],
                                                    tok.special_ids["[PAD]"])
+  assert ref("ab")["input_ids"] == tok.encode("ab")  # a decoder's: nothing added
+  hf_tokenizers.save(tok, str(tmp_path / "encoder"), wrap=True)
+  wrapped = transformers.AutoTokenizer.from_pretrained(str(tmp_path / "encoder"))
+  cls, sep = tok.special_ids["[CLS]"], tok.special_ids["[SEP]"]
+  assert wrapped("ab")["input_ids"] == [cls, *tok.encode("ab"), sep]  # as BertTokenizer
+  assert hf.load_tokenizer(str(tmp_path / "encoder")).encode("ab") == tok.encode("ab")
 
 
 def test_sentencepiece_tokenizer_exported_is_read_back_and_loads_in_transformers(tmp_path):
@@ -500,3 +506,23 @@ def test_a_decoder_classifier_is_refused_by_name(tmp_path, model, name):
   with pytest.raises(ValueError, match=f"no exact Hugging Face form: .*{name}ForSequence"):
     hf.export(cfg, _perturbed(cfg), str(tmp_path / "exported"))
   assert not (tmp_path / "exported").exists()
+
+
+def test_an_encoder_classifier_run_exported_labels_as_predict_does(tiny_config, tmp_path):
+  import subprocess
+  import sys
+  from lm import run
+  from lm.infer import classify
+  from tests.test_finetune import _classify
+  config = _classify(tiny_config, tmp_path, steps=8)
+  workdir = _short_run(config, str(tmp_path / "cls"), kind="encoder", norm_position="post",
+                       activation="gelu")
+  subprocess.run([sys.executable, "-m", "experiments.export_hf", f"--workdir={workdir}",
+                  f"--out_dir={tmp_path / 'hf'}"], capture_output=True, text=True, check=True)
+  texts = ["abc good cba", "kih bad hik", "good"]
+  ref_tok = transformers.AutoTokenizer.from_pretrained(str(tmp_path / "hf"))
+  ref = transformers.AutoModelForSequenceClassification.from_pretrained(str(tmp_path / "hf"))
+  with torch.no_grad():
+    probs = ref(**ref_tok(texts, padding=True, return_tensors="pt")).logits.softmax(-1).numpy()
+  np.testing.assert_allclose(probs, classify.probabilities(run.load_run(workdir), texts, 8),
+                             atol=1e-5)
