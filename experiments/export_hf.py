@@ -1,8 +1,11 @@
 """Export a run's weights as a Hugging Face GPT-2, BERT or Llama-family checkpoint:
-`model.safetensors` + `config.json` (+ the files of a Hugging Face tokenizer: `tokenizer.json`,
-its vocabulary files, `tokenizer_config.json`), loadable by `transformers` as GPT2LMHeadModel,
+`model.safetensors` + `config.json` + the tokenizer's files (a character vocabulary as a
+`tokenizer.json`; a SentencePiece model as `tokenizer.model`, read by transformers'
+LlamaTokenizer; lm/convert/hf_tokenizers.py), loadable by `transformers` as GPT2LMHeadModel,
 BertForMaskedLM or LlamaForCausalLM (Qwen2ForCausalLM / Qwen3ForCausalLM for q/k/v-only biases /
-QK-norm), and AutoTokenizer.
+QK-norm), and AutoTokenizer; and by `experiments.sample --hf_dir`. A BERT-like classifier is
+exported as BertForSequenceClassification; a decoder's classifier is refused, its head (dense +
+tanh, then a linear layer with a bias) having no Hugging Face form.
 
     python -m experiments.export_hf --workdir=runs/bert_shakespeare_char --out_dir=runs/bert_hf
     python -m experiments.export_hf --workdir=runs/llama_style --out_dir=runs/llama_style_hf

@@ -1,6 +1,7 @@
 """Hugging Face checkpoints of three families: GPT-2 (GPT2LMHeadModel), BERT (BertForMaskedLM)
 and Llama (LlamaForCausalLM and its kin Mistral, Qwen2, Qwen3, SmolLM): import to our
-parameters, and export back to `model.safetensors` + `config.json`.
+parameters, and export back to `model.safetensors` + `config.json` (a BERT classifier as
+BertForSequenceClassification; a decoder's classifier has no exact Hugging Face form).
 
 One table per family maps each of our parameters to its Hugging Face tensor(s), with the
 reshapes both ways, so import and export cannot disagree. Weights are read from
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from lm.data import hf_tokenizer
+from lm.convert import hf_tokenizers
 from lm.data.tokenizer import Tokenizer
 from lm.model.config import TransformerConfig
 
@@ -121,6 +122,12 @@ def _bert_table(c: TransformerConfig) -> list[Entry]:
         _same(f"{p}.output.dense.bias", b + ("mlp", "b_out"))]
     table += _norm(f"{p}.attention.output.LayerNorm", b + ("norm_attn",))
     table += _norm(f"{p}.output.LayerNorm", b + ("norm_mlp",))
+  if c.num_classes:  # BertForSequenceClassification: pooler (dense + tanh) and classifier
+    return table + [
+        _linear_t("bert.pooler.dense.weight", ("classifier", "w_pool"), (d, d)),
+        _same("bert.pooler.dense.bias", ("classifier", "b_pool")),
+        _linear_t("classifier.weight", ("classifier", "w_out"), (d, c.num_classes)),
+        _same("classifier.bias", ("classifier", "b_out"))]
   t = "cls.predictions"
   table += [_linear_t(f"{t}.transform.dense.weight", ("mlm_head", "w"), (d, d)),
             _same(f"{t}.transform.dense.bias", ("mlm_head", "b")),
@@ -346,9 +353,9 @@ def import_params(directory: str) -> tuple[TransformerConfig, dict]:
 
 
 def load_tokenizer(directory: str) -> Tokenizer | None:
-  """The directory's `tokenizer.json`, GPT-2's BPE (vocab.json + merges.txt) or BERT's
-  WordPiece (vocab.txt), if present."""
-  return hf_tokenizer.load(directory)
+  """The directory's `tokenizer.json`, GPT-2's BPE (vocab.json + merges.txt), BERT's
+  WordPiece (vocab.txt) or a SentencePiece `tokenizer.model`, if present."""
+  return hf_tokenizers.load(directory)
 
 
 def _llama_hf_config(cfg: TransformerConfig) -> dict[str, Any]:
@@ -385,8 +392,12 @@ def hf_config(cfg: TransformerConfig) -> dict[str, Any]:
             "n_layer": cfg.num_layers, "n_head": cfg.num_heads, "n_inner": cfg.mlp_dim,
             "activation_function": "gelu_new", "layer_norm_epsilon": cfg.layer_norm_eps,
             "tie_word_embeddings": True}
-  return {"model_type": "bert", "architectures": ["BertForMaskedLM"],
-          "vocab_size": cfg.vocab_size, "hidden_size": cfg.d_model,
+  labels = {"num_labels": cfg.num_classes,
+            "id2label": {str(i): f"LABEL_{i}" for i in range(cfg.num_classes)},
+            "label2id": {f"LABEL_{i}": i for i in range(cfg.num_classes)}}
+  return {"model_type": "bert", "architectures": [
+              "BertForSequenceClassification" if cfg.num_classes else "BertForMaskedLM"],
+          **(labels if cfg.num_classes else {}), "vocab_size": cfg.vocab_size, "hidden_size": cfg.d_model,
           "num_hidden_layers": cfg.num_layers, "num_attention_heads": cfg.num_heads,
           "intermediate_size": cfg.mlp_dim, "hidden_act": "gelu",
           "max_position_embeddings": cfg.max_seq_len,
@@ -394,11 +405,26 @@ def hf_config(cfg: TransformerConfig) -> dict[str, Any]:
           "tie_word_embeddings": True}
 
 
+def _refuse_decoder_classifier(cfg: TransformerConfig) -> None:
+  """Raises ValueError for a decoder with a classifier, whose head Hugging Face cannot hold."""
+  if not cfg.num_classes or cfg.kind != "decoder":
+    return
+  family = _family(cfg)
+  name = {"gpt2": "GPT2", "llama": "Llama", "qwen2": "Qwen2", "qwen3": "Qwen3"}[
+      family if family == "gpt2" else _llama_type(cfg)]
+  raise ValueError(f"a decoder classifier has no exact Hugging Face form: our head puts the last "
+                   f"real token through dense + tanh and then a linear layer with a bias, "
+                   f"{name}ForSequenceClassification through one linear layer without a bias")
+
+
 def export(cfg: TransformerConfig, params: dict, directory: str,
            tokenizer: Tokenizer | None = None) -> None:
-  """Writes `model.safetensors` + `config.json` (and the tokenizer's files, if it has HF ones)
-  that `transformers` loads as GPT2LMHeadModel, BertForMaskedLM or a Llama-family model
-  (LlamaForCausalLM; Qwen2ForCausalLM with q/k/v biases only, Qwen3ForCausalLM with QK-norm)."""
+  """Writes `model.safetensors` + `config.json` and the tokenizer's Hugging Face files
+  (lm/convert/hf_tokenizers.py) that `transformers` loads as GPT2LMHeadModel, BertForMaskedLM
+  (BertForSequenceClassification with a classifier) or a Llama-family model (LlamaForCausalLM;
+  Qwen2ForCausalLM with q/k/v biases only, Qwen3ForCausalLM with QK-norm). A decoder with a
+  classifier is refused (ValueError), as is an architecture no family holds."""
+  _refuse_decoder_classifier(cfg)
   os.makedirs(directory, exist_ok=True)
   params = dict(params)
   if _family(cfg) == "bert" and not cfg.type_vocab_size:
@@ -412,5 +438,5 @@ def export(cfg: TransformerConfig, params: dict, directory: str,
   save_file(tensors, os.path.join(directory, SAFETENSORS), metadata={"format": "pt"})
   with open(os.path.join(directory, CONFIG), "w") as f:
     json.dump(hf_config(cfg), f, indent=2)
-  if isinstance(tokenizer, hf_tokenizer.HFTokenizer):
-    tokenizer.save(directory)
+  if tokenizer is not None:
+    hf_tokenizers.save(tokenizer, directory, wrap=cfg.kind == "encoder")

@@ -78,20 +78,16 @@ def _record(record, data_cfg, num_classes: int | None, where: str) -> tuple[str,
           class_id(record[data_cfg.label_key], num_classes, where))
 
 
-def _local_examples(data_cfg, num_classes: int | None) -> list[tuple[str, int]]:
-  """(text, label) of each record of the local file; DataError names the file and line."""
-  ext = os.path.splitext(data_cfg.path)[1]
-  if ext not in LOCAL_FORMATS:
-    raise DataError(f"config.data.path={data_cfg.path!r}: labelled local data must be one of "
-                    f"{', '.join(LOCAL_FORMATS)}")
-  name = f"config.data.path={data_cfg.path!r}"
-  text = read_text(os.path.expanduser(data_cfg.path), data_cfg.encoding, name,
-                   data_cfg.decode_errors)
-  examples = []
-  if ext == ".csv":
+def _local_records(path: str, encoding: str, decode_errors: str, name: str
+                   ) -> list[tuple[dict, str]]:
+  """(record, where: `name` and its line) of each record of a `.csv` (with a header) or
+  `.jsonl` file; DataError names the file and line of one that is not a record."""
+  text = read_text(os.path.expanduser(path), encoding, name, decode_errors)
+  records = []
+  if path.endswith(".csv"):
     reader = csv.DictReader(io.StringIO(text))
     for row in reader:  # reader.line_num: the row's last line, the header being line 1
-      examples.append(_record(row, data_cfg, num_classes, f"{name} line {reader.line_num}"))
+      records.append((row, f"{name} line {reader.line_num}"))
   else:
     for n, line in enumerate(text.split("\n"), 1):
       if not line.strip():
@@ -102,10 +98,37 @@ def _local_examples(data_cfg, num_classes: int | None) -> list[tuple[str, int]]:
         raise DataError(f"{name} line {n}: not valid JSON ({e.msg} at column {e.colno})") from None
       if not isinstance(record, dict):
         raise DataError(f"{name} line {n}: not a JSON object but {type(record).__name__}")
-      examples.append(_record(record, data_cfg, num_classes, f"{name} line {n}"))
+      records.append((record, f"{name} line {n}"))
+  return records
+
+
+def _local_examples(data_cfg, num_classes: int | None) -> list[tuple[str, int]]:
+  """(text, label) of each record of the local file; DataError names the file and line."""
+  ext = os.path.splitext(data_cfg.path)[1]
+  if ext not in LOCAL_FORMATS:
+    raise DataError(f"config.data.path={data_cfg.path!r}: labelled local data must be one of "
+                    f"{', '.join(LOCAL_FORMATS)}")
+  name = f"config.data.path={data_cfg.path!r}"
+  examples = [_record(record, data_cfg, num_classes, where) for record, where in
+              _local_records(data_cfg.path, data_cfg.encoding, data_cfg.decode_errors, name)]
   if not examples:
     raise DataError(f"{name} holds no records")
   return examples
+
+
+def read_texts(path: str, text_key: str, encoding: str = "utf-8",
+               decode_errors: str = "strict") -> list[str]:
+  """The texts to label in `path`: each record's `text_key` of a `.csv` or `.jsonl` file (as
+  the labelled data holds them, labels not needed), else each non-empty line."""
+  if os.path.splitext(path)[1] not in LOCAL_FORMATS:
+    text = read_text(os.path.expanduser(path), encoding, path, decode_errors)
+    return [line for line in text.split("\n") if line.strip()]
+  texts = []
+  for record, where in _local_records(path, encoding, decode_errors, path):
+    if not isinstance(record.get(text_key), (str, bytes)):
+      raise DataError(f"{where}: no text {text_key!r} in the record")
+    texts.append(sources.record_text(record, text_key))
+  return texts
 
 
 def read_splits(data_cfg, num_classes: int | None = None) -> dict[str, list[tuple[str, int]]]:

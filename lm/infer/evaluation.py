@@ -1,5 +1,6 @@
-"""Evaluation of a trained LM: exact loss, perplexity and bits-per-byte over a whole split,
-and BLEU / ROUGE of generated continuations of held-out passages.
+"""Evaluation of a trained run over a whole split, by what it was trained for: a decoder's exact
+loss, perplexity and bits-per-byte and the BLEU / ROUGE of generated continuations of held-out
+passages; an encoder's masked-LM loss and accuracy; a classifier's (lm/infer/classify.py).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from rouge_score import rouge_scorer
 from lm import run
 from lm.data import pipeline, token_cache
 from lm.data.tokenizer import Tokenizer
-from lm.infer import sampling
+from lm.infer import classify, sampling
+from lm.objectives import Objective, objective_for
 from lm.step import eval_sums, make_eval_step
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
@@ -88,6 +90,44 @@ def evaluate_loss(graphdef: nnx.GraphDef, params, tokens: np.ndarray, tokenizer:
                    bytes=num_bytes)
 
 
+@dataclasses.dataclass
+class MLMStats:
+  """Masked-LM loss (nats per masked token) and its standard error, and accuracy."""
+
+  loss: float
+  stderr: float
+  accuracy: float
+  masked_tokens: int
+  tokens: int
+
+
+def evaluate_mlm(graphdef: nnx.GraphDef, params, tokens: np.ndarray, objective: Objective, *,
+                 seq_len: int, batch_size: int, seed: int, mesh: Mesh | None = None) -> MLMStats:
+  """Masked-LM loss and accuracy over windows of every token of `tokens` but the last.
+
+  Masks are drawn as training's evaluation draws them (from `seed`, the same for each batch),
+  so that they are reproducible; the last window is padded with [PAD], which is never masked.
+  """
+  if objective.pad_id < 0:
+    raise ValueError("masked-LM evaluation pads the last window and needs a [PAD] token")
+
+  def padded(batches):
+    for batch in batches:
+      inputs = batch["tokens"][:, :-1]  # the windows MLM reads; a view, so this pads them
+      inputs[batch["weights"] == 0] = objective.pad_id
+      yield batch
+
+  sums = eval_sums(jax.jit(make_eval_step(graphdef, objective, seed)), params,
+                   padded(loss_batches(tokens, seq_len, batch_size)), mesh)
+  count = sums["weight"]
+  if count == 0:
+    raise ValueError(f"no token of the {len(tokens)} was masked; the split is too short")
+  mean = sums["loss"] / count
+  var = max(sums["loss_sq"] / count - mean * mean, 0.0)
+  return MLMStats(loss=mean, stderr=math.sqrt(var / count), accuracy=sums["correct"] / count,
+                  masked_tokens=int(count), tokens=len(tokens) - 1)
+
+
 def text_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, float]:
   """Corpus BLEU (sacrebleu, 0-100) and mean ROUGE-1/2/L F1 (rouge-score, 0-1)."""
   scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=False)
@@ -135,26 +175,42 @@ def continuation_scores(graphdef: nnx.GraphDef, params, tokens: np.ndarray, toke
 def evaluate_run(workdir: str, *, step: int | None = None, split: str | None = None,
                  seq_len: int | None = None, batch_size: int | None = None, num_passages: int,
                  prompt_len: int, continuation_len: int, seed: int = 0, **sample_kw) -> dict:
-  """Loss statistics over a whole split and continuation scores for a run's checkpoint.
+  """What a run's checkpoint scores over a whole split, by its objective ('objective'):
+  'lm', loss statistics and (unless `num_passages` is 0) continuation scores; 'mlm', masked-LM
+  loss and accuracy, with the masks of training's evaluation (the run's config.seed);
+  'classify', loss, accuracy, per-class precision / recall / F1 and the confusion matrix.
 
   Defaults (split, seq_len, batch_size) are the run's config.data values.
   """
   r = run.load_run(workdir, step)
-  sample_kw["document_end_id"] = r.document_end_id
   data_cfg = r.config.data
+  objective = objective_for(r.model_cfg, r.tokenizer, r.config.mlm)
   split = split or data_cfg.eval_split
-  data = token_cache.tokenized_data(data_cfg)
-  tokens = data.splits[split]
   seq_len, batch_size = seq_len or data_cfg.seq_len, batch_size or data_cfg.batch_size
+  head = {"workdir": workdir, "step": r.step, "split": split, "objective": objective.name,
+          "seq_len": seq_len}
+  if objective.name == "classify":
+    return {**head, **classify.evaluate_split(r, objective, split, seq_len, batch_size)}
+  # A fine-tuned run tokenized its data with the pretrained tokenizer; one from scratch trained
+  # its own, which the data cache keeps under the config's id.
+  data = token_cache.tokenized_data(data_cfg, r.tokenizer if r.config.init_from else None)
+  tokens = data.splits[split]
+  if objective.name == "mlm":
+    stats = evaluate_mlm(r.graphdef, r.params, tokens, objective, seq_len=seq_len,
+                         batch_size=batch_size, seed=r.config.seed)
+    return {**head, **dataclasses.asdict(stats)}
+  sample_kw["document_end_id"] = r.document_end_id
   stats = evaluate_loss(r.graphdef, r.params, tokens, r.tokenizer, seq_len=seq_len,
                         batch_size=batch_size,
                         doc_starts=data.doc_starts[split] if r.document_masking else None)
-  scores, examples = continuation_scores(
-      r.graphdef, r.params, tokens, r.tokenizer, jax.random.key(seed), num=num_passages,
-      prompt_len=prompt_len, continuation_len=continuation_len, batch_size=batch_size,
-      **sample_kw)
-  return {"workdir": workdir, "step": r.step, "split": split, "seq_len": seq_len,
-          **dataclasses.asdict(stats), "generation": {
-              "num_passages": num_passages, "prompt_tokens": prompt_len,
-              "continuation_tokens": continuation_len, "seed": seed, **sample_kw, **scores},
-          "examples": examples[:5]}
+  result = {**head, **dataclasses.asdict(stats), "generation": None, "examples": []}
+  if num_passages > 0:
+    scores, examples = continuation_scores(
+        r.graphdef, r.params, tokens, r.tokenizer, jax.random.key(seed), num=num_passages,
+        prompt_len=prompt_len, continuation_len=continuation_len, batch_size=batch_size,
+        **sample_kw)
+    result.update(generation={
+        "num_passages": num_passages, "prompt_tokens": prompt_len,
+        "continuation_tokens": continuation_len, "seed": seed, **sample_kw, **scores},
+        examples=examples[:5])
+  return result

@@ -386,3 +386,143 @@ def test_export_hf_cli_on_a_llama_style_run_loads_in_transformers(tiny_config, t
   diff = _logits_diff(reloaded, ours, tokens)
   print(f"llama_style run exported: max |logit difference| {diff:.2e}")
   assert diff <= 1e-5
+
+
+def _short_run(config, workdir, **model):
+  from lm import sharding, train
+  for field, value in model.items():
+    config.model[field] = value
+  config.train.steps = config.train.eval_every = config.train.checkpoint_every = 2
+  config.optim.warmup_steps = 1
+  train.train_and_evaluate(config, workdir, sharding.make_mesh(config.mesh, jax.devices()[:1]))
+  return workdir
+
+
+def test_char_tokenizer_exported_encodes_alike_in_transformers_and_ours(tmp_path):
+  from lm.convert import hf_tokenizers
+  from lm.data.tokenizer import CharTokenizer
+  tok = CharTokenizer("\n !,.:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyzé\t")
+  hf_tokenizers.save(tok, str(tmp_path))
+  ref = transformers.AutoTokenizer.from_pretrained(str(tmp_path))
+  ours = hf.load_tokenizer(str(tmp_path))
+  for text in ("First Citizen:\nBefore we proceed,  hear me.", "  é\t[MASK] a[CLS]b[SEP][PAD]"):
+    expected = tok.encode(text)
+    assert ours.encode(text) == ref.encode(text) == expected
+    assert ours.decode(expected) == tok.decode(expected)
+  assert ref.decode(tok.encode("Hello, world.")) == "Hello, world."
+  assert ours.special_ids == tok.special_ids and ours.num_ordinary == tok.num_ordinary
+  assert ours.vocab_size == len(ref) == tok.vocab_size and ours.eos_id is None
+  assert (ref.mask_token_id, ref.pad_token_id) == (tok.special_ids["[MASK]"],
+                                                   tok.special_ids["[PAD]"])
+  assert ref("ab")["input_ids"] == tok.encode("ab")  # a decoder's: nothing added
+  hf_tokenizers.save(tok, str(tmp_path / "encoder"), wrap=True)
+  wrapped = transformers.AutoTokenizer.from_pretrained(str(tmp_path / "encoder"))
+  cls, sep = tok.special_ids["[CLS]"], tok.special_ids["[SEP]"]
+  assert wrapped("ab")["input_ids"] == [cls, *tok.encode("ab"), sep]  # as BertTokenizer
+  assert hf.load_tokenizer(str(tmp_path / "encoder")).encode("ab") == tok.encode("ab")
+
+
+def test_sentencepiece_tokenizer_exported_is_read_back_and_loads_in_transformers(tmp_path):
+  from lm.convert import hf_tokenizers
+  from lm.data.tokenizer import SentencePieceTokenizer
+  from tests.conftest import CORPUS
+  with open(CORPUS) as f:
+    tok = SentencePieceTokenizer.train(f.read(50_000).split("\n"), str(tmp_path / "sp"), 500)
+  hf_tokenizers.save(tok, str(tmp_path / "hf"))
+  ours = hf.load_tokenizer(str(tmp_path / "hf"))
+  ref = transformers.AutoTokenizer.from_pretrained(str(tmp_path / "hf"))
+  assert len(ref) == tok.vocab_size  # no start token added to the vocabulary
+  for text in ("First Citizen: Before we proceed, hear me.", "naïve 123 [MASK] x"):
+    assert ours.encode(text) == ref.encode(text) == tok.encode(text)
+  # transformers' Llama converter leaves out SentencePiece's normalisation: runs of spaces
+  # and newlines encode differently there (ours reads the model with SentencePiece itself).
+  text = "two  spaces\nand a newline"
+  assert ours.encode(text) == tok.encode(text) != ref.encode(text)
+  assert ours.special_ids == tok.special_ids and ours.eos_id == tok.eos_id
+  assert ref.mask_token_id == tok.special_ids["[MASK]"]
+
+
+@pytest.mark.parametrize("tokenizer", ["char", "sentencepiece"])
+def test_sample_on_our_export_continues_as_the_run_does(tiny_config, tmp_path, tokenizer):
+  import subprocess
+  import sys
+  tiny_config.data.tokenizer = tokenizer
+  tiny_config.data.vocab_size = 400
+  workdir = _short_run(tiny_config, str(tmp_path / "run"))
+  out_dir = str(tmp_path / "hf")
+  subprocess.run([sys.executable, "-m", "experiments.export_hf", f"--workdir={workdir}",
+                  f"--out_dir={out_dir}"], capture_output=True, text=True, check=True)
+  sample = [sys.executable, "-m", "experiments.sample", "--prompt=ROMEO:", "--max_new_tokens=8",
+            "--temperature=0"]
+  from_run = subprocess.run(sample + [f"--workdir={workdir}"], capture_output=True, text=True,
+                            check=True).stdout.splitlines()
+  from_hf = subprocess.run(sample + [f"--hf_dir={out_dir}"], capture_output=True, text=True,
+                           check=True).stdout.splitlines()
+  assert from_hf[1:] == from_run[1:] and from_hf[1].startswith("ROMEO:")
+  reloaded = transformers.AutoModelForCausalLM.from_pretrained(out_dir).eval()
+  ids = transformers.AutoTokenizer.from_pretrained(out_dir)("ROMEO:", return_tensors="pt")
+  with torch.no_grad():
+    greedy = reloaded.generate(**ids, max_new_tokens=8, do_sample=False)
+  from lm import run
+  assert run.load_run(workdir).tokenizer.decode(greedy[0].tolist()) == from_run[1]
+
+
+def _perturbed(cfg):
+  state = nnx.state(make_model(cfg, rngs=nnx.Rngs(0)))
+  keys = iter(jax.random.split(jax.random.key(1), len(jax.tree.leaves(state))))
+  return jax.tree.map(lambda x: np.asarray(x + 0.05 * jax.random.normal(next(keys), x.shape)),
+                      nnx.to_pure_dict(state))
+
+
+def test_bert_classifier_exported_matches_bert_for_sequence_classification(tmp_path):
+  from lm.model.config import TransformerConfig
+  cfg = TransformerConfig(vocab_size=100, num_layers=2, num_heads=4, d_model=32, mlp_dim=64,
+                          max_seq_len=32, kind="encoder", norm_position="post",
+                          activation="gelu", num_classes=3)
+  params = _perturbed(cfg)
+  hf.export(cfg, params, str(tmp_path / "exported"))
+  reloaded = transformers.AutoModelForSequenceClassification.from_pretrained(
+      str(tmp_path / "exported")).eval()
+  assert type(reloaded).__name__ == "BertForSequenceClassification"
+  assert reloaded.config.num_labels == 3
+  tokens = np.random.default_rng(0).integers(1, 100, (3, 12))
+  mask = np.arange(12)[None] < np.asarray([[12], [7], [3]])  # right-padded rows
+  tokens = np.where(mask, tokens, 0)
+  with torch.no_grad():
+    expected = reloaded(torch.tensor(tokens), attention_mask=torch.tensor(mask.astype(int))
+                        ).logits.numpy()
+  ours = np.asarray(_model(cfg, params).classify(jnp.asarray(tokens), jnp.asarray(mask)))
+  diff = np.abs(ours - expected).max()
+  print(f"BERT classifier exported: max |logit difference| {diff:.2e}")
+  assert diff <= 1e-5
+
+
+@pytest.mark.parametrize("model, name", [({}, "GPT2"), (LLAMA_STYLE, "Llama")])
+def test_a_decoder_classifier_is_refused_by_name(tmp_path, model, name):
+  from lm.model.config import TransformerConfig
+  cfg = TransformerConfig(**{**dict(vocab_size=100, num_layers=1, num_heads=4, d_model=32,
+                                    mlp_dim=64, max_seq_len=32, activation="gelu_tanh"),
+                             **model, "num_classes": 2})
+  with pytest.raises(ValueError, match=f"no exact Hugging Face form: .*{name}ForSequence"):
+    hf.export(cfg, _perturbed(cfg), str(tmp_path / "exported"))
+  assert not (tmp_path / "exported").exists()
+
+
+def test_an_encoder_classifier_run_exported_labels_as_predict_does(tiny_config, tmp_path):
+  import subprocess
+  import sys
+  from lm import run
+  from lm.infer import classify
+  from tests.test_finetune import _classify
+  config = _classify(tiny_config, tmp_path, steps=8)
+  workdir = _short_run(config, str(tmp_path / "cls"), kind="encoder", norm_position="post",
+                       activation="gelu")
+  subprocess.run([sys.executable, "-m", "experiments.export_hf", f"--workdir={workdir}",
+                  f"--out_dir={tmp_path / 'hf'}"], capture_output=True, text=True, check=True)
+  texts = ["abc good cba", "kih bad hik", "good"]
+  ref_tok = transformers.AutoTokenizer.from_pretrained(str(tmp_path / "hf"))
+  ref = transformers.AutoModelForSequenceClassification.from_pretrained(str(tmp_path / "hf"))
+  with torch.no_grad():
+    probs = ref(**ref_tok(texts, padding=True, return_tensors="pt")).logits.softmax(-1).numpy()
+  np.testing.assert_allclose(probs, classify.probabilities(run.load_run(workdir), texts, 8),
+                             atol=1e-5)

@@ -9,8 +9,11 @@ import sacrebleu
 from flax import nnx
 from rouge_score import rouge_scorer
 
-from lm import sharding, train
-from lm.infer import evaluation
+from lm import run, sharding, train
+from lm.data import labelled, pipeline
+from lm.infer import classify, evaluation
+from lm.objectives import objective_for
+from lm.step import eval_sums, make_eval_step
 from lm.model.numerics import cross_entropy
 from lm.data import token_cache
 from lm.data.tokenizer import CharTokenizer
@@ -130,4 +133,95 @@ def test_evaluate_run_on_a_restored_checkpoint(tiny_config, tmp_path, document_m
   assert result["tokens"] == result["bytes"] == predicted
   assert 0 <= result["generation"]["bleu"] <= 100
   assert len(result["examples"]) == 5 and len(result["examples"][0]["generated"]) == 10
+  json.dumps(result)
+
+
+def _short_run(config, workdir):
+  config.train.steps = 2
+  config.optim.warmup_steps = 1
+  config.train.checkpoint_every = 2
+  config.train.eval_every = 2
+  config.train.eval_batches = -1
+  mesh = sharding.make_mesh(config.mesh, jax.devices()[:1])
+  return train.train_and_evaluate(config, workdir, mesh=mesh)
+
+
+def test_evaluate_run_without_passages_skips_generation(tiny_config, tmp_path):
+  _short_run(tiny_config, str(tmp_path / "run"))
+  result = evaluation.evaluate_run(str(tmp_path / "run"), num_passages=0, prompt_len=6,
+                                   continuation_len=10)
+  assert result["objective"] == "lm" and result["generation"] is None
+  assert result["examples"] == [] and result["loss"] > 0
+  json.dumps(result)
+
+
+def test_evaluate_run_on_an_encoder_gives_masked_lm_loss_and_accuracy(tiny_config, tmp_path):
+  tiny_config.model.kind = "encoder"
+  tiny_config.model.norm_position = "post"
+  tiny_config.model.activation = "gelu"
+  summary = _short_run(tiny_config, str(tmp_path / "enc"))
+  result = evaluation.evaluate_run(str(tmp_path / "enc"), num_passages=64, prompt_len=6,
+                                   continuation_len=10)
+  assert result["objective"] == "mlm" and "generation" not in result
+  data = token_cache.tokenized_data(tiny_config.data)
+  assert result["tokens"] == len(data.splits["validation"]) - 1
+  # About select_prob (15%) of the tokens are masked, as in training.
+  assert 0.1 < result["masked_tokens"] / result["tokens"] < 0.2
+  assert 0 <= result["accuracy"] <= 1
+  # Training's evaluation drops the windows that do not fill a batch; the whole split is close.
+  assert abs(result["loss"] - summary["eval_loss"]) < 0.1
+  again = evaluation.evaluate_run(str(tmp_path / "enc"), num_passages=0, prompt_len=6,
+                                  continuation_len=10)
+  assert again == result  # the masks are drawn from a fixed seed
+
+
+def test_masked_lm_loss_over_whole_batches_is_trainings_evaluation(tiny_config, tmp_path):
+  tiny_config.model.kind = "encoder"
+  tiny_config.model.norm_position = "post"
+  tiny_config.model.activation = "gelu"
+  _short_run(tiny_config, str(tmp_path / "enc"))
+  r = run.load_run(str(tmp_path / "enc"))
+  objective = objective_for(r.model_cfg, r.tokenizer, r.config.mlm)
+  tokens = np.asarray(token_cache.tokenized_data(tiny_config.data).splits["validation"])
+  tokens = tokens[:3 * 8 * 16 + 1]  # three whole batches of 8 windows of 16
+  stats = evaluation.evaluate_mlm(r.graphdef, r.params, tokens, objective, seq_len=16,
+                                  batch_size=8, seed=r.config.seed)
+  ds = pipeline.window_batches(tokens, 16, 8, shuffle_seed=None, repeat=False)
+  sums = eval_sums(jax.jit(make_eval_step(r.graphdef, objective, r.config.seed)), r.params,
+                   (ds[i] for i in range(len(ds))))
+  assert len(ds) == 3 and stats.masked_tokens == sums["weight"]
+  np.testing.assert_allclose(stats.loss, sums["loss"] / sums["weight"], rtol=1e-6)
+  np.testing.assert_allclose(stats.accuracy, sums["correct"] / sums["weight"], rtol=1e-6)
+
+
+def test_classifier_metrics_by_hand():
+  m = classify.metrics([0, 0, 0, 1, 1, 2], [0, 0, 1, 1, 2, 2], num_classes=4)
+  assert m["confusion"] == [[2, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 0], [0, 0, 0, 0]]
+  assert m["accuracy"] == pytest.approx(4 / 6)
+  p, r = [c["precision"] for c in m["per_class"]], [c["recall"] for c in m["per_class"]]
+  assert p == pytest.approx([1, 1 / 2, 1 / 2, 0]) and r == pytest.approx([2 / 3, 1 / 2, 1, 0])
+  assert m["per_class"][0]["f1"] == pytest.approx(2 * (2 / 3) / (1 + 2 / 3))
+  assert m["per_class"][3] == {"class": 3, "precision": 0, "recall": 0, "f1": 0, "support": 0}
+  assert m["macro_f1"] == pytest.approx(np.mean([c["f1"] for c in m["per_class"]]))
+
+
+@pytest.mark.parametrize("kind", ["decoder", "encoder"])
+def test_evaluate_run_on_a_classifier(tiny_config, tmp_path, kind):
+  from tests.test_finetune import _classify
+  config = _classify(tiny_config, tmp_path, steps=8)
+  config.model.kind = kind
+  if kind == "encoder":
+    config.model.norm_position = "post"
+  summary = train.train_and_evaluate(config, str(tmp_path / "cls"),
+                                     sharding.make_mesh(config.mesh, jax.devices()[:1]))
+  result = evaluation.evaluate_run(str(tmp_path / "cls"), num_passages=64, prompt_len=6,
+                                   continuation_len=10)
+  assert result["objective"] == "classify" and result["examples"] == 96  # 20% of 480
+  # 96 examples are 12 whole batches: exactly what training's evaluation saw.
+  np.testing.assert_allclose(result["loss"], summary["eval_loss"], rtol=1e-5)
+  np.testing.assert_allclose(result["accuracy"], summary["eval_accuracy"], rtol=1e-6)
+  confusion = np.asarray(result["confusion"])
+  truth = np.asarray([l for _, l in labelled.read_splits(config.data, 2)["validation"]])
+  assert confusion.sum() == 96 and list(confusion.sum(1)) == [(truth == c).sum() for c in (0, 1)]
+  assert [c["support"] for c in result["per_class"]] == list(confusion.sum(1))
   json.dumps(result)
