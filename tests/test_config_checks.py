@@ -35,6 +35,7 @@ from lm import config_checks
                               r"config.mesh.tensor=2"),
     ("model.rope_theta", 0.0, r"config.model.rope_theta=0.0 must be > 0"),
     ("train.z_loss", -1e-4, r"config.train.z_loss=-0.0001 must be >= 0"),
+    ("model.parametrization", "ntk", r"config.model.parametrization='ntk'; valid: standard, mup"),
 ])
 def test_bad_config_fails_naming_the_field(tiny_config, field, value, message):
   tiny_config.mesh.data = 4 if field != "mesh.data" else tiny_config.mesh.data
@@ -51,6 +52,21 @@ def test_document_masking_is_for_decoder_language_models(tiny_config):
   tiny_config.model.kind = "encoder"
   with pytest.raises(config_checks.ConfigError, match=r"config.data.document_masking=True "
                      r"applies to decoder language models"):
+    config_checks.check(tiny_config, num_devices=1)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("model.base_width", 0, r"config.model.parametrization='mup' needs config.model.base_width=0"),
+    ("optim.name", "muon", r"config.optim.name='muon' with config.model.parametrization='mup'"),
+    ("model.kind", "encoder", r"config.model.parametrization='mup' is implemented for decoder"),
+])
+def test_mup_needs_its_base_shape_a_decoder_and_an_adam_family_optimizer(tiny_config, field,
+                                                                         value, message):
+  tiny_config.model.update(parametrization="mup", base_width=16, base_head_dim=8)
+  config_checks.check(tiny_config, num_devices=1)
+  section, name = field.split(".")
+  tiny_config[section][name] = value
+  with pytest.raises(config_checks.ConfigError, match=message):
     config_checks.check(tiny_config, num_devices=1)
 
 

@@ -59,6 +59,10 @@ def get_config() -> ml_collections.ConfigDict:
   m.dropout = 0.0
   m.layer_norm_eps = 1e-5
   m.vocab_multiple = 64            # the tokenizer's vocabulary is padded up to a multiple of this
+  m.parametrization = "standard"   # 'standard' or 'mup' (lm/model/mup.py: a learning rate tuned
+                                   # at base_width holds at other widths; decoders, not Muon)
+  m.base_width = 0                 # mup: the d_model the learning rate was tuned at
+  m.base_head_dim = 0              # mup: the head_dim at that width (attention logits' scale)
 
   # How the model runs, not what it is (lm/model/config.py): a sweep's run identity and a
   # Hugging Face export leave it out, and fine-tuning takes it from this config.

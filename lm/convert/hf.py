@@ -231,6 +231,9 @@ def export(cfg: TransformerConfig, params: dict, directory: str,
            tokenizer: Tokenizer | None = None) -> None:
   """Writes `model.safetensors` + `config.json` (and the tokenizer's files, if it has HF ones)
   that `transformers` loads as GPT2LMHeadModel / BertForMaskedLM."""
+  if cfg.parametrization != "standard":
+    raise ValueError(f"a parametrization={cfg.parametrization!r} model has no Hugging Face "
+                     "equivalent (its attention scale and logit multiplier are not in the format)")
   os.makedirs(directory, exist_ok=True)
   params = dict(params)
   if _family(cfg) == "bert" and not cfg.type_vocab_size:

@@ -22,6 +22,7 @@ NORMS = ("layernorm", "rmsnorm")
 MLPS = ("gelu", "swiglu")
 ATTENTION_IMPLS = ("xla", "cudnn", "auto")
 REMAT = ("none", "full", "dots")
+PARAMETRIZATIONS = ("standard", "mup")  # lm/model/mup.py
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +50,9 @@ class TransformerConfig:
   num_kv_heads: int = 0          # key/value heads (grouped-query attention); 0: num_heads
   qk_norm: bool = False          # RMSNorm of queries and keys over each head's features
   rope_theta: float = 10000.0    # rotary positions' base wavelength
+  parametrization: Literal["standard", "mup"] = "standard"  # 'mup': lm/model/mup.py
+  base_width: int = 0            # μP: the d_model its learning rate was tuned at
+  base_head_dim: int = 0         # μP: the head_dim its learning rate was tuned at
 
   @property
   def head_dim(self) -> int:
