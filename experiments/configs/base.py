@@ -127,6 +127,8 @@ def get_config() -> ml_collections.ConfigDict:
   s.max_num_layers = 64
   s.lr_ref_params = 1e6            # lr = optim.learning_rate * (lr_ref_params / N) ** lr_power
   s.lr_power = 0.0                 # 0: the same learning rate for every size
+  s.mup_base_width = 0             # > 0: every size under μP (model.parametrization='mup') from
+                                   # this base width, with optim.learning_rate tuned there
   s.batch_ref_budget = 1e12        # batch = data.batch_size * (C / batch_ref_budget) ** batch_power
   s.batch_power = 0.0              # 0: data.batch_size for every budget
   s.warmup_fraction = 0.05         # warmup_steps = warmup_fraction * steps
