@@ -103,3 +103,23 @@ def all_plots(final: laws.Points, curves: laws.Points | None,
   if "error" not in report.get("approach3", {"error": ""}):
     paths.append(residuals(final, report["approach3"], out(plots_dir, "residuals.png")))
   return paths
+
+
+def coord_check(results: dict[str, dict[int, list[dict[str, float]]]], path: str) -> str:
+  """Mean |activation| vs width after the last step, one panel per parametrization
+  (`coord_check.coordinate_check`'s results by parametrization); dotted: at init."""
+  fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4), sharey=True,
+                           squeeze=False)
+  for ax, (name, by_width) in zip(axes[0], results.items()):
+    widths = sorted(by_width)
+    layers = list(by_width[widths[0]][-1])
+    for color, layer in zip(plt.cm.tab10(np.arange(len(layers)) % 10), layers):
+      ax.plot(widths, [by_width[w][-1][layer] for w in widths], "o-", color=color, label=layer)
+      ax.plot(widths, [by_width[w][0][layer] for w in widths], ":", color=color)
+    steps = len(by_width[widths[0]]) - 1
+    ax.set(xscale="log", yscale="log", xlabel="width (d_model)", ylabel="mean |x|",
+           title=f"{name}: after {steps} Adam steps")
+    ax.set_xticks(widths, [str(w) for w in widths])
+  axes[0][-1].legend(fontsize=7)
+  return _save(fig, path)
+
