@@ -123,3 +123,22 @@ def coord_check(results: dict[str, dict[int, list[dict[str, float]]]], path: str
   axes[0][-1].legend(fontsize=7)
   return _save(fig, path)
 
+
+def lr_transfer(rows: list[dict[str, Any]], best: dict[str, dict[int, dict[str, Any]]],
+                path: str) -> str:
+  """Final loss vs learning rate, one line per width, one panel per parametrization; stars
+  at each width's best."""
+  fig, axes = plt.subplots(1, len(best), figsize=(5 * len(best), 4), sharey=True,
+                           squeeze=False)
+  for ax, (name, by_width) in zip(axes[0], best.items()):
+    colors = plt.cm.viridis(np.linspace(0, 0.9, len(by_width)))
+    for color, (width, b) in zip(colors, by_width.items()):
+      runs = sorted((r["learning_rate"], r["eval_loss"]) for r in rows
+                    if r["parametrization"] == name and r["width"] == width
+                    and r["eval_loss"] is not None)
+      ax.plot(*zip(*runs), "o-", color=color, ms=3, label=f"width {width}")
+      ax.scatter([b["lr"]], [b["loss"]], color=color, marker="*", s=140, edgecolor="k",
+                 zorder=3)
+    ax.set(xscale="log", xlabel="peak learning rate", ylabel="validation loss", title=name)
+    ax.legend(fontsize=8)
+  return _save(fig, path)
