@@ -117,15 +117,16 @@ def test_attention_uses_the_scale_with_and_without_a_cache(kw):
   np.testing.assert_allclose(cached, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_adam_updates_of_hidden_matrices_are_divided_by_the_width_multiplier():
+@pytest.mark.parametrize("name", ["adamw", "lion", "adafactor"])
+def test_updates_of_hidden_matrices_are_divided_by_the_width_multiplier(name):
   cfg = _mup(_cfg(d_model=96, mlp_dim=384), base_width=24)  # m = 4
   model = DecoderLM(cfg, rngs=nnx.Rngs(0))
   params = nnx.to_pure_dict(nnx.state(model))
   axes = _axes(model)
   grads = jax.tree.map(lambda p: jnp.ones_like(p) * 0.3, params)
   o = base.get_config().optim
-  o.update(schedule="constant", warmup_steps=0, learning_rate=0.01, weight_decay=0.0,
-           grad_clip_norm=0.0)
+  o.update(name=name, schedule="constant", warmup_steps=0, learning_rate=0.01,
+           weight_decay=0.1, grad_clip_norm=0.0)
   plain, _ = optim.make_optimizer(o, 10, axes)
   scaled, _ = optim.make_optimizer(o, 10, axes, mup.lr_multipliers(cfg, axes))
   u_plain, _ = plain.update(grads, plain.init(params), params)
