@@ -8,7 +8,7 @@ from lm import optim, sharding, wandb_writer
 from lm.data import sources, token_cache
 from lm.data.local_text import DECODE_ERRORS
 from lm.model.config import (ATTENTION_IMPLS, DTYPES, KINDS, MLPS, NORM_POSITIONS, NORMS,
-                             POSITIONS, REMAT, ROPE_SCALINGS)
+                             PARAMETRIZATIONS, POSITIONS, REMAT, ROPE_SCALINGS)
 from lm.model.layers import ACTIVATIONS
 
 
@@ -53,6 +53,20 @@ def check(config, num_devices: int, num_processes: int = 1) -> None:
            f"rope_high_freq_factor={m.rope_high_freq_factor} must satisfy 0 < low < high")
   _require(m.rope_original_max_len >= 1,
            f"config.model.rope_original_max_len={m.rope_original_max_len} must be >= 1")
+  _require(m.parametrization in PARAMETRIZATIONS,
+           f"config.model.parametrization={m.parametrization!r}; valid: "
+           f"{', '.join(PARAMETRIZATIONS)}")
+  if m.parametrization == "mup":
+    _require(m.base_width > 0 and m.base_head_dim > 0,
+             f"config.model.parametrization='mup' needs config.model.base_width={m.base_width} "
+             f"and base_head_dim={m.base_head_dim} > 0 (the width and head size the learning "
+             "rate was tuned at)")
+    _require(m.kind == "decoder" and not m.num_classes,
+             "config.model.parametrization='mup' is implemented for decoder language models "
+             "(kind='decoder', num_classes=0)")
+    _require(o.name != "muon",
+             "config.optim.name='muon' with config.model.parametrization='mup': μP's table "
+             "here is for Adam-family optimizers (adamw, lion, adafactor)")
   _require(m.norm_position in NORM_POSITIONS,
            f"config.model.norm_position={m.norm_position!r}; valid: {', '.join(NORM_POSITIONS)}")
   _require(m.activation in ACTIVATIONS,

@@ -8,10 +8,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from lm.model import mup
+
 SCHEDULES = ("constant", "linear", "cosine", "wsd")
 OPTIMIZERS = ("adamw", "muon", "adafactor", "lion")
-# The logical axes of a block's hidden matrices, besides `embed` (lm/model: attention and MLP).
-HIDDEN_AXES = ("heads", "kv_heads", "head_dim", "mlp")
 
 
 def make_schedule(cfg, total_steps: int) -> optax.Schedule:
@@ -76,9 +76,9 @@ def muon_dimensions(logical_axes: Any) -> Any:
   head, norms, biases), which AdamW updates, as Muon's authors prescribe."""
   def dims(names):
     names = tuple(names)
-    hidden = tuple(i for i, n in enumerate(names) if n in HIDDEN_AXES)
-    if "embed" not in names or "vocab" in names or not hidden:
+    if mup.role(names) != "hidden":
       return None
+    hidden = tuple(i for i, n in enumerate(names) if n in mup.HIDDEN_AXES)
     embed = (names.index("embed"),)
     # An input projection contracts `embed`; an output projection produces it.
     inputs, outputs = (embed, hidden) if names[0] == "embed" else (hidden, embed)
@@ -109,11 +109,22 @@ def _optimizer(cfg, schedule: optax.Schedule, logical_axes: Any) -> optax.Gradie
   raise ValueError(f"config.optim.name={cfg.name!r}; valid: {', '.join(OPTIMIZERS)}")
 
 
-def make_optimizer(cfg, total_steps: int, logical_axes: Any
+def scale_updates(factors: Any) -> optax.GradientTransformation:
+  """Multiplies each parameter's update by its factor in `factors` (a tree of floats shaped
+  like the params): per-parameter learning rates after the optimizer has applied its own."""
+  return optax.stateless(lambda updates, _: jax.tree.map(
+      lambda u, f: u if f == 1.0 else u * jnp.asarray(f, u.dtype), updates, factors))
+
+
+def make_optimizer(cfg, total_steps: int, logical_axes: Any, lr_multipliers: Any = None
                    ) -> tuple[optax.GradientTransformation, optax.Schedule]:
   """`cfg.name` (AdamW, Muon, Adafactor or Lion) with global-norm clipping, decoupled weight
   decay on matrices, and a schedule; frozen parameters (`freeze_embeddings`, `freeze_layers`)
-  get zero gradients and updates. `logical_axes`: the params' axis names (for Muon)."""
+  get zero gradients and updates. `logical_axes`: the params' axis names (for Muon);
+  `lr_multipliers`: each parameter's learning-rate factor (μP's, lm/model/mup.py), or None."""
+  if lr_multipliers is not None and cfg.name == "muon":
+    raise ValueError("config.optim.name='muon' has no μP learning-rate table here (its hidden "
+                     "updates are orthogonalised, not Adam's); use adamw, lion or adafactor")
   schedule = make_schedule(cfg, total_steps)
   freeze = ([zero_frozen(cfg.freeze_embeddings, cfg.freeze_layers)]
             if cfg.freeze_embeddings or cfg.freeze_layers else [])
@@ -121,4 +132,7 @@ def make_optimizer(cfg, total_steps: int, logical_axes: Any
   if cfg.grad_clip_norm > 0:
     chain.append(optax.clip_by_global_norm(cfg.grad_clip_norm))
   chain.append(_optimizer(cfg, schedule, logical_axes))
+  # The whole step, decoupled weight decay included, scales as the learning rate would.
+  if lr_multipliers is not None:
+    chain.append(scale_updates(lr_multipliers))
   return optax.chain(*chain, *freeze), schedule

@@ -18,6 +18,7 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from lm import optim, sharding
+from lm.model import mup
 from lm.model.config import ExecutionConfig, TransformerConfig
 from lm.model.numerics import cross_entropy, cross_entropy_unfused
 from lm.model.transformer import make_model
@@ -137,8 +138,10 @@ def state_layout(model_cfg: TransformerConfig, ex: ExecutionConfig, optim_cfg, t
   """The TrainState's structure and shardings over `mesh`, built without allocating it."""
   graphdef, abstract_params = nnx.split(nnx.eval_shape(lambda: make_model(model_cfg, ex,
                                                                           rngs=nnx.Rngs(0))))
-  tx, schedule = optim.make_optimizer(optim_cfg, total_steps,
-                                      sharding.logical_axes(abstract_params))
+  axes = sharding.logical_axes(abstract_params)
+  lr_multipliers = (mup.lr_multipliers(model_cfg, axes) if model_cfg.parametrization == "mup"
+                    else None)
+  tx, schedule = optim.make_optimizer(optim_cfg, total_steps, axes, lr_multipliers)
 
   def init_fn(key: jax.Array) -> TrainState:
     params_key, rng = jax.random.split(key)

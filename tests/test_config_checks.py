@@ -44,6 +44,7 @@ from lm import config_checks, wandb_writer
     ("model.rope_original_max_len", 0, r"config.model.rope_original_max_len=0 must be >= 1"),
     ("train.z_loss", -1e-4, r"config.train.z_loss=-0.0001 must be >= 0"),
     ("train.wandb_mode", "cloud", r"config.train.wandb_mode='cloud'; valid: online, offline"),
+    ("model.parametrization", "ntk", r"config.model.parametrization='ntk'; valid: standard, mup"),
 ])
 def test_bad_config_fails_naming_the_field(tiny_config, field, value, message):
   tiny_config.mesh.data = 4 if field != "mesh.data" else tiny_config.mesh.data
@@ -71,6 +72,21 @@ def test_wandb_without_the_package_fails_in_one_line(tiny_config, monkeypatch):
     config_checks.check(tiny_config, num_devices=1)
   tiny_config.train.wandb_project = ""  # off: wandb is never needed
   config_checks.check(tiny_config, num_devices=1)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("model.base_width", 0, r"config.model.parametrization='mup' needs config.model.base_width=0"),
+    ("optim.name", "muon", r"config.optim.name='muon' with config.model.parametrization='mup'"),
+    ("model.kind", "encoder", r"config.model.parametrization='mup' is implemented for decoder"),
+])
+def test_mup_needs_its_base_shape_a_decoder_and_an_adam_family_optimizer(tiny_config, field,
+                                                                         value, message):
+  tiny_config.model.update(parametrization="mup", base_width=16, base_head_dim=8)
+  config_checks.check(tiny_config, num_devices=1)
+  section, name = field.split(".")
+  tiny_config[section][name] = value
+  with pytest.raises(config_checks.ConfigError, match=message):
+    config_checks.check(tiny_config, num_devices=1)
 
 
 def test_valid_config_passes(tiny_config):

@@ -44,12 +44,14 @@ def test_a_run_loads_checks_its_restarts_and_loads_from_before_the_config_split(
   # Runs from before the split kept dtypes and kernels in model.json, and no `execution`.
   model_json.update(param_dtype="float32", compute_dtype="float32", attention_impl="xla",
                     remat="none", scan_layers=False, logits_dtype="float16")
+  for field in ("parametrization", "base_width", "base_head_dim"):  # and before μP
+    del model_json[field]
   (tmp_path / "model.json").write_text(json.dumps(model_json))
   config = json.loads((tmp_path / "config.json").read_text())
   del config["execution"]
   (tmp_path / "config.json").write_text(json.dumps(config))
   legacy = run.load_run(str(tmp_path))
-  assert legacy.step == 2
+  assert legacy.step == 2 and legacy.model_cfg.parametrization == "standard"
   assert jnp.dtype(nnx.merge(legacy.graphdef, legacy.params)(tokens).dtype) == jnp.float16
 
 
@@ -78,3 +80,17 @@ def test_a_resume_that_changes_the_run_is_refused_unless_allowed(tiny_config, tm
   assert summary["step"] == 3
   assert (tmp_path / "config.json").read_text() == original  # the run's own config is kept
   assert json.loads((tmp_path / "config.step2.json").read_text())["train"]["steps"] == 3
+
+
+def test_a_mup_run_trains_and_loads_as_mup(tiny_config, tmp_path):
+  tiny_config.train.steps = 2
+  tiny_config.optim.warmup_steps = 1
+  tiny_config.model.update(parametrization="mup", base_width=16, base_head_dim=4)
+  config_checks.check(tiny_config, num_devices=1)
+  mesh = sharding.make_mesh(tiny_config.mesh, jax.devices()[:1])
+  summary = train.train_and_evaluate(tiny_config, str(tmp_path), mesh)
+  loaded = run.load_run(str(tmp_path))
+  assert (loaded.model_cfg.parametrization, loaded.model_cfg.base_width) == ("mup", 16)
+  assert nnx.merge(loaded.graphdef, loaded.params).output_multiplier == 0.5
+  jax.tree.map(np.testing.assert_array_equal, sharding.host_copy(loaded.params),
+               train.host_params(summary["state"]))

@@ -66,6 +66,10 @@ def get_config() -> ml_collections.ConfigDict:
   m.dropout = 0.0
   m.layer_norm_eps = 1e-5
   m.vocab_multiple = 64            # the tokenizer's vocabulary is padded up to a multiple of this
+  m.parametrization = "standard"   # 'standard' or 'mup' (lm/model/mup.py: a learning rate tuned
+                                   # at base_width holds at other widths; decoders, not Muon)
+  m.base_width = 0                 # mup: the d_model the learning rate was tuned at
+  m.base_head_dim = 0              # mup: the head_dim at that width (attention logits' scale)
 
   # How the model runs, not what it is (lm/model/config.py): a sweep's run identity and a
   # Hugging Face export leave it out, and fine-tuning takes it from this config.
@@ -132,6 +136,8 @@ def get_config() -> ml_collections.ConfigDict:
   s.max_num_layers = 64
   s.lr_ref_params = 1e6            # lr = optim.learning_rate * (lr_ref_params / N) ** lr_power
   s.lr_power = 0.0                 # 0: the same learning rate for every size
+  s.mup_base_width = 0             # > 0: every size under μP (model.parametrization='mup') from
+                                   # this base width, with optim.learning_rate tuned there
   s.batch_ref_budget = 1e12        # batch = data.batch_size * (C / batch_ref_budget) ** batch_power
   s.batch_power = 0.0              # 0: data.batch_size for every budget
   s.warmup_fraction = 0.05         # warmup_steps = warmup_fraction * steps

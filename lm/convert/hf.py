@@ -425,6 +425,9 @@ def export(cfg: TransformerConfig, params: dict, directory: str,
   Qwen2ForCausalLM with q/k/v biases only, Qwen3ForCausalLM with QK-norm). A decoder with a
   classifier is refused (ValueError), as is an architecture no family holds."""
   _refuse_decoder_classifier(cfg)
+  if cfg.parametrization != "standard":
+    raise ValueError(f"a parametrization={cfg.parametrization!r} model has no Hugging Face "
+                     "equivalent (its attention scale and logit multiplier are not in the format)")
   os.makedirs(directory, exist_ok=True)
   params = dict(params)
   if _family(cfg) == "bert" and not cfg.type_vocab_size:

@@ -17,6 +17,7 @@ import flax
 import numpy as np
 from flax import nnx
 
+from lm.model import mup
 from lm.model.config import DTYPES, ExecutionConfig, TransformerConfig
 from lm.model.layers import RMSNorm, const_param, normal_param
 from lm.model.numerics import add_bias, add_bias_in_float32
@@ -136,7 +137,8 @@ class SelfAttention(nnx.Module):
     self.inv_freq = rotary_frequencies(cfg) if cfg.position == "rotary" else None
     self.impl = None if ex.attention_impl == "auto" else ex.attention_impl
     self.compute_dtype, self.separate_qkv = DTYPES[ex.compute_dtype], ex.separate_qkv
-    std, qkv_bias = 0.02, cfg.use_bias or cfg.qkv_bias
+    std, qkv_bias = 0.02 * mup.hidden_init_scale(cfg), cfg.use_bias or cfg.qkv_bias
+    self.scale = mup.attention_scale(cfg)
     if k == n:
       self.w_qkv = normal_param(rngs, (d, 3, n, h), ("embed", None, "heads", "head_dim"), std, pdt)
       self.b_qkv = (const_param((3, n, h), (None, "heads", "head_dim"), 0.0, pdt)
@@ -178,7 +180,7 @@ class SelfAttention(nnx.Module):
       mask_B1TT = attention_mask(key_mask_BT, segment_ids_BT)
       # An arbitrary mask rules out the fused kernels: XLA's attention takes it.
       out_BTNH = jax.nn.dot_product_attention(
-          q_BTNH, k_BTKH, v_BTKH, is_causal=causal, mask=mask_B1TT,
+          q_BTNH, k_BTKH, v_BTKH, is_causal=causal, mask=mask_B1TT, scale=self.scale,
           implementation=self.impl if mask_B1TT is None else "xla")
     else:
       segment_BT = (jnp.zeros(x_BTD.shape[:2], jnp.int32) if segment_ids_BT is None
@@ -187,7 +189,7 @@ class SelfAttention(nnx.Module):
       out_BTNH = jax.nn.dot_product_attention(q_BTNH, cache.k_BSNH.astype(dt),
                                               cache.v_BSNH.astype(dt),
                                               mask=cache.mask(segment_BT)[:, None],
-                                              implementation="xla")
+                                              scale=self.scale, implementation="xla")
     y_BTD = jnp.einsum("btnh,nhd->btd", out_BTNH, self.w_out[...].astype(dt))
     if self.b_out is not None:
       y_BTD = add_bias(y_BTD, self.b_out[...])

@@ -23,6 +23,7 @@ MLPS = ("gelu", "swiglu")
 ROPE_SCALINGS = ("none", "linear", "llama3")
 ATTENTION_IMPLS = ("xla", "cudnn", "auto")
 REMAT = ("none", "full", "dots")
+PARAMETRIZATIONS = ("standard", "mup")  # lm/model/mup.py
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +61,9 @@ class TransformerConfig:
   rope_high_freq_factor: float = 4.0
   rope_original_max_len: int = 8192
   qkv_bias: bool = False         # query/key/value biases even without use_bias (Qwen2)
+  parametrization: Literal["standard", "mup"] = "standard"  # 'mup': lm/model/mup.py
+  base_width: int = 0            # μP: the d_model its learning rate was tuned at
+  base_head_dim: int = 0         # μP: the head_dim its learning rate was tuned at
 
   @property
   def head_dim(self) -> int:

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from lm.model import mup
 from lm.model.config import DTYPES, ExecutionConfig, TransformerConfig
 from lm.model.numerics import add_bias, layer_norm, recompute_in_backward
 
@@ -72,10 +73,11 @@ class MLP(nnx.Module):
   def __init__(self, cfg: TransformerConfig, ex: ExecutionConfig, *, rngs: nnx.Rngs):
     d, f, pdt = cfg.d_model, cfg.mlp_dim, DTYPES[ex.param_dtype]
     self.compute_dtype, self.activation = DTYPES[ex.compute_dtype], cfg.activation
-    self.w_in = normal_param(rngs, (d, f), ("embed", "mlp"), 0.02, pdt)
-    self.w_gate = (normal_param(rngs, (d, f), ("embed", "mlp"), 0.02, pdt)
+    std = 0.02 * mup.hidden_init_scale(cfg)
+    self.w_in = normal_param(rngs, (d, f), ("embed", "mlp"), std, pdt)
+    self.w_gate = (normal_param(rngs, (d, f), ("embed", "mlp"), std, pdt)
                    if cfg.mlp == "swiglu" else None)
-    self.w_out = normal_param(rngs, (f, d), ("mlp", "embed"), 0.02 / (2 * cfg.num_layers) ** 0.5,
+    self.w_out = normal_param(rngs, (f, d), ("mlp", "embed"), std / (2 * cfg.num_layers) ** 0.5,
                               pdt)
     bias = lambda n, axis: const_param((n,), (axis,), 0.0, pdt) if cfg.use_bias else None
     self.b_in, self.b_out = bias(f, "mlp"), bias(d, "embed")

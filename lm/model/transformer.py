@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from lm.model import mup
 from lm.model.attention import KVCache, SelfAttention
 from lm.model.config import DTYPES, KINDS, ExecutionConfig, TransformerConfig
 from lm.model.heads import ClassifierHead, MLMHead
@@ -174,6 +175,7 @@ class DecoderLM(Trunk):
     pdt = DTYPES[ex.param_dtype]
     self.head = (None if cfg.tie_embeddings else
                  normal_param(rngs, (cfg.d_model, cfg.vocab_size), ("embed", "vocab"), 0.02, pdt))
+    self.output_multiplier = mup.output_multiplier(cfg)
 
   def init_cache(self, batch: int, size: int, start_B: jax.Array | None = None
                  ) -> tuple[KVCache, ...]:
@@ -199,6 +201,8 @@ class DecoderLM(Trunk):
     cdt = DTYPES[self.ex.compute_dtype]
     x_BTD, new_cache = self.hidden(tokens_BT, positions_BT=positions_BT,
                                    segment_ids_BT=segment_ids_BT, cache=cache, rngs=rngs)
+    if self.output_multiplier != 1.0:  # μP's 1/m, on the narrower side of the head's matmul
+      x_BTD = x_BTD * jnp.asarray(self.output_multiplier, x_BTD.dtype)
     head_DV = self.embed[...].T if self.head is None else self.head[...]
     logits_BTV = jnp.einsum("btd,dv->btv", x_BTD, head_DV.astype(cdt),
                             preferred_element_type=DTYPES[self.ex.logits_dtype])
@@ -230,4 +234,7 @@ def make_model(cfg: TransformerConfig, ex: ExecutionConfig = ExecutionConfig(), 
   """The model `cfg.kind` names, run as `ex` says."""
   if cfg.kind not in KINDS:
     raise ValueError(f"model kind {cfg.kind!r}; valid: {', '.join(KINDS)}")
+  if cfg.parametrization == "mup" and (cfg.kind != "decoder" or cfg.num_classes):
+    raise ValueError("parametrization='mup' is implemented for decoder language models only "
+                     "(kind='decoder', num_classes=0)")
   return (DecoderLM if cfg.kind == "decoder" else EncoderMLM)(cfg, ex, rngs=rngs)

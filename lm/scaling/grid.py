@@ -4,7 +4,9 @@ A family rule maps a target parameter count to an architecture (depth, width, he
 places `sizes_per_budget` sizes log-spaced around the guessed optimum
 N = sqrt(C / (6 * tokens_per_param)) of each budget, gives each the tokens that spend the
 budget under the configured FLOP convention, and derives learning rate, batch and warmup from
-the explicit rules in `config.scaling` (see experiments/configs/base.py).
+the explicit rules in `config.scaling` (see experiments/configs/base.py). With
+`scaling.mup_base_width` every size trains under μP from that base width with one learning
+rate, the one tuned at the base width (lm/model/mup.py).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class RunPlan:
   batch_size: int
   learning_rate: float
   warmup_steps: int
+  mup_base_width: int = 0  # > 0: trained under μP from this base width (lm/model/mup.py)
 
 
 def architecture(config, index: int, vocab_size: int) -> TransformerConfig:
@@ -87,6 +90,10 @@ def _name(budget: float, m: TransformerConfig) -> str:
 def plan_runs(config, vocab_size: int) -> list[RunPlan]:
   """The IsoFLOP grid: for every budget, distinct sizes around the guessed optimum."""
   s = config.scaling
+  if s.mup_base_width and s.lr_power:
+    raise ValueError(f"config.scaling.lr_power={s.lr_power} must be 0 with "
+                     f"config.scaling.mup_base_width={s.mup_base_width}: under μP every size "
+                     "keeps the learning rate tuned at the base width")
   seq_len = config.data.seq_len
   models = ladder(config, vocab_size)
   plans = []
@@ -108,19 +115,23 @@ def plan_runs(config, vocab_size: int) -> list[RunPlan]:
           d_model=m.d_model, num_heads=m.num_heads, mlp_dim=m.mlp_dim, params=params,
           tokens=tokens, flops=float(tokens * per_token), steps=steps, batch_size=batch,
           learning_rate=config.optim.learning_rate * (s.lr_ref_params / params) ** s.lr_power,
-          warmup_steps=int(round(s.warmup_fraction * steps))))
+          warmup_steps=int(round(s.warmup_fraction * steps)), mup_base_width=s.mup_base_width))
   return plans
 
 
 def run_overrides(plan: RunPlan) -> dict[str, Any]:
   """The config fields (dotted names) that turn the sweep's config into this run's config."""
-  return {
+  overrides = {
       "model.num_layers": plan.num_layers, "model.d_model": plan.d_model,
       "model.num_heads": plan.num_heads, "model.mlp_dim": plan.mlp_dim,
       "data.batch_size": plan.batch_size, "optim.learning_rate": plan.learning_rate,
       "optim.warmup_steps": plan.warmup_steps, "train.steps": plan.steps,
       "train.eval_every": plan.steps,
   }
+  if plan.mup_base_width:  # the grid's head size is every size's, the base's included
+    overrides |= {"model.parametrization": "mup", "model.base_width": plan.mup_base_width,
+                  "model.base_head_dim": plan.d_model // plan.num_heads}
+  return overrides
 
 
 def run_config(config, plan: RunPlan):

@@ -103,3 +103,42 @@ def all_plots(final: laws.Points, curves: laws.Points | None,
   if "error" not in report.get("approach3", {"error": ""}):
     paths.append(residuals(final, report["approach3"], out(plots_dir, "residuals.png")))
   return paths
+
+
+def coord_check(results: dict[str, dict[int, list[dict[str, float]]]], path: str) -> str:
+  """Mean |activation| vs width after the last step, one panel per parametrization
+  (`coord_check.coordinate_check`'s results by parametrization); dotted: at init."""
+  fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4), sharey=True,
+                           squeeze=False)
+  for ax, (name, by_width) in zip(axes[0], results.items()):
+    widths = sorted(by_width)
+    layers = list(by_width[widths[0]][-1])
+    for color, layer in zip(plt.cm.tab10(np.arange(len(layers)) % 10), layers):
+      ax.plot(widths, [by_width[w][-1][layer] for w in widths], "o-", color=color, label=layer)
+      ax.plot(widths, [by_width[w][0][layer] for w in widths], ":", color=color)
+    steps = len(by_width[widths[0]]) - 1
+    ax.set(xscale="log", yscale="log", xlabel="width (d_model)", ylabel="mean |x|",
+           title=f"{name}: after {steps} Adam steps")
+    ax.set_xticks(widths, [str(w) for w in widths])
+  axes[0][-1].legend(fontsize=7)
+  return _save(fig, path)
+
+
+def lr_transfer(rows: list[dict[str, Any]], best: dict[str, dict[int, dict[str, Any]]],
+                path: str) -> str:
+  """Final loss vs learning rate, one line per width, one panel per parametrization; stars
+  at each width's best."""
+  fig, axes = plt.subplots(1, len(best), figsize=(5 * len(best), 4), sharey=True,
+                           squeeze=False)
+  for ax, (name, by_width) in zip(axes[0], best.items()):
+    colors = plt.cm.viridis(np.linspace(0, 0.9, len(by_width)))
+    for color, (width, b) in zip(colors, by_width.items()):
+      runs = sorted((r["learning_rate"], r["eval_loss"]) for r in rows
+                    if r["parametrization"] == name and r["width"] == width
+                    and r["eval_loss"] is not None)
+      ax.plot(*zip(*runs), "o-", color=color, ms=3, label=f"width {width}")
+      ax.scatter([b["lr"]], [b["loss"]], color=color, marker="*", s=140, edgecolor="k",
+                 zorder=3)
+    ax.set(xscale="log", xlabel="peak learning rate", ylabel="validation loss", title=name)
+    ax.legend(fontsize=8)
+  return _save(fig, path)

@@ -1,5 +1,6 @@
 """Parity with Hugging Face `transformers` (an optional extra: skipped without torch)."""
 
+import dataclasses
 import json
 
 import jax
@@ -83,12 +84,20 @@ def test_export_then_import_round_trips_exactly(tmp_path, family):
   _, cfg, params = _ours(_save(model, directory))
   hf.export(cfg, params, str(tmp_path / "exported"))
   cfg2, params2 = hf.import_params(str(tmp_path / "exported"))
-  assert cfg2 == cfg
+  assert cfg2 == cfg and cfg.parametrization == "standard"
   jax.tree.map(np.testing.assert_array_equal, params2, params)
   reloaded = type(model).from_pretrained(str(tmp_path / "exported")).eval()
   tokens = torch.tensor(np.random.default_rng(0).integers(0, 100, (1, 12)))
   with torch.no_grad():
     np.testing.assert_array_equal(reloaded(tokens).logits.numpy(), model(tokens).logits.numpy())
+
+
+def test_a_mup_model_is_not_exported(tmp_path):
+  model, directory = _gpt2(tmp_path)
+  _, cfg, params = _ours(_save(model, directory))
+  mup_cfg = dataclasses.replace(cfg, parametrization="mup", base_width=16, base_head_dim=4)
+  with pytest.raises(ValueError, match="parametrization='mup' model has no Hugging Face"):
+    hf.export(mup_cfg, params, str(tmp_path / "exported"))
 
 
 def test_pytorch_bin_is_read_with_weights_only(tmp_path):

@@ -9,7 +9,7 @@ import jax
 import pytest
 
 from conftest import REPO, config_flags
-from lm import run, sharding, train
+from lm import config_checks, run, sharding, train
 from lm.scaling import grid, laws, plots, sweep
 
 
@@ -37,6 +37,27 @@ def test_plan_gives_three_sizes_per_budget(tiny_config):
   for p in plans:
     assert p.steps >= 5 and p.tokens == p.steps * 8 * 16
     assert abs(p.flops / p.budget - 1) < 0.1  # rounding steps moves C a little
+
+
+def test_a_mup_grid_trains_every_size_from_one_base_width_and_learning_rate(tiny_config):
+  c = _sweep_config(tiny_config)
+  c.scaling.mup_base_width = 16
+  plans = grid.plan_runs(c, 64)
+  assert len({p.d_model for p in plans}) > 1
+  for p in plans:
+    run = grid.run_config(c, p)
+    assert (run.model.parametrization, run.model.base_width, run.model.base_head_dim) == (
+        "mup", 16, c.scaling.head_dim)
+    assert run.optim.learning_rate == c.optim.learning_rate
+    config_checks.check(run, num_devices=1)
+  c_std = c.copy_and_resolve_references()  # the same grid without μP: other run identities
+  c_std.scaling.mup_base_width = 0
+  p_std = grid.plan_runs(c_std, 64)[0]
+  assert sweep.config_hash(grid.run_config(c_std, p_std)) != sweep.config_hash(
+      grid.run_config(c, plans[0]))
+  c.scaling.lr_power = 0.1
+  with pytest.raises(ValueError, match=r"config.scaling.lr_power=0.1 must be 0 with "):
+    grid.plan_runs(c, 64)
 
 
 def test_run_identity_ignores_the_execution_and_bookkeeping_only(tiny_config):
