@@ -279,7 +279,7 @@ def run_sweep_in_workers(config, train_command: Sequence[str], workdir: str, wor
   cache_env = compilation_cache(cache_dir)
   vocab, queue, prog = _prepare(config, workdir, workers)
   reusable = worker_command is not None
-  idle: dict[int, subprocess.Popen] = {}  # reusable workers, by slot
+  procs: dict[int, subprocess.Popen] = {}  # the reusable workers, by slot
   running: dict[int, tuple[subprocess.Popen, grid.RunPlan, float]] = {}
   failed = []
   while queue or running:
@@ -290,10 +290,10 @@ def run_sweep_in_workers(config, train_command: Sequence[str], workdir: str, wor
       run_dir = os.path.join(workdir, plan.name)
       os.makedirs(run_dir, exist_ok=True)
       if reusable:
-        if slot not in idle:
-          idle[slot] = _start(worker_command, slot, workers, split,
+        if slot not in procs:
+          procs[slot] = _start(worker_command, slot, workers, split,
                               os.path.join(workdir, f"worker{slot}.log"), pipes=True, cache_env=cache_env)
-        proc = idle[slot]
+        proc = procs[slot]
         proc.stdin.write(plan.name + "\n")
         proc.stdin.flush()
       else:
@@ -309,7 +309,7 @@ def run_sweep_in_workers(config, train_command: Sequence[str], workdir: str, wor
       del running[slot]
       status, detail = ended
       if reusable and (status != run.FINISHED or proc.poll() is not None):
-        idle.pop(slot, None)  # a worker that stopped, or that failed a run, is not reused
+        procs.pop(slot, None)  # a worker that stopped, or that failed a run, is not reused
         if proc.poll() is None:
           proc.stdin.close()
       run_dir = os.path.join(workdir, plan.name)
@@ -336,7 +336,7 @@ def run_sweep_in_workers(config, train_command: Sequence[str], workdir: str, wor
                  "tokens_per_step": run_cfg.data.batch_size * run_cfg.data.seq_len,
                  "vocab_size": vocab}
       _append(workdir, result_row(plan, run_cfg, summary, run_dir, workdir))
-  for proc in idle.values():
+  for proc in procs.values():
     proc.stdin.close()
     proc.wait()
   if failed:
