@@ -76,7 +76,8 @@ class Progress:
     self._left.pop(plan.name, None)
 
   def finished(self, plan: grid.RunPlan, wall_s: float) -> str:
-    """'finished k of N: name in ...; ETA ...' after `plan` took `wall_s` seconds."""
+    """'finished k of N: name in ...; sweep ... so far, m to go, ETA ...' after `plan` took
+    `wall_s` seconds (the runs still training count whole)."""
     self._finished += 1
     self._flops_done += self._left.pop(plan.name)
     self._wall_done += wall_s
@@ -85,5 +86,4 @@ class Progress:
     eta = left / rate / max(1, min(self._workers, len(self._left)))
     elapsed = time.perf_counter() - self._t0
     return (f"finished {self._finished} of {self._total}: {plan.name} in {duration(wall_s)}; "
-            f"sweep {duration(elapsed)} so far, ETA {duration(eta)} for {len(self._left)} "
-            f"more runs")
+            f"sweep {duration(elapsed)} so far, {len(self._left)} to go, ETA {duration(eta)}")

@@ -125,7 +125,7 @@ def test_sweep_prints_plan_and_progress(tiny_config, tmp_path, caplog):
   finished = [ln for ln in lines if ln.startswith("finished ")]
   assert [ln.split(":")[0] for ln in started] == [f"run {k} of 6" for k in range(1, 7)]
   assert [ln.split(":")[0] for ln in finished] == [f"finished {k} of 6" for k in range(1, 7)]
-  assert "ETA" in finished[0] and finished[-1].endswith("ETA 0s for 0 more runs")
+  assert "ETA" in finished[0] and finished[-1].endswith(", 0 to go, ETA 0s")
   with open(os.path.join(workdir, grid.PLAN_FILE)) as f:
     saved = json.load(f)
   assert saved["flops_convention"] == "6N" and len(saved["runs"]) == 6
