@@ -1,12 +1,13 @@
-"""Wall time per run of a small sweep: one process per run, no compilation cache (as before
-reusable workers) against the default: reusable workers and the sweep's compilation cache.
+"""Wall time per run of a small sweep: one process per run without a compilation cache (the
+sweep before reusable workers), reusable workers, and reusable workers with the sweep's
+compilation cache (the default).
 
     python -m benchmarks.sweep_startup --repeats=2
 
 Runs `experiments.sweep --workers=N` on the same tiny grid (tiny Shakespeare, 1-layer models of
 width 8-32, 7-176 steps, so start-up dominates; widths 8 and 16 in both budgets) in fresh
-workdirs, alternating `--noreuse_workers --compilation_cache=` and the defaults, and prints each
-sweep's wall time per run and whether the two ways gave the same eval losses and config hashes.
+workdirs, the three ways in turn, and prints each sweep's wall time per run and whether they
+gave the same eval losses and config hashes.
 """
 
 import os
@@ -41,27 +42,28 @@ def main(argv):
   subprocess.run([sys.executable, "-m", "experiments.sweep", *GRID, *data,
                   f"--workdir={root}/prepare", "--emit_commands"], check=True,
                  stdout=subprocess.DEVNULL)
+  modes = {"per_run": ["--noreuse_workers", "--compilation_cache="],
+           "reuse": ["--compilation_cache="], "reuse+cache": []}
   tables = {}
   for i in range(_REPEATS.value):
-    for reuse in (False, True):
-      name = f"{'reuse' if reuse else 'per_run'}_{i}"
+    for mode, flags_ in modes.items():
+      name = f"{mode}_{i}"
       workdir = os.path.join(root, name)
       t0 = time.perf_counter()
       subprocess.run([sys.executable, "-m", "experiments.sweep", *GRID, *data,
-                      f"--workdir={workdir}", f"--workers={_WORKERS.value}",
-                      *([] if reuse else ["--noreuse_workers", "--compilation_cache="])],
+                      f"--workdir={workdir}", f"--workers={_WORKERS.value}", *flags_],
                      check=True, stderr=subprocess.DEVNULL)
       wall = time.perf_counter() - t0
       rows = sweep.read_results(workdir)
       tables[name] = {r["name"]: r for r in rows}
       run_wall = sum(r["wall_s"] for r in rows) / len(rows)
-      print(f"{name:<10} {len(rows)} runs, sweep {wall:6.1f} s ({wall / len(rows):5.1f} s a run),"
-            f" run wall {run_wall:5.1f} s on average", flush=True)
+      print(f"{name:<13} {len(rows)} runs, sweep {wall:6.1f} s ({wall / len(rows):5.1f} s a "
+            f"run), run wall {run_wall:5.1f} s on average", flush=True)
   ref = tables["per_run_0"]
   for name, table in tables.items():
     loss = max(abs(table[k]["eval_loss"] - ref[k]["eval_loss"]) for k in ref)
     same_hash = all(table[k]["config_hash"] == ref[k]["config_hash"] for k in ref)
-    print(f"{name:<10} against per_run_0: max |eval loss difference| {loss:.2g}, "
+    print(f"{name:<13} against per_run_0: max |eval loss difference| {loss:.2g}, "
           f"config hashes {'equal' if same_hash else 'DIFFER'}")
 
 
