@@ -3,7 +3,9 @@
     python -m experiments.fit_scaling --results=runs/scaling/results.csv \
         --out=runs/scaling/fit.json --plots_dir=runs/scaling/plots
 
-An external CSV: name its columns, e.g. `--params_col=N --tokens_col=D --loss_col=loss`
+N and C are counted as the sweep planned (the conventions in `sweep.json` beside the results:
+e.g. `flops_6N+attn`), or as `--params_col` / `--flops_col` say. An external CSV: name its
+columns, e.g. `--params_col=N --tokens_col=D --loss_col=loss`
 (or `--flops_col=C`; the missing one follows from C = 6 N D).
 """
 
@@ -12,14 +14,16 @@ import os
 
 from absl import app, flags
 
-from lm.scaling import laws, plots
+from lm.scaling import grid, laws, plots
 
 _RESULTS = flags.DEFINE_string("results", None, "results.csv / results.jsonl, or any CSV.")
 _OUT = flags.DEFINE_string("out", None, "JSON report path (default: fit.json beside results).")
 _PLOTS = flags.DEFINE_string("plots_dir", None, "Write PNG plots here.")
-_PARAMS = flags.DEFINE_string("params_col", "params_non_embedding", "Column of N.")
+_PARAMS = flags.DEFINE_string("params_col", None, "Column of N (default: the sweep.json plan's "
+                               "params_<convention>, else params_non_embedding).")
 _TOKENS = flags.DEFINE_string("tokens_col", "tokens", "Column of D ('' if absent).")
-_FLOPS = flags.DEFINE_string("flops_col", "flops_6N", "Column of C ('' if absent).")
+_FLOPS = flags.DEFINE_string("flops_col", None, "Column of C ('' if absent; default: the "
+                              "sweep.json plan's flops_<convention>, else flops_6N).")
 _LOSS = flags.DEFINE_string("loss_col", "eval_loss", "Column of the final loss.")
 _BUDGET = flags.DEFINE_string("budget_col", "budget",
                               "Column of the IsoFLOP budget ('': group by log10 C).")
@@ -30,23 +34,41 @@ _BOOT = flags.DEFINE_integer("bootstrap", 200, "Bootstrap resamples.")
 flags.mark_flags_as_required(["results"])
 
 
+def _columns(results_dir: str) -> tuple[str, str, str]:
+  """The N and C columns (the flags', else the plan's, else the defaults) and where from."""
+  params, flops, source = "params_non_embedding", "flops_6N", "default"
+  plan_path = os.path.join(results_dir, grid.PLAN_FILE)
+  if os.path.exists(plan_path):
+    plan = grid.load_plan(plan_path)
+    params, flops = f"params_{plan['params_convention']}", f"flops_{plan['flops_convention']}"
+    source = plan_path
+  if _PARAMS.value is not None or _FLOPS.value is not None:
+    source = "flags"
+  return (params if _PARAMS.value is None else _PARAMS.value,
+          flops if _FLOPS.value is None else _FLOPS.value, source)
+
+
 def main(argv):
   del argv
   rows = laws.read_table(_RESULTS.value)
+  results_dir = os.path.dirname(_RESULTS.value)
+  params_col, flops_col, source = _columns(results_dir)
+  print(f"N: {params_col}, C: {flops_col or '6 N D'} ({source})")
   budget_col = _BUDGET.value if _BUDGET.value and _BUDGET.value in rows[0] else None
-  final = laws.table_points(rows, _PARAMS.value, _LOSS.value, _TOKENS.value or None,
-                                   _FLOPS.value or None, budget_col)
+  final = laws.table_points(rows, params_col, _LOSS.value, _TOKENS.value or None,
+                            flops_col or None, budget_col)
   curves = None
   if _CURVES.value and "workdir" in rows[0]:
-    curves = laws.curve_points(rows, os.path.dirname(_RESULTS.value), final)
+    curves = laws.curve_points(rows, results_dir, final)
   report = laws.fit_all(final, curves, _REF.value, _BOOT.value)
   print(laws.format_table(report))
-  out = _OUT.value or os.path.join(os.path.dirname(_RESULTS.value), "fit.json")
+  out = _OUT.value or os.path.join(results_dir, "fit.json")
   with open(out, "w") as f:
     json.dump(report, f, indent=2)
   print(f"wrote {out}")
   if _PLOTS.value:
-    for path in plots.all_plots(final, curves, report, _PLOTS.value):
+    labels = plots.Labels.of_columns(params_col, flops_col)
+    for path in plots.all_plots(final, curves, report, _PLOTS.value, labels):
       print(f"wrote {path}")
 
 

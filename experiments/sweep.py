@@ -2,9 +2,16 @@
 
     python -m experiments.sweep --config=experiments/configs/scaling_cpu.py --workdir=runs/scaling
 
-Runs train in sequence in this process, or with `--workers=N` as N concurrent training
+Runs train in sequence in this process, or with `--workers=N` on N concurrent worker
 processes, each on its share of the CPU cores (`--worker_split=cores`: many small models on
-a multi-core machine) or on one GPU each (`--worker_split=gpus`).
+a multi-core machine) or on one GPU each (`--worker_split=gpus`). A worker trains run after run
+in one process (`--noreuse_workers`: a fresh `experiments.train` process per run, which pays
+the imports, JAX's start and the data's setup each time).
+
+The sweep logs its plan first (runs pending and done, training FLOPs under the plan's
+convention, an estimated time, one line per run), then "run k of N" as each starts and the
+sweep's ETA as each finishes. The plan and its conventions are saved in `<workdir>/sweep.json`
+(fit_scaling reads them).
 
 Each run trains in `<workdir>/<name>` (its loss curve in its metrics.jsonl) and adds a row to
 `<workdir>/results.csv` and `results.jsonl`. Running again resumes an interrupted run and
@@ -12,6 +19,7 @@ skips finished ones. `--emit_commands` prints one `python -m experiments.train` 
 run instead (for a cluster); running the sweep afterwards collects their rows.
 """
 
+import os
 import sys
 
 from absl import app, flags, logging
@@ -27,6 +35,12 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for the runs and the 
 _WORKERS = flags.DEFINE_integer("workers", 1, "Concurrent training processes (1: in process).")
 _SPLIT = flags.DEFINE_enum("worker_split", "cores", ["cores", "gpus"],
                            "What each worker gets: a share of the CPU cores, or one GPU.")
+_REUSE = flags.DEFINE_bool("reuse_workers", True, "With --workers: each worker process trains "
+                           "several runs in turn (else one process per run).")
+_SERVE = flags.DEFINE_bool("serve", False, "Be a reusable worker: train the runs named on stdin "
+                           "(one a line), answer each on stdout (started by --workers).")
+_CACHE = flags.DEFINE_string("compilation_cache", "jax_cache", "JAX's persistent compilation "
+                             "cache for the runs, relative to --workdir ('': none).")
 _EMIT = flags.DEFINE_bool("emit_commands", False, "Print one train command per run and exit.")
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -41,12 +55,21 @@ def main(argv):
   if _EMIT.value:
     print("\n".join(sweep.commands(_CONFIG.value, ["python", *entry], _WORKDIR.value)))
     return
+  if _SERVE.value:
+    replies = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # anything else printed goes to the log, not between the replies
+    cli.quiet_background_failures()
+    sys.exit(sweep.serve(_CONFIG.value, _WORKDIR.value, sys.stdin, replies))
+  cache = _CACHE.value and os.path.join(_WORKDIR.value, _CACHE.value)
   try:
     if _WORKERS.value > 1:
+      worker = [sys.executable, "-m", "experiments.sweep", f"--config={path}", *overrides,
+                f"--workdir={_WORKDIR.value}", "--serve"]
       rows = sweep.run_sweep_in_workers(_CONFIG.value, [sys.executable, *entry], _WORKDIR.value,
-                                        _WORKERS.value, _SPLIT.value)
+                                        _WORKERS.value, _SPLIT.value,
+                                        worker if _REUSE.value else None, cache)
     else:
-      rows = sweep.run_sweep(_CONFIG.value, _WORKDIR.value)
+      rows = sweep.run_sweep(_CONFIG.value, _WORKDIR.value, cache_dir=cache)
   except (config_checks.ConfigError, train.NonFiniteLossError, RuntimeError, ValueError) as e:
     sys.exit(f"error: {e}")
   logging.info("%d runs in %s/%s", len(rows), _WORKDIR.value, sweep.RESULTS_CSV)

@@ -16,8 +16,9 @@ class _QuietLibraries(logging.Filter):
     return record.levelno >= logging.WARNING
 
 
-def quiet_libraries() -> None:
+def quiet_libraries(*handlers: logging.Handler) -> None:
   """Keeps INFO records from this project; drops those from orbax, grain and TFDS, and the
-  tracebacks attached to their warnings and errors."""
-  for handler in logging.getLogger().handlers + logging.getLogger("absl").handlers:
+  tracebacks attached to their warnings and errors: on `handlers`, by default on the root's
+  and absl's."""
+  for handler in handlers or logging.getLogger().handlers + logging.getLogger("absl").handlers:
     handler.addFilter(_QuietLibraries())

@@ -142,6 +142,8 @@ def get_config() -> ml_collections.ConfigDict:
   s.batch_power = 0.0              # 0: data.batch_size for every budget
   s.warmup_fraction = 0.05         # warmup_steps = warmup_fraction * steps
   s.min_steps = 10                 # grid points with fewer steps are dropped from the plan
+  s.est_flops_per_s = 1e10         # training FLOP/s per worker for the plan's time estimate until
+                                   # a run has finished (a guess: ~one CPU core on small models)
 
   c.mesh = ml_collections.ConfigDict()
   c.mesh.data = -1                 # -1 takes the devices the other axes leave

@@ -9,7 +9,7 @@ parameter.
     python -m experiments.sweep --config=experiments/configs/scaling_cpu.py \
         --workdir=runs/scaling_cpu --workers=2
     python -m experiments.fit_scaling --results=runs/scaling_cpu/results.csv \
-        --flops_col=flops_6N+attn --plots_dir=runs/scaling_cpu/plots
+        --plots_dir=runs/scaling_cpu/plots
 
 Result (2026-11-23, 2-core development CPU, two one-core workers): 51m22s for the 18 runs;
 Approach 3 a = 0.46 [0.25, 0.66], Approach 2 a = 0.71 [0.35, 0.83]. See README ("Result on

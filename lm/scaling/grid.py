@@ -12,6 +12,7 @@ rate, the one tuned at the base width (lm/model/mup.py).
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from typing import Any
 
@@ -141,3 +142,22 @@ def run_config(config, plan: RunPlan):
     section, field = key.split(".")
     c[section][field] = value
   return c
+
+
+PLAN_FILE = "sweep.json"  # beside a sweep's results table
+
+
+def save_plan(path: str, config, plans: list[RunPlan]) -> None:
+  """Writes the plan and its conventions as JSON (a sweep's `sweep.json`), so that what reads
+  the results (fit_scaling) counts N and C as the plan did."""
+  s = config.scaling
+  with open(path, "w") as f:
+    json.dump({"flops_convention": s.flops_convention, "params_convention": s.params_convention,
+               "budgets": [float(b) for b in s.budgets],
+               "runs": [dataclasses.asdict(p) for p in plans]}, f, indent=1)
+
+
+def load_plan(path: str) -> dict[str, Any]:
+  """What `save_plan` wrote."""
+  with open(path) as f:
+    return json.load(f)

@@ -211,13 +211,21 @@ def table_points(rows: list[dict[str, Any]], params_col: str, loss_col: str,
   return Points(np.arange(len(rows)), n, d, c, loss, budget)
 
 
+def curve_path(results_dir: str, row: dict[str, Any]) -> str:
+  """A run's logged losses: `<results_dir>/<workdir>/metrics.jsonl` where the sweep ran, else
+  the copy a published table keeps beside it in `curves/<name>.jsonl`."""
+  path = os.path.join(results_dir, row["workdir"], "metrics.jsonl")
+  copy = os.path.join(results_dir, "curves", f"{row['name']}.jsonl")
+  return path if os.path.exists(path) or not os.path.exists(copy) else copy
+
+
 def curve_points(rows: list[dict[str, Any]], results_dir: str, final: Points) -> Points:
   """Every logged training loss of the sweep's runs (their metrics.jsonl) as points."""
   parts = []
   for i, row in enumerate(rows):
     per_token = final.c[i] / final.d[i]
     tokens_per_step = float(row["tokens"]) / float(row["steps"])
-    with open(os.path.join(results_dir, row["workdir"], "metrics.jsonl")) as f:
+    with open(curve_path(results_dir, row)) as f:
       logged = [(r["step"], r["loss"]) for r in map(json.loads, f) if "loss" in r]
     steps, loss = np.array(logged, float).T
     d = steps * tokens_per_step

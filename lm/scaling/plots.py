@@ -1,7 +1,12 @@
-"""Scaling plots (matplotlib Agg, PNG) from the points and a `laws.fit_all` report."""
+"""Scaling plots (matplotlib Agg, PNG) from the points and a `laws.fit_all` report.
+
+Axes name the counting convention of N and C; log axes carry labels at decades only (at 1, 2
+and 5 times a decade where they span less than two), and budgets are a colour bar.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
@@ -10,45 +15,93 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib import colors, ticker  # noqa: E402
 
 from lm.scaling import laws  # noqa: E402
 
 
+@dataclasses.dataclass(frozen=True)
+class Labels:
+  """Axis labels for N and C, naming how they were counted."""
+
+  n: str = "parameters N"
+  c: str = "training FLOPs C"
+
+  @classmethod
+  def of_columns(cls, params_col: str, flops_col: str | None) -> "Labels":
+    """E.g. 'parameters N (non-embedding)' and 'training FLOPs C (6N+attn)' from the table's
+    column names; without a FLOPs column C is 6ND."""
+    kind = params_col.removeprefix("params_").replace("_", "-")
+    return cls(n=f"parameters N ({kind})",
+               c=f"training FLOPs C ({flops_col.removeprefix('flops_') if flops_col else '6ND'})")
+
+
+def _plain(x: float, _=None) -> str:
+  """1e+11 -> '1e11', 2e+04 -> '2e4', 100 -> '100'."""
+  if 0.01 <= x < 1000:
+    return f"{x:g}"
+  mantissa, exponent = f"{x:.0e}".split("e")
+  return f"{mantissa}e{int(exponent)}"
+
+
+def _log_axis(axis, values) -> None:
+  """Log scale with labelled ticks at decades (at 1, 2, 5 x decades over a short span)."""
+  values = np.asarray(values, float)
+  values = values[values > 0]
+  span = np.log10(values.max() / values.min()) if len(values) else 0.0
+  subs = (1.0,) if span >= 2 else (1.0, 2.0, 5.0)
+  axis.set_major_locator(ticker.LogLocator(base=10, subs=subs))
+  axis.set_major_formatter(ticker.FuncFormatter(_plain))
+  axis.set_minor_locator(ticker.LogLocator(base=10, subs=np.arange(2, 10)))
+  axis.set_minor_formatter(ticker.NullFormatter())
+
+
+def _budget_colors(fig, ax, budgets, label: str):
+  """A colour per budget (log scale) and the colour bar that reads them (a tick per budget)."""
+  lo, hi = float(np.min(budgets)), float(np.max(budgets))
+  norm = colors.LogNorm(lo / 1.5, hi * 1.5) if lo == hi else colors.LogNorm(lo, hi)
+  mappable = plt.cm.ScalarMappable(norm=norm, cmap="viridis")
+  bar = fig.colorbar(mappable, ax=ax, label=label)
+  bar.set_ticks(np.unique(budgets), labels=[_plain(b) for b in np.unique(budgets)])
+  bar.ax.yaxis.set_minor_locator(ticker.NullLocator())
+  return lambda budget: mappable.to_rgba(budget)
+
+
 def _save(fig, path: str) -> str:
-  fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
   return path
 
 
-def isoflop_curves(final: laws.Points, fit2: dict[str, Any], path: str) -> str:
+def isoflop_curves(final: laws.Points, fit2: dict[str, Any], path: str,
+                   labels: Labels = Labels()) -> str:
   """Loss vs N per budget, with the fitted parabolas and their minima."""
-  fig, ax = plt.subplots(figsize=(6, 4.5))
-  colors = plt.cm.viridis(np.linspace(0, 0.9, len(fit2["budgets"])))
-  for color, row in zip(colors, fit2["budgets"]):
+  fig, ax = plt.subplots(figsize=(6.5, 4.5), layout="constrained")
+  color = _budget_colors(fig, ax, [r["budget"] for r in fit2["budgets"]], f"budget: {labels.c}")
+  for row in fit2["budgets"]:
     g = final.take(final.budget == row["budget"])
-    ax.scatter(g.n, g.loss, color=color, s=18)
+    ax.scatter(g.n, g.loss, color=color(row["budget"]), s=18)
     x = np.linspace(np.log(g.n.min()), np.log(g.n.max()), 100)
-    ax.plot(np.exp(x), np.polyval(row["n_parabola"], x), color=color,
-            label=f"C = {row['budget']:.2g}")
-    ax.scatter([row["n_opt"]], [row["loss_opt"]], color=color, marker="*", s=120,
+    ax.plot(np.exp(x), np.polyval(row["n_parabola"], x), color=color(row["budget"]))
+    ax.scatter([row["n_opt"]], [row["loss_opt"]], color=color(row["budget"]), marker="*", s=120,
                edgecolor="k")
-  ax.set(xscale="log", xlabel="parameters N", ylabel="final loss", title="IsoFLOP curves")
-  ax.legend(fontsize=8)
+  ax.set(xscale="log", xlabel=labels.n, ylabel="final loss",
+         title="IsoFLOP curves (stars: fitted minima)")
+  _log_axis(ax.xaxis, final.n)
   return _save(fig, path)
 
 
-def optimal_vs_compute(fit2: dict[str, Any], path: str) -> str:
+def optimal_vs_compute(fit2: dict[str, Any], path: str, labels: Labels = Labels()) -> str:
   """N_opt and D_opt vs C: the IsoFLOP minima, the power-law fit and its bootstrap band."""
   c = np.array([r["c"] for r in fit2["budgets"]])
   grid = np.logspace(np.log10(c.min()) - 0.5, np.log10(c.max()) + 0.5, 50)
-  fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+  fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
   for ax, key, exp_key, coef_key, label in (
-      (axes[0], "n_opt", "a", "log_n_coef", "N_opt"),
-      (axes[1], "d_opt", "b", "log_d_coef", "D_opt")):
+      (axes[0], "n_opt", "a", "log_n_coef", f"optimal {labels.n}"),
+      (axes[1], "d_opt", "b", "log_d_coef", "optimal tokens D")):
     ax.scatter(c, [r[key] for r in fit2["budgets"]], color="k", zorder=3)
     ax.plot(grid, np.exp(fit2[coef_key]) * grid ** fit2[exp_key],
-            label=f"{label} ~ C^{fit2[exp_key]:.3f}")
+            label=f"~ C^{fit2[exp_key]:.3f}")
     samples = fit2["ci"].get("samples", {})
     if exp_key in samples and samples[exp_key]:
       # Refit lines are pinned at the geometric-mean budget, where the bootstrap varies least.
@@ -57,51 +110,60 @@ def optimal_vs_compute(fit2: dict[str, Any], path: str) -> str:
       lines = np.array([y0 * (grid / c0) ** e for e in samples[exp_key]])
       lo, hi = np.percentile(lines, [2.5, 97.5], axis=0)
       ax.fill_between(grid, lo, hi, alpha=0.25, label="95% bootstrap band")
-    ax.set(xscale="log", yscale="log", xlabel="compute C (FLOPs)", ylabel=label)
+    ax.set(xscale="log", yscale="log", xlabel=labels.c, ylabel=label)
+    _log_axis(ax.xaxis, grid)
+    _log_axis(ax.yaxis, [r[key] for r in fit2["budgets"]])
     ax.legend(fontsize=8)
   return _save(fig, path)
 
 
-def frontier(points: laws.Points, fit1: dict[str, Any], path: str) -> str:
+def frontier(points: laws.Points, fit1: dict[str, Any], path: str,
+             labels: Labels = Labels()) -> str:
   """Loss vs compute of every run (curves where given) and the lower envelope."""
-  fig, ax = plt.subplots(figsize=(6, 4.5))
+  fig, ax = plt.subplots(figsize=(6.5, 4.5), layout="constrained")
+  color = _budget_colors(fig, ax, points.budget, f"budget: {labels.c}")
   for run in np.unique(points.run):
     g = points.take(points.run == run)
-    ax.plot(g.c, g.loss, color="0.6", lw=0.8)
+    ax.plot(g.c, g.loss, color=color(g.budget[0]), lw=0.8, alpha=0.8)
   env = fit1["envelope"]
-  ax.plot(env["c"], env["loss"], "o-", color="C3", label="envelope (Approach 1)")
-  ax.set(xscale="log", xlabel="compute C (FLOPs)", ylabel="loss", title="Loss vs compute")
+  ax.plot(env["c"], env["loss"], "o-", color="C3", ms=3, label="envelope (Approach 1)")
+  ax.set(xscale="log", xlabel=labels.c, ylabel="training loss", title="Loss vs compute")
+  _log_axis(ax.xaxis, points.c)
   ax.legend(fontsize=8)
   return _save(fig, path)
 
 
-def residuals(final: laws.Points, fit3: dict[str, Any], path: str) -> str:
+def residuals(final: laws.Points, fit3: dict[str, Any], path: str,
+              labels: Labels = Labels()) -> str:
   """Approach 3: log-loss residuals vs N and vs D."""
   r = np.log(final.loss) - np.log(laws.predict(fit3, final.n, final.d))
-  fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-  for ax, x, label in ((axes[0], final.n, "parameters N"), (axes[1], final.d, "tokens D")):
-    ax.scatter(x, r, c=np.log10(final.c), s=18)
+  fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+  color = _budget_colors(fig, list(axes), final.budget, f"budget: {labels.c}")
+  for ax, x, label in ((axes[0], final.n, labels.n), (axes[1], final.d, "tokens D")):
+    ax.scatter(x, r, color=[color(b) for b in final.budget], s=18)
     ax.axhline(0, color="k", lw=0.8)
     ax.set(xscale="log", xlabel=label, ylabel="log L - log L_fit")
+    _log_axis(ax.xaxis, x)
   fig.suptitle(f"L(N,D) = {fit3['E']:.3g} + {fit3['A']:.3g}/N^{fit3['alpha']:.3f} + "
                f"{fit3['B']:.3g}/D^{fit3['beta']:.3f}")
   return _save(fig, path)
 
 
-def all_plots(final: laws.Points, curves: laws.Points | None,
-              report: dict[str, Any], plots_dir: str) -> list[str]:
+def all_plots(final: laws.Points, curves: laws.Points | None, report: dict[str, Any],
+              plots_dir: str, labels: Labels = Labels()) -> list[str]:
   """Writes every plot the report supports into `plots_dir`; returns their paths."""
   os.makedirs(plots_dir, exist_ok=True)
   out = os.path.join
   paths = []
   if "error" not in report.get("approach2", {"error": ""}):
-    paths.append(isoflop_curves(final, report["approach2"], out(plots_dir, "isoflop.png")))
-    paths.append(optimal_vs_compute(report["approach2"], out(plots_dir, "optimal_vs_compute.png")))
+    paths.append(isoflop_curves(final, report["approach2"], out(plots_dir, "isoflop.png"), labels))
+    paths.append(optimal_vs_compute(report["approach2"], out(plots_dir, "optimal_vs_compute.png"),
+                                    labels))
   if "error" not in report.get("approach1", {"error": ""}):
     paths.append(frontier(curves if curves is not None else final, report["approach1"],
-                          out(plots_dir, "frontier.png")))
+                          out(plots_dir, "frontier.png"), labels))
   if "error" not in report.get("approach3", {"error": ""}):
-    paths.append(residuals(final, report["approach3"], out(plots_dir, "residuals.png")))
+    paths.append(residuals(final, report["approach3"], out(plots_dir, "residuals.png"), labels))
   return paths
 
 

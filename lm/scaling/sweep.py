@@ -14,14 +14,18 @@ import json
 import logging
 import math
 import os
+import select
 import statistics
 import subprocess
 import time
-from typing import Any, Callable, Sequence
+from typing import IO, Any, Callable, Sequence
 
-from lm import exit_status, run, train
+import jax
+from absl import logging as absl_logging
+
+from lm import exit_status, logs, run, train
 from lm.model import counts
-from lm.scaling import grid
+from lm.scaling import grid, progress
 from lm.data import token_cache
 from lm.model.config import architecture
 
@@ -103,29 +107,51 @@ def result_row(plan: grid.RunPlan, run_cfg, summary: dict[str, Any],
   return row
 
 
-def _pending(config, workdir: str, vocab: int) -> list[grid.RunPlan]:
+def _pending(config, plans: list[grid.RunPlan], rows: list[dict[str, Any]]
+             ) -> list[grid.RunPlan]:
   """The planned runs whose name and config hash are not in the results table yet."""
-  done = {(r["name"], r["config_hash"]) for r in read_results(workdir)}
-  pending = []
-  for plan in grid.plan_runs(config, vocab):
-    if (plan.name, config_hash(grid.run_config(config, plan))) in done:
-      log.info("%s: in the results table, skipped", plan.name)
-    else:
-      pending.append(plan)
-  return pending
+  done = {(r["name"], r["config_hash"]) for r in rows}
+  return [p for p in plans if (p.name, config_hash(grid.run_config(config, p))) not in done]
+
+
+def _prepare(config, workdir: str, workers: int
+             ) -> tuple[int, list[grid.RunPlan], progress.Progress]:
+  """Plans the sweep (writing `sweep.json`), logs the plan; returns the vocabulary size, the
+  pending runs and their progress reporter."""
+  os.makedirs(workdir, exist_ok=True)
+  vocab = vocab_size(config)  # prepares the data once, before any run starts
+  plans = grid.plan_runs(config, vocab)
+  grid.save_plan(os.path.join(workdir, grid.PLAN_FILE), config, plans)
+  rows = read_results(workdir)
+  pending = _pending(config, plans, rows)
+  for line in progress.plan_lines(plans, pending, rows, config, workers):
+    log.info("%s", line)
+  return vocab, pending, progress.Progress(pending, rows, config, workers)
+
+
+def compilation_cache(cache_dir: str | None) -> dict[str, str]:
+  """JAX's persistent compilation cache in `cache_dir` (unless one is set already) for this
+  process, and the environment variables that give it to the processes it starts. Runs of the
+  same width share their initialisation and evaluation programs (a sweep's budgets repeat
+  widths), and a resumed run all of its programs."""
+  if not cache_dir or jax.config.jax_compilation_cache_dir:
+    return {}
+  jax.config.update("jax_compilation_cache_dir", cache_dir)
+  return {"JAX_COMPILATION_CACHE_DIR": cache_dir}
 
 
 def run_sweep(config, workdir: str,
-              runner: Callable[[Any, str], dict[str, Any]] = train.train_and_evaluate
-              ) -> list[dict[str, Any]]:
-  """Trains every planned run in sequence, appending a row per finished run; returns the table."""
-  os.makedirs(workdir, exist_ok=True)
-  vocab = vocab_size(config)
-  for plan in _pending(config, workdir, vocab):
+              runner: Callable[[Any, str], dict[str, Any]] = train.train_and_evaluate,
+              cache_dir: str | None = None) -> list[dict[str, Any]]:
+  """Trains every planned run in sequence, appending a row per finished run; returns the table.
+  `cache_dir`: see `compilation_cache`."""
+  compilation_cache(cache_dir)
+  vocab, pending, prog = _prepare(config, workdir, 1)
+  for plan in pending:
     run_cfg = grid.run_config(config, plan)
-    log.info("%s: %d layers x %d, %d params, %d tokens, %d steps", plan.name, plan.num_layers,
-             plan.d_model, plan.params, plan.tokens, plan.steps)
+    log.info("%s", prog.started(plan))
     run_dir = os.path.join(workdir, plan.name)
+    t0 = time.perf_counter()
     summary = runner(run_cfg, run_dir)
     if summary["step"] < plan.steps:
       log.warning("%s stopped at step %d of %d; run the sweep again to continue", plan.name,
@@ -133,6 +159,7 @@ def run_sweep(config, workdir: str,
       break
     _append(workdir, result_row(plan, run_cfg, {**summary, "vocab_size": vocab}, run_dir,
                                 workdir))
+    log.info("%s", prog.finished(plan, time.perf_counter() - t0))
   return read_results(workdir)
 
 
@@ -170,63 +197,148 @@ def worker_env(slot: int, workers: int, split: str) -> tuple[dict[str, str], set
   return env, set(cpus[slot * share:(slot + 1) * share])
 
 
+def serve(config, workdir: str, requests: IO[str], replies: IO[str],
+          runner: Callable[[Any, str], dict[str, Any]] = train.train_and_evaluate) -> int:
+  """A reusable worker: trains the runs named on `requests` (one name a line) one after another
+  in this process (imports, JAX and the data are set up once), each logging to
+  `<run>/train.log`, and answers each with a JSON line on `replies` (`name`, `status` as in
+  status.json, `detail`). Returns the exit status: 0 at the end of `requests`, or
+  `exit_status.PREEMPTED` after a preempted run."""
+  plans = {p.name: p for p in grid.plan_runs(config, vocab_size(config))}
+  root = logging.getLogger()
+  for line in requests:
+    plan = plans[line.strip()]
+    run_dir = os.path.join(workdir, plan.name)
+    os.makedirs(run_dir, exist_ok=True)
+    handler = logging.FileHandler(os.path.join(run_dir, "train.log"))
+    handler.setFormatter(absl_logging.PythonFormatter())  # the lines train.py's output has
+    logs.quiet_libraries(handler)
+    root.addHandler(handler)
+    try:
+      summary = runner(grid.run_config(config, plan), run_dir)
+      reply = {"name": plan.name, "status": run.PREEMPTED if summary["preempted"] else
+               run.FINISHED, "detail": summary["preempted"] or ""}
+    except Exception as e:  # pylint: disable=broad-exception-caught
+      # One run's bad luck (a non-finite loss, a full disk) need not stop the worker's others.
+      log.exception("%s failed", plan.name)
+      reply = {"name": plan.name, "status": run.FAILED, "detail": f"{type(e).__name__}: {e}"}
+    finally:
+      root.removeHandler(handler)
+      handler.close()
+    replies.write(json.dumps(reply) + "\n")
+    replies.flush()
+    if reply["status"] == run.PREEMPTED:
+      return exit_status.PREEMPTED
+  return 0
+
+
+def _start(command: Sequence[str], slot: int, workers: int, split: str, log_path: str,
+           pipes: bool, cache_env: dict[str, str]) -> subprocess.Popen:
+  env, cpus = worker_env(slot, workers, split)
+  env.update(cache_env)
+  # taskset pins before Python starts (a preexec_fn would run Python in a forked child of
+  # a multithreaded process).
+  pin = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []
+  with open(log_path, "ab") as out:
+    return subprocess.Popen([*pin, *command], env=env, stderr=out,
+                            stdout=subprocess.PIPE if pipes else out,
+                            stdin=subprocess.PIPE if pipes else None, text=pipes)
+
+
+def _ended(proc: subprocess.Popen, reusable: bool) -> tuple[str, str] | None:
+  """(status, detail) of the run `proc` trains, or None while it trains."""
+  if reusable:
+    if select.select([proc.stdout], [], [], 0)[0]:
+      line = proc.stdout.readline()
+      if line:
+        reply = json.loads(line)
+        return reply["status"], reply["detail"]
+    elif proc.poll() is None:
+      return None
+    return run.FAILED, f"worker exited with status {proc.wait()}"
+  if proc.poll() is None:
+    return None
+  if proc.returncode == exit_status.PREEMPTED:
+    return run.PREEMPTED, ""
+  return (run.FAILED, f"exit {proc.returncode}") if proc.returncode else (run.FINISHED, "")
+
+
 def run_sweep_in_workers(config, train_command: Sequence[str], workdir: str, workers: int,
-                         split: str = "cores") -> list[dict[str, Any]]:
-  """Trains the runs missing from the table as `workers` concurrent processes, each
-  `train_command` with a run's workdir and overrides (logs in `<run>/train.log`), appending
-  each run's row when it finishes; returns the table. A failed run is reported with its log and
+                         split: str = "cores", worker_command: Sequence[str] | None = None,
+                         cache_dir: str | None = None) -> list[dict[str, Any]]:
+  """Trains the runs missing from the table on `workers` concurrent processes, appending each
+  run's row when it finishes; returns the table. A failed run is reported with its log and
   stops the sweep after the others finish.
+
+  Without `worker_command`, each run is a process of its own: `train_command` with the run's
+  workdir and overrides (output in `<run>/train.log`). With it, each worker is one process,
+  `worker_command` (an entry point that calls `serve` with the sweep's config and workdir),
+  which trains the runs it is sent in turn; its own output goes to `<workdir>/worker<k>.log`.
+  `cache_dir`: see `compilation_cache`.
   """
-  os.makedirs(workdir, exist_ok=True)
-  vocab = vocab_size(config)  # prepares the data once, before the workers start
-  queue = _pending(config, workdir, vocab)
+  cache_env = compilation_cache(cache_dir)
+  vocab, queue, prog = _prepare(config, workdir, workers)
+  reusable = worker_command is not None
+  procs: dict[int, subprocess.Popen] = {}  # the reusable workers, by slot
   running: dict[int, tuple[subprocess.Popen, grid.RunPlan, float]] = {}
   failed = []
   while queue or running:
-    for slot in set(range(workers)) - set(running):
+    for slot in sorted(set(range(workers)) - set(running)):
       if not queue:
         break
       plan = queue.pop(0)
       run_dir = os.path.join(workdir, plan.name)
       os.makedirs(run_dir, exist_ok=True)
-      env, cpus = worker_env(slot, workers, split)
-      log.info("%s: started on worker %d (%d params, %d steps)", plan.name, slot, plan.params,
-               plan.steps)
-      # taskset pins before Python starts (a preexec_fn would run Python in a forked child of
-      # a multithreaded process).
-      pin = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []
-      with open(os.path.join(run_dir, "train.log"), "ab") as out:
-        proc = subprocess.Popen(
-            [*pin, *_train_argv(train_command, run_dir, plan)],
-            env=env, stdout=out, stderr=subprocess.STDOUT)
+      if reusable:
+        if slot not in procs:
+          procs[slot] = _start(worker_command, slot, workers, split,
+                              os.path.join(workdir, f"worker{slot}.log"), pipes=True, cache_env=cache_env)
+        proc = procs[slot]
+        proc.stdin.write(plan.name + "\n")
+        proc.stdin.flush()
+      else:
+        proc = _start(_train_argv(train_command, run_dir, plan), slot, workers, split,
+                      os.path.join(run_dir, "train.log"), pipes=False, cache_env=cache_env)
       running[slot] = (proc, plan, time.perf_counter())
-    time.sleep(0.5)
+      log.info("%s", prog.started(plan, f" on worker {slot}"))
+    time.sleep(0.2)
     for slot, (proc, plan, t0) in list(running.items()):
-      if proc.poll() is None:
+      ended = _ended(proc, reusable)
+      if ended is None:
         continue
       del running[slot]
+      status, detail = ended
+      if reusable and (status != run.FINISHED or proc.poll() is not None):
+        procs.pop(slot, None)  # a worker that stopped, or that failed a run, is not reused
+        if proc.poll() is None:
+          proc.stdin.close()
       run_dir = os.path.join(workdir, plan.name)
-      if proc.returncode == exit_status.PREEMPTED:
+      if status != run.FINISHED:
+        prog.dropped(plan)
+      if status == run.PREEMPTED:
         log.warning("%s was preempted; run the sweep again to continue it", plan.name)
         continue
-      if proc.returncode:
+      if status == run.FAILED:
         failed.append(plan.name)
-        log.error("%s failed (exit %d): see %s", plan.name, proc.returncode,
-                  os.path.join(run_dir, "train.log"))
+        log.error("%s failed (%s): see %s", plan.name, detail, os.path.join(run_dir, "train.log"))
         continue
       run_cfg = grid.run_config(config, plan)
       step = _from_metrics(run_dir)["step"]
       if step < plan.steps:
         log.warning("%s stopped at step %d of %d; run the sweep again to continue", plan.name,
                     step, plan.steps)
+        prog.dropped(plan)
         continue
       wall = time.perf_counter() - t0
-      log.info("%s: finished in %.0fs", plan.name, wall)
+      log.info("%s", prog.finished(plan, wall))
       # The losses come from the run's metrics.jsonl.
       summary = {"step": step, "train_loss": math.nan, "eval_loss": math.nan, "wall_s": wall,
                  "tokens_per_step": run_cfg.data.batch_size * run_cfg.data.seq_len,
                  "vocab_size": vocab}
       _append(workdir, result_row(plan, run_cfg, summary, run_dir, workdir))
+  for proc in procs.values():
+    proc.stdin.close()
+    proc.wait()
   if failed:
     raise RuntimeError(f"runs failed: {', '.join(failed)}; their logs are in {workdir}")
   return read_results(workdir)

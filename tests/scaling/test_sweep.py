@@ -1,7 +1,9 @@
 """A miniature IsoFLOP sweep (2 budgets x 3 tiny sizes) end to end: sweep -> fit -> plot."""
 
+import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -12,6 +14,7 @@ from conftest import REPO, config_flags
 from lm import config_checks, run, sharding, train
 from lm.scaling import grid, laws, plots, sweep
 
+COMMITTED = os.path.join(REPO, "results", "scaling_cpu")
 
 
 def _sweep_config(c):
@@ -116,6 +119,101 @@ def test_sweep_fit_plot_end_to_end(tiny_config, tmp_path):
   assert os.path.exists(tmp_path / "cli_plots" / "frontier.png")
 
 
+def _fake_runner(config, run_dir):
+  """Trains nothing: writes the metrics a finished run would and returns its summary."""
+  os.makedirs(run_dir, exist_ok=True)
+  steps = config.train.steps
+  with open(os.path.join(run_dir, "metrics.jsonl"), "w") as f:
+    f.write(json.dumps({"step": steps, "loss": 3.0, "tokens_per_s": 1e4}) + "\n")
+  return {"step": steps, "train_loss": 3.0, "eval_loss": 3.1, "wall_s": 0.5, "preempted": None,
+          "tokens_per_step": config.data.batch_size * config.data.seq_len}
+
+
+def test_sweep_prints_plan_and_progress(tiny_config, tmp_path, caplog):
+  config = _sweep_config(tiny_config)
+  workdir = str(tmp_path / "sweep")
+  caplog.set_level("INFO", logger="lm.scaling.sweep")
+  sweep.run_sweep(config, workdir, _fake_runner)
+  lines = [r.getMessage() for r in caplog.records if r.name == sweep.log.name]
+  assert lines[0].startswith("plan: 6 runs, 0 done, 6 to train on 1 worker(s); ")
+  assert "training FLOPs (6N) to go" in lines[0]
+  assert "(a guess: scaling.est_flops_per_s)" in lines[1]
+  plans = grid.plan_runs(config, sweep.vocab_size(config))
+  for k, plan in enumerate(plans, 1):  # one line per pending run: N, D, steps, FLOPs, time
+    assert lines[1 + k].split()[:2] == [f"{k}.", plan.name]
+    assert f"N {plan.params:,}" in lines[1 + k] and f"{plan.steps} steps" in lines[1 + k]
+  started = [ln for ln in lines if ln.startswith("run ")]
+  finished = [ln for ln in lines if ln.startswith("finished ")]
+  assert [ln.split(":")[0] for ln in started] == [f"run {k} of 6" for k in range(1, 7)]
+  assert [ln.split(":")[0] for ln in finished] == [f"finished {k} of 6" for k in range(1, 7)]
+  assert "ETA" in finished[0] and finished[-1].endswith(", 0 to go, ETA 0s")
+  with open(os.path.join(workdir, grid.PLAN_FILE)) as f:
+    saved = json.load(f)
+  assert saved["flops_convention"] == "6N" and len(saved["runs"]) == 6
+
+  caplog.clear()  # again: nothing to train, the estimate measured on the table's rows
+  sweep.run_sweep(config, workdir, _fake_runner)
+  lines = [r.getMessage() for r in caplog.records if r.name == sweep.log.name]
+  assert lines[0].startswith("plan: 6 runs, 6 done, 0 to train")
+  assert "(measured on 6 finished runs)" in lines[1]
+
+
+def test_serve_trains_the_runs_it_is_sent(tiny_config, tmp_path):
+  config = _sweep_config(tiny_config)
+  names = [p.name for p in grid.plan_runs(config, sweep.vocab_size(config))][:2]
+
+  def runner(cfg, run_dir):
+    if run_dir.endswith(names[1]):
+      raise ValueError("boom")
+    return _fake_runner(cfg, run_dir)
+
+  replies = io.StringIO()
+  status = sweep.serve(config, str(tmp_path), io.StringIO("\n".join(names) + "\n"), replies,
+                       runner)
+  assert status == 0
+  got = [json.loads(line) for line in replies.getvalue().splitlines()]
+  assert got == [{"name": names[0], "status": "finished", "detail": ""},
+                 {"name": names[1], "status": "failed", "detail": "ValueError: boom"}]
+  with open(tmp_path / names[1] / "train.log") as f:
+    assert "boom" in f.read()  # each run's log lines go to its own train.log
+
+
+def _fit_cli(results: str, *flags: str) -> str:
+  return subprocess.run(
+      [sys.executable, "-m", "experiments.fit_scaling", f"--results={results}", *flags],
+      cwd=REPO, env={**os.environ, "PYTHONPATH": REPO}, capture_output=True, text=True,
+      check=True).stdout
+
+
+def test_fit_committed_results_without_flags(tmp_path):
+  """The committed table fits with no flags as the sweep planned it (6N+attn, its curves/),
+  to the committed fit.json's estimates."""
+  results = tmp_path / "scaling_cpu"
+  shutil.copytree(COMMITTED, results, ignore=shutil.ignore_patterns("fit.json", "plots"))
+  out = _fit_cli(f"{results}/results.csv", "--bootstrap=5", f"--plots_dir={results}/plots")
+  assert out.splitlines()[0] == (f"N: params_non_embedding, C: flops_6N+attn "
+                                 f"({results}/sweep.json)")
+  with open(results / "fit.json") as f:
+    got = json.load(f)
+  with open(os.path.join(COMMITTED, "fit.json")) as f:
+    want = json.load(f)
+  for approach in ("approach1", "approach2", "approach3"):
+    assert got[approach]["a"] == pytest.approx(want[approach]["a"], rel=1e-6), approach
+  assert sorted(os.listdir(results / "plots")) == [
+      "frontier.png", "isoflop.png", "optimal_vs_compute.png", "residuals.png"]
+  # Without the plan file, the defaults (6N) and a line that says so.
+  os.remove(results / grid.PLAN_FILE)
+  out = _fit_cli(f"{results}/results.csv", "--bootstrap=2", "--nocurves")
+  assert out.splitlines()[0] == "N: params_non_embedding, C: flops_6N (default)"
+
+
+def test_plot_labels_name_the_convention():
+  labels = plots.Labels.of_columns("params_non_embedding", "flops_6N+attn")
+  assert labels == plots.Labels("parameters N (non-embedding)", "training FLOPs C (6N+attn)")
+  assert plots.Labels.of_columns("N", None).c == "training FLOPs C (6ND)"
+  assert [plots._plain(x) for x in (1e11, 2e4, 100.0, 0.5)] == ["1e11", "2e4", "100", "0.5"]
+
+
 def test_emit_commands(tiny_config, tmp_path):
   config = _sweep_config(tiny_config)
   entry = ["python", "-m", "experiments.train", "--config=cfg.py", "--config.seed=1"]
@@ -150,6 +248,21 @@ def test_workers_match_in_process(tiny_config, tmp_path, monkeypatch):
     assert abs(got["train_loss"] / want["train_loss"] - 1) < 1e-4
     assert got["wall_s"] > 0
     assert os.path.exists(os.path.join(workdir, got["name"], "train.log"))
+  # Reusable workers (one process trains several runs) give the same runs: same hashes, the
+  # same eval losses as one process per run.
+  reused_dir = str(tmp_path / "reused")
+  worker = [sys.executable, "-m", "experiments.sweep", "--config=experiments/configs/base.py",
+            *config_flags(config), f"--workdir={reused_dir}", "--serve"]
+  reused = sweep.run_sweep_in_workers(config, entry, reused_dir, workers=1,
+                                      worker_command=worker, cache_dir=str(tmp_path / "cache"))
+  assert len(reused) == 2 and os.path.exists(os.path.join(reused_dir, "worker0.log"))
+  for got in reused:
+    want = by_name[got["name"]]
+    assert got["config_hash"] == want["config_hash"] and got["steps"] == want["steps"]
+    assert abs(got["eval_loss"] - want["eval_loss"]) < 1e-6
+    assert abs(got["train_loss"] - want["train_loss"]) < 1e-6
+    with open(os.path.join(reused_dir, got["name"], "train.log")) as f:
+      assert "done: step" in f.read()
   # Finished runs are skipped; a failing run is named with its log.
   assert len(sweep.run_sweep_in_workers(config, entry, workdir, workers=2)) == 2
   config.scaling.budgets = (1.2e8,)
