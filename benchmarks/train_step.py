@@ -56,12 +56,13 @@ def synthetic_vocab_size(data_cfg) -> int:
   tokens for a char tokenizer (as training builds it), else `data.vocab_size`."""
   if data_cfg.tokenizer != "char" or data_cfg.dataset != "local":
     return data_cfg.vocab_size
-  from lm.data import local_text  # pylint: disable=import-outside-toplevel (needs TFDS)
-  from lm.data.specials import SPECIAL_TOKENS  # pylint: disable=import-outside-toplevel
-  chars: set[str] = set()
-  for path in local_text.corpus_files(data_cfg.path, data_cfg.include, tuple(data_cfg.exclude)):
-    chars.update(local_text.read_text(path, data_cfg.encoding, path, data_cfg.decode_errors))
-  return len(chars) + len(SPECIAL_TOKENS)
+  # pylint: disable=import-outside-toplevel (TFDS and SentencePiece, absent on a bare GPU host)
+  from lm.data import local_text
+  from lm.data.tokenizer import CharTokenizer
+  return CharTokenizer.train(
+      local_text.read_text(path, data_cfg.encoding, path, data_cfg.decode_errors)
+      for path in local_text.corpus_files(data_cfg.path, data_cfg.include,
+                                          tuple(data_cfg.exclude))).vocab_size
 
 
 def batches(config, mesh, data: str, vocab_size: int | None) -> tuple[int, Callable[[], Any]]:
