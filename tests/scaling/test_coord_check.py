@@ -8,8 +8,8 @@ from lm.model import mup
 from lm.model.config import TransformerConfig
 from lm.scaling import coord_check
 
-# Base width 64 (head_dim 16); the check runs widths 64, 256 and 1024 with the heads kept, so
-# head_dim grows too.
+# Base width 64 (head_dim 16); the check runs widths 64 and 512 with the heads kept, so head_dim
+# grows too (the command, experiments.coord_check, draws 64 to 1024).
 FAMILY = TransformerConfig(vocab_size=64, num_layers=2, num_heads=4, d_model=64, mlp_dim=256,
                            max_seq_len=16, position="rotary", base_width=64, base_head_dim=16)
 FACTOR = 2.0  # flat: the largest width within this factor of the smallest
@@ -22,7 +22,7 @@ def _optim():
   return o
 
 
-def _growth(parametrization: str, widths=(64, 256, 1024)) -> dict[str, float]:
+def _growth(parametrization: str, widths=(64, 512)) -> dict[str, float]:
   """Each activation's size at the largest width over its size at the smallest, after 3 Adam
   steps."""
   sizes = coord_check.coordinate_check(dataclasses.replace(FAMILY, parametrization=parametrization),
@@ -44,7 +44,7 @@ def test_the_check_fails_without_any_one_multiplier(monkeypatch, dropped):
   ones = {"hidden_init_scale": lambda cfg: 1.0, "output_multiplier": lambda cfg: 1.0,
           "lr_multipliers": lambda cfg, axes: jax.tree.map(lambda _: 1.0, axes)}
   monkeypatch.setattr(mup, dropped, ones[dropped])
-  growth = _growth("mup", widths=(64, 1024))
+  growth = _growth("mup")
   assert max(growth.values()) > FACTOR, growth
 
 
