@@ -25,7 +25,7 @@ import tempfile
 from absl import app, flags, logging
 
 from benchmarks.provenance import git_commit
-from lm import logs, train
+from lm import logs, metrics, train
 from lm.model import counts
 from lm.model.config import TransformerConfig
 
@@ -52,7 +52,7 @@ def _config(recipe: str, steps: int | None):
 
 def _steady_tokens_per_s(workdir: str, eval_every: int, log_every: int) -> float:
   """Median tokens/s of the logged intervals that contain no evaluation."""
-  rows = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
+  rows = metrics.read_metrics(workdir)
   speeds = [r["tokens_per_s"] for r in rows if "tokens_per_s" in r
             and (r["step"] - 1) // eval_every == (r["step"] - log_every) // eval_every]
   return statistics.median(speeds)

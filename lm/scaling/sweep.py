@@ -23,7 +23,7 @@ from typing import IO, Any, Callable, Sequence
 import jax
 from absl import logging as absl_logging
 
-from lm import exit_status, logs, run, train
+from lm import exit_status, logs, metrics, run, train
 from lm.model import counts
 from lm.scaling import grid, progress
 from lm.data import token_cache
@@ -75,13 +75,12 @@ def _append(workdir: str, row: dict[str, Any]) -> None:
 def _from_metrics(run_dir: str) -> dict[str, float]:
   """Last step, train and eval loss and the median tokens/s logged in a run's metrics.jsonl."""
   out: dict[str, Any] = {"tokens_per_s": [], "step": 0}
-  with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-    for row in map(json.loads, f):
-      for key in ("step", "loss", "eval_loss"):
-        if key in row:
-          out[key] = row[key]
-      if "tokens_per_s" in row:
-        out["tokens_per_s"].append(row["tokens_per_s"])
+  for row in metrics.read_metrics(run_dir):
+    for key in ("step", "loss", "eval_loss"):
+      if key in row:
+        out[key] = row[key]
+    if "tokens_per_s" in row:
+      out["tokens_per_s"].append(row["tokens_per_s"])
   speeds = out.pop("tokens_per_s")
   return {**out, "tokens_per_s": statistics.median(speeds) if speeds else math.nan}
 
