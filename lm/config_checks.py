@@ -93,6 +93,8 @@ def check(config, num_devices: int, num_processes: int = 1) -> None:
   _require(t.grad_accum_steps >= 1 and d.batch_size % t.grad_accum_steps == 0,
            f"config.train.grad_accum_steps={t.grad_accum_steps} must divide "
            f"config.data.batch_size={d.batch_size}")
+  _require(t.steps_per_dispatch >= 1,
+           f"config.train.steps_per_dispatch={t.steps_per_dispatch} must be >= 1")
   _require(d.seq_len <= m.max_seq_len,
            f"config.data.seq_len={d.seq_len} exceeds config.model.max_seq_len={m.max_seq_len}")
   _require(o.name in optim.OPTIMIZERS,

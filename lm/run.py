@@ -34,6 +34,7 @@ HF_PREFIX = "hf:"
 # identity it has finished; a resume may change only these fields.
 NOT_IDENTITY = ("scaling", "execution", "train.log_every", "train.checkpoint_every",
                 "train.keep_checkpoints", "train.async_checkpoints", "train.stop_after_steps",
+                "train.steps_per_dispatch",
                 "train.watchdog_s", "train.wandb_project", "train.wandb_mode",
                 "data.num_threads", "data.prefetch", "data.data_dir")
 

@@ -88,18 +88,21 @@ def like_params(tree: Any, params: Any, param_shardings: Any, other: NamedShardi
   return jax.tree_util.tree_map_with_path(pick, tree)
 
 
-def batch_sharding(mesh: Mesh) -> NamedSharding:
-  """Sharding of a [batch, ...] array: batch split over the data and fsdp axes."""
-  return NamedSharding(mesh, P(("data", "fsdp")))
+def batch_sharding(mesh: Mesh, stacked: bool = False) -> NamedSharding:
+  """Sharding of a [batch, ...] array (`stacked`: [steps, batch, ...]): batch split over the
+  data and fsdp axes."""
+  return NamedSharding(mesh, P(None, ("data", "fsdp")) if stacked else P(("data", "fsdp")))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
 
 
-def global_batch(local: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
-  """Assembles each process's rows of the batch into one global array per key."""
-  sharding = batch_sharding(mesh)
+def global_batch(local: dict[str, np.ndarray], mesh: Mesh,
+                 stacked: bool = False) -> dict[str, jax.Array]:
+  """Assembles each process's rows of the batch (`stacked`: of each of a stack of batches,
+  [steps, rows, ...]) into one global array per key."""
+  sharding = batch_sharding(mesh, stacked)
   return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in local.items()}
 
 

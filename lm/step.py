@@ -160,11 +160,25 @@ def state_layout(model_cfg: TransformerConfig, ex: ExecutionConfig, optim_cfg, t
   return StateLayout(model_cfg, ex, graphdef, tx, schedule, init_fn, state_sh, abstract_sh)
 
 
-def jit_train_step(layout: StateLayout, train_cfg, mesh: Mesh, objective: Objective = Objective()):
+def jit_train_step(layout: StateLayout, train_cfg, mesh: Mesh, objective: Objective = Objective(),
+                   num_steps: int = 1):
   """`make_train_step` jitted over `mesh`: the state sharded as `layout` says and donated, the
-  batch split over the data axes."""
-  return jax.jit(
-      make_train_step(layout.graphdef, layout.tx, layout.schedule, layout.model_cfg.dropout > 0,
-                      train_cfg.grad_accum_steps, token_loss(layout.execution), objective),
-      in_shardings=(layout.shardings, sharding.batch_sharding(mesh)),
-      out_shardings=(layout.shardings, None), donate_argnums=0)
+  batch split over the data axes.
+
+  With `num_steps > 1`, one program runs that many steps (a `lax.scan` over a stack of
+  batches, [num_steps, batch, ...]) and returns their metrics stacked: the same updates as as
+  many single steps, for one dispatch and one host round trip.
+  """
+  train_step = make_train_step(layout.graphdef, layout.tx, layout.schedule,
+                               layout.model_cfg.dropout > 0, train_cfg.grad_accum_steps,
+                               token_loss(layout.execution), objective)
+  if num_steps == 1:
+    return jax.jit(train_step, in_shardings=(layout.shardings, sharding.batch_sharding(mesh)),
+                   out_shardings=(layout.shardings, None), donate_argnums=0)
+
+  def train_steps(state: TrainState, batches: dict[str, jax.Array]):
+    return jax.lax.scan(train_step, state, batches)
+
+  return jax.jit(train_steps,
+                 in_shardings=(layout.shardings, sharding.batch_sharding(mesh, stacked=True)),
+                 out_shardings=(layout.shardings, None), donate_argnums=0)

@@ -16,6 +16,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.sharding import Mesh
 
 from lm import checkpoint, config_checks, distributed, metrics, run, sharding, wandb_writer
@@ -267,6 +268,9 @@ def _train(exp: Experiment, workdir: str, mngr, t_start: float) -> dict[str, Any
   writer = metrics.MetricWriter(workdir, enabled=writes, resume_step=step, mirror=mirror)
 
   train_step = jit_train_step(exp.layout, cfg.train, exp.mesh, exp.objective)
+  per_dispatch = cfg.train.steps_per_dispatch
+  train_steps = (jit_train_step(exp.layout, cfg.train, exp.mesh, exp.objective, per_dispatch)
+                 if per_dispatch > 1 else None)
   eval_step = jax.jit(make_eval_step(exp.layout.graphdef, exp.objective, cfg.seed))
 
   n_params = counts.param_counts(exp.model_cfg)
@@ -282,7 +286,7 @@ def _train(exp: Experiment, workdir: str, mngr, t_start: float) -> dict[str, Any
   start_step = step
   preemption = Preemption()
   watchdog = Watchdog(cfg.train.watchdog_s, stall_handler(workdir))
-  pending = None  # (step, device metrics) of the last dispatched step, fetched one step late
+  pending = None  # (last step, device metrics) of the last dispatch, fetched one late
   summary: dict[str, Any] = {"start_step": start_step, "preempted": None}
   last_train_loss = last_eval_loss = math.nan
   last_eval: dict[str, float] = {}
@@ -295,23 +299,37 @@ def _train(exp: Experiment, workdir: str, mngr, t_start: float) -> dict[str, Any
     if step > start_step + 1:  # armed once the first step (and its compilation) is behind
       watchdog.beat(doing)
 
-  def fetch(step_and_metrics) -> dict[str, float]:
-    at, device_metrics = step_and_metrics
+  def fetch(dispatched) -> list[tuple[int, dict[str, float]]]:
+    """(step, host metrics) of each step of a dispatch `(last step, device metrics)`."""
+    at, device_metrics = dispatched
     beat(f"waiting for step {at}'s results (its device work and collectives)")
-    host = {k: float(v) for k, v in jax.device_get(device_metrics).items()}
-    if not (math.isfinite(host["loss"]) and math.isfinite(host["grad_norm"])):
-      raise NonFiniteLossError(
-          f"loss {host['loss']} / grad norm {host['grad_norm']} at step {at}; {last_good()}")
-    return host
+    host = jax.device_get(device_metrics)
+    n = next(iter(host.values())).size  # 1, or the steps of a multi-step dispatch
+    rows = [(at - n + 1 + i, {k: float(v.reshape(-1)[i]) for k, v in host.items()})
+            for i in range(n)]
+    for row_step, row in rows:
+      if not (math.isfinite(row["loss"]) and math.isfinite(row["grad_norm"])):
+        raise NonFiniteLossError(f"loss {row['loss']} / grad norm {row['grad_norm']} at step "
+                                 f"{row_step}; {last_good()}")
+    return rows
 
-  def record(step_and_metrics) -> float:
-    host = fetch(step_and_metrics)
-    at = step_and_metrics[0]
-    if at % cfg.train.log_every == 0:
-      host.update(meter.report(at))
-      log.info(_format_progress(at, cfg.train.steps, host))
-      writer.write(at, host)
-    return host["loss"]
+  def record(dispatched) -> float:
+    """Checks and logs a dispatch's metrics; returns its last step's train loss."""
+    rows = fetch(dispatched)
+    for at, host in rows:
+      if at % cfg.train.log_every == 0:
+        host.update(meter.report(at))
+        log.info(_format_progress(at, cfg.train.steps, host))
+        writer.write(at, host)
+    return rows[-1][1]["loss"]
+
+  def steps_to_next_stop(step: int) -> int:
+    """Steps until the next evaluation, checkpoint, requested stop or the end."""
+    stops = [cfg.train.steps, (step // cfg.train.eval_every + 1) * cfg.train.eval_every,
+             (step // cfg.train.checkpoint_every + 1) * cfg.train.checkpoint_every]
+    if cfg.train.stop_after_steps > 0:
+      stops.append(start_step + cfg.train.stop_after_steps)
+    return min(stops) - step
 
   def save(step: int, force: bool) -> None:
     fetch(pending)  # never save a state that followed a NaN
@@ -324,16 +342,21 @@ def _train(exp: Experiment, workdir: str, mngr, t_start: float) -> dict[str, Any
   compiles = metrics.CompileCounter().start()
   try:
     while step < cfg.train.steps:
+      num = per_dispatch if steps_to_next_stop(step) >= per_dispatch else 1
       beat(f"reading the batch of step {step + 1}")
-      batch = sharding.global_batch(next(data_iter), exp.mesh)
-      state, step_metrics = train_step(state, batch)
-      step += 1
+      if num == 1:
+        state, step_metrics = train_step(state, sharding.global_batch(next(data_iter), exp.mesh))
+      else:
+        local = [next(data_iter) for _ in range(num)]
+        stack = {k: np.stack([b[k] for b in local]) for k in local[0]}
+        state, step_metrics = train_steps(state, sharding.global_batch(stack, exp.mesh, True))
+      first, step = step + 1, step + num
       if pending is not None:
         last_train_loss = record(pending)
-      if step == start_step + 1:
+      if first == start_step + 1:
         meter.reset(step)  # exclude compilation from throughput
       pending = (step, step_metrics)
-      if preemption.requested(step):
+      if any([preemption.requested(s) for s in range(first, step + 1)]):  # each, on every host
         summary["preempted"] = preemption.signal_name or "SIGTERM"
       elif step - start_step == cfg.train.stop_after_steps:
         summary["preempted"] = "config.train.stop_after_steps"
@@ -360,7 +383,7 @@ def _train(exp: Experiment, workdir: str, mngr, t_start: float) -> dict[str, Any
 
   summary.update(last_eval)
   summary.update(step=step, train_loss=last_train_loss, eval_loss=last_eval_loss,
-                 train_step_compiles=compiles.count("train_step"),
+                 train_step_compiles=compiles.count("train_step") + compiles.count("train_steps"),
                  wall_s=time.perf_counter() - t_start, state=state,
                  tokens_per_step=tokens_per_step)
   if summary["preempted"] is not None:

@@ -99,6 +99,19 @@ def test_resume_is_bitwise_equal_to_a_straight_run(tiny_config, tmp_path):
     assert a == b
 
 
+def test_several_steps_per_dispatch_are_bitwise_single_steps(tiny_config, tmp_path):
+  mesh = sharding.make_mesh(tiny_config.mesh, jax.devices()[:1])
+  single = _run(tiny_config, tmp_path / "single", mesh)
+  # 8 steps, evaluation and checkpoint every 4: dispatches of 3, 1, 3 and 1 steps.
+  tiny_config.train.steps_per_dispatch = 3
+  scanned = _run(tiny_config, tmp_path / "scanned", mesh)
+  assert scanned["step"] == 8 and scanned["eval_loss"] == single["eval_loss"]
+  jax.tree.map(np.testing.assert_array_equal, train.host_params(scanned["state"]),
+               train.host_params(single["state"]))
+  assert _losses(tmp_path / "scanned") == _losses(tmp_path / "single")
+  assert [s for s, _ in _losses(tmp_path / "scanned")] == list(range(1, 9))
+
+
 def _losses(workdir):
   rows = [json.loads(l) for l in open(workdir / "metrics.jsonl")]
   return sorted((r["step"], r["loss"]) for r in rows if "loss" in r)

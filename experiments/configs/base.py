@@ -110,6 +110,8 @@ def get_config() -> ml_collections.ConfigDict:
   t.steps = 5000                   # the schedule's length
   t.stop_after_steps = -1          # end this invocation after so many steps (saving); -1: never
   t.grad_accum_steps = 1           # microbatches per step (the batch is split, grads averaged)
+  t.steps_per_dispatch = 1         # steps per program (a lax.scan over as many batches): the
+                                   # same updates, less dispatch overhead for small models
   t.z_loss = 0.0                   # adds z_loss * log(Z)^2 per prediction (PaLM: 1e-4); 0: none
   t.log_every = 50
   t.eval_every = 500
