@@ -19,7 +19,7 @@ import os
 from typing import Any, Callable
 
 import numpy as np
-from scipy import optimize, special
+from scipy import optimize
 
 HUBER_DELTA = 1e-3
 
@@ -67,33 +67,50 @@ def approach1(p: Points, num_bins: int = 20) -> dict[str, Any]:
 def _parabola_min(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
   coef = np.polyfit(x, y, 2)
   if coef[0] <= 0:
-    raise ValueError("IsoFLOP curve is not convex")
+    raise ValueError("the parabola is not convex")
   return float(-coef[1] / (2 * coef[0])), coef
 
 
-def approach2(p: Points) -> dict[str, Any]:
-  """IsoFLOP parabolas: per budget with >= 3 distinct sizes, the loss-minimising N and D.
-
-  A budget whose parabola has its minimum outside the sizes it sampled (the grid does not
-  bracket the optimum) is left out and listed under `skipped`: its minimum is extrapolated.
-  """
-  rows, skipped = [], []
-  for budget in np.unique(p.budget):
-    g = p.take(p.budget == budget)
-    if len(np.unique(g.n)) < 3:
-      continue
+def _isoflop_minimum(g: Points) -> dict[str, Any]:
+  """One budget's parabola minima, or `reason` why it has none to trust."""
+  sizes = np.unique(g.n)
+  out: dict[str, Any] = {"budget": float(g.budget[0]),
+                         "sampled_n": [float(sizes[0]), float(sizes[-1])]}
+  if len(sizes) < 3:
+    return {**out, "reason": f"{len(sizes)} distinct sizes (needs >= 3)"}
+  try:
     log_n, n_coef = _parabola_min(np.log(g.n), g.loss)
     log_d, d_coef = _parabola_min(np.log(g.d), g.loss)
-    if not np.log(g.n).min() <= log_n <= np.log(g.n).max():
-      skipped.append({"budget": float(budget), "n_opt_extrapolated": float(np.exp(log_n)),
-                      "sampled_n": [float(g.n.min()), float(g.n.max())]})
-      continue
-    rows.append({"budget": float(budget), "c": float(np.mean(g.c)), "n_opt": float(np.exp(log_n)),
-                 "d_opt": float(np.exp(log_d)), "loss_opt": float(np.polyval(n_coef, log_n)),
-                 "n_parabola": n_coef.tolist(), "d_parabola": d_coef.tolist()})
+  except ValueError as e:
+    return {**out, "reason": str(e)}
+  if not sizes[0] <= np.exp(log_n) <= sizes[-1]:
+    return {**out, "reason": "the minimum is outside the sampled sizes",
+            "n_opt_extrapolated": float(np.exp(log_n))}
+  best = g.n[np.argmin(g.loss)]
+  if best in (sizes[0], sizes[-1]):
+    end = "smallest" if best == sizes[0] else "largest"
+    return {**out, "reason": f"the lowest loss is at the {end} size sampled: the sizes do not "
+                             "bracket the optimum", "n_opt_extrapolated": float(np.exp(log_n))}
+  return {**out, "c": float(np.mean(g.c)), "n_opt": float(np.exp(log_n)),
+          "d_opt": float(np.exp(log_d)), "loss_opt": float(np.polyval(n_coef, log_n)),
+          "n_parabola": n_coef.tolist(), "d_parabola": d_coef.tolist()}
+
+
+def approach2(p: Points) -> dict[str, Any]:
+  """IsoFLOP parabolas: per budget, the loss-minimising N and D; power laws in C through them.
+
+  A budget is left out, and listed under `skipped` with its `reason`, where it has fewer than
+  3 distinct sizes, its parabola is not convex, or its minimum is not bracketed by the sizes
+  it sampled (outside them, or the lowest loss at the smallest or largest size). Raises
+  ValueError where fewer than 2 budgets remain.
+  """
+  minima = [_isoflop_minimum(p.take(p.budget == b)) for b in np.unique(p.budget)]
+  rows = [m for m in minima if "reason" not in m]
+  skipped = [m for m in minima if "reason" in m]
   if len(rows) < 2:
-    raise ValueError("Approach 2 needs >= 2 budgets with >= 3 distinct sizes each and the "
-                     f"loss minimum inside the sampled sizes; budgets left out: {skipped}")
+    raise ValueError("Approach 2 needs >= 2 budgets with a bracketed, convex minimum over >= 3 "
+                     "sizes; left out: " + "; ".join(f"{s['budget']:.3g}: {s['reason']}"
+                                                     for s in skipped))
   c = np.array([r["c"] for r in rows])
   a, a0 = power_law(c, np.array([r["n_opt"] for r in rows]))
   b, b0 = power_law(c, np.array([r["d_opt"] for r in rows]))
@@ -105,7 +122,7 @@ def _lse_objective(theta: np.ndarray, log_n, log_d, log_loss):
   """Huber loss of the log-sum-exp model and its gradient; theta = (a, b, e, alpha, beta)."""
   a, b, e, alpha, beta = theta
   terms = np.stack([a - alpha * log_n, b - beta * log_d, np.full_like(log_n, e)])
-  pred = special.logsumexp(terms, axis=0)
+  pred = np.logaddexp.reduce(terms, axis=0)  # scipy's logsumexp costs 40x as much here
   r = pred - log_loss
   small = np.abs(r) <= HUBER_DELTA
   value = np.sum(np.where(small, 0.5 * r ** 2, HUBER_DELTA * (np.abs(r) - 0.5 * HUBER_DELTA)))
@@ -140,13 +157,43 @@ def approach3(p: Points, num_starts: int = 8,
                                 options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 2000})
               for s in starts), key=lambda r: r.fun)
   a, b, e, alpha, beta = best.x
-  big_a, big_b = np.exp(a), np.exp(b)
-  # Compute-optimal allocation under C = 6 N D (Hoffmann et al., eq. 4).
-  g = (alpha * big_a / (beta * big_b)) ** (1 / (alpha + beta))
-  return {"E": float(np.exp(e)), "A": float(big_a), "B": float(big_b), "alpha": float(alpha),
-          "beta": float(beta), "a": float(beta / (alpha + beta)),
-          "b": float(alpha / (alpha + beta)), "G": float(g), "theta": best.x.tolist(),
+  return {**law(np.exp(e), np.exp(a), np.exp(b), alpha, beta), "theta": best.x.tolist(),
           "huber_loss": float(best.fun)}
+
+
+def law(E: float, A: float, B: float, alpha: float, beta: float) -> dict[str, float]:
+  """L(N, D) = E + A/N^alpha + B/D^beta and its compute-optimal allocation under C = 6 N D
+  (Hoffmann et al., eq. 4): N_opt = G (C/6)^a, a = beta / (alpha + beta), b = 1 - a."""
+  with np.errstate(divide="ignore"):  # B = 0 (a bound of the NNLS fit): G is infinite
+    g = (alpha * A / np.float64(beta * B)) ** (1 / (alpha + beta))
+  return {"E": float(E), "A": float(A), "B": float(B), "alpha": float(alpha),
+          "beta": float(beta), "a": float(beta / (alpha + beta)),
+          "b": float(alpha / (alpha + beta)), "G": float(g)}
+
+
+VP_EXPONENTS = np.linspace(0.02, 1.5, 75)
+
+
+def approach3_vp(p: Points, exponents: np.ndarray = VP_EXPONENTS) -> dict[str, Any]:
+  """Approach 3 by variable projection: at each (alpha, beta) of a grid, E, A, B >= 0 by
+  non-negative least squares of the relative residuals (L_fit - L) / L, which are linear in
+  them; the best grid point refined by Nelder-Mead. A cross-check of `approach3` that needs
+  no starting point and no Huber loss."""
+
+  def solve(exps: np.ndarray) -> tuple[np.ndarray, float]:
+    cols = np.stack([np.ones_like(p.n), p.n ** -exps[0], p.d ** -exps[1]], 1) / p.loss[:, None]
+    scale = np.linalg.norm(cols, axis=0)  # the columns differ by orders of magnitude
+    coef, rnorm = optimize.nnls(cols / scale, np.ones(len(p.loss)))
+    return coef / scale, rnorm
+
+  grid = np.array(list(itertools.product(exponents, exponents)))
+  start = grid[np.argmin([solve(x)[1] for x in grid])]
+  best = optimize.minimize(lambda x: solve(x)[1], start, method="Nelder-Mead",
+                           bounds=[(exponents[0], exponents[-1])] * 2,
+                           options={"xatol": 1e-6, "fatol": 1e-14})
+  (e, big_a, big_b), rnorm = solve(best.x)
+  return {**law(e, big_a, big_b, *best.x),
+          "rms_relative_residual": float(rnorm / np.sqrt(len(p.loss)))}
 
 
 def predict(fit3: dict[str, Any], n: np.ndarray, d: np.ndarray) -> np.ndarray:
@@ -183,9 +230,10 @@ def bootstrap(p: Points, fit: Callable[[Points], dict[str, Any]], keys: tuple[st
     samples.append([result[k] for k in keys])
   s = np.array(samples)
   if len(s) == 0:
-    return {"num_ok": 0}
+    return {"num_ok": 0, "num_tried": num_samples}
   lo, hi = np.percentile(s, [2.5, 97.5], axis=0)
-  return {"num_ok": len(s), **{k: [float(l), float(h)] for k, l, h in zip(keys, lo, hi)},
+  return {"num_ok": len(s), "num_tried": num_samples,
+          **{k: [float(l), float(h)] for k, l, h in zip(keys, lo, hi)},
           "samples": {k: s[:, i].tolist() for i, k in enumerate(keys)}}
 
 
@@ -259,7 +307,7 @@ def fit_all(final: Points, curves: Points | None = None, ref_flops: float | None
 
   for name, fit, keys, points in (
       ("approach1", one, ("a", "b", "tokens_per_param"), env_points),
-      ("approach2", two, ("a", "b", "tokens_per_param"), final),
+      ("approach2", two, ("a", "b", "tokens_per_param", "log_n_coef", "log_d_coef"), final),
       ("approach3", three, ("E", "A", "B", "alpha", "beta", "a", "b", "tokens_per_param"),
        final)):
     try:
@@ -282,6 +330,59 @@ def format_table(report: dict[str, Any]) -> str:
       lines.append(f"{name:<10} {r['error']}")
       continue
     for key, (lo, hi) in ((k, v) for k, v in r["ci"].items() if isinstance(v, list) and
-                          len(v) == 2 and k != "samples"):
+                          not k.startswith("log_")):
       lines.append(f"{name:<10} {key:<17} {r[key]:>11.4g}   [{lo:.4g}, {hi:.4g}]")
+  return "\n".join(lines)
+
+
+def _interval(draws: np.ndarray) -> list[float] | None:
+  return np.percentile(draws, [2.5, 97.5]).tolist() if len(draws) else None
+
+
+def predict_at(report: dict[str, Any], c: float) -> dict[str, Any]:
+  """The compute-optimal model at compute `c` with 95% intervals over the bootstrap refits.
+
+  Top level: Approach 3's `n_opt`, `d_opt` and `loss` (L(N_opt, D_opt)), each with `<key>_ci`
+  [lo, hi] (None without bootstrap samples); under `approach2`: its power laws' `n_opt` and
+  `d_opt` with intervals (or its `error`).
+  """
+  fit3 = report["approach3"]
+  if "error" in fit3:
+    raise ValueError(f"no Approach 3 fit to predict from: {fit3['error']}")
+
+  def at3(fit: dict[str, Any]) -> tuple[float, float, float]:
+    n, d = optimum3(fit, c)
+    return n, d, float(predict(fit, n, d))
+
+  s = fit3["ci"].get("samples", {})
+  refits = zip(*(s.get(k, []) for k in ("E", "A", "B", "alpha", "beta")))
+  draws = np.array([at3(law(*v)) for v in refits]).reshape(-1, 3)
+  out: dict[str, Any] = {"flops": float(c)}
+  for i, (key, value) in enumerate(zip(("n_opt", "d_opt", "loss"), at3(fit3))):
+    out.update({key: value, f"{key}_ci": _interval(draws[:, i])})
+  fit2 = report["approach2"]
+  if "error" in fit2:
+    out["approach2"] = {"error": fit2["error"]}
+    return out
+  s = fit2["ci"].get("samples", {})
+  out["approach2"] = {}
+  for key, exp_key, coef_key in (("n_opt", "a", "log_n_coef"), ("d_opt", "b", "log_d_coef")):
+    draws = np.exp(np.array(s.get(coef_key, [])) + np.array(s.get(exp_key, [])) * np.log(c))
+    out["approach2"].update({key: float(np.exp(fit2[coef_key] + fit2[exp_key] * np.log(c))),
+                             f"{key}_ci": _interval(draws)})
+  return out
+
+
+def format_prediction(pred: dict[str, Any]) -> str:
+  """The prediction of `predict_at`, a line per approach."""
+  def part(r: dict[str, Any], key: str, label: str) -> str:
+    ci = r[f"{key}_ci"]
+    return f"{label} {r[key]:.4g}" + (f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "")
+
+  lines = [f"prediction at C = {pred['flops']:.4g} FLOPs (95% intervals):",
+           "approach3  " + ", ".join(part(pred, k, label) for k, label in
+                                     (("n_opt", "N_opt"), ("d_opt", "D_opt"), ("loss", "loss")))]
+  fit2 = pred["approach2"]
+  lines.append("approach2  " + (fit2["error"] if "error" in fit2 else ", ".join(
+      part(fit2, k, label) for k, label in (("n_opt", "N_opt"), ("d_opt", "D_opt")))))
   return "\n".join(lines)

@@ -91,10 +91,13 @@ def isoflop_curves(final: laws.Points, fit2: dict[str, Any], path: str,
   return _save(fig, path)
 
 
-def optimal_vs_compute(fit2: dict[str, Any], path: str, labels: Labels = Labels()) -> str:
-  """N_opt and D_opt vs C: the IsoFLOP minima, the power-law fit and its bootstrap band."""
+def optimal_vs_compute(fit2: dict[str, Any], path: str, labels: Labels = Labels(),
+                       prediction: dict[str, Any] | None = None) -> str:
+  """N_opt and D_opt vs C: the IsoFLOP minima, the power-law fit and its bootstrap band, and
+  a `laws.predict_at` prediction with its 95% intervals where given."""
   c = np.array([r["c"] for r in fit2["budgets"]])
-  grid = np.logspace(np.log10(c.min()) - 0.5, np.log10(c.max()) + 0.5, 50)
+  span = [*c, prediction["flops"]] if prediction else c
+  grid = np.logspace(np.log10(min(span)) - 0.5, np.log10(max(span)) + 0.5, 50)
   fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
   for ax, key, exp_key, coef_key, label in (
       (axes[0], "n_opt", "a", "log_n_coef", f"optimal {labels.n}"),
@@ -110,6 +113,12 @@ def optimal_vs_compute(fit2: dict[str, Any], path: str, labels: Labels = Labels(
       lines = np.array([y0 * (grid / c0) ** e for e in samples[exp_key]])
       lo, hi = np.percentile(lines, [2.5, 97.5], axis=0)
       ax.fill_between(grid, lo, hi, alpha=0.25, label="95% bootstrap band")
+    for fit, marker, name in ((prediction, "D", "approach 3"),
+                              ((prediction or {}).get("approach2"), "*", "approach 2")):
+      if fit and key in fit:
+        ci = fit[f"{key}_ci"] or [fit[key]] * 2
+        ax.errorbar([prediction["flops"]], [fit[key]], [[fit[key] - ci[0]], [ci[1] - fit[key]]],
+                    fmt=marker, ms=9, capsize=3, mec="k", label=f"prediction, {name}")
     ax.set(xscale="log", yscale="log", xlabel=labels.c, ylabel=label)
     _log_axis(ax.xaxis, grid)
     _log_axis(ax.yaxis, [r[key] for r in fit2["budgets"]])
@@ -158,7 +167,7 @@ def all_plots(final: laws.Points, curves: laws.Points | None, report: dict[str, 
   if "error" not in report.get("approach2", {"error": ""}):
     paths.append(isoflop_curves(final, report["approach2"], out(plots_dir, "isoflop.png"), labels))
     paths.append(optimal_vs_compute(report["approach2"], out(plots_dir, "optimal_vs_compute.png"),
-                                    labels))
+                                    labels, report.get("prediction")))
   if "error" not in report.get("approach1", {"error": ""}):
     paths.append(frontier(curves if curves is not None else final, report["approach1"],
                           out(plots_dir, "frontier.png"), labels))

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lm.scaling import laws
+from lm.scaling import diagnostics, laws
 
 TRUE = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}  # Hoffmann et al.
 TRUE_A = TRUE["beta"] / (TRUE["alpha"] + TRUE["beta"])  # N_opt ~ C^a
@@ -82,3 +82,76 @@ def test_external_table_with_named_columns():
   np.testing.assert_allclose(q.d, p.d)
   np.testing.assert_allclose(q.budget, p.budget)  # grouped by log10 C
   assert abs(laws.approach2(q)["a"] - TRUE_A) < 0.02
+
+
+def _with_budget(p: laws.Points, budget: float, loss) -> laws.Points:
+  """`p` with the losses of one budget replaced by `loss(n)`."""
+  p.loss[p.budget == budget] = loss(p.n[p.budget == budget])
+  return p
+
+
+def test_approach2_names_a_non_convex_budget_and_fits_the_others():
+  p = synthetic(noise=0.0)
+  mid = np.sqrt(BUDGETS[2] / 120)
+  p = _with_budget(p, BUDGETS[2], lambda n: 3.0 - 0.1 * np.log(n / mid) ** 2)
+  fit = laws.approach2(p)
+  assert [(s["budget"], s["reason"]) for s in fit["skipped"]] == [
+      (BUDGETS[2], "the parabola is not convex")]
+  assert len(fit["budgets"]) == len(BUDGETS) - 1
+  assert abs(fit["a"] - TRUE_A) < 0.02
+  ci = laws.bootstrap(p, laws.approach2, ("a",), num_samples=10)  # still refits
+  assert ci["num_ok"] >= 8 and ci["a"][0] <= TRUE_A + 0.02 and ci["a"][1] >= TRUE_A - 0.02
+
+
+def test_approach2_names_a_budget_with_two_sizes():
+  p = synthetic(noise=0.0)
+  n = np.unique(p.n[p.budget == BUDGETS[1]])
+  p = p.take((p.budget != BUDGETS[1]) | (p.n <= n[1]))
+  fit = laws.approach2(p)
+  assert [(s["budget"], s["reason"]) for s in fit["skipped"]] == [
+      (BUDGETS[1], "2 distinct sizes (needs >= 3)")]
+  assert len(fit["budgets"]) == len(BUDGETS) - 1
+
+
+def test_approach2_names_a_budget_whose_lowest_loss_is_at_the_edge():
+  p = synthetic(noise=0.0)
+  last = p.budget == BUDGETS[-1]
+  p.n[last] *= 10 ** 0.6  # the optimum now lies between the two smallest sizes
+  p.d[last] /= 10 ** 0.6
+  p = _with_budget(p, BUDGETS[-1], lambda n: TRUE["E"] + TRUE["A"] / n ** TRUE["alpha"]
+                   + TRUE["B"] / (BUDGETS[-1] / (6 * n)) ** TRUE["beta"])
+  (skipped,) = laws.approach2(p)["skipped"]
+  assert skipped["budget"] == BUDGETS[-1]
+  assert skipped["reason"].startswith("the lowest loss is at the smallest size sampled")
+  assert skipped["sampled_n"][0] <= skipped["n_opt_extrapolated"]  # the parabola hid it
+
+
+def test_approach2_fails_with_fewer_than_two_budgets_left():
+  with pytest.raises(ValueError, match=r"1e\+17: 2 distinct sizes"):
+    laws.approach2(synthetic(sizes=2))
+
+
+def test_approach3_by_variable_projection():
+  exact = laws.approach3_vp(synthetic(noise=0.0))
+  for key in ("E", "alpha", "beta"):
+    assert exact[key] == pytest.approx(TRUE[key], rel=1e-3)
+  p = synthetic()
+  assert abs(laws.approach3_vp(p)["a"] - laws.approach3(p)["a"]) < diagnostics.VP_TOL
+
+
+def _true_optimum(c: float) -> tuple[float, float, float]:
+  law = laws.law(**TRUE)
+  n, d = laws.optimum3(law, c)
+  return n, d, float(laws.predict(law, n, d))
+
+
+def test_predict_at_finds_the_true_optimum():
+  report = laws.fit_all(synthetic(noise=0.0), num_boot=4)
+  pred = laws.predict_at(report, 1e22)
+  for key, truth in zip(("n_opt", "d_opt", "loss"), _true_optimum(1e22)):
+    assert pred[key] == pytest.approx(truth, rel=0.02), key
+    lo, hi = pred[f"{key}_ci"]
+    assert lo * 0.999 <= pred[key] <= hi * 1.001
+  for key, truth in zip(("n_opt", "d_opt"), _true_optimum(1e22)):
+    assert pred["approach2"][key] == pytest.approx(truth, rel=0.1), key
+    assert pred["approach2"][f"{key}_ci"][0] <= pred["approach2"][key]

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import jax
+import numpy as np
 import pytest
 
 from conftest import REPO, config_flags
@@ -197,8 +198,13 @@ def test_fit_committed_results_without_flags(tmp_path):
     got = json.load(f)
   with open(os.path.join(COMMITTED, "fit.json")) as f:
     want = json.load(f)
-  for approach in ("approach1", "approach2", "approach3"):
+  for approach in ("approach1", "approach3"):
     assert got[approach]["a"] == pytest.approx(want[approach]["a"], rel=1e-6), approach
+  # Approach 2 now leaves out 5e11 (its lowest loss at the smallest size): the other parabolas'.
+  assert [s["budget"] for s in got["approach2"]["skipped"]] == [5e11]
+  kept = want["approach2"]["budgets"][1:]
+  assert got["approach2"]["a"] == pytest.approx(laws.power_law(
+      np.array([r["c"] for r in kept]), np.array([r["n_opt"] for r in kept]))[0], rel=1e-6)
   assert sorted(os.listdir(results / "plots")) == [
       "frontier.png", "isoflop.png", "optimal_vs_compute.png", "residuals.png"]
   # Without the plan file, the defaults (6N) and a line that says so.
