@@ -108,13 +108,14 @@ def make_eval_step(graphdef: nnx.GraphDef, objective: Objective = Objective(), s
 
 def eval_sums(eval_step, params, batches: Iterable[dict[str, np.ndarray]],
               mesh: Mesh | None = None) -> dict[str, float]:
-  """`eval_step`'s sums added up over host `batches` (in float64 on the host), each batch
-  split over `mesh`'s data axes (or on the default device without a mesh)."""
+  """`eval_step`'s sums added up over host `batches` (in float64 on the host, in order), each
+  batch split over `mesh`'s data axes (or on the default device without a mesh). Every batch is
+  dispatched before any result is fetched, so the host prepares the next while one runs."""
+  outputs = [eval_step(params, jax.tree.map(jnp.asarray, batch) if mesh is None
+                       else sharding.global_batch(batch, mesh)) for batch in batches]
   totals: dict[str, float] = {}
-  for batch in batches:
-    placed = (jax.tree.map(jnp.asarray, batch) if mesh is None
-              else sharding.global_batch(batch, mesh))
-    for k, v in jax.device_get(eval_step(params, placed)).items():
+  for sums in jax.device_get(outputs):
+    for k, v in sums.items():
       totals[k] = totals.get(k, 0.0) + float(v)
   return totals
 

@@ -197,14 +197,17 @@ def train_and_evaluate(config, workdir: str, mesh: Mesh | None = None,
   and `preempted` (the name of what stopped the run early, or None).
   """
   t_start = time.perf_counter()
-  exp = build(config, mesh)
-  cfg = exp.config
-  # Before anything is written there.
-  run.check_workdir(workdir, exp.model_cfg, cfg, allow_config_change)
-  mngr = checkpoint.manager(workdir, every=cfg.train.checkpoint_every,
-                            keep=cfg.train.keep_checkpoints, use_async=cfg.train.async_checkpoints)
+  phases = metrics.PhaseTimes()
+  with phases("setup"):
+    exp = build(config, mesh)
+    cfg = exp.config
+    # Before anything is written there.
+    run.check_workdir(workdir, exp.model_cfg, cfg, allow_config_change)
+    mngr = checkpoint.manager(workdir, every=cfg.train.checkpoint_every,
+                              keep=cfg.train.keep_checkpoints,
+                              use_async=cfg.train.async_checkpoints)
   try:
-    summary = _train(exp, workdir, mngr, t_start)
+    summary = _train(exp, workdir, mngr, t_start, phases)
   except BaseException as e:
     _record_status(workdir, run.FAILED, detail=": ".join(filter(None, (type(e).__name__,
                                                                        str(e)))))
@@ -241,22 +244,24 @@ def stall_handler(workdir: str, wait_s: float = 10.0) -> Callable[[str], None]:
   return on_stall
 
 
-def _train(exp: Experiment, workdir: str, mngr, t_start: float) -> dict[str, Any]:
+def _train(exp: Experiment, workdir: str, mngr, t_start: float,
+           phases: metrics.PhaseTimes) -> dict[str, Any]:
   cfg = exp.config
   train_ds = dataset(exp, cfg.data.train_split, shuffle_seed=cfg.seed, repeat=True)
   data_iter = pipeline.iterate(train_ds, cfg.data.prefetch, cfg.data.num_threads)
 
-  restored = checkpoint.restore_newest(mngr, exp.layout.abstract)
-  if restored is not None:
-    state, data_state, _ = restored
-    data_iter.set_state(data_state)
-    log.info("resumed from step %d in %s", int(state.step), mngr.directory)
-  else:
-    init = jax.jit(exp.layout.init_fn, out_shardings=exp.layout.shardings)
-    state = init(jax.random.key(cfg.seed))
-    if exp.pretrained is not None:
-      state = start_from_pretrained(exp, state)
-      log.info("initialised from %s", cfg.init_from)
+  with phases("init"):
+    restored = checkpoint.restore_newest(mngr, exp.layout.abstract)
+    if restored is not None:
+      state, data_state, _ = restored
+      data_iter.set_state(data_state)
+      log.info("resumed from step %d in %s", int(state.step), mngr.directory)
+    else:
+      init = jax.jit(exp.layout.init_fn, out_shardings=exp.layout.shardings)
+      state = init(jax.random.key(cfg.seed))
+      if exp.pretrained is not None:
+        state = start_from_pretrained(exp, state)
+        log.info("initialised from %s", cfg.init_from)
   step = int(state.step)
   writes = jax.process_index() == 0
   if writes:
@@ -334,25 +339,27 @@ def _train(exp: Experiment, workdir: str, mngr, t_start: float) -> dict[str, Any
   def save(step: int, force: bool) -> None:
     fetch(pending)  # never save a state that followed a NaN
     beat(f"checking and saving the checkpoint of step {step}")
-    if not bool(_all_finite_jit(state.params)):
-      raise NonFiniteLossError(f"the parameters are not finite after step {step} (not saved); "
-                               f"{last_good()}")
-    checkpoint.save(mngr, step, state, data_iter.get_state(), force=force)
+    with phases("checkpoint"):
+      if not bool(_all_finite_jit(state.params)):
+        raise NonFiniteLossError(f"the parameters are not finite after step {step} (not "
+                                 f"saved); {last_good()}")
+      checkpoint.save(mngr, step, state, data_iter.get_state(), force=force)
 
   compiles = metrics.CompileCounter().start()
   try:
     while step < cfg.train.steps:
       num = per_dispatch if steps_to_next_stop(step) >= per_dispatch else 1
       beat(f"reading the batch of step {step + 1}")
-      if num == 1:
-        state, step_metrics = train_step(state, sharding.global_batch(next(data_iter), exp.mesh))
-      else:
+      with phases("input"):
         local = [next(data_iter) for _ in range(num)]
-        stack = {k: np.stack([b[k] for b in local]) for k in local[0]}
-        state, step_metrics = train_steps(state, sharding.global_batch(stack, exp.mesh, True))
+        batch = (sharding.global_batch(local[0], exp.mesh) if num == 1 else sharding.global_batch(
+            {k: np.stack([b[k] for b in local]) for k in local[0]}, exp.mesh, True))
+      with phases("compile" if step == start_step else "steps"):
+        state, step_metrics = (train_step if num == 1 else train_steps)(state, batch)
       first, step = step + 1, step + num
       if pending is not None:
-        last_train_loss = record(pending)
+        with phases("steps"):  # waits for the previous dispatch's results
+          last_train_loss = record(pending)
       if first == start_step + 1:
         meter.reset(step)  # exclude compilation from throughput
       pending = (step, step_metrics)
@@ -363,7 +370,8 @@ def _train(exp: Experiment, workdir: str, mngr, t_start: float) -> dict[str, Any
       last = step == cfg.train.steps or summary["preempted"] is not None
       if step % cfg.train.eval_every == 0 or step == cfg.train.steps:
         beat(f"evaluating at step {step}")
-        last_eval = evaluate(exp, eval_step, state.params)
+        with phases("eval"):
+          last_eval = evaluate(exp, eval_step, state.params)
         last_eval_loss = last_eval["eval_loss"]
         log.info("step %d | %s", step, " | ".join(f"{k} {v:.4f}" for k, v in last_eval.items()))
         writer.write(step, last_eval)
@@ -374,17 +382,19 @@ def _train(exp: Experiment, workdir: str, mngr, t_start: float) -> dict[str, Any
     if pending is not None:
       last_train_loss = record(pending)
     beat("finishing the checkpoint writes")
-    mngr.wait_until_finished()
+    with phases("checkpoint"):
+      mngr.wait_until_finished()
   finally:
     compiles.stop()
     watchdog.stop()
     preemption.restore()
     writer.close()
 
+  wall_s = time.perf_counter() - t_start
   summary.update(last_eval)
   summary.update(step=step, train_loss=last_train_loss, eval_loss=last_eval_loss,
                  train_step_compiles=compiles.count("train_step") + compiles.count("train_steps"),
-                 wall_s=time.perf_counter() - t_start, state=state,
+                 wall_s=wall_s, phases_s=dict(phases.seconds), state=state,
                  tokens_per_step=tokens_per_step)
   if summary["preempted"] is not None:
     log.warning("preempted at step %d of %d (%s), checkpoint saved: resume with the same command",
@@ -394,8 +404,8 @@ def _train(exp: Experiment, workdir: str, mngr, t_start: float) -> dict[str, Any
              "losses are in %s", step, cfg.train.steps, os.path.join(workdir, "metrics.jsonl"))
   else:
     log.info("done: step %d, train loss %.4f, eval loss %.4f, train_step compiled %d time(s), "
-             "%.1fs", step, last_train_loss, last_eval_loss, summary["train_step_compiles"],
-             summary["wall_s"])
+             "%.1fs (%s)", step, last_train_loss, last_eval_loss,
+             summary["train_step_compiles"], wall_s, phases.line(wall_s))
   return summary
 
 
