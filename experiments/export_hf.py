@@ -7,7 +7,7 @@ QK-norm), and AutoTokenizer; and by `experiments.sample --hf_dir`. A BERT-like c
 exported as BertForSequenceClassification; a decoder's classifier is refused, its head (dense +
 tanh, then a linear layer with a bias) having no Hugging Face form.
 
-    python -m experiments.export_hf --workdir=runs/bert_shakespeare_char --out_dir=runs/bert_hf
+    python -m experiments.export_hf --workdir=runs/shakespeare_char --out_dir=runs/gpt2_hf
     python -m experiments.export_hf --workdir=runs/llama_style --out_dir=runs/llama_style_hf
 """
 
