@@ -200,8 +200,9 @@ def train_and_evaluate(config, workdir: str, mesh: Mesh | None = None,
   cfg = exp.config
   # Before anything is written there.
   run.check_workdir(workdir, exp.model_cfg, cfg, allow_config_change)
-  mngr = checkpoint.manager(workdir, every=cfg.train.checkpoint_every,
-                            keep=cfg.train.keep_checkpoints, use_async=cfg.train.async_checkpoints)
+  t = cfg.train
+  mngr = checkpoint.manager(workdir, every=t.checkpoint_every, keep=t.keep_checkpoints,
+                            use_async=t.async_checkpoints, keep_steps=t.keep_steps)
   try:
     summary = _train(exp, workdir, mngr, t_start)
   except BaseException as e:
@@ -344,8 +345,9 @@ def _train(exp: Experiment, workdir: str, mngr, t_start: float) -> dict[str, Any
         last_eval_loss = last_eval["eval_loss"]
         log.info("step %d | %s", step, " | ".join(f"{k} {v:.4f}" for k, v in last_eval.items()))
         writer.write(step, last_eval)
-      if step % cfg.train.checkpoint_every == 0 or last:
-        save(step, force=last)
+      kept = step in cfg.train.keep_steps
+      if step % cfg.train.checkpoint_every == 0 or last or kept:
+        save(step, force=last or kept)
       if summary["preempted"] is not None:
         break
     if pending is not None:

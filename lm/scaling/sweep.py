@@ -1,5 +1,9 @@
 """Runs an IsoFLOP plan: one sub-workdir per run, and a results table (CSV and JSONL).
 
+Each grid point is a run of its own (`scaling.method='independent'`) or a cooldown branched
+from its size's stable run (`'cooldown'`, lm/scaling/cooldown.py); a branch starts once its
+stable run has finished, and only branches add rows.
+
 A run whose name and config hash are already in the table is skipped; an interrupted run
 resumes from its checkpoint; a run finished elsewhere (e.g. from `emit_commands` on a
 cluster) only has its row collected from the checkpoint and its metrics.jsonl. Worker processes
@@ -9,6 +13,7 @@ and printed commands run the training entry point the caller hands in.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import logging
@@ -25,7 +30,7 @@ from absl import logging as absl_logging
 
 from lm import exit_status, logs, metrics, run, train
 from lm.model import counts
-from lm.scaling import grid, progress
+from lm.scaling import cooldown, grid, progress
 from lm.data import token_cache
 from lm.model.config import architecture
 
@@ -35,7 +40,8 @@ RESULTS_CSV, RESULTS_JSONL = "results.csv", "results.jsonl"
 COLUMNS = ("name", "budget", "num_layers", "d_model", "params_total", "params_non_embedding",
            "params_embedding", "params_head", "params_matmul", "tokens", "flops_6N",
            "flops_6N+attn", "flops_exact", "train_loss", "eval_loss", "tokens_per_s", "wall_s",
-           "steps", "config_hash", "workdir")
+           "steps", "learning_rate", "method", "branch_of", "branch_step", "config_hash",
+           "workdir")
 
 
 def config_hash(config) -> str:
@@ -61,15 +67,21 @@ def read_results(workdir: str) -> list[dict[str, Any]]:
 
 
 def _append(workdir: str, row: dict[str, Any]) -> None:
+  """Appends `row` to results.jsonl and results.csv; a CSV with other columns (a table from
+  before some of them) is written again from the JSONL, its rows' missing columns empty."""
   with open(os.path.join(workdir, RESULTS_JSONL), "a") as f:
     f.write(json.dumps(row) + "\n")
   path = os.path.join(workdir, RESULTS_CSV)
-  new = not os.path.exists(path)
-  with open(path, "a", newline="") as f:
+  header = None
+  if os.path.exists(path):
+    with open(path, newline="") as f:
+      header = next(csv.reader(f), None)
+  rows = [row] if header == list(COLUMNS) else read_results(workdir)
+  with open(path, "a" if header == list(COLUMNS) else "w", newline="") as f:
     writer = csv.DictWriter(f, fieldnames=COLUMNS)
-    if new:
+    if header != list(COLUMNS):
       writer.writeheader()
-    writer.writerow(row)
+    writer.writerows(rows)
 
 
 def _from_metrics(run_dir: str) -> dict[str, float]:
@@ -99,33 +111,60 @@ def result_row(plan: grid.RunPlan, run_cfg, summary: dict[str, Any],
          "train_loss": train_loss if math.isfinite(train_loss) else logged.get("loss", math.nan),
          "eval_loss": eval_loss if math.isfinite(eval_loss) else logged.get("eval_loss", math.nan),
          "tokens_per_s": logged["tokens_per_s"], "wall_s": summary["wall_s"],
-         "config_hash": config_hash(run_cfg), "workdir": os.path.relpath(run_dir, workdir)}
+         "learning_rate": plan.learning_rate, "method": plan.method, "branch_of": plan.branch_of,
+         "branch_step": plan.branch_step, "config_hash": config_hash(run_cfg),
+         "workdir": os.path.relpath(run_dir, workdir)}
   for convention in counts.FLOP_CONVENTIONS:
     per_token = counts.training_flops_per_token(model, run_cfg.data.seq_len, convention)
     row[f"flops_{convention}"] = float(tokens * per_token)
   return row
 
 
-def _pending(config, plans: list[grid.RunPlan], rows: list[dict[str, Any]]
+def sweep_runs(config, vocab: int) -> tuple[list[grid.RunPlan], list[grid.RunPlan]]:
+  """The grid points and the runs that train them under `config.scaling.method`."""
+  points = grid.plan_runs(config, vocab)
+  return points, cooldown.plan_runs(config, points)
+
+
+def _pending(config, runs: list[grid.RunPlan], rows: list[dict[str, Any]]
              ) -> list[grid.RunPlan]:
-  """The planned runs whose name and config hash are not in the results table yet."""
+  """The runs whose name and config hash are not in the results table yet, and the stable
+  runs of the branches among them."""
   done = {(r["name"], r["config_hash"]) for r in rows}
-  return [p for p in plans if (p.name, config_hash(grid.run_config(config, p))) not in done]
+  todo = [p for p in runs if p.method != "stable"
+          and (p.name, config_hash(grid.run_config(config, p))) not in done]
+  stables = {p.branch_of for p in todo}
+  return [p for p in runs if p in todo or p.name in stables]
 
 
 def _prepare(config, workdir: str, workers: int
              ) -> tuple[int, list[grid.RunPlan], progress.Progress]:
-  """Plans the sweep (writing `sweep.json`), logs the plan; returns the vocabulary size, the
-  pending runs and their progress reporter."""
+  """Plans the sweep (writing `sweep.json`, with the training FLOPs of its method and of one
+  independent run per grid point), logs the plan; returns the vocabulary size, the pending runs
+  and their progress reporter."""
   os.makedirs(workdir, exist_ok=True)
   vocab = vocab_size(config)  # prepares the data once, before any run starts
-  plans = grid.plan_runs(config, vocab)
-  grid.save_plan(os.path.join(workdir, grid.PLAN_FILE), config, plans)
+  points, runs = sweep_runs(config, vocab)
+  flops = cooldown.flops_saved(points, runs)
+  grid.save_plan(os.path.join(workdir, grid.PLAN_FILE), config, points, training_flops=flops,
+                 stable_runs=[dataclasses.asdict(p) for p in runs if p.method == "stable"])
   rows = read_results(workdir)
-  pending = _pending(config, plans, rows)
-  for line in progress.plan_lines(plans, pending, rows, config, workers):
+  pending = _pending(config, runs, rows)
+  for line in progress.plan_lines(runs, pending, rows, config, workers):
     log.info("%s", line)
+  log.info("method %s: %.3g training FLOPs (%s) for %d grid points, %.3g for one independent "
+           "run per point: ratio %.3f", config.scaling.method, flops["this_sweep"],
+           config.scaling.flops_convention, len(points), flops["independent"], flops["ratio"])
   return vocab, pending, progress.Progress(pending, rows, config, workers)
+
+
+def _run_dir(workdir: str, plan: grid.RunPlan) -> str:
+  """`plan`'s workdir, made; a new branch's seeded from its stable run."""
+  run_dir = os.path.join(workdir, plan.name)
+  os.makedirs(run_dir, exist_ok=True)
+  if plan.branch_of:
+    cooldown.start_branch(os.path.join(workdir, plan.branch_of), run_dir, plan.branch_step)
+  return run_dir
 
 
 def compilation_cache(cache_dir: str | None) -> dict[str, str]:
@@ -149,15 +188,16 @@ def run_sweep(config, workdir: str,
   for plan in pending:
     run_cfg = grid.run_config(config, plan)
     log.info("%s", prog.started(plan))
-    run_dir = os.path.join(workdir, plan.name)
+    run_dir = _run_dir(workdir, plan)
     t0 = time.perf_counter()
     summary = runner(run_cfg, run_dir)
     if summary["step"] < plan.steps:
       log.warning("%s stopped at step %d of %d; run the sweep again to continue", plan.name,
                   summary["step"], plan.steps)
       break
-    _append(workdir, result_row(plan, run_cfg, {**summary, "vocab_size": vocab}, run_dir,
-                                workdir))
+    if plan.method != "stable":
+      _append(workdir, result_row(plan, run_cfg, {**summary, "vocab_size": vocab}, run_dir,
+                                  workdir))
     log.info("%s", prog.finished(plan, time.perf_counter() - t0))
   return read_results(workdir)
 
@@ -170,6 +210,10 @@ def _train_argv(train_command: Sequence[str], run_dir: str, plan: grid.RunPlan) 
 def commands(config, train_command: Sequence[str], workdir: str) -> list[str]:
   """One command per planned run: `train_command` (the entry point that trains one run, with
   the sweep's config and overrides) followed by the run's workdir and overrides."""
+  if config.scaling.method != "independent":
+    raise ValueError(f"config.scaling.method={config.scaling.method!r}: a branch starts from a "
+                     "copy of its stable run's checkpoint, which these commands do not make; "
+                     "emit_commands lists the 'independent' method's runs only")
   return [" ".join(_train_argv(train_command, os.path.join(workdir, plan.name), plan))
           for plan in grid.plan_runs(config, vocab_size(config))]
 
@@ -203,12 +247,11 @@ def serve(config, workdir: str, requests: IO[str], replies: IO[str],
   `<run>/train.log`, and answers each with a JSON line on `replies` (`name`, `status` as in
   status.json, `detail`). Returns the exit status: 0 at the end of `requests`, or
   `exit_status.PREEMPTED` after a preempted run."""
-  plans = {p.name: p for p in grid.plan_runs(config, vocab_size(config))}
+  plans = {p.name: p for p in sweep_runs(config, vocab_size(config))[1]}
   root = logging.getLogger()
   for line in requests:
     plan = plans[line.strip()]
-    run_dir = os.path.join(workdir, plan.name)
-    os.makedirs(run_dir, exist_ok=True)
+    run_dir = _run_dir(workdir, plan)
     handler = logging.FileHandler(os.path.join(run_dir, "train.log"))
     handler.setFormatter(absl_logging.PythonFormatter())  # the lines train.py's output has
     logs.quiet_libraries(handler)
@@ -280,14 +323,22 @@ def run_sweep_in_workers(config, train_command: Sequence[str], workdir: str, wor
   reusable = worker_command is not None
   procs: dict[int, subprocess.Popen] = {}  # the reusable workers, by slot
   running: dict[int, tuple[subprocess.Popen, grid.RunPlan, float]] = {}
+  stable_done: set[str] = set()  # the stable runs whose branches may start
   failed = []
+
+  def drop(plan: grid.RunPlan) -> None:  # and its branches, which start from its end
+    for p in [plan, *(p for p in queue if p.branch_of == plan.name)]:
+      prog.dropped(p)
+      if p in queue:
+        queue.remove(p)
+
   while queue or running:
     for slot in sorted(set(range(workers)) - set(running)):
-      if not queue:
+      plan = next((p for p in queue if not p.branch_of or p.branch_of in stable_done), None)
+      if plan is None:
         break
-      plan = queue.pop(0)
-      run_dir = os.path.join(workdir, plan.name)
-      os.makedirs(run_dir, exist_ok=True)
+      queue.remove(plan)
+      run_dir = _run_dir(workdir, plan)
       if reusable:
         if slot not in procs:
           procs[slot] = _start(worker_command, slot, workers, split,
@@ -300,6 +351,8 @@ def run_sweep_in_workers(config, train_command: Sequence[str], workdir: str, wor
                       os.path.join(run_dir, "train.log"), pipes=False, cache_env=cache_env)
       running[slot] = (proc, plan, time.perf_counter())
       log.info("%s", prog.started(plan, f" on worker {slot}"))
+    if not running:
+      break  # what is left waits for a stable run that stopped: the next sweep
     time.sleep(0.2)
     for slot, (proc, plan, t0) in list(running.items()):
       ended = _ended(proc, reusable)
@@ -313,7 +366,7 @@ def run_sweep_in_workers(config, train_command: Sequence[str], workdir: str, wor
           proc.stdin.close()
       run_dir = os.path.join(workdir, plan.name)
       if status != run.FINISHED:
-        prog.dropped(plan)
+        drop(plan)
       if status == run.PREEMPTED:
         log.warning("%s was preempted; run the sweep again to continue it", plan.name)
         continue
@@ -326,10 +379,13 @@ def run_sweep_in_workers(config, train_command: Sequence[str], workdir: str, wor
       if step < plan.steps:
         log.warning("%s stopped at step %d of %d; run the sweep again to continue", plan.name,
                     step, plan.steps)
-        prog.dropped(plan)
+        drop(plan)
         continue
       wall = time.perf_counter() - t0
       log.info("%s", prog.finished(plan, wall))
+      if plan.method == "stable":
+        stable_done.add(plan.name)
+        continue
       # The losses come from the run's metrics.jsonl.
       summary = {"step": step, "train_loss": math.nan, "eval_loss": math.nan, "wall_s": wall,
                  "tokens_per_step": run_cfg.data.batch_size * run_cfg.data.seq_len,
