@@ -29,6 +29,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for both sweeps (default
                                "temporary one); a sweep found there is resumed.")
 _OUT = flags.DEFINE_string("out", None, "Where to write the JSON result (default: only print).")
 _FRACTION = flags.DEFINE_float("cooldown_fraction", 0.2, "The branches' cooldown fraction.")
+_LR = flags.DEFINE_float("learning_rate", 3e-3, "The peak learning rate of every run.")
 
 CORPUS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
                       "tiny_shakespeare.txt")
@@ -45,7 +46,7 @@ def grid_config(method: str, root: str):
   c.data.batch_size = 16
   c.data.num_threads = 1
   c.model.dropout = 0.0
-  c.optim.learning_rate = 3e-3
+  c.optim.learning_rate = _LR.value
   c.optim.schedule = "cosine"        # the independent runs: decayed over their own length
   c.optim.final_lr_ratio = 0.1
   c.train.log_every = 50
@@ -101,7 +102,8 @@ def main(argv):
       "benchmark": "cooldown_equivalence", "date": time.strftime("%Y-%m-%d"),
       "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                text=True).stdout.strip(),
-      "cooldown_fraction": _FRACTION.value, "flops_convention": convention, "points": points,
+      "cooldown_fraction": _FRACTION.value, "learning_rate": _LR.value,
+      "flops_convention": convention, "points": points,
       "mean_abs_difference": statistics.mean(diffs), "max_abs_difference": max(diffs),
       "mean_difference": statistics.mean(p["difference"] for p in points),
       "training_flops": {m: flops[m]["this_sweep"] for m in METHODS},
