@@ -152,6 +152,9 @@ def get_config() -> ml_collections.ConfigDict:
                                    # al. 2024; lm/scaling/cooldown.py); needs batch_power = 0
   s.cooldown_fraction = 0.2        # 'cooldown': a branch's decay, as a fraction of its steps
   s.cooldown_shape = "linear"      # 'cooldown': 'linear' or '1-sqrt', to optim.final_lr_ratio
+  s.lr_grid = ()                   # e.g. (0.5, 1, 2): per size, trials of these multiples of the
+                                   # rule's learning rate at its shortest horizon, then its
+                                   # points at the best (lm/scaling/lr_search.py); (): off
   s.min_steps = 10                 # grid points with fewer steps are dropped from the plan
   s.est_flops_per_s = 1e10         # training FLOP/s per worker for the plan's time estimate until
                                    # a run has finished (a guess: ~one CPU core on small models)

@@ -26,8 +26,9 @@ SHAPES = {"linear": "wsd", "1-sqrt": "wsd_sqrt"}  # cooldown shape: its optim.sc
 
 
 def stable_name(plan: grid.RunPlan) -> str:
-  """The name of the stable run of `plan`'s size."""
-  return f"stable_L{plan.num_layers}_d{plan.d_model}"
+  """The name of the stable run of grid point `plan`: its name without the budget, e.g.
+  'stable_L4_d64' for 'C2e12_L4_d64' (and 'stable_L4_d64_lr2' for a learning-rate trial's)."""
+  return "stable_" + plan.name.split("_", 1)[1]
 
 
 def plan_runs(config, points: Sequence[grid.RunPlan]) -> list[grid.RunPlan]:

@@ -49,6 +49,7 @@ class RunPlan:
   keep_steps: tuple[int, ...] = ()    # steps whose checkpoints are kept (the branch points)
   branch_of: str = ""                 # the stable run a branch starts from,
   branch_step: int = 0                # at this step of it
+  lr_trial: bool = False              # a learning-rate trial (lm/scaling/lr_search.py)
 
   @property
   def flops_to_train(self) -> float:

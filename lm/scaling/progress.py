@@ -86,7 +86,8 @@ class Progress:
     self._finished += 1
     self._flops_done += self._left.pop(plan.name)
     self._wall_done += wall_s
-    rate = self._flops_done / self._wall_done if self._wall_done > 0 else self._prior
+    rate = (self._flops_done / self._wall_done if self._wall_done > 0 and self._flops_done > 0
+            else self._prior)
     left = sum(self._left.values())
     eta = left / rate / max(1, min(self._workers, len(self._left)))
     elapsed = time.perf_counter() - self._t0

@@ -7,7 +7,7 @@ import os
 import jax
 import pytest
 
-from lm import checkpoint, sharding, train
+from lm import checkpoint, config_checks, sharding, train
 from lm.scaling import cooldown, grid, sweep
 
 from test_sweep import _fake_runner, _sweep_config
@@ -37,8 +37,15 @@ def test_a_branch_of_the_stable_run_is_the_wsd_run_of_its_length(tiny_config, tm
   assert mngr.all_steps() == [5, 9]  # the newest, and the branch points kept beside it
 
   cooldown.start_branch(str(tmp_path / "stable"), str(tmp_path / "branch"), 9)
+  wsd.train.stop_after_steps = 1  # an interrupted branch resumes from its own checkpoint
+  assert train.train_and_evaluate(wsd, str(tmp_path / "branch"), mesh)["step"] == 10
+  other = wsd.copy_and_resolve_references()
+  other.optim.schedule = "wsd"  # and, as any run, refuses to go on with other settings
+  with pytest.raises(config_checks.ConfigError, match="config.optim.schedule='wsd'"):
+    train.train_and_evaluate(other, str(tmp_path / "branch"), mesh)
+  wsd.train.stop_after_steps = -1
   branch = train.train_and_evaluate(wsd, str(tmp_path / "branch"), mesh)
-  assert branch["start_step"] == 9 and branch["step"] == 12
+  assert branch["start_step"] == 10 and branch["step"] == 12
   assert branch["eval_loss"] == pytest.approx(straight["eval_loss"], rel=1e-6, abs=0)
   assert branch["train_loss"] == pytest.approx(straight["train_loss"], rel=1e-6, abs=0)
   for a, b in zip(jax.tree.leaves(train.host_params(branch["state"])),
@@ -97,7 +104,7 @@ def _fake_branching_runner(trained):
 def test_cooldown_sweep_rows_resume_and_skip(tiny_config, tmp_path):
   config = _cooldown_config(tiny_config)
   workdir = str(tmp_path / "sweep")
-  points, runs = sweep.sweep_runs(config, sweep.vocab_size(config))
+  points, runs, _ = sweep.sweep_runs(config, sweep.vocab_size(config), workdir)
   trained = []
   first = sweep.run_sweep(config, workdir, _fake_branching_runner(trained))
   assert trained == [r.name for r in runs]  # each stable run before its branches
