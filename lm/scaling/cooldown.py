@@ -62,8 +62,9 @@ def plan_runs(config, points: Sequence[grid.RunPlan]) -> list[grid.RunPlan]:
                          f"{s.cooldown_fraction} starts at step {at}, inside the warmup of "
                          f"{warmup} steps; use a smaller fraction or fewer warmup steps")
       branches.append(dataclasses.replace(
-          p, name=f"{p.name}_cooldown", warmup_steps=warmup, method="cooldown", schedule=SHAPES[s.cooldown_shape],
-          decay_fraction=s.cooldown_fraction, branch_of=name, branch_step=at))
+          p, name=f"{p.name}_cooldown", warmup_steps=warmup, method="cooldown",
+          schedule=SHAPES[s.cooldown_shape], decay_fraction=s.cooldown_fraction, branch_of=name,
+          branch_step=at))
     last = max(b.branch_step for b in branches)
     longest = same_size[-1]
     stable = dataclasses.replace(

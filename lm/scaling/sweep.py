@@ -349,12 +349,40 @@ def _ended(proc: subprocess.Popen, reusable: bool) -> tuple[str, str] | None:
   return (run.FAILED, f"exit {proc.returncode}") if proc.returncode else (run.FINISHED, "")
 
 
+def _record(config, workdir: str, plan: grid.RunPlan, status: str, detail: str, wall_s: float,
+            vocab: int, prog: progress.Progress) -> bool:
+  """Logs how a worker's run of `plan` ended (`status`, `detail`, after `wall_s` seconds) and
+  appends its row if it finished (but a stable run's: it has none); returns whether it did."""
+  run_dir = os.path.join(workdir, plan.name)
+  if status == run.PREEMPTED:
+    log.warning("%s was preempted; run the sweep again to continue it", plan.name)
+    return False
+  if status == run.FAILED:
+    log.error("%s failed (%s): see %s", plan.name, detail, os.path.join(run_dir, "train.log"))
+    return False
+  step = _from_metrics(run_dir)["step"]
+  if step < plan.steps:
+    log.warning("%s stopped at step %d of %d; run the sweep again to continue", plan.name, step,
+                plan.steps)
+    return False
+  log.info("%s", prog.finished(plan, wall_s))
+  if plan.method != "stable":
+    run_cfg = grid.run_config(config, plan)
+    # The losses come from the run's metrics.jsonl.
+    summary = {"step": step, "train_loss": math.nan, "eval_loss": math.nan, "wall_s": wall_s,
+               "tokens_per_step": run_cfg.data.batch_size * run_cfg.data.seq_len,
+               "vocab_size": vocab}
+    _append(workdir, result_row(plan, run_cfg, summary, run_dir, workdir), plan.lr_trial)
+  return True
+
+
 def run_sweep_in_workers(config, train_command: Sequence[str], workdir: str, workers: int,
                          split: str = "cores", worker_command: Sequence[str] | None = None,
                          cache_dir: str | None = None) -> list[dict[str, Any]]:
   """Trains the runs missing from the table on `workers` concurrent processes, appending each
   run's row when it finishes; returns the table. A failed run is reported with its log and
-  stops the sweep after the others finish.
+  stops the sweep after the others finish. A branch starts once its stable run has finished;
+  with `scaling.lr_grid` the sweep trains in two rounds (`_rounds`).
 
   Without `worker_command`, each run is a process of its own: `train_command` with the run's
   workdir and overrides (output in `<run>/train.log`). With it, each worker is one process,
@@ -390,7 +418,8 @@ def run_sweep_in_workers(config, train_command: Sequence[str], workdir: str, wor
         if reusable:
           if slot not in procs:
             procs[slot] = _start(worker_command, slot, workers, split,
-                                os.path.join(workdir, f"worker{slot}.log"), pipes=True, cache_env=cache_env)
+                                 os.path.join(workdir, f"worker{slot}.log"), pipes=True,
+                                 cache_env=cache_env)
           proc = procs[slot]
           proc.stdin.write(plan.name + "\n")
           proc.stdin.flush()
@@ -412,32 +441,11 @@ def run_sweep_in_workers(config, train_command: Sequence[str], workdir: str, wor
           procs.pop(slot, None)  # a worker that stopped, or that failed a run, is not reused
           if proc.poll() is None:
             proc.stdin.close()
-        run_dir = os.path.join(workdir, plan.name)
-        if status != run.FINISHED:
+        if not _record(config, workdir, plan, status, detail, time.perf_counter() - t0, vocab,
+                       prog):
           drop(plan)
-        if status == run.PREEMPTED:
-          log.warning("%s was preempted; run the sweep again to continue it", plan.name)
-          continue
-        if status == run.FAILED:
-          failed.append(plan.name)
-          log.error("%s failed (%s): see %s", plan.name, detail, os.path.join(run_dir, "train.log"))
-          continue
-        run_cfg = grid.run_config(config, plan)
-        step = _from_metrics(run_dir)["step"]
-        if step < plan.steps:
-          log.warning("%s stopped at step %d of %d; run the sweep again to continue", plan.name,
-                      step, plan.steps)
-          drop(plan)
-          continue
-        wall = time.perf_counter() - t0
-        log.info("%s", prog.finished(plan, wall))
-        if plan.method == "stable":
-          continue
-        # The losses come from the run's metrics.jsonl.
-        summary = {"step": step, "train_loss": math.nan, "eval_loss": math.nan, "wall_s": wall,
-                   "tokens_per_step": run_cfg.data.batch_size * run_cfg.data.seq_len,
-                   "vocab_size": vocab}
-        _append(workdir, result_row(plan, run_cfg, summary, run_dir, workdir), plan.lr_trial)
+          if status == run.FAILED:
+            failed.append(plan.name)
   for proc in procs.values():
     proc.stdin.close()
     proc.wait()
