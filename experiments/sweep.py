@@ -14,7 +14,12 @@ sweep's ETA as each finishes. The plan and its conventions are saved in `<workdi
 (fit_scaling reads them).
 
 Each run trains in `<workdir>/<name>` (its loss curve in its metrics.jsonl) and adds a row to
-`<workdir>/results.csv` and `results.jsonl`. Running again resumes an interrupted run and
+`<workdir>/results.csv` and `results.jsonl`. With `--config.scaling.method=cooldown` each size
+trains once at a constant learning rate (`stable_L<layers>_d<width>`) and each grid point is a
+short cooldown branched from it (`<name>_cooldown`), which adds the row. With
+`--config.scaling.lr_grid='(0.5,1,2)'` each size first tries those multiples of its learning
+rate (rows in `<workdir>/lr_trials.jsonl`, the choice in `lr_choice.json`), then trains at the
+best. Running again resumes an interrupted run and
 skips finished ones. `--emit_commands` prints one `python -m experiments.train` command per
 run instead (for a cluster); running the sweep afterwards collects their rows.
 """
@@ -53,7 +58,10 @@ def main(argv):
   overrides = [a for a in sys.argv[1:] if a.startswith("--config.")]
   entry = ["-m", "experiments.train", f"--config={path}", *overrides]
   if _EMIT.value:
-    print("\n".join(sweep.commands(_CONFIG.value, ["python", *entry], _WORKDIR.value)))
+    try:
+      print("\n".join(sweep.commands(_CONFIG.value, ["python", *entry], _WORKDIR.value)))
+    except ValueError as e:
+      sys.exit(f"error: {e}")
     return
   if _SERVE.value:
     replies = os.fdopen(os.dup(1), "w")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import Any, Sequence
 
 import jax
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
+from orbax.checkpoint import checkpoint_managers
 
 from lm import paths
 
@@ -22,11 +23,17 @@ class NoCheckpointRestores(RuntimeError):
   """Every checkpoint of a run failed to restore."""
 
 
-def manager(workdir: str, *, every: int, keep: int, use_async: bool) -> ocp.CheckpointManager:
+def manager(workdir: str, *, every: int, keep: int, use_async: bool,
+            keep_steps: Sequence[int] = ()) -> ocp.CheckpointManager:
   """A CheckpointManager over `<workdir>/checkpoints` (local or gs://) saving every `every`
-  steps, keeping the newest `keep` (-1: all)."""
+  steps, keeping the newest `keep` (-1: all) and every checkpoint of `keep_steps`."""
+  policy = None
+  if keep_steps and keep >= 0:
+    policy = checkpoint_managers.AnyPreservationPolicy(
+        [checkpoint_managers.LatestN(keep), checkpoint_managers.CustomSteps(list(keep_steps))])
   options = ocp.CheckpointManagerOptions(save_interval_steps=every,
-                                         max_to_keep=None if keep < 0 else keep,
+                                         max_to_keep=None if keep < 0 or policy else keep,
+                                         preservation_policy=policy,
                                          enable_async_checkpointing=use_async, create=True)
   return ocp.CheckpointManager(paths.run_path(workdir) / "checkpoints",
                                options=options, item_names=("state", "data"))

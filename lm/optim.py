@@ -10,12 +10,28 @@ import optax
 
 from lm.model import mup
 
-SCHEDULES = ("constant", "linear", "cosine", "wsd")
+SCHEDULES = ("constant", "linear", "cosine", "wsd", "wsd_sqrt")
 OPTIMIZERS = ("adamw", "muon", "adafactor", "lion")
 
 
+def cooldown_steps(total_steps: int, fraction: float) -> int:
+  """The steps a warmup-stable-decay schedule of `total_steps` spends decaying: its last
+  `fraction` (at least one)."""
+  return max(int(round(total_steps * fraction)), 1)
+
+
+def one_minus_sqrt_schedule(init_value: float, end_value: float,
+                            transition_steps: int) -> optax.Schedule:
+  """From `init_value` to `end_value` as 1 - sqrt(t / transition_steps) (Hägele et al. 2024)."""
+  def schedule(count):
+    frac = jnp.clip(count / transition_steps, 0.0, 1.0)
+    return end_value + (init_value - end_value) * (1.0 - jnp.sqrt(frac))
+  return schedule
+
+
 def make_schedule(cfg, total_steps: int) -> optax.Schedule:
-  """Warmup then `cfg.schedule`: constant, linear or cosine decay, or warmup-stable-decay."""
+  """Warmup then `cfg.schedule`: constant, linear or cosine decay, or warmup-stable-decay
+  ('wsd': a linear cooldown; 'wsd_sqrt': a 1-sqrt one)."""
   peak, warmup = cfg.learning_rate, cfg.warmup_steps
   final = peak * cfg.final_lr_ratio
   decay_steps = max(total_steps - warmup, 1)
@@ -25,10 +41,11 @@ def make_schedule(cfg, total_steps: int) -> optax.Schedule:
     after = optax.linear_schedule(peak, final, decay_steps)
   elif cfg.schedule == "cosine":
     after = optax.cosine_decay_schedule(peak, decay_steps, alpha=cfg.final_lr_ratio)
-  elif cfg.schedule == "wsd":
-    cooldown = max(int(round(total_steps * cfg.wsd_decay_fraction)), 1)
+  elif cfg.schedule in ("wsd", "wsd_sqrt"):
+    cooldown = cooldown_steps(total_steps, cfg.wsd_decay_fraction)
+    shape = optax.linear_schedule if cfg.schedule == "wsd" else one_minus_sqrt_schedule
     after = optax.join_schedules(
-        [optax.constant_schedule(peak), optax.linear_schedule(peak, final, cooldown)],
+        [optax.constant_schedule(peak), shape(peak, final, cooldown)],
         [max(decay_steps - cooldown, 0)])
   else:
     raise ValueError(f"config.optim.schedule={cfg.schedule!r}; valid: {', '.join(SCHEDULES)}")

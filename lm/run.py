@@ -33,10 +33,10 @@ HF_PREFIX = "hf:"
 # how the loop reports, saves and watches, not what it trains. A sweep skips a run whose
 # identity it has finished; a resume may change only these fields.
 NOT_IDENTITY = ("scaling", "execution", "train.log_every", "train.checkpoint_every",
-                "train.keep_checkpoints", "train.async_checkpoints", "train.stop_after_steps",
-                "train.steps_per_dispatch",
-                "train.watchdog_s", "train.wandb_project", "train.wandb_mode",
-                "data.num_threads", "data.prefetch", "data.data_dir")
+                "train.keep_checkpoints", "train.keep_steps", "train.async_checkpoints",
+                "train.stop_after_steps", "train.steps_per_dispatch", "train.watchdog_s",
+                "train.wandb_project", "train.wandb_mode", "data.num_threads", "data.prefetch",
+                "data.data_dir")
 
 # A run's state in `<workdir>/status.json`: RUNNING from its start until it ends in one of the
 # others (a process killed outright, e.g. SIGKILL, leaves RUNNING behind).

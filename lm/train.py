@@ -203,9 +203,9 @@ def train_and_evaluate(config, workdir: str, mesh: Mesh | None = None,
     cfg = exp.config
     # Before anything is written there.
     run.check_workdir(workdir, exp.model_cfg, cfg, allow_config_change)
-    mngr = checkpoint.manager(workdir, every=cfg.train.checkpoint_every,
-                              keep=cfg.train.keep_checkpoints,
-                              use_async=cfg.train.async_checkpoints)
+    t = cfg.train
+    mngr = checkpoint.manager(workdir, every=t.checkpoint_every, keep=t.keep_checkpoints,
+                              use_async=t.async_checkpoints, keep_steps=t.keep_steps)
   try:
     summary = _train(exp, workdir, mngr, t_start, phases)
   except BaseException as e:
@@ -329,9 +329,11 @@ def _train(exp: Experiment, workdir: str, mngr, t_start: float,
     return rows[-1][1]["loss"]
 
   def steps_to_next_stop(step: int) -> int:
-    """Steps until the next evaluation, checkpoint, requested stop or the end."""
+    """Steps until the next evaluation, checkpoint (kept steps too), requested stop or the
+    end: a multi-step dispatch never runs past one."""
     stops = [cfg.train.steps, (step // cfg.train.eval_every + 1) * cfg.train.eval_every,
              (step // cfg.train.checkpoint_every + 1) * cfg.train.checkpoint_every]
+    stops += [s for s in cfg.train.keep_steps if s > step]
     if cfg.train.stop_after_steps > 0:
       stops.append(start_step + cfg.train.stop_after_steps)
     return min(stops) - step
@@ -375,8 +377,9 @@ def _train(exp: Experiment, workdir: str, mngr, t_start: float,
         last_eval_loss = last_eval["eval_loss"]
         log.info("step %d | %s", step, " | ".join(f"{k} {v:.4f}" for k, v in last_eval.items()))
         writer.write(step, last_eval)
-      if step % cfg.train.checkpoint_every == 0 or last:
-        save(step, force=last)
+      kept = step in cfg.train.keep_steps
+      if step % cfg.train.checkpoint_every == 0 or last or kept:
+        save(step, force=last or kept)
       if summary["preempted"] is not None:
         break
     if pending is not None:

@@ -8,7 +8,7 @@ from lm import config_checks, wandb_writer
     ("mesh.data", 3, r"config.mesh: data\*fsdp\*tensor = 6 .* must equal the 8 devices"),
     ("data.batch_size", 6, r"config.data.batch_size=6 must be divisible by mesh data\*fsdp=4"),
     ("data.seq_len", 32, r"config.data.seq_len=32 exceeds config.model.max_seq_len=16"),
-    ("optim.schedule", "step", r"config.optim.schedule='step'; valid: constant, linear, cosine, wsd"),
+    ("optim.schedule", "step", r"config.optim.schedule='step'; valid: constant, linear, cosine, wsd, wsd_sqrt"),
     ("data.dataset", "no_such_set", r"config.data.dataset='no_such_set' is unknown"),
     ("data.path", "/nonexistent.txt", r"config.data.path='/nonexistent.txt' does not exist"),
     ("data.tokenizer", "bpe", r"config.data.tokenizer='bpe'; valid: char, sentencepiece"),

@@ -28,6 +28,14 @@ def test_wsd_is_flat_then_decays_over_the_last_fraction():
   assert np.isclose(float(s(90)), 0.5) and np.isclose(float(s(100)), 0.0)
 
 
+def test_wsd_sqrt_cools_down_as_one_minus_sqrt_to_the_floor():
+  s = optim.make_schedule(_cfg(schedule="wsd_sqrt", warmup_steps=10, learning_rate=1.0,
+                               final_lr_ratio=0.1, wsd_decay_fraction=0.2), 100)
+  assert np.isclose(float(s(80)), 1.0)
+  assert np.isclose(float(s(85)), 0.1 + 0.9 * (1 - 0.5))  # a quarter of the way: 1 - sqrt(1/4)
+  assert np.isclose(float(s(100)), 0.1)
+
+
 @pytest.mark.parametrize("name, mid", [("constant", 1.0), ("linear", 0.5)])
 def test_constant_and_linear(name, mid):
   s = optim.make_schedule(_cfg(schedule=name, warmup_steps=0, learning_rate=1.0,

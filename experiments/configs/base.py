@@ -94,10 +94,11 @@ def get_config() -> ml_collections.ConfigDict:
                                    # 'adafactor' or 'lion'
   o.learning_rate = 1e-3           # muon: the hidden matrices' (e.g. 0.02)
   o.adam_learning_rate = 0.0       # muon: the AdamW part's peak learning rate; 0: learning_rate
-  o.schedule = "cosine"            # 'constant', 'linear', 'cosine' or 'wsd' (warmup-stable-decay)
+  o.schedule = "cosine"            # 'constant', 'linear', 'cosine', 'wsd' (warmup-stable-decay,
+                                   # a linear cooldown) or 'wsd_sqrt' (a 1-sqrt cooldown)
   o.warmup_steps = 100
   o.final_lr_ratio = 0.1           # the decayed learning rate, as a fraction of the peak
-  o.wsd_decay_fraction = 0.2       # wsd: the final fraction of steps spent decaying
+  o.wsd_decay_fraction = 0.2       # wsd, wsd_sqrt: the final fraction of steps spent decaying
   o.b1 = 0.9
   o.b2 = 0.99
   o.eps = 1e-8
@@ -118,6 +119,8 @@ def get_config() -> ml_collections.ConfigDict:
   t.eval_batches = -1              # batches of the eval split per evaluation; -1: all of it
   t.checkpoint_every = 1000
   t.keep_checkpoints = 3           # the newest N checkpoints are kept; -1: all
+  t.keep_steps = ()                # also save and keep the checkpoints of these steps (a
+                                   # cooldown sweep's branch points)
   t.async_checkpoints = True
   t.watchdog_s = 600               # end the run (exit 124) after this long without progress; 0: off
   t.wandb_project = ""             # also log the metrics to this W&B project (needs wandb); '': off
@@ -142,7 +145,18 @@ def get_config() -> ml_collections.ConfigDict:
                                    # this base width, with optim.learning_rate tuned there
   s.batch_ref_budget = 1e12        # batch = data.batch_size * (C / batch_ref_budget) ** batch_power
   s.batch_power = 0.0              # 0: data.batch_size for every budget
-  s.warmup_fraction = 0.05         # warmup_steps = warmup_fraction * steps
+  s.warmup_fraction = 0.05         # warmup_steps = warmup_fraction * steps ('cooldown': of the
+                                   # size's shortest horizon, one warmup for its branches)
+  s.method = "independent"         # 'independent': each grid point a run decayed over its own
+                                   # length (optim.schedule); 'cooldown': one constant-lr run per
+                                   # size, and at each horizon S of its grid points a branch that
+                                   # decays over its last cooldown_fraction * S steps (Hägele et
+                                   # al. 2024; lm/scaling/cooldown.py); needs batch_power = 0
+  s.cooldown_fraction = 0.2        # 'cooldown': a branch's decay, as a fraction of its steps
+  s.cooldown_shape = "linear"      # 'cooldown': 'linear' or '1-sqrt', to optim.final_lr_ratio
+  s.lr_grid = ()                   # e.g. (0.5, 1, 2): per size, trials of these multiples of the
+                                   # rule's learning rate at its shortest horizon, then its
+                                   # points at the best (lm/scaling/lr_search.py); (): off
   s.min_steps = 10                 # grid points with fewer steps are dropped from the plan
   s.est_flops_per_s = 1e10         # training FLOP/s per worker for the plan's time estimate until
                                    # a run has finished (a guess: ~one CPU core on small models)

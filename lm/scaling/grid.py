@@ -41,6 +41,20 @@ class RunPlan:
   learning_rate: float
   warmup_steps: int
   mup_base_width: int = 0  # > 0: trained under μP from this base width (lm/model/mup.py)
+  # A cooldown sweep's runs (lm/scaling/cooldown.py): 'independent' (a run of its own),
+  # 'stable' (a size's constant-learning-rate run) or 'cooldown' (a branch of one).
+  method: str = "independent"
+  schedule: str = ""                  # optim.schedule of this run ('': the config's)
+  decay_fraction: float = 0.0         # > 0: optim.wsd_decay_fraction of this run
+  keep_steps: tuple[int, ...] = ()    # steps whose checkpoints are kept (the branch points)
+  branch_of: str = ""                 # the stable run a branch starts from,
+  branch_step: int = 0                # at this step of it
+  lr_trial: bool = False              # a learning-rate trial (lm/scaling/lr_search.py)
+
+  @property
+  def flops_to_train(self) -> float:
+    """The training FLOPs this run spends: a branch trains from `branch_step` only."""
+    return self.flops * (self.steps - self.branch_step) / self.steps
 
 
 def architecture(config, index: int, vocab_size: int) -> TransformerConfig:
@@ -129,6 +143,12 @@ def run_overrides(plan: RunPlan) -> dict[str, Any]:
       "optim.warmup_steps": plan.warmup_steps, "train.steps": plan.steps,
       "train.eval_every": plan.steps,
   }
+  if plan.schedule:
+    overrides["optim.schedule"] = plan.schedule
+  if plan.decay_fraction:
+    overrides["optim.wsd_decay_fraction"] = plan.decay_fraction
+  if plan.keep_steps:
+    overrides["train.keep_steps"] = plan.keep_steps
   if plan.mup_base_width:  # the grid's head size is every size's, the base's included
     overrides |= {"model.parametrization": "mup", "model.base_width": plan.mup_base_width,
                   "model.base_head_dim": plan.d_model // plan.num_heads}
@@ -147,14 +167,14 @@ def run_config(config, plan: RunPlan):
 PLAN_FILE = "sweep.json"  # beside a sweep's results table
 
 
-def save_plan(path: str, config, plans: list[RunPlan]) -> None:
+def save_plan(path: str, config, plans: list[RunPlan], **extra: Any) -> None:
   """Writes the plan and its conventions as JSON (a sweep's `sweep.json`), so that what reads
-  the results (fit_scaling) counts N and C as the plan did."""
+  the results (fit_scaling) counts N and C as the plan did; `extra`: more top-level entries."""
   s = config.scaling
   with open(path, "w") as f:
     json.dump({"flops_convention": s.flops_convention, "params_convention": s.params_convention,
-               "budgets": [float(b) for b in s.budgets],
-               "runs": [dataclasses.asdict(p) for p in plans]}, f, indent=1)
+               "budgets": [float(b) for b in s.budgets], "method": s.method,
+               "runs": [dataclasses.asdict(p) for p in plans], **extra}, f, indent=1)
 
 
 def load_plan(path: str) -> dict[str, Any]:

@@ -22,9 +22,11 @@ def duration(seconds: float) -> str:
 
 
 def measured_rate(rows: Sequence[dict[str, Any]], convention: str) -> float | None:
-  """FLOP/s per worker of finished rows (their FLOPs under `convention` over their wall
-  time, start-up included), or None without rows."""
-  flops = sum(float(r[f"flops_{convention}"]) for r in rows)
+  """FLOP/s per worker of finished rows (the FLOPs they trained under `convention`, a branch's
+  from its branch step, over their wall time, start-up included), or None without rows."""
+  # .get: rows from before the branch_step column
+  flops = sum(float(r[f"flops_{convention}"]) * (1 - r.get("branch_step", 0) / r["steps"])
+              for r in rows)
   wall = sum(float(r["wall_s"]) for r in rows)
   return flops / wall if rows and wall > 0 else None
 
@@ -38,7 +40,7 @@ def plan_lines(plans: Sequence[grid.RunPlan], pending: Sequence[grid.RunPlan],
   source = f"measured on {len(rows)} finished runs"
   if rate is None:
     rate, source = s.est_flops_per_s, "a guess: scaling.est_flops_per_s"
-  total = sum(p.flops for p in pending)
+  total = sum(p.flops_to_train for p in pending)
   lines = [
       f"plan: {len(plans)} runs, {len(plans) - len(pending)} done, {len(pending)} to train "
       f"on {workers} worker(s); {total:.3g} training FLOPs ({s.flops_convention}) to go",
@@ -46,9 +48,12 @@ def plan_lines(plans: Sequence[grid.RunPlan], pending: Sequence[grid.RunPlan],
       f"{rate:.3g} FLOP/s per worker ({source})"]
   width = max((len(p.name) for p in pending), default=0)
   for k, p in enumerate(pending, 1):
-    lines.append(f"  {k:>3}. {p.name:<{width}}  C {p.budget:.2g}  N {p.params:,}  "
-                 f"D {p.tokens:,}  {p.steps} steps  {p.flops:.3g} FLOPs  "
-                 f"~{duration(p.flops / rate)}")
+    what = (f"from step {p.branch_step} of {p.branch_of}  " if p.branch_of else
+            f"keeps {', '.join(map(str, p.keep_steps))}  " if p.keep_steps else "")
+    budget = f"{p.budget:.2g}" if p.budget else "-"  # a stable run serves several
+    lines.append(f"  {k:>3}. {p.name:<{width}}  C {budget}  N {p.params:,}  "
+                 f"D {p.tokens:,}  {p.steps} steps  {what}{p.flops_to_train:.3g} FLOPs  "
+                 f"~{duration(p.flops_to_train / rate)}")
   return lines
 
 
@@ -59,7 +64,7 @@ class Progress:
   def __init__(self, pending: Sequence[grid.RunPlan], rows: Sequence[dict[str, Any]], config,
                workers: int):
     self._index = {p.name: k for k, p in enumerate(pending, 1)}
-    self._left = {p.name: p.flops for p in pending}
+    self._left = {p.name: p.flops_to_train for p in pending}
     self._total, self._workers = len(pending), workers
     self._convention = config.scaling.flops_convention
     self._prior = measured_rate(rows, self._convention) or config.scaling.est_flops_per_s
@@ -69,7 +74,7 @@ class Progress:
   def started(self, plan: grid.RunPlan, where: str = "") -> str:
     """'run k of N: name (...)'."""
     return (f"run {self._index[plan.name]} of {self._total}: {plan.name}{where} "
-            f"({plan.params:,} params, {plan.steps} steps, {plan.flops:.3g} FLOPs)")
+            f"({plan.params:,} params, {plan.steps} steps, {plan.flops_to_train:.3g} FLOPs)")
 
   def dropped(self, plan: grid.RunPlan) -> None:
     """`plan` stopped early (failed or preempted): it leaves the ETA."""
@@ -81,7 +86,8 @@ class Progress:
     self._finished += 1
     self._flops_done += self._left.pop(plan.name)
     self._wall_done += wall_s
-    rate = self._flops_done / self._wall_done if self._wall_done > 0 else self._prior
+    rate = (self._flops_done / self._wall_done if self._wall_done > 0 and self._flops_done > 0
+            else self._prior)
     left = sum(self._left.values())
     eta = left / rate / max(1, min(self._workers, len(self._left)))
     elapsed = time.perf_counter() - self._t0

@@ -1,5 +1,11 @@
 """Runs an IsoFLOP plan: one sub-workdir per run, and a results table (CSV and JSONL).
 
+Each grid point is a run of its own (`scaling.method='independent'`) or a cooldown branched
+from its size's stable run (`'cooldown'`, lm/scaling/cooldown.py); a branch starts once its
+stable run has finished, and only branches add rows. With `scaling.lr_grid` a size's points
+train once its learning-rate trials have chosen their learning rate (lm/scaling/lr_search.py):
+a sweep trains in two rounds, the trials and then what they chose.
+
 A run whose name and config hash are already in the table is skipped; an interrupted run
 resumes from its checkpoint; a run finished elsewhere (e.g. from `emit_commands` on a
 cluster) only has its row collected from the checkpoint and its metrics.jsonl. Worker processes
@@ -9,6 +15,7 @@ and printed commands run the training entry point the caller hands in.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import logging
@@ -25,7 +32,7 @@ from absl import logging as absl_logging
 
 from lm import exit_status, logs, metrics, run, train
 from lm.model import counts
-from lm.scaling import grid, progress
+from lm.scaling import cooldown, grid, lr_search, progress
 from lm.data import token_cache
 from lm.model.config import architecture
 
@@ -35,7 +42,8 @@ RESULTS_CSV, RESULTS_JSONL = "results.csv", "results.jsonl"
 COLUMNS = ("name", "budget", "num_layers", "d_model", "params_total", "params_non_embedding",
            "params_embedding", "params_head", "params_matmul", "tokens", "flops_6N",
            "flops_6N+attn", "flops_exact", "train_loss", "eval_loss", "tokens_per_s", "wall_s",
-           "steps", "config_hash", "workdir")
+           "steps", "learning_rate", "method", "branch_of", "branch_step", "config_hash",
+           "workdir")
 
 
 def config_hash(config) -> str:
@@ -51,25 +59,36 @@ def vocab_size(config) -> int:
   return architecture(config.model, data.tokenizer.vocab_size).vocab_size
 
 
-def read_results(workdir: str) -> list[dict[str, Any]]:
-  """The rows of `<workdir>/results.jsonl`, in order."""
-  path = os.path.join(workdir, RESULTS_JSONL)
+def read_results(workdir: str, name: str = RESULTS_JSONL) -> list[dict[str, Any]]:
+  """The rows of `<workdir>/results.jsonl` (or of `name`, e.g. lr_search.TRIALS_JSONL), in
+  order."""
+  path = os.path.join(workdir, name)
   if not os.path.exists(path):
     return []
   with open(path) as f:
     return [json.loads(line) for line in f if line.strip()]
 
 
-def _append(workdir: str, row: dict[str, Any]) -> None:
-  with open(os.path.join(workdir, RESULTS_JSONL), "a") as f:
+def _append(workdir: str, row: dict[str, Any], lr_trial: bool = False) -> None:
+  """Appends `row` to results.jsonl and results.csv (a learning-rate trial's to
+  lr_trials.jsonl only); a CSV with other columns (a table from before some of them) is written
+  again from the JSONL, its rows' missing columns empty."""
+  with open(os.path.join(workdir, lr_search.TRIALS_JSONL if lr_trial else RESULTS_JSONL),
+            "a") as f:
     f.write(json.dumps(row) + "\n")
+  if lr_trial:
+    return
   path = os.path.join(workdir, RESULTS_CSV)
-  new = not os.path.exists(path)
-  with open(path, "a", newline="") as f:
+  header = None
+  if os.path.exists(path):
+    with open(path, newline="") as f:
+      header = next(csv.reader(f), None)
+  rows = [row] if header == list(COLUMNS) else read_results(workdir)
+  with open(path, "a" if header == list(COLUMNS) else "w", newline="") as f:
     writer = csv.DictWriter(f, fieldnames=COLUMNS)
-    if new:
+    if header != list(COLUMNS):
       writer.writeheader()
-    writer.writerow(row)
+    writer.writerows(rows)
 
 
 def _from_metrics(run_dir: str) -> dict[str, float]:
@@ -99,33 +118,86 @@ def result_row(plan: grid.RunPlan, run_cfg, summary: dict[str, Any],
          "train_loss": train_loss if math.isfinite(train_loss) else logged.get("loss", math.nan),
          "eval_loss": eval_loss if math.isfinite(eval_loss) else logged.get("eval_loss", math.nan),
          "tokens_per_s": logged["tokens_per_s"], "wall_s": summary["wall_s"],
-         "config_hash": config_hash(run_cfg), "workdir": os.path.relpath(run_dir, workdir)}
+         "learning_rate": plan.learning_rate, "method": plan.method, "branch_of": plan.branch_of,
+         "branch_step": plan.branch_step, "config_hash": config_hash(run_cfg),
+         "workdir": os.path.relpath(run_dir, workdir)}
   for convention in counts.FLOP_CONVENTIONS:
     per_token = counts.training_flops_per_token(model, run_cfg.data.seq_len, convention)
     row[f"flops_{convention}"] = float(tokens * per_token)
   return row
 
 
-def _pending(config, plans: list[grid.RunPlan], rows: list[dict[str, Any]]
+def _finished(config, runs: Sequence[grid.RunPlan], rows: Sequence[dict[str, Any]]
+              ) -> dict[str, dict[str, Any]]:
+  """The rows of `runs` (by name) that `rows` hold with the config hash they have now."""
+  by_key = {(r["name"], r["config_hash"]): r for r in rows}
+  keys = {p.name: (p.name, config_hash(grid.run_config(config, p))) for p in runs}
+  return {name: by_key[key] for name, key in keys.items() if key in by_key}
+
+
+def sweep_runs(config, vocab: int, workdir: str
+               ) -> tuple[list[grid.RunPlan], list[grid.RunPlan], dict[str, dict[str, Any]]]:
+  """The grid points, the runs that train them under `config.scaling.method`, and the
+  learning rates chosen so far (`scaling.lr_grid`; per size whose trials in `workdir` have all
+  finished): the trials of the other sizes and the points of these at their choice."""
+  points = grid.plan_runs(config, vocab)
+  if not config.scaling.lr_grid:
+    return points, cooldown.plan_runs(config, points), {}
+  trials = lr_search.trial_runs(config, points)
+  done = _finished(config, trials, read_results(workdir, lr_search.TRIALS_JSONL))
+  choices = lr_search.choose(config, points, {k: r["eval_loss"] for k, r in done.items()})
+  return points, [t for t in trials if lr_search.size_of(t) not in choices] + \
+      lr_search.main_runs(config, points, choices), choices
+
+
+def _pending(config, runs: list[grid.RunPlan], rows: list[dict[str, Any]]
              ) -> list[grid.RunPlan]:
-  """The planned runs whose name and config hash are not in the results table yet."""
-  done = {(r["name"], r["config_hash"]) for r in rows}
-  return [p for p in plans if (p.name, config_hash(grid.run_config(config, p))) not in done]
+  """The runs whose name and config hash are not in `rows` yet, and the stable runs of the
+  branches among them."""
+  done = _finished(config, runs, rows)
+  todo = [p for p in runs if p.method != "stable" and p.name not in done]
+  stables = {p.branch_of for p in todo}
+  return [p for p in runs if p in todo or p.name in stables]
 
 
 def _prepare(config, workdir: str, workers: int
              ) -> tuple[int, list[grid.RunPlan], progress.Progress]:
-  """Plans the sweep (writing `sweep.json`), logs the plan; returns the vocabulary size, the
-  pending runs and their progress reporter."""
+  """Plans the sweep (writing `sweep.json`, with the training FLOPs of its method and of one
+  independent run per grid point), logs the plan; returns the vocabulary size, the pending runs
+  and their progress reporter."""
   os.makedirs(workdir, exist_ok=True)
   vocab = vocab_size(config)  # prepares the data once, before any run starts
-  plans = grid.plan_runs(config, vocab)
-  grid.save_plan(os.path.join(workdir, grid.PLAN_FILE), config, plans)
+  points, runs, choices = sweep_runs(config, vocab, workdir)
+  flops = cooldown.flops_saved(points, lr_search.every_run(config, points)
+                               if config.scaling.lr_grid else runs)
+  grid.save_plan(os.path.join(workdir, grid.PLAN_FILE), config, points, training_flops=flops,
+                 stable_runs=[dataclasses.asdict(p) for p in runs if p.method == "stable"])
+  if choices:
+    lr_search.save_choices(os.path.join(workdir, lr_search.CHOICE_FILE), choices)
+  for size, c in choices.items():
+    if c["at_edge"]:
+      log.warning("%s: the best learning rate, %.3g (x%g), is at the edge of "
+                  "config.scaling.lr_grid=%s; the optimum may lie outside it", size,
+                  c["learning_rate"], c["best_multiplier"], tuple(c["multipliers"]))
   rows = read_results(workdir)
-  pending = _pending(config, plans, rows)
-  for line in progress.plan_lines(plans, pending, rows, config, workers):
+  pending = _pending(config, runs, rows + read_results(workdir, lr_search.TRIALS_JSONL))
+  for line in progress.plan_lines(runs, pending, rows, config, workers):
     log.info("%s", line)
+  log.info("method %s%s: %.3g training FLOPs (%s) for %d grid points, %.3g for one "
+           "independent run per point: ratio %.3f", config.scaling.method,
+           f" with {len(config.scaling.lr_grid)} learning rates per size" if
+           config.scaling.lr_grid else "", flops["this_sweep"], config.scaling.flops_convention,
+           len(points), flops["independent"], flops["ratio"])
   return vocab, pending, progress.Progress(pending, rows, config, workers)
+
+
+def _run_dir(workdir: str, plan: grid.RunPlan) -> str:
+  """`plan`'s workdir, made; a new branch's seeded from its stable run."""
+  run_dir = os.path.join(workdir, plan.name)
+  os.makedirs(run_dir, exist_ok=True)
+  if plan.branch_of:
+    cooldown.start_branch(os.path.join(workdir, plan.branch_of), run_dir, plan.branch_step)
+  return run_dir
 
 
 def compilation_cache(cache_dir: str | None) -> dict[str, str]:
@@ -139,26 +211,34 @@ def compilation_cache(cache_dir: str | None) -> dict[str, str]:
   return {"JAX_COMPILATION_CACHE_DIR": cache_dir}
 
 
+def _rounds(config) -> int:
+  """Rounds of planning and training a sweep needs: with `scaling.lr_grid`, the trials, then
+  the runs at the learning rates they chose."""
+  return 2 if config.scaling.lr_grid else 1
+
+
 def run_sweep(config, workdir: str,
               runner: Callable[[Any, str], dict[str, Any]] = train.train_and_evaluate,
               cache_dir: str | None = None) -> list[dict[str, Any]]:
   """Trains every planned run in sequence, appending a row per finished run; returns the table.
   `cache_dir`: see `compilation_cache`."""
   compilation_cache(cache_dir)
-  vocab, pending, prog = _prepare(config, workdir, 1)
-  for plan in pending:
-    run_cfg = grid.run_config(config, plan)
-    log.info("%s", prog.started(plan))
-    run_dir = os.path.join(workdir, plan.name)
-    t0 = time.perf_counter()
-    summary = runner(run_cfg, run_dir)
-    if summary["step"] < plan.steps:
-      log.warning("%s stopped at step %d of %d; run the sweep again to continue", plan.name,
-                  summary["step"], plan.steps)
-      break
-    _append(workdir, result_row(plan, run_cfg, {**summary, "vocab_size": vocab}, run_dir,
-                                workdir))
-    log.info("%s", prog.finished(plan, time.perf_counter() - t0))
+  for _ in range(_rounds(config)):
+    vocab, pending, prog = _prepare(config, workdir, 1)
+    for plan in pending:
+      run_cfg = grid.run_config(config, plan)
+      log.info("%s", prog.started(plan))
+      run_dir = _run_dir(workdir, plan)
+      t0 = time.perf_counter()
+      summary = runner(run_cfg, run_dir)
+      if summary["step"] < plan.steps:
+        log.warning("%s stopped at step %d of %d; run the sweep again to continue", plan.name,
+                    summary["step"], plan.steps)
+        return read_results(workdir)
+      if plan.method != "stable":
+        _append(workdir, result_row(plan, run_cfg, {**summary, "vocab_size": vocab}, run_dir,
+                                    workdir), plan.lr_trial)
+      log.info("%s", prog.finished(plan, time.perf_counter() - t0))
   return read_results(workdir)
 
 
@@ -170,6 +250,13 @@ def _train_argv(train_command: Sequence[str], run_dir: str, plan: grid.RunPlan) 
 def commands(config, train_command: Sequence[str], workdir: str) -> list[str]:
   """One command per planned run: `train_command` (the entry point that trains one run, with
   the sweep's config and overrides) followed by the run's workdir and overrides."""
+  if config.scaling.method != "independent":
+    raise ValueError(f"config.scaling.method={config.scaling.method!r}: a branch starts from a "
+                     "copy of its stable run's checkpoint, which these commands do not make; "
+                     "emit_commands lists the 'independent' method's runs only")
+  if config.scaling.lr_grid:
+    raise ValueError(f"config.scaling.lr_grid={config.scaling.lr_grid}: the runs depend on the "
+                     "trials' losses; emit_commands lists a sweep without learning-rate trials")
   return [" ".join(_train_argv(train_command, os.path.join(workdir, plan.name), plan))
           for plan in grid.plan_runs(config, vocab_size(config))]
 
@@ -203,12 +290,12 @@ def serve(config, workdir: str, requests: IO[str], replies: IO[str],
   `<run>/train.log`, and answers each with a JSON line on `replies` (`name`, `status` as in
   status.json, `detail`). Returns the exit status: 0 at the end of `requests`, or
   `exit_status.PREEMPTED` after a preempted run."""
-  plans = {p.name: p for p in grid.plan_runs(config, vocab_size(config))}
+  vocab = vocab_size(config)
   root = logging.getLogger()
   for line in requests:
-    plan = plans[line.strip()]
-    run_dir = os.path.join(workdir, plan.name)
-    os.makedirs(run_dir, exist_ok=True)
+    # Planned again for each: the learning-rate trials finished so far change the plan.
+    plan = {p.name: p for p in sweep_runs(config, vocab, workdir)[1]}[line.strip()]
+    run_dir = _run_dir(workdir, plan)
     handler = logging.FileHandler(os.path.join(run_dir, "train.log"))
     handler.setFormatter(absl_logging.PythonFormatter())  # the lines train.py's output has
     logs.quiet_libraries(handler)
@@ -262,12 +349,40 @@ def _ended(proc: subprocess.Popen, reusable: bool) -> tuple[str, str] | None:
   return (run.FAILED, f"exit {proc.returncode}") if proc.returncode else (run.FINISHED, "")
 
 
+def _record(config, workdir: str, plan: grid.RunPlan, status: str, detail: str, wall_s: float,
+            vocab: int, prog: progress.Progress) -> bool:
+  """Logs how a worker's run of `plan` ended (`status`, `detail`, after `wall_s` seconds) and
+  appends its row if it finished (but a stable run's: it has none); returns whether it did."""
+  run_dir = os.path.join(workdir, plan.name)
+  if status == run.PREEMPTED:
+    log.warning("%s was preempted; run the sweep again to continue it", plan.name)
+    return False
+  if status == run.FAILED:
+    log.error("%s failed (%s): see %s", plan.name, detail, os.path.join(run_dir, "train.log"))
+    return False
+  step = _from_metrics(run_dir)["step"]
+  if step < plan.steps:
+    log.warning("%s stopped at step %d of %d; run the sweep again to continue", plan.name, step,
+                plan.steps)
+    return False
+  log.info("%s", prog.finished(plan, wall_s))
+  if plan.method != "stable":
+    run_cfg = grid.run_config(config, plan)
+    # The losses come from the run's metrics.jsonl.
+    summary = {"step": step, "train_loss": math.nan, "eval_loss": math.nan, "wall_s": wall_s,
+               "tokens_per_step": run_cfg.data.batch_size * run_cfg.data.seq_len,
+               "vocab_size": vocab}
+    _append(workdir, result_row(plan, run_cfg, summary, run_dir, workdir), plan.lr_trial)
+  return True
+
+
 def run_sweep_in_workers(config, train_command: Sequence[str], workdir: str, workers: int,
                          split: str = "cores", worker_command: Sequence[str] | None = None,
                          cache_dir: str | None = None) -> list[dict[str, Any]]:
   """Trains the runs missing from the table on `workers` concurrent processes, appending each
   run's row when it finishes; returns the table. A failed run is reported with its log and
-  stops the sweep after the others finish.
+  stops the sweep after the others finish. A branch starts once its stable run has finished;
+  with `scaling.lr_grid` the sweep trains in two rounds (`_rounds`).
 
   Without `worker_command`, each run is a process of its own: `train_command` with the run's
   workdir and overrides (output in `<run>/train.log`). With it, each worker is one process,
@@ -276,65 +391,61 @@ def run_sweep_in_workers(config, train_command: Sequence[str], workdir: str, wor
   `cache_dir`: see `compilation_cache`.
   """
   cache_env = compilation_cache(cache_dir)
-  vocab, queue, prog = _prepare(config, workdir, workers)
   reusable = worker_command is not None
   procs: dict[int, subprocess.Popen] = {}  # the reusable workers, by slot
-  running: dict[int, tuple[subprocess.Popen, grid.RunPlan, float]] = {}
   failed = []
-  while queue or running:
-    for slot in sorted(set(range(workers)) - set(running)):
-      if not queue:
-        break
-      plan = queue.pop(0)
-      run_dir = os.path.join(workdir, plan.name)
-      os.makedirs(run_dir, exist_ok=True)
-      if reusable:
-        if slot not in procs:
-          procs[slot] = _start(worker_command, slot, workers, split,
-                              os.path.join(workdir, f"worker{slot}.log"), pipes=True, cache_env=cache_env)
-        proc = procs[slot]
-        proc.stdin.write(plan.name + "\n")
-        proc.stdin.flush()
-      else:
-        proc = _start(_train_argv(train_command, run_dir, plan), slot, workers, split,
-                      os.path.join(run_dir, "train.log"), pipes=False, cache_env=cache_env)
-      running[slot] = (proc, plan, time.perf_counter())
-      log.info("%s", prog.started(plan, f" on worker {slot}"))
-    time.sleep(0.2)
-    for slot, (proc, plan, t0) in list(running.items()):
-      ended = _ended(proc, reusable)
-      if ended is None:
-        continue
-      del running[slot]
-      status, detail = ended
-      if reusable and (status != run.FINISHED or proc.poll() is not None):
-        procs.pop(slot, None)  # a worker that stopped, or that failed a run, is not reused
-        if proc.poll() is None:
-          proc.stdin.close()
-      run_dir = os.path.join(workdir, plan.name)
-      if status != run.FINISHED:
-        prog.dropped(plan)
-      if status == run.PREEMPTED:
-        log.warning("%s was preempted; run the sweep again to continue it", plan.name)
-        continue
-      if status == run.FAILED:
-        failed.append(plan.name)
-        log.error("%s failed (%s): see %s", plan.name, detail, os.path.join(run_dir, "train.log"))
-        continue
-      run_cfg = grid.run_config(config, plan)
-      step = _from_metrics(run_dir)["step"]
-      if step < plan.steps:
-        log.warning("%s stopped at step %d of %d; run the sweep again to continue", plan.name,
-                    step, plan.steps)
-        prog.dropped(plan)
-        continue
-      wall = time.perf_counter() - t0
-      log.info("%s", prog.finished(plan, wall))
-      # The losses come from the run's metrics.jsonl.
-      summary = {"step": step, "train_loss": math.nan, "eval_loss": math.nan, "wall_s": wall,
-                 "tokens_per_step": run_cfg.data.batch_size * run_cfg.data.seq_len,
-                 "vocab_size": vocab}
-      _append(workdir, result_row(plan, run_cfg, summary, run_dir, workdir))
+  for _ in range(_rounds(config)):
+    if failed:
+      break
+    vocab, queue, prog = _prepare(config, workdir, workers)
+    running: dict[int, tuple[subprocess.Popen, grid.RunPlan, float]] = {}
+
+    def drop(plan: grid.RunPlan) -> None:  # and its branches, which start from its end
+      for p in [plan, *(p for p in queue if p.branch_of == plan.name)]:
+        prog.dropped(p)
+        if p in queue:
+          queue.remove(p)
+
+    while queue or running:
+      for slot in sorted(set(range(workers)) - set(running)):
+        # A branch waits for its stable run (one this sweep trains: queued or running).
+        waiting = {p.name for p in queue} | {p.name for _, p, _ in running.values()}
+        plan = next((p for p in queue if p.branch_of not in waiting), None)
+        if plan is None:
+          break
+        queue.remove(plan)
+        run_dir = _run_dir(workdir, plan)
+        if reusable:
+          if slot not in procs:
+            procs[slot] = _start(worker_command, slot, workers, split,
+                                 os.path.join(workdir, f"worker{slot}.log"), pipes=True,
+                                 cache_env=cache_env)
+          proc = procs[slot]
+          proc.stdin.write(plan.name + "\n")
+          proc.stdin.flush()
+        else:
+          proc = _start(_train_argv(train_command, run_dir, plan), slot, workers, split,
+                        os.path.join(run_dir, "train.log"), pipes=False, cache_env=cache_env)
+        running[slot] = (proc, plan, time.perf_counter())
+        log.info("%s", prog.started(plan, f" on worker {slot}"))
+      if not running:
+        break  # what is left waits for a stable run that stopped: the next sweep
+      time.sleep(0.2)
+      for slot, (proc, plan, t0) in list(running.items()):
+        ended = _ended(proc, reusable)
+        if ended is None:
+          continue
+        del running[slot]
+        status, detail = ended
+        if reusable and (status != run.FINISHED or proc.poll() is not None):
+          procs.pop(slot, None)  # a worker that stopped, or that failed a run, is not reused
+          if proc.poll() is None:
+            proc.stdin.close()
+        if not _record(config, workdir, plan, status, detail, time.perf_counter() - t0, vocab,
+                       prog):
+          drop(plan)
+          if status == run.FAILED:
+            failed.append(plan.name)
   for proc in procs.values():
     proc.stdin.close()
     proc.wait()

@@ -72,7 +72,8 @@ def test_run_identity_ignores_the_execution_and_bookkeeping_only(tiny_config):
     changed = tiny_config.copy_and_resolve_references()
     value = changed[section][name]
     changed[section][name] = (not value if isinstance(value, bool) else value + 1
-                              if isinstance(value, int) else "bfloat16")
+                              if isinstance(value, int) else (*value, 1)
+                              if isinstance(value, tuple) else "bfloat16")
     assert sweep.config_hash(changed) == base, (section, name)
   for section, name, value in [("model", "d_model", 64), ("train", "eval_batches", 3),
                                ("data", "encoding", "latin-1"), ("optim", "eps", 1e-6)]:

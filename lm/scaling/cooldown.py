@@ -1,0 +1,98 @@
+"""Cooldown sweeps (Hägele et al. 2024): one constant-learning-rate run per size, and at each
+horizon its budgets ask of it a short cooldown branched from that run.
+
+A grid point of S steps becomes the warmup-stable-decay run of S steps that decays over its
+last k = optim.cooldown_steps(S, scaling.cooldown_fraction) steps, linearly or as 1 - sqrt
+(`scaling.cooldown_shape`) to `optim.final_lr_ratio`. Up to step S - k that run is the size's
+stable run (the same warmup and peak, then constant; the data order depends on the step only),
+so a branch resumes from a copy of the stable run's checkpoint at S - k, data position
+included, and trains the k steps of its decay. Every size has one warmup:
+`scaling.warmup_fraction` of its shortest horizon. A branch is named for its grid point
+(`<point>_cooldown`), so that it never shares a workdir with an independent run of the point.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from typing import Sequence
+
+from lm import optim
+from lm.scaling import grid
+
+METHODS = ("independent", "cooldown")
+SHAPES = {"linear": "wsd", "1-sqrt": "wsd_sqrt"}  # cooldown shape: its optim.schedule
+
+
+def stable_name(plan: grid.RunPlan) -> str:
+  """The name of the stable run of grid point `plan`: its name without the budget, e.g.
+  'stable_L4_d64' for 'C2e12_L4_d64' (and 'stable_L4_d64_lr2' for a learning-rate trial's)."""
+  return "stable_" + plan.name.split("_", 1)[1]
+
+
+def plan_runs(config, points: Sequence[grid.RunPlan]) -> list[grid.RunPlan]:
+  """The runs that train the grid `points` under `config.scaling.method`: the points
+  themselves ('independent'), or per size its stable run followed by one branch per point
+  ('cooldown')."""
+  s = config.scaling
+  if s.method not in METHODS:
+    raise ValueError(f"config.scaling.method={s.method!r}; valid: {', '.join(METHODS)}")
+  if s.method == "independent":
+    return list(points)
+  if s.cooldown_shape not in SHAPES:
+    raise ValueError(f"config.scaling.cooldown_shape={s.cooldown_shape!r}; valid: "
+                     f"{', '.join(SHAPES)}")
+  if s.batch_power:
+    raise ValueError(f"config.scaling.batch_power={s.batch_power} must be 0 with "
+                     "config.scaling.method='cooldown': a size's branches share one run, so "
+                     "one batch size")
+  sizes: dict[str, list[grid.RunPlan]] = {}
+  for p in points:
+    sizes.setdefault(stable_name(p), []).append(p)
+  runs = []
+  for name, same_size in sizes.items():
+    same_size = sorted(same_size, key=lambda p: p.steps)
+    warmup = int(round(s.warmup_fraction * same_size[0].steps))
+    branches = []
+    for p in same_size:
+      at = p.steps - optim.cooldown_steps(p.steps, s.cooldown_fraction)
+      if at < warmup:
+        raise ValueError(f"{p.name}: its cooldown of config.scaling.cooldown_fraction="
+                         f"{s.cooldown_fraction} starts at step {at}, inside the warmup of "
+                         f"{warmup} steps; use a smaller fraction or fewer warmup steps")
+      branches.append(dataclasses.replace(
+          p, name=f"{p.name}_cooldown", warmup_steps=warmup, method="cooldown",
+          schedule=SHAPES[s.cooldown_shape], decay_fraction=s.cooldown_fraction, branch_of=name,
+          branch_step=at))
+    last = max(b.branch_step for b in branches)
+    longest = same_size[-1]
+    stable = dataclasses.replace(
+        longest, name=name, budget=0.0, steps=last, tokens=longest.tokens * last // longest.steps,
+        flops=longest.flops * last / longest.steps, warmup_steps=warmup, method="stable",
+        schedule="constant", keep_steps=tuple(sorted({b.branch_step for b in branches})))
+    runs += [stable, *branches]
+  return runs
+
+
+def flops_saved(points: Sequence[grid.RunPlan], runs: Sequence[grid.RunPlan]
+                ) -> dict[str, float]:
+  """The training FLOPs of one independent run per grid point, of `runs`, and their ratio."""
+  independent = sum(p.flops for p in points)
+  spent = sum(r.flops_to_train for r in runs)
+  return {"independent": independent, "this_sweep": spent, "ratio": spent / independent}
+
+
+def start_branch(stable_dir: str, branch_dir: str, step: int) -> None:
+  """Gives a new branch the stable run's checkpoint at `step` and its loss curve (metrics.jsonl,
+  whose rows past `step` the branch drops as a resumed run does). A branch that has a
+  checkpoint of its own (an interrupted one) is left to resume from it."""
+  target = os.path.join(branch_dir, "checkpoints")
+  if os.path.isdir(target) and os.listdir(target):
+    return
+  partial = target + ".copying"  # renamed when whole: an interrupted copy is not a checkpoint
+  shutil.rmtree(partial, ignore_errors=True)
+  shutil.copytree(os.path.join(stable_dir, "checkpoints", str(step)),
+                  os.path.join(partial, str(step)))
+  shutil.copy(os.path.join(stable_dir, "metrics.jsonl"), branch_dir)
+  os.replace(partial, target)
