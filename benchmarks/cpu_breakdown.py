@@ -235,7 +235,8 @@ def main(argv):
   del argv
   result: dict[str, Any] = {
       "time": datetime.datetime.now().isoformat(timespec="seconds"), "commit": git_commit(),
-      "jax": jax.__version__, "cpus": len(os.sched_getaffinity(0)), "part": _PART.value}
+      "jax": jax.__version__, "cpus": len(os.sched_getaffinity(0)), "part": _PART.value,
+      "xla_flags": os.environ.get("XLA_FLAGS", "")}
   if _PART.value == "step":
     for shape in _SHAPES.value:
       result[shape] = step_breakdown(shape, _STEPS.value)

@@ -102,9 +102,11 @@ def test_resume_is_bitwise_equal_to_a_straight_run(tiny_config, tmp_path):
 def test_several_steps_per_dispatch_are_bitwise_single_steps(tiny_config, tmp_path):
   mesh = sharding.make_mesh(tiny_config.mesh, jax.devices()[:1])
   single = _run(tiny_config, tmp_path / "single", mesh)
-  # 8 steps, evaluation and checkpoint every 4: dispatches of 3, 1, 3 and 1 steps.
+  # 8 steps, evaluation and checkpoint every 4, step 6 kept: dispatches of 3, 1, 1, 1, 1, 1.
   tiny_config.train.steps_per_dispatch = 3
+  tiny_config.train.keep_steps = (6,)
   scanned = _run(tiny_config, tmp_path / "scanned", mesh)
+  assert sorted(os.listdir(tmp_path / "scanned" / "checkpoints")) == ["4", "6", "8"]
   assert scanned["step"] == 8 and scanned["eval_loss"] == single["eval_loss"]
   jax.tree.map(np.testing.assert_array_equal, train.host_params(scanned["state"]),
                train.host_params(single["state"]))
