@@ -6,7 +6,8 @@
 
 Shapes: 'demo' is `make demo`'s recipe (experiments/configs/shakespeare_char.py: 4 x 128,
 context 64, batch 12, 2000 steps); 'scaling' a mid-size model of the CPU scaling study (4
-layers of width 48, head size 8, context 128, batch 16) on the same corpus, 600 steps.
+layers of width 48, head size 8, context 128, batch 16) on the same corpus, 600 steps;
+'startup' the scaling shape for 10 steps (start-up dominates).
 
 `--part=step`, per step (ms), each on the same model in one process:
   input     the grain pipeline's next host batch (its read-ahead threads included)
@@ -72,6 +73,10 @@ SHAPES = {
                 "--config.train.log_every=50", "--config.optim.learning_rate=3e-3",
                 "--config.optim.warmup_steps=30"],
 }
+# Start-up: the scaling shape for 10 steps (one dispatch), evaluated and saved once.
+SHAPES["startup"] = [*SHAPES["scaling"], "--config.train.steps=10", "--config.train.eval_every=10",
+                     "--config.train.checkpoint_every=10", "--config.train.eval_batches=5",
+                     "--config.train.log_every=10", "--config.optim.warmup_steps=2"]
 # Levers: (config overrides, environment). Every variant but `main` runs this tree.
 VARIANTS: dict[str, tuple[list[str], dict[str, str]]] = {
     "main": ([], {}),
@@ -82,6 +87,11 @@ VARIANTS: dict[str, tuple[list[str], dict[str, str]]] = {
     "read1": (["--config.data.num_threads=1", "--config.data.prefetch=2"], {}),
     "dispatch10+eigen1": (["--config.train.steps_per_dispatch=10"],
                           {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false"}),
+    "accum2": (["--config.train.grad_accum_steps=2"], {}),
+    "dispatch10+accum2": (["--config.train.steps_per_dispatch=10",
+                           "--config.train.grad_accum_steps=2"], {}),
+    # Start-up once the shapes were compiled by an earlier run (run it twice: the first fills).
+    "cache": (["--compilation_cache=/tmp/cpu_breakdown_jax_cache"], {}),
 }
 
 
@@ -191,6 +201,8 @@ def run_once(shape: str, variant: str, main_tree: str | None, workdir: str) -> d
              "--config.data.data_dir=" + os.path.abspath("runs/data"),
              "--config.data.path=" + os.path.abspath("data/tiny_shakespeare.txt"),
              *SHAPES[shape], *overrides]
+  if variant != "main" and not any(o.startswith("--compilation_cache") for o in overrides):
+    command.append("--compilation_cache=")  # compiles as today's main does
   env = {**os.environ, **env_extra, "PYTHONPATH": cwd}
   t = time.perf_counter()
   proc = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)

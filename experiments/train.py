@@ -23,7 +23,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from lm import checkpoint, cli, config_checks, distributed, exit_status, logs, train
+from lm import checkpoint, cli, compile_cache, config_checks, distributed, exit_status, logs, train
 from lm.data.local_text import DataError
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, cli.CONFIG_HELP,
@@ -36,6 +36,10 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process' index, 0 t
 _ALLOW_CHANGE = flags.DEFINE_bool(
     "allow_config_change", False, "Resume a run in --workdir with settings that differ from its "
     "config.json (e.g. more train.steps); without it such a resume is refused.")
+_CACHE = flags.DEFINE_string(
+    "compilation_cache", None, "JAX's persistent compilation cache: a folder where compiled "
+    "programs are kept for the next run of the same shapes (default: $LM_CACHE_DIR/jax, else "
+    "~/.cache/lm/jax; '': none).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -44,6 +48,7 @@ def main(argv):
   logging.set_verbosity(logging.INFO)
   logs.quiet_libraries()
   cli.quiet_background_failures()
+  compile_cache.use(compile_cache.default_dir() if _CACHE.value is None else _CACHE.value)
   if distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value):
     if jax.process_index() != 0:
       logging.set_verbosity(logging.WARNING)  # progress lines from process 0 only

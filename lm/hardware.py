@@ -13,12 +13,13 @@ import datetime
 import functools
 import json
 import os
-import pathlib
 import platform
 import time
 
 import jax
 import jax.numpy as jnp
+
+from lm import paths
 
 # Dense (no sparsity) peak FLOP/s per chip, bfloat16, from the vendors' data sheets.
 PEAK_BF16_FLOPS = {
@@ -79,8 +80,7 @@ def cpu_peak_flops(kind: str) -> tuple[float, str]:
     flops = float(os.environ["LM_PEAK_FLOPS"])
     return flops, f"{kind} LM_PEAK_FLOPS {flops / 1e9:.0f} GFLOP/s"
   key = f"{_cpu_model()} | {len(os.sched_getaffinity(0))} cores | jax {jax.__version__}"
-  path = pathlib.Path(os.environ.get("LM_CACHE_DIR") or
-                      pathlib.Path.home() / ".cache" / "lm") / "cpu_peak_flops.json"
+  path = paths.user_cache_dir() / "cpu_peak_flops.json"
   try:
     cache = json.loads(path.read_text())
   except (OSError, ValueError):

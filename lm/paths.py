@@ -9,11 +9,18 @@ also routes TensorBoard's event files through it).
 from __future__ import annotations
 
 import io
+import os
+import pathlib
 import time
 
 from etils import epath
 
 REMOTE_SCHEMES = ("gs", "s3")
+
+
+def user_cache_dir() -> pathlib.Path:
+  """This project's per-user cache folder: `$LM_CACHE_DIR`, else ~/.cache/lm."""
+  return pathlib.Path(os.environ.get("LM_CACHE_DIR") or pathlib.Path.home() / ".cache" / "lm")
 
 
 def is_remote(path: str | epath.Path) -> bool:

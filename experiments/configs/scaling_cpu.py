@@ -39,6 +39,7 @@ def get_config():
   c.optim.schedule = "cosine"      # decayed over each run's own length (Hoffmann et al.)
   c.optim.final_lr_ratio = 0.1
   c.train.log_every = 50
+  c.train.steps_per_dispatch = 10  # the same steps, fewer dispatches (benchmarks/cpu_breakdown.py)
   c.train.eval_batches = 50
   c.train.checkpoint_every = 1000
   s = c.scaling

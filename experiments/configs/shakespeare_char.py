@@ -31,6 +31,7 @@ def get_config():
   c.optim.final_lr_ratio = 0.1
   c.optim.weight_decay = 0.1
   c.train.steps = 2000
+  c.train.steps_per_dispatch = 10  # the same steps, fewer dispatches (benchmarks/cpu_breakdown.py)
   c.train.log_every = 100
   c.train.eval_every = 500
   c.train.checkpoint_every = 500

@@ -27,10 +27,9 @@ import subprocess
 import time
 from typing import IO, Any, Callable, Sequence
 
-import jax
 from absl import logging as absl_logging
 
-from lm import exit_status, logs, metrics, run, train
+from lm import compile_cache, exit_status, logs, metrics, run, train
 from lm.model import counts
 from lm.scaling import cooldown, grid, lr_search, progress
 from lm.data import token_cache
@@ -200,17 +199,6 @@ def _run_dir(workdir: str, plan: grid.RunPlan) -> str:
   return run_dir
 
 
-def compilation_cache(cache_dir: str | None) -> dict[str, str]:
-  """JAX's persistent compilation cache in `cache_dir` (unless one is set already) for this
-  process, and the environment variables that give it to the processes it starts. Runs of the
-  same width share their initialisation and evaluation programs (a sweep's budgets repeat
-  widths), and a resumed run all of its programs."""
-  if not cache_dir or jax.config.jax_compilation_cache_dir:
-    return {}
-  jax.config.update("jax_compilation_cache_dir", cache_dir)
-  return {"JAX_COMPILATION_CACHE_DIR": cache_dir}
-
-
 def _rounds(config) -> int:
   """Rounds of planning and training a sweep needs: with `scaling.lr_grid`, the trials, then
   the runs at the learning rates they chose."""
@@ -221,8 +209,8 @@ def run_sweep(config, workdir: str,
               runner: Callable[[Any, str], dict[str, Any]] = train.train_and_evaluate,
               cache_dir: str | None = None) -> list[dict[str, Any]]:
   """Trains every planned run in sequence, appending a row per finished run; returns the table.
-  `cache_dir`: see `compilation_cache`."""
-  compilation_cache(cache_dir)
+  `cache_dir`: see `compile_cache.use`."""
+  compile_cache.use(cache_dir)
   for _ in range(_rounds(config)):
     vocab, pending, prog = _prepare(config, workdir, 1)
     for plan in pending:
@@ -388,9 +376,9 @@ def run_sweep_in_workers(config, train_command: Sequence[str], workdir: str, wor
   workdir and overrides (output in `<run>/train.log`). With it, each worker is one process,
   `worker_command` (an entry point that calls `serve` with the sweep's config and workdir),
   which trains the runs it is sent in turn; its own output goes to `<workdir>/worker<k>.log`.
-  `cache_dir`: see `compilation_cache`.
+  `cache_dir`: see `compile_cache.use`.
   """
-  cache_env = compilation_cache(cache_dir)
+  cache_env = compile_cache.use(cache_dir)
   reusable = worker_command is not None
   procs: dict[int, subprocess.Popen] = {}  # the reusable workers, by slot
   failed = []
