@@ -10,7 +10,10 @@ columns, e.g. `--params_col=N --tokens_col=D --loss_col=loss`
 
 After the table: the diagnostics (`lm.scaling.diagnostics`: leave-one-budget-out errors, Approach
 3 by variable projection, warnings), then with `--predict_flops` the compute-optimal N, D and
-loss at that compute with 95% intervals (in fit.json under `prediction`).
+loss at that compute with 95% intervals (in fit.json under `prediction`); where the sweep has
+trained the predicted model (`experiments.sweep --verify`, `verification.json` beside the
+results), its observed loss, N, D and C against this fit's prediction at its compute (in fit.json
+under `verification`; the plots mark it).
 """
 
 import json
@@ -22,7 +25,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from absl import app, flags  # noqa: E402
 
-from lm.scaling import diagnostics, grid, laws, plots  # noqa: E402
+from lm.scaling import diagnostics, grid, laws, plots, verify  # noqa: E402
 
 _RESULTS = flags.DEFINE_string("results", None, "results.csv / results.jsonl, or any CSV.")
 _OUT = flags.DEFINE_string("out", None, "JSON report path (default: fit.json beside results).")
@@ -58,6 +61,24 @@ def _columns(results_dir: str) -> tuple[str, str, str]:
           flops if _FLOPS.value is None else _FLOPS.value, source)
 
 
+def _verification(results_dir: str, report: dict) -> dict | None:
+  """The sweep's verification run (`verification.json` beside the results, written by
+  `experiments.sweep --verify`) against this fit's prediction at its compute, or None."""
+  v = verify.load(results_dir)
+  if v is None:
+    return None
+  path = os.path.join(results_dir, verify.FILE)
+  if v["columns"] != report["columns"]:
+    print(f"{path}: not compared: it counts {v['columns']}, this fit {report['columns']}")
+    return None
+  try:
+    prediction = laws.predict_at(report, v["predicted"]["flops"])
+  except ValueError as e:
+    print(f"{path}: not compared: {e}")
+    return None
+  return {**v, **verify.compare(prediction, report["approach3"], v["row"], report["columns"])}
+
+
 def main(argv):
   del argv
   rows = laws.read_table(_RESULTS.value)
@@ -77,7 +98,11 @@ def main(argv):
   if _PREDICT.value:
     report["prediction"] = laws.predict_at(report, _PREDICT.value)
     print(laws.format_prediction(report["prediction"]))
-  out = _OUT.value or os.path.join(results_dir, "fit.json")
+  verification = _verification(results_dir, report)
+  if verification:
+    report["verification"] = verification
+    print(verify.format_verification(verification))
+  out = _OUT.value or os.path.join(results_dir, laws.REPORT_FILE)
   with open(out, "w") as f:
     json.dump(report, f, indent=2)
   print(f"wrote {out}")

@@ -22,6 +22,12 @@ rate (rows in `<workdir>/lr_trials.jsonl`, the choice in `lr_choice.json`), then
 best. Running again resumes an interrupted run and
 skips finished ones. `--emit_commands` prints one `python -m experiments.train` command per
 run instead (for a cluster); running the sweep afterwards collects their rows.
+
+After `python -m experiments.fit_scaling --results=<workdir>/results.csv --predict_flops=C`,
+`--verify` trains the family member nearest the predicted N_opt on the tokens that spend C, by
+the sweep's method and learning rates (lm/scaling/verify.py), in this process; its run is
+skipped once done, and `<workdir>/verification.json` compares its eval loss, N, D and C with
+the prediction (fit_scaling then prints and plots it).
 """
 
 import os
@@ -31,7 +37,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from lm import cli, config_checks, logs, train
-from lm.scaling import sweep
+from lm.scaling import sweep, verify
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "A scaling config file, e.g. experiments/configs/scaling_cpu.py; every "
@@ -47,6 +53,9 @@ _SERVE = flags.DEFINE_bool("serve", False, "Be a reusable worker: train the runs
 _CACHE = flags.DEFINE_string("compilation_cache", "jax_cache", "JAX's persistent compilation "
                              "cache for the runs, relative to --workdir ('': none).")
 _EMIT = flags.DEFINE_bool("emit_commands", False, "Print one train command per run and exit.")
+_VERIFY = flags.DEFINE_bool("verify", False, "Train the model that <workdir>/fit.json predicts "
+                            "(experiments.fit_scaling --predict_flops=C) at that compute, in "
+                            "this process, and compare (<workdir>/verification.json).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -70,6 +79,11 @@ def main(argv):
     sys.exit(sweep.serve(_CONFIG.value, _WORKDIR.value, sys.stdin, replies))
   cache = _CACHE.value and os.path.join(_WORKDIR.value, _CACHE.value)
   try:
+    if _VERIFY.value:
+      verification = sweep.run_verification(_CONFIG.value, _WORKDIR.value, cache_dir=cache)
+      if verification:
+        print(verify.format_verification(verification))
+      return
     if _WORKERS.value > 1:
       worker = [sys.executable, "-m", "experiments.sweep", f"--config={path}", *overrides,
                 f"--workdir={_WORKDIR.value}", "--serve"]

@@ -16,20 +16,12 @@ Approach 3 a = 0.46 [0.25, 0.66], Approach 2 a = 0.71 [0.35, 0.83]. See README (
 CPU") and results/scaling_cpu/.
 """
 
-import sysconfig
-
-from experiments.configs import base
+from experiments.configs import base, stdlib_corpus
 
 
 def get_config():
   c = base.get_config()
-  c.data.dataset = "local"
-  c.data.path = sysconfig.get_paths()["stdlib"]
-  c.data.include = "*.py"
-  c.data.exclude = ("site-packages/*", "*/__pycache__/*")
-  c.data.decode_errors = "replace"  # 4 of its tests are latin-1 / KOI8-R on purpose
-  c.data.tokenizer = "char"
-  c.data.data_dir = "runs/data"
+  stdlib_corpus.use(c)
   c.data.seq_len = 128
   c.model.max_seq_len = 128
   c.data.batch_size = 16

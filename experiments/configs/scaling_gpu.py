@@ -1,61 +1,94 @@
-"""IsoFLOP scaling sweep on one GPU: 5 budgets over 2 decades (1e15 to 1e17 FLOPs) x 5 sizes.
+"""IsoFLOP scaling sweep on one GPU, offline: 5 budgets over 2 decades (4e11 to 4e13 FLOPs) x
+4-5 sizes of Llama-style models, by cooldown branches with a learning rate per size.
 
-LM1B (TFDS, prepared on first use; needs internet once), sentencepiece 32k, context 512,
-bfloat16. Models follow a fixed aspect ratio d_model / layers = 32 with head size 32, from
-~0.8M to ~100M non-embedding parameters; batch and learning rate follow the explicit rules
-below. The smallest model of the largest budget reads ~1.9B tokens, about two passes over
-LM1B; every other run reads less.
+Not yet run on a GPU. The corpus is scaling_cpu.py's (stdlib_corpus.py): the Python standard
+library's `*.py` files of the machine that runs it, character level, tokenised once into the
+token cache under `data.data_dir`. Python 3.11's has 28.4M train tokens; the largest run here
+(the width-48 model at 4e13, its learning-rate trials alike) reads 28.5M, one pass; every other
+run reads less. The GPU machines have Python 3.12, whose standard library differs a little (not
+measured). Another local corpus: `--config.data.path=DIR --config.data.include=GLOB` (the
+budgets assume this one's size).
+
+Models: 4 layers of width 8 to 136 (head size 8; 7.5k to 954k non-embedding parameters, 12
+sizes, 24 grid points) with llama_style.py's blocks: RMSNorm, SwiGLU (mlp_dim ~8/3 width),
+rotary positions, no biases, an untied head; no grouped KV heads, as the ladder has odd head
+counts. Tokens follow C = (6N + attention) D with N the non-embedding parameters, around 60
+tokens per parameter (the sizes span 7.5 to 480). Method: one constant-learning-rate run per
+size with a 20% linear cooldown branched at each of its budgets' horizons
+(`scaling.method='cooldown'`), after trials of 0.5, 1 and 2 times the learning rate (3e-3) per
+size at its shortest horizon (`scaling.lr_grid`). The sweep's plan (vocabulary 512): 6.6e14
+training FLOPs under 6N+attn in 102 runs, 2.27x one independent run per grid point (2.9e14);
+the trials (72 runs, 5.4e14) are most of it. No time estimate: not measured on a GPU.
 
     python -m experiments.sweep --config=experiments/configs/scaling_gpu.py \
         --workdir=runs/scaling_gpu
     python -m experiments.fit_scaling --results=runs/scaling_gpu/results.csv \
-        --plots_dir=runs/scaling_gpu/plots
+        --plots_dir=runs/scaling_gpu/plots --predict_flops=1.25e14
+    python -m experiments.sweep --config=experiments/configs/scaling_gpu.py \
+        --workdir=runs/scaling_gpu --verify
 
-7.2e17 FLOPs under 6N, 1.4e18 counting every matmul (the 32k-vocabulary head dominates the
-small models): ~1.3 hours on one H100 at 30% MFU, longer where small models fall short of
-it. Not yet run.
+The GPU machines lent so far lack tensorflow-datasets, grain, ml_collections and tensorboardX,
+and what they need there: by this venv's metadata also array_record, importlib_resources,
+dm-tree, immutabledict, promise, simple-parsing, docstring_parser, tensorflow-metadata,
+googleapis-common-protos, termcolor, toml, portpicker and defusedxml (versions: requirements.lock;
+wheels for Python 3.12 in `.whl/`, installed as benchmarks/gpu.sh does; not yet tried).
+
+Rehearsal on a CPU, the same config at toy sizes (context 32, batch 16 -> 8, float32, 3 budgets
+of 3 sizes, 2 learning rates per size):
+
+    python -m experiments.sweep --config=experiments/configs/scaling_gpu.py \
+        --workdir=runs/rehearse_gpu --workers=2 --config.data.seq_len=32 \
+        --config.model.max_seq_len=32 --config.data.batch_size=8 \
+        --config.execution.compute_dtype=float32 --config.scaling.budgets='(5e9,1.5e10,4.5e10)' \
+        --config.scaling.sizes_per_budget=3 --config.scaling.tokens_per_param=5 \
+        --config.scaling.min_steps=20 --config.scaling.lr_grid='(0.5,2)'
+
+then fit_scaling with `--predict_flops=1.35e11`, then the same sweep command with `--verify`.
+On the 2-core development machine (2026-11-29): the sweep 3m14s (32 runs: 20 trials, then 12),
+the fit 5 s, the verification 51 s (width 8, 9209 steps); toy numbers, so the fit is poor
+(Approach 2 brackets no budget's minimum; Approach 3 predicts N_opt 8251 [7795, 8495], loss
+1.807 [1.523, 2.041]; the run's loss was 2.036).
 """
 
-from experiments.configs import base
+from experiments.configs import base, stdlib_corpus
 
 
 def get_config():
   c = base.get_config()
-  c.data.dataset = "lm1b"
-  c.data.text_key = "text"
-  c.data.train_split = "train"
-  c.data.eval_split = "test"
-  c.data.tokenizer = "sentencepiece"
-  c.data.vocab_size = 32768
-  c.data.tokenizer_train_chars = 20_000_000
-  c.data.seq_len = 512
-  c.model.max_seq_len = 512
-  c.data.batch_size = 64
-  c.model.dropout = 0.0
-  c.execution.param_dtype = "float32"
+  stdlib_corpus.use(c)
+  c.data.seq_len = 256
+  c.model.max_seq_len = 256
+  c.data.batch_size = 16
+  m = c.model                      # llama_style.py's blocks
+  m.position = "rotary"
+  m.norm = "rmsnorm"
+  m.mlp = "swiglu"
+  m.use_bias = False
+  m.tie_embeddings = False
+  m.dropout = 0.0
   c.execution.compute_dtype = "bfloat16"
   c.execution.attention_impl = "auto"
-  c.optim.learning_rate = 1.3e-3   # at 1M params; see scaling.lr_power
-  c.optim.schedule = "cosine"      # decayed over each run's own length (Hoffmann et al.)
+  c.optim.learning_rate = 3e-3     # scaling_cpu.py's; lr_grid tries 0.5x to 2x per size
   c.optim.final_lr_ratio = 0.1
-  c.train.log_every = 100
+  c.train.log_every = 50
   c.train.eval_batches = 50
-  c.train.checkpoint_every = 2000
+  c.train.checkpoint_every = 1000
   s = c.scaling
-  s.budgets = (1e15, 3e15, 1e16, 3e16, 1e17)
+  s.budgets = (4e11, 1.25e12, 4e12, 1.25e13, 4e13)
   s.sizes_per_budget = 5
-  s.size_ratio = 10.0
-  s.tokens_per_param = 20.0
-  s.flops_convention = "6N"
+  s.size_ratio = 8.0
+  s.tokens_per_param = 60.0       # its sizes span 7.5 to 480 tokens per parameter
+  s.flops_convention = "6N+attn"
   s.params_convention = "non_embedding"
-  s.rule = "aspect_ratio"
-  s.aspect_ratio = 32.0
-  s.head_dim = 32
-  s.max_num_layers = 32
-  s.lr_ref_params = 1e6            # lr ~ N^-0.13, close to Kaplan et al.'s LR(N) fit
-  s.lr_power = 0.13
-  s.batch_ref_budget = 1e15        # batch ~ C^0.25: 64 sequences at 1e15, 202 at 1e17
-  s.batch_power = 0.25
+  s.rule = "fixed_depth"
+  s.fixed_num_layers = 4
+  s.head_dim = 8
+  s.mlp_ratio = 8 / 3
+  s.max_num_layers = 48            # widths up to 48 * head_dim (a verification run's too)
+  s.method = "cooldown"
+  s.cooldown_fraction = 0.2
+  s.cooldown_shape = "linear"
+  s.lr_grid = (0.5, 1.0, 2.0)
   s.warmup_fraction = 0.05
-  s.min_steps = 200
+  s.min_steps = 100
   return c

@@ -88,7 +88,9 @@ def ladder(config, vocab_size: int) -> list[TransformerConfig]:
   return [architecture(config, i, vocab_size) for i in range(1, config.scaling.max_num_layers + 1)]
 
 
-def _closest(models: list[TransformerConfig], target: float, convention: str) -> TransformerConfig:
+def closest(models: list[TransformerConfig], target: float, convention: str) -> TransformerConfig:
+  """The member of `models` whose parameter count under `convention` is nearest `target` (in
+  log)."""
   sizes = np.array([counts.param_counts(m)[convention] for m in models], float)
   return models[int(np.argmin(np.abs(np.log(sizes / target))))]
 
@@ -102,6 +104,24 @@ def _name(budget: float, m: TransformerConfig) -> str:
   return f"C{budget:.2g}_L{m.num_layers}_d{m.d_model}".replace("+", "")
 
 
+def plan_point(config, budget: float, m: TransformerConfig) -> RunPlan:
+  """Model `m` trained on the tokens that spend `budget` under `config.scaling.flops_convention`,
+  with the rules' batch, learning rate and warmup."""
+  s = config.scaling
+  seq_len = config.data.seq_len
+  batch = _batch_size(config, budget)
+  per_token = counts.training_flops_per_token(m, seq_len, s.flops_convention)
+  steps = int(round(budget / per_token / (batch * seq_len)))
+  params = counts.param_counts(m)[s.params_convention]
+  tokens = steps * batch * seq_len
+  return RunPlan(
+      name=_name(budget, m), budget=float(budget), num_layers=m.num_layers, d_model=m.d_model,
+      num_heads=m.num_heads, mlp_dim=m.mlp_dim, params=params, tokens=tokens,
+      flops=float(tokens * per_token), steps=steps, batch_size=batch,
+      learning_rate=config.optim.learning_rate * (s.lr_ref_params / params) ** s.lr_power,
+      warmup_steps=int(round(s.warmup_fraction * steps)), mup_base_width=s.mup_base_width)
+
+
 def plan_runs(config, vocab_size: int) -> list[RunPlan]:
   """The IsoFLOP grid: for every budget, distinct sizes around the guessed optimum."""
   s = config.scaling
@@ -109,28 +129,15 @@ def plan_runs(config, vocab_size: int) -> list[RunPlan]:
     raise ValueError(f"config.scaling.lr_power={s.lr_power} must be 0 with "
                      f"config.scaling.mup_base_width={s.mup_base_width}: under μP every size "
                      "keeps the learning rate tuned at the base width")
-  seq_len = config.data.seq_len
   models = ladder(config, vocab_size)
   plans = []
   for budget in s.budgets:
     guess = math.sqrt(budget / (6 * s.tokens_per_param))
     half = math.log(s.size_ratio) / 2
     targets = guess * np.exp(np.linspace(-half, half, s.sizes_per_budget))
-    chosen = dict.fromkeys(_closest(models, t, s.params_convention) for t in targets)
-    batch = _batch_size(config, budget)
-    for m in chosen:
-      per_token = counts.training_flops_per_token(m, seq_len, s.flops_convention)
-      steps = int(round(budget / per_token / (batch * seq_len)))
-      if steps < s.min_steps:
-        continue
-      params = counts.param_counts(m)[s.params_convention]
-      tokens = steps * batch * seq_len
-      plans.append(RunPlan(
-          name=_name(budget, m), budget=float(budget), num_layers=m.num_layers,
-          d_model=m.d_model, num_heads=m.num_heads, mlp_dim=m.mlp_dim, params=params,
-          tokens=tokens, flops=float(tokens * per_token), steps=steps, batch_size=batch,
-          learning_rate=config.optim.learning_rate * (s.lr_ref_params / params) ** s.lr_power,
-          warmup_steps=int(round(s.warmup_fraction * steps)), mup_base_width=s.mup_base_width))
+    chosen = dict.fromkeys(closest(models, t, s.params_convention) for t in targets)
+    plans += [p for p in (plan_point(config, budget, m) for m in chosen)
+              if p.steps >= s.min_steps]
   return plans
 
 

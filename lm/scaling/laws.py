@@ -22,6 +22,7 @@ import numpy as np
 from scipy import optimize
 
 HUBER_DELTA = 1e-3
+REPORT_FILE = "fit.json"  # experiments.fit_scaling's report, beside the results by default
 
 
 @dataclasses.dataclass
@@ -197,8 +198,11 @@ def approach3_vp(p: Points, exponents: np.ndarray = VP_EXPONENTS) -> dict[str, A
 
 
 def predict(fit3: dict[str, Any], n: np.ndarray, d: np.ndarray) -> np.ndarray:
-  """L(N, D) of an Approach 3 fit."""
-  return fit3["E"] + fit3["A"] / n ** fit3["alpha"] + fit3["B"] / d ** fit3["beta"]
+  """L(N, D) of an Approach 3 fit (inf or nan, not an error, where a degenerate fit puts the
+  optimum at D = 0)."""
+  n, d = np.asarray(n, float), np.asarray(d, float)
+  with np.errstate(divide="ignore"):
+    return fit3["E"] + fit3["A"] / n ** fit3["alpha"] + fit3["B"] / d ** fit3["beta"]
 
 
 def optimum3(fit3: dict[str, Any], c: float) -> tuple[float, float]:
@@ -339,6 +343,19 @@ def _interval(draws: np.ndarray) -> list[float] | None:
   return np.percentile(draws, [2.5, 97.5]).tolist() if len(draws) else None
 
 
+def _refits(fit3: dict[str, Any]) -> list[dict[str, float]]:
+  """The laws of an Approach 3 fit's bootstrap refits (none without samples)."""
+  s = fit3["ci"].get("samples", {})
+  return [law(*v) for v in zip(*(s.get(k, []) for k in ("E", "A", "B", "alpha", "beta")))]
+
+
+def loss_at(fit3: dict[str, Any], n: float, d: float) -> dict[str, Any]:
+  """L(N, D) of an Approach 3 fit as `loss`, with `loss_ci`, its 95% interval over the
+  bootstrap refits (None without samples)."""
+  draws = np.array([predict(r, n, d) for r in _refits(fit3)])
+  return {"loss": float(predict(fit3, n, d)), "loss_ci": _interval(draws)}
+
+
 def predict_at(report: dict[str, Any], c: float) -> dict[str, Any]:
   """The compute-optimal model at compute `c` with 95% intervals over the bootstrap refits.
 
@@ -354,9 +371,7 @@ def predict_at(report: dict[str, Any], c: float) -> dict[str, Any]:
     n, d = optimum3(fit, c)
     return n, d, float(predict(fit, n, d))
 
-  s = fit3["ci"].get("samples", {})
-  refits = zip(*(s.get(k, []) for k in ("E", "A", "B", "alpha", "beta")))
-  draws = np.array([at3(law(*v)) for v in refits]).reshape(-1, 3)
+  draws = np.array([at3(r) for r in _refits(fit3)]).reshape(-1, 3)
   out: dict[str, Any] = {"flops": float(c)}
   for i, (key, value) in enumerate(zip(("n_opt", "d_opt", "loss"), at3(fit3))):
     out.update({key: value, f"{key}_ci": _interval(draws[:, i])})

@@ -74,8 +74,9 @@ def _save(fig, path: str) -> str:
 
 
 def isoflop_curves(final: laws.Points, fit2: dict[str, Any], path: str,
-                   labels: Labels = Labels()) -> str:
-  """Loss vs N per budget, with the fitted parabolas and their minima."""
+                   labels: Labels = Labels(), verification: dict[str, Any] | None = None) -> str:
+  """Loss vs N per budget, with the fitted parabolas and their minima; a verification run
+  (`lm.scaling.verify.compare`) where given: its loss and the prediction at its compute."""
   fig, ax = plt.subplots(figsize=(6.5, 4.5), layout="constrained")
   color = _budget_colors(fig, ax, [r["budget"] for r in fit2["budgets"]], f"budget: {labels.c}")
   for row in fit2["budgets"]:
@@ -85,18 +86,48 @@ def isoflop_curves(final: laws.Points, fit2: dict[str, Any], path: str,
     ax.plot(np.exp(x), np.polyval(row["n_parabola"], x), color=color(row["budget"]))
     ax.scatter([row["n_opt"]], [row["loss_opt"]], color=color(row["budget"]), marker="*", s=120,
                edgecolor="k")
+  sizes = list(final.n)
+  if verification:
+    p, t = verification["predicted"], verification["trained"]
+    _errorbar(ax, p["n_opt"], p["loss"], p["n_opt_ci"], p["loss_ci"], "D",
+              f"predicted at C = {_plain(p['flops'])} (approach 3)")
+    ax.scatter([t["params"]], [t["eval_loss"]], marker="X", s=90, color="C3", edgecolor="k",
+               zorder=3, label="verification run")
+    ax.legend(fontsize=8)
+    sizes += [p["n_opt"], t["params"]]
   ax.set(xscale="log", xlabel=labels.n, ylabel="final loss",
          title="IsoFLOP curves (stars: fitted minima)")
-  _log_axis(ax.xaxis, final.n)
+  _log_axis(ax.xaxis, sizes)
   return _save(fig, path)
 
 
+def _errorbar(ax, x: float, y: float, x_ci: list[float] | None, y_ci: list[float] | None,
+              marker: str, label: str) -> None:
+  """A point with its 95% intervals (None: none) as error bars; a bootstrap interval can miss
+  its point estimate, whose bar on that side is then empty."""
+  def err(v: float, ci: list[float] | None):
+    return None if ci is None else [[max(v - ci[0], 0.0)], [max(ci[1] - v, 0.0)]]
+  ax.errorbar([x], [y], err(y, y_ci), err(x, x_ci), fmt=marker, ms=9, capsize=3, mec="k",
+              label=label)
+
+
 def optimal_vs_compute(fit2: dict[str, Any], path: str, labels: Labels = Labels(),
-                       prediction: dict[str, Any] | None = None) -> str:
-  """N_opt and D_opt vs C: the IsoFLOP minima, the power-law fit and its bootstrap band, and
-  a `laws.predict_at` prediction with its 95% intervals where given."""
+                       prediction: dict[str, Any] | None = None,
+                       verification: dict[str, Any] | None = None) -> str:
+  """N_opt and D_opt vs C: the IsoFLOP minima, the power-law fit and its bootstrap band, a
+  `laws.predict_at` prediction with its 95% intervals where given, and a verification run
+  (`lm.scaling.verify.compare`: the N and D it trained, and the prediction at its compute)."""
   c = np.array([r["c"] for r in fit2["budgets"]])
-  span = [*c, prediction["flops"]] if prediction else c
+  marks = []  # (N_opt and D_opt with intervals, their C, marker, label)
+  if prediction:
+    marks += [(prediction, prediction["flops"], "D", "prediction, approach 3"),
+              (prediction["approach2"], prediction["flops"], "*", "prediction, approach 2")]
+  span = [*c, *(m[1] for m in marks)]
+  if verification:
+    p = verification["predicted"]
+    if p["flops"] != (prediction or {}).get("flops"):
+      marks.append((p, p["flops"], "D", "verification's prediction, approach 3"))
+    span += [p["flops"], verification["trained"]["flops"]]
   grid = np.logspace(np.log10(min(span)) - 0.5, np.log10(max(span)) + 0.5, 50)
   fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
   for ax, key, exp_key, coef_key, label in (
@@ -113,12 +144,13 @@ def optimal_vs_compute(fit2: dict[str, Any], path: str, labels: Labels = Labels(
       lines = np.array([y0 * (grid / c0) ** e for e in samples[exp_key]])
       lo, hi = np.percentile(lines, [2.5, 97.5], axis=0)
       ax.fill_between(grid, lo, hi, alpha=0.25, label="95% bootstrap band")
-    for fit, marker, name in ((prediction, "D", "approach 3"),
-                              ((prediction or {}).get("approach2"), "*", "approach 2")):
-      if fit and key in fit:
-        ci = fit[f"{key}_ci"] or [fit[key]] * 2
-        ax.errorbar([prediction["flops"]], [fit[key]], [[fit[key] - ci[0]], [ci[1] - fit[key]]],
-                    fmt=marker, ms=9, capsize=3, mec="k", label=f"prediction, {name}")
+    for fit, at, marker, name in marks:
+      if key in fit:  # not where Approach 2 has an error
+        _errorbar(ax, at, fit[key], None, fit[f"{key}_ci"], marker, name)
+    if verification:
+      t = verification["trained"]
+      ax.scatter([t["flops"]], [t["params" if key == "n_opt" else "tokens"]], marker="X", s=90,
+                 color="C3", edgecolor="k", zorder=3, label="verification run")
     ax.set(xscale="log", yscale="log", xlabel=labels.c, ylabel=label)
     _log_axis(ax.xaxis, grid)
     _log_axis(ax.yaxis, [r[key] for r in fit2["budgets"]])
@@ -165,9 +197,10 @@ def all_plots(final: laws.Points, curves: laws.Points | None, report: dict[str, 
   out = os.path.join
   paths = []
   if "error" not in report.get("approach2", {"error": ""}):
-    paths.append(isoflop_curves(final, report["approach2"], out(plots_dir, "isoflop.png"), labels))
+    paths.append(isoflop_curves(final, report["approach2"], out(plots_dir, "isoflop.png"), labels,
+                                report.get("verification")))
     paths.append(optimal_vs_compute(report["approach2"], out(plots_dir, "optimal_vs_compute.png"),
-                                    labels, report.get("prediction")))
+                                    labels, report.get("prediction"), report.get("verification")))
   if "error" not in report.get("approach1", {"error": ""}):
     paths.append(frontier(curves if curves is not None else final, report["approach1"],
                           out(plots_dir, "frontier.png"), labels))

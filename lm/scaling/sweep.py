@@ -9,7 +9,8 @@ a sweep trains in two rounds, the trials and then what they chose.
 A run whose name and config hash are already in the table is skipped; an interrupted run
 resumes from its checkpoint; a run finished elsewhere (e.g. from `emit_commands` on a
 cluster) only has its row collected from the checkpoint and its metrics.jsonl. Worker processes
-and printed commands run the training entry point the caller hands in.
+and printed commands run the training entry point the caller hands in. `run_verification`
+trains the model a fit of the table predicts (lm/scaling/verify.py) the same way.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from absl import logging as absl_logging
 
 from lm import compile_cache, exit_status, logs, metrics, run, train
 from lm.model import counts
-from lm.scaling import cooldown, grid, lr_search, progress
+from lm.scaling import cooldown, grid, lr_search, progress, verify
 from lm.data import token_cache
 from lm.model.config import architecture
 
@@ -214,20 +215,64 @@ def run_sweep(config, workdir: str,
   for _ in range(_rounds(config)):
     vocab, pending, prog = _prepare(config, workdir, 1)
     for plan in pending:
-      run_cfg = grid.run_config(config, plan)
-      log.info("%s", prog.started(plan))
-      run_dir = _run_dir(workdir, plan)
-      t0 = time.perf_counter()
-      summary = runner(run_cfg, run_dir)
-      if summary["step"] < plan.steps:
-        log.warning("%s stopped at step %d of %d; run the sweep again to continue", plan.name,
-                    summary["step"], plan.steps)
+      row = _train_here(config, workdir, plan, vocab, prog, runner)
+      if row is None:
         return read_results(workdir)
-      if plan.method != "stable":
-        _append(workdir, result_row(plan, run_cfg, {**summary, "vocab_size": vocab}, run_dir,
-                                    workdir), plan.lr_trial)
-      log.info("%s", prog.finished(plan, time.perf_counter() - t0))
+      if row:
+        _append(workdir, row, plan.lr_trial)
   return read_results(workdir)
+
+
+def _train_here(config, workdir: str, plan: grid.RunPlan, vocab: int, prog: progress.Progress,
+                runner: Callable[[Any, str], dict[str, Any]]) -> dict[str, Any] | None:
+  """Trains `plan` in this process; returns its results row ({} for a stable run, which has
+  none), or None where it stopped before its last step."""
+  run_cfg = grid.run_config(config, plan)
+  log.info("%s", prog.started(plan))
+  run_dir = _run_dir(workdir, plan)
+  t0 = time.perf_counter()
+  summary = runner(run_cfg, run_dir)
+  if summary["step"] < plan.steps:
+    log.warning("%s stopped at step %d of %d; run the sweep again to continue", plan.name,
+                summary["step"], plan.steps)
+    return None
+  log.info("%s", prog.finished(plan, time.perf_counter() - t0))
+  if plan.method == "stable":
+    return {}
+  return result_row(plan, run_cfg, {**summary, "vocab_size": vocab}, run_dir, workdir)
+
+
+def run_verification(config, workdir: str,
+                     runner: Callable[[Any, str], dict[str, Any]] = train.train_and_evaluate,
+                     cache_dir: str | None = None) -> dict[str, Any] | None:
+  """Trains the verification run of the prediction in `<workdir>/fit.json` in this process
+  (lm/scaling/verify.py; skipped where `verification.json` holds it already), writes
+  `verification.json` and returns it; None where the run stopped before its last step.
+  `cache_dir`: see `compilation_cache`."""
+  compilation_cache(cache_dir)
+  vocab = vocab_size(config)
+  fit = verify.read_fit(workdir, config)
+  points, _, choices = sweep_runs(config, vocab, workdir)
+  runs, lr_source = verify.plan_runs(config, vocab, fit["prediction"], points, choices)
+  before = verify.load(workdir)
+  rows = [before["row"]] if before else []
+  pending = _pending(config, runs, rows)
+  sweep_rows = read_results(workdir)  # their speed estimates the time
+  log.info("verification of the prediction at C = %.4g (N_opt %.4g): %s, learning rate %.3g "
+           "(%s)", fit["prediction"]["flops"], fit["prediction"]["n_opt"], runs[-1].name,
+           lr_source["learning_rate"], verify.describe_lr(lr_source))
+  for line in progress.plan_lines(runs, pending, sweep_rows, config, 1):
+    log.info("%s", line)
+  prog = progress.Progress(pending, sweep_rows, config, 1)
+  for plan in pending:
+    row = _train_here(config, workdir, plan, vocab, prog, runner)
+    if row is None:
+      return None
+    if row:
+      rows = [row]
+  row = _finished(config, runs[-1:], rows)[runs[-1].name]
+  comparison = verify.compare(fit["prediction"], fit["approach3"], row, fit["columns"])
+  return verify.save(workdir, comparison, row, lr_source)
 
 
 def _train_argv(train_command: Sequence[str], run_dir: str, plan: grid.RunPlan) -> list[str]:

@@ -1,11 +1,14 @@
-"""experiments.fit_scaling on a small CSV from a known law: the diagnostics and a prediction."""
+"""experiments.fit_scaling on a small CSV from a known law: the diagnostics, a prediction and a
+verification run."""
 
 import json
+import os
 
 from absl import flags
 from absl.testing import flagsaver
 
 from experiments import fit_scaling
+from lm.scaling import verify
 from tests.scaling.test_laws import synthetic, _true_optimum
 
 
@@ -29,3 +32,30 @@ def test_fit_scaling_prints_the_diagnostics_and_a_prediction(tmp_path, capsys):
   assert abs(report["prediction"]["n_opt"] / n_opt - 1) < 0.1
   assert abs(report["prediction"]["loss"] / loss - 1) < 0.01
   assert report["columns"] == {"params": "N", "flops": "6ND", "loss": "loss"}
+
+
+def test_fit_scaling_compares_the_verification_run_and_marks_it(tmp_path, capsys):
+  p = synthetic(sizes=5)
+  (tmp_path / "results.csv").write_text(
+      "name,params_non_embedding,tokens,flops_6N,eval_loss,budget\n" + "".join(
+          f"r{i},{n},{d},{c},{loss},{b}\n" for i, n, d, c, loss, b in zip(
+              p.run, p.n, p.d, p.c, p.loss, p.budget)))
+  n_opt, d_opt, loss = _true_optimum(1e22)
+  row = {"name": "C1e22_L40_d5120_verify", "params_non_embedding": n_opt, "tokens": d_opt,
+         "flops_6N": 6 * n_opt * d_opt, "eval_loss": loss * 1.01}
+  columns = {"params": "params_non_embedding", "flops": "flops_6N", "loss": "eval_loss"}
+  verify.save(str(tmp_path), {"predicted": {"flops": 1e22}, "columns": columns}, row,
+              {"rule": 1e-3, "learning_rate": 1e-3})
+  with flagsaver.flagsaver():
+    flags.FLAGS(["fit_scaling", f"--results={tmp_path / 'results.csv'}", "--bootstrap=4",
+                 f"--plots_dir={tmp_path / 'plots'}"])
+    fit_scaling.main([])
+  printed = capsys.readouterr().out
+  assert "verification at C = 1e+22 FLOPs: C1e22_L40_d5120_verify" in printed
+  report = json.loads((tmp_path / "fit.json").read_text())
+  v = report["verification"]
+  assert v["row"] == row and v["trained"]["eval_loss"] == loss * 1.01
+  assert abs(v["loss_rel_error"] - 0.01) < 0.01  # the fit predicts the true loss within 1%
+  assert abs(v["loss_at_trained_rel_error"] - 0.01) < 0.01
+  assert v["predicted"]["loss_ci"] is not None
+  assert {"isoflop.png", "optimal_vs_compute.png"} <= set(os.listdir(tmp_path / "plots"))

@@ -1,0 +1,146 @@
+"""The verification run: a fit's predicted compute-optimal model, trained, against the prediction.
+
+`experiments.fit_scaling --predict_flops=C` writes `fit.json` beside a sweep's results, with
+Approach 3's N_opt, D_opt and loss at C (`prediction`). The verification run is the family
+member (`grid.ladder` under `scaling.rule`) whose N, under the plan's params convention, is
+nearest N_opt, on the tokens that spend C under the plan's FLOP convention, trained by the
+sweep's method (a run of its own, or a stable run and its cooldown branch) at the rule's learning
+rate; with `scaling.lr_grid`, at the multiplier its size's trials chose, or the nearest size's
+if its size had no trials. Its runs are named for the point with `_verify` (e.g.
+`C3.2e13_L4_d96_verify`, its stable run `stable_L4_d96_verify`), so they never share a workdir
+with the sweep's. `verification.json` beside the results holds its row and the comparison.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from typing import Any, Sequence
+
+from lm.scaling import cooldown, grid, laws, lr_search
+
+FILE = "verification.json"
+SUFFIX = "_verify"
+
+
+def read_fit(workdir: str, config) -> dict[str, Any]:
+  """`<workdir>/fit.json`, checked to hold a prediction counted as the plan counts N and C."""
+  path = os.path.join(workdir, laws.REPORT_FILE)
+  if not os.path.exists(path):
+    raise ValueError(f"no {path}: run experiments.fit_scaling --results=<sweep>/results.csv "
+                     "--predict_flops=C first")
+  with open(path) as f:
+    fit = json.load(f)
+  if "prediction" not in fit:
+    raise ValueError(f"{path} holds no prediction: fit again with --predict_flops=C")
+  n_opt = fit["prediction"]["n_opt"]
+  if not 0 < n_opt < math.inf:
+    raise ValueError(f"{path} predicts N_opt = {n_opt}, no model size: its Approach 3 fit is "
+                     "degenerate (see its warnings)")
+  s = config.scaling
+  want = {"params": f"params_{s.params_convention}", "flops": f"flops_{s.flops_convention}"}
+  got = {k: fit["columns"][k] for k in want}
+  if got != want:
+    raise ValueError(f"{path} counts N as {got['params']} and C as {got['flops']}; the plan "
+                     f"(config.scaling.params_convention={s.params_convention!r}, "
+                     f"flops_convention={s.flops_convention!r}) counts them as {want['params']} "
+                     f"and {want['flops']}: fit again without --params_col / --flops_col")
+  return fit
+
+
+def plan_runs(config, vocab_size: int, prediction: dict[str, Any],
+              points: Sequence[grid.RunPlan], choices: dict[str, dict[str, Any]]
+              ) -> tuple[list[grid.RunPlan], dict[str, Any]]:
+  """The runs that train the verification point of `prediction` under `scaling.method` (its
+  branch last), and where its learning rate comes from. `points`: the sweep's grid;
+  `choices`: its sizes' learning-rate choices (lr_search.choose), needed with `lr_grid`."""
+  s = config.scaling
+  model = grid.closest(grid.ladder(config, vocab_size), prediction["n_opt"], s.params_convention)
+  point = grid.plan_point(config, prediction["flops"], model)
+  point = dataclasses.replace(point, name=point.name + SUFFIX)
+  source: dict[str, Any] = {"rule": point.learning_rate}
+  if s.lr_grid:
+    params = {lr_search.size_of(p): p.params for p in points}
+    chosen = [size for size in choices if size in params]
+    if not chosen:
+      raise ValueError(f"config.scaling.lr_grid={tuple(s.lr_grid)}: no size's learning rate is "
+                       "chosen yet; run the sweep first")
+    size = min(chosen, key=lambda k: abs(math.log(params[k] / point.params)))
+    multiplier = choices[size]["best_multiplier"]
+    point = dataclasses.replace(point, learning_rate=point.learning_rate * multiplier)
+    source |= {"lr_grid_size": size, "same_size": size == lr_search.size_of(point),
+               "multiplier": multiplier}
+  return cooldown.plan_runs(config, [point]), {**source, "learning_rate": point.learning_rate}
+
+
+def describe_lr(source: dict[str, Any]) -> str:
+  """Where a verification run's learning rate came from (`plan_runs`' second answer)."""
+  if "multiplier" not in source:
+    return "the rule's"
+  whose = "its size's" if source["same_size"] else f"the nearest size's, {source['lr_grid_size']}"
+  return f"x{source['multiplier']:g} the rule's {source['rule']:.3g}: {whose} lr_grid choice"
+
+
+def compare(prediction: dict[str, Any], fit3: dict[str, Any], row: dict[str, Any],
+            columns: dict[str, str]) -> dict[str, Any]:
+  """The trained run (a results-table `row`) against Approach 3's `prediction` at C
+  (`laws.predict_at`) and against its law `fit3` at the run's own N and D. N and C of the run
+  are its `columns` (the fit's)."""
+  n, d = float(row[columns["params"]]), float(row["tokens"])
+  c = 6 * n * d if columns["flops"] == "6ND" else float(row[columns["flops"]])
+  observed = float(row["eval_loss"])
+  ci = prediction["loss_ci"]
+  at_run = laws.loss_at(fit3, n, d)
+  return {
+      "predicted": {k: prediction[k] for k in ("flops", "n_opt", "n_opt_ci", "d_opt", "d_opt_ci",
+                                               "loss", "loss_ci")},
+      "trained": {"name": row["name"], "params": n, "tokens": d, "flops": c,
+                  "eval_loss": observed},
+      "predicted_at_trained": at_run,
+      "loss_rel_error": observed / prediction["loss"] - 1,
+      "loss_in_interval": None if ci is None else ci[0] <= observed <= ci[1],
+      "loss_at_trained_rel_error": observed / at_run["loss"] - 1,
+      "params_ratio": n / prediction["n_opt"], "tokens_ratio": d / prediction["d_opt"],
+      "flops_ratio": c / prediction["flops"], "columns": columns}
+
+
+def save(workdir: str, comparison: dict[str, Any], row: dict[str, Any],
+         lr_source: dict[str, Any]) -> dict[str, Any]:
+  """Writes `verification.json` (the comparison, the run's row and its learning rate's
+  source) beside the results; returns what it wrote."""
+  out = {**comparison, "learning_rate_source": lr_source, "row": row}
+  with open(os.path.join(workdir, FILE), "w") as f:
+    json.dump(out, f, indent=1)
+  return out
+
+
+def load(workdir: str) -> dict[str, Any] | None:
+  """What `save` wrote, or None."""
+  path = os.path.join(workdir, FILE)
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def format_verification(v: dict[str, Any]) -> str:
+  """Predicted against observed, as lines."""
+  p, t, at = v["predicted"], v["trained"], v["predicted_at_trained"]
+
+  def ci(key_ci: list[float] | None) -> str:
+    return f" [{key_ci[0]:.4g}, {key_ci[1]:.4g}]" if key_ci else ""
+
+  inside = {True: "inside", False: "outside", None: "no interval"}[v["loss_in_interval"]]
+  return "\n".join([
+      f"verification at C = {p['flops']:.4g} FLOPs: {t['name']}, learning rate "
+      f"{v['learning_rate_source']['learning_rate']:.3g} "
+      f"({describe_lr(v['learning_rate_source'])})",
+      f"  loss: observed {t['eval_loss']:.4g}, predicted {p['loss']:.4g}{ci(p['loss_ci'])} "
+      f"({v['loss_rel_error']:+.2%}, {inside}); the law at the trained N, D "
+      f"{at['loss']:.4g}{ci(at['loss_ci'])} ({v['loss_at_trained_rel_error']:+.2%})",
+      f"  N {t['params']:.4g} (predicted N_opt {p['n_opt']:.4g}{ci(p['n_opt_ci'])}, x"
+      f"{v['params_ratio']:.3g}), D {t['tokens']:.4g} (D_opt {p['d_opt']:.4g}"
+      f"{ci(p['d_opt_ci'])}, x{v['tokens_ratio']:.3g}), C {t['flops']:.4g} "
+      f"(x{v['flops_ratio']:.3g})"])

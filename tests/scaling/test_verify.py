@@ -1,0 +1,104 @@
+"""The verification run (lm/scaling/verify.py): the size nearest the predicted N_opt on the
+tokens that spend C, by the sweep's method and learning rate, skipped once done, and
+verification.json."""
+
+import json
+import math
+import os
+
+import pytest
+
+from lm.model import counts
+from lm.model.config import architecture
+from lm.scaling import grid, laws, sweep, verify
+
+from test_lr_search import _runner
+from test_sweep import _fake_runner, _sweep_config
+
+C = 1e9
+COLUMNS = {"params": "params_non_embedding", "flops": "flops_6N", "loss": "eval_loss"}
+
+
+def _write_fit(workdir: str, n_opt: float, columns: dict[str, str] = COLUMNS) -> dict:
+  """A fit.json as fit_scaling writes it, with a prediction at C whose N_opt is `n_opt`."""
+  fit3 = {**laws.law(1.5, 10.0, 30.0, 0.3, 0.3), "ci": {"samples": {
+      "E": [1.4, 1.6], "A": [10.0, 10.0], "B": [30.0, 30.0], "alpha": [0.3, 0.3],
+      "beta": [0.3, 0.3]}}}
+  report = {"approach3": fit3, "approach2": {"error": "not fitted"}, "columns": columns}
+  report["prediction"] = {**laws.predict_at(report, C), "n_opt": n_opt}
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, laws.REPORT_FILE), "w") as f:
+    json.dump(report, f)
+  return report
+
+
+def test_the_nearest_size_trains_on_the_tokens_of_c_once(tiny_config, tmp_path):
+  config = _sweep_config(tiny_config)
+  workdir = str(tmp_path / "sweep")
+  vocab = sweep.vocab_size(config)
+  models = grid.ladder(config, vocab)
+  sizes = [counts.param_counts(m)["non_embedding"] for m in models]
+  fit = _write_fit(workdir, sizes[2] * 1.2)  # nearer the third member than the fourth
+  trained = []
+
+  def runner(cfg, run_dir):
+    trained.append(cfg)
+    return _fake_runner(cfg, run_dir)
+
+  v = sweep.run_verification(config, workdir, runner)
+  assert [c.model.d_model for c in trained] == [models[2].d_model]
+  cfg = trained[0]
+  tokens = cfg.train.steps * cfg.data.batch_size * cfg.data.seq_len
+  per_token = counts.training_flops_per_token(architecture(cfg.model, vocab), cfg.data.seq_len,
+                                              "6N")
+  assert abs(tokens * per_token / C - 1) < 1 / cfg.train.steps  # C, to a step
+  assert v["trained"] == {"name": f"C1e09_L1_d{models[2].d_model}_verify", "params": sizes[2],
+                          "tokens": tokens, "flops": pytest.approx(tokens * per_token),
+                          "eval_loss": 3.1}
+  assert v["predicted"]["loss"] == fit["prediction"]["loss"]
+  assert v["loss_rel_error"] == pytest.approx(3.1 / fit["prediction"]["loss"] - 1)
+  assert v["params_ratio"] == pytest.approx(1 / 1.2)
+  assert v["learning_rate_source"] == {"rule": 1e-3, "learning_rate": 1e-3}
+  with open(os.path.join(workdir, verify.FILE)) as f:
+    assert json.load(f) == v
+
+  def must_not_train(cfg, run_dir):
+    raise AssertionError(f"finished run trained again: {run_dir}")
+
+  assert sweep.run_verification(config, workdir, must_not_train) == v
+  assert not os.path.exists(os.path.join(workdir, sweep.RESULTS_JSONL))  # not a sweep's row
+
+
+def test_cooldown_with_lr_grid_takes_the_nearest_sizes_choice(tiny_config, tmp_path):
+  config = _sweep_config(tiny_config)
+  config.scaling.method = "cooldown"
+  config.scaling.lr_grid = (0.5, 1.0, 2.0)
+  workdir = str(tmp_path / "sweep")
+  vocab = sweep.vocab_size(config)
+  trained: list[str] = []
+  sweep.run_sweep(config, workdir, _runner(2.0, trained, True))
+  largest = grid.ladder(config, vocab)[-1]  # wider than any of the sweep's sizes
+  _write_fit(workdir, counts.param_counts(largest)["non_embedding"])
+  trained.clear()
+  v = sweep.run_verification(config, workdir, _runner(2.0, trained, True))
+  name = f"C1e09_L1_d{largest.d_model}_verify"
+  assert trained == [f"stable_L1_d{largest.d_model}_verify", f"{name}_cooldown"]
+  widest = max(p.d_model for p in grid.plan_runs(config, vocab))
+  assert v["learning_rate_source"] == {"rule": 1e-3, "lr_grid_size": f"L1_d{widest}",
+                                       "same_size": False, "multiplier": 2.0,
+                                       "learning_rate": 2e-3}
+  assert (v["row"]["method"], v["row"]["branch_of"]) == ("cooldown", trained[0])
+  assert v["row"]["learning_rate"] == 2e-3
+
+
+def test_without_a_prediction_in_the_plans_conventions_it_says_what_to_do(tiny_config, tmp_path):
+  config = _sweep_config(tiny_config)
+  workdir = str(tmp_path / "sweep")
+  with pytest.raises(ValueError, match=r"fit.json: run experiments.fit_scaling"):
+    sweep.run_verification(config, workdir, _fake_runner)
+  _write_fit(workdir, 1e4, {**COLUMNS, "params": "params_total"})
+  with pytest.raises(ValueError, match=r"counts N as params_total and C as flops_6N; the plan"):
+    sweep.run_verification(config, workdir, _fake_runner)
+  _write_fit(workdir, math.inf)  # a degenerate fit's
+  with pytest.raises(ValueError, match=r"predicts N_opt = inf, no model size"):
+    sweep.run_verification(config, workdir, _fake_runner)
