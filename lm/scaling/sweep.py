@@ -248,8 +248,8 @@ def run_verification(config, workdir: str,
   """Trains the verification run of the prediction in `<workdir>/fit.json` in this process
   (lm/scaling/verify.py; skipped where `verification.json` holds it already), writes
   `verification.json` and returns it; None where the run stopped before its last step.
-  `cache_dir`: see `compilation_cache`."""
-  compilation_cache(cache_dir)
+  `cache_dir`: see `compile_cache.use`."""
+  compile_cache.use(cache_dir)
   vocab = vocab_size(config)
   fit = verify.read_fit(workdir, config)
   points, _, choices = sweep_runs(config, vocab, workdir)
