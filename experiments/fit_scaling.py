@@ -25,7 +25,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from absl import app, flags  # noqa: E402
 
-from lm.scaling import diagnostics, grid, laws, plots, verify  # noqa: E402
+from lm.scaling import diagnostics, grid, laws, lr_search, plots, verify  # noqa: E402
 
 _RESULTS = flags.DEFINE_string("results", None, "results.csv / results.jsonl, or any CSV.")
 _OUT = flags.DEFINE_string("out", None, "JSON report path (default: fit.json beside results).")
@@ -108,7 +108,14 @@ def main(argv):
   print(f"wrote {out}")
   if _PLOTS.value:
     labels = plots.Labels.of_columns(params_col, flops_col)
-    for path in plots.all_plots(final, curves, report, _PLOTS.value, labels):
+    drawn = plots.all_plots(final, curves, report, _PLOTS.value, labels)
+    drawn.append(plots.cooldown_curves(rows, results_dir,
+                                       os.path.join(_PLOTS.value, "cooldown_curves.png")))
+    choices = os.path.join(results_dir, lr_search.CHOICE_FILE)
+    if os.path.exists(choices):
+      with open(choices) as f:
+        drawn.append(plots.lr_sweep(json.load(f), os.path.join(_PLOTS.value, "lr_sweep.png")))
+    for path in filter(None, drawn):
       print(f"wrote {path}")
 
 

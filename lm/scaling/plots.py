@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import colors, ticker  # noqa: E402
 
+from lm import metrics  # noqa: E402
 from lm.scaling import laws  # noqa: E402
 
 
@@ -207,6 +208,61 @@ def all_plots(final: laws.Points, curves: laws.Points | None, report: dict[str, 
   if "error" not in report.get("approach3", {"error": ""}):
     paths.append(residuals(final, report["approach3"], out(plots_dir, "residuals.png"), labels))
   return paths
+
+
+def cooldown_curves(rows: list[dict[str, Any]], results_dir: str, path: str) -> str | None:
+  """A cooldown sweep's runs (`scaling.method='cooldown'`): per size, its stable run's training
+  loss against tokens (where its workdir is at hand) and each branch's from its branch point,
+  a dot at each branch's final eval loss; None without branches."""
+  branches = [r for r in rows if r.get("branch_of")]
+  if not branches:
+    return None
+  fig, ax = plt.subplots(figsize=(7, 4.5))
+  sizes = sorted({float(r["params_non_embedding"]) for r in branches})
+  norm = colors.LogNorm(min(sizes) / 1.5, max(sizes) * 1.5)
+  color = lambda r: plt.cm.viridis(norm(float(r["params_non_embedding"])))  # noqa: E731
+
+  def curve(run_dir: str, per_step: float, from_step: int = 0):
+    logged = [(m["step"] * per_step, m["loss"]) for m in metrics.read_metrics(run_dir)
+              if "loss" in m and m["step"] >= from_step]
+    return list(zip(*logged)) if logged else None
+
+  drawn = set()
+  for r in sorted(branches, key=lambda r: float(r["tokens"])):
+    per_step = float(r["tokens"]) / float(r["steps"])
+    if r["branch_of"] not in drawn:
+      drawn.add(r["branch_of"])
+      stable = curve(os.path.join(results_dir, r["branch_of"]), per_step)
+      if stable:
+        ax.plot(*stable, color=color(r), lw=0.8, alpha=0.5)
+    branch = curve(os.path.dirname(laws.curve_path(results_dir, r)), per_step,
+                   int(r["branch_step"]))
+    if branch:
+      ax.plot(*branch, color=color(r), lw=1.5)
+    ax.scatter([float(r["tokens"])], [float(r["eval_loss"])], color=color(r), s=18, zorder=3,
+               edgecolor="k", linewidth=0.5)
+  bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap="viridis"), ax=ax,
+                     label="parameters N (non-embedding)")
+  bar.ax.yaxis.set_minor_locator(ticker.NullLocator())
+  ax.set(xscale="log", xlabel="tokens D", ylabel="loss",
+         title="stable runs (thin), cooldown branches (thick), eval loss (dots)")
+  _log_axis(ax.xaxis, [float(r["tokens"]) for r in branches])
+  return _save(fig, path)
+
+
+def lr_sweep(choices: dict[str, dict[str, Any]], path: str) -> str:
+  """A sweep's learning-rate trials (`lr_choice.json`): eval loss against learning rate, one
+  line per size, a star at each size's choice (hollow where it is at an end of the grid)."""
+  fig, ax = plt.subplots(figsize=(6, 4))
+  shades = plt.cm.viridis(np.linspace(0, 0.9, len(choices)))
+  for shade, (size, c) in zip(shades, choices.items()):
+    ax.plot(c["learning_rates"], c["eval_losses"], "o-", color=shade, ms=3, label=size)
+    ax.scatter([c["learning_rate"]], [min(c["eval_losses"])], marker="*", s=160, zorder=3,
+               color="none" if c["at_edge"] else shade, edgecolor=shade if c["at_edge"] else "k")
+  ax.set(xscale="log", xlabel="peak learning rate", ylabel="eval loss (shortest horizon)",
+         title="learning rate per size (hollow star: best at the grid's edge)")
+  ax.legend(fontsize=7)
+  return _save(fig, path)
 
 
 def coord_check(results: dict[str, dict[int, list[dict[str, float]]]], path: str) -> str:

@@ -1,0 +1,40 @@
+"""The cooldown-sweep and learning-rate plots, drawn from a results folder made here."""
+
+import json
+import os
+
+from lm.scaling import plots
+
+
+def _metrics(run_dir, steps, loss_at):
+  os.makedirs(run_dir, exist_ok=True)
+  with open(os.path.join(run_dir, "metrics.jsonl"), "w") as f:
+    for step in steps:
+      f.write(json.dumps({"step": step, "loss": loss_at(step)}) + "\n")
+
+
+def test_cooldown_curves_draw_stable_runs_and_branches(tmp_path):
+  rows = []
+  for width, params in ((16, 1e4), (32, 4e4)):
+    stable = f"stable_L4_d{width}"
+    _metrics(str(tmp_path / stable), range(10, 110, 10), lambda s: 4 - s / 100)
+    for steps in (50, 100):
+      name = f"C{steps}_L4_d{width}_cooldown"
+      _metrics(str(tmp_path / name), range(10, steps + 10, 10), lambda s: 3.5 - s / 200)
+      rows.append({"name": name, "workdir": name, "branch_of": stable,
+                   "branch_step": steps - steps // 5, "tokens": steps * 64, "steps": steps,
+                   "eval_loss": 3.0, "params_non_embedding": params})
+  path = plots.cooldown_curves(rows, str(tmp_path), str(tmp_path / "cooldown.png"))
+  assert path and os.path.getsize(path) > 10_000
+  # A table without branches (the independent method) has nothing to draw.
+  assert plots.cooldown_curves([{**r, "branch_of": ""} for r in rows], str(tmp_path),
+                               str(tmp_path / "none.png")) is None
+  assert not os.path.exists(tmp_path / "none.png")
+
+
+def test_lr_sweep_draws_each_size(tmp_path):
+  choices = {f"L4_d{w}": {"multipliers": [0.5, 1, 2], "learning_rates": [1e-3, 2e-3, 4e-3],
+                          "eval_losses": [3.1, 3.0, 3.2 - w / 100], "best_multiplier": 1,
+                          "learning_rate": 2e-3, "at_edge": w == 32} for w in (8, 32)}
+  path = plots.lr_sweep(choices, str(tmp_path / "lr.png"))
+  assert os.path.getsize(path) > 10_000
