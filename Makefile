@@ -4,13 +4,19 @@
 # Hugging Face parity tests, which `make test` skips without it.
 # `make tensorboard WORKDIR=runs/x` adds the optional TensorBoard extra and serves a run's (or a
 # folder of runs') event files on http://localhost:$(PORT).
+# `make scaling-cpu` runs the CPU scaling study (experiments/configs/scaling_cpu.py) into
+# $(SCALING_DIR): the sweep, a fit that predicts the optimum at 4x its largest budget, the
+# verification run of that prediction, and the fit again with it (plots in $(SCALING_DIR)/plots).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 WORKDIR ?= runs/shakespeare_char
 PORT ?= 6006
+SCALING_DIR ?= runs/scaling_cpu
+SCALING_FIT = $(PY) -m experiments.fit_scaling --results=$(SCALING_DIR)/results.csv \
+	--plots_dir=$(SCALING_DIR)/plots --predict_flops=1e13
 
-.PHONY: demo test test-fast test-hf tensorboard clean
+.PHONY: demo test test-fast test-hf tensorboard scaling-cpu clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +45,14 @@ $(VENV)/.installed-tb: $(VENV)/.installed requirements-tb.lock
 
 tensorboard: $(VENV)/.installed-tb
 	$(VENV)/bin/tensorboard --logdir=$(WORKDIR) --port=$(PORT)
+
+scaling-cpu: $(VENV)/.installed
+	$(PY) -m experiments.sweep --config=experiments/configs/scaling_cpu.py \
+		--workdir=$(SCALING_DIR) --workers=2
+	$(SCALING_FIT)
+	$(PY) -m experiments.sweep --config=experiments/configs/scaling_cpu.py \
+		--workdir=$(SCALING_DIR) --verify
+	$(SCALING_FIT)
 
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -q -m "not slow"

@@ -137,6 +137,7 @@ def get_config() -> ml_collections.ConfigDict:
   s.aspect_ratio = 64.0            # d_model / num_layers
   s.fixed_num_layers = 4           # 'fixed_depth': every model has this many layers
   s.head_dim = 32                  # d_model is a multiple of it; num_heads = d_model / head_dim
+  s.num_heads = 0                  # > 0: every size has this many heads (of d_model / num_heads)
   s.mlp_ratio = 4.0                # mlp_dim = mlp_ratio * d_model (SwiGLU: 8/3), multiple of head_dim
   s.max_num_layers = 64
   s.lr_ref_params = 1e6            # lr = optim.learning_rate * (lr_ref_params / N) ** lr_power

@@ -1,19 +1,21 @@
-"""IsoFLOP scaling sweep on a 2-core CPU in under an hour: 3 budgets x 5-7 sizes.
+"""IsoFLOP scaling study on a 2-core CPU in under an hour: 4 budgets over 1.5 decades x 7-9
+sizes of Llama-style models, by cooldown branches with a learning rate tuned per size.
 
-The corpus is the Python standard library's own source (found at run time, no download):
-its `*.py` files, character-level, ~31M characters, so no run repeats data (the largest run
-reads 25M tokens). Models are 4-layer GPTs of width 16-96 (head size 8); tokens per run
-follow C = (6N + attention) D with N the non-embedding parameters, around 100 tokens per
-parameter.
+    make scaling-cpu        # sweep, fit with a prediction at 4x the largest budget, verify, refit
 
-    python -m experiments.sweep --config=experiments/configs/scaling_cpu.py \
-        --workdir=runs/scaling_cpu --workers=2
-    python -m experiments.fit_scaling --results=runs/scaling_cpu/results.csv \
-        --plots_dir=runs/scaling_cpu/plots
+The corpus is the Python standard library's own source (stdlib_corpus.py: found at run time,
+no download), character level. Models are 4-layer decoders with llama_style.py's blocks
+(RMSNorm, SwiGLU, rotary positions, no biases, untied head) of width 4 to 128 in steps of 4,
+each with 2 heads: at context 128 a CPU step's cost grows with the number of heads far more
+than with their width (4-layer width 96 at batch 16: 515 ms a step with 12 heads of 8, 170 ms
+with 2 of 48, eval loss 1.975 / 1.987 after 400 steps; one core each). N counts the untied head
+(non-embedding parameters); C = (6N + attention) D.
 
-Result (2026-11-23, 2-core development CPU, two one-core workers): 51m22s for the 18 runs;
-Approach 3 a = 0.46 [0.25, 0.66], Approach 2 a = 0.71 [0.35, 0.83]. See README ("Result on
-CPU") and results/scaling_cpu/.
+Method: one constant-learning-rate run per size and a 20% linear cooldown branched at each of
+its budgets' horizons (`scaling.method='cooldown'`, Hägele et al. 2024). The learning rate
+follows 5e-3 * (1e5 / N)^0.5 (smaller models train best at higher rates: after 500 steps width
+16 reached 2.19 at 1.2e-2 against 2.30 at 4e-3, width 64 2.07 at 4e-3 against 2.34 at 1.2e-2),
+and each size tries 0.5, 1 and 2 times it at its shortest horizon (`scaling.lr_grid`).
 """
 
 from experiments.configs import base, stdlib_corpus
@@ -26,25 +28,38 @@ def get_config():
   c.model.max_seq_len = 128
   c.data.batch_size = 16
   c.data.num_threads = 1
-  c.model.dropout = 0.0
-  c.optim.learning_rate = 3e-3
-  c.optim.schedule = "cosine"      # decayed over each run's own length (Hoffmann et al.)
+  m = c.model                      # llama_style.py's blocks
+  m.position = "rotary"
+  m.norm = "rmsnorm"
+  m.mlp = "swiglu"
+  m.use_bias = False
+  m.tie_embeddings = False
+  m.dropout = 0.0
+  c.optim.learning_rate = 5e-3     # at lr_ref_params; scaled by lr_power, then tuned per size
   c.optim.final_lr_ratio = 0.1
   c.train.log_every = 50
   c.train.steps_per_dispatch = 10  # the same steps, fewer dispatches (benchmarks/cpu_breakdown.py)
   c.train.eval_batches = 50
-  c.train.checkpoint_every = 1000
+  c.train.checkpoint_every = 100000  # the branch points' checkpoints are kept regardless
   s = c.scaling
-  s.budgets = (5e11, 2e12, 8e12)
-  s.sizes_per_budget = 7           # 5-7 distinct widths (multiples of 8) per budget
+  s.budgets = (8e10, 2.5e11, 8e11, 2.5e12)
+  s.sizes_per_budget = 9           # 7-9 distinct widths per budget
   s.size_ratio = 16.0
-  s.tokens_per_param = 100.0       # the first sweep's optima were at ~60-200 (see README)
-  s.flops_convention = "6N+attn"   # attention is ~0.3-0.9 x 6N at these widths and context 128
+  s.tokens_per_param = 80.0
+  s.flops_convention = "6N+attn"
   s.params_convention = "non_embedding"
   s.rule = "fixed_depth"
   s.fixed_num_layers = 4
-  s.head_dim = 8
-  s.max_num_layers = 32            # widths up to 32 * head_dim
+  s.head_dim = 4                   # the width step; every size has num_heads heads
+  s.num_heads = 2
+  s.mlp_ratio = 8 / 3
+  s.max_num_layers = 32            # widths up to 32 * 4
+  s.lr_ref_params = 1e5
+  s.lr_power = 0.5
+  s.method = "cooldown"
+  s.cooldown_fraction = 0.2
+  s.cooldown_shape = "linear"
+  s.lr_grid = (0.5, 1.0, 2.0)
   s.warmup_fraction = 0.05
-  s.min_steps = 100
+  s.min_steps = 50
   return c

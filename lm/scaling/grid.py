@@ -62,8 +62,9 @@ def architecture(config, index: int, vocab_size: int) -> TransformerConfig:
 
   'aspect_ratio': `index` layers of width aspect_ratio * index; 'fixed_depth':
   fixed_num_layers layers of width index * head_dim. Widths and MLP sizes (mlp_ratio * width,
-  e.g. 8/3 for SwiGLU) are multiples of head_dim; the rest of the block (norm, MLP kind, KV
-  heads, positions, biases, ...) is config.model's.
+  e.g. 8/3 for SwiGLU) are multiples of head_dim; a model has width / head_dim heads, or
+  `scaling.num_heads` heads of width / num_heads each. The rest of the block (norm, MLP kind,
+  KV heads, positions, biases, ...) is config.model's.
   """
   s = config.scaling
   if s.rule == "aspect_ratio":
@@ -75,7 +76,10 @@ def architecture(config, index: int, vocab_size: int) -> TransformerConfig:
   d_model = max(s.head_dim, int(round(width / s.head_dim)) * s.head_dim)
   mlp_dim = max(s.head_dim, int(round(s.mlp_ratio * d_model / s.head_dim)) * s.head_dim)
   family = model_config.architecture(config.model, vocab_size)
-  num_heads = d_model // s.head_dim
+  num_heads = s.num_heads or d_model // s.head_dim
+  if d_model % num_heads:
+    raise ValueError(f"config.scaling.num_heads={num_heads} does not divide the width "
+                     f"{d_model}; widths are multiples of config.scaling.head_dim={s.head_dim}")
   if family.num_kv_heads and num_heads % family.num_kv_heads:
     raise ValueError(f"config.model.num_kv_heads={family.num_kv_heads} does not divide the "
                      f"{num_heads} heads of a model of width {d_model}")
@@ -129,6 +133,10 @@ def plan_runs(config, vocab_size: int) -> list[RunPlan]:
     raise ValueError(f"config.scaling.lr_power={s.lr_power} must be 0 with "
                      f"config.scaling.mup_base_width={s.mup_base_width}: under μP every size "
                      "keeps the learning rate tuned at the base width")
+  if s.mup_base_width and s.num_heads:
+    raise ValueError(f"config.scaling.num_heads={s.num_heads} must be 0 with "
+                     f"config.scaling.mup_base_width={s.mup_base_width}: μP here keeps the head "
+                     "size of the base width")
   models = ladder(config, vocab_size)
   plans = []
   for budget in s.budgets:

@@ -64,6 +64,24 @@ def test_a_mup_grid_trains_every_size_from_one_base_width_and_learning_rate(tiny
     grid.plan_runs(c, 64)
 
 
+def test_a_fixed_head_count_keeps_every_size_at_that_many_heads(tiny_config):
+  c = _sweep_config(tiny_config)
+  c.scaling.head_dim = 4
+  c.scaling.num_heads = 2
+  plans = grid.plan_runs(c, 64)
+  assert len({p.d_model for p in plans}) > 2
+  for p in plans:
+    assert p.d_model % 4 == 0 and p.num_heads == 2
+    config_checks.check(grid.run_config(c, p), num_devices=1)
+  c.scaling.num_heads = 3
+  with pytest.raises(ValueError, match=r"num_heads=3 does not divide the width 4"):
+    grid.plan_runs(c, 64)
+  c.scaling.num_heads = 2
+  c.scaling.mup_base_width = 16
+  with pytest.raises(ValueError, match=r"num_heads=2 must be 0 with "):
+    grid.plan_runs(c, 64)
+
+
 def test_run_identity_ignores_the_execution_and_bookkeeping_only(tiny_config):
   base = sweep.config_hash(tiny_config)
   ignored = [("execution", name) for name in tiny_config.execution] + [
