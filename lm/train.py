@@ -339,7 +339,8 @@ def _train(exp: Experiment, workdir: str, mngr, t_start: float,
     return min(stops) - step
 
   def save(step: int, force: bool) -> None:
-    fetch(pending)  # never save a state that followed a NaN
+    if pending is not None:
+      fetch(pending)  # never save a state that followed a NaN
     beat(f"checking and saving the checkpoint of step {step}")
     with phases("checkpoint"):
       if not bool(_all_finite_jit(state.params)):
@@ -371,6 +372,7 @@ def _train(exp: Experiment, workdir: str, mngr, t_start: float,
         summary["preempted"] = "config.train.stop_after_steps"
       last = step == cfg.train.steps or summary["preempted"] is not None
       if step % cfg.train.eval_every == 0 or step == cfg.train.steps:
+        last_train_loss, pending = record(pending), None  # its rows before the evaluation's
         beat(f"evaluating at step {step}")
         with phases("eval"):
           last_eval = evaluate(exp, eval_step, state.params)

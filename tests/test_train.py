@@ -12,6 +12,7 @@ import pytest
 from lm import run, sharding, step as step_lib, train
 from lm.model import config as model_config
 from lm.model.config import ExecutionConfig
+from lm.scaling import sweep
 
 
 def _run(config, workdir, mesh=None):
@@ -112,6 +113,17 @@ def test_several_steps_per_dispatch_are_bitwise_single_steps(tiny_config, tmp_pa
                train.host_params(single["state"]))
   assert _losses(tmp_path / "scanned") == _losses(tmp_path / "single")
   assert [s for s, _ in _losses(tmp_path / "scanned")] == list(range(1, 9))
+
+
+def test_the_metrics_are_in_step_order_when_the_last_dispatch_holds_a_logged_step(
+    tiny_config, tmp_path):
+  # Dispatches 1-3, 4-6, 7-9: step 8 is logged, step 9 evaluated; a sweep reads the last step.
+  tiny_config.train.steps, tiny_config.train.steps_per_dispatch = 9, 3
+  tiny_config.train.log_every, tiny_config.train.eval_every = 2, 100
+  out = _run(tiny_config, tmp_path, sharding.make_mesh(tiny_config.mesh, jax.devices()[:1]))
+  steps = [json.loads(l)["step"] for l in open(tmp_path / "metrics.jsonl")]
+  assert out["step"] == 9 and steps == sorted(steps) and steps[-1] == 9
+  assert sweep._from_metrics(str(tmp_path))["step"] == 9
 
 
 def _losses(workdir):

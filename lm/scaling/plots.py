@@ -212,8 +212,8 @@ def all_plots(final: laws.Points, curves: laws.Points | None, report: dict[str, 
 
 def cooldown_curves(rows: list[dict[str, Any]], results_dir: str, path: str) -> str | None:
   """A cooldown sweep's runs (`scaling.method='cooldown'`): per size, its stable run's training
-  loss against tokens (where its workdir is at hand) and each branch's from its branch point,
-  a dot at each branch's final eval loss; None without branches."""
+  loss against tokens (where its workdir or curves/ copy is at hand) and each branch's from its
+  branch point, a dot at each branch's final eval loss; None without branches."""
   branches = [r for r in rows if r.get("branch_of")]
   if not branches:
     return None
@@ -232,7 +232,8 @@ def cooldown_curves(rows: list[dict[str, Any]], results_dir: str, path: str) -> 
     per_step = float(r["tokens"]) / float(r["steps"])
     if r["branch_of"] not in drawn:
       drawn.add(r["branch_of"])
-      stable = curve(os.path.join(results_dir, r["branch_of"]), per_step)
+      stable = curve(os.path.dirname(laws.curve_path(
+          results_dir, {"workdir": r["branch_of"], "name": r["branch_of"]})), per_step)
       if stable:
         ax.plot(*stable, color=color(r), lw=0.8, alpha=0.5)
     branch = curve(os.path.dirname(laws.curve_path(results_dir, r)), per_step,

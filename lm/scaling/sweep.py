@@ -92,12 +92,14 @@ def _append(workdir: str, row: dict[str, Any], lr_trial: bool = False) -> None:
 
 
 def _from_metrics(run_dir: str) -> dict[str, float]:
-  """Last step, train and eval loss and the median tokens/s logged in a run's metrics.jsonl."""
+  """Last step, last train and eval loss and the median tokens/s logged in a run's
+  metrics.jsonl."""
   out: dict[str, Any] = {"tokens_per_s": [], "step": 0}
   for row in metrics.read_metrics(run_dir):
-    for key in ("step", "loss", "eval_loss"):
+    for key in ("loss", "eval_loss"):
       if key in row:
         out[key] = row[key]
+    out["step"] = max(out["step"], row.get("step", 0))
     if "tokens_per_s" in row:
       out["tokens_per_s"].append(row["tokens_per_s"])
   speeds = out.pop("tokens_per_s")
