@@ -68,7 +68,7 @@ def get_config():
   m.dropout = 0.0
   c.execution.compute_dtype = "bfloat16"
   c.execution.attention_impl = "auto"
-  c.optim.learning_rate = 3e-3     # scaling_cpu.py's; lr_grid tries 0.5x to 2x per size
+  c.optim.learning_rate = 3e-3     # lr_grid tries 0.5x to 2x of it per size
   c.optim.final_lr_ratio = 0.1
   c.train.log_every = 50
   c.train.eval_batches = 50

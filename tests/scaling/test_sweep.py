@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import jax
-import numpy as np
 import pytest
 
 from conftest import REPO, config_flags
@@ -206,26 +205,29 @@ def _fit_cli(results: str, *flags: str) -> str:
 
 
 def test_fit_committed_results_without_flags(tmp_path):
-  """The committed table fits with no flags as the sweep planned it (6N+attn, its curves/),
-  to the committed fit.json's estimates."""
+  """The committed study fits with no flags as the sweep planned it (6N+attn, its curves/),
+  to the committed fit.json's estimates, prediction and verification."""
   results = tmp_path / "scaling_cpu"
   shutil.copytree(COMMITTED, results, ignore=shutil.ignore_patterns("fit.json", "plots"))
-  out = _fit_cli(f"{results}/results.csv", "--bootstrap=5", f"--plots_dir={results}/plots")
+  out = _fit_cli(f"{results}/results.csv", "--bootstrap=5", f"--plots_dir={results}/plots",
+                 "--predict_flops=1e13")
   assert out.splitlines()[0] == (f"N: params_non_embedding, C: flops_6N+attn "
                                  f"({results}/sweep.json)")
   with open(results / "fit.json") as f:
     got = json.load(f)
   with open(os.path.join(COMMITTED, "fit.json")) as f:
     want = json.load(f)
-  for approach in ("approach1", "approach3"):
+  for approach in ("approach1", "approach2", "approach3"):
     assert got[approach]["a"] == pytest.approx(want[approach]["a"], rel=1e-6), approach
-  # Approach 2 now leaves out 5e11 (its lowest loss at the smallest size): the other parabolas'.
-  assert [s["budget"] for s in got["approach2"]["skipped"]] == [5e11]
-  kept = want["approach2"]["budgets"][1:]
-  assert got["approach2"]["a"] == pytest.approx(laws.power_law(
-      np.array([r["c"] for r in kept]), np.array([r["n_opt"] for r in kept]))[0], rel=1e-6)
+  assert got["approach2"]["skipped"] == want["approach2"]["skipped"] == []
+  assert got["prediction"]["n_opt"] == pytest.approx(want["prediction"]["n_opt"], rel=1e-6)
+  trained = want["verification"]["trained"]
+  assert got["verification"]["trained"]["eval_loss"] == trained["eval_loss"]
+  assert got["verification"]["loss_rel_error"] == pytest.approx(
+      want["verification"]["loss_rel_error"], rel=1e-6)
   assert sorted(os.listdir(results / "plots")) == [
-      "frontier.png", "isoflop.png", "optimal_vs_compute.png", "residuals.png"]
+      "cooldown_curves.png", "frontier.png", "isoflop.png", "lr_sweep.png",
+      "optimal_vs_compute.png", "residuals.png"]
   # Without the plan file, the defaults (6N) and a line that says so.
   os.remove(results / grid.PLAN_FILE)
   out = _fit_cli(f"{results}/results.csv", "--bootstrap=2", "--nocurves")
