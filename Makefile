@@ -29,15 +29,18 @@ demo: $(VENV)/.installed
 	$(PY) -m experiments.train --config=experiments/configs/shakespeare_char.py --workdir=$(WORKDIR)
 	$(PY) -m experiments.sample --workdir=$(WORKDIR) --prompt="ROMEO:" --max_new_tokens=300
 
+# Two test processes (pytest-xdist), each taking the next test as it finishes one.
+PYTEST := $(PY) -m pytest -q -n 2 --dist worksteal
+
 test: $(VENV)/.installed
-	$(PY) -m pytest -q
+	$(PYTEST)
 
 $(VENV)/.installed-hf: $(VENV)/.installed requirements-hf.lock
 	$(PY) -m pip install --quiet -r requirements-hf.lock
 	touch $@
 
 test-hf: $(VENV)/.installed-hf
-	$(PY) -m pytest -q tests/convert tests/data/test_hf_tokenizers.py
+	$(PYTEST) tests/convert tests/data/test_hf_tokenizers.py
 
 $(VENV)/.installed-tb: $(VENV)/.installed requirements-tb.lock
 	$(PY) -m pip install --quiet -r requirements-tb.lock
@@ -55,7 +58,7 @@ scaling-cpu: $(VENV)/.installed
 	$(SCALING_FIT)
 
 test-fast: $(VENV)/.installed
-	$(PY) -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 clean:
 	rm -rf $(VENV) runs
