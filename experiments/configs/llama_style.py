@@ -22,14 +22,19 @@ tokens/s; with Muon (`--config.optim.name=muon --config.optim.learning_rate=0.02
 from experiments.configs import shakespeare_char
 
 
-def get_config():
-  c = shakespeare_char.get_config()
-  m = c.model
+def use_blocks(m) -> None:
+  """Gives `m` (a config.model) Llama's blocks: RMSNorm, SwiGLU, rotary positions, no biases,
+  an untied head (its mlp_dim and KV heads are the caller's)."""
   m.position = "rotary"
   m.norm = "rmsnorm"
   m.mlp = "swiglu"
-  m.mlp_dim = 384
-  m.num_kv_heads = 2
   m.use_bias = False
   m.tie_embeddings = False
+
+
+def get_config():
+  c = shakespeare_char.get_config()
+  use_blocks(c.model)
+  c.model.mlp_dim = 384
+  c.model.num_kv_heads = 2
   return c

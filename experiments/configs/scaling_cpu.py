@@ -24,7 +24,7 @@ Result (2026-11-29, 2-core development CPU, a clean clone, `make scaling-cpu`): 
 prediction. See README ("Result on CPU") and results/scaling_cpu/.
 """
 
-from experiments.configs import base, stdlib_corpus
+from experiments.configs import base, llama_style, stdlib_corpus
 
 
 def get_config():
@@ -34,13 +34,8 @@ def get_config():
   c.model.max_seq_len = 128
   c.data.batch_size = 16
   c.data.num_threads = 1
-  m = c.model                      # llama_style.py's blocks
-  m.position = "rotary"
-  m.norm = "rmsnorm"
-  m.mlp = "swiglu"
-  m.use_bias = False
-  m.tie_embeddings = False
-  m.dropout = 0.0
+  llama_style.use_blocks(c.model)
+  c.model.dropout = 0.0
   c.optim.learning_rate = 3.5e-3   # at lr_ref_params; scaled by lr_power, then tuned per size
   c.optim.final_lr_ratio = 0.1
   c.train.log_every = 50

@@ -50,7 +50,7 @@ the fit 5 s, the verification 51 s (width 8, 9209 steps); toy numbers, so the fi
 1.807 [1.523, 2.041]; the run's loss was 2.036).
 """
 
-from experiments.configs import base, stdlib_corpus
+from experiments.configs import base, llama_style, stdlib_corpus
 
 
 def get_config():
@@ -59,13 +59,8 @@ def get_config():
   c.data.seq_len = 256
   c.model.max_seq_len = 256
   c.data.batch_size = 16
-  m = c.model                      # llama_style.py's blocks
-  m.position = "rotary"
-  m.norm = "rmsnorm"
-  m.mlp = "swiglu"
-  m.use_bias = False
-  m.tie_embeddings = False
-  m.dropout = 0.0
+  llama_style.use_blocks(c.model)
+  c.model.dropout = 0.0
   c.execution.compute_dtype = "bfloat16"
   c.execution.attention_impl = "auto"
   c.optim.learning_rate = 3e-3     # lr_grid tries 0.5x to 2x of it per size
