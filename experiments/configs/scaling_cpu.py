@@ -20,7 +20,7 @@ width 16 reached 2.19 at 1.2e-2 against 2.30 at 4e-3, width 64 2.07 at 4e-3 agai
 
 Result (2026-11-29, 2-core development CPU, a clean clone, `make scaling-cpu`): 41m48s in all
 (trials 22m04s, the chosen runs 14m08s, verification 4m16s); Approach 2 a = 0.586 [0.511,
-0.633], Approach 3 a = 0.520 [0.419, 0.726]; the verification run's loss 1.5% under the
+0.633], Approach 3 a = 0.563 [0.447, 0.814] (0.520 under 6ND); the verification run's loss 2.7% under the
 prediction. See README ("Result on CPU") and results/scaling_cpu/.
 """
 

@@ -4,7 +4,9 @@ Approach 1: the envelope of loss-vs-compute points; the run that is best at each
   bin gives N_opt(C) and D_opt(C).
 Approach 2: per IsoFLOP budget, parabolas of loss in log N and in log D; their minima.
 Approach 3: L(N, D) = E + A / N^alpha + B / D^beta, fitted as log L = LSE(a - alpha log N,
-  b - beta log D, e) with a Huber loss (delta 1e-3) by L-BFGS from the best points of a grid.
+  b - beta log D, e) with a Huber loss (delta 1e-3) by L-BFGS from the best points of a grid;
+  its optimum minimises L along the table's own compute (`compute_cost`: 6 N D, or attention
+  counted too), so its a and b compare with Approaches 1 and 2, fitted on that compute.
 Each gives a (N_opt ~ C^a), b (D_opt ~ C^b) and tokens per parameter at a reference compute.
 Intervals: percentiles over refits on runs resampled with replacement (within each budget).
 """
@@ -147,9 +149,10 @@ GRID = {"a": np.arange(0.0, 30.0, 5.0), "b": np.arange(0.0, 30.0, 5.0),
         "beta": np.arange(0.0, 2.5, 0.5)}
 
 
-def approach3(p: Points, num_starts: int = 8,
-              extra_starts: tuple[np.ndarray, ...] = ()) -> dict[str, Any]:
-  """Parametric L(N, D) by Huber/L-BFGS from the `num_starts` best points of `GRID`."""
+def approach3(p: Points, num_starts: int = 8, extra_starts: tuple[np.ndarray, ...] = (),
+              cost: dict[str, float] | None = None) -> dict[str, Any]:
+  """Parametric L(N, D) by Huber/L-BFGS from the `num_starts` best points of `GRID`; its
+  optimum under `cost` (default: `compute_cost(p)`)."""
   args = (np.log(p.n), np.log(p.d), np.log(p.loss))
   grid = np.array(list(itertools.product(*GRID.values())))
   starts = [*grid[np.argsort(_grid_values(grid, *args))[:num_starts]], *extra_starts]
@@ -158,18 +161,35 @@ def approach3(p: Points, num_starts: int = 8,
                                 options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 2000})
               for s in starts), key=lambda r: r.fun)
   a, b, e, alpha, beta = best.x
-  return {**law(np.exp(e), np.exp(a), np.exp(b), alpha, beta), "theta": best.x.tolist(),
-          "huber_loss": float(best.fun)}
+  return {**law(np.exp(e), np.exp(a), np.exp(b), alpha, beta, cost or compute_cost(p)),
+          "theta": best.x.tolist(), "huber_loss": float(best.fun)}
 
 
-def law(E: float, A: float, B: float, alpha: float, beta: float) -> dict[str, float]:
-  """L(N, D) = E + A/N^alpha + B/D^beta and its compute-optimal allocation under C = 6 N D
-  (Hoffmann et al., eq. 4): N_opt = G (C/6)^a, a = beta / (alpha + beta), b = 1 - a."""
+SIX_ND = {"coef": 6.0, "exponent": 0.0}  # C = 6 N D
+
+
+def compute_cost(p: Points) -> dict[str, float]:
+  """How the table counts compute, as C = coef * N^(1 + exponent) * D: a power law of C/(N D)
+  in N by least squares on its points. 6 N D gives coef 6, exponent 0; with attention counted
+  (at fixed depth and context) the exponent is negative: attention's share of a token's compute
+  falls as N grows (the CPU study's: 14.4 N D at 2.9k parameters, 7.5 N D at 286k)."""
+  exponent, log_coef = power_law(p.n, p.c / (p.n * p.d))
+  return {"coef": float(np.exp(log_coef)), "exponent": exponent}
+
+
+def law(E: float, A: float, B: float, alpha: float, beta: float,
+        cost: dict[str, float] = SIX_ND) -> dict[str, Any]:
+  """L(N, D) = E + A/N^alpha + B/D^beta and its compute-optimal allocation under C = coef
+  N^s D (s = 1 + cost's exponent): L is least along it at N_opt = G (C/coef)^a with a = beta /
+  (alpha + s beta), G = (alpha A / (s beta B))^(1 / (alpha + s beta)), and D_opt ~ C^b, b =
+  1 - s a. Under C = 6 N D (s = 1) this is Hoffmann et al.'s eq. 4."""
+  s = 1 + cost["exponent"]
   with np.errstate(divide="ignore"):  # B = 0 (a bound of the NNLS fit): G is infinite
-    g = (alpha * A / np.float64(beta * B)) ** (1 / (alpha + beta))
+    g = (alpha * A / np.float64(s * beta * B)) ** (1 / (alpha + s * beta))
+  a = beta / (alpha + s * beta)
   return {"E": float(E), "A": float(A), "B": float(B), "alpha": float(alpha),
-          "beta": float(beta), "a": float(beta / (alpha + beta)),
-          "b": float(alpha / (alpha + beta)), "G": float(g)}
+          "beta": float(beta), "a": float(a), "b": float(1 - s * a), "G": float(g),
+          "cost": dict(cost)}
 
 
 VP_EXPONENTS = np.linspace(0.02, 1.5, 75)
@@ -193,7 +213,7 @@ def approach3_vp(p: Points, exponents: np.ndarray = VP_EXPONENTS) -> dict[str, A
                            bounds=[(exponents[0], exponents[-1])] * 2,
                            options={"xatol": 1e-6, "fatol": 1e-14})
   (e, big_a, big_b), rnorm = solve(best.x)
-  return {**law(e, big_a, big_b, *best.x),
+  return {**law(e, big_a, big_b, *best.x, compute_cost(p)),
           "rms_relative_residual": float(rnorm / np.sqrt(len(p.loss)))}
 
 
@@ -206,9 +226,10 @@ def predict(fit3: dict[str, Any], n: np.ndarray, d: np.ndarray) -> np.ndarray:
 
 
 def optimum3(fit3: dict[str, Any], c: float) -> tuple[float, float]:
-  """(N_opt, D_opt) of an Approach 3 fit at compute c = 6 N D."""
-  n = fit3["G"] * (c / 6) ** fit3["a"]
-  return float(n), float(c / (6 * n))
+  """(N_opt, D_opt) of an Approach 3 fit at compute c, counted as its `cost` says."""
+  cost = fit3.get("cost", SIX_ND)
+  n = fit3["G"] * (c / cost["coef"]) ** fit3["a"]
+  return float(n), float(c / (cost["coef"] * n ** (1 + cost["exponent"])))
 
 
 def tokens_per_param(fit: dict[str, Any], c: float) -> float:
@@ -305,7 +326,7 @@ def fit_all(final: Points, curves: Points | None = None, ref_flops: float | None
   full3 = approach3(final)
 
   def three(q: Points, starts: int = 0) -> dict[str, Any]:
-    r = approach3(q, starts, (np.array(full3["theta"]),))
+    r = approach3(q, starts, (np.array(full3["theta"]),), full3["cost"])
     n, d = optimum3(r, ref)
     return {**r, "tokens_per_param": d / n}
 
@@ -336,6 +357,9 @@ def format_table(report: dict[str, Any]) -> str:
     for key, (lo, hi) in ((k, v) for k, v in r["ci"].items() if isinstance(v, list) and
                           not k.startswith("log_")):
       lines.append(f"{name:<10} {key:<17} {r[key]:>11.4g}   [{lo:.4g}, {hi:.4g}]")
+    if "cost" in r:
+      lines.append(f"{name:<10} optimum along C = {r['cost']['coef']:.4g} "
+                   f"N^{1 + r['cost']['exponent']:.4g} D (the table's C, fitted on its rows)")
   return "\n".join(lines)
 
 
@@ -346,7 +370,8 @@ def _interval(draws: np.ndarray) -> list[float] | None:
 def _refits(fit3: dict[str, Any]) -> list[dict[str, float]]:
   """The laws of an Approach 3 fit's bootstrap refits (none without samples)."""
   s = fit3["ci"].get("samples", {})
-  return [law(*v) for v in zip(*(s.get(k, []) for k in ("E", "A", "B", "alpha", "beta")))]
+  cost = fit3.get("cost", SIX_ND)
+  return [law(*v, cost) for v in zip(*(s.get(k, []) for k in ("E", "A", "B", "alpha", "beta")))]
 
 
 def loss_at(fit3: dict[str, Any], n: float, d: float) -> dict[str, Any]:

@@ -10,13 +10,15 @@ TRUE_A = TRUE["beta"] / (TRUE["alpha"] + TRUE["beta"])  # N_opt ~ C^a
 BUDGETS = (1e17, 1e18, 1e19, 1e20, 1e21)
 
 
-def synthetic(noise: float = 0.005, sizes: int = 7, seed: int = 0) -> laws.Points:
-  """IsoFLOP grids: per budget, sizes log-spaced around the optimum; log-normal loss noise."""
+def synthetic(noise: float = 0.005, sizes: int = 7, seed: int = 0,
+              cost: dict[str, float] = laws.SIX_ND) -> laws.Points:
+  """IsoFLOP grids: per budget, sizes log-spaced around the optimum, each trained on the tokens
+  that spend the budget as `cost` counts compute; log-normal loss noise."""
   rng = np.random.default_rng(seed)
   rows = []
   for c in BUDGETS:
     for n in np.sqrt(c / 120) * np.logspace(-0.8, 0.8, sizes):
-      d = c / (6 * n)
+      d = c / (cost["coef"] * n ** (1 + cost["exponent"]))
       loss = TRUE["E"] + TRUE["A"] / n ** TRUE["alpha"] + TRUE["B"] / d ** TRUE["beta"]
       rows.append((len(rows), n, d, c, loss * np.exp(rng.normal(0, noise)), c))
   return laws.Points(*map(np.array, zip(*rows)))
@@ -137,6 +139,25 @@ def test_approach3_by_variable_projection():
     assert exact[key] == pytest.approx(TRUE[key], rel=1e-3)
   p = synthetic()
   assert abs(laws.approach3_vp(p)["a"] - laws.approach3(p)["a"]) < diagnostics.VP_TOL
+
+
+def test_approach3_optimum_follows_the_tables_compute_count():
+  """Where the table's C counts attention too (C = coef N^s D, s < 1), Approach 3's optimum
+  minimises its law along that C: a and b agree with Approach 2's, which are fitted on the same
+  C, and N_opt is the law's own minimum there; Chinchilla's 6 N D formula would be off."""
+  cost = {"coef": 3000.0, "exponent": -0.3}  # 6 N D at N = 1e9
+  p = synthetic(noise=0.0, cost=cost)
+  assert laws.compute_cost(p) == pytest.approx(cost, rel=1e-9)
+  fit3, fit2 = laws.approach3(p), laws.approach2(p)
+  six_nd_a = fit3["beta"] / (fit3["alpha"] + fit3["beta"])
+  assert abs(fit3["a"] - fit2["a"]) < 0.01 and abs(fit3["b"] - fit2["b"]) < 0.01
+  assert abs(six_nd_a - fit2["a"]) > 0.05
+  c = 1e22
+  n = np.geomspace(1e8, 1e13, 200001)
+  loss = laws.predict(laws.law(**TRUE), n, c / (cost["coef"] * n ** (1 + cost["exponent"])))
+  n_opt, d_opt = laws.optimum3(fit3, c)
+  assert n_opt == pytest.approx(n[np.argmin(loss)], rel=0.01)
+  assert cost["coef"] * n_opt ** (1 + cost["exponent"]) * d_opt == pytest.approx(c)
 
 
 def _true_optimum(c: float) -> tuple[float, float, float]:
