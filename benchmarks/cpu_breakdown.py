@@ -16,6 +16,10 @@ layers of width 48, head size 8, context 128, batch 16) on the same corpus, 600 
   loop      what the training loop does per step: place a batch, dispatch one step, fetch the
             previous step's metrics; `loop - compute` is the fixed cost per dispatch
   loop_k    the same with `train.steps_per_dispatch=k` (k steps per dispatch)
+  gflop     a step's floating-point work (XLA's cost analysis of the compute program) and
+            compute_gflops its rate; compute_floor the step at `matmul_peak_gflops`, the best
+            rate of one large float32 matmul on this machine: no lever gets a step under it
+  dots      the step's matrix products alone, each timed as its own program at its shapes
 
 `--part=run`: each variant trains the shape's run as its own `experiments.train` process, in
 turn, `--repeats` times interleaved (the machine's drift hits every variant alike); per variant
@@ -30,6 +34,7 @@ Prints a table and writes `--out` (JSON).
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import os
 import re
@@ -42,9 +47,11 @@ import time
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
+from benchmarks import hlo_kernels
 from benchmarks.provenance import git_commit
 from experiments.configs import shakespeare_char
 from lm import sharding
@@ -73,6 +80,10 @@ SHAPES = {
                 "--config.train.log_every=50", "--config.optim.learning_rate=3e-3",
                 "--config.optim.warmup_steps=30"],
 }
+# The old study's widest size (width 96, head size 8), for fewer steps.
+SHAPES["scaling96"] = [*SHAPES["scaling"], "--config.model.d_model=96", "--config.model.num_heads=12",
+                       "--config.model.mlp_dim=384", "--config.train.steps=200",
+                       "--config.train.eval_every=200", "--config.train.checkpoint_every=200"]
 # Start-up: the scaling shape for 10 steps (one dispatch), evaluated and saved once.
 SHAPES["startup"] = [*SHAPES["scaling"], "--config.train.steps=10", "--config.train.eval_every=10",
                      "--config.train.checkpoint_every=10", "--config.train.eval_batches=5",
@@ -90,6 +101,8 @@ VARIANTS: dict[str, tuple[list[str], dict[str, str]]] = {
     "accum2": (["--config.train.grad_accum_steps=2"], {}),
     "dispatch10+accum2": (["--config.train.steps_per_dispatch=10",
                            "--config.train.grad_accum_steps=2"], {}),
+    # The same parameters in 2 heads (scaling_cpu.py's study has 2 heads at every width).
+    "heads2": (["--config.model.num_heads=2"], {}),
     # Start-up once the shapes were compiled by an earlier run (run it twice: the first fills).
     "cache": (["--compilation_cache=/tmp/cpu_breakdown_jax_cache"], {}),
 }
@@ -179,7 +192,47 @@ def step_breakdown(shape: str, steps: int) -> dict[str, float]:
   out[f"loop_{k_loop}"] = _per_step_ms(loop_scan, steps) * steps / (
       max(steps // k_loop, 1) * k_loop)
   out["fixed_per_dispatch"] = out["loop"] - out["compute"]
+  compiled = single.lower(state, placed).compile()
+  out["gflop"] = compiled.cost_analysis()["flops"] / 1e9
+  out["compute_gflops"] = out["gflop"] / out["compute"] * 1e3
+  out["dots"] = dots_ms(compiled.as_text())
   return out
+
+
+def dots_ms(hlo_text: str, repeats: int = 50) -> float:
+  """Milliseconds of a program's dots, each timed alone as its own jitted `lax.dot_general` at
+  its shapes (the best of 3 rounds of `repeats`): the step's matrix products at the rate XLA
+  reaches for each shape, with none of the step's other work."""
+  total = 0.0
+  for d in hlo_kernels.dots(hlo_text):
+    lhs, rhs = (jnp.ones(d[k], d["dtype"]) for k in ("lhs", "rhs"))
+    f = jax.jit(functools.partial(jax.lax.dot_general,
+                                  dimension_numbers=d["dimension_numbers"]))
+    f(lhs, rhs).block_until_ready()
+    rounds = []
+    for _ in range(3):
+      t = time.perf_counter()
+      for _ in range(repeats):
+        r = f(lhs, rhs)
+      r.block_until_ready()
+      rounds.append((time.perf_counter() - t) / repeats)
+    total += min(rounds)
+  return 1e3 * total
+
+
+def matmul_peak(sizes: tuple[int, ...] = (256, 512, 1024, 2048), repeats: int = 5) -> float:
+  """The best GFLOP/s of one jitted float32 square matmul over `sizes`: what XLA's CPU GEMM
+  reaches on this machine, the ceiling a training step's own small GEMMs stay under."""
+  best = 0.0
+  for n in sizes:
+    x = jnp.ones((n, n), jnp.float32)
+    f = jax.jit(jnp.matmul)
+    f(x, x).block_until_ready()
+    for _ in range(repeats):
+      t = time.perf_counter()
+      f(x, x).block_until_ready()
+      best = max(best, 2 * n ** 3 / (time.perf_counter() - t) / 1e9)
+  return best
 
 
 DONE = re.compile(r"done: step (\d+), train loss ([\d.na]+), eval loss ([\d.na]+), .*?, "
@@ -221,6 +274,8 @@ def run_once(shape: str, variant: str, main_tree: str | None, workdir: str) -> d
                     proc.stderr)
     row.update(train_loss=float(old[1]), eval_loss=float(old[2]), run_s=float(old[3]),
                start_s=wall - float(old[3]))
+  config = _config(shape)
+  row["tokens_per_s"] = config.train.steps * config.data.batch_size * config.data.seq_len / wall
   return row
 
 
@@ -250,18 +305,24 @@ def main(argv):
       "jax": jax.__version__, "cpus": len(os.sched_getaffinity(0)), "part": _PART.value,
       "xla_flags": os.environ.get("XLA_FLAGS", "")}
   if _PART.value == "step":
+    result["matmul_peak_gflops"] = matmul_peak()
+    print(f"matmul peak {result['matmul_peak_gflops']:.1f} GFLOP/s", flush=True)
     for shape in _SHAPES.value:
-      result[shape] = step_breakdown(shape, _STEPS.value)
-      print(shape, " | ".join(f"{k} {v:.2f}" for k, v in result[shape].items()), flush=True)
+      r = step_breakdown(shape, _STEPS.value)
+      r["compute_floor"] = r["gflop"] / result["matmul_peak_gflops"] * 1e3
+      result[shape] = r
+      print(shape, " | ".join(f"{k} {v:.2f}" for k, v in r.items()), flush=True)
   else:
     result.update(run_breakdown(_SHAPES.value, _VARIANTS.value, _REPEATS.value,
                                 _MAIN_TREE.value))
     for shape in _SHAPES.value:
       base = result[shape][_VARIANTS.value[0]]["wall_s"]
-      print(f"\n{shape}: variant, median wall s, x {_VARIANTS.value[0]}, eval loss, phases")
+      print(f"\n{shape}: variant, median wall s, x {_VARIANTS.value[0]}, tokens/s (of the "
+            "process wall), eval loss, phases")
       for variant, r in result[shape].items():
         phases = r["runs"][0].get("phases_s", {})
-        print(f"  {variant:<11} {r['wall_s']:7.1f} {r['wall_s'] / base:6.2f}x "
+        tokens_per_s = statistics.median(x["tokens_per_s"] for x in r["runs"])
+        print(f"  {variant:<11} {r['wall_s']:7.1f} {r['wall_s'] / base:6.2f}x {tokens_per_s:8.0f} "
               f"{r['eval_loss']:.4f}  start {r['runs'][0]['start_s']:.1f}s "
               + ", ".join(f"{k} {v:.1f}" for k, v in phases.items()))
   out = _OUT.value or f"benchmarks/results/cpu_breakdown_{_PART.value}.json"

@@ -90,3 +90,36 @@ def kernels(hlo_text: str) -> list[dict]:
                 "op": op_name.group(1).split("/")[-1] if op_name else "",
                 "bytes": sizes[name] + sum(operand_bytes.values())})
   return out
+
+
+_NUMPY_DTYPES = {"f32": "float32", "bf16": "bfloat16", "f16": "float16", "f64": "float64"}
+
+
+def _dims(attrs: str, key: str) -> tuple[int, ...]:
+  m = re.search(key + r"=\{([\d,]*)\}", attrs)
+  return tuple(int(d) for d in m.group(1).split(",") if d) if m else ()
+
+
+def dots(hlo_text: str) -> list[dict]:
+  """Every dot of a module: its operands' dtype (numpy's name) and dims, and its dimension numbers
+  (((lhs contracting, rhs contracting), (lhs batch, rhs batch)), as `lax.dot_general` takes)."""
+  out, shapes = [], {}
+  for line in hlo_text.splitlines():
+    if line.rstrip().endswith("{"):
+      shapes = {}
+    m = _INSTR.match(line)
+    if not m:
+      continue
+    name, shape, opcode, operands, attrs = m.groups()
+    shapes[name] = _ARRAY.search(shape)
+    if opcode != "dot":
+      continue
+    lhs, rhs = (shapes[u] for u in re.findall(r"%([\w.\-]+)", operands))
+    out.append({
+        "dtype": _NUMPY_DTYPES.get(lhs.group(1), lhs.group(1)),
+        "lhs": tuple(int(d) for d in lhs.group(2).split(",") if d),
+        "rhs": tuple(int(d) for d in rhs.group(2).split(",") if d),
+        "dimension_numbers": ((_dims(attrs, "lhs_contracting_dims"),
+                               _dims(attrs, "rhs_contracting_dims")),
+                              (_dims(attrs, "lhs_batch_dims"), _dims(attrs, "rhs_batch_dims")))})
+  return out
