@@ -1,4 +1,4 @@
-"""IsoFLOP scaling study on a 2-core CPU in under an hour: 4 budgets over 1.5 decades x 7-9
+"""IsoFLOP scaling study on a 2-core CPU in under an hour: 7 budgets over 1.5 decades x 7-9
 sizes of Llama-style models, by cooldown branches with a learning rate tuned per size.
 
     make scaling-cpu        # sweep, fit with a prediction at 4x the largest budget, verify, refit
@@ -18,10 +18,11 @@ width 16 reached 2.19 at 1.2e-2 against 2.30 at 4e-3, width 64 2.07 at 4e-3 agai
 1.2e-2), and each size tries 0.5, 1 and 2 times it at its shortest horizon
 (`scaling.lr_grid`). A first pass at 5e-3 chose the lowest of the three for 7 of 13 sizes.
 
-Result (2026-11-29, 2-core development CPU, a clean clone, `make scaling-cpu`): 41m48s in all
-(trials 22m04s, the chosen runs 14m08s, verification 4m16s); Approach 2 a = 0.586 [0.511,
-0.633], Approach 3 a = 0.563 [0.447, 0.814] (0.520 under 6ND); the verification run's loss 2.7% under the
-prediction. See README ("Result on CPU") and results/scaling_cpu/.
+Result (2026-11-29, 2-core development CPU, a clean clone, `make scaling-cpu`): 45m03s in all
+(trials 18m11s, the chosen runs 20m58s, verification 4m53s), 55 grid points for 1.09x the
+FLOPs of one independent run per point; Approach 2 a = 0.577 [0.527, 0.608], Approach 3 a =
+0.540 [0.439, 0.620]; the verification run's loss 4.4% under the prediction, as the fit's
+leave-one-budget-out warning foretold. See README ("Result on CPU") and results/scaling_cpu/.
 """
 
 from experiments.configs import base, llama_style, stdlib_corpus
@@ -44,7 +45,8 @@ def get_config():
   c.train.checkpoint_every = 100000  # the branch points' checkpoints are kept regardless
   s = c.scaling
   # 7 budgets half a step of 10^0.5 apart: the in-between ones are cooldown branches of the
-  # same stable runs, so they add 24 grid points for 3% more training FLOPs than 4 budgets.
+  # same stable runs, so they add 24 grid points for 3% more training FLOPs than 4 budgets
+  # (and narrowed Approach 3's interval of a from 0.37 to 0.18).
   s.budgets = (8e10, 1.4e11, 2.5e11, 4.5e11, 8e11, 1.4e12, 2.5e12)
   s.sizes_per_budget = 9           # 7-9 distinct widths per budget
   s.size_ratio = 16.0
