@@ -227,7 +227,7 @@ def predict(fit3: dict[str, Any], n: np.ndarray, d: np.ndarray) -> np.ndarray:
 
 def optimum3(fit3: dict[str, Any], c: float) -> tuple[float, float]:
   """(N_opt, D_opt) of an Approach 3 fit at compute c, counted as its `cost` says."""
-  cost = fit3.get("cost", SIX_ND)
+  cost = fit3["cost"]
   n = fit3["G"] * (c / cost["coef"]) ** fit3["a"]
   return float(n), float(c / (cost["coef"] * n ** (1 + cost["exponent"])))
 
@@ -370,7 +370,7 @@ def _interval(draws: np.ndarray) -> list[float] | None:
 def _refits(fit3: dict[str, Any]) -> list[dict[str, float]]:
   """The laws of an Approach 3 fit's bootstrap refits (none without samples)."""
   s = fit3["ci"].get("samples", {})
-  cost = fit3.get("cost", SIX_ND)
+  cost = fit3["cost"]
   return [law(*v, cost) for v in zip(*(s.get(k, []) for k in ("E", "A", "B", "alpha", "beta")))]
 
 
