@@ -16,7 +16,7 @@ layers of width 48, head size 8, context 128, batch 16) on the same corpus, 600 
   loop      what the training loop does per step: place a batch, dispatch one step, fetch the
             previous step's metrics; `loop - compute` is the fixed cost per dispatch
   loop_k    the same with `train.steps_per_dispatch=k` (k steps per dispatch)
-  gflop     a step's floating-point work (XLA's cost analysis of the compute program) and
+  gflop     a step's floating-point work (XLA's cost analysis of the one-step program) and
             compute_gflops its rate; compute_floor the step at `matmul_peak_gflops`, the best
             rate of one large float32 matmul on this machine: no lever gets a step under it
   dots      the step's matrix products alone, each timed as its own program at its shapes
@@ -81,9 +81,10 @@ SHAPES = {
                 "--config.optim.warmup_steps=30"],
 }
 # The old study's widest size (width 96, head size 8), for fewer steps.
-SHAPES["scaling96"] = [*SHAPES["scaling"], "--config.model.d_model=96", "--config.model.num_heads=12",
-                       "--config.model.mlp_dim=384", "--config.train.steps=200",
-                       "--config.train.eval_every=200", "--config.train.checkpoint_every=200"]
+SHAPES["scaling96"] = [*SHAPES["scaling"], "--config.model.d_model=96",
+                       "--config.model.num_heads=12", "--config.model.mlp_dim=384",
+                       "--config.train.steps=200", "--config.train.eval_every=200",
+                       "--config.train.checkpoint_every=200"]
 # Start-up: the scaling shape for 10 steps (one dispatch), evaluated and saved once.
 SHAPES["startup"] = [*SHAPES["scaling"], "--config.train.steps=10", "--config.train.eval_every=10",
                      "--config.train.checkpoint_every=10", "--config.train.eval_batches=5",

@@ -1,7 +1,9 @@
 """Kernels of an optimised XLA HLO module and the bytes each reads and writes at its boundary
-(a bandwidth lower bound on its time), parsed from `compiled.as_text()`. Used by `h100_hlo.py`.
+(a bandwidth lower bound on its time), and its dots with their shapes, parsed from
+`compiled.as_text()`. Used by `h100_hlo.py` and `cpu_breakdown.py`.
 """
 
+import math
 import re
 
 _BYTES = {"pred": 1, "s8": 1, "u8": 1, "bf16": 2, "f16": 2, "s32": 4, "u32": 4, "f32": 4,
@@ -11,15 +13,15 @@ _INSTR = re.compile(r"^\s*(?:ROOT )?%(\S+) = (.+?) (\S+?)\((.*?)\)(?:, |$)(.*)$"
 _PARTIAL_READS = ("gather", "slice", "dynamic-slice")  # ops that read part of their operand
 
 
+def _ints(text: str) -> tuple[int, ...]:
+  """'768,128' -> (768, 128); '' -> ()."""
+  return tuple(int(d) for d in text.split(",") if d)
+
+
 def shape_bytes(shape: str) -> int:
   """Bytes of an HLO shape string, tuples summed."""
-  total = 0
-  for dtype, dims in _ARRAY.findall(shape):
-    n = 1
-    for d in filter(None, dims.split(",")):
-      n *= int(d)
-    total += n * _BYTES.get(dtype, 0)
-  return total
+  return sum(math.prod(_ints(dims)) * _BYTES.get(dtype, 0)
+             for dtype, dims in _ARRAY.findall(shape))
 
 
 def computations(hlo_text: str) -> dict[str, list[tuple]]:
@@ -97,7 +99,7 @@ _NUMPY_DTYPES = {"f32": "float32", "bf16": "bfloat16", "f16": "float16", "f64": 
 
 def _dims(attrs: str, key: str) -> tuple[int, ...]:
   m = re.search(key + r"=\{([\d,]*)\}", attrs)
-  return tuple(int(d) for d in m.group(1).split(",") if d) if m else ()
+  return _ints(m.group(1)) if m else ()
 
 
 def dots(hlo_text: str) -> list[dict]:
@@ -117,8 +119,7 @@ def dots(hlo_text: str) -> list[dict]:
     lhs, rhs = (shapes[u] for u in re.findall(r"%([\w.\-]+)", operands))
     out.append({
         "dtype": _NUMPY_DTYPES.get(lhs.group(1), lhs.group(1)),
-        "lhs": tuple(int(d) for d in lhs.group(2).split(",") if d),
-        "rhs": tuple(int(d) for d in rhs.group(2).split(",") if d),
+        "lhs": _ints(lhs.group(2)), "rhs": _ints(rhs.group(2)),
         "dimension_numbers": ((_dims(attrs, "lhs_contracting_dims"),
                                _dims(attrs, "rhs_contracting_dims")),
                               (_dims(attrs, "lhs_batch_dims"), _dims(attrs, "rhs_batch_dims")))})

@@ -367,7 +367,7 @@ def _interval(draws: np.ndarray) -> list[float] | None:
   return np.percentile(draws, [2.5, 97.5]).tolist() if len(draws) else None
 
 
-def _refits(fit3: dict[str, Any]) -> list[dict[str, float]]:
+def _refits(fit3: dict[str, Any]) -> list[dict[str, Any]]:
   """The laws of an Approach 3 fit's bootstrap refits (none without samples)."""
   s = fit3["ci"].get("samples", {})
   cost = fit3["cost"]
