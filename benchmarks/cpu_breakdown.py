@@ -54,10 +54,10 @@ from absl import app, flags
 from benchmarks import hlo_kernels
 from benchmarks.provenance import git_commit
 from experiments.configs import shakespeare_char
-from lm import sharding
+from lm.runtime import sharding
 from lm.data import pipeline, token_cache
 from lm.model.config import architecture, execution
-from lm.step import jit_train_step, state_layout
+from lm.training.step import jit_train_step, state_layout
 
 _PART = flags.DEFINE_enum("part", "step", ["step", "run"], "What to measure.")
 _SHAPES = flags.DEFINE_list("shape", ["demo", "scaling"], "Shapes to measure.")

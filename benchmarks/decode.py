@@ -6,7 +6,7 @@
 
 Compile time is measured apart from the steady state (the median of --repeats runs). Decode
 tokens/s exclude the prefill: B * (N - 1) / (t(N new tokens) - t(1 new token)). On a device
-with a known memory bandwidth (`lm.hardware`), the memory-bandwidth bound is B tokens per
+with a known memory bandwidth (`lm.runtime.hardware`), the memory-bandwidth bound is B tokens per
 weights-bytes / bandwidth (every decode step reads all weights once); `vs bound` is the measured
 decode tokens/s over it. A second bound also charges the KV cache read at the mean context.
 Imports only the model and the sampler (no TFDS, no grain), so it runs on a bare accelerator
@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from lm import hardware
+from lm.runtime import hardware
 from lm.infer import sampling
 from lm.model.config import ExecutionConfig, TransformerConfig
 from lm.model.transformer import DecoderLM

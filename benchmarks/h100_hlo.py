@@ -22,9 +22,10 @@ from jax.experimental import topologies
 from ml_collections import config_flags
 
 from benchmarks.hlo_kernels import kernels
-from lm import cli, sharding
+from lm import cli
+from lm.runtime import sharding
 from lm.model.config import architecture, execution
-from lm.step import jit_train_step, state_layout
+from lm.training.step import jit_train_step, state_layout
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, cli.CONFIG_HELP)
 _HLO_OUT = flags.DEFINE_string("hlo_out", None, "Write the optimised HLO text here.")

@@ -34,7 +34,7 @@ from lm.data.tokenizer import CharTokenizer
 from lm.infer.evaluation import loss_batches
 from lm.model.config import TransformerConfig
 from lm.scaling import coord_check, plots
-from lm.step import eval_sums, make_eval_step
+from lm.training.step import eval_sums, make_eval_step
 
 _WIDTHS = flags.DEFINE_list("widths", ["32", "64", "128", "256"], "d_model values.")
 _LRS = flags.DEFINE_list("learning_rates", [str(2.0 ** e) for e in range(-11, -3)],

@@ -25,7 +25,9 @@ import tempfile
 from absl import app, flags, logging
 
 from benchmarks.provenance import git_commit
-from lm import logs, metrics, train
+from lm import logs
+from lm.runs import metrics
+from lm.training import loop
 from lm.model import counts
 from lm.model.config import TransformerConfig
 
@@ -69,7 +71,7 @@ def main(argv):
     workdir = os.path.join(root, f"{i}_{recipe.split('+')[0]}")
     if os.path.exists(workdir):
       raise SystemExit(f"{workdir} exists; every recipe trains from scratch: pass a new --workdir")
-    summary = train.train_and_evaluate(config, workdir)
+    summary = loop.train_and_evaluate(config, workdir)
     with open(os.path.join(workdir, "model.json")) as f:
       model_cfg = TransformerConfig(**json.load(f))
     rows.append({"recipe": recipe, "steps": summary["step"],

@@ -28,10 +28,11 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from benchmarks.provenance import git_commit
-from lm import cli, hardware, sharding
+from lm import cli
+from lm.runtime import hardware, sharding
 from lm.model import counts
 from lm.model.config import architecture, execution
-from lm.step import jit_train_step, state_layout
+from lm.training.step import jit_train_step, state_layout
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, cli.CONFIG_HELP)
 _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps.")

@@ -12,7 +12,8 @@ import json
 
 from absl import app, flags
 
-from lm import cli, logs, paths
+from lm import cli, logs
+from lm.runtime import paths
 from lm.infer import evaluation
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The training run's workdir.")

@@ -13,7 +13,9 @@ tanh, then a linear layer with a bias) having no Hugging Face form.
 
 from absl import app, flags
 
-from lm import cli, logs, run, sharding
+from lm import cli, logs
+from lm.runs import loading
+from lm.runtime import sharding
 from lm.convert import hf
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training run's workdir.")
@@ -25,7 +27,7 @@ flags.mark_flags_as_required(["workdir", "out_dir"])
 def main(argv):
   del argv
   logs.quiet_libraries()
-  r = run.load_run(_WORKDIR.value, _STEP.value)
+  r = loading.load_run(_WORKDIR.value, _STEP.value)
   hf.export(r.model_cfg, sharding.host_copy(r.params), _OUT_DIR.value, r.tokenizer)
   print(f"wrote {_OUT_DIR.value}")
 

@@ -8,7 +8,8 @@
 
 from absl import app, flags
 
-from lm import cli, logs, run
+from lm import cli, logs
+from lm.runs import loading
 from lm.infer import fill_mask
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training run's workdir.")
@@ -25,7 +26,7 @@ flags.mark_flags_as_mutual_exclusive(["workdir", "hf_dir"], required=True)
 def main(argv):
   del argv
   logs.quiet_libraries()
-  r = run.load_hf(_HF_DIR.value) if _HF_DIR.value else run.load_run(_WORKDIR.value, _STEP.value)
+  r = loading.load_hf(_HF_DIR.value) if _HF_DIR.value else loading.load_run(_WORKDIR.value, _STEP.value)
   wrap = _ADD_CLS_SEP.value if _ADD_CLS_SEP.value is not None else bool(_HF_DIR.value)
   results = fill_mask.fill_mask(r.graphdef, r.params, r.tokenizer, _TEXT.value,
                                 top_k=_TOP_K.value, add_cls_sep=wrap)

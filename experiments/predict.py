@@ -10,7 +10,8 @@ import json
 
 from absl import app, flags
 
-from lm import cli, logs, run
+from lm import cli, logs
+from lm.runs import loading
 from lm.data import labelled
 from lm.infer import classify
 
@@ -25,7 +26,7 @@ flags.mark_flags_as_required(["workdir", "input"])
 def main(argv):
   del argv
   logs.quiet_libraries()
-  r = run.load_run(_WORKDIR.value, _STEP.value)
+  r = loading.load_run(_WORKDIR.value, _STEP.value)
   if not r.model_cfg.num_classes:
     raise ValueError(f"{_WORKDIR.value} holds no classifier (config.model.num_classes=0); "
                          "use experiments.sample or experiments.fill_mask")

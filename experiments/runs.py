@@ -13,9 +13,10 @@ tokens, or training FLOPs.
 
 from absl import app, flags
 
-from lm import cli, loss_curves, runs_summary
+from lm import cli
+from lm.runs import curves, listing
 
-_X = flags.DEFINE_enum("x", "step", list(loss_curves.X_AXES), "plot: the x axis.")
+_X = flags.DEFINE_enum("x", "step", list(curves.X_AXES), "plot: the x axis.")
 _OUT = flags.DEFINE_string("out", "curves.png", "plot: the PNG written.")
 _LOG = flags.DEFINE_bool("log", False, "plot: log-log axes.")
 
@@ -25,14 +26,14 @@ def main(argv):
     raise ValueError("usage: python -m experiments.runs list|plot FOLDER_OR_RUN... [--x=step|"
                      "tokens|flops --out=curves.png --log]")
   command, roots = argv[1], argv[2:]
-  runs = [r for root in roots for r in runs_summary.named_runs(root)]
+  runs = [r for root in roots for r in listing.named_runs(root)]
   if not runs:
     raise FileNotFoundError(f"no runs (config.json and model.json) under {', '.join(roots)}")
   if command == "list":
-    print(runs_summary.format_table([runs_summary.summarise(w, name) for w, name in runs]))
+    print(listing.format_table([listing.summarise(w, name) for w, name in runs]))
     return
-  curves = [loss_curves.read_curve(w, name, _X.value) for w, name in runs]
-  print(f"wrote {loss_curves.plot(curves, _X.value, _OUT.value, _LOG.value)}")
+  loaded = [curves.read_curve(w, name, _X.value) for w, name in runs]
+  print(f"wrote {curves.plot(loaded, _X.value, _OUT.value, _LOG.value)}")
 
 
 if __name__ == "__main__":

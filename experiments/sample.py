@@ -14,7 +14,8 @@ import jax
 import numpy as np
 from absl import app, flags
 
-from lm import cli, logs, run
+from lm import cli, logs
+from lm.runs import loading
 from lm.infer import sampling
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The training run's workdir.")
@@ -36,7 +37,7 @@ flags.mark_flags_as_mutual_exclusive(["workdir", "hf_dir"], required=True)
 def main(argv):
   del argv
   logs.quiet_libraries()
-  r = run.load_hf(_HF_DIR.value) if _HF_DIR.value else run.load_run(_WORKDIR.value, _STEP.value)
+  r = loading.load_hf(_HF_DIR.value) if _HF_DIR.value else loading.load_run(_WORKDIR.value, _STEP.value)
   if r.model_cfg.kind != "decoder":
     raise app.UsageError("sampling needs a decoder; for an encoder use experiments.fill_mask")
   tok = r.tokenizer

@@ -36,7 +36,8 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from lm import cli, config_checks, logs, train
+from lm import cli, logs
+from lm.training import config_checks, loop
 from lm.scaling import sweep, verify
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -92,7 +93,7 @@ def main(argv):
                                         worker if _REUSE.value else None, cache)
     else:
       rows = sweep.run_sweep(_CONFIG.value, _WORKDIR.value, cache_dir=cache)
-  except (config_checks.ConfigError, train.NonFiniteLossError, RuntimeError, ValueError) as e:
+  except (config_checks.ConfigError, loop.NonFiniteLossError, RuntimeError, ValueError) as e:
     sys.exit(f"error: {e}")
   logging.info("%d runs in %s/%s", len(rows), _WORKDIR.value, sweep.RESULTS_CSV)
 

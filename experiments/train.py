@@ -23,7 +23,9 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from lm import checkpoint, cli, compile_cache, config_checks, distributed, exit_status, logs, train
+from lm.training import checkpoint, config_checks, exit_status, loop
+from lm import cli, logs
+from lm.runtime import compile_cache, distributed
 from lm.data.local_text import DataError
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, cli.CONFIG_HELP,
@@ -52,7 +54,7 @@ def main(argv):
   if distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value):
     if jax.process_index() != 0:
       logging.set_verbosity(logging.WARNING)  # progress lines from process 0 only
-  summary = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value,
+  summary = loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value,
                                      allow_config_change=_ALLOW_CHANGE.value)
   if summary["preempted"] is not None:
     print(f"preempted at step {summary['step']} ({summary['preempted']}): resume with the same "
@@ -62,6 +64,6 @@ def main(argv):
 
 if __name__ == "__main__":
   app.run(cli.one_line_errors(main, (config_checks.ConfigError, DataError,
-                                     train.NonFiniteLossError, checkpoint.NoCheckpointRestores),
+                                     loop.NonFiniteLossError, checkpoint.NoCheckpointRestores),
                               where=lambda: _WORKDIR.value),
           flags_parser=cli.parse_flags)

@@ -7,7 +7,7 @@ Everything after `--` goes to `python -m experiments.train`. Output lines are pr
 If a process fails, the others get `--grace_s` seconds to exit, then are terminated; the exit
 status is non-zero and names the failed process. SIGTERM or SIGINT to the launcher reaches every
 process, which save a checkpoint at one agreed step and exit; the launcher then exits with
-`lm.exit_status.PREEMPTED` (75). The processes die with the launcher even if it is killed
+`lm.training.exit_status.PREEMPTED` (75). The processes die with the launcher even if it is killed
 (SIGKILL): on Linux the kernel sends them SIGTERM when it goes.
 """
 
@@ -25,7 +25,7 @@ import threading
 import time
 
 from launch.cli import split_train_args
-from lm import exit_status
+from lm.training import exit_status
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 

@@ -9,7 +9,7 @@ task `SLURM_LOCALID` its own one, the coordinator (the first node) and the proce
 
 A job outlives its time limit: `--save_s` seconds before it, Slurm signals the batch script
 (USR1), which sends SIGTERM through srun to every task; they save a checkpoint at one agreed step
-and exit 75 (lm/exit_status.py). The script then requeues the job (`--requeue`), which runs the
+and exit 75 (lm/training/exit_status.py). The script then requeues the job (`--requeue`), which runs the
 same command again and resumes from the workdir, appending to the same log. A run that stops
 with 75 otherwise (`train.stop_after_steps`) is requeued too: it trains in chunks until done.
 """
@@ -23,7 +23,7 @@ import subprocess
 import sys
 
 from launch.cli import split_train_args
-from lm import exit_status
+from lm.training import exit_status
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

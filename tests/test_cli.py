@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import REPO, config_flags
-from lm import exit_status
+from lm.training import exit_status
 
 _TRAIN = [sys.executable, "-m", "experiments.train", "--config=experiments/configs/base.py"]
 

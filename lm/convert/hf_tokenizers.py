@@ -17,7 +17,7 @@ import json
 import tokenizers
 from tokenizers import decoders, models, pre_tokenizers, processors
 
-from lm import paths
+from lm.runtime import paths
 from lm.data import hf_tokenizer
 from lm.data.specials import SPECIAL_TOKENS
 from lm.data.tokenizer import CharTokenizer, SentencePieceTokenizer, Tokenizer

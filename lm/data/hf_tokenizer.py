@@ -21,7 +21,7 @@ from typing import Any
 import tokenizers
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors
 
-from lm import paths
+from lm.runtime import paths
 from lm.data.specials import SPECIAL_TOKENS
 
 TOKENIZER_FILE, CONFIG_FILE = "tokenizer.json", "tokenizer_config.json"

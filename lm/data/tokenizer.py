@@ -24,7 +24,7 @@ from typing import Protocol
 import numpy as np
 import sentencepiece as spm
 
-from lm import paths
+from lm.runtime import paths
 from lm.data import hf_tokenizer
 from lm.data.specials import SPECIAL_TOKENS, UNK, split_specials
 

@@ -12,8 +12,8 @@ import numpy as np
 from flax import nnx
 
 from lm.data import labelled
-from lm.objectives import Objective
-from lm.step import eval_sums, make_eval_step
+from lm.training.objectives import Objective
+from lm.training.step import eval_sums, make_eval_step
 
 
 def class_logits(graphdef: nnx.GraphDef, params, tokens_NT: np.ndarray, pad_id: int,
@@ -60,7 +60,7 @@ def encode_texts(r, texts: Sequence[str], seq_len: int) -> np.ndarray:
 
 
 def probabilities(r, texts: Sequence[str], batch_size: int) -> np.ndarray:
-  """Class probabilities [N, C] of `texts` under the run `r` (a `lm.run.TrainedRun`)."""
+  """Class probabilities [N, C] of `texts` under the run `r` (a `lm.runs.loading.TrainedRun`)."""
   tokens = encode_texts(r, texts, r.config.data.seq_len)
   logits = class_logits(r.graphdef, r.params, tokens, r.tokenizer.special_ids["[PAD]"],
                         min(batch_size, len(texts)))

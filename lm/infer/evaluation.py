@@ -17,12 +17,12 @@ from flax import nnx
 from jax.sharding import Mesh
 from rouge_score import rouge_scorer
 
-from lm import run
+from lm.runs import loading
 from lm.data import pipeline, token_cache
 from lm.data.tokenizer import Tokenizer
 from lm.infer import classify, sampling
-from lm.objectives import Objective, objective_for
-from lm.step import eval_sums, make_eval_step
+from lm.training.objectives import Objective, objective_for
+from lm.training.step import eval_sums, make_eval_step
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
@@ -182,7 +182,7 @@ def evaluate_run(workdir: str, *, step: int | None = None, split: str | None = N
 
   Defaults (split, seq_len, batch_size) are the run's config.data values.
   """
-  r = run.load_run(workdir, step)
+  r = loading.load_run(workdir, step)
   data_cfg = r.config.data
   objective = objective_for(r.model_cfg, r.tokenizer, r.config.mlm)
   split = split or data_cfg.eval_split

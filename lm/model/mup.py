@@ -1,6 +1,6 @@
 """μP, the Maximal Update Parametrization (Yang et al., Tensor Programs V, 2022), for
 Adam-family optimizers: the per-parameter rules that the model's initialisers and
-`lm/optim.py` read, so that a learning rate tuned at `base_width` holds at other widths.
+`lm/training/optim.py` read, so that a learning rate tuned at `base_width` holds at other widths.
 
 With `parametrization='mup'`, width multiplier m = d_model / base_width and b = base_head_dim,
 relative to this codebase's standard parametrization (SP) at the same width:

@@ -18,7 +18,7 @@ import os
 import shutil
 from typing import Sequence
 
-from lm import optim
+from lm.training import optim
 from lm.scaling import grid
 
 METHODS = ("independent", "cooldown")

@@ -18,10 +18,10 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from lm import sharding
+from lm.runtime import sharding
 from lm.model.config import ExecutionConfig, TransformerConfig
 from lm.model.transformer import DecoderLM
-from lm.step import make_train_step, state_layout
+from lm.training.step import make_train_step, state_layout
 
 
 def at_width(cfg: TransformerConfig, width: int) -> TransformerConfig:
@@ -33,7 +33,7 @@ def at_width(cfg: TransformerConfig, width: int) -> TransformerConfig:
 def train(cfg: TransformerConfig, optim_cfg, batches: Iterable[dict[str, Any]], steps: int, *,
           seed: int = 0, on_step=None) -> tuple[nnx.GraphDef, Any, list[float]]:
   """Trains a fresh `cfg` model on one device for `steps` of `batches` with the real training
-  step (lm/step.py: optimizer and μP multipliers from `optim_cfg` and `cfg`).
+  step (lm/training/step.py: optimizer and μP multipliers from `optim_cfg` and `cfg`).
 
   Returns the graphdef, the final params and the losses; `on_step(model)`, if given, sees the
   model before the first update and after each.

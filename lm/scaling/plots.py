@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import colors, ticker  # noqa: E402
 
-from lm import metrics  # noqa: E402
+from lm.runs import metrics
 from lm.scaling import laws  # noqa: E402
 
 

@@ -30,7 +30,10 @@ from typing import IO, Any, Callable, Sequence
 
 from absl import logging as absl_logging
 
-from lm import compile_cache, exit_status, logs, metrics, run, train
+from lm.runtime import compile_cache
+from lm.training import exit_status, loop
+from lm import logs
+from lm.runs import metrics, run_files
 from lm.model import counts
 from lm.scaling import cooldown, grid, lr_search, progress, verify
 from lm.data import token_cache
@@ -49,7 +52,7 @@ COLUMNS = ("name", "budget", "num_layers", "d_model", "params_total", "params_no
 def config_hash(config) -> str:
   """A short stable hash of what a run trains (`run.identity`), so that a finished run is not
   trained again."""
-  text = json.dumps(run.identity(config.to_dict()), sort_keys=True, default=str)
+  text = json.dumps(run_files.identity(config.to_dict()), sort_keys=True, default=str)
   return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -209,7 +212,7 @@ def _rounds(config) -> int:
 
 
 def run_sweep(config, workdir: str,
-              runner: Callable[[Any, str], dict[str, Any]] = train.train_and_evaluate,
+              runner: Callable[[Any, str], dict[str, Any]] = loop.train_and_evaluate,
               cache_dir: str | None = None) -> list[dict[str, Any]]:
   """Trains every planned run in sequence, appending a row per finished run; returns the table.
   `cache_dir`: see `compile_cache.use`."""
@@ -245,7 +248,7 @@ def _train_here(config, workdir: str, plan: grid.RunPlan, vocab: int, prog: prog
 
 
 def run_verification(config, workdir: str,
-                     runner: Callable[[Any, str], dict[str, Any]] = train.train_and_evaluate,
+                     runner: Callable[[Any, str], dict[str, Any]] = loop.train_and_evaluate,
                      cache_dir: str | None = None) -> dict[str, Any] | None:
   """Trains the verification run of the prediction in `<workdir>/fit.json` in this process
   (lm/scaling/verify.py; skipped where `verification.json` holds it already), writes
@@ -319,7 +322,7 @@ def worker_env(slot: int, workers: int, split: str) -> tuple[dict[str, str], set
 
 
 def serve(config, workdir: str, requests: IO[str], replies: IO[str],
-          runner: Callable[[Any, str], dict[str, Any]] = train.train_and_evaluate) -> int:
+          runner: Callable[[Any, str], dict[str, Any]] = loop.train_and_evaluate) -> int:
   """A reusable worker: trains the runs named on `requests` (one name a line) one after another
   in this process (imports, JAX and the data are set up once), each logging to
   `<run>/train.log`, and answers each with a JSON line on `replies` (`name`, `status` as in
@@ -337,18 +340,18 @@ def serve(config, workdir: str, requests: IO[str], replies: IO[str],
     root.addHandler(handler)
     try:
       summary = runner(grid.run_config(config, plan), run_dir)
-      reply = {"name": plan.name, "status": run.PREEMPTED if summary["preempted"] else
-               run.FINISHED, "detail": summary["preempted"] or ""}
+      reply = {"name": plan.name, "status": run_files.PREEMPTED if summary["preempted"] else
+               run_files.FINISHED, "detail": summary["preempted"] or ""}
     except Exception as e:  # pylint: disable=broad-exception-caught
       # One run's bad luck (a non-finite loss, a full disk) need not stop the worker's others.
       log.exception("%s failed", plan.name)
-      reply = {"name": plan.name, "status": run.FAILED, "detail": f"{type(e).__name__}: {e}"}
+      reply = {"name": plan.name, "status": run_files.FAILED, "detail": f"{type(e).__name__}: {e}"}
     finally:
       root.removeHandler(handler)
       handler.close()
     replies.write(json.dumps(reply) + "\n")
     replies.flush()
-    if reply["status"] == run.PREEMPTED:
+    if reply["status"] == run_files.PREEMPTED:
       return exit_status.PREEMPTED
   return 0
 
@@ -376,12 +379,12 @@ def _ended(proc: subprocess.Popen, reusable: bool) -> tuple[str, str] | None:
         return reply["status"], reply["detail"]
     elif proc.poll() is None:
       return None
-    return run.FAILED, f"worker exited with status {proc.wait()}"
+    return run_files.FAILED, f"worker exited with status {proc.wait()}"
   if proc.poll() is None:
     return None
   if proc.returncode == exit_status.PREEMPTED:
-    return run.PREEMPTED, ""
-  return (run.FAILED, f"exit {proc.returncode}") if proc.returncode else (run.FINISHED, "")
+    return run_files.PREEMPTED, ""
+  return (run_files.FAILED, f"exit {proc.returncode}") if proc.returncode else (run_files.FINISHED, "")
 
 
 def _record(config, workdir: str, plan: grid.RunPlan, status: str, detail: str, wall_s: float,
@@ -389,10 +392,10 @@ def _record(config, workdir: str, plan: grid.RunPlan, status: str, detail: str, 
   """Logs how a worker's run of `plan` ended (`status`, `detail`, after `wall_s` seconds) and
   appends its row if it finished (but a stable run's: it has none); returns whether it did."""
   run_dir = os.path.join(workdir, plan.name)
-  if status == run.PREEMPTED:
+  if status == run_files.PREEMPTED:
     log.warning("%s was preempted; run the sweep again to continue it", plan.name)
     return False
-  if status == run.FAILED:
+  if status == run_files.FAILED:
     log.error("%s failed (%s): see %s", plan.name, detail, os.path.join(run_dir, "train.log"))
     return False
   step = _from_metrics(run_dir)["step"]
@@ -472,14 +475,14 @@ def run_sweep_in_workers(config, train_command: Sequence[str], workdir: str, wor
           continue
         del running[slot]
         status, detail = ended
-        if reusable and (status != run.FINISHED or proc.poll() is not None):
+        if reusable and (status != run_files.FINISHED or proc.poll() is not None):
           procs.pop(slot, None)  # a worker that stopped, or that failed a run, is not reused
           if proc.poll() is None:
             proc.stdin.close()
         if not _record(config, workdir, plan, status, detail, time.perf_counter() - t0, vocab,
                        prog):
           drop(plan)
-          if status == run.FAILED:
+          if status == run_files.FAILED:
             failed.append(plan.name)
   for proc in procs.values():
     proc.stdin.close()

@@ -179,13 +179,14 @@ def test_export_writes_a_tokenizer_that_transformers_loads(tmp_path):
 
 
 def test_gpt2_fine_tuned_from_hf_classifies(tiny_config, tmp_path):
-  from lm import sharding, train
-  from tests.test_finetune import _classify
+  from lm.runtime import sharding
+  from lm.training import loop
+  from tests.training.test_finetune import _classify
   config = _classify(tiny_config, tmp_path, steps=120)
   config.init_from = f"hf:{_gpt2_with_tokenizer(tmp_path)}"
   config.data.seq_len = 32
   config.model.max_seq_len = 32
-  out = train.train_and_evaluate(config, str(tmp_path / "ft"),
+  out = loop.train_and_evaluate(config, str(tmp_path / "ft"),
                                  sharding.make_mesh(config.mesh, jax.devices()[:1]))
   print(f"gpt2 (hf:) fine-tune eval accuracy {out['eval_accuracy']:.3f}")
   assert out["eval_accuracy"] >= 0.95
@@ -347,7 +348,8 @@ def test_sample_cli_on_a_llama_dir_without_tokenizer_matches_greedy_transformers
 
 
 def test_llama_trained_from_hf_starts_from_its_weights(tiny_config, tmp_path):
-  from lm import sharding, train
+  from lm.runtime import sharding
+  from lm.training import loop
   torch.manual_seed(0)
   from tests.data.test_hf_tokenizers import gpt2_tokens
   config = transformers.LlamaConfig(vocab_size=len(gpt2_tokens()), hidden_size=32,
@@ -364,32 +366,34 @@ def test_llama_trained_from_hf_starts_from_its_weights(tiny_config, tmp_path):
   tiny_config.optim.learning_rate = 1e-7  # two tiny steps: the weights stay the imported ones
   tiny_config.optim.warmup_steps = 1
   tiny_config.train.steps = tiny_config.train.eval_every = tiny_config.train.checkpoint_every = 2
-  out = train.train_and_evaluate(tiny_config, str(tmp_path / "ft"),
+  out = loop.train_and_evaluate(tiny_config, str(tmp_path / "ft"),
                                  sharding.make_mesh(tiny_config.mesh, jax.devices()[:1]))
   _, imported = hf.import_params(str(directory))
   print(f"llama (hf:) eval loss after 2 steps {out['eval_loss']:.3f}")
   assert np.isfinite(out["eval_loss"])
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=0, atol=1e-5),
-               train.host_params(out["state"]), imported)
+               sharding.host_copy(out["state"].params), imported)
 
 
 def test_export_hf_cli_on_a_llama_style_run_loads_in_transformers(tiny_config, tmp_path):
   import subprocess
   import sys
   from experiments.configs import llama_style
-  from lm import run, sharding, train
+  from lm.runs import loading
+  from lm.runtime import sharding
+  from lm.training import loop
   style = llama_style.get_config().model
   for field in ("position", "norm", "mlp", "num_kv_heads", "use_bias", "tie_embeddings"):
     tiny_config.model[field] = style[field]
   tiny_config.model.mlp_dim = 96
   tiny_config.train.steps = 4
   workdir = str(tmp_path / "run")
-  train.train_and_evaluate(tiny_config, workdir,
+  loop.train_and_evaluate(tiny_config, workdir,
                            sharding.make_mesh(tiny_config.mesh, jax.devices()[:1]))
   subprocess.run([sys.executable, "-m", "experiments.export_hf", f"--workdir={workdir}",
                   f"--out_dir={tmp_path / 'hf'}"], capture_output=True, text=True, check=True)
   reloaded = transformers.LlamaForCausalLM.from_pretrained(str(tmp_path / "hf")).eval()
-  r = run.load_run(workdir)
+  r = loading.load_run(workdir)
   ours = nnx.merge(r.graphdef, r.params)
   tokens = np.random.default_rng(0).integers(0, r.tokenizer.vocab_size, (2, 16))
   diff = _logits_diff(reloaded, ours, tokens)
@@ -398,12 +402,13 @@ def test_export_hf_cli_on_a_llama_style_run_loads_in_transformers(tiny_config, t
 
 
 def _short_run(config, workdir, **model):
-  from lm import sharding, train
+  from lm.runtime import sharding
+  from lm.training import loop
   for field, value in model.items():
     config.model[field] = value
   config.train.steps = config.train.eval_every = config.train.checkpoint_every = 2
   config.optim.warmup_steps = 1
-  train.train_and_evaluate(config, workdir, sharding.make_mesh(config.mesh, jax.devices()[:1]))
+  loop.train_and_evaluate(config, workdir, sharding.make_mesh(config.mesh, jax.devices()[:1]))
   return workdir
 
 
@@ -472,8 +477,8 @@ def test_sample_on_our_export_continues_as_the_run_does(tiny_config, tmp_path, t
   ids = transformers.AutoTokenizer.from_pretrained(out_dir)("ROMEO:", return_tensors="pt")
   with torch.no_grad():
     greedy = reloaded.generate(**ids, max_new_tokens=8, do_sample=False)
-  from lm import run
-  assert run.load_run(workdir).tokenizer.decode(greedy[0].tolist()) == from_run[1]
+  from lm.runs import loading
+  assert loading.load_run(workdir).tokenizer.decode(greedy[0].tolist()) == from_run[1]
 
 
 def _perturbed(cfg):
@@ -520,9 +525,9 @@ def test_a_decoder_classifier_is_refused_by_name(tmp_path, model, name):
 def test_an_encoder_classifier_run_exported_labels_as_predict_does(tiny_config, tmp_path):
   import subprocess
   import sys
-  from lm import run
+  from lm.runs import loading
   from lm.infer import classify
-  from tests.test_finetune import _classify
+  from tests.training.test_finetune import _classify
   config = _classify(tiny_config, tmp_path, steps=8)
   workdir = _short_run(config, str(tmp_path / "cls"), kind="encoder", norm_position="post",
                        activation="gelu")
@@ -533,5 +538,5 @@ def test_an_encoder_classifier_run_exported_labels_as_predict_does(tiny_config, 
   ref = transformers.AutoModelForSequenceClassification.from_pretrained(str(tmp_path / "hf"))
   with torch.no_grad():
     probs = ref(**ref_tok(texts, padding=True, return_tensors="pt")).logits.softmax(-1).numpy()
-  np.testing.assert_allclose(probs, classify.probabilities(run.load_run(workdir), texts, 8),
+  np.testing.assert_allclose(probs, classify.probabilities(loading.load_run(workdir), texts, 8),
                              atol=1e-5)

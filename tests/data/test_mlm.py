@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lm.data.mlm import mask_tokens
-from lm.objectives import Objective, batch_sums
+from lm.training.objectives import Objective, batch_sums
 
 
 def test_masking_statistics_are_15_80_10_10():

@@ -5,19 +5,21 @@ import sys
 import jax
 import numpy as np
 
-from lm import run, sharding, train
+from lm.runs import loading
+from lm.runtime import sharding
+from lm.training import loop
 from lm.infer import classify
-from tests.test_finetune import _classify
+from tests.training.test_finetune import _classify
 
 
 def test_predict_labels_each_line_or_record_as_the_classifier_does(tiny_config, tmp_path):
   config = _classify(tiny_config, tmp_path, steps=8)
-  train.train_and_evaluate(config, str(tmp_path / "cls"),
+  loop.train_and_evaluate(config, str(tmp_path / "cls"),
                            sharding.make_mesh(config.mesh, jax.devices()[:1]))
   texts = ["abc good cba", "kih bad hik", "good", "dddd bad"]
   (tmp_path / "in.txt").write_text("\n".join(texts[:2]) + "\n\n" + "\n".join(texts[2:]) + "\n")
   (tmp_path / "in.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
-  r = run.load_run(str(tmp_path / "cls"))
+  r = loading.load_run(str(tmp_path / "cls"))
   probs = classify.probabilities(r, texts, batch_size=3)  # a last batch of one, filled up
   assert probs.shape == (4, 2)
   np.testing.assert_allclose(probs.sum(-1), 1, rtol=1e-6)

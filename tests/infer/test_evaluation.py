@@ -9,11 +9,13 @@ import sacrebleu
 from flax import nnx
 from rouge_score import rouge_scorer
 
-from lm import run, sharding, train
+from lm.runs import loading
+from lm.runtime import sharding
+from lm.training import loop
 from lm.data import labelled, pipeline
 from lm.infer import classify, evaluation
-from lm.objectives import objective_for
-from lm.step import eval_sums, make_eval_step
+from lm.training.objectives import objective_for
+from lm.training.step import eval_sums, make_eval_step
 from lm.model.numerics import cross_entropy
 from lm.data import token_cache
 from lm.data.tokenizer import CharTokenizer
@@ -120,7 +122,7 @@ def test_evaluate_run_on_a_restored_checkpoint(tiny_config, tmp_path, document_m
   tiny_config.train.eval_every = 2
   tiny_config.train.eval_batches = -1
   mesh = sharding.make_mesh(tiny_config.mesh, jax.devices()[:1])
-  summary = train.train_and_evaluate(tiny_config, str(tmp_path / "run"), mesh=mesh)
+  summary = loop.train_and_evaluate(tiny_config, str(tmp_path / "run"), mesh=mesh)
   result = evaluation.evaluate_run(str(tmp_path / "run"), num_passages=5, prompt_len=6,
                                    continuation_len=10, temperature=0.0)
   assert result["step"] == 2
@@ -143,7 +145,7 @@ def _short_run(config, workdir):
   config.train.eval_every = 2
   config.train.eval_batches = -1
   mesh = sharding.make_mesh(config.mesh, jax.devices()[:1])
-  return train.train_and_evaluate(config, workdir, mesh=mesh)
+  return loop.train_and_evaluate(config, workdir, mesh=mesh)
 
 
 def test_evaluate_run_without_passages_skips_generation(tiny_config, tmp_path):
@@ -180,7 +182,7 @@ def test_masked_lm_loss_over_whole_batches_is_trainings_evaluation(tiny_config, 
   tiny_config.model.norm_position = "post"
   tiny_config.model.activation = "gelu"
   _short_run(tiny_config, str(tmp_path / "enc"))
-  r = run.load_run(str(tmp_path / "enc"))
+  r = loading.load_run(str(tmp_path / "enc"))
   objective = objective_for(r.model_cfg, r.tokenizer, r.config.mlm)
   tokens = np.asarray(token_cache.tokenized_data(tiny_config.data).splits["validation"])
   tokens = tokens[:3 * 8 * 16 + 1]  # three whole batches of 8 windows of 16
@@ -207,12 +209,12 @@ def test_classifier_metrics_by_hand():
 
 @pytest.mark.parametrize("kind", ["decoder", "encoder"])
 def test_evaluate_run_on_a_classifier(tiny_config, tmp_path, kind):
-  from tests.test_finetune import _classify
+  from tests.training.test_finetune import _classify
   config = _classify(tiny_config, tmp_path, steps=8)
   config.model.kind = kind
   if kind == "encoder":
     config.model.norm_position = "post"
-  summary = train.train_and_evaluate(config, str(tmp_path / "cls"),
+  summary = loop.train_and_evaluate(config, str(tmp_path / "cls"),
                                      sharding.make_mesh(config.mesh, jax.devices()[:1]))
   result = evaluation.evaluate_run(str(tmp_path / "cls"), num_passages=64, prompt_len=6,
                                    continuation_len=10)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from lm import sharding
+from lm.runtime import sharding
 from lm.infer import sampling
 from lm.model.config import TransformerConfig
 from lm.model.transformer import DecoderLM

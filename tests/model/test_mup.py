@@ -7,7 +7,8 @@ import pytest
 from flax import nnx
 
 from experiments.configs import base
-from lm import optim, sharding
+from lm.training import optim
+from lm.runtime import sharding
 from lm.model import mup
 from lm.model.config import TransformerConfig
 from lm.model.transformer import DecoderLM

@@ -7,7 +7,8 @@ import os
 import jax
 import pytest
 
-from lm import checkpoint, config_checks, sharding, train
+from lm.training import checkpoint, config_checks, loop
+from lm.runtime import sharding
 from lm.scaling import cooldown, grid, sweep
 
 from test_sweep import _fake_runner, _sweep_config
@@ -28,28 +29,28 @@ def test_a_branch_of_the_stable_run_is_the_wsd_run_of_its_length(tiny_config, tm
   mesh = sharding.make_mesh(c.mesh, jax.devices()[:1])
   wsd = c.copy_and_resolve_references()
   wsd.optim.schedule, wsd.optim.wsd_decay_fraction, wsd.train.steps = "wsd_sqrt", 0.25, 12
-  straight = train.train_and_evaluate(wsd, str(tmp_path / "wsd"), mesh)
+  straight = loop.train_and_evaluate(wsd, str(tmp_path / "wsd"), mesh)
 
   stable = c.copy_and_resolve_references()  # decays at 12 - 3 = 9
   stable.optim.schedule, stable.train.steps, stable.train.keep_steps = "constant", 9, (5, 9)
-  train.train_and_evaluate(stable, str(tmp_path / "stable"), mesh)
+  loop.train_and_evaluate(stable, str(tmp_path / "stable"), mesh)
   mngr = checkpoint.manager(str(tmp_path / "stable"), every=1, keep=1, use_async=False)
   assert mngr.all_steps() == [5, 9]  # the newest, and the branch points kept beside it
 
   cooldown.start_branch(str(tmp_path / "stable"), str(tmp_path / "branch"), 9)
   wsd.train.stop_after_steps = 1  # an interrupted branch resumes from its own checkpoint
-  assert train.train_and_evaluate(wsd, str(tmp_path / "branch"), mesh)["step"] == 10
+  assert loop.train_and_evaluate(wsd, str(tmp_path / "branch"), mesh)["step"] == 10
   other = wsd.copy_and_resolve_references()
   other.optim.schedule = "wsd"  # and, as any run, refuses to go on with other settings
   with pytest.raises(config_checks.ConfigError, match="config.optim.schedule='wsd'"):
-    train.train_and_evaluate(other, str(tmp_path / "branch"), mesh)
+    loop.train_and_evaluate(other, str(tmp_path / "branch"), mesh)
   wsd.train.stop_after_steps = -1
-  branch = train.train_and_evaluate(wsd, str(tmp_path / "branch"), mesh)
+  branch = loop.train_and_evaluate(wsd, str(tmp_path / "branch"), mesh)
   assert branch["start_step"] == 10 and branch["step"] == 12
   assert branch["eval_loss"] == pytest.approx(straight["eval_loss"], rel=1e-6, abs=0)
   assert branch["train_loss"] == pytest.approx(straight["train_loss"], rel=1e-6, abs=0)
-  for a, b in zip(jax.tree.leaves(train.host_params(branch["state"])),
-                  jax.tree.leaves(train.host_params(straight["state"]))):
+  for a, b in zip(jax.tree.leaves(sharding.host_copy(branch["state"].params)),
+                  jax.tree.leaves(sharding.host_copy(straight["state"].params))):
     assert abs(a - b).max() <= 1e-6
   with open(tmp_path / "branch" / "metrics.jsonl") as f:  # one curve: the stable run's, then its
     assert sorted({json.loads(line)["step"] for line in f}) == list(range(1, 13))

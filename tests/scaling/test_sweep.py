@@ -11,7 +11,9 @@ import jax
 import pytest
 
 from conftest import REPO, config_flags
-from lm import config_checks, run, sharding, train
+from lm.training import config_checks, loop
+from lm.runs import run_files
+from lm.runtime import sharding
 from lm.scaling import grid, laws, plots, sweep
 
 COMMITTED = os.path.join(REPO, "results", "scaling_cpu")
@@ -84,7 +86,7 @@ def test_a_fixed_head_count_keeps_every_size_at_that_many_heads(tiny_config):
 def test_run_identity_ignores_the_execution_and_bookkeeping_only(tiny_config):
   base = sweep.config_hash(tiny_config)
   ignored = [("execution", name) for name in tiny_config.execution] + [
-      tuple(n.split(".")) for n in run.NOT_IDENTITY if "." in n]
+      tuple(n.split(".")) for n in run_files.NOT_IDENTITY if "." in n]
   for section, name in ignored:
     changed = tiny_config.copy_and_resolve_references()
     value = changed[section][name]
@@ -104,7 +106,7 @@ def test_sweep_fit_plot_end_to_end(tiny_config, tmp_path):
   config = _sweep_config(tiny_config)
   workdir = str(tmp_path / "sweep")
   mesh = sharding.make_mesh(config.mesh, jax.devices()[:1])
-  rows = sweep.run_sweep(config, workdir, lambda c, d: train.train_and_evaluate(c, d, mesh))
+  rows = sweep.run_sweep(config, workdir, lambda c, d: loop.train_and_evaluate(c, d, mesh))
   assert len(rows) == 6
   assert all(r["eval_loss"] > 0 and r["tokens_per_s"] > 0 for r in rows)
   assert all(os.path.exists(os.path.join(workdir, r["workdir"], "metrics.jsonl")) for r in rows)
@@ -261,7 +263,7 @@ def test_workers_match_in_process(tiny_config, tmp_path, monkeypatch):
   config.scaling.sizes_per_budget = 2
   mesh = sharding.make_mesh(config.mesh, jax.devices()[:1])
   serial = sweep.run_sweep(config, str(tmp_path / "serial"),
-                           lambda c, d: train.train_and_evaluate(c, d, mesh))
+                           lambda c, d: loop.train_and_evaluate(c, d, mesh))
   workdir = str(tmp_path / "workers")
   entry = [sys.executable, "-m", "experiments.train", "--config=experiments/configs/base.py"]
   rows = sweep.run_sweep_in_workers(config, entry + config_flags(config, skip=("scaling.",)),

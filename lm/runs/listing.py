@@ -1,0 +1,124 @@
+"""The runs under a folder at a glance: each one's progress, last losses, speed and how it ended
+(from its config.json, metrics.jsonl and status.json), as a table."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import socket
+import time
+
+from etils import epath
+
+from lm.runs import metrics, run_files
+from lm.runtime import paths
+
+# Beyond run.py's statuses: a RUNNING run on this host whose process is gone (killed without a
+# word, e.g. SIGKILL or the OOM killer), one on another host (it may be running or be gone), and
+# a run from before status.json that did not reach its last step.
+KILLED, MAYBE_RUNNING, UNKNOWN = "killed", "running?", "unknown"
+
+
+@dataclasses.dataclass
+class RunSummary:
+  name: str
+  step: int
+  steps: int
+  train_loss: float
+  eval_loss: float
+  tokens_per_s: float
+  status: str
+  detail: str  # what stopped it: a signal, an error, the watchdog's message
+  updated: float | None  # when metrics.jsonl was last written (seconds since the epoch)
+
+
+def find_runs(root: str) -> list[str]:
+  """The run workdirs at or below `root` (folders with config.json and model.json), sorted; the
+  folders inside a run are not searched."""
+  found = []
+
+  def walk(folder: epath.Path) -> None:
+    if run_files.is_run(str(folder)):
+      found.append(str(folder))
+      return
+    for child in sorted(folder.iterdir()):
+      if child.is_dir() and not child.name.startswith("."):
+        walk(child)
+
+  top = paths.run_path(root)
+  if not top.is_dir():
+    raise FileNotFoundError(f"{root} is not a folder")
+  walk(top)
+  return found
+
+
+def _alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:  # alive, but another user's
+    pass
+  return True
+
+
+def _status(recorded: dict | None, step: int, steps: int) -> tuple[str, str]:
+  """(status, detail) from what status.json holds (`recorded`) and how far the run got."""
+  if recorded is None:
+    return (run_files.FINISHED if step >= steps else UNKNOWN), ""
+  if recorded["status"] != run_files.RUNNING:
+    return recorded["status"], recorded.get("detail") or ""
+  if recorded.get("host") != socket.gethostname():
+    return MAYBE_RUNNING, f"on {recorded.get('host')}"
+  if not _alive(recorded["pid"]):
+    return KILLED, f"process {recorded['pid']} is gone without recording how it ended"
+  return run_files.RUNNING, ""
+
+
+def summarise(workdir: str, name: str) -> RunSummary:
+  """One run's row: last step of its schedule, last train and eval loss, last tokens/s, status."""
+  rows = metrics.read_metrics(workdir)
+
+  def last(key: str) -> float:
+    return next((r[key] for r in reversed(rows) if key in r), math.nan)
+
+  steps = int(run_files.read_config(workdir).train.steps)
+  recorded = run_files.read_status(workdir)
+  step = max(int(rows[-1]["step"]) if rows else 0, (recorded or {}).get("step") or 0)
+  status, detail = _status(recorded, step, steps)
+  path = paths.run_path(workdir) / "metrics.jsonl"
+  updated = float(path.stat().mtime) if path.exists() else None
+  return RunSummary(name, step, steps, last("loss"), last("eval_loss"), last("tokens_per_s"),
+                    status, detail, updated)
+
+
+def named_runs(root: str) -> list[tuple[str, str]]:
+  """(workdir, name) of every run at or below `root`: names are paths that start as `root` was
+  given (`runs/sweep/C1e12_L2`), so that those found under several folders stay apart."""
+  top = str(paths.run_path(root))
+  given = root.rstrip("/") or root
+  return [(w, given if w == top else os.path.join(given, os.path.relpath(w, top)))
+          for w in find_runs(root)]
+
+
+def _age(seconds: float) -> str:
+  for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+    if seconds >= size:
+      return f"{seconds / size:.0f}{unit} ago"
+  return f"{seconds:.0f}s ago"
+
+
+def format_table(summaries: list[RunSummary], now: float | None = None) -> str:
+  """A fixed-width table, one run a line; the detail column cut to 70 characters."""
+  now = time.time() if now is None else now
+  head = ("run", "step", "train loss", "eval loss", "tokens/s", "status", "updated", "detail")
+  lines = [head]
+  for s in summaries:
+    lines.append((s.name, f"{s.step}/{s.steps}", f"{s.train_loss:.4f}", f"{s.eval_loss:.4f}",
+                  f"{s.tokens_per_s:,.0f}" if math.isfinite(s.tokens_per_s) else "nan",
+                  s.status, "-" if s.updated is None else _age(max(0.0, now - s.updated)),
+                  s.detail.splitlines()[0][:70] if s.detail else ""))
+  widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+  return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip()
+                   for line in lines)

@@ -1,0 +1,163 @@
+"""A run's files: what a training run writes to its workdir (config, model, tokenizer, how it
+ended), the checks of a workdir before a run starts there, and reading them back."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+import time
+from typing import Any
+
+import ml_collections
+
+from lm.runtime import paths
+from lm.training.config_checks import ConfigError
+from lm.data.tokenizer import Tokenizer
+from lm.model import config as model_config
+from lm.model.config import TransformerConfig
+
+# What a run's identity leaves out: a sweep's plan (more sizes or budgets leave a run as it
+# was), the execution (how fast a step runs, not what it computes), and the fields that change
+# how the loop reports, saves and watches, not what it trains. A sweep skips a run whose
+# identity it has finished; a resume may change only these fields.
+NOT_IDENTITY = ("scaling", "execution", "train.log_every", "train.checkpoint_every",
+                "train.keep_checkpoints", "train.keep_steps", "train.async_checkpoints",
+                "train.stop_after_steps", "train.steps_per_dispatch", "train.watchdog_s",
+                "train.wandb_project", "train.wandb_mode", "data.num_threads", "data.prefetch",
+                "data.data_dir")
+
+# A run's state in `<workdir>/status.json`: RUNNING from its start until it ends in one of the
+# others (a process killed outright, e.g. SIGKILL, leaves RUNNING behind).
+RUNNING, FINISHED, PREEMPTED, FAILED, STALLED = (
+    "running", "finished", "preempted", "failed", "stalled")
+STATUS_FILE = "status.json"
+
+
+def identity(fields: dict[str, Any]) -> dict[str, Any]:
+  """A config's fields (`ConfigDict.to_dict()`) without NOT_IDENTITY: what a run trains."""
+  fields = {k: dict(v) if isinstance(v, dict) else v for k, v in fields.items()}
+  for name in NOT_IDENTITY:
+    section, _, field = name.partition(".")
+    if field:
+      fields.get(section, {}).pop(field, None)
+    else:
+      fields.pop(section, None)
+  return fields
+
+
+def _changed_fields(saved: dict[str, Any], new: dict[str, Any]) -> list[str]:
+  """'config.a.b=new (the run's: old)' for each field of what a run trains that differs; a
+  field the saved config lacks (older than the field) is not compared."""
+  out = []
+  for key, value in new.items():
+    if key not in saved:
+      continue
+    if isinstance(value, dict) and isinstance(saved[key], dict):
+      out += [f"{key}.{item}" for item in _changed_fields(saved[key], value)]
+    elif json.dumps(value, default=str) != json.dumps(saved[key], default=str):
+      out.append(f"{key}={value!r} (the run's: {saved[key]!r})")
+  return out
+
+
+def check_workdir(workdir: str, model_cfg: TransformerConfig, config: ml_collections.ConfigDict,
+                  allow_config_change: bool = False) -> None:
+  """Raises ConfigError if `workdir` cannot hold this run: a file, not writable, a run with
+  checkpoints whose architecture differs (restoring would fail), or one trained with other
+  settings (steps, schedule, data, ...) unless `allow_config_change`. Nothing is written first.
+  """
+  root = paths.run_path(workdir)
+  if not paths.is_remote(root):
+    if root.exists() and not root.is_dir():
+      raise ConfigError(f"--workdir={workdir} is a file, not a folder")
+    try:
+      root.mkdir(parents=True, exist_ok=True)
+      probe = root / f".write_test.{os.getpid()}"  # one per process: several may share root
+      probe.write_text("")
+      probe.unlink()
+    except OSError as e:
+      raise ConfigError(f"--workdir={workdir} is not writable: {e.strerror or e}") from None
+  stored = root / "model.json"
+  checkpoints = root / "checkpoints"
+  if not (stored.exists() and checkpoints.exists() and any(checkpoints.iterdir())):
+    return
+  old, new = json.loads(stored.read_text()), dataclasses.asdict(model_cfg)
+  differ = [f"{'the padded vocab_size' if k == 'vocab_size' else 'config.model.' + k}="
+            f"{new[k]!r} (the run's: {old[k]!r})" for k in new if k in old and old[k] != new[k]]
+  if differ:
+    raise ConfigError(f"--workdir={workdir} holds a run of another model, whose checkpoints "
+                      f"cannot be restored: {', '.join(differ)}; use a new --workdir, or the "
+                      f"run's config ({root / 'config.json'})")
+  saved = root / "config.json"
+  if allow_config_change or not saved.exists():
+    return
+  changed = _changed_fields(identity(json.loads(saved.read_text())),
+                            identity(json.loads(config.to_json_best_effort())))
+  if changed:
+    raise ConfigError(
+        f"--workdir={workdir} holds a run trained with other settings: "
+        f"{', '.join('config.' + c for c in changed)}; resume with the run's config "
+        f"({saved}), use a new --workdir, or pass --allow_config_change to continue with these "
+        "(config.json stays the run's; this config is kept beside it)")
+
+
+def write_run_files(workdir: str, config: ml_collections.ConfigDict,
+                    model_cfg: TransformerConfig, tokenizer: Tokenizer,
+                    resumed_step: int | None = None) -> None:
+  """Writes `config.json`, `model.json` (the architecture) and the tokenizer to `workdir`.
+
+  A resumed run keeps its `config.json`; a config that differs from it is written beside it as
+  `config.step<N>.json`, N the step it resumed from.
+  """
+  root = paths.run_path(workdir)
+  root.mkdir(parents=True, exist_ok=True)
+  tokenizer.save(str(root))
+  text = config.to_json_best_effort(indent=2)
+  saved = root / "config.json"
+  if resumed_step is None or not saved.exists():
+    saved.write_text(text)
+  elif json.loads(saved.read_text()) != json.loads(text):
+    (root / f"config.step{resumed_step}.json").write_text(text)
+  (root / "model.json").write_text(json.dumps(dataclasses.asdict(model_cfg), indent=2))
+
+
+def is_run(workdir: str) -> bool:
+  """Whether `workdir` holds a training run's files (config.json and model.json)."""
+  root = paths.run_path(workdir)
+  return (root / "config.json").exists() and (root / "model.json").exists()
+
+
+def read_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config a run in `workdir` trained with (its config.json)."""
+  if not is_run(workdir):
+    raise FileNotFoundError(f"{workdir} holds no training run (no config.json and model.json)")
+  return ml_collections.ConfigDict(
+      json.loads((paths.run_path(workdir) / "config.json").read_text()))
+
+
+def read_model_config(workdir: str) -> TransformerConfig:
+  """The architecture of the run in `workdir` (its model.json)."""
+  model_json = json.loads((paths.run_path(workdir) / "model.json").read_text())
+  return TransformerConfig(**{k: model_json[k] for k in model_config.fields_of(TransformerConfig)
+                              if k in model_json})
+
+
+def write_status(workdir: str, status: str, step: int | None = None, detail: str = "") -> None:
+  """Records the run's state (RUNNING, FINISHED, ...) with the step, what stopped it, the time,
+  host and process id, in `<workdir>/status.json`."""
+  row = {"status": status, "step": step, "detail": detail, "time": time.time(),
+         "host": socket.gethostname(), "pid": os.getpid()}
+  (paths.run_path(workdir) / STATUS_FILE).write_text(json.dumps(row) + "\n")
+
+
+def read_status(workdir: str) -> dict[str, Any] | None:
+  """What `write_status` last recorded in `workdir`, or None (a run from before status.json,
+  or a file cut short)."""
+  path = paths.run_path(workdir) / STATUS_FILE
+  if not path.exists():
+    return None
+  try:
+    return json.loads(path.read_text())
+  except ValueError:
+    return None

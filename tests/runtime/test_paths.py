@@ -1,0 +1,121 @@
+"""Run files on gs:// workdirs, against an in-memory stand-in for GCS that, like GCS, cannot
+append to an object."""
+
+import importlib
+import json
+
+import pytest
+from etils import epath
+from fsspec.implementations.memory import MemoryFileSystem
+
+from lm.training import checkpoint, experiment
+from lm.runs import metrics, run_files
+from lm.runtime import paths
+from lm.data import hf_tokenizer
+from lm.data import tokenizer as tokenizer_lib
+
+
+class FakeGCS(MemoryFileSystem):
+  """gs:// paths in memory; opening an object for append fails as on GCS."""
+
+  protocol = ("gs", "gcs")
+  store: dict = {}
+  pseudo_dirs = [""]
+
+  def __init__(self, *args, finalize_on_close: bool = True, **kwargs):
+    del finalize_on_close  # gcsfs's option, passed by etils
+    super().__init__(*args, **kwargs)
+
+  @classmethod
+  def _strip_protocol(cls, path):
+    path = str(path)
+    for prefix in ("gs://", "gcs://"):
+      if path.startswith(prefix):
+        path = path[len(prefix):]
+    return super()._strip_protocol(path)
+
+  def _open(self, path, mode="rb", **kwargs):
+    if "a" in mode:
+      raise NotImplementedError("GCS objects cannot be appended to")
+    return super()._open(path, mode, **kwargs)
+
+
+@pytest.fixture
+def fake_gcs(monkeypatch):
+  fsspec_registry = importlib.import_module("fsspec.registry")  # the module, not fsspec.registry
+  from etils.epath import backend
+  monkeypatch.setattr(FakeGCS, "store", {})
+  monkeypatch.setattr(FakeGCS, "pseudo_dirs", [""])
+  for name in ("gs", "gcs"):
+    monkeypatch.setitem(fsspec_registry._registry, name, FakeGCS)
+  backend.fsspec_backend._get_filesystem.cache_clear()
+  yield "gs://bucket/run"
+  backend.fsspec_backend._get_filesystem.cache_clear()
+
+
+def test_run_path_keeps_uris_and_makes_local_paths_absolute(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  assert str(paths.run_path("gs://b/run")) == "gs://b/run"
+  assert str(paths.run_path("run")) == str(tmp_path / "run")
+  assert paths.is_remote("s3://b/x") and not paths.is_remote("/tmp/gs://x")
+
+
+def test_metrics_on_gcs_keep_every_row_across_a_resume(fake_gcs):
+  writer = metrics.MetricWriter(fake_gcs)
+  for step in (1, 2):
+    writer.write(step, {"loss": 3.0 - step})
+  writer.close()
+  tb = epath.Path(f"{fake_gcs}/tb")
+  first = sum(len(e.read_bytes()) for e in tb.glob("events.out.tfevents.*"))
+  writer = metrics.MetricWriter(fake_gcs, resume_step=2)  # the run resumes from step 2
+  writer.write(3, {"loss": 0.5})
+  writer.close()
+  rows = [json.loads(l) for l in epath.Path(f"{fake_gcs}/metrics.jsonl").read_text().split("\n")
+          if l]
+  assert rows == [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.0}, {"step": 3, "loss": 0.5}]
+  # TensorBoard events: two records (one per scalar) per row, none lost by the second writer.
+  assert first > 0
+  assert sum(len(e.read_bytes()) for e in tb.glob("events.out.tfevents.*")) > first
+
+
+def test_rewritten_file_uploads_at_most_every_interval(fake_gcs):
+  f = paths.RewrittenFile(f"{fake_gcs}/log", min_interval_s=3600)
+  f.write(b"a")
+  f.flush()  # the first flush uploads
+  f.write(b"b")
+  f.flush()  # within the interval: kept in memory
+  assert epath.Path(f"{fake_gcs}/log").read_bytes() == b"a"
+  f.close()
+  assert epath.Path(f"{fake_gcs}/log").read_bytes() == b"ab"
+
+
+def test_run_files_and_tokenizers_round_trip_on_gcs(fake_gcs, tiny_config, tmp_path):
+  tiny_config.mesh.data = -1
+  exp = experiment.build(tiny_config)
+  run_files.write_run_files(fake_gcs, exp.config, exp.model_cfg, exp.data.tokenizer)
+  root = epath.Path(fake_gcs)
+  assert json.loads((root / "model.json").read_text())["d_model"] == tiny_config.model.d_model
+  assert json.loads((root / "config.json").read_text())["data"]["seq_len"] == 16
+  loaded = tokenizer_lib.load_tokenizer(fake_gcs)
+  assert loaded.encode("To be") == exp.data.tokenizer.encode("To be")
+
+  vocab = tmp_path / "bert"
+  vocab.mkdir()
+  (vocab / hf_tokenizer.VOCAB_TXT).write_text("\n".join(
+      ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "to", "be", "##s"]) + "\n")
+  local = hf_tokenizer.load(str(vocab))
+  local.save(f"{fake_gcs}/bert")
+  remote = tokenizer_lib.load_tokenizer(f"{fake_gcs}/bert")
+  assert remote.encode("To bes") == local.encode("To bes") == [5, 6, 7]
+  assert epath.Path(f"{fake_gcs}/bert/{hf_tokenizer.TOKENIZER_FILE}").exists()
+
+
+def test_checkpoint_manager_keeps_the_gcs_directory(fake_gcs, monkeypatch):
+  # Orbax asks the real GCS API (google-cloud-storage) about the bucket's layout; the arrays
+  # themselves go through TensorStore's own GCS driver, which no local stand-in reaches.
+  from orbax.checkpoint._src.path import gcs_utils
+  monkeypatch.setattr(gcs_utils, "is_hierarchical_namespace_enabled", lambda path: False)
+  mngr = checkpoint.manager(fake_gcs, every=1, keep=1, use_async=False)
+  assert str(mngr.directory) == f"{fake_gcs}/checkpoints"
+  assert epath.Path(f"{fake_gcs}/checkpoints").exists()
+  mngr.close()
