@@ -4,6 +4,7 @@
 # Hugging Face parity tests, which `make test` skips without it.
 # `make tensorboard WORKDIR=runs/x` adds the optional TensorBoard extra and serves a run's (or a
 # folder of runs') event files on http://localhost:$(PORT).
+# `make lint` adds ruff and pyright (requirements-lint.lock) and checks lint, format and types.
 # `make scaling-cpu` runs the CPU scaling study (experiments/configs/scaling_cpu.py) into
 # $(SCALING_DIR): the sweep, a fit that predicts the optimum at 4x its largest budget, the
 # verification run of that prediction, and the fit again with it (plots in $(SCALING_DIR)/plots).
@@ -16,7 +17,7 @@ SCALING_DIR ?= runs/scaling_cpu
 SCALING_FIT = $(PY) -m experiments.fit_scaling --results=$(SCALING_DIR)/results.csv \
 	--plots_dir=$(SCALING_DIR)/plots --predict_flops=1e13
 
-.PHONY: demo test test-fast test-hf tensorboard scaling-cpu clean
+.PHONY: demo test test-fast test-hf lint tensorboard scaling-cpu clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +42,15 @@ $(VENV)/.installed-hf: $(VENV)/.installed requirements-hf.lock
 
 test-hf: $(VENV)/.installed-hf
 	$(PYTEST) tests/convert tests/data/test_hf_tokenizers.py
+
+$(VENV)/.installed-lint: $(VENV)/.installed requirements-lint.lock
+	$(PY) -m pip install --quiet -r requirements-lint.lock
+	touch $@
+
+lint: $(VENV)/.installed-lint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/pyright
 
 $(VENV)/.installed-tb: $(VENV)/.installed requirements-tb.lock
 	$(PY) -m pip install --quiet -r requirements-tb.lock

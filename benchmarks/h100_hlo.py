@@ -23,8 +23,8 @@ from ml_collections import config_flags
 
 from benchmarks.hlo_kernels import kernels
 from lm import cli
-from lm.runtime import sharding
 from lm.model.config import architecture, execution
+from lm.runtime import sharding
 from lm.training.step import jit_train_step, state_layout
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, cli.CONFIG_HELP)
@@ -50,18 +50,27 @@ runtime_version { major: 12 minor: 9 }
 device_description_str: "NVIDIA H100 80GB HBM3"
 """
 
+
 def main(argv):
   del argv
   config = _CONFIG.value
-  topology = topologies.get_topology_desc(platform="cuda", target_config=H100,
-                                          topology="1x1x1")
+  topology = topologies.get_topology_desc(platform="cuda", target_config=H100, topology="1x1x1")
   mesh = sharding.make_mesh(config.mesh, devices=topology.devices)
-  layout = state_layout(architecture(config.model, config.data.vocab_size),
-                        execution(config.execution), config.optim, config.train.steps, mesh)
-  batch = {"tokens": jax.ShapeDtypeStruct((config.data.batch_size, config.data.seq_len + 1),
-                                          jnp.int32, sharding=sharding.batch_sharding(mesh))}
-  compiled = jit_train_step(layout, config.train, mesh).lower(
-      layout.abstract, batch).compile()
+  layout = state_layout(
+    architecture(config.model, config.data.vocab_size),
+    execution(config.execution),
+    config.optim,
+    config.train.steps,
+    mesh,
+  )
+  batch = {
+    "tokens": jax.ShapeDtypeStruct(
+      (config.data.batch_size, config.data.seq_len + 1),
+      jnp.int32,
+      sharding=sharding.batch_sharding(mesh),
+    )
+  }
+  compiled = jit_train_step(layout, config.train, mesh).lower(layout.abstract, batch).compile()
   text = compiled.as_text()
   if _HLO_OUT.value:
     with open(_HLO_OUT.value, "w") as f:
@@ -83,7 +92,7 @@ def main(argv):
   print(f"{'all':46s} {len(ks):6d} {total / 1e9:8.2f} {total / bw * 1e3:9.3f}")
   print(f"temp buffer: {compiled.memory_analysis().temp_size_in_bytes / 2**30:.2f} GiB\n")
   print(f"{'count':>5s} {'GB':>7s}  kind | op | shape")
-  for (kind, op, shape), (n, b) in sorted(groups.items(), key=lambda kv: -kv[1][1])[:_TOP.value]:
+  for (kind, op, shape), (n, b) in sorted(groups.items(), key=lambda kv: -kv[1][1])[: _TOP.value]:
     print(f"{n:5d} {b / 1e9:7.2f}  {kind} | {op} | {shape}")
 
 

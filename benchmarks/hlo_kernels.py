@@ -6,8 +6,19 @@
 import math
 import re
 
-_BYTES = {"pred": 1, "s8": 1, "u8": 1, "bf16": 2, "f16": 2, "s32": 4, "u32": 4, "f32": 4,
-          "s64": 8, "u64": 8, "f64": 8}
+_BYTES = {
+  "pred": 1,
+  "s8": 1,
+  "u8": 1,
+  "bf16": 2,
+  "f16": 2,
+  "s32": 4,
+  "u32": 4,
+  "f32": 4,
+  "s64": 8,
+  "u64": 8,
+  "f64": 8,
+}
 _ARRAY = re.compile(r"\b([a-z]+\d*)\[([\d,]*)\]")
 _INSTR = re.compile(r"^\s*(?:ROOT )?%(\S+) = (.+?) (\S+?)\((.*?)\)(?:, |$)(.*)$")
 _PARTIAL_READS = ("gather", "slice", "dynamic-slice")  # ops that read part of their operand
@@ -20,8 +31,7 @@ def _ints(text: str) -> tuple[int, ...]:
 
 def shape_bytes(shape: str) -> int:
   """Bytes of an HLO shape string, tuples summed."""
-  return sum(math.prod(_ints(dims)) * _BYTES.get(dtype, 0)
-             for dtype, dims in _ARRAY.findall(shape))
+  return sum(math.prod(_ints(dims)) * _BYTES.get(dtype, 0) for dtype, dims in _ARRAY.findall(shape))
 
 
 def computations(hlo_text: str) -> dict[str, list[tuple]]:
@@ -67,7 +77,7 @@ def kernels(hlo_text: str) -> list[dict]:
   """The entry computation's kernels: fusions, custom calls and copies, with boundary bytes
   (outputs plus operands, an operand that is only gathered or sliced counted by what is read)."""
   comps = computations(hlo_text)
-  entry = hlo_text[hlo_text.index("\nENTRY"):]
+  entry = hlo_text[hlo_text.index("\nENTRY") :]
   sizes, out = {}, []
   for line in entry.splitlines()[1:]:
     m = _INSTR.match(line)
@@ -84,13 +94,18 @@ def kernels(hlo_text: str) -> list[dict]:
     target = re.search(r'custom_call_target="([^"]+)"', attrs)
     epilogue = re.search(r'"epilogue":"(\w+)"', attrs)
     op_name = re.search(r'op_name="([^"]+)"', attrs)
-    label = (target.group(1) if target else kind.group(1) if kind else opcode)
+    label = target.group(1) if target else kind.group(1) if kind else opcode
     if epilogue:
       label += f" {epilogue.group(1)}"
     operand_bytes = {u: reads.get(i, sizes.get(u, 0)) for i, u in enumerate(used)}
-    out.append({"kind": label, "shape": re.sub(r"\{[^}]*\}", "", shape)[:70],
-                "op": op_name.group(1).split("/")[-1] if op_name else "",
-                "bytes": sizes[name] + sum(operand_bytes.values())})
+    out.append(
+      {
+        "kind": label,
+        "shape": re.sub(r"\{[^}]*\}", "", shape)[:70],
+        "op": op_name.group(1).split("/")[-1] if op_name else "",
+        "bytes": sizes[name] + sum(operand_bytes.values()),
+      }
+    )
   return out
 
 
@@ -117,10 +132,15 @@ def dots(hlo_text: str) -> list[dict]:
     if opcode != "dot":
       continue
     lhs, rhs = (shapes[u] for u in re.findall(r"%([\w.\-]+)", operands))
-    out.append({
+    out.append(
+      {
         "dtype": _NUMPY_DTYPES.get(lhs.group(1), lhs.group(1)),
-        "lhs": _ints(lhs.group(2)), "rhs": _ints(rhs.group(2)),
-        "dimension_numbers": ((_dims(attrs, "lhs_contracting_dims"),
-                               _dims(attrs, "rhs_contracting_dims")),
-                              (_dims(attrs, "lhs_batch_dims"), _dims(attrs, "rhs_batch_dims")))})
+        "lhs": _ints(lhs.group(2)),
+        "rhs": _ints(rhs.group(2)),
+        "dimension_numbers": (
+          (_dims(attrs, "lhs_contracting_dims"), _dims(attrs, "rhs_contracting_dims")),
+          (_dims(attrs, "lhs_batch_dims"), _dims(attrs, "rhs_batch_dims")),
+        ),
+      }
+    )
   return out

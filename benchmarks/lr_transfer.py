@@ -37,8 +37,11 @@ from lm.scaling import coord_check, plots
 from lm.training.step import eval_sums, make_eval_step
 
 _WIDTHS = flags.DEFINE_list("widths", ["32", "64", "128", "256"], "d_model values.")
-_LRS = flags.DEFINE_list("learning_rates", [str(2.0 ** e) for e in range(-11, -3)],
-                         "Peak learning rates (a factor of 2 apart).")
+_LRS = flags.DEFINE_list(
+  "learning_rates",
+  [str(2.0**e) for e in range(-11, -3)],
+  "Peak learning rates (a factor of 2 apart).",
+)
 _PARAMETRIZATIONS = flags.DEFINE_list("parametrizations", ["standard", "mup"], "")
 _LAYERS = flags.DEFINE_integer("num_layers", 2, "Depth, the same at every width.")
 _HEADS = flags.DEFINE_integer("num_heads", 4, "Heads, the same at every width.")
@@ -46,18 +49,26 @@ _STEPS = flags.DEFINE_integer("steps", 200, "Training steps.")
 _BATCH = flags.DEFINE_integer("batch_size", 8, "Sequences per step.")
 _SEQ = flags.DEFINE_integer("seq_len", 64, "Tokens per sequence.")
 _EVAL_TOKENS = flags.DEFINE_integer("eval_tokens", 32768, "Validation tokens scored.")
-_CORPUS = flags.DEFINE_string("corpus", "data/tiny_shakespeare.txt", "Text; the last 10% is "
-                              "the validation split.")
+_CORPUS = flags.DEFINE_string(
+  "corpus", "data/tiny_shakespeare.txt", "Text; the last 10% is the validation split."
+)
 _OUT = flags.DEFINE_string("out", "benchmarks/results/lr_transfer_cpu.json", "JSON table.")
 _PLOT = flags.DEFINE_string("plot", "benchmarks/results/lr_transfer.png", "PNG plot.")
 
 
 def _settings() -> dict:
-  return {"widths": [int(w) for w in _WIDTHS.value],
-          "learning_rates": [float(x) for x in _LRS.value],
-          "parametrizations": _PARAMETRIZATIONS.value, "num_layers": _LAYERS.value,
-          "num_heads": _HEADS.value, "steps": _STEPS.value, "batch_size": _BATCH.value,
-          "seq_len": _SEQ.value, "eval_tokens": _EVAL_TOKENS.value, "corpus": _CORPUS.value}
+  return {
+    "widths": [int(w) for w in _WIDTHS.value],
+    "learning_rates": [float(x) for x in _LRS.value],
+    "parametrizations": _PARAMETRIZATIONS.value,
+    "num_layers": _LAYERS.value,
+    "num_heads": _HEADS.value,
+    "steps": _STEPS.value,
+    "batch_size": _BATCH.value,
+    "seq_len": _SEQ.value,
+    "eval_tokens": _EVAL_TOKENS.value,
+    "corpus": _CORPUS.value,
+  }
 
 
 def _rows_so_far(settings: dict) -> list[dict]:
@@ -95,15 +106,23 @@ def main(argv):
   tokenizer = CharTokenizer.train([text])
   tokens = np.asarray(tokenizer.encode(text), np.int32)
   split = int(len(tokens) * 0.9)
-  train_tokens, eval_tokens = tokens[:split], tokens[split:split + _EVAL_TOKENS.value]
+  train_tokens, eval_tokens = tokens[:split], tokens[split : split + _EVAL_TOKENS.value]
   rng = np.random.default_rng(0)  # one data order for every run
   starts = rng.integers(0, len(train_tokens) - _SEQ.value - 1, (_STEPS.value, _BATCH.value))
-  batches = [{"tokens": np.stack([train_tokens[s:s + _SEQ.value + 1] for s in row])}
-             for row in starts]
+  batches = [
+    {"tokens": np.stack([train_tokens[s : s + _SEQ.value + 1] for s in row])} for row in starts
+  ]
   family = TransformerConfig(
-      vocab_size=-(-tokenizer.vocab_size // 64) * 64, num_layers=_LAYERS.value,
-      num_heads=_HEADS.value, d_model=widths[0], mlp_dim=4 * widths[0], max_seq_len=_SEQ.value,
-      position="rotary", base_width=widths[0], base_head_dim=widths[0] // _HEADS.value)
+    vocab_size=-(-tokenizer.vocab_size // 64) * 64,
+    num_layers=_LAYERS.value,
+    num_heads=_HEADS.value,
+    d_model=widths[0],
+    mlp_dim=4 * widths[0],
+    max_seq_len=_SEQ.value,
+    position="rotary",
+    base_width=widths[0],
+    base_head_dim=widths[0] // _HEADS.value,
+  )
   rows = _rows_so_far(settings)
   done = {(r["parametrization"], r["width"], r["learning_rate"]): r for r in rows}
   for p in settings["parametrizations"]:
@@ -124,10 +143,16 @@ def main(argv):
         eval_step = eval_step or jax.jit(make_eval_step(graphdef))
         sums = eval_sums(eval_step, params, loss_batches(eval_tokens, _SEQ.value, 64))
         loss = sums["loss"] / sums["weight"]
-        rows.append({"parametrization": p, "width": width, "learning_rate": lr,
-                     "eval_loss": loss if math.isfinite(loss) else None,
-                     "train_loss": float(np.mean(losses[-20:])),
-                     "wall_s": round(time.perf_counter() - start, 1)})
+        rows.append(
+          {
+            "parametrization": p,
+            "width": width,
+            "learning_rate": lr,
+            "eval_loss": loss if math.isfinite(loss) else None,
+            "train_loss": float(np.mean(losses[-20:])),
+            "wall_s": round(time.perf_counter() - start, 1),
+          }
+        )
         done[(p, width, lr)] = rows[-1]
         logging.info("%s", rows[-1])
         _write(settings, rows)
@@ -142,9 +167,14 @@ def main(argv):
 
 
 def _write(settings: dict, rows: list[dict], table: dict | None = None) -> None:
-  result = {"time": datetime.datetime.now().isoformat(timespec="seconds"),
-            "commit": git_commit(), "device": "cpu", "cpus": len(os.sched_getaffinity(0)),
-            "settings": settings, "rows": rows}
+  result = {
+    "time": datetime.datetime.now().isoformat(timespec="seconds"),
+    "commit": git_commit(),
+    "device": "cpu",
+    "cpus": len(os.sched_getaffinity(0)),
+    "settings": settings,
+    "rows": rows,
+  }
   if table is not None:
     result["best"] = {p: {str(w): e for w, e in t.items()} for p, t in table.items()}
   os.makedirs(os.path.dirname(_OUT.value) or ".", exist_ok=True)

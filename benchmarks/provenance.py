@@ -11,7 +11,8 @@ def git_commit() -> str:
   if os.environ.get("GIT_COMMIT"):
     return os.environ["GIT_COMMIT"]
   try:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                          text=True, check=True).stdout.strip()
+    return subprocess.run(
+      ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
   except (OSError, subprocess.CalledProcessError):
     return "unknown"

@@ -26,13 +26,16 @@ from absl import app, flags, logging
 
 from benchmarks.provenance import git_commit
 from lm import logs
-from lm.runs import metrics
-from lm.training import loop
 from lm.model import counts
 from lm.model.config import TransformerConfig
+from lm.runs import metrics
+from lm.training import loop
 
-_CONFIGS = flags.DEFINE_list("configs", ["shakespeare_char", "llama_style"],
-                             "Recipes: config names, each with optional +section.field=value.")
+_CONFIGS = flags.DEFINE_list(
+  "configs",
+  ["shakespeare_char", "llama_style"],
+  "Recipes: config names, each with optional +section.field=value.",
+)
 _STEPS = flags.DEFINE_integer("steps", None, "Override config.train.steps.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where the runs go (default: a temp folder).")
 _OUT = flags.DEFINE_string("out", "benchmarks/results/recipes_cpu.json", "JSON results.")
@@ -47,16 +50,21 @@ def _config(recipe: str, steps: int | None):
     field, value = item.split("=", 1)
     section, key = field.split(".")
     current = config[section][key]
-    config[section][key] = type(current)(value) if not isinstance(current, bool) else (
-        value.lower() == "true")
+    config[section][key] = (
+      type(current)(value) if not isinstance(current, bool) else (value.lower() == "true")
+    )
   return config
 
 
 def _steady_tokens_per_s(workdir: str, eval_every: int, log_every: int) -> float:
   """Median tokens/s of the logged intervals that contain no evaluation."""
   rows = metrics.read_metrics(workdir)
-  speeds = [r["tokens_per_s"] for r in rows if "tokens_per_s" in r
-            and (r["step"] - 1) // eval_every == (r["step"] - log_every) // eval_every]
+  speeds = [
+    r["tokens_per_s"]
+    for r in rows
+    if "tokens_per_s" in r
+    and (r["step"] - 1) // eval_every == (r["step"] - log_every) // eval_every
+  ]
   return statistics.median(speeds)
 
 
@@ -74,19 +82,32 @@ def main(argv):
     summary = loop.train_and_evaluate(config, workdir)
     with open(os.path.join(workdir, "model.json")) as f:
       model_cfg = TransformerConfig(**json.load(f))
-    rows.append({"recipe": recipe, "steps": summary["step"],
-                 "params": counts.param_counts(model_cfg)["total"],
-                 "eval_loss": summary["eval_loss"], "train_loss": summary["train_loss"],
-                 "tokens_per_s": _steady_tokens_per_s(workdir, config.train.eval_every,
-                                                      config.train.log_every),
-                 "wall_s": summary["wall_s"]})
+    rows.append(
+      {
+        "recipe": recipe,
+        "steps": summary["step"],
+        "params": counts.param_counts(model_cfg)["total"],
+        "eval_loss": summary["eval_loss"],
+        "train_loss": summary["train_loss"],
+        "tokens_per_s": _steady_tokens_per_s(
+          workdir, config.train.eval_every, config.train.log_every
+        ),
+        "wall_s": summary["wall_s"],
+      }
+    )
   print(f"{'recipe':<40} {'params':>9} {'eval loss':>9} {'tokens/s':>9} {'wall s':>7}")
   for r in rows:
-    print(f"{r['recipe'][:40]:<40} {r['params']:>9,} {r['eval_loss']:>9.4f} "
-          f"{r['tokens_per_s']:>9,.0f} {r['wall_s']:>7.1f}")
-  result = {"time": datetime.datetime.now().isoformat(timespec="seconds"),
-            "commit": git_commit(), "device": "cpu", "cpus": len(os.sched_getaffinity(0)),
-            "rows": rows}
+    print(
+      f"{r['recipe'][:40]:<40} {r['params']:>9,} {r['eval_loss']:>9.4f} "
+      f"{r['tokens_per_s']:>9,.0f} {r['wall_s']:>7.1f}"
+    )
+  result = {
+    "time": datetime.datetime.now().isoformat(timespec="seconds"),
+    "commit": git_commit(),
+    "device": "cpu",
+    "cpus": len(os.sched_getaffinity(0)),
+    "rows": rows,
+  }
   os.makedirs(os.path.dirname(_OUT.value) or ".", exist_ok=True)
   with open(_OUT.value, "w") as f:
     json.dump(result, f, indent=2)

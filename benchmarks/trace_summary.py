@@ -13,10 +13,12 @@ import gzip
 import json
 import os
 
-KINDS = (("attention (cuDNN)", ("cudnn", "flash", "fmha", "sdpa")),
-         ("matmul", ("gemm", "cutlass", "xmma", "cublas", "sm90_")),
-         ("collective", ("nccl", "all-reduce", "all-gather")),
-         ("copy", ("memcpy", "memset", "copy")))
+KINDS = (
+  ("attention (cuDNN)", ("cudnn", "flash", "fmha", "sdpa")),
+  ("matmul", ("gemm", "cutlass", "xmma", "cublas", "sm90_")),
+  ("collective", ("nccl", "all-reduce", "all-gather")),
+  ("copy", ("memcpy", "memset", "copy")),
+)
 
 
 def kind_of(name: str) -> str:
@@ -33,13 +35,17 @@ def main():
   parser.add_argument("--top", type=int, default=25)
   parser.add_argument("--json", default=None)
   args = parser.parse_args()
-  path = sorted(glob.glob(os.path.join(args.profile_dir, "**", "perfetto_trace.json.gz"),
-                          recursive=True))[-1]
+  path = sorted(
+    glob.glob(os.path.join(args.profile_dir, "**", "perfetto_trace.json.gz"), recursive=True)
+  )[-1]
   with gzip.open(path) as f:
     trace = json.load(f)
   events = trace["traceEvents"] if isinstance(trace, dict) else trace
-  names = {e["pid"]: e["args"]["name"] for e in events
-           if e.get("ph") == "M" and e.get("name") == "process_name"}
+  names = {
+    e["pid"]: e["args"]["name"]
+    for e in events
+    if e.get("ph") == "M" and e.get("name") == "process_name"
+  }
   gpu_pids = {pid for pid, n in names.items() if "gpu" in n.lower() and "host" not in n.lower()}
   by_name, by_kind = collections.Counter(), collections.Counter()
   for e in events:
@@ -55,8 +61,15 @@ def main():
     print(f"  {100 * us / total:5.1f}%  {us / 1e3:9.2f} ms  {name[:110]}")
   if args.json:
     with open(args.json, "w") as f:
-      json.dump({"total_ms": total / 1e3, "by_kind_ms": {k: v / 1e3 for k, v in by_kind.items()},
-                 "top_ms": {k: v / 1e3 for k, v in by_name.most_common(args.top)}}, f, indent=2)
+      json.dump(
+        {
+          "total_ms": total / 1e3,
+          "by_kind_ms": {k: v / 1e3 for k, v in by_kind.items()},
+          "top_ms": {k: v / 1e3 for k, v in by_name.most_common(args.top)},
+        },
+        f,
+        indent=2,
+      )
 
 
 if __name__ == "__main__":

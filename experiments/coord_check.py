@@ -19,8 +19,9 @@ from lm import logs
 from lm.model.config import TransformerConfig
 from lm.scaling import coord_check, plots
 
-_WIDTHS = flags.DEFINE_list("widths", ["64", "128", "256", "512", "1024"],
-                            "d_model values; the first is μP's base width.")
+_WIDTHS = flags.DEFINE_list(
+  "widths", ["64", "128", "256", "512", "1024"], "d_model values; the first is μP's base width."
+)
 _LAYERS = flags.DEFINE_integer("num_layers", 2, "Depth.")
 _HEADS = flags.DEFINE_integer("num_heads", 4, "Heads at every width (head_dim grows).")
 _BLOCK = flags.DEFINE_enum("block", "gpt2", ["gpt2", "llama"], "The block's recipe.")
@@ -31,8 +32,14 @@ _SEQ = flags.DEFINE_integer("seq_len", 16, "Tokens per sequence.")
 _OUT = flags.DEFINE_string("out", "coord_check.png", "The plot.")
 _JSON = flags.DEFINE_string("json", None, "Also write the sizes here.")
 
-LLAMA = dict(norm="rmsnorm", mlp="swiglu", num_kv_heads=2, qk_norm=True, use_bias=False,
-             tie_embeddings=False)
+LLAMA = {
+  "norm": "rmsnorm",
+  "mlp": "swiglu",
+  "num_kv_heads": 2,
+  "qk_norm": True,
+  "use_bias": False,
+  "tie_embeddings": False,
+}
 
 
 def main(argv):
@@ -40,17 +47,35 @@ def main(argv):
   logs.quiet_libraries()
   widths = [int(w) for w in _WIDTHS.value]
   family = TransformerConfig(
-      vocab_size=64, num_layers=_LAYERS.value, num_heads=_HEADS.value, d_model=widths[0],
-      mlp_dim=4 * widths[0], max_seq_len=_SEQ.value, position="rotary", base_width=widths[0],
-      base_head_dim=widths[0] // _HEADS.value, **(LLAMA if _BLOCK.value == "llama" else {}))
+    vocab_size=64,
+    num_layers=_LAYERS.value,
+    num_heads=_HEADS.value,
+    d_model=widths[0],
+    mlp_dim=4 * widths[0],
+    max_seq_len=_SEQ.value,
+    position="rotary",
+    base_width=widths[0],
+    base_head_dim=widths[0] // _HEADS.value,
+    **(LLAMA if _BLOCK.value == "llama" else {}),
+  )
   optim_cfg = base.get_config().optim
-  optim_cfg.update(schedule="constant", warmup_steps=0, learning_rate=_LR.value,
-                   weight_decay=0.0, grad_clip_norm=0.0)
+  optim_cfg.update(
+    schedule="constant",
+    warmup_steps=0,
+    learning_rate=_LR.value,
+    weight_decay=0.0,
+    grad_clip_norm=0.0,
+  )
   results = {}
   for name in ("standard", "mup"):
     results[name] = coord_check.coordinate_check(
-        dataclasses.replace(family, parametrization=name), optim_cfg, widths, steps=_STEPS.value,
-        batch_size=_BATCH.value, seq_len=_SEQ.value)
+      dataclasses.replace(family, parametrization=name),
+      optim_cfg,
+      widths,
+      steps=_STEPS.value,
+      batch_size=_BATCH.value,
+      seq_len=_SEQ.value,
+    )
     last = results[name]
     for layer in last[widths[0]][-1]:
       growth = last[widths[-1]][-1][layer] / last[widths[0]][-1][layer]

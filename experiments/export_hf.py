@@ -14,9 +14,9 @@ tanh, then a linear layer with a bias) having no Hugging Face form.
 from absl import app, flags
 
 from lm import cli, logs
+from lm.convert import hf
 from lm.runs import loading
 from lm.runtime import sharding
-from lm.convert import hf
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training run's workdir.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")

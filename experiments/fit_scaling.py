@@ -23,27 +23,38 @@ import os
 # busy 2-core machine made each fit 60x slower. Set before numpy loads OpenBLAS.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags
 
-from lm.scaling import diagnostics, grid, laws, lr_search, plots, verify  # noqa: E402
+from lm.scaling import diagnostics, grid, laws, lr_search, plots, verify
 
 _RESULTS = flags.DEFINE_string("results", None, "results.csv / results.jsonl, or any CSV.")
 _OUT = flags.DEFINE_string("out", None, "JSON report path (default: fit.json beside results).")
 _PLOTS = flags.DEFINE_string("plots_dir", None, "Write PNG plots here.")
-_PARAMS = flags.DEFINE_string("params_col", None, "Column of N (default: the sweep.json plan's "
-                               "params_<convention>, else params_non_embedding).")
+_PARAMS = flags.DEFINE_string(
+  "params_col",
+  None,
+  "Column of N (default: the sweep.json plan's params_<convention>, else params_non_embedding).",
+)
 _TOKENS = flags.DEFINE_string("tokens_col", "tokens", "Column of D ('' if absent).")
-_FLOPS = flags.DEFINE_string("flops_col", None, "Column of C ('' if absent; default: the "
-                              "sweep.json plan's flops_<convention>, else flops_6N).")
+_FLOPS = flags.DEFINE_string(
+  "flops_col",
+  None,
+  "Column of C ('' if absent; default: the sweep.json plan's flops_<convention>, else flops_6N).",
+)
 _LOSS = flags.DEFINE_string("loss_col", "eval_loss", "Column of the final loss.")
-_BUDGET = flags.DEFINE_string("budget_col", "budget",
-                              "Column of the IsoFLOP budget ('': group by log10 C).")
-_CURVES = flags.DEFINE_bool("curves", True, "Approach 1 on each run's metrics.jsonl curve "
-                            "(needs the table's `workdir` column).")
+_BUDGET = flags.DEFINE_string(
+  "budget_col", "budget", "Column of the IsoFLOP budget ('': group by log10 C)."
+)
+_CURVES = flags.DEFINE_bool(
+  "curves",
+  True,
+  "Approach 1 on each run's metrics.jsonl curve (needs the table's `workdir` column).",
+)
 _REF = flags.DEFINE_float("ref_flops", None, "Compute for tokens per parameter (default: max).")
 _BOOT = flags.DEFINE_integer("bootstrap", 200, "Bootstrap resamples.")
-_PREDICT = flags.DEFINE_float("predict_flops", None, "Predict N_opt, D_opt and the loss at this "
-                              "compute (counted as C is).")
+_PREDICT = flags.DEFINE_float(
+  "predict_flops", None, "Predict N_opt, D_opt and the loss at this compute (counted as C is)."
+)
 flags.mark_flags_as_required(["results"])
 
 
@@ -57,8 +68,11 @@ def _columns(results_dir: str) -> tuple[str, str, str]:
     source = plan_path
   if _PARAMS.value is not None or _FLOPS.value is not None:
     source = "flags"
-  return (params if _PARAMS.value is None else _PARAMS.value,
-          flops if _FLOPS.value is None else _FLOPS.value, source)
+  return (
+    params if _PARAMS.value is None else _PARAMS.value,
+    flops if _FLOPS.value is None else _FLOPS.value,
+    source,
+  )
 
 
 def _verification(results_dir: str, report: dict) -> dict | None:
@@ -86,8 +100,9 @@ def main(argv):
   params_col, flops_col, source = _columns(results_dir)
   print(f"N: {params_col}, C: {flops_col or '6 N D'} ({source})")
   budget_col = _BUDGET.value if _BUDGET.value and _BUDGET.value in rows[0] else None
-  final = laws.table_points(rows, params_col, _LOSS.value, _TOKENS.value or None,
-                            flops_col or None, budget_col)
+  final = laws.table_points(
+    rows, params_col, _LOSS.value, _TOKENS.value or None, flops_col or None, budget_col
+  )
   curves = None
   if _CURVES.value and "workdir" in rows[0]:
     curves = laws.curve_points(rows, results_dir, final)
@@ -109,8 +124,9 @@ def main(argv):
   if _PLOTS.value:
     labels = plots.Labels.of_columns(params_col, flops_col)
     drawn = plots.all_plots(final, curves, report, _PLOTS.value, labels)
-    drawn.append(plots.cooldown_curves(rows, results_dir,
-                                       os.path.join(_PLOTS.value, "cooldown_curves.png")))
+    drawn.append(
+      plots.cooldown_curves(rows, results_dir, os.path.join(_PLOTS.value, "cooldown_curves.png"))
+    )
     choices = os.path.join(results_dir, lr_search.CHOICE_FILE)
     if os.path.exists(choices):
       with open(choices) as f:

@@ -11,9 +11,9 @@ import json
 from absl import app, flags
 
 from lm import cli, logs
-from lm.runs import loading
 from lm.data import labelled
 from lm.infer import classify
+from lm.runs import loading
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A classifier's training workdir.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
@@ -28,11 +28,14 @@ def main(argv):
   logs.quiet_libraries()
   r = loading.load_run(_WORKDIR.value, _STEP.value)
   if not r.model_cfg.num_classes:
-    raise ValueError(f"{_WORKDIR.value} holds no classifier (config.model.num_classes=0); "
-                         "use experiments.sample or experiments.fill_mask")
+    raise ValueError(
+      f"{_WORKDIR.value} holds no classifier (config.model.num_classes=0); "
+      "use experiments.sample or experiments.fill_mask"
+    )
   data_cfg = r.config.data
-  texts = labelled.read_texts(_INPUT.value, data_cfg.text_key, data_cfg.encoding,
-                              data_cfg.decode_errors)
+  texts = labelled.read_texts(
+    _INPUT.value, data_cfg.text_key, data_cfg.encoding, data_cfg.decode_errors
+  )
   if not texts:
     raise ValueError(f"--input={_INPUT.value} holds no text")
   probs = classify.probabilities(r, texts, _BATCH.value or data_cfg.batch_size)
@@ -45,8 +48,10 @@ def main(argv):
     for text, label, p in zip(texts, labels, probs.tolist()):
       f.write(json.dumps({"text": text, "label": label, "probabilities": p}) + "\n")
   counts = {c: labels.count(c) for c in range(r.model_cfg.num_classes)}
-  print(f"labelled {len(texts)} texts ({', '.join(f'class {c}: {n}' for c, n in counts.items())})"
-        f"; wrote {_OUT.value}")
+  print(
+    f"labelled {len(texts)} texts ({', '.join(f'class {c}: {n}' for c, n in counts.items())})"
+    f"; wrote {_OUT.value}"
+  )
 
 
 if __name__ == "__main__":

@@ -23,8 +23,10 @@ _LOG = flags.DEFINE_bool("log", False, "plot: log-log axes.")
 
 def main(argv):
   if len(argv) < 3 or argv[1] not in ("list", "plot"):
-    raise ValueError("usage: python -m experiments.runs list|plot FOLDER_OR_RUN... [--x=step|"
-                     "tokens|flops --out=curves.png --log]")
+    raise ValueError(
+      "usage: python -m experiments.runs list|plot FOLDER_OR_RUN... [--x=step|"
+      "tokens|flops --out=curves.png --log]"
+    )
   command, roots = argv[1], argv[2:]
   runs = [r for root in roots for r in listing.named_runs(root)]
   if not runs:

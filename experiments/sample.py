@@ -15,16 +15,18 @@ import numpy as np
 from absl import app, flags
 
 from lm import cli, logs
-from lm.runs import loading
 from lm.infer import sampling
+from lm.runs import loading
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The training run's workdir.")
-_HF_DIR = flags.DEFINE_string("hf_dir", None,
-                              "A local Hugging Face GPT-2 or Llama-family directory.")
+_HF_DIR = flags.DEFINE_string(
+  "hf_dir", None, "A local Hugging Face GPT-2 or Llama-family directory."
+)
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
 _PROMPT = flags.DEFINE_string("prompt", "\n", "Text to continue.")
-_PROMPT_IDS = flags.DEFINE_list("prompt_ids", None,
-                                "Token ids to continue instead of --prompt, e.g. 1,15043.")
+_PROMPT_IDS = flags.DEFINE_list(
+  "prompt_ids", None, "Token ids to continue instead of --prompt, e.g. 1,15043."
+)
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 1, "Samples to draw.")
 _MAX_NEW = flags.DEFINE_integer("max_new_tokens", 200, "Tokens to generate per sample.")
 _TEMPERATURE = flags.DEFINE_float("temperature", 0.8, "Softmax temperature; 0 is greedy.")
@@ -37,28 +39,40 @@ flags.mark_flags_as_mutual_exclusive(["workdir", "hf_dir"], required=True)
 def main(argv):
   del argv
   logs.quiet_libraries()
-  r = loading.load_hf(_HF_DIR.value) if _HF_DIR.value else loading.load_run(_WORKDIR.value, _STEP.value)
+  r = (
+    loading.load_hf(_HF_DIR.value)
+    if _HF_DIR.value
+    else loading.load_run(_WORKDIR.value, _STEP.value)
+  )
   if r.model_cfg.kind != "decoder":
     raise app.UsageError("sampling needs a decoder; for an encoder use experiments.fill_mask")
   tok = r.tokenizer
   if _PROMPT_IDS.value is not None:
     prompt = [int(i) for i in _PROMPT_IDS.value]
   elif tok is None:
-    raise ValueError(f"{_HF_DIR.value or _WORKDIR.value} has no tokenizer that this code reads;"
-                     " pass the prompt as --prompt_ids")
+    raise ValueError(
+      f"{_HF_DIR.value or _WORKDIR.value} has no tokenizer that this code reads;"
+      " pass the prompt as --prompt_ids"
+    )
   else:
     prompt = tok.encode(_PROMPT.value)
   tokens = sampling.generate_long(
-      r.graphdef, r.params, np.asarray([prompt] * _NUM_SAMPLES.value, np.int32),
-      jax.random.key(_SEED.value), max_new_tokens=_MAX_NEW.value, temperature=_TEMPERATURE.value,
-      top_k=_TOP_K.value, top_p=_TOP_P.value, vocab_limit=None if tok is None else tok.vocab_size,
-      document_end_id=r.document_end_id)
+    r.graphdef,
+    r.params,
+    np.asarray([prompt] * _NUM_SAMPLES.value, np.int32),
+    jax.random.key(_SEED.value),
+    max_new_tokens=_MAX_NEW.value,
+    temperature=_TEMPERATURE.value,
+    top_k=_TOP_K.value,
+    top_p=_TOP_P.value,
+    vocab_limit=None if tok is None else tok.vocab_size,
+    document_end_id=r.document_end_id,
+  )
   eos = None if tok is None else tok.eos_id
   for i, row in enumerate(tokens.tolist()):
-    if eos is not None and eos in row:
-      row = row[:row.index(eos)]
+    new = row[: row.index(eos)] if eos is not None and eos in row else row
     print(f"--- sample {i} (step {r.step}) ---")
-    print(" ".join(map(str, prompt + row)) if tok is None else tok.decode(prompt + row))
+    print(" ".join(map(str, prompt + new)) if tok is None else tok.decode(prompt + new))
 
 
 if __name__ == "__main__":

@@ -37,26 +37,48 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from lm import cli, logs
-from lm.training import config_checks, loop
 from lm.scaling import sweep, verify
+from lm.training import config_checks, loop
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "A scaling config file, e.g. experiments/configs/scaling_cpu.py; every "
-    "field, its default and what it does: experiments/configs/base.py.", lock_config=True)
+  "config",
+  None,
+  "A scaling config file, e.g. experiments/configs/scaling_cpu.py; every "
+  "field, its default and what it does: experiments/configs/base.py.",
+  lock_config=True,
+)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for the runs and the results table.")
 _WORKERS = flags.DEFINE_integer("workers", 1, "Concurrent training processes (1: in process).")
-_SPLIT = flags.DEFINE_enum("worker_split", "cores", ["cores", "gpus"],
-                           "What each worker gets: a share of the CPU cores, or one GPU.")
-_REUSE = flags.DEFINE_bool("reuse_workers", True, "With --workers: each worker process trains "
-                           "several runs in turn (else one process per run).")
-_SERVE = flags.DEFINE_bool("serve", False, "Be a reusable worker: train the runs named on stdin "
-                           "(one a line), answer each on stdout (started by --workers).")
-_CACHE = flags.DEFINE_string("compilation_cache", "jax_cache", "JAX's persistent compilation "
-                             "cache for the runs, relative to --workdir ('': none).")
+_SPLIT = flags.DEFINE_enum(
+  "worker_split",
+  "cores",
+  ["cores", "gpus"],
+  "What each worker gets: a share of the CPU cores, or one GPU.",
+)
+_REUSE = flags.DEFINE_bool(
+  "reuse_workers",
+  True,
+  "With --workers: each worker process trains several runs in turn (else one process per run).",
+)
+_SERVE = flags.DEFINE_bool(
+  "serve",
+  False,
+  "Be a reusable worker: train the runs named on stdin "
+  "(one a line), answer each on stdout (started by --workers).",
+)
+_CACHE = flags.DEFINE_string(
+  "compilation_cache",
+  "jax_cache",
+  "JAX's persistent compilation cache for the runs, relative to --workdir ('': none).",
+)
 _EMIT = flags.DEFINE_bool("emit_commands", False, "Print one train command per run and exit.")
-_VERIFY = flags.DEFINE_bool("verify", False, "Train the model that <workdir>/fit.json predicts "
-                            "(experiments.fit_scaling --predict_flops=C) at that compute, in "
-                            "this process, and compare (<workdir>/verification.json).")
+_VERIFY = flags.DEFINE_bool(
+  "verify",
+  False,
+  "Train the model that <workdir>/fit.json predicts "
+  "(experiments.fit_scaling --predict_flops=C) at that compute, in "
+  "this process, and compare (<workdir>/verification.json).",
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -86,11 +108,24 @@ def main(argv):
         print(verify.format_verification(verification))
       return
     if _WORKERS.value > 1:
-      worker = [sys.executable, "-m", "experiments.sweep", f"--config={path}", *overrides,
-                f"--workdir={_WORKDIR.value}", "--serve"]
-      rows = sweep.run_sweep_in_workers(_CONFIG.value, [sys.executable, *entry], _WORKDIR.value,
-                                        _WORKERS.value, _SPLIT.value,
-                                        worker if _REUSE.value else None, cache)
+      worker = [
+        sys.executable,
+        "-m",
+        "experiments.sweep",
+        f"--config={path}",
+        *overrides,
+        f"--workdir={_WORKDIR.value}",
+        "--serve",
+      ]
+      rows = sweep.run_sweep_in_workers(
+        _CONFIG.value,
+        [sys.executable, *entry],
+        _WORKDIR.value,
+        _WORKERS.value,
+        _SPLIT.value,
+        worker if _REUSE.value else None,
+        cache,
+      )
     else:
       rows = sweep.run_sweep(_CONFIG.value, _WORKDIR.value, cache_dir=cache)
   except (config_checks.ConfigError, loop.NonFiniteLossError, RuntimeError, ValueError) as e:

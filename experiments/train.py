@@ -23,25 +23,31 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from lm.training import checkpoint, config_checks, exit_status, loop
 from lm import cli, logs
-from lm.runtime import compile_cache, distributed
 from lm.data.local_text import DataError
+from lm.runtime import compile_cache, distributed
+from lm.training import checkpoint, config_checks, exit_status, loop
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, cli.CONFIG_HELP,
-                                          lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file("config", None, cli.CONFIG_HELP, lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics.")
-_COORDINATOR = flags.DEFINE_string("coordinator_address", None,
-                                   "HOST:PORT of process 0, for multi-process runs.")
+_COORDINATOR = flags.DEFINE_string(
+  "coordinator_address", None, "HOST:PORT of process 0, for multi-process runs."
+)
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in a multi-process run.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process' index, 0 to N-1.")
 _ALLOW_CHANGE = flags.DEFINE_bool(
-    "allow_config_change", False, "Resume a run in --workdir with settings that differ from its "
-    "config.json (e.g. more train.steps); without it such a resume is refused.")
+  "allow_config_change",
+  False,
+  "Resume a run in --workdir with settings that differ from its "
+  "config.json (e.g. more train.steps); without it such a resume is refused.",
+)
 _CACHE = flags.DEFINE_string(
-    "compilation_cache", None, "JAX's persistent compilation cache: a folder where compiled "
-    "programs are kept for the next run of the same shapes (default: $LM_CACHE_DIR/jax, else "
-    "~/.cache/lm/jax; '': none).")
+  "compilation_cache",
+  None,
+  "JAX's persistent compilation cache: a folder where compiled "
+  "programs are kept for the next run of the same shapes (default: $LM_CACHE_DIR/jax, else "
+  "~/.cache/lm/jax; '': none).",
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -51,19 +57,31 @@ def main(argv):
   logs.quiet_libraries()
   cli.quiet_background_failures()
   compile_cache.use(compile_cache.default_dir() if _CACHE.value is None else _CACHE.value)
-  if distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value):
-    if jax.process_index() != 0:
-      logging.set_verbosity(logging.WARNING)  # progress lines from process 0 only
-  summary = loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value,
-                                     allow_config_change=_ALLOW_CHANGE.value)
+  several = distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  if several and jax.process_index() != 0:
+    logging.set_verbosity(logging.WARNING)  # progress lines from process 0 only
+  summary = loop.train_and_evaluate(
+    _CONFIG.value, _WORKDIR.value, allow_config_change=_ALLOW_CHANGE.value
+  )
   if summary["preempted"] is not None:
-    print(f"preempted at step {summary['step']} ({summary['preempted']}): resume with the same "
-          f"command", file=sys.stderr)
+    print(
+      f"preempted at step {summary['step']} ({summary['preempted']}): resume with the same command",
+      file=sys.stderr,
+    )
     sys.exit(exit_status.PREEMPTED)
 
 
 if __name__ == "__main__":
-  app.run(cli.one_line_errors(main, (config_checks.ConfigError, DataError,
-                                     loop.NonFiniteLossError, checkpoint.NoCheckpointRestores),
-                              where=lambda: _WORKDIR.value),
-          flags_parser=cli.parse_flags)
+  app.run(
+    cli.one_line_errors(
+      main,
+      (
+        config_checks.ConfigError,
+        DataError,
+        loop.NonFiniteLossError,
+        checkpoint.NoCheckpointRestores,
+      ),
+      where=lambda: _WORKDIR.value,
+    ),
+    flags_parser=cli.parse_flags,
+  )

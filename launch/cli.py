@@ -9,4 +9,4 @@ def split_train_args(argv: list[str] | None) -> tuple[list[str], list[str]]:
   """(the launcher's own arguments, the training command's arguments after `--`)."""
   argv = sys.argv[1:] if argv is None else argv
   split = argv.index("--") if "--" in argv else len(argv)
-  return argv[:split], argv[split + 1:]
+  return argv[:split], argv[split + 1 :]

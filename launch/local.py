@@ -40,11 +40,13 @@ def free_port() -> int:
 def _die_with(parent_pid: int):
   """A `preexec_fn`: the child gets SIGTERM when the launcher dies (Linux), and if the launcher
   is already gone by then, at once."""
+
   def preexec() -> None:
     if sys.platform.startswith("linux"):
       ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent_pid:
       os.kill(os.getpid(), signal.SIGTERM)
+
   return preexec
 
 
@@ -94,25 +96,44 @@ def _status(returncode: int) -> str:
   return f"exited with status {returncode}"
 
 
-def launch(train_args: list[str], num_processes: int, devices_per_process: int,
-           grace_s: float = 30.0) -> int:
+def launch(
+  train_args: list[str], num_processes: int, devices_per_process: int, grace_s: float = 30.0
+) -> int:
   """Starts the processes, streams their output and waits; returns 0 or the first failure's
   exit status (1 if that was a signal)."""
   address = f"127.0.0.1:{free_port()}"
-  env = dict(os.environ, JAX_PLATFORMS="cpu",
-             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices_per_process}")
+  env = dict(
+    os.environ,
+    JAX_PLATFORMS="cpu",
+    XLA_FLAGS=f"--xla_force_host_platform_device_count={devices_per_process}",
+  )
   procs = []
   for i in range(num_processes):
-    cmd = [sys.executable, "-m", "experiments.train", *train_args,
-           f"--coordinator_address={address}", f"--num_processes={num_processes}",
-           f"--process_id={i}"]
+    cmd = [
+      sys.executable,
+      "-m",
+      "experiments.train",
+      *train_args,
+      f"--coordinator_address={address}",
+      f"--num_processes={num_processes}",
+      f"--process_id={i}",
+    ]
     # Started before any thread of ours (a preexec_fn is unsafe in a threaded parent).
-    procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True, bufsize=1,
-                                  preexec_fn=_die_with(os.getpid())))
+    procs.append(
+      subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+        preexec_fn=_die_with(os.getpid()),
+      )
+    )
     print(f"[launch] p{i} pid {procs[-1].pid}", flush=True)
-  threads = [threading.Thread(target=_stream, args=(p, f"[p{i}]"), daemon=True)
-             for i, p in enumerate(procs)]
+  threads = [
+    threading.Thread(target=_stream, args=(p, f"[p{i}]"), daemon=True) for i, p in enumerate(procs)
+  ]
   for t in threads:
     t.start()
   exits: queue.Queue[int] = queue.Queue()  # process indices in the order they exit
@@ -127,8 +148,10 @@ def launch(train_args: list[str], num_processes: int, devices_per_process: int,
         i = exits.get(timeout=0.5)
       except queue.Empty:
         if signals.received_at is not None and time.monotonic() - signals.received_at > grace_s:
-          print(f"[launch] still running {grace_s:.0f}s after {signals.received}; stopping "
-                "them", flush=True)
+          print(
+            f"[launch] still running {grace_s:.0f}s after {signals.received}; stopping them",
+            flush=True,
+          )
           break
         continue
       running.discard(i)
@@ -136,8 +159,11 @@ def launch(train_args: list[str], num_processes: int, devices_per_process: int,
         failed = i
         break
     if failed is not None:
-      print(f"[launch] p{failed} {_status(procs[failed].returncode)}; stopping the others "
-            f"within {grace_s:.0f}s", flush=True)
+      print(
+        f"[launch] p{failed} {_status(procs[failed].returncode)}; stopping the others "
+        f"within {grace_s:.0f}s",
+        flush=True,
+      )
       deadline = time.monotonic() + grace_s
       while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -149,8 +175,10 @@ def launch(train_args: list[str], num_processes: int, devices_per_process: int,
   statuses = ", ".join(f"p{i}={p.returncode}" for i, p in enumerate(procs))
   print(f"[launch] exit statuses: {statuses}", flush=True)
   if failed is None and any(p.returncode == exit_status.PREEMPTED for p in procs):
-    print("[launch] preempted: the processes saved a checkpoint; run the same command to "
-          "resume", flush=True)
+    print(
+      "[launch] preempted: the processes saved a checkpoint; run the same command to resume",
+      flush=True,
+    )
     return exit_status.PREEMPTED
   if failed is None:
     return 0
@@ -163,8 +191,9 @@ def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--num_processes", type=int, default=2)
   parser.add_argument("--devices_per_process", type=int, default=1)
-  parser.add_argument("--grace_s", type=float, default=30.0,
-                      help="seconds the others get to exit after one fails")
+  parser.add_argument(
+    "--grace_s", type=float, default=30.0, help="seconds the others get to exit after one fails"
+  )
   args = parser.parse_args(own)
   return launch(train_args, args.num_processes, args.devices_per_process, args.grace_s)
 

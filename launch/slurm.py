@@ -9,9 +9,10 @@ task `SLURM_LOCALID` its own one, the coordinator (the first node) and the proce
 
 A job outlives its time limit: `--save_s` seconds before it, Slurm signals the batch script
 (USR1), which sends SIGTERM through srun to every task; they save a checkpoint at one agreed step
-and exit 75 (lm/training/exit_status.py). The script then requeues the job (`--requeue`), which runs the
-same command again and resumes from the workdir, appending to the same log. A run that stops
-with 75 otherwise (`train.stop_after_steps`) is requeued too: it trains in chunks until done.
+and exit 75 (lm/training/exit_status.py). The script then requeues the job (`--requeue`),
+which runs the same command again and resumes from the workdir, appending to the same log. A
+run that stops with 75 otherwise (`train.stop_after_steps`) is requeued too: it trains in
+chunks until done.
 """
 
 from __future__ import annotations
@@ -65,12 +66,19 @@ exit "$status"
 def render(args) -> str:
   """The batch script for `args`."""
   return TEMPLATE.format(
-      job_name=args.job_name, nodes=args.nodes, gpus_per_node=args.gpus_per_node,
-      cpus_per_task=args.cpus_per_task, time=args.time, log_dir=args.log_dir,
-      save_s=args.save_s, preempted=exit_status.PREEMPTED,
-      partition=f"#SBATCH --partition={args.partition}" if args.partition else "",
-      repo=shlex.quote(args.repo), python=shlex.quote(args.python),
-      train_args=shlex.join(args.train_args))
+    job_name=args.job_name,
+    nodes=args.nodes,
+    gpus_per_node=args.gpus_per_node,
+    cpus_per_task=args.cpus_per_task,
+    time=args.time,
+    log_dir=args.log_dir,
+    save_s=args.save_s,
+    preempted=exit_status.PREEMPTED,
+    partition=f"#SBATCH --partition={args.partition}" if args.partition else "",
+    repo=shlex.quote(args.repo),
+    python=shlex.quote(args.python),
+    train_args=shlex.join(args.train_args),
+  )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -80,9 +88,13 @@ def parser() -> argparse.ArgumentParser:
   p.add_argument("--gpus_per_node", type=int, default=8)
   p.add_argument("--cpus_per_task", type=int, default=8)
   p.add_argument("--time", default="24:00:00")
-  p.add_argument("--save_s", type=int, default=300,
-                 help="seconds before the time limit at which the tasks save and the job is "
-                      "requeued (Slurm may signal up to 60 s earlier)")
+  p.add_argument(
+    "--save_s",
+    type=int,
+    default=300,
+    help="seconds before the time limit at which the tasks save and the job is "
+    "requeued (Slurm may signal up to 60 s earlier)",
+  )
   p.add_argument("--partition", default="")
   p.add_argument("--log_dir", default="slurm_logs")
   p.add_argument("--repo", default=REPO, help="the project's directory on the cluster")

@@ -35,8 +35,12 @@ REMOTE_LOG = "~/lm/train.log"
 REMOTE_PID = "~/lm/train.pid"  # the training process of the last `train` on each worker
 
 # Default TPU VM software version per generation (the accelerator type's prefix).
-RUNTIMES = {"v4": "tpu-ubuntu2204-base", "v5litepod": "v2-alpha-tpuv5-lite",
-            "v5p": "v2-alpha-tpuv5", "v6e": "v2-alpha-tpuv6e"}
+RUNTIMES = {
+  "v4": "tpu-ubuntu2204-base",
+  "v5litepod": "v2-alpha-tpuv5-lite",
+  "v5p": "v2-alpha-tpuv5",
+  "v6e": "v2-alpha-tpuv6e",
+}
 
 
 def accelerator_type(name: str) -> str:
@@ -60,24 +64,54 @@ def commands(args) -> list[list[str]]:
     runtime = args.runtime_version or RUNTIMES[acc.split("-")[0]]
     spot = ["--spot"] if args.spot else []
     if args.queued:
-      return [_tpu(args, "queued-resources", "create", args.name, f"--node-id={args.name}",
-                   f"--accelerator-type={acc}", f"--runtime-version={runtime}", *spot)]
-    return [_tpu(args, "tpu-vm", "create", args.name, f"--accelerator-type={acc}",
-                 f"--version={runtime}", *spot)]
+      return [
+        _tpu(
+          args,
+          "queued-resources",
+          "create",
+          args.name,
+          f"--node-id={args.name}",
+          f"--accelerator-type={acc}",
+          f"--runtime-version={runtime}",
+          *spot,
+        )
+      ]
+    return [
+      _tpu(
+        args,
+        "tpu-vm",
+        "create",
+        args.name,
+        f"--accelerator-type={acc}",
+        f"--version={runtime}",
+        *spot,
+      )
+    ]
   if args.action == "install":
-    return [_ssh(args, f"mkdir -p {REMOTE_DIR}"),
-            _tpu(args, "tpu-vm", "scp", "--recurse", *_sources(), f"{args.name}:{REMOTE_DIR}",
-                 "--worker=all"),
-            _ssh(args, f"cd {REMOTE_DIR} && python3 -m pip install -q -e '.[tpu]'")]
+    return [
+      _ssh(args, f"mkdir -p {REMOTE_DIR}"),
+      _tpu(
+        args, "tpu-vm", "scp", "--recurse", *_sources(), f"{args.name}:{REMOTE_DIR}", "--worker=all"
+      ),
+      _ssh(args, f"cd {REMOTE_DIR} && python3 -m pip install -q -e '.[tpu]'"),
+    ]
   if args.action == "train":
     return [_ssh(args, detached_train(args.train_args))]
   if args.action == "logs":
-    return [_ssh(args, f"tail -n {args.lines} {'-F ' if args.follow else ''}{REMOTE_LOG}",
-                 worker=args.worker)]
+    return [
+      _ssh(
+        args, f"tail -n {args.lines} {'-F ' if args.follow else ''}{REMOTE_LOG}", worker=args.worker
+      )
+    ]
   if args.action == "stop":
-    return [_ssh(args, f"if {_RUNNING}; then kill -TERM \"$(cat {REMOTE_PID})\" && echo \"$(hostname):"
-                       f" SIGTERM sent, the run saves and exits\"; else echo \"$(hostname): not "
-                       f"training\"; fi")]
+    return [
+      _ssh(
+        args,
+        f'if {_RUNNING}; then kill -TERM "$(cat {REMOTE_PID})" && echo "$(hostname):'
+        f' SIGTERM sent, the run saves and exits"; else echo "$(hostname): not '
+        f'training"; fi',
+      )
+    ]
   if args.action == "delete":
     if args.queued:
       return [_tpu(args, "queued-resources", "delete", args.name, "--force", "--quiet")]
@@ -93,13 +127,17 @@ def detached_train(train_args: list[str]) -> str:
   process survives the ssh connection; its pid goes to REMOTE_PID, its output and then its exit
   status are appended to REMOTE_LOG."""
   train = shlex.join(["python3", "-m", "experiments.train", *train_args])
-  job = (f'echo "[launch] $(date -u +%FT%TZ)" {shlex.quote(train)}; LM_DISTRIBUTED=auto {train} '
-         f'& echo $! > {REMOTE_PID}; wait $!; status=$?; '
-         f'echo "[launch] $(date -u +%FT%TZ) exit status $status"')
-  return (f"cd {REMOTE_DIR} && if {_RUNNING}; then echo \"$(hostname): already training (pid "
-          f"$(cat {REMOTE_PID})); stop it first\" >&2; exit 1; fi; "
-          f"setsid nohup bash -c {shlex.quote(job)} >> {REMOTE_LOG} 2>&1 < /dev/null & "
-          f"echo \"$(hostname): training in the background; log: {REMOTE_LOG}\"")
+  job = (
+    f'echo "[launch] $(date -u +%FT%TZ)" {shlex.quote(train)}; LM_DISTRIBUTED=auto {train} '
+    f"& echo $! > {REMOTE_PID}; wait $!; status=$?; "
+    f'echo "[launch] $(date -u +%FT%TZ) exit status $status"'
+  )
+  return (
+    f'cd {REMOTE_DIR} && if {_RUNNING}; then echo "$(hostname): already training (pid '
+    f'$(cat {REMOTE_PID})); stop it first" >&2; exit 1; fi; '
+    f"setsid nohup bash -c {shlex.quote(job)} >> {REMOTE_LOG} 2>&1 < /dev/null & "
+    f'echo "$(hostname): training in the background; log: {REMOTE_LOG}"'
+  )
 
 
 def _sources() -> list[str]:

@@ -14,10 +14,11 @@ from collections.abc import Callable, Sequence
 
 from absl import flags
 
-
-CONFIG_HELP = ("A config file, e.g. experiments/configs/shakespeare_char.py. Override any field "
-               "with --config.<section>.<field>=VALUE; every field, its default and what it "
-               "does: experiments/configs/base.py.")
+CONFIG_HELP = (
+  "A config file, e.g. experiments/configs/shakespeare_char.py. Override any field "
+  "with --config.<section>.<field>=VALUE; every field, its default and what it "
+  "does: experiments/configs/base.py."
+)
 
 
 def parse_flags(argv: Sequence[str]) -> list[str]:
@@ -25,9 +26,11 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
   not exist, or overrides without `--config=FILE` end the process with one `error:` line."""
   overrides = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
   if overrides and not any(a == "--config" or a.startswith("--config=") for a in argv[1:]):
-    sys.exit(f"error: {overrides[0]} overrides a field of a config file, but no --config=FILE "
-             "was given (e.g. --config=experiments/configs/shakespeare_char.py; every field: "
-             "experiments/configs/base.py)")
+    sys.exit(
+      f"error: {overrides[0]} overrides a field of a config file, but no --config=FILE "
+      "was given (e.g. --config=experiments/configs/shakespeare_char.py; every field: "
+      "experiments/configs/base.py)"
+    )
   try:
     return flags.FLAGS(list(argv))
   except flags.Error as e:
@@ -36,9 +39,14 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
     text = str(e)
     suggestion = re.search(r'Did you mean "(\w+)" instead of "(\w+)"', text)
     field = suggestion.group(2) if suggestion else (re.findall(r"\w+", text) or ["?"])[0]
-    override = next((a.split("=")[0] for a in argv
-                     if a.startswith("--config.") and re.search(rf"\.{field}([.=]|$)", a)),
-                    "a --config override")
+    override = next(
+      (
+        a.split("=")[0]
+        for a in argv
+        if a.startswith("--config.") and re.search(rf"\.{field}([.=]|$)", a)
+      ),
+      "a --config override",
+    )
     hint = f'; did you mean "{suggestion.group(1)}"?' if suggestion else ""
     sys.exit(f"error: {override}: the config has no field {field!r}{hint}")
 
@@ -57,24 +65,27 @@ def no_space_left(e: BaseException, where: str | None = None) -> str | None:
   return None
 
 
-def one_line_errors(main: Callable[[list[str]], None],
-                    expected: tuple[type[BaseException], ...] = (FileNotFoundError, ValueError),
-                    where: Callable[[], str | None] = lambda: None
-                    ) -> Callable[[list[str]], None]:
+def one_line_errors(
+  main: Callable[[list[str]], None],
+  expected: tuple[type[BaseException], ...] = (FileNotFoundError, ValueError),
+  where: Callable[[], str | None] = lambda: None,
+) -> Callable[[list[str]], None]:
   """`main` ending in one `error:` line on an expected failure (a missing run, a bad argument,
   a full disk) instead of a traceback; anything else still raises. `where()` names the folder
   a full disk is reported on when the error does not say."""
+
   @functools.wraps(main)
   def wrapped(argv: list[str]) -> None:
     try:
       main(argv)
     except expected as e:
       _exit_now(f"error: {e}")
-    except Exception as e:  # pylint: disable=broad-exception-caught
+    except Exception as e:
       full = no_space_left(e, where())
       if full is None:
         raise
       _exit_now(f"error: {full}")
+
   return wrapped
 
 
@@ -85,16 +96,19 @@ def _exit_now(line: str) -> None:
   print(line, file=sys.stderr, flush=True)
   sys.stdout.flush()
   logging.shutdown()
-  os._exit(1)  # pylint: disable=protected-access
+  os._exit(1)
 
 
 def quiet_background_failures() -> None:
   """Background threads and callbacks (checkpoint and event writers) that fail on a full disk
   print nothing, nor do the callbacks that then find Orbax's event loop closed: the main thread
   reports the failure once."""
+
   def benign(e: BaseException | None) -> bool:
-    return e is not None and (no_space_left(e) is not None or (
-        isinstance(e, RuntimeError) and str(e) == "Event loop is closed"))
+    return e is not None and (
+      no_space_left(e) is not None
+      or (isinstance(e, RuntimeError) and str(e) == "Event loop is closed")
+    )
 
   thread_hook, unraisable_hook = threading.excepthook, sys.unraisablehook
   threading.excepthook = lambda args: None if benign(args.exc_value) else thread_hook(args)

@@ -5,15 +5,17 @@ import os
 import shutil
 import tempfile
 
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                           " --xla_force_host_platform_device_count=8").strip()
+os.environ["XLA_FLAGS"] = (
+  os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # One persistent compilation cache for the session (and the processes its tests start): the
 # same tiny programs are compiled by dozens of tests, which then load them (~40% of the suite).
 _OWN_CACHE = None
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
   _OWN_CACHE = os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(
-      prefix="lm-tests-jax-cache-")
+    prefix="lm-tests-jax-cache-"
+  )
   os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
   os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 
@@ -22,9 +24,9 @@ _OWN_PEAK_CACHE = None
 if "LM_CACHE_DIR" not in os.environ:
   _OWN_PEAK_CACHE = os.environ["LM_CACHE_DIR"] = tempfile.mkdtemp(prefix="lm-tests-cache-")
 
-import pytest  # noqa: E402
+import pytest
 
-from experiments.configs import base  # noqa: E402
+from experiments.configs import base
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS = os.path.join(REPO, "data", "tiny_shakespeare.txt")
@@ -33,15 +35,20 @@ CORPUS = os.path.join(REPO, "data", "tiny_shakespeare.txt")
 def config_flags(config, skip: tuple[str, ...] = ()) -> list[str]:
   """`--config.a.b=v` for every field where `config` differs from the base config (fields
   under a prefix in `skip` left out): the command line that rebuilds `config` from base.py."""
+
   def flat(d, prefix=""):
     for k, v in d.items():
       if isinstance(v, dict):
         yield from flat(v, f"{prefix}{k}.")
       else:
         yield f"{prefix}{k}", v
+
   defaults = dict(flat(base.get_config().to_dict()))
-  return [f"--config.{k}={v}" for k, v in flat(config.to_dict())
-          if defaults[k] != v and not k.startswith(skip)]
+  return [
+    f"--config.{k}={v}"
+    for k, v in flat(config.to_dict())
+    if defaults[k] != v and not k.startswith(skip)
+  ]
 
 
 @pytest.fixture

@@ -18,7 +18,9 @@ _TRAIN = [sys.executable, "-m", "experiments.train", "--config=experiments/confi
 def _cli(args, **kw):
   env = dict(os.environ, PYTHONPATH=REPO)
   env.pop("XLA_FLAGS")
-  return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, **kw)
+  return subprocess.run(
+    args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False, **kw
+  )
 
 
 def _one_error_line(out: subprocess.CompletedProcess, expected: str) -> None:
@@ -29,21 +31,23 @@ def _one_error_line(out: subprocess.CompletedProcess, expected: str) -> None:
 
 def test_a_misspelt_config_field_is_one_line(tmp_path):
   out = _cli([*_TRAIN, f"--workdir={tmp_path}", "--config.model.d_modle=64"])
-  _one_error_line(out, 'error: --config.model.d_modle: the config has no field \'d_modle\'; '
-                  'did you mean "d_model"?')
+  _one_error_line(
+    out,
+    "error: --config.model.d_modle: the config has no field 'd_modle'; did you mean \"d_model\"?",
+  )
 
 
 def test_sampling_a_workdir_without_a_run_is_one_line(tmp_path):
   out = _cli([sys.executable, "-m", "experiments.sample", f"--workdir={tmp_path}"])
-  _one_error_line(out, f"error: {tmp_path} holds no training run (no config.json and "
-                  "model.json)")
+  _one_error_line(out, f"error: {tmp_path} holds no training run (no config.json and model.json)")
 
 
 def test_a_full_disk_is_one_line(tiny_config, tmp_path):
   disk = tmp_path / "disk"
   disk.mkdir()
-  if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
-                    capture_output=True).returncode:
+  if subprocess.run(
+    ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True, check=False
+  ).returncode:
     pytest.skip("a small filesystem needs `mount` (root)")
   try:
     tiny_config.train.steps = 200
@@ -61,9 +65,14 @@ def test_ctrl_c_saves_and_exits_as_preempted(tiny_config, tmp_path):
   tiny_config.train.checkpoint_every = 100_000
   env = dict(os.environ, PYTHONPATH=REPO)
   env.pop("XLA_FLAGS")
-  proc = subprocess.Popen([*_TRAIN, f"--workdir={tmp_path}", *config_flags(tiny_config)],
-                          cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True)
+  proc = subprocess.Popen(
+    [*_TRAIN, f"--workdir={tmp_path}", *config_flags(tiny_config)],
+    cwd=REPO,
+    env=env,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
   try:
     deadline = time.monotonic() + 240
     metrics = tmp_path / "metrics.jsonl"
@@ -77,13 +86,18 @@ def test_ctrl_c_saves_and_exits_as_preempted(tiny_config, tmp_path):
   assert proc.returncode == exit_status.PREEMPTED, err[-3000:]
   last = err.strip().splitlines()[-1]
   assert last.startswith("preempted at step ") and last.endswith(
-      f"({signal.Signals(signum).name}): resume with the same command"), last
+    f"({signal.Signals(signum).name}): resume with the same command"
+  ), last
   step = int(last.split()[3])
   assert [int(p.name) for p in (tmp_path / "checkpoints").iterdir()] == [step]
 
 
 def test_overrides_without_a_config_file_are_one_line():
   from lm import cli
-  with pytest.raises(SystemExit, match=r"^error: --config.model.num_layers overrides a field of "
-                     r"a config file, but no --config=FILE was given"):
+
+  with pytest.raises(
+    SystemExit,
+    match=r"^error: --config.model.num_layers overrides a field of "
+    r"a config file, but no --config=FILE was given",
+  ):
     cli.parse_flags(["train", "--workdir=/tmp/x", "--config.model.num_layers=2"])

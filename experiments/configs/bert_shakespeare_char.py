@@ -14,8 +14,8 @@ Rotary positions are what makes it learn in minutes: with BERT's learned positio
 learned where its neighbours are, and it stayed at the unigram guess (accuracy 0.21-0.26, a
 space for every [MASK]) for all of the 200-400 steps we ran it (learning rate 1e-3 or 3e-4,
 post-LN; pre-LN at 2e-3 too), while with rotary attention, which knows relative positions from
-the start, accuracy passed 0.46 by step 300. The price: Hugging Face's BertForMaskedLM has no rotary positions, so `export_hf`
-refuses this run (train with learned positions to export one).
+the start, accuracy passed 0.46 by step 300. The price: Hugging Face's BertForMaskedLM has no
+rotary positions, so `export_hf` refuses this run (train with learned positions to export one).
 
 Reports MLM loss and accuracy on the selected positions (train and validation). Expected
 (2-core CPU, float32): validation accuracy 0.45 at step 250, 0.56 at step 1000 (eval loss

@@ -37,7 +37,7 @@ def get_config():
   c.data.num_threads = 1
   llama_style.use_blocks(c.model)
   c.model.dropout = 0.0
-  c.optim.learning_rate = 3.5e-3   # at lr_ref_params; scaled by lr_power, then tuned per size
+  c.optim.learning_rate = 3.5e-3  # at lr_ref_params; scaled by lr_power, then tuned per size
   c.optim.final_lr_ratio = 0.1
   c.train.log_every = 50
   c.train.steps_per_dispatch = 10  # the same steps, fewer dispatches (benchmarks/cpu_breakdown.py)
@@ -48,17 +48,17 @@ def get_config():
   # same stable runs, so they add 24 grid points for 3% more training FLOPs than 4 budgets
   # (and narrowed Approach 3's interval of a from 0.37 to 0.18).
   s.budgets = (8e10, 1.4e11, 2.5e11, 4.5e11, 8e11, 1.4e12, 2.5e12)
-  s.sizes_per_budget = 9           # 7-9 distinct widths per budget
+  s.sizes_per_budget = 9  # 7-9 distinct widths per budget
   s.size_ratio = 16.0
   s.tokens_per_param = 80.0
   s.flops_convention = "6N+attn"
   s.params_convention = "non_embedding"
   s.rule = "fixed_depth"
   s.fixed_num_layers = 4
-  s.head_dim = 4                   # the width step; every size has num_heads heads
+  s.head_dim = 4  # the width step; every size has num_heads heads
   s.num_heads = 2
   s.mlp_ratio = 8 / 3
-  s.max_num_layers = 32            # widths up to 32 * 4
+  s.max_num_layers = 32  # widths up to 32 * 4
   s.lr_ref_params = 1e5
   s.lr_power = 0.5
   s.method = "cooldown"

@@ -63,7 +63,7 @@ def get_config():
   c.model.dropout = 0.0
   c.execution.compute_dtype = "bfloat16"
   c.execution.attention_impl = "auto"
-  c.optim.learning_rate = 3e-3     # lr_grid tries 0.5x to 2x of it per size
+  c.optim.learning_rate = 3e-3  # lr_grid tries 0.5x to 2x of it per size
   c.optim.final_lr_ratio = 0.1
   c.train.log_every = 50
   c.train.eval_batches = 50
@@ -72,14 +72,14 @@ def get_config():
   s.budgets = (4e11, 1.25e12, 4e12, 1.25e13, 4e13)
   s.sizes_per_budget = 5
   s.size_ratio = 8.0
-  s.tokens_per_param = 60.0       # its sizes span 7.5 to 480 tokens per parameter
+  s.tokens_per_param = 60.0  # its sizes span 7.5 to 480 tokens per parameter
   s.flops_convention = "6N+attn"
   s.params_convention = "non_embedding"
   s.rule = "fixed_depth"
   s.fixed_num_layers = 4
   s.head_dim = 8
   s.mlp_ratio = 8 / 3
-  s.max_num_layers = 48            # widths up to 48 * head_dim (a verification run's too)
+  s.max_num_layers = 48  # widths up to 48 * head_dim (a verification run's too)
   s.method = "cooldown"
   s.cooldown_fraction = 0.2
   s.cooldown_shape = "linear"

@@ -17,14 +17,18 @@ import json
 import tokenizers
 from tokenizers import decoders, models, pre_tokenizers, processors
 
-from lm.runtime import paths
 from lm.data import hf_tokenizer
 from lm.data.specials import SPECIAL_TOKENS
 from lm.data.tokenizer import CharTokenizer, SentencePieceTokenizer, Tokenizer
+from lm.runtime import paths
 
 SPM_MODEL = "tokenizer.model"  # the name LlamaTokenizer reads
-_SPECIAL_NAMES = {"[PAD]": "pad_token", "[MASK]": "mask_token", "[CLS]": "cls_token",
-                  "[SEP]": "sep_token"}
+_SPECIAL_NAMES = {
+  "[PAD]": "pad_token",
+  "[MASK]": "mask_token",
+  "[CLS]": "cls_token",
+  "[SEP]": "sep_token",
+}
 
 
 def _special_config(special_ids: dict[str, int]) -> dict[str, str]:
@@ -41,12 +45,16 @@ def from_chars(tok: CharTokenizer, wrap: bool = False) -> hf_tokenizer.HFTokeniz
   hf.decoder = decoders.Fuse()
   if wrap:
     hf.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
-        special_tokens=[(t, tok.special_ids[t]) for t in ("[CLS]", "[SEP]")])
-  hf.add_special_tokens([tokenizers.AddedToken(t, special=True, normalized=False)
-                         for t in tok.special_ids])
-  return hf_tokenizer.HFTokenizer(hf, {"tokenizer_class": "PreTrainedTokenizerFast",
-                                       **_special_config(tok.special_ids)})
+      single="[CLS] $A [SEP]",
+      pair="[CLS] $A [SEP] $B [SEP]",
+      special_tokens=[(t, tok.special_ids[t]) for t in ("[CLS]", "[SEP]")],
+    )
+  hf.add_special_tokens(
+    [tokenizers.AddedToken(t, special=True, normalized=False) for t in tok.special_ids]
+  )
+  return hf_tokenizer.HFTokenizer(
+    hf, {"tokenizer_class": "PreTrainedTokenizerFast", **_special_config(tok.special_ids)}
+  )
 
 
 def save(tok: Tokenizer, directory: str, wrap: bool = False) -> None:
@@ -61,10 +69,16 @@ def save(tok: Tokenizer, directory: str, wrap: bool = False) -> None:
   root = paths.run_path(directory)
   paths.copy_file(tok.model_path, root / SPM_MODEL)
   sp = tok.sp
-  config = {"tokenizer_class": "LlamaTokenizer", "add_bos_token": False, "add_eos_token": False,
-            "bos_token": None, "eos_token": sp.id_to_piece(sp.eos_id()) if sp.eos_id() >= 0
-            else None, "unk_token": sp.id_to_piece(sp.unk_id()), "legacy": True,
-            **_special_config(tok.special_ids)}
+  config = {
+    "tokenizer_class": "LlamaTokenizer",
+    "add_bos_token": False,
+    "add_eos_token": False,
+    "bos_token": None,
+    "eos_token": sp.id_to_piece(sp.eos_id()) if sp.eos_id() >= 0 else None,
+    "unk_token": sp.id_to_piece(sp.unk_id()),
+    "legacy": True,
+    **_special_config(tok.special_ids),
+  }
   (root / hf_tokenizer.CONFIG_FILE).write_text(json.dumps(config, indent=2))
 
 

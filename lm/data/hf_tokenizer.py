@@ -21,8 +21,8 @@ from typing import Any
 import tokenizers
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors
 
-from lm.runtime import paths
 from lm.data.specials import SPECIAL_TOKENS
+from lm.runtime import paths
 
 TOKENIZER_FILE, CONFIG_FILE = "tokenizer.json", "tokenizer_config.json"
 VOCAB_JSON, MERGES_FILE, VOCAB_TXT = "vocab.json", "merges.txt", "vocab.txt"
@@ -57,12 +57,12 @@ class HFTokenizer:
 
   def encode_batch(self, texts: Iterable[str]) -> list[list[int]]:
     """Many texts at once, in parallel threads of the library (no offsets computed)."""
-    return [e.ids for e in self.tokenizer.encode_batch_fast(list(texts),
-                                                            add_special_tokens=False)]
+    return [e.ids for e in self.tokenizer.encode_batch_fast(list(texts), add_special_tokens=False)]
 
   def decode(self, ids: Iterable[int]) -> str:
-    return self.tokenizer.decode([i for i in map(int, ids) if i not in self._hidden],
-                                 skip_special_tokens=False)
+    return self.tokenizer.decode(
+      [i for i in map(int, ids) if i not in self._hidden], skip_special_tokens=False
+    )
 
   def save(self, directory: str) -> str:
     """Writes `tokenizer.json`, the model's own files (`vocab.json` + `merges.txt`,
@@ -97,31 +97,47 @@ def _gpt2(vocab: dict[str, int], merges: list[tuple[str, str]]) -> tokenizers.To
 def _bert(vocab: dict[str, int], config: dict[str, Any]) -> tokenizers.Tokenizer:
   tok = tokenizers.Tokenizer(models.WordPiece(vocab, unk_token=UNK, max_input_chars_per_word=100))
   tok.normalizer = normalizers.BertNormalizer(
-      clean_text=True, handle_chinese_chars=True, strip_accents=config.get("strip_accents"),
-      lowercase=config["do_lower_case"])
+    clean_text=True,
+    handle_chinese_chars=True,
+    strip_accents=config.get("strip_accents"),
+    lowercase=config["do_lower_case"],
+  )
   tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
   tok.decoder = decoders.WordPiece(prefix="##")
   if "[CLS]" in vocab and "[SEP]" in vocab:  # what BertTokenizer adds; our encode does not
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS]:0 $A:0 [SEP]:0", pair="[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1",
-        special_tokens=[(t, vocab[t]) for t in ("[CLS]", "[SEP]")])
-  tok.add_special_tokens([tokenizers.AddedToken(t, special=True, normalized=False)
-                          for t in ("[PAD]", UNK, "[CLS]", "[SEP]", "[MASK]") if t in vocab])
+      single="[CLS]:0 $A:0 [SEP]:0",
+      pair="[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1",
+      special_tokens=[(t, vocab[t]) for t in ("[CLS]", "[SEP]")],
+    )
+  tok.add_special_tokens(
+    [
+      tokenizers.AddedToken(t, special=True, normalized=False)
+      for t in ("[PAD]", UNK, "[CLS]", "[SEP]", "[MASK]")
+      if t in vocab
+    ]
+  )
   return tok
 
 
 def load(directory: str) -> HFTokenizer | None:
   """The Hugging Face tokenizer saved in `directory` (local or gs://), or None if it has none."""
   root = paths.run_path(directory)
-  config = (json.loads((root / CONFIG_FILE).read_text(encoding="utf-8"))
-            if (root / CONFIG_FILE).exists() else {})
+  config = (
+    json.loads((root / CONFIG_FILE).read_text(encoding="utf-8"))
+    if (root / CONFIG_FILE).exists()
+    else {}
+  )
   if (root / TOKENIZER_FILE).exists():
     return HFTokenizer(
-        tokenizers.Tokenizer.from_str((root / TOKENIZER_FILE).read_text(encoding="utf-8")), config)
+      tokenizers.Tokenizer.from_str((root / TOKENIZER_FILE).read_text(encoding="utf-8")), config
+    )
   if (root / MERGES_FILE).exists():
     vocab = json.loads((root / VOCAB_JSON).read_text(encoding="utf-8"))
     lines = (root / MERGES_FILE).read_text(encoding="utf-8").split("\n")
-    merges = [tuple(l.split(" ")) for l in lines if l.strip() and not l.startswith("#version")]
+    merges = [
+      tuple(line.split(" ")) for line in lines if line.strip() and not line.startswith("#version")
+    ]
     return HFTokenizer(_gpt2(vocab, merges), config)
   if (root / VOCAB_TXT).exists():
     tokens = (root / VOCAB_TXT).read_text(encoding="utf-8").split("\n")

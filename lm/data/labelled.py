@@ -69,17 +69,22 @@ def _record(record, data_cfg, num_classes: int | None, where: str) -> tuple[str,
   for key, field in ((data_cfg.text_key, "text_key"), (data_cfg.label_key, "label_key")):
     if record.get(key) is None:
       held = [repr(k) for k, v in record.items() if k is not None and v is not None]
-      raise DataError(f"{where}: no {key!r} (config.data.{field}) in the record; it holds "
-                      f"{', '.join(held) or 'nothing'}")
+      raise DataError(
+        f"{where}: no {key!r} (config.data.{field}) in the record; it holds "
+        f"{', '.join(held) or 'nothing'}"
+      )
   text = record[data_cfg.text_key]
   if not isinstance(text, (str, bytes)):
     raise DataError(f"{where}: the text {data_cfg.text_key!r} is {text!r}, not a string")
-  return (sources.record_text(record, data_cfg.text_key),
-          class_id(record[data_cfg.label_key], num_classes, where))
+  return (
+    sources.record_text(record, data_cfg.text_key),
+    class_id(record[data_cfg.label_key], num_classes, where),
+  )
 
 
-def _local_records(path: str, encoding: str, decode_errors: str, name: str
-                   ) -> list[tuple[dict, str]]:
+def _local_records(
+  path: str, encoding: str, decode_errors: str, name: str
+) -> list[tuple[dict, str]]:
   """(record, where: `name` and its line) of each record of a `.csv` (with a header) or
   `.jsonl` file; DataError names the file and line of one that is not a record."""
   text = read_text(os.path.expanduser(path), encoding, name, decode_errors)
@@ -106,18 +111,25 @@ def _local_examples(data_cfg, num_classes: int | None) -> list[tuple[str, int]]:
   """(text, label) of each record of the local file; DataError names the file and line."""
   ext = os.path.splitext(data_cfg.path)[1]
   if ext not in LOCAL_FORMATS:
-    raise DataError(f"config.data.path={data_cfg.path!r}: labelled local data must be one of "
-                    f"{', '.join(LOCAL_FORMATS)}")
+    raise DataError(
+      f"config.data.path={data_cfg.path!r}: labelled local data must be one of "
+      f"{', '.join(LOCAL_FORMATS)}"
+    )
   name = f"config.data.path={data_cfg.path!r}"
-  examples = [_record(record, data_cfg, num_classes, where) for record, where in
-              _local_records(data_cfg.path, data_cfg.encoding, data_cfg.decode_errors, name)]
+  examples = [
+    _record(record, data_cfg, num_classes, where)
+    for record, where in _local_records(
+      data_cfg.path, data_cfg.encoding, data_cfg.decode_errors, name
+    )
+  ]
   if not examples:
     raise DataError(f"{name} holds no records")
   return examples
 
 
-def read_texts(path: str, text_key: str, encoding: str = "utf-8",
-               decode_errors: str = "strict") -> list[str]:
+def read_texts(
+  path: str, text_key: str, encoding: str = "utf-8", decode_errors: str = "strict"
+) -> list[str]:
   """The texts to label in `path`: each record's `text_key` of a `.csv` or `.jsonl` file (as
   the labelled data holds them, labels not needed), else each non-empty line."""
   if os.path.splitext(path)[1] not in LOCAL_FORMATS:
@@ -139,13 +151,21 @@ def read_splits(data_cfg, num_classes: int | None = None) -> dict[str, list[tupl
   """
   if data_cfg.dataset == sources.LOCAL:
     examples = _local_examples(data_cfg, num_classes)
-    cut = int(round(len(examples) * (1 - data_cfg.validation_fraction)))
+    cut = round(len(examples) * (1 - data_cfg.validation_fraction))
     return {data_cfg.train_split: examples[:cut], data_cfg.eval_split: examples[cut:]}
   _, split_sources = sources.prepare_splits(data_cfg)
-  return {s: [_record(split_sources[s][i], data_cfg, num_classes,
-                      f"config.data.dataset={data_cfg.dataset!r} split {s!r} record {i}")
-              for i in range(len(split_sources[s]))]
-          for s in (data_cfg.train_split, data_cfg.eval_split)}
+  return {
+    s: [
+      _record(
+        split_sources[s][i],
+        data_cfg,
+        num_classes,
+        f"config.data.dataset={data_cfg.dataset!r} split {s!r} record {i}",
+      )
+      for i in range(len(split_sources[s]))
+    ]
+    for s in (data_cfg.train_split, data_cfg.eval_split)
+  }
 
 
 def encode(tokenizer: Tokenizer, texts: list[str], seq_len: int, wrap: bool) -> np.ndarray:
@@ -157,38 +177,52 @@ def encode(tokenizer: Tokenizer, texts: list[str], seq_len: int, wrap: bool) -> 
   last = [sp["[SEP]"]] if wrap and "[SEP]" in sp else []
   out = np.full((len(texts), seq_len), sp["[PAD]"], np.int32)
   for i, text_ids in enumerate(tokenizer.encode_batch(texts)):
-    ids = (first + text_ids)[:seq_len - len(last)] + last
-    out[i, :len(ids)] = ids
+    ids = (first + text_ids)[: seq_len - len(last)] + last
+    out[i, : len(ids)] = ids
   return out
 
 
-def labelled_data(data_cfg, tokenizer: Tokenizer, wrap: bool,
-                  num_classes: int | None = None) -> LabelledData:
+def labelled_data(
+  data_cfg, tokenizer: Tokenizer, wrap: bool, num_classes: int | None = None
+) -> LabelledData:
   """Reads and tokenizes both splits (in memory: classification sets are small); with
   `num_classes`, a label outside [0, num_classes) fails naming its record."""
   splits = {}
   for split, examples in read_splits(data_cfg, num_classes).items():
     texts = [t for t, _ in examples]
-    splits[split] = (encode(tokenizer, texts, data_cfg.seq_len, wrap),
-                     np.asarray([l for _, l in examples], np.int32))
+    splits[split] = (
+      encode(tokenizer, texts, data_cfg.seq_len, wrap),
+      np.asarray([label for _, label in examples], np.int32),
+    )
   return LabelledData(tokenizer, splits)
 
 
-def example_batches(tokens: np.ndarray, labels: np.ndarray, global_batch: int, *,
-                    shuffle_seed: int | None, repeat: bool, process_index: int = 0,
-                    process_count: int = 1) -> grain.MapDataset:
+def example_batches(
+  tokens: np.ndarray,
+  labels: np.ndarray,
+  global_batch: int,
+  *,
+  shuffle_seed: int | None,
+  repeat: bool,
+  process_index: int = 0,
+  process_count: int = 1,
+) -> grain.MapDataset:
   """A MapDataset of this process's {'tokens', 'label', 'weight'} batches (seeded shuffle per
   epoch). Without `repeat` the last partial batch is kept, padded with weight-0 rows."""
   if len(labels) < global_batch:
-    raise ValueError(f"a split of {len(labels)} examples is smaller than one batch of "
-                     f"config.data.batch_size={global_batch}")
+    raise ValueError(
+      f"a split of {len(labels)} examples is smaller than one batch of "
+      f"config.data.batch_size={global_batch}"
+    )
   rows = host_rows(global_batch, process_index, process_count)
-  ds = index_batches(len(labels), global_batch, shuffle_seed=shuffle_seed, repeat=repeat,
-                     drop_remainder=repeat)
+  ds = index_batches(
+    len(labels), global_batch, shuffle_seed=shuffle_seed, repeat=repeat, drop_remainder=repeat
+  )
 
   def gather(idx):
     weight = np.zeros((global_batch,), np.float32)
-    weight[:len(idx)] = 1.0
+    weight[: len(idx)] = 1.0
     idx = np.pad(idx, (0, global_batch - len(idx)))[rows]
     return {"tokens": tokens[idx], "label": labels[idx], "weight": weight[rows]}
+
   return ds.map(gather)

@@ -15,6 +15,7 @@ import dataclasses
 import fnmatch
 import hashlib
 import os
+from typing import ClassVar
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -50,9 +51,12 @@ def corpus_files(path: str, include: str = "*", exclude: tuple[str, ...] = ()) -
   def taken(rel: str) -> bool:
     return fnmatch.fnmatch(rel, include) and not any(fnmatch.fnmatch(rel, e) for e in exclude)
 
-  files = sorted(os.path.join(root, name) for root, _, names in os.walk(path) for name in names
-                 if not name.startswith(".") and
-                 taken(os.path.relpath(os.path.join(root, name), path)))
+  files = sorted(
+    os.path.join(root, name)
+    for root, _, names in os.walk(path)
+    for name in names
+    if not name.startswith(".") and taken(os.path.relpath(os.path.join(root, name), path))
+  )
   if not files:
     raise FileNotFoundError(f"config.data.path={path!r} holds no files")
   return files
@@ -63,15 +67,16 @@ def codec_name(encoding: str) -> str:
   try:
     return codecs.lookup(encoding).name
   except LookupError:
-    raise DataError(f"config.data.encoding={encoding!r} is not a known text encoding; use e.g. "
-                    "'utf-8' or 'latin-1'") from None
+    raise DataError(
+      f"config.data.encoding={encoding!r} is not a known text encoding; use e.g. "
+      "'utf-8' or 'latin-1'"
+    ) from None
 
 
 DECODE_ERRORS = ("strict", "replace")
 
 
-def read_text(path: str, encoding: str, where: str | None = None,
-              errors: str = "strict") -> str:
+def read_text(path: str, encoding: str, where: str | None = None, errors: str = "strict") -> str:
   """The text of the file at `path`, line breaks read as `open()` reads them.
 
   Raises DataError, starting with `where` (default: the path), if the file holds NUL bytes (a
@@ -84,17 +89,19 @@ def read_text(path: str, encoding: str, where: str | None = None,
     data = f.read()
   nul = data.find(b"\0")
   if nul >= 0:
-    raise DataError(f"{where} looks binary: it holds NUL bytes (the first at byte {nul}); "
-                    "use a text file")
+    raise DataError(
+      f"{where} looks binary: it holds NUL bytes (the first at byte {nul}); use a text file"
+    )
   try:
     text = data.decode(encoding, errors=errors)
   except UnicodeDecodeError as e:
     line = data.count(b"\n", 0, e.start) + 1
     raise DataError(
-        f"{where} line {line}: byte {e.start} ({data[e.start:e.start + 1]!r}) is not valid "
-        f"{encoding}; set config.data.encoding to the file's encoding, e.g. "
-        "--config.data.encoding=latin-1 (or config.data.decode_errors='replace' to keep it "
-        "as U+FFFD)") from None
+      f"{where} line {line}: byte {e.start} ({data[e.start : e.start + 1]!r}) is not valid "
+      f"{encoding}; set config.data.encoding to the file's encoding, e.g. "
+      "--config.data.encoding=latin-1 (or config.data.decode_errors='replace' to keep it "
+      "as U+FFFD)"
+    ) from None
   # Universal newlines, as text-mode open() gave before decoding became strict.
   return text.replace("\r\n", "\n").replace("\r", "\n")
 
@@ -131,19 +138,25 @@ class LocalText(tfds.core.GeneratorBasedBuilder):
   """Plain text from local files, split into train and validation."""
 
   VERSION = tfds.core.Version("1.1.0")
-  RELEASE_NOTES = {"1.1.0": "Records end at file ends and carry their file's index."}
+  RELEASE_NOTES: ClassVar[dict[str, str]] = {
+    "1.1.0": "Records end at file ends and carry their file's index."
+  }
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
-        features=tfds.features.FeaturesDict({"text": tfds.features.Text(),
-                                             "document": tfds.features.Scalar(np.int64)}),
-        disable_shuffling=True)  # keep the corpus order: records are pieces of one stream
+      features=tfds.features.FeaturesDict(
+        {"text": tfds.features.Text(), "document": tfds.features.Scalar(np.int64)}
+      ),
+      disable_shuffling=True,
+    )  # keep the corpus order: records are pieces of one stream
 
   def _split_generators(self, dl_manager):
     del dl_manager
     cfg = self.builder_config
-    files = [read_text(f, cfg.encoding, _file_name(cfg.path, f), cfg.decode_errors)
-             for f in corpus_files(cfg.path, cfg.include, cfg.exclude)]
+    files = [
+      read_text(f, cfg.encoding, _file_name(cfg.path, f), cfg.decode_errors)
+      for f in corpus_files(cfg.path, cfg.include, cfg.exclude)
+    ]
     text = "".join(files)
     if not text.strip():
       raise DataError(f"config.data.path={cfg.path!r} holds no text")
@@ -152,11 +165,14 @@ class LocalText(tfds.core.GeneratorBasedBuilder):
     for split, part in (("train", train), ("validation", validation)):
       if not part.strip():
         raise DataError(
-            f"config.data.validation_fraction={cfg.validation_fraction} leaves the {split} split "
-            f"of config.data.path={cfg.path!r} ({len(text)} characters) without text; use a "
-            "fraction in (0, 1) that leaves a line to each split, or a larger corpus")
-    return {"train": self._generate_examples(file_pieces(files, 0, len(train))),
-            "validation": self._generate_examples(file_pieces(files, len(train), len(text)))}
+          f"config.data.validation_fraction={cfg.validation_fraction} leaves the {split} split "
+          f"of config.data.path={cfg.path!r} ({len(text)} characters) without text; use a "
+          "fraction in (0, 1) that leaves a line to each split, or a larger corpus"
+        )
+    return {
+      "train": self._generate_examples(file_pieces(files, 0, len(train))),
+      "validation": self._generate_examples(file_pieces(files, len(train), len(text))),
+    }
 
   def _generate_examples(self, pieces: list[tuple[int, str]]):
     key = 0
@@ -177,23 +193,36 @@ def file_pieces(files: list[str], begin: int, end: int) -> list[tuple[int, str]]
   return pieces
 
 
-def local_text_builder(path: str, validation_fraction: float, data_dir: str,
-                       include: str = "*", exclude: tuple[str, ...] = (),
-                       encoding: str = "utf-8", decode_errors: str = "strict") -> LocalText:
+def local_text_builder(
+  path: str,
+  validation_fraction: float,
+  data_dir: str,
+  include: str = "*",
+  exclude: tuple[str, ...] = (),
+  encoding: str = "utf-8",
+  decode_errors: str = "strict",
+) -> LocalText:
   """A LocalText builder whose config name is tied to the corpus path, contents and decoding."""
   path = os.path.abspath(os.path.expanduser(path))
   exclude = tuple(exclude)
   codec = codec_name(encoding)
   # utf-8, strict, adds nothing to the name: corpora prepared before these fields are kept.
   decoding = ("" if codec == "utf-8" else codec) + (
-      "" if decode_errors == "strict" else decode_errors)
+    "" if decode_errors == "strict" else decode_errors
+  )
   digest = hashlib.sha256(f"{validation_fraction}{decoding}".encode())
   for f in corpus_files(path, include, exclude):
     st = os.stat(f)
     digest.update(f"{f}:{st.st_size}:{st.st_mtime_ns}".encode())
   stem = os.path.splitext(os.path.basename(path.rstrip("/")))[0]
   name = "".join(c if c.isalnum() else "_" for c in stem).lower() + "_" + digest.hexdigest()[:10]
-  config = LocalTextConfig(name=name, path=path, include=include, exclude=exclude,
-                           validation_fraction=validation_fraction, encoding=codec,
-                           decode_errors=decode_errors)
+  config = LocalTextConfig(
+    name=name,
+    path=path,
+    include=include,
+    exclude=exclude,
+    validation_fraction=validation_fraction,
+    encoding=codec,
+    decode_errors=decode_errors,
+  )
   return LocalText(config=config, data_dir=data_dir, file_format="array_record")

@@ -11,9 +11,17 @@ import jax
 import jax.numpy as jnp
 
 
-def mask_tokens(key: jax.Array, tokens_BT: jax.Array, *, mask_id: int, num_random: int,
-                select_prob: float = 0.15, mask_frac: float = 0.8, random_frac: float = 0.1,
-                maskable_BT: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+def mask_tokens(
+  key: jax.Array,
+  tokens_BT: jax.Array,
+  *,
+  mask_id: int,
+  num_random: int,
+  select_prob: float = 0.15,
+  mask_frac: float = 0.8,
+  random_frac: float = 0.1,
+  maskable_BT: jax.Array | None = None,
+) -> tuple[jax.Array, jax.Array]:
   """Returns (corrupted inputs [B, T], selected [B, T] bool).
 
   Each maskable position is selected with `select_prob`; a selected one becomes `mask_id`

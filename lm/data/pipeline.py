@@ -30,9 +30,11 @@ def document_fields(doc_starts: np.ndarray, start: int, length: int) -> dict[str
   index = np.arange(start, start + length + 1)
   doc = np.searchsorted(doc_starts, index, side="right") - 1
   first = np.maximum(doc_starts[doc], start)
-  return {"segment_ids": (doc - doc[0])[:-1].astype(np.int32),
-          "positions": (index - first)[:-1].astype(np.int32),
-          "weights": (doc[1:] == doc[:-1]).astype(np.float32)}
+  return {
+    "segment_ids": (doc - doc[0])[:-1].astype(np.int32),
+    "positions": (index - first)[:-1].astype(np.int32),
+    "weights": (doc[1:] == doc[:-1]).astype(np.float32),
+  }
 
 
 class TokenWindows:
@@ -41,8 +43,10 @@ class TokenWindows:
 
   def __init__(self, tokens: np.ndarray, seq_len: int, doc_starts: np.ndarray | None = None):
     if len(tokens) < seq_len + 1:
-      raise ValueError(f"a split of {len(tokens)} tokens is shorter than one window of "
-                       f"seq_len + 1 = {seq_len + 1}; lower config.data.seq_len")
+      raise ValueError(
+        f"a split of {len(tokens)} tokens is shorter than one window of "
+        f"seq_len + 1 = {seq_len + 1}; lower config.data.seq_len"
+      )
     self.tokens, self.seq_len, self.doc_starts = tokens, seq_len, doc_starts
 
   def __len__(self) -> int:
@@ -50,7 +54,7 @@ class TokenWindows:
 
   def __getitem__(self, i: int) -> dict[str, np.ndarray]:
     start = int(i) * self.seq_len
-    window = {"tokens": np.asarray(self.tokens[start:start + self.seq_len + 1], np.int32)}
+    window = {"tokens": np.asarray(self.tokens[start : start + self.seq_len + 1], np.int32)}
     if self.doc_starts is not None:
       window.update(document_fields(self.doc_starts, start, self.seq_len))
     return window
@@ -59,14 +63,21 @@ class TokenWindows:
 def host_rows(global_batch: int, process_index: int, process_count: int) -> slice:
   """The rows of a global batch that process `process_index` reads."""
   if global_batch % process_count:
-    raise ValueError(f"config.data.batch_size={global_batch} must be divisible by the "
-                     f"{process_count} processes")
+    raise ValueError(
+      f"config.data.batch_size={global_batch} must be divisible by the {process_count} processes"
+    )
   per_host = global_batch // process_count
   return slice(process_index * per_host, (process_index + 1) * per_host)
 
 
-def index_batches(num_examples: int, global_batch: int, *, shuffle_seed: int | None,
-                  repeat: bool, drop_remainder: bool = True) -> grain.MapDataset:
+def index_batches(
+  num_examples: int,
+  global_batch: int,
+  *,
+  shuffle_seed: int | None,
+  repeat: bool,
+  drop_remainder: bool = True,
+) -> grain.MapDataset:
   """Batches of example indices: a seeded permutation (new each epoch) or in order."""
   ds = grain.MapDataset.range(num_examples)
   if shuffle_seed is not None:
@@ -76,9 +87,17 @@ def index_batches(num_examples: int, global_batch: int, *, shuffle_seed: int | N
   return ds.batch(global_batch, drop_remainder=drop_remainder)
 
 
-def window_batches(tokens: np.ndarray, seq_len: int, global_batch: int, *, shuffle_seed: int | None,
-                   repeat: bool, process_index: int = 0, process_count: int = 1,
-                   doc_starts: np.ndarray | None = None) -> grain.MapDataset:
+def window_batches(
+  tokens: np.ndarray,
+  seq_len: int,
+  global_batch: int,
+  *,
+  shuffle_seed: int | None,
+  repeat: bool,
+  process_index: int = 0,
+  process_count: int = 1,
+  doc_starts: np.ndarray | None = None,
+) -> grain.MapDataset:
   """A MapDataset of this process's {'tokens': int32[rows, seq_len + 1]} batches, with
   `doc_starts` (document masking) also 'segment_ids', 'positions' and 'weights' [rows, seq_len].
 

@@ -24,15 +24,23 @@ def check_dataset_name(name: str) -> None:
   """Fails with the valid choices if `name` is neither 'local' nor a TFDS catalog name."""
   base = name.split("/")[0].split(":")[0]
   if name != LOCAL and base not in tfds.list_builders(with_community_datasets=False):
-    raise ValueError(f"config.data.dataset={name!r} is unknown; use {LOCAL!r} with "
-                     "config.data.path, or a TFDS catalog name such as 'lm1b' or 'tiny_shakespeare'")
+    raise ValueError(
+      f"config.data.dataset={name!r} is unknown; use {LOCAL!r} with "
+      "config.data.path, or a TFDS catalog name such as 'lm1b' or 'tiny_shakespeare'"
+    )
 
 
 def _builder(data_cfg) -> tfds.core.DatasetBuilder:
   if data_cfg.dataset == LOCAL:
-    return local_text_builder(data_cfg.path, data_cfg.validation_fraction, data_dir(data_cfg),
-                              data_cfg.include, data_cfg.exclude, data_cfg.encoding,
-                              data_cfg.decode_errors)
+    return local_text_builder(
+      data_cfg.path,
+      data_cfg.validation_fraction,
+      data_dir(data_cfg),
+      data_cfg.include,
+      data_cfg.exclude,
+      data_cfg.encoding,
+      data_cfg.decode_errors,
+    )
   check_dataset_name(data_cfg.dataset)
   return tfds.builder(data_cfg.dataset, data_dir=data_dir(data_cfg), file_format="array_record")
 
@@ -40,15 +48,18 @@ def _builder(data_cfg) -> tfds.core.DatasetBuilder:
 def prepare_splits(data_cfg) -> tuple[str, dict[str, Any]]:
   """Prepares the dataset if needed; returns (a stable dataset id, {split: data source})."""
   builder = _builder(data_cfg)
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
   sources = builder.as_data_source()
   for split in (data_cfg.train_split, data_cfg.eval_split):
     if split not in sources:
-      raise ValueError(f"config.data: split {split!r} not in {data_cfg.dataset!r}; "
-                       f"available: {', '.join(sources)}")
-  return f"{builder.name}/{builder.builder_config.name if builder.builder_config else 'default'}/" \
-         f"{builder.version}", sources
+      raise ValueError(
+        f"config.data: split {split!r} not in {data_cfg.dataset!r}; available: {', '.join(sources)}"
+      )
+  return (
+    f"{builder.name}/{builder.builder_config.name if builder.builder_config else 'default'}/"
+    f"{builder.version}",
+    sources,
+  )
 
 
 def record_text(record: dict, text_key: str) -> str:

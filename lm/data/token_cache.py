@@ -15,14 +15,20 @@ import hashlib
 import itertools
 import logging
 import os
+import pathlib
 import tempfile
 
 import grain
 import numpy as np
 
 from lm.data import sources
-from lm.data.tokenizer import (CharTokenizer, SentencePieceTokenizer, Tokenizer, load_tokenizer,
-                               token_dtype)
+from lm.data.tokenizer import (
+  CharTokenizer,
+  SentencePieceTokenizer,
+  Tokenizer,
+  load_tokenizer,
+  token_dtype,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +56,7 @@ def _tokenizer_id(data_cfg, given: Tokenizer | None) -> str:
       given.save(tmp)
       digest = hashlib.sha256()
       for name in sorted(os.listdir(tmp)):
-        digest.update(name.encode() + open(os.path.join(tmp, name), "rb").read())
+        digest.update(name.encode() + pathlib.Path(tmp, name).read_bytes())
     return f"pretrained_{digest.hexdigest()[:12]}"
   if data_cfg.tokenizer == "char":
     return f"char_v{TOKENIZER_FORMAT}"
@@ -73,14 +79,17 @@ def _train_tokenizer(data_cfg, split_sources: dict, directory: str) -> Tokenizer
   train = split_sources[data_cfg.train_split]
   if data_cfg.tokenizer == "char":
     # Every split's characters, so evaluation text never meets an unknown one.
-    tok = CharTokenizer.train(itertools.chain.from_iterable(
+    tok = CharTokenizer.train(
+      itertools.chain.from_iterable(
         _texts(split_sources[s], data_cfg.text_key)
-        for s in (data_cfg.train_split, data_cfg.eval_split)))
+        for s in (data_cfg.train_split, data_cfg.eval_split)
+      )
+    )
     tok.save(directory)
     return tok
   return SentencePieceTokenizer.train(
-      _texts(train, data_cfg.text_key, data_cfg.tokenizer_train_chars), directory,
-      data_cfg.vocab_size)
+    _texts(train, data_cfg.text_key, data_cfg.tokenizer_train_chars), directory, data_cfg.vocab_size
+  )
 
 
 def _save(array: np.ndarray, path: str) -> None:
@@ -90,43 +99,54 @@ def _save(array: np.ndarray, path: str) -> None:
   os.replace(tmp, path)  # atomic: concurrent builders never see a partial file
 
 
-def _tokenize_split(source, tok: Tokenizer, text_key: str, path: str, starts_path: str,
-                    threads: int) -> None:
+def _tokenize_split(
+  source, tok: Tokenizer, text_key: str, path: str, starts_path: str, threads: int
+) -> None:
   """Writes the split's tokens to `path` and its documents' first offsets to `starts_path`."""
   dtype = token_dtype(tok.vocab_size)
   unknown = collections.Counter(tok.unknown) if isinstance(tok, CharTokenizer) else None
 
   def encode(indexed: list) -> list[tuple[np.ndarray, int]]:
     ids = tok.encode_batch([sources.record_text(r, text_key) for _, r in indexed])
-    return [(np.asarray(i, dtype), sources.record_document(r, n))
-            for i, (n, r) in zip(ids, indexed)]
+    return [
+      (np.asarray(i, dtype), sources.record_document(r, n)) for i, (n, r) in zip(ids, indexed)
+    ]
 
-  ds = (grain.MapDataset.source(source).map_with_index(lambda n, r: (n, r))
-        .batch(RECORDS_PER_BATCH, batch_fn=list).map(encode)
-        .to_iter_dataset(grain.ReadOptions(num_threads=threads, prefetch_buffer_size=4)))
+  ds = (
+    grain.MapDataset.source(source)
+    .map_with_index(lambda n, r: (n, r))
+    .batch(RECORDS_PER_BATCH, batch_fn=list)
+    .map(encode)
+    .to_iter_dataset(grain.ReadOptions(num_threads=threads, prefetch_buffer_size=4))
+  )
   records = list(itertools.chain.from_iterable(ds))
   pieces, starts, length = [], [], 0
   for i, (ids, doc) in enumerate(records):
     if i == 0 or doc != records[i - 1][1]:
       starts.append(length)
-    if tok.eos_id is not None and (i + 1 == len(records) or records[i + 1][1] != doc):
-      ids = np.append(ids, np.asarray(tok.eos_id, dtype))
-    pieces.append(ids)
-    length += len(ids)
+    ends = tok.eos_id is not None and (i + 1 == len(records) or records[i + 1][1] != doc)
+    piece = np.append(ids, np.asarray(tok.eos_id, dtype)) if ends else ids
+    pieces.append(piece)
+    length += len(piece)
   _save(np.concatenate(pieces) if pieces else np.zeros((0,), dtype), path)
   _save(np.asarray(starts, np.int64), starts_path)
   if unknown is not None and tok.unknown != unknown:
     new = tok.unknown - unknown
-    log.warning("%s: %d characters outside the character vocabulary encoded as [UNK] (%s)",
-                path, sum(new.values()), ", ".join(f"{c!r} x{n}" for c, n in new.most_common(8)))
+    log.warning(
+      "%s: %d characters outside the character vocabulary encoded as [UNK] (%s)",
+      path,
+      sum(new.values()),
+      ", ".join(f"{c!r} x{n}" for c, n in new.most_common(8)),
+    )
 
 
 def tokenized_data(data_cfg, tokenizer: Tokenizer | None = None) -> TokenizedData:
   """Prepares the dataset, trains the tokenizer (unless one is given, e.g. a pretrained
   model's) and tokenizes both splits, once; then loads."""
   dataset_id, split_sources = sources.prepare_splits(data_cfg)
-  directory = os.path.join(sources.data_dir(data_cfg), "tokens", dataset_id,
-                           _tokenizer_id(data_cfg, tokenizer))
+  directory = os.path.join(
+    sources.data_dir(data_cfg), "tokens", dataset_id, _tokenizer_id(data_cfg, tokenizer)
+  )
   os.makedirs(directory, exist_ok=True)
   if tokenizer is not None:
     tok = tokenizer
@@ -141,8 +161,9 @@ def tokenized_data(data_cfg, tokenizer: Tokenizer | None = None) -> TokenizedDat
     path = os.path.join(directory, f"{split}.npy")
     starts = os.path.join(directory, DOC_STARTS.format(split=split))
     if not (os.path.exists(path) and os.path.exists(starts)):
-      _tokenize_split(split_sources[split], tok, data_cfg.text_key, path, starts,
-                      data_cfg.num_threads)
+      _tokenize_split(
+        split_sources[split], tok, data_cfg.text_key, path, starts, data_cfg.num_threads
+      )
     splits[split] = np.load(path, mmap_mode="r")
     doc_starts[split] = np.load(starts)
   return TokenizedData(directory, tok, splits, doc_starts)

@@ -24,9 +24,9 @@ from typing import Protocol
 import numpy as np
 import sentencepiece as spm
 
-from lm.runtime import paths
 from lm.data import hf_tokenizer
 from lm.data.specials import SPECIAL_TOKENS, UNK, split_specials
+from lm.runtime import paths
 
 CHAR_FILE = "char_vocab.json"
 SPM_FILE = "sentencepiece.model"
@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 
 
 class Tokenizer(Protocol):
-  vocab_size: int             # every id, special tokens included
-  num_ordinary: int           # ids [0, num_ordinary) are ordinary tokens (MLM's random tokens)
+  vocab_size: int  # every id, special tokens included
+  num_ordinary: int  # ids [0, num_ordinary) are ordinary tokens (MLM's random tokens)
   eos_id: int | None
   special_ids: dict[str, int]  # e.g. {"[MASK]": 103}; absent tokens are missing
 
@@ -65,7 +65,7 @@ class CharTokenizer:
     self._lock = threading.Lock()  # the data pipeline encodes on several threads
 
   @classmethod
-  def train(cls, texts: Iterable[str]) -> "CharTokenizer":
+  def train(cls, texts: Iterable[str]) -> CharTokenizer:
     seen: set[str] = set()
     for t in texts:
       seen.update(t)
@@ -88,8 +88,12 @@ class CharTokenizer:
       raise ValueError(f"character {char!r} is not in the character vocabulary")
     with self._lock:
       if not self.unknown:
-        log.warning("character %r is not in the character vocabulary: encoded as %s (every "
-                    "such character is, and counted)", char, UNK)
+        log.warning(
+          "character %r is not in the character vocabulary: encoded as %s (every "
+          "such character is, and counted)",
+          char,
+          UNK,
+        )
       self.unknown[char] += 1
     return self.special_ids[UNK]
 
@@ -117,8 +121,9 @@ class SentencePieceTokenizer:
     self.special_ids = {t: i for t, i in ids.items() if i != self.sp.unk_id()}
 
   @classmethod
-  def train(cls, texts: Iterable[str], directory: str, vocab_size: int,
-            model_type: str = "bpe") -> "SentencePieceTokenizer":
+  def train(
+    cls, texts: Iterable[str], directory: str, vocab_size: int, model_type: str = "bpe"
+  ) -> SentencePieceTokenizer:
     os.makedirs(directory, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
       corpus = os.path.join(tmp, "corpus.txt")
@@ -126,12 +131,22 @@ class SentencePieceTokenizer:
         for t in texts:
           f.write(t.rstrip("\n") + "\n")
       spm.SentencePieceTrainer.train(
-          input=corpus, model_prefix=os.path.join(tmp, "sp"), vocab_size=vocab_size,
-          model_type=model_type, character_coverage=1.0, byte_fallback=True,
-          pad_id=-1, unk_id=0, bos_id=-1, eos_id=1, input_sentence_size=2_000_000,
-          user_defined_symbols=list(SPECIAL_TOKENS),
-          shuffle_input_sentence=True, num_threads=os.cpu_count() or 1,
-          minloglevel=2)
+        input=corpus,
+        model_prefix=os.path.join(tmp, "sp"),
+        vocab_size=vocab_size,
+        model_type=model_type,
+        character_coverage=1.0,
+        byte_fallback=True,
+        pad_id=-1,
+        unk_id=0,
+        bos_id=-1,
+        eos_id=1,
+        input_sentence_size=2_000_000,
+        user_defined_symbols=list(SPECIAL_TOKENS),
+        shuffle_input_sentence=True,
+        num_threads=os.cpu_count() or 1,
+        minloglevel=2,
+      )
       path = os.path.join(directory, SPM_FILE)
       shutil.copy(os.path.join(tmp, "sp.model"), path)
     return cls(path)
@@ -162,8 +177,9 @@ def load_tokenizer(directory: str) -> Tokenizer:
   tokenizer = hf_tokenizer.load(directory)
   if tokenizer is None:
     raise FileNotFoundError(
-        f"no tokenizer ({CHAR_FILE}, {SPM_FILE}, {hf_tokenizer.TOKENIZER_FILE}, GPT-2's "
-        f"{hf_tokenizer.MERGES_FILE} or BERT's {hf_tokenizer.VOCAB_TXT}) in {directory}")
+      f"no tokenizer ({CHAR_FILE}, {SPM_FILE}, {hf_tokenizer.TOKENIZER_FILE}, GPT-2's "
+      f"{hf_tokenizer.MERGES_FILE} or BERT's {hf_tokenizer.VOCAB_TXT}) in {directory}"
+    )
   return tokenizer
 
 

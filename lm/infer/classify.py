@@ -16,8 +16,9 @@ from lm.training.objectives import Objective
 from lm.training.step import eval_sums, make_eval_step
 
 
-def class_logits(graphdef: nnx.GraphDef, params, tokens_NT: np.ndarray, pad_id: int,
-                 batch_size: int) -> np.ndarray:
+def class_logits(
+  graphdef: nnx.GraphDef, params, tokens_NT: np.ndarray, pad_id: int, batch_size: int
+) -> np.ndarray:
   """Class logits [N, C] of right-padded token rows, in batches of `batch_size` (the last one
   filled up with copies of its first row, so that one program serves every batch)."""
 
@@ -27,14 +28,13 @@ def class_logits(graphdef: nnx.GraphDef, params, tokens_NT: np.ndarray, pad_id: 
 
   out = []
   for first in range(0, len(tokens_NT), batch_size):
-    chunk = tokens_NT[first:first + batch_size]
+    chunk = tokens_NT[first : first + batch_size]
     filled = np.concatenate([chunk, np.repeat(chunk[:1], batch_size - len(chunk), 0)])
-    out.append(np.asarray(logits(params, filled))[:len(chunk)])
+    out.append(np.asarray(logits(params, filled))[: len(chunk)])
   return np.concatenate(out)
 
 
-def metrics(labels: Sequence[int], predictions: Sequence[int], num_classes: int
-            ) -> dict[str, Any]:
+def metrics(labels: Sequence[int], predictions: Sequence[int], num_classes: int) -> dict[str, Any]:
   """Accuracy, per-class precision / recall / F1 / support, their macro-average F1, and the
   confusion matrix (rows: true class, columns: predicted). A ratio with nothing to count
   (no prediction of a class, no example of it) is 0."""
@@ -46,12 +46,21 @@ def metrics(labels: Sequence[int], predictions: Sequence[int], num_classes: int
   recall = np.divide(right, actual, out=np.zeros_like(right), where=actual > 0)
   both = precision + recall
   f1 = np.divide(2 * precision * recall, both, out=np.zeros_like(right), where=both > 0)
-  return {"accuracy": float(right.sum() / max(confusion.sum(), 1)),
-          "macro_f1": float(f1.mean()),
-          "per_class": [{"class": c, "precision": float(precision[c]),
-                         "recall": float(recall[c]), "f1": float(f1[c]),
-                         "support": int(actual[c])} for c in range(num_classes)],
-          "confusion": confusion.tolist()}
+  return {
+    "accuracy": float(right.sum() / max(confusion.sum(), 1)),
+    "macro_f1": float(f1.mean()),
+    "per_class": [
+      {
+        "class": c,
+        "precision": float(precision[c]),
+        "recall": float(recall[c]),
+        "f1": float(f1[c]),
+        "support": int(actual[c]),
+      }
+      for c in range(num_classes)
+    ],
+    "confusion": confusion.tolist(),
+  }
 
 
 def encode_texts(r, texts: Sequence[str], seq_len: int) -> np.ndarray:
@@ -62,26 +71,33 @@ def encode_texts(r, texts: Sequence[str], seq_len: int) -> np.ndarray:
 def probabilities(r, texts: Sequence[str], batch_size: int) -> np.ndarray:
   """Class probabilities [N, C] of `texts` under the run `r` (a `lm.runs.loading.TrainedRun`)."""
   tokens = encode_texts(r, texts, r.config.data.seq_len)
-  logits = class_logits(r.graphdef, r.params, tokens, r.tokenizer.special_ids["[PAD]"],
-                        min(batch_size, len(texts)))
+  logits = class_logits(
+    r.graphdef, r.params, tokens, r.tokenizer.special_ids["[PAD]"], min(batch_size, len(texts))
+  )
   return np.asarray(jax.nn.softmax(logits, axis=-1))
 
 
-def evaluate_split(r, objective: Objective, split: str, seq_len: int, batch_size: int
-                   ) -> dict[str, Any]:
+def evaluate_split(
+  r, objective: Objective, split: str, seq_len: int, batch_size: int
+) -> dict[str, Any]:
   """The run's loss (training's evaluation, over every example) and `metrics` on `split` of
   its labelled data."""
   data_cfg = r.config.data.copy_and_resolve_references()
   data_cfg.seq_len = seq_len
-  data = labelled.labelled_data(data_cfg, r.tokenizer, wrap=r.model_cfg.kind == "encoder",
-                                num_classes=r.model_cfg.num_classes)
+  data = labelled.labelled_data(
+    data_cfg, r.tokenizer, wrap=r.model_cfg.kind == "encoder", num_classes=r.model_cfg.num_classes
+  )
   if split not in data.splits:
     raise ValueError(f"split {split!r}; the labelled data has {', '.join(data.splits)}")
   tokens, labels = data.splits[split]
   batch_size = min(batch_size, len(labels))
   ds = labelled.example_batches(tokens, labels, batch_size, shuffle_seed=None, repeat=False)
-  sums = eval_sums(jax.jit(make_eval_step(r.graphdef, objective)), r.params,
-                   (ds[i] for i in range(len(ds))))
+  sums = eval_sums(
+    jax.jit(make_eval_step(r.graphdef, objective)), r.params, (ds[i] for i in range(len(ds)))
+  )
   logits = class_logits(r.graphdef, r.params, tokens, objective.pad_id, batch_size)
-  return {"examples": len(labels), "loss": sums["loss"] / sums["weight"],
-          **metrics(labels, logits.argmax(-1), r.model_cfg.num_classes)}
+  return {
+    "examples": len(labels),
+    "loss": sums["loss"] / sums["weight"],
+    **metrics(labels, logits.argmax(-1), r.model_cfg.num_classes),
+  }

@@ -17,10 +17,10 @@ from flax import nnx
 from jax.sharding import Mesh
 from rouge_score import rouge_scorer
 
-from lm.runs import loading
 from lm.data import pipeline, token_cache
 from lm.data.tokenizer import Tokenizer
 from lm.infer import classify, sampling
+from lm.runs import loading
 from lm.training.objectives import Objective, objective_for
 from lm.training.step import eval_sums, make_eval_step
 
@@ -39,8 +39,9 @@ class LossStats:
   bytes: int
 
 
-def loss_batches(tokens: np.ndarray, seq_len: int, batch_size: int,
-                 doc_starts: np.ndarray | None = None) -> Iterator[dict[str, np.ndarray]]:
+def loss_batches(
+  tokens: np.ndarray, seq_len: int, batch_size: int, doc_starts: np.ndarray | None = None
+) -> Iterator[dict[str, np.ndarray]]:
   """LM batches {'tokens': [batch_size, seq_len + 1], 'weights': [batch_size, seq_len]} that
   predict every token after the first once; with `doc_starts` (document masking) every token
   but each document's first, from its own document only ('segment_ids', 'positions').
@@ -51,15 +52,19 @@ def loss_batches(tokens: np.ndarray, seq_len: int, batch_size: int,
   num_targets = len(tokens) - 1
   num_windows = -(-num_targets // seq_len)
   for first in range(0, num_windows, batch_size):
-    batch = {"tokens": np.zeros((batch_size, seq_len + 1), np.int32),
-             "weights": np.zeros((batch_size, seq_len), np.float32)}
+    batch = {
+      "tokens": np.zeros((batch_size, seq_len + 1), np.int32),
+      "weights": np.zeros((batch_size, seq_len), np.float32),
+    }
     if doc_starts is not None:
-      batch.update(segment_ids=np.zeros((batch_size, seq_len), np.int32),
-                   positions=np.zeros((batch_size, seq_len), np.int32))
+      batch.update(
+        segment_ids=np.zeros((batch_size, seq_len), np.int32),
+        positions=np.zeros((batch_size, seq_len), np.int32),
+      )
     for row, w in enumerate(range(first, min(first + batch_size, num_windows))):
       start = w * seq_len
       n = min(seq_len, num_targets - start)
-      batch["tokens"][row, :n + 1] = tokens[start:start + n + 1]
+      batch["tokens"][row, : n + 1] = tokens[start : start + n + 1]
       batch["weights"][row, :n] = 1.0
       if doc_starts is not None:
         for k, v in pipeline.document_fields(doc_starts, start, n).items():
@@ -67,17 +72,29 @@ def loss_batches(tokens: np.ndarray, seq_len: int, batch_size: int,
     yield batch
 
 
-def evaluate_loss(graphdef: nnx.GraphDef, params, tokens: np.ndarray, tokenizer: Tokenizer, *,
-                  seq_len: int, batch_size: int, mesh: Mesh | None = None,
-                  doc_starts: np.ndarray | None = None) -> LossStats:
+def evaluate_loss(
+  graphdef: nnx.GraphDef,
+  params,
+  tokens: np.ndarray,
+  tokenizer: Tokenizer,
+  *,
+  seq_len: int,
+  batch_size: int,
+  mesh: Mesh | None = None,
+  doc_starts: np.ndarray | None = None,
+) -> LossStats:
   """Exact loss over all of `tokens` (each token after the first predicted once; with
   `doc_starts`, document masking, each but the documents' first tokens).
 
   The standard error treats token losses as independent. Bits per byte divide the total
   nats by ln 2 and by the UTF-8 bytes of the predicted tokens' text.
   """
-  sums = eval_sums(jax.jit(make_eval_step(graphdef)), params,
-                   loss_batches(tokens, seq_len, batch_size, doc_starts), mesh)
+  sums = eval_sums(
+    jax.jit(make_eval_step(graphdef)),
+    params,
+    loss_batches(tokens, seq_len, batch_size, doc_starts),
+    mesh,
+  )
   total, total_sq, count = sums["loss"], sums["loss_sq"], sums["weight"]
   mean = total / count
   var = max(total_sq / count - mean * mean, 0.0)
@@ -85,9 +102,14 @@ def evaluate_loss(graphdef: nnx.GraphDef, params, tokens: np.ndarray, tokenizer:
   if doc_starts is not None:
     predicted = np.delete(predicted, doc_starts[doc_starts > 0] - 1)
   num_bytes = len(tokenizer.decode(predicted.tolist()).encode("utf-8"))
-  return LossStats(loss=mean, stderr=math.sqrt(var / count), perplexity=math.exp(mean),
-                   bits_per_byte=total / math.log(2) / num_bytes, tokens=int(count),
-                   bytes=num_bytes)
+  return LossStats(
+    loss=mean,
+    stderr=math.sqrt(var / count),
+    perplexity=math.exp(mean),
+    bits_per_byte=total / math.log(2) / num_bytes,
+    tokens=int(count),
+    bytes=num_bytes,
+  )
 
 
 @dataclasses.dataclass
@@ -101,8 +123,17 @@ class MLMStats:
   tokens: int
 
 
-def evaluate_mlm(graphdef: nnx.GraphDef, params, tokens: np.ndarray, objective: Objective, *,
-                 seq_len: int, batch_size: int, seed: int, mesh: Mesh | None = None) -> MLMStats:
+def evaluate_mlm(
+  graphdef: nnx.GraphDef,
+  params,
+  tokens: np.ndarray,
+  objective: Objective,
+  *,
+  seq_len: int,
+  batch_size: int,
+  seed: int,
+  mesh: Mesh | None = None,
+) -> MLMStats:
   """Masked-LM loss and accuracy over windows of every token of `tokens` but the last.
 
   Masks are drawn as training's evaluation draws them (from `seed`, the same for each batch),
@@ -117,15 +148,24 @@ def evaluate_mlm(graphdef: nnx.GraphDef, params, tokens: np.ndarray, objective: 
       inputs[batch["weights"] == 0] = objective.pad_id
       yield batch
 
-  sums = eval_sums(jax.jit(make_eval_step(graphdef, objective, seed)), params,
-                   padded(loss_batches(tokens, seq_len, batch_size)), mesh)
+  sums = eval_sums(
+    jax.jit(make_eval_step(graphdef, objective, seed)),
+    params,
+    padded(loss_batches(tokens, seq_len, batch_size)),
+    mesh,
+  )
   count = sums["weight"]
   if count == 0:
     raise ValueError(f"no token of the {len(tokens)} was masked; the split is too short")
   mean = sums["loss"] / count
   var = max(sums["loss_sq"] / count - mean * mean, 0.0)
-  return MLMStats(loss=mean, stderr=math.sqrt(var / count), accuracy=sums["correct"] / count,
-                  masked_tokens=int(count), tokens=len(tokens) - 1)
+  return MLMStats(
+    loss=mean,
+    stderr=math.sqrt(var / count),
+    accuracy=sums["correct"] / count,
+    masked_tokens=int(count),
+    tokens=len(tokens) - 1,
+  )
 
 
 def text_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, float]:
@@ -138,43 +178,72 @@ def text_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[st
   return scores
 
 
-def passages(tokens: np.ndarray, num: int, prompt_len: int, continuation_len: int
-             ) -> tuple[np.ndarray, np.ndarray]:
+def passages(
+  tokens: np.ndarray, num: int, prompt_len: int, continuation_len: int
+) -> tuple[np.ndarray, np.ndarray]:
   """`num` evenly spaced passages: prompts [num, prompt_len], true continuations [num, m]."""
   span = prompt_len + continuation_len
   if len(tokens) < span:
     raise ValueError(f"a split of {len(tokens)} tokens is shorter than one passage of {span}")
   starts = np.linspace(0, len(tokens) - span, num).astype(int)
-  windows = np.stack([np.asarray(tokens[s:s + span], np.int32) for s in starts])
+  windows = np.stack([np.asarray(tokens[s : s + span], np.int32) for s in starts])
   return windows[:, :prompt_len], windows[:, prompt_len:]
 
 
-def continuation_scores(graphdef: nnx.GraphDef, params, tokens: np.ndarray, tokenizer: Tokenizer,
-                        key: jax.Array, *, num: int, prompt_len: int, continuation_len: int,
-                        batch_size: int, **sample_kw) -> tuple[dict[str, float], list[dict]]:
+def continuation_scores(
+  graphdef: nnx.GraphDef,
+  params,
+  tokens: np.ndarray,
+  tokenizer: Tokenizer,
+  key: jax.Array,
+  *,
+  num: int,
+  prompt_len: int,
+  continuation_len: int,
+  batch_size: int,
+  **sample_kw,
+) -> tuple[dict[str, float], list[dict]]:
   """BLEU and ROUGE of generated against true continuations; also the (prompt, ref, hyp) texts."""
   prompts, refs = passages(tokens, num, prompt_len, continuation_len)
   hyps = []
   for first in range(0, num, batch_size):
-    chunk = prompts[first:first + batch_size]
-    out = sampling.generate(graphdef, params, jnp.asarray(chunk),
-                            jnp.full((len(chunk),), prompt_len, jnp.int32),
-                            jax.random.fold_in(key, first), max_new_tokens=continuation_len,
-                            vocab_limit=tokenizer.vocab_size, **sample_kw)
+    chunk = prompts[first : first + batch_size]
+    out = sampling.generate(
+      graphdef,
+      params,
+      jnp.asarray(chunk),
+      jnp.full((len(chunk),), prompt_len, jnp.int32),
+      jax.random.fold_in(key, first),
+      max_new_tokens=continuation_len,
+      vocab_limit=tokenizer.vocab_size,
+      **sample_kw,
+    )
     hyps.extend(np.asarray(out.tokens).tolist())
 
   def decode(ids) -> str:
     return tokenizer.decode([int(i) for i in ids])
 
   hyp_texts, ref_texts = [decode(h) for h in hyps], [decode(r) for r in refs]
-  examples = [{"prompt": decode(p), "reference": r, "generated": h}
-              for p, r, h in zip(prompts, ref_texts, hyp_texts)]
+  examples = [
+    {"prompt": decode(p), "reference": r, "generated": h}
+    for p, r, h in zip(prompts, ref_texts, hyp_texts)
+  ]
   return text_scores(hyp_texts, ref_texts), examples
 
 
-def evaluate_run(workdir: str, *, step: int | None = None, split: str | None = None,
-                 seq_len: int | None = None, batch_size: int | None = None, num_passages: int,
-                 prompt_len: int, continuation_len: int, seed: int = 0, **sample_kw) -> dict:
+def evaluate_run(
+  workdir: str,
+  *,
+  step: int | None = None,
+  split: str | None = None,
+  seq_len: int | None = None,
+  batch_size: int | None = None,
+  num_passages: int,
+  prompt_len: int,
+  continuation_len: int,
+  seed: int = 0,
+  **sample_kw,
+) -> dict:
   """What a run's checkpoint scores over a whole split, by its objective ('objective'):
   'lm', loss statistics and (unless `num_passages` is 0) continuation scores; 'mlm', masked-LM
   loss and accuracy, with the masks of training's evaluation (the run's config.seed);
@@ -187,8 +256,13 @@ def evaluate_run(workdir: str, *, step: int | None = None, split: str | None = N
   objective = objective_for(r.model_cfg, r.tokenizer, r.config.mlm)
   split = split or data_cfg.eval_split
   seq_len, batch_size = seq_len or data_cfg.seq_len, batch_size or data_cfg.batch_size
-  head = {"workdir": workdir, "step": r.step, "split": split, "objective": objective.name,
-          "seq_len": seq_len}
+  head = {
+    "workdir": workdir,
+    "step": r.step,
+    "split": split,
+    "objective": objective.name,
+    "seq_len": seq_len,
+  }
   if objective.name == "classify":
     return {**head, **classify.evaluate_split(r, objective, split, seq_len, batch_size)}
   # A fine-tuned run tokenized its data with the pretrained tokenizer; one from scratch trained
@@ -196,21 +270,49 @@ def evaluate_run(workdir: str, *, step: int | None = None, split: str | None = N
   data = token_cache.tokenized_data(data_cfg, r.tokenizer if r.config.init_from else None)
   tokens = data.splits[split]
   if objective.name == "mlm":
-    stats = evaluate_mlm(r.graphdef, r.params, tokens, objective, seq_len=seq_len,
-                         batch_size=batch_size, seed=r.config.seed)
+    stats = evaluate_mlm(
+      r.graphdef,
+      r.params,
+      tokens,
+      objective,
+      seq_len=seq_len,
+      batch_size=batch_size,
+      seed=r.config.seed,
+    )
     return {**head, **dataclasses.asdict(stats)}
   sample_kw["document_end_id"] = r.document_end_id
-  stats = evaluate_loss(r.graphdef, r.params, tokens, r.tokenizer, seq_len=seq_len,
-                        batch_size=batch_size,
-                        doc_starts=data.doc_starts[split] if r.document_masking else None)
+  stats = evaluate_loss(
+    r.graphdef,
+    r.params,
+    tokens,
+    r.tokenizer,
+    seq_len=seq_len,
+    batch_size=batch_size,
+    doc_starts=data.doc_starts[split] if r.document_masking else None,
+  )
   result = {**head, **dataclasses.asdict(stats), "generation": None, "examples": []}
   if num_passages > 0:
     scores, examples = continuation_scores(
-        r.graphdef, r.params, tokens, r.tokenizer, jax.random.key(seed), num=num_passages,
-        prompt_len=prompt_len, continuation_len=continuation_len, batch_size=batch_size,
-        **sample_kw)
-    result.update(generation={
-        "num_passages": num_passages, "prompt_tokens": prompt_len,
-        "continuation_tokens": continuation_len, "seed": seed, **sample_kw, **scores},
-        examples=examples[:5])
+      r.graphdef,
+      r.params,
+      tokens,
+      r.tokenizer,
+      jax.random.key(seed),
+      num=num_passages,
+      prompt_len=prompt_len,
+      continuation_len=continuation_len,
+      batch_size=batch_size,
+      **sample_kw,
+    )
+    result.update(
+      generation={
+        "num_passages": num_passages,
+        "prompt_tokens": prompt_len,
+        "continuation_tokens": continuation_len,
+        "seed": seed,
+        **sample_kw,
+        **scores,
+      },
+      examples=examples[:5],
+    )
   return result

@@ -32,8 +32,9 @@ class Generation:
   lengths: jax.Array
 
 
-def pad_prompts(prompts: Sequence[Sequence[int]], padding: str = "left", pad_id: int = 0
-                ) -> tuple[np.ndarray, np.ndarray]:
+def pad_prompts(
+  prompts: Sequence[Sequence[int]], padding: str = "left", pad_id: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
   """Token lists -> (prompts [B, P] padded to the longest, lengths [B])."""
   lengths = np.asarray([len(p) for p in prompts], np.int32)
   if lengths.min() < 1:
@@ -41,14 +42,15 @@ def pad_prompts(prompts: Sequence[Sequence[int]], padding: str = "left", pad_id:
   out = np.full((len(prompts), lengths.max()), pad_id, np.int32)
   for row, (p, n) in enumerate(zip(prompts, lengths)):
     if padding == "left":
-      out[row, out.shape[1] - n:] = p
+      out[row, out.shape[1] - n :] = p
     else:
       out[row, :n] = p
   return out, lengths
 
 
-def filter_logits(logits_BV: jax.Array, *, temperature: float, top_k: int, top_p: float
-                  ) -> jax.Array:
+def filter_logits(
+  logits_BV: jax.Array, *, temperature: float, top_k: int, top_p: float
+) -> jax.Array:
   """Scales by 1/temperature, then keeps the top k and the smallest set of mass >= top_p."""
   logits_BV = logits_BV / temperature
   if top_k > 0:
@@ -65,8 +67,14 @@ def filter_logits(logits_BV: jax.Array, *, temperature: float, top_k: int, top_p
   return logits_BV
 
 
-def sample_logits(logits_BV: jax.Array, key: jax.Array, *, temperature: float = 1.0,
-                  top_k: int = 0, top_p: float = 1.0) -> jax.Array:
+def sample_logits(
+  logits_BV: jax.Array,
+  key: jax.Array,
+  *,
+  temperature: float = 1.0,
+  top_k: int = 0,
+  top_p: float = 1.0,
+) -> jax.Array:
   """Draws one token per row: argmax if temperature == 0, else from the filtered softmax."""
   if temperature == 0.0:
     return jnp.argmax(logits_BV, axis=-1)
@@ -81,25 +89,51 @@ def _left_align(prompts_BP: jax.Array, lengths_B: jax.Array) -> jax.Array:
   return jnp.take_along_axis(prompts_BP, src_BP, axis=1)
 
 
-def prompt_documents(prompts_BP: jax.Array, start_B: jax.Array, end_id: int
-                     ) -> tuple[jax.Array, jax.Array]:
+def prompt_documents(
+  prompts_BP: jax.Array, start_B: jax.Array, end_id: int
+) -> tuple[jax.Array, jax.Array]:
   """Left-padded prompts' (segments [B, P], positions [B, P]): a new document (segment) starts
   after each `end_id`, and positions count from each document's first token."""
   slot_P = jnp.arange(prompts_BP.shape[1])
   ends_BP = (prompts_BP == end_id) & (slot_P[None, :] >= start_B[:, None])
   starts_BP = jnp.pad(ends_BP[:, :-1], ((0, 0), (1, 0)))  # the token after an end
   first_BP = jax.lax.cummax(jnp.where(starts_BP, slot_P[None, :], start_B[:, None]), axis=1)
-  return (jnp.cumsum(starts_BP, axis=1, dtype=jnp.int32),
-          jnp.maximum(slot_P[None, :] - first_BP, 0).astype(jnp.int32))
+  return (
+    jnp.cumsum(starts_BP, axis=1, dtype=jnp.int32),
+    jnp.maximum(slot_P[None, :] - first_BP, 0).astype(jnp.int32),
+  )
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "max_new_tokens", "temperature", "top_k",
-                                             "top_p", "end_id", "vocab_limit", "padding",
-                                             "document_end_id"))
-def generate(graphdef: nnx.GraphDef, params, prompts_BP: jax.Array, lengths_B: jax.Array,
-             key: jax.Array, *, max_new_tokens: int, temperature: float = 1.0, top_k: int = 0,
-             top_p: float = 1.0, end_id: int | None = None, vocab_limit: int | None = None,
-             padding: str = "left", document_end_id: int | None = None) -> Generation:
+@functools.partial(
+  jax.jit,
+  static_argnames=(
+    "graphdef",
+    "max_new_tokens",
+    "temperature",
+    "top_k",
+    "top_p",
+    "end_id",
+    "vocab_limit",
+    "padding",
+    "document_end_id",
+  ),
+)
+def generate(
+  graphdef: nnx.GraphDef,
+  params,
+  prompts_BP: jax.Array,
+  lengths_B: jax.Array,
+  key: jax.Array,
+  *,
+  max_new_tokens: int,
+  temperature: float = 1.0,
+  top_k: int = 0,
+  top_p: float = 1.0,
+  end_id: int | None = None,
+  vocab_limit: int | None = None,
+  padding: str = "left",
+  document_end_id: int | None = None,
+) -> Generation:
   """Continues each prompt (row b: its `lengths_B[b]` tokens, `padding` 'left' or 'right').
 
   The padded prompt width plus `max_new_tokens` must fit in the model's max_seq_len (a
@@ -121,20 +155,25 @@ def generate(graphdef: nnx.GraphDef, params, prompts_BP: jax.Array, lengths_B: j
   def next_token(logits_BV, i):
     if vocab_limit is not None:
       logits_BV = jnp.where(jnp.arange(logits_BV.shape[-1]) < vocab_limit, logits_BV, -jnp.inf)
-    token_B = sample_logits(logits_BV, jax.random.fold_in(key, i), temperature=temperature,
-                            top_k=top_k, top_p=top_p).astype(jnp.int32)
-    log_prob_B = jnp.take_along_axis(jax.nn.log_softmax(logits_BV, axis=-1), token_B[:, None],
-                                     axis=-1)[:, 0]
+    token_B = sample_logits(
+      logits_BV, jax.random.fold_in(key, i), temperature=temperature, top_k=top_k, top_p=top_p
+    ).astype(jnp.int32)
+    log_prob_B = jnp.take_along_axis(
+      jax.nn.log_softmax(logits_BV, axis=-1), token_B[:, None], axis=-1
+    )[:, 0]
     return token_B, log_prob_B
 
   def record(state, token_B, log_prob_B):
     """Stores step i's tokens in the rows still going; a row ends after its end token."""
     i, live_B = state["i"], ~state["done_B"]
-    state = dict(state, i=i + 1, last_B=token_B,
-                 tokens_BN=state["tokens_BN"].at[:, i].set(jnp.where(live_B, token_B, 0)),
-                 log_probs_BN=state["log_probs_BN"].at[:, i].set(
-                     jnp.where(live_B, log_prob_B, 0.0)),
-                 lengths_B=state["lengths_B"] + live_B)
+    state = dict(
+      state,
+      i=i + 1,
+      last_B=token_B,
+      tokens_BN=state["tokens_BN"].at[:, i].set(jnp.where(live_B, token_B, 0)),
+      log_probs_BN=state["log_probs_BN"].at[:, i].set(jnp.where(live_B, log_prob_B, 0.0)),
+      lengths_B=state["lengths_B"] + live_B,
+    )
     if end_id is not None:
       state["done_B"] = state["done_B"] | (token_B == end_id)
     return state
@@ -149,30 +188,47 @@ def generate(graphdef: nnx.GraphDef, params, prompts_BP: jax.Array, lengths_B: j
       ended_B = state["cached_B"] == document_end_id
       segment_B = state["segment_B"] + ended_B
       position_B = jnp.where(ended_B, 0, state["position_B"] + 1)
-      logits_B1V, cache = model(state["last_B"][:, None], positions_BT=position_B[:, None],
-                                segment_ids_BT=segment_B[:, None], cache=state["cache"])
+      logits_B1V, cache = model(
+        state["last_B"][:, None],
+        positions_BT=position_B[:, None],
+        segment_ids_BT=segment_B[:, None],
+        cache=state["cache"],
+      )
       state = dict(state, cached_B=state["last_B"], segment_B=segment_B, position_B=position_B)
     return record(dict(state, cache=cache), *next_token(logits_B1V[:, 0], state["i"]))
 
-  state = {"i": jnp.int32(0), "last_B": jnp.zeros((batch,), jnp.int32),
-           "tokens_BN": jnp.zeros((batch, max_new_tokens), jnp.int32),
-           "log_probs_BN": jnp.zeros((batch, max_new_tokens), jnp.float32),
-           "lengths_B": jnp.zeros((batch,), jnp.int32), "done_B": jnp.zeros((batch,), bool)}
+  state = {
+    "i": jnp.int32(0),
+    "last_B": jnp.zeros((batch,), jnp.int32),
+    "tokens_BN": jnp.zeros((batch, max_new_tokens), jnp.int32),
+    "log_probs_BN": jnp.zeros((batch, max_new_tokens), jnp.float32),
+    "lengths_B": jnp.zeros((batch,), jnp.int32),
+    "done_B": jnp.zeros((batch,), bool),
+  }
   if document_end_id is None:
     logits_BPV, cache = model(prompts_BP, cache=cache)
   else:
     segment_BP, position_BP = prompt_documents(prompts_BP, start_B, document_end_id)
-    logits_BPV, cache = model(prompts_BP, positions_BT=position_BP, segment_ids_BT=segment_BP,
-                              cache=cache)
-    state.update(cached_B=prompts_BP[:, -1], segment_B=segment_BP[:, -1],
-                 position_B=position_BP[:, -1])
+    logits_BPV, cache = model(
+      prompts_BP, positions_BT=position_BP, segment_ids_BT=segment_BP, cache=cache
+    )
+    state.update(
+      cached_B=prompts_BP[:, -1], segment_B=segment_BP[:, -1], position_B=position_BP[:, -1]
+    )
   state["cache"] = cache
   state = jax.lax.while_loop(cond, body, record(state, *next_token(logits_BPV[:, -1], 0)))
   return Generation(state["tokens_BN"], state["log_probs_BN"], state["lengths_B"])
 
 
-def generate_long(graphdef: nnx.GraphDef, params, prompts_BP: np.ndarray, key: jax.Array, *,
-                  max_new_tokens: int, **sample_kw) -> np.ndarray:
+def generate_long(
+  graphdef: nnx.GraphDef,
+  params,
+  prompts_BP: np.ndarray,
+  key: jax.Array,
+  *,
+  max_new_tokens: int,
+  **sample_kw,
+) -> np.ndarray:
   """Generates past the model's context window; returns the new tokens [B, max_new_tokens].
 
   All rows share one prompt length. Once prompt and new tokens no longer fit in max_seq_len,
@@ -190,9 +246,16 @@ def generate_long(graphdef: nnx.GraphDef, params, prompts_BP: np.ndarray, key: j
   produced = 0
   while produced < max_new_tokens:
     n = min(chunk, max_new_tokens - produced)
-    out = generate(graphdef, params, jnp.asarray(history[:, -context:]), lengths,
-                   jax.random.fold_in(key, produced), max_new_tokens=n, **sample_kw)
+    out = generate(
+      graphdef,
+      params,
+      jnp.asarray(history[:, -context:]),
+      lengths,
+      jax.random.fold_in(key, produced),
+      max_new_tokens=n,
+      **sample_kw,
+    )
     history = np.concatenate([history, np.asarray(out.tokens)], axis=1)
     lengths = jnp.full_like(lengths, min(context, history.shape[1]))
     produced += n
-  return history[:, history.shape[1] - max_new_tokens:]
+  return history[:, history.shape[1] - max_new_tokens :]

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import math
 
+import flax
 import jax
 import jax.numpy as jnp
-import flax
 import numpy as np
 from flax import nnx
 
@@ -28,8 +28,9 @@ def rotary_frequencies(cfg: TransformerConfig) -> tuple[float, ...]:
   config's context-extension scaling, in float32 as Hugging Face's RoPE utilities compute it
   (so imported Llama 3.1 weights see the same angles)."""
   h, factor = cfg.head_dim, np.float32(cfg.rope_scaling_factor)
-  inv_freq = (1.0 / (cfg.rope_theta ** (np.arange(0, h, 2, dtype=np.float32) / h))
-              ).astype(np.float32)
+  inv_freq = (1.0 / (cfg.rope_theta ** (np.arange(0, h, 2, dtype=np.float32) / h))).astype(
+    np.float32
+  )
   if cfg.rope_scaling == "linear":
     inv_freq = inv_freq / factor
   elif cfg.rope_scaling == "llama3":
@@ -73,29 +74,39 @@ class KVCache:
   k_BSNH: jax.Array
   v_BSNH: jax.Array
   segment_BS: jax.Array
-  index: jax.Array    # [] the slot the next call writes first
+  index: jax.Array  # [] the slot the next call writes first
   start_B: jax.Array  # [B] each row's first real slot
 
   @classmethod
-  def empty(cls, batch: int, size: int, num_kv_heads: int, head_dim: int, dtype,
-            start_B: jax.Array) -> "KVCache":
+  def empty(
+    cls, batch: int, size: int, num_kv_heads: int, head_dim: int, dtype, start_B: jax.Array
+  ) -> KVCache:
     zeros = jnp.zeros((batch, size, num_kv_heads, head_dim), dtype)
-    return cls(zeros, zeros, jnp.zeros((batch, size), jnp.int32), jnp.zeros((), jnp.int32),
-               start_B.astype(jnp.int32))
+    return cls(
+      zeros,
+      zeros,
+      jnp.zeros((batch, size), jnp.int32),
+      jnp.zeros((), jnp.int32),
+      start_B.astype(jnp.int32),
+    )
 
   def positions(self, length: int) -> jax.Array:
     """[B, T] positions of the next `length` tokens within their rows (0 at start_B)."""
     slots_T = self.index + jnp.arange(length)
     return jnp.maximum(slots_T[None, :] - self.start_B[:, None], 0)
 
-  def write(self, k_BTNH: jax.Array, v_BTNH: jax.Array, segment_BT: jax.Array) -> "KVCache":
+  def write(self, k_BTNH: jax.Array, v_BTNH: jax.Array, segment_BT: jax.Array) -> KVCache:
     """The cache with T new keys, values and segments in slots [index, index + T)."""
+
     def put(buf, new):
       return jax.lax.dynamic_update_slice_in_dim(buf, new.astype(buf.dtype), self.index, axis=1)
 
-    return self.replace(k_BSNH=put(self.k_BSNH, k_BTNH), v_BSNH=put(self.v_BSNH, v_BTNH),
-                        segment_BS=put(self.segment_BS, segment_BT),
-                        index=self.index + k_BTNH.shape[1])
+    return self.replace(
+      k_BSNH=put(self.k_BSNH, k_BTNH),
+      v_BSNH=put(self.v_BSNH, v_BTNH),
+      segment_BS=put(self.segment_BS, segment_BT),
+      index=self.index + k_BTNH.shape[1],
+    )
 
   def mask(self, segment_BT: jax.Array) -> jax.Array:
     """[B, T, S]: the next T tokens (segments `segment_BT`) see their row's real slots of their
@@ -111,8 +122,9 @@ class KVCache:
     return causal_TS[None] & ((real_BS[:, None, :] & same_BTS) | (key_S == query_T[:, None])[None])
 
 
-def attention_mask(key_mask_BT: jax.Array | None, segment_ids_BT: jax.Array | None
-                   ) -> jax.Array | None:
+def attention_mask(
+  key_mask_BT: jax.Array | None, segment_ids_BT: jax.Array | None
+) -> jax.Array | None:
   """[B, 1, T, T] (True: may attend) from real-token flags and segment ids, or None."""
   mask = None if key_mask_BT is None else key_mask_BT[:, None, None, :]
   if segment_ids_BT is not None:
@@ -141,25 +153,36 @@ class SelfAttention(nnx.Module):
     self.scale = mup.attention_scale(cfg)
     if k == n:
       self.w_qkv = normal_param(rngs, (d, 3, n, h), ("embed", None, "heads", "head_dim"), std, pdt)
-      self.b_qkv = (const_param((3, n, h), (None, "heads", "head_dim"), 0.0, pdt)
-                    if qkv_bias else None)
+      self.b_qkv = (
+        const_param((3, n, h), (None, "heads", "head_dim"), 0.0, pdt) if qkv_bias else None
+      )
     else:
       self.w_q = normal_param(rngs, (d, n, h), ("embed", "heads", "head_dim"), std, pdt)
-      self.w_kv = normal_param(rngs, (d, 2, k, h), ("embed", None, "kv_heads", "head_dim"), std,
-                               pdt)
+      self.w_kv = normal_param(
+        rngs, (d, 2, k, h), ("embed", None, "kv_heads", "head_dim"), std, pdt
+      )
       self.b_q = const_param((n, h), ("heads", "head_dim"), 0.0, pdt) if qkv_bias else None
-      self.b_kv = (const_param((2, k, h), (None, "kv_heads", "head_dim"), 0.0, pdt)
-                   if qkv_bias else None)
+      self.b_kv = (
+        const_param((2, k, h), (None, "kv_heads", "head_dim"), 0.0, pdt) if qkv_bias else None
+      )
     self.q_norm = RMSNorm(h, eps=cfg.layer_norm_eps, param_dtype=pdt) if cfg.qk_norm else None
     self.k_norm = RMSNorm(h, eps=cfg.layer_norm_eps, param_dtype=pdt) if cfg.qk_norm else None
     # GPT-2: residual projections scaled by 1/sqrt(2 * layers) so the residual stream stays O(1).
-    self.w_out = normal_param(rngs, (n, h, d), ("heads", "head_dim", "embed"),
-                              std / (2 * cfg.num_layers) ** 0.5, pdt)
+    self.w_out = normal_param(
+      rngs, (n, h, d), ("heads", "head_dim", "embed"), std / (2 * cfg.num_layers) ** 0.5, pdt
+    )
     self.b_out = const_param((d,), ("embed",), 0.0, pdt) if cfg.use_bias else None
 
-  def __call__(self, x_BTD: jax.Array, *, causal: bool = True, positions_BT: jax.Array | None = None,
-               cache: KVCache | None = None, key_mask_BT: jax.Array | None = None,
-               segment_ids_BT: jax.Array | None = None) -> tuple[jax.Array, KVCache | None]:
+  def __call__(
+    self,
+    x_BTD: jax.Array,
+    *,
+    causal: bool = True,
+    positions_BT: jax.Array | None = None,
+    cache: KVCache | None = None,
+    key_mask_BT: jax.Array | None = None,
+    segment_ids_BT: jax.Array | None = None,
+  ) -> tuple[jax.Array, KVCache | None]:
     """Returns the output [B, T, D] and, given a cache, the cache with this call's keys added.
 
     Without `positions_BT` the tokens are at positions 0..T-1 (training), or with a cache at
@@ -180,16 +203,27 @@ class SelfAttention(nnx.Module):
       mask_B1TT = attention_mask(key_mask_BT, segment_ids_BT)
       # An arbitrary mask rules out the fused kernels: XLA's attention takes it.
       out_BTNH = jax.nn.dot_product_attention(
-          q_BTNH, k_BTKH, v_BTKH, is_causal=causal, mask=mask_B1TT, scale=self.scale,
-          implementation=self.impl if mask_B1TT is None else "xla")
+        q_BTNH,
+        k_BTKH,
+        v_BTKH,
+        is_causal=causal,
+        mask=mask_B1TT,
+        scale=self.scale,
+        implementation=self.impl if mask_B1TT is None else "xla",
+      )
     else:
-      segment_BT = (jnp.zeros(x_BTD.shape[:2], jnp.int32) if segment_ids_BT is None
-                    else segment_ids_BT)
+      segment_BT = (
+        jnp.zeros(x_BTD.shape[:2], jnp.int32) if segment_ids_BT is None else segment_ids_BT
+      )
       cache = cache.write(k_BTKH, v_BTKH, segment_BT)
-      out_BTNH = jax.nn.dot_product_attention(q_BTNH, cache.k_BSNH.astype(dt),
-                                              cache.v_BSNH.astype(dt),
-                                              mask=cache.mask(segment_BT)[:, None],
-                                              scale=self.scale, implementation="xla")
+      out_BTNH = jax.nn.dot_product_attention(
+        q_BTNH,
+        cache.k_BSNH.astype(dt),
+        cache.v_BSNH.astype(dt),
+        mask=cache.mask(segment_BT)[:, None],
+        scale=self.scale,
+        implementation="xla",
+      )
     y_BTD = jnp.einsum("btnh,nhd->btd", out_BTNH, self.w_out[...].astype(dt))
     if self.b_out is not None:
       y_BTD = add_bias(y_BTD, self.b_out[...])

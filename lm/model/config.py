@@ -44,13 +44,13 @@ class TransformerConfig:
   kind: Literal["decoder", "encoder"] = "decoder"
   norm_position: Literal["pre", "post"] = "pre"
   activation: str = "gelu_tanh"  # 'gelu_tanh' (GPT-2 'gelu_new') or 'gelu' (exact, BERT)
-  type_vocab_size: int = 0       # segment embeddings (BERT's token types); 0: none
-  num_classes: int = 0           # a sequence-classification head; 0: none
+  type_vocab_size: int = 0  # segment embeddings (BERT's token types); 0: none
+  num_classes: int = 0  # a sequence-classification head; 0: none
   norm: Literal["layernorm", "rmsnorm"] = "layernorm"
   mlp: Literal["gelu", "swiglu"] = "gelu"  # swiglu: silu(x W_gate) * (x W_in), then W_out
-  num_kv_heads: int = 0          # key/value heads (grouped-query attention); 0: num_heads
-  qk_norm: bool = False          # RMSNorm of queries and keys over each head's features
-  rope_theta: float = 10000.0    # rotary positions' base wavelength
+  num_kv_heads: int = 0  # key/value heads (grouped-query attention); 0: num_heads
+  qk_norm: bool = False  # RMSNorm of queries and keys over each head's features
+  rope_theta: float = 10000.0  # rotary positions' base wavelength
   # Context extension of rotary positions: 'linear' divides every frequency by the factor;
   # 'llama3' (Llama 3.1) divides those whose wavelength exceeds rope_original_max_len /
   # rope_low_freq_factor, keeps those under rope_original_max_len / rope_high_freq_factor,
@@ -60,10 +60,10 @@ class TransformerConfig:
   rope_low_freq_factor: float = 1.0
   rope_high_freq_factor: float = 4.0
   rope_original_max_len: int = 8192
-  qkv_bias: bool = False         # query/key/value biases even without use_bias (Qwen2)
+  qkv_bias: bool = False  # query/key/value biases even without use_bias (Qwen2)
   parametrization: Literal["standard", "mup"] = "standard"  # 'mup': lm/model/mup.py
-  base_width: int = 0            # μP: the d_model its learning rate was tuned at
-  base_head_dim: int = 0         # μP: the head_dim its learning rate was tuned at
+  base_width: int = 0  # μP: the d_model its learning rate was tuned at
+  base_head_dim: int = 0  # μP: the head_dim its learning rate was tuned at
 
   @property
   def head_dim(self) -> int:
@@ -81,12 +81,12 @@ class ExecutionConfig:
   param_dtype: str = "float32"
   compute_dtype: str = "float32"
   logits_dtype: str = "float32"
-  attention_impl: str = "xla"        # 'xla', 'cudnn' (fused, GPU) or 'auto' (JAX chooses)
-  remat: str = "none"                # what the backward recomputes: 'none', 'full', 'dots'
-  scan_layers: bool = False          # training and eval run the blocks as one lax.scan body
-  separate_qkv: bool = False         # three q/k/v GEMMs instead of one fused QKV GEMM
-  fused_cross_entropy: bool = True   # the memory-lean loss backward (numerics.cross_entropy)
-  one_pass_logsumexp: bool = False   # on GPUs, the loss's normaliser in one pass over logits
+  attention_impl: str = "xla"  # 'xla', 'cudnn' (fused, GPU) or 'auto' (JAX chooses)
+  remat: str = "none"  # what the backward recomputes: 'none', 'full', 'dots'
+  scan_layers: bool = False  # training and eval run the blocks as one lax.scan body
+  separate_qkv: bool = False  # three q/k/v GEMMs instead of one fused QKV GEMM
+  fused_cross_entropy: bool = True  # the memory-lean loss backward (numerics.cross_entropy)
+  one_pass_logsumexp: bool = False  # on GPUs, the loss's normaliser in one pass over logits
 
 
 def fields_of(cls: type) -> tuple[str, ...]:

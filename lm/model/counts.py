@@ -33,8 +33,7 @@ def param_counts(cfg: TransformerConfig) -> dict[str, int]:
   b = 1 if cfg.use_bias else 0
   qkv_b = 1 if cfg.use_bias or cfg.qkv_bias else 0
   kv = 2 * cfg.kv_heads * cfg.head_dim  # the key and value projections' outputs
-  attn = (d * (d + kv) + (d + kv) * qkv_b + d * d + d * b +
-          (2 * cfg.head_dim if cfg.qk_norm else 0))
+  attn = d * (d + kv) + (d + kv) * qkv_b + d * d + d * b + (2 * cfg.head_dim if cfg.qk_norm else 0)
   mlp_matrices = 3 if cfg.mlp == "swiglu" else 2
   mlp = mlp_matrices * d * f + (mlp_matrices - 1) * f * b + d * b
   norm = d + (d * b if cfg.norm == "layernorm" else 0)
@@ -50,11 +49,11 @@ def param_counts(cfg: TransformerConfig) -> dict[str, int]:
   non_embedding = blocks + final_norm + head + mlm_head + classifier
   block_matmul = n_layers * (2 * d * d + d * kv + mlp_matrices * d * f)
   return {
-      "total": embedding + non_embedding,
-      "embedding": embedding,
-      "non_embedding": non_embedding,
-      "head": d * v,
-      "matmul": block_matmul + d * v,
+    "total": embedding + non_embedding,
+    "embedding": embedding,
+    "non_embedding": non_embedding,
+    "head": d * v,
+    "matmul": block_matmul + d * v,
   }
 
 
@@ -63,8 +62,9 @@ def attention_flops_per_token(cfg: TransformerConfig, seq_len: int) -> int:
   return 12 * cfg.num_layers * seq_len * cfg.d_model
 
 
-def training_flops_per_token(cfg: TransformerConfig, seq_len: int,
-                             convention: str = "exact") -> int:
+def training_flops_per_token(
+  cfg: TransformerConfig, seq_len: int, convention: str = "exact"
+) -> int:
   """Training FLOPs per token under a named convention (see module docstring)."""
   counts = param_counts(cfg)
   if convention == "6N":

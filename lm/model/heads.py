@@ -15,8 +15,17 @@ from lm.model.numerics import add_bias
 class MLMHead(nnx.Module):
   """BERT's prediction head: dense, GELU, LayerNorm, then the tied embedding plus a bias."""
 
-  def __init__(self, d_model: int, vocab_size: int, *, activation: str, eps: float,
-               param_dtype, compute_dtype, rngs: nnx.Rngs):
+  def __init__(
+    self,
+    d_model: int,
+    vocab_size: int,
+    *,
+    activation: str,
+    eps: float,
+    param_dtype,
+    compute_dtype,
+    rngs: nnx.Rngs,
+  ):
     self.activation, self.compute_dtype = activation, compute_dtype
     self.w = normal_param(rngs, (d_model, d_model), ("embed", None), 0.02, param_dtype)
     self.b = const_param((d_model,), (None,), 0.0, param_dtype)
@@ -27,8 +36,9 @@ class MLMHead(nnx.Module):
     dt = self.compute_dtype
     h_BTD = add_bias(x_BTD.astype(dt) @ self.w[...].astype(dt), self.b[...])
     h_BTD = self.norm(ACTIVATIONS[self.activation](h_BTD))
-    logits_BTV = jnp.einsum("btd,vd->btv", h_BTD, embed_VD.astype(dt),
-                            preferred_element_type=logits_dtype)
+    logits_BTV = jnp.einsum(
+      "btd,vd->btv", h_BTD, embed_VD.astype(dt), preferred_element_type=logits_dtype
+    )
     return add_bias(logits_BTV, self.bias[...])
 
 
@@ -36,8 +46,16 @@ class ClassifierHead(nnx.Module):
   """Pools one position per row (the first: [CLS]; or the last real token, for a decoder),
   then dense + tanh (BERT's pooler), dropout and a linear layer to class logits."""
 
-  def __init__(self, d_model: int, num_classes: int, *, pool: Literal["first", "last"],
-               dropout: float, param_dtype, rngs: nnx.Rngs):
+  def __init__(
+    self,
+    d_model: int,
+    num_classes: int,
+    *,
+    pool: Literal["first", "last"],
+    dropout: float,
+    param_dtype,
+    rngs: nnx.Rngs,
+  ):
     self.pool = pool
     self.w_pool = normal_param(rngs, (d_model, d_model), ("embed", None), 0.02, param_dtype)
     self.b_pool = const_param((d_model,), (None,), 0.0, param_dtype)
@@ -45,8 +63,9 @@ class ClassifierHead(nnx.Module):
     self.b_out = const_param((num_classes,), (None,), 0.0, param_dtype)
     self.dropout = nnx.Dropout(dropout)
 
-  def __call__(self, x_BTD: jax.Array, key_mask_BT: jax.Array, *,
-               rngs: nnx.Rngs | None = None) -> jax.Array:
+  def __call__(
+    self, x_BTD: jax.Array, key_mask_BT: jax.Array, *, rngs: nnx.Rngs | None = None
+  ) -> jax.Array:
     if self.pool == "first":
       x_BD = x_BTD[:, 0]
     else:

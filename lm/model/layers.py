@@ -12,14 +12,16 @@ from lm.model.config import DTYPES, ExecutionConfig, TransformerConfig
 from lm.model.numerics import add_bias, layer_norm, recompute_in_backward
 
 
-def normal_param(rngs: nnx.Rngs, shape: tuple[int, ...], axes: tuple[str | None, ...],
-                 std: float, dtype) -> nnx.Param:
+def normal_param(
+  rngs: nnx.Rngs, shape: tuple[int, ...], axes: tuple[str | None, ...], std: float, dtype
+) -> nnx.Param:
   """A parameter drawn from N(0, std^2), tagged with its logical axis names."""
   return nnx.Param(std * jax.random.normal(rngs.params(), shape, dtype), logical_axes=axes)
 
 
-def const_param(shape: tuple[int, ...], axes: tuple[str | None, ...], value: float,
-                dtype) -> nnx.Param:
+def const_param(
+  shape: tuple[int, ...], axes: tuple[str | None, ...], value: float, dtype
+) -> nnx.Param:
   """A parameter filled with `value`, tagged with its logical axis names."""
   return nnx.Param(jnp.full(shape, value, dtype), logical_axes=axes)
 
@@ -53,13 +55,16 @@ def make_norm(cfg: TransformerConfig, param_dtype) -> LayerNorm | RMSNorm:
   """The model's norm over d_model: `cfg.norm` is 'layernorm' or 'rmsnorm'."""
   if cfg.norm == "rmsnorm":
     return RMSNorm(cfg.d_model, eps=cfg.layer_norm_eps, param_dtype=param_dtype)
-  return LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps, use_bias=cfg.use_bias,
-                   param_dtype=param_dtype)
+  return LayerNorm(
+    cfg.d_model, eps=cfg.layer_norm_eps, use_bias=cfg.use_bias, param_dtype=param_dtype
+  )
 
 
 # 'gelu_tanh': the tanh approximation (GPT-2's 'gelu_new'); 'gelu': exact erf form (BERT).
-ACTIVATIONS = {"gelu_tanh": lambda x: jax.nn.gelu(x, approximate=True),
-               "gelu": lambda x: jax.nn.gelu(x, approximate=False)}
+ACTIVATIONS = {
+  "gelu_tanh": lambda x: jax.nn.gelu(x, approximate=True),
+  "gelu": lambda x: jax.nn.gelu(x, approximate=False),
+}
 
 
 def _swiglu(gate, up):
@@ -75,11 +80,16 @@ class MLP(nnx.Module):
     self.compute_dtype, self.activation = DTYPES[ex.compute_dtype], cfg.activation
     std = 0.02 * mup.hidden_init_scale(cfg)
     self.w_in = normal_param(rngs, (d, f), ("embed", "mlp"), std, pdt)
-    self.w_gate = (normal_param(rngs, (d, f), ("embed", "mlp"), std, pdt)
-                   if cfg.mlp == "swiglu" else None)
-    self.w_out = normal_param(rngs, (f, d), ("mlp", "embed"), std / (2 * cfg.num_layers) ** 0.5,
-                              pdt)
-    bias = lambda n, axis: const_param((n,), (axis,), 0.0, pdt) if cfg.use_bias else None
+    self.w_gate = (
+      normal_param(rngs, (d, f), ("embed", "mlp"), std, pdt) if cfg.mlp == "swiglu" else None
+    )
+    self.w_out = normal_param(
+      rngs, (f, d), ("mlp", "embed"), std / (2 * cfg.num_layers) ** 0.5, pdt
+    )
+
+    def bias(n, axis):
+      return const_param((n,), (axis,), 0.0, pdt) if cfg.use_bias else None
+
     self.b_in, self.b_out = bias(f, "mlp"), bias(d, "embed")
     self.b_gate = bias(f, "mlp") if self.w_gate is not None else None
 

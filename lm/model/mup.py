@@ -82,5 +82,8 @@ def lr_multipliers(cfg: TransformerConfig, logical_axes: Any) -> Any:
   """Each parameter's learning-rate factor (1 / m for hidden matrices, else 1), as a tree
   shaped like `logical_axes` (the params' axis-name tuples)."""
   hidden = 1.0 / width_multiplier(cfg)
-  return jax.tree.map(lambda names: hidden if role(names) == "hidden" else 1.0, logical_axes,
-                      is_leaf=lambda x: isinstance(x, tuple))
+  return jax.tree.map(
+    lambda names: hidden if role(names) == "hidden" else 1.0,
+    logical_axes,
+    is_leaf=lambda x: isinstance(x, tuple),
+  )

@@ -35,8 +35,9 @@ import jax.numpy as jnp
 import optax
 
 
-def _layer_norm_parts(x_ND: jax.Array, scale_D: jax.Array, bias_D: jax.Array | None,
-                      eps: float) -> tuple[jax.Array, jax.Array, jax.Array]:
+def _layer_norm_parts(
+  x_ND: jax.Array, scale_D: jax.Array, bias_D: jax.Array | None, eps: float
+) -> tuple[jax.Array, jax.Array, jax.Array]:
   """y (x's dtype) and the float32 per-row mean and 1/std, [N, 1], of [N, D] rows."""
   x32_ND = x_ND.astype(jnp.float32)
   mean_N1 = x32_ND.mean(-1, keepdims=True)
@@ -48,8 +49,9 @@ def _layer_norm_parts(x_ND: jax.Array, scale_D: jax.Array, bias_D: jax.Array | N
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def _layer_norm_rows(x_ND: jax.Array, scale_D: jax.Array, bias_D: jax.Array | None,
-                     eps: float) -> jax.Array:
+def _layer_norm_rows(
+  x_ND: jax.Array, scale_D: jax.Array, bias_D: jax.Array | None, eps: float
+) -> jax.Array:
   return _layer_norm_parts(x_ND, scale_D, bias_D, eps)[0]
 
 
@@ -68,21 +70,20 @@ def _layer_norm_bwd(eps, res, dy_ND):
   dy32_ND = dy_ND.astype(jnp.float32)
   xhat_ND = (x_ND.astype(jnp.float32) - mean_N1) * rstd_N1
   g_ND = dy32_ND * scale_D.astype(jnp.float32)
-  dx_ND = rstd_N1 * (g_ND - g_ND.mean(-1, keepdims=True)
-                     - xhat_ND * (g_ND * xhat_ND).mean(-1, keepdims=True))
+  dx_ND = rstd_N1 * (
+    g_ND - g_ND.mean(-1, keepdims=True) - xhat_ND * (g_ND * xhat_ND).mean(-1, keepdims=True)
+  )
   if bias_D is None:
     return dx_ND.astype(x_ND.dtype), (dy32_ND * xhat_ND).sum(0).astype(scale_D.dtype), None
   # Both column sums as one reduction of [N, 2, D]: one pass over x and dy.
   d_2D = jnp.stack([dy32_ND * xhat_ND, dy32_ND], axis=1).sum(0)
-  return (dx_ND.astype(x_ND.dtype), d_2D[0].astype(scale_D.dtype),
-          d_2D[1].astype(bias_D.dtype))
+  return (dx_ND.astype(x_ND.dtype), d_2D[0].astype(scale_D.dtype), d_2D[1].astype(bias_D.dtype))
 
 
 _layer_norm_rows.defvjp(_layer_norm_fwd, _layer_norm_bwd)
 
 
-def layer_norm(x: jax.Array, scale_D: jax.Array, bias_D: jax.Array | None,
-               eps: float) -> jax.Array:
+def layer_norm(x: jax.Array, scale_D: jax.Array, bias_D: jax.Array | None, eps: float) -> jax.Array:
   """LayerNorm over the last axis of `x` in float32, output in x's dtype."""
   return _layer_norm_rows(x.reshape(-1, x.shape[-1]), scale_D, bias_D, eps).reshape(x.shape)
 
@@ -117,10 +118,12 @@ def recompute_in_backward(fn: Callable[..., jax.Array]) -> Callable[..., jax.Arr
 
 def one_pass_logsumexp(x: jax.Array) -> jax.Array:
   """logsumexp over the last axis in one read: a running (max, sum of exp(x - max)) pair."""
+
   def combine(a, b):
     (ma, sa), (mb, sb) = a, b
     e = jnp.exp(-jnp.abs(ma - mb))
     return jnp.maximum(ma, mb), jnp.where(ma >= mb, sa + sb * e, sb + sa * e)
+
   lowest = jnp.float32(jnp.finfo(jnp.float32).min)
   m, s = jax.lax.reduce((x, jnp.ones_like(x)), (lowest, jnp.float32(0)), combine, (x.ndim - 1,))
   return m + jnp.log(s)
@@ -132,8 +135,9 @@ def _logsumexp(x: jax.Array, one_pass: bool) -> jax.Array:
     return two_pass(x)
   # Chosen by the platform the step is lowered for, so that a compile for a GPU on a machine
   # without one gets the GPU form.
-  return jax.lax.platform_dependent(x, cuda=one_pass_logsumexp, rocm=one_pass_logsumexp,
-                                    default=two_pass)
+  return jax.lax.platform_dependent(
+    x, cuda=one_pass_logsumexp, rocm=one_pass_logsumexp, default=two_pass
+  )
 
 
 def _nll_and_lse(logits_BTV, targets_BT, one_pass):
@@ -143,8 +147,9 @@ def _nll_and_lse(logits_BTV, targets_BT, one_pass):
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def cross_entropy(logits_BTV: jax.Array, targets_BT: jax.Array,
-                  one_pass_lse: bool = False) -> tuple[jax.Array, jax.Array]:
+def cross_entropy(
+  logits_BTV: jax.Array, targets_BT: jax.Array, one_pass_lse: bool = False
+) -> tuple[jax.Array, jax.Array]:
   """Per-token negative log-likelihood and log-normaliser, both [B, T] in float32
   (memory-lean backward)."""
   return _nll_and_lse(logits_BTV, targets_BT, one_pass_lse)
@@ -169,10 +174,13 @@ def _cross_entropy_backward(one_pass_lse, residuals, cotangents):
 cross_entropy.defvjp(_cross_entropy_forward, _cross_entropy_backward)
 
 
-def cross_entropy_unfused(logits_BTV: jax.Array, targets_BT: jax.Array
-                          ) -> tuple[jax.Array, jax.Array]:
+def cross_entropy_unfused(
+  logits_BTV: jax.Array, targets_BT: jax.Array
+) -> tuple[jax.Array, jax.Array]:
   """The same (loss, log-normaliser) through Optax and autodiff (float32 logits kept for the
   backward)."""
   logits32_BTV = logits_BTV.astype(jnp.float32)
-  return (optax.softmax_cross_entropy_with_integer_labels(logits32_BTV, targets_BT),
-          jax.nn.logsumexp(logits32_BTV, axis=-1))
+  return (
+    optax.softmax_cross_entropy_with_integer_labels(logits32_BTV, targets_BT),
+    jax.nn.logsumexp(logits32_BTV, axis=-1),
+  )

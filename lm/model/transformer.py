@@ -20,9 +20,9 @@ from lm.model.layers import MLP, make_norm, normal_param
 
 # What the backward pass may keep from the forward of each block ('none': everything).
 REMAT_POLICIES = {
-    "none": None,
-    "full": jax.checkpoint_policies.nothing_saveable,
-    "dots": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
+  "none": None,
+  "full": jax.checkpoint_policies.nothing_saveable,
+  "dots": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
 }
 
 
@@ -41,16 +41,29 @@ class Block(nnx.Module):
     self.dropout = nnx.Dropout(cfg.dropout)
     self.pre_norm = cfg.norm_position == "pre"
 
-  def __call__(self, x_BTD: jax.Array, *, causal: bool, rngs: nnx.Rngs | None,
-               positions_BT: jax.Array | None = None, cache: KVCache | None = None,
-               key_mask_BT: jax.Array | None = None, segment_ids_BT: jax.Array | None = None
-               ) -> tuple[jax.Array, KVCache | None]:
+  def __call__(
+    self,
+    x_BTD: jax.Array,
+    *,
+    causal: bool,
+    rngs: nnx.Rngs | None,
+    positions_BT: jax.Array | None = None,
+    cache: KVCache | None = None,
+    key_mask_BT: jax.Array | None = None,
+    segment_ids_BT: jax.Array | None = None,
+  ) -> tuple[jax.Array, KVCache | None]:
     def drop(y):
       return self.dropout(y, deterministic=rngs is None, rngs=rngs)
 
     def attn(x):
-      return self.attn(x, causal=causal, positions_BT=positions_BT, cache=cache,
-                       key_mask_BT=key_mask_BT, segment_ids_BT=segment_ids_BT)
+      return self.attn(
+        x,
+        causal=causal,
+        positions_BT=positions_BT,
+        cache=cache,
+        key_mask_BT=key_mask_BT,
+        segment_ids_BT=segment_ids_BT,
+      )
 
     if self.pre_norm:
       attn_BTD, cache = attn(self.norm_attn(x_BTD))
@@ -71,23 +84,44 @@ class Trunk(nnx.Module):
     self.cfg, self.ex = cfg, ex
     pdt = DTYPES[ex.param_dtype]
     self.embed = normal_param(rngs, (cfg.vocab_size, cfg.d_model), ("vocab", "embed"), 0.02, pdt)
-    self.pos_embed = (normal_param(rngs, (cfg.max_seq_len, cfg.d_model), (None, "embed"), 0.01, pdt)
-                      if cfg.position == "learned" else None)
-    self.segment_embed = (normal_param(rngs, (cfg.type_vocab_size, cfg.d_model), (None, "embed"),
-                                       0.02, pdt) if cfg.type_vocab_size else None)
+    self.pos_embed = (
+      normal_param(rngs, (cfg.max_seq_len, cfg.d_model), (None, "embed"), 0.01, pdt)
+      if cfg.position == "learned"
+      else None
+    )
+    self.segment_embed = (
+      normal_param(rngs, (cfg.type_vocab_size, cfg.d_model), (None, "embed"), 0.02, pdt)
+      if cfg.type_vocab_size
+      else None
+    )
     self.norm_embed = make_norm(cfg, pdt) if cfg.norm_position == "post" else None
     self.blocks = nnx.List([Block(cfg, ex, rngs=rngs) for _ in range(cfg.num_layers)])
     self.norm_out = make_norm(cfg, pdt) if cfg.norm_position == "pre" else None
     self.dropout = nnx.Dropout(cfg.dropout)
-    self.classifier = (ClassifierHead(cfg.d_model, cfg.num_classes,
-                                      pool="last" if cfg.kind == "decoder" else "first",
-                                      dropout=cfg.dropout, param_dtype=pdt, rngs=rngs)
-                       if cfg.num_classes else None)
+    self.classifier = (
+      ClassifierHead(
+        cfg.d_model,
+        cfg.num_classes,
+        pool="last" if cfg.kind == "decoder" else "first",
+        dropout=cfg.dropout,
+        param_dtype=pdt,
+        rngs=rngs,
+      )
+      if cfg.num_classes
+      else None
+    )
 
-  def hidden(self, tokens_BT: jax.Array, *, key_mask_BT: jax.Array | None = None,
-             token_types_BT: jax.Array | None = None, positions_BT: jax.Array | None = None,
-             segment_ids_BT: jax.Array | None = None, cache: tuple[KVCache, ...] | None = None,
-             rngs: nnx.Rngs | None = None) -> tuple[jax.Array, tuple[KVCache, ...] | None]:
+  def hidden(
+    self,
+    tokens_BT: jax.Array,
+    *,
+    key_mask_BT: jax.Array | None = None,
+    token_types_BT: jax.Array | None = None,
+    positions_BT: jax.Array | None = None,
+    segment_ids_BT: jax.Array | None = None,
+    cache: tuple[KVCache, ...] | None = None,
+    rngs: nnx.Rngs | None = None,
+  ) -> tuple[jax.Array, tuple[KVCache, ...] | None]:
     """The final hidden states [B, T, D] (and the cache with T tokens added, given one).
 
     `token_types_BT`: BERT's segment embeddings; `segment_ids_BT`: documents (attention stays
@@ -100,8 +134,11 @@ class Trunk(nnx.Module):
     # scatter-adds over repeated ids, which in bfloat16 stop growing after a few hundred terms.
     x_BTD = self.embed[...][tokens_BT]
     if self.pos_embed is not None:
-      x_BTD = x_BTD + (self.pos_embed[: tokens_BT.shape[1]] if positions_BT is None else
-                       self.pos_embed[...][positions_BT])
+      x_BTD = x_BTD + (
+        self.pos_embed[: tokens_BT.shape[1]]
+        if positions_BT is None
+        else self.pos_embed[...][positions_BT]
+      )
     if self.segment_embed is not None:
       token_types_BT = jnp.zeros_like(tokens_BT) if token_types_BT is None else token_types_BT
       x_BTD = x_BTD + self.segment_embed[...][token_types_BT]
@@ -117,22 +154,34 @@ class Trunk(nnx.Module):
       new_cache = []
       for i, block in enumerate(self.blocks):
         layer_cache = None if cache is None else cache[i]
-        x_BTD, layer_cache = self._apply_block(block, x_BTD, causal, rngs, positions_BT,
-                                               layer_cache, key_mask_BT, segment_ids_BT)
+        x_BTD, layer_cache = self._apply_block(
+          block, x_BTD, causal, rngs, positions_BT, layer_cache, key_mask_BT, segment_ids_BT
+        )
         new_cache.append(layer_cache)
     if self.norm_out is not None:
       x_BTD = self.norm_out(x_BTD)
     return x_BTD, (None if cache is None else tuple(new_cache))
 
-  def _apply_block(self, block: Block, x_BTD, causal, rngs, positions_BT, cache, key_mask_BT,
-                   segment_ids_BT):
+  def _apply_block(
+    self, block: Block, x_BTD, causal, rngs, positions_BT, cache, key_mask_BT, segment_ids_BT
+  ):
     if self.ex.remat == "none" or cache is not None:
-      return block(x_BTD, causal=causal, rngs=rngs, positions_BT=positions_BT, cache=cache,
-                   key_mask_BT=key_mask_BT, segment_ids_BT=segment_ids_BT)
+      return block(
+        x_BTD,
+        causal=causal,
+        rngs=rngs,
+        positions_BT=positions_BT,
+        cache=cache,
+        key_mask_BT=key_mask_BT,
+        segment_ids_BT=segment_ids_BT,
+      )
     policy = REMAT_POLICIES[self.ex.remat]
-    run = nnx.remat(lambda b, x, r, p, m, s: b(x, causal=causal, rngs=r, positions_BT=p,
-                                               key_mask_BT=m, segment_ids_BT=s)[0],
-                    policy=policy)
+    run = nnx.remat(
+      lambda b, x, r, p, m, s: b(
+        x, causal=causal, rngs=r, positions_BT=p, key_mask_BT=m, segment_ids_BT=s
+      )[0],
+      policy=policy,
+    )
     return run(block, x_BTD, rngs, positions_BT, key_mask_BT, segment_ids_BT), None
 
   def _scan_blocks(self, x_BTD, causal, rngs, positions_BT, key_mask_BT, segment_ids_BT):
@@ -149,18 +198,25 @@ class Trunk(nnx.Module):
     def layer(x_BTD, state_and_index):
       state, i = state_and_index
       layer_rngs = None if key is None else nnx.Rngs(dropout=jax.random.fold_in(key, i))
-      return nnx.merge(graphdef, state)(x_BTD, causal=causal, rngs=layer_rngs,
-                                         positions_BT=positions_BT, key_mask_BT=key_mask_BT,
-                                         segment_ids_BT=segment_ids_BT)[0]
+      return nnx.merge(graphdef, state)(
+        x_BTD,
+        causal=causal,
+        rngs=layer_rngs,
+        positions_BT=positions_BT,
+        key_mask_BT=key_mask_BT,
+        segment_ids_BT=segment_ids_BT,
+      )[0]
 
     if self.ex.remat != "none":
       layer = jax.checkpoint(layer, policy=REMAT_POLICIES[self.ex.remat], prevent_cse=False)
-    x_BTD, _ = jax.lax.scan(lambda x, xs: (layer(x, xs), None), x_BTD,
-                            (stacked, jnp.arange(self.cfg.num_layers)))
+    x_BTD, _ = jax.lax.scan(
+      lambda x, xs: (layer(x, xs), None), x_BTD, (stacked, jnp.arange(self.cfg.num_layers))
+    )
     return x_BTD
 
-  def classify(self, tokens_BT: jax.Array, key_mask_BT: jax.Array, *,
-               rngs: nnx.Rngs | None = None) -> jax.Array:
+  def classify(
+    self, tokens_BT: jax.Array, key_mask_BT: jax.Array, *, rngs: nnx.Rngs | None = None
+  ) -> jax.Array:
     """Class logits [B, C] (float32) of right-padded sequences (`key_mask_BT`: real tokens)."""
     x_BTD, _ = self.hidden(tokens_BT, key_mask_BT=key_mask_BT, rngs=rngs)
     return self.classifier(x_BTD, key_mask_BT, rngs=rngs)
@@ -169,28 +225,44 @@ class Trunk(nnx.Module):
 class DecoderLM(Trunk):
   """GPT: token (+ learned position) embedding, causal blocks, final norm, LM head."""
 
-  def __init__(self, cfg: TransformerConfig, ex: ExecutionConfig = ExecutionConfig(), *,
-               rngs: nnx.Rngs):
+  def __init__(
+    self, cfg: TransformerConfig, ex: ExecutionConfig = ExecutionConfig(), *, rngs: nnx.Rngs
+  ):
     super().__init__(cfg, ex, rngs=rngs)
     pdt = DTYPES[ex.param_dtype]
-    self.head = (None if cfg.tie_embeddings else
-                 normal_param(rngs, (cfg.d_model, cfg.vocab_size), ("embed", "vocab"), 0.02, pdt))
+    self.head = (
+      None
+      if cfg.tie_embeddings
+      else normal_param(rngs, (cfg.d_model, cfg.vocab_size), ("embed", "vocab"), 0.02, pdt)
+    )
     self.output_multiplier = mup.output_multiplier(cfg)
 
-  def init_cache(self, batch: int, size: int, start_B: jax.Array | None = None
-                 ) -> tuple[KVCache, ...]:
+  def init_cache(
+    self, batch: int, size: int, start_B: jax.Array | None = None
+  ) -> tuple[KVCache, ...]:
     """An empty cache of `size` slots per layer; row b's tokens start at slot start_B[b]."""
     if size > self.cfg.max_seq_len:
-      raise ValueError(f"a cache of {size} tokens (prompt + new tokens) exceeds the model's "
-                       f"max_seq_len={self.cfg.max_seq_len}")
+      raise ValueError(
+        f"a cache of {size} tokens (prompt + new tokens) exceeds the model's "
+        f"max_seq_len={self.cfg.max_seq_len}"
+      )
     start_B = jnp.zeros((batch,), jnp.int32) if start_B is None else start_B
-    return tuple(KVCache.empty(batch, size, self.cfg.kv_heads, self.cfg.head_dim,
-                               DTYPES[self.ex.compute_dtype], start_B)
-                 for _ in range(self.cfg.num_layers))
+    return tuple(
+      KVCache.empty(
+        batch, size, self.cfg.kv_heads, self.cfg.head_dim, DTYPES[self.ex.compute_dtype], start_B
+      )
+      for _ in range(self.cfg.num_layers)
+    )
 
-  def __call__(self, tokens_BT: jax.Array, *, positions_BT: jax.Array | None = None,
-               segment_ids_BT: jax.Array | None = None,
-               cache: tuple[KVCache, ...] | None = None, rngs: nnx.Rngs | None = None):
+  def __call__(
+    self,
+    tokens_BT: jax.Array,
+    *,
+    positions_BT: jax.Array | None = None,
+    segment_ids_BT: jax.Array | None = None,
+    cache: tuple[KVCache, ...] | None = None,
+    rngs: nnx.Rngs | None = None,
+  ):
     """Returns logits [B, T, V] in `logits_dtype`, or with a cache (logits, the cache with T
     tokens added).
 
@@ -199,13 +271,15 @@ class DecoderLM(Trunk):
     active iff `rngs` is given.
     """
     cdt = DTYPES[self.ex.compute_dtype]
-    x_BTD, new_cache = self.hidden(tokens_BT, positions_BT=positions_BT,
-                                   segment_ids_BT=segment_ids_BT, cache=cache, rngs=rngs)
+    x_BTD, new_cache = self.hidden(
+      tokens_BT, positions_BT=positions_BT, segment_ids_BT=segment_ids_BT, cache=cache, rngs=rngs
+    )
     if self.output_multiplier != 1.0:  # μP's 1/m, on the narrower side of the head's matmul
       x_BTD = x_BTD * jnp.asarray(self.output_multiplier, x_BTD.dtype)
     head_DV = self.embed[...].T if self.head is None else self.head[...]
-    logits_BTV = jnp.einsum("btd,dv->btv", x_BTD, head_DV.astype(cdt),
-                            preferred_element_type=DTYPES[self.ex.logits_dtype])
+    logits_BTV = jnp.einsum(
+      "btd,dv->btv", x_BTD, head_DV.astype(cdt), preferred_element_type=DTYPES[self.ex.logits_dtype]
+    )
     return logits_BTV if cache is None else (logits_BTV, new_cache)
 
 
@@ -213,28 +287,44 @@ class EncoderMLM(Trunk):
   """BERT: token + position (+ segment) embeddings, bidirectional padding-masked blocks, and
   the MLM head tied to the token embedding."""
 
-  def __init__(self, cfg: TransformerConfig, ex: ExecutionConfig = ExecutionConfig(), *,
-               rngs: nnx.Rngs):
+  def __init__(
+    self, cfg: TransformerConfig, ex: ExecutionConfig = ExecutionConfig(), *, rngs: nnx.Rngs
+  ):
     super().__init__(cfg, ex, rngs=rngs)
-    self.mlm_head = MLMHead(cfg.d_model, cfg.vocab_size, activation=cfg.activation,
-                            eps=cfg.layer_norm_eps, param_dtype=DTYPES[ex.param_dtype],
-                            compute_dtype=DTYPES[ex.compute_dtype], rngs=rngs)
+    self.mlm_head = MLMHead(
+      cfg.d_model,
+      cfg.vocab_size,
+      activation=cfg.activation,
+      eps=cfg.layer_norm_eps,
+      param_dtype=DTYPES[ex.param_dtype],
+      compute_dtype=DTYPES[ex.compute_dtype],
+      rngs=rngs,
+    )
 
-  def __call__(self, tokens_BT: jax.Array, *, key_mask_BT: jax.Array | None = None,
-               token_types_BT: jax.Array | None = None, rngs: nnx.Rngs | None = None
-               ) -> jax.Array:
+  def __call__(
+    self,
+    tokens_BT: jax.Array,
+    *,
+    key_mask_BT: jax.Array | None = None,
+    token_types_BT: jax.Array | None = None,
+    rngs: nnx.Rngs | None = None,
+  ) -> jax.Array:
     """MLM logits [B, T, V] in `logits_dtype`; `key_mask_BT` (True: real token) hides padding."""
-    x_BTD, _ = self.hidden(tokens_BT, key_mask_BT=key_mask_BT, token_types_BT=token_types_BT,
-                           rngs=rngs)
+    x_BTD, _ = self.hidden(
+      tokens_BT, key_mask_BT=key_mask_BT, token_types_BT=token_types_BT, rngs=rngs
+    )
     return self.mlm_head(x_BTD, self.embed[...], DTYPES[self.ex.logits_dtype])
 
 
-def make_model(cfg: TransformerConfig, ex: ExecutionConfig = ExecutionConfig(), *,
-               rngs: nnx.Rngs) -> DecoderLM | EncoderMLM:
+def make_model(
+  cfg: TransformerConfig, ex: ExecutionConfig = ExecutionConfig(), *, rngs: nnx.Rngs
+) -> DecoderLM | EncoderMLM:
   """The model `cfg.kind` names, run as `ex` says."""
   if cfg.kind not in KINDS:
     raise ValueError(f"model kind {cfg.kind!r}; valid: {', '.join(KINDS)}")
   if cfg.parametrization == "mup" and (cfg.kind != "decoder" or cfg.num_classes):
-    raise ValueError("parametrization='mup' is implemented for decoder language models only "
-                     "(kind='decoder', num_classes=0)")
+    raise ValueError(
+      "parametrization='mup' is implemented for decoder language models only "
+      "(kind='decoder', num_classes=0)"
+    )
   return (DecoderLM if cfg.kind == "decoder" else EncoderMLM)(cfg, ex, rngs=rngs)

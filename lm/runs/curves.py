@@ -6,13 +6,13 @@ from __future__ import annotations
 import dataclasses
 
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
+from lm.model import counts
 from lm.runs import metrics, run_files
-from lm.model import counts  # noqa: E402
+
+matplotlib.use("Agg")  # files only, no display
 
 X_AXES = {"step": "step", "tokens": "tokens", "flops": "training FLOPs"}
 
@@ -36,8 +36,9 @@ def x_per_step(workdir: str, x: str) -> float:
   tokens = data.batch_size * data.seq_len  # global batch: every process's and microbatch's rows
   if x == "tokens":
     return float(tokens)
-  return float(tokens * counts.training_flops_per_token(run_files.read_model_config(workdir),
-                                                        data.seq_len))
+  return float(
+    tokens * counts.training_flops_per_token(run_files.read_model_config(workdir), data.seq_len)
+  )
 
 
 def read_curve(workdir: str, name: str, x: str = "step") -> Curve:
@@ -58,11 +59,17 @@ def plot(curves: list[Curve], x: str, path: str, log: bool = False) -> str:
   colors = plt.cm.tab10(np.arange(len(curves)) % 10)
   for color, c in zip(colors, curves):
     if len(c.train_x):
-      ax.plot(c.train_x, c.train_loss, color=color, linewidth=1, alpha=0.8,
-              label=f"{c.name} train")
+      ax.plot(c.train_x, c.train_loss, color=color, linewidth=1, alpha=0.8, label=f"{c.name} train")
     if len(c.eval_x):
-      ax.plot(c.eval_x, c.eval_loss, color=color, linestyle="--", marker="o", markersize=4,
-              label=f"{c.name} eval")
+      ax.plot(
+        c.eval_x,
+        c.eval_loss,
+        color=color,
+        linestyle="--",
+        marker="o",
+        markersize=4,
+        label=f"{c.name} eval",
+      )
   ax.set(xlabel=X_AXES[x], ylabel="loss")
   if log:
     ax.set(xscale="log", yscale="log")

@@ -89,8 +89,17 @@ def summarise(workdir: str, name: str) -> RunSummary:
   status, detail = _status(recorded, step, steps)
   path = paths.run_path(workdir) / "metrics.jsonl"
   updated = float(path.stat().mtime) if path.exists() else None
-  return RunSummary(name, step, steps, last("loss"), last("eval_loss"), last("tokens_per_s"),
-                    status, detail, updated)
+  return RunSummary(
+    name,
+    step,
+    steps,
+    last("loss"),
+    last("eval_loss"),
+    last("tokens_per_s"),
+    status,
+    detail,
+    updated,
+  )
 
 
 def named_runs(root: str) -> list[tuple[str, str]]:
@@ -98,8 +107,10 @@ def named_runs(root: str) -> list[tuple[str, str]]:
   given (`runs/sweep/C1e12_L2`), so that those found under several folders stay apart."""
   top = str(paths.run_path(root))
   given = root.rstrip("/") or root
-  return [(w, given if w == top else os.path.join(given, os.path.relpath(w, top)))
-          for w in find_runs(root)]
+  return [
+    (w, given if w == top else os.path.join(given, os.path.relpath(w, top)))
+    for w in find_runs(root)
+  ]
 
 
 def _age(seconds: float) -> str:
@@ -115,10 +126,17 @@ def format_table(summaries: list[RunSummary], now: float | None = None) -> str:
   head = ("run", "step", "train loss", "eval loss", "tokens/s", "status", "updated", "detail")
   lines = [head]
   for s in summaries:
-    lines.append((s.name, f"{s.step}/{s.steps}", f"{s.train_loss:.4f}", f"{s.eval_loss:.4f}",
-                  f"{s.tokens_per_s:,.0f}" if math.isfinite(s.tokens_per_s) else "nan",
-                  s.status, "-" if s.updated is None else _age(max(0.0, now - s.updated)),
-                  s.detail.splitlines()[0][:70] if s.detail else ""))
+    lines.append(
+      (
+        s.name,
+        f"{s.step}/{s.steps}",
+        f"{s.train_loss:.4f}",
+        f"{s.eval_loss:.4f}",
+        f"{s.tokens_per_s:,.0f}" if math.isfinite(s.tokens_per_s) else "nan",
+        s.status,
+        "-" if s.updated is None else _age(max(0.0, now - s.updated)),
+        s.detail.splitlines()[0][:70] if s.detail else "",
+      )
+    )
   widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-  return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip()
-                   for line in lines)
+  return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)

@@ -14,14 +14,14 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
-from lm.runs import run_files
-from lm.training import checkpoint
-from lm.runtime import paths, sharding
 from lm.convert import hf
 from lm.data.tokenizer import Tokenizer, load_tokenizer
 from lm.model import config as model_config
 from lm.model.config import ExecutionConfig, TransformerConfig
 from lm.model.transformer import make_model
+from lm.runs import run_files
+from lm.runtime import paths, sharding
+from lm.training import checkpoint
 from lm.training.step import state_layout
 
 HF_PREFIX = "hf:"
@@ -53,8 +53,9 @@ def _execution(config: ml_collections.ConfigDict, model_json: dict[str, Any]) ->
   """The run's execution config; runs from before the split kept it in model.json."""
   if "execution" in config:
     return model_config.execution(config.execution)
-  return ExecutionConfig(**{k: model_json[k] for k in model_config.fields_of(ExecutionConfig)
-                            if k in model_json})
+  return ExecutionConfig(
+    **{k: model_json[k] for k in model_config.fields_of(ExecutionConfig) if k in model_json}
+  )
 
 
 def load_run(workdir: str, step: int | None = None) -> TrainedRun:
@@ -62,19 +63,30 @@ def load_run(workdir: str, step: int | None = None) -> TrainedRun:
   config, model_cfg = run_files.read_config(workdir), run_files.read_model_config(workdir)
   model_json = json.loads((paths.run_path(workdir) / "model.json").read_text())
   # Runs from before these fields: nothing frozen, AdamW.
-  for field, default in (("freeze_embeddings", False), ("freeze_layers", 0), ("name", "adamw"),
-                         ("adam_learning_rate", 0.0)):
+  for field, default in (
+    ("freeze_embeddings", False),
+    ("freeze_layers", 0),
+    ("name", "adamw"),
+    ("adam_learning_rate", 0.0),
+  ):
     if field not in config.optim:
       config.optim[field] = default
   if "encoding" not in config.data:  # runs from before the fields: UTF-8, bad bytes replaced
     config.data.encoding, config.data.decode_errors = "utf-8", "replace"
   mesh = sharding.make_mesh({"data": -1, "fsdp": 1, "tensor": 1})
-  layout = state_layout(model_cfg, _execution(config, model_json), config.optim,
-                        config.train.steps, mesh)
+  layout = state_layout(
+    model_cfg, _execution(config, model_json), config.optim, config.train.steps, mesh
+  )
   mngr = checkpoint.manager(workdir, every=1, keep=1 << 30, use_async=False)
   state, _ = checkpoint.restore(mngr, layout.abstract, step, with_data=False)
-  return TrainedRun(config, model_cfg, load_tokenizer(workdir), layout.graphdef, state.params,
-                    int(jax.device_get(state.step)))
+  return TrainedRun(
+    config,
+    model_cfg,
+    load_tokenizer(workdir),
+    layout.graphdef,
+    state.params,
+    int(jax.device_get(state.step)),
+  )
 
 
 def load_hf(directory: str) -> TrainedRun:
@@ -82,19 +94,22 @@ def load_hf(directory: str) -> TrainedRun:
   files; the tokenizer is None where this code does not read them)."""
   model_cfg, params = hf.import_params(directory)
   graphdef, _ = nnx.split(nnx.eval_shape(lambda: make_model(model_cfg, rngs=nnx.Rngs(0))))
-  return TrainedRun(None, model_cfg, hf.load_tokenizer(directory), graphdef,
-                    jax.tree.map(jnp.asarray, params), 0)
+  return TrainedRun(
+    None, model_cfg, hf.load_tokenizer(directory), graphdef, jax.tree.map(jnp.asarray, params), 0
+  )
 
 
 def load_pretrained(spec: str) -> TrainedRun:
   """`hf:/dir`, a run's workdir (latest checkpoint) or `<workdir>/checkpoints/<step>`."""
   if spec.startswith(HF_PREFIX):
-    return load_hf(os.path.expanduser(spec[len(HF_PREFIX):]))
+    return load_hf(os.path.expanduser(spec[len(HF_PREFIX) :]))
   path = str(paths.run_path(spec.rstrip("/")))
   match = re.fullmatch(r"(.*)/checkpoints/(\d+)", path)
   if match:
     return load_run(match.group(1), int(match.group(2)))
   if (paths.run_path(path) / "model.json").exists():
     return load_run(path)
-  raise FileNotFoundError(f"config.init_from={spec!r}: neither 'hf:<dir>', a run's workdir "
-                          "(with model.json) nor <workdir>/checkpoints/<step>")
+  raise FileNotFoundError(
+    f"config.init_from={spec!r}: neither 'hf:<dir>', a run's workdir "
+    "(with model.json) nor <workdir>/checkpoints/<step>"
+  )

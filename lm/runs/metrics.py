@@ -7,7 +7,6 @@ import sys
 import time
 from typing import Any
 
-
 from lm.runtime import paths
 
 
@@ -18,7 +17,7 @@ def _import_tensorboardx():
   if hidden:
     sys.modules["torch"] = None  # makes `import torch` raise ImportError, which it handles
   try:
-    import tensorboardX  # pylint: disable=import-outside-toplevel
+    import tensorboardX
   finally:
     if hidden:
       del sys.modules["torch"]
@@ -30,7 +29,8 @@ record_writer = sys.modules["tensorboardX.record_writer"]
 
 
 class _ObjectStoreEvents:
-  """tensorboardX writer factory: event files in object stores, rewritten whole (lm/runtime/paths.py)."""
+  """tensorboardX writer factory: event files in object stores, rewritten whole
+  (lm/runtime/paths.py)."""
 
   def open(self, path: str) -> paths.RewrittenFile:
     return paths.RewrittenFile(path)
@@ -56,7 +56,11 @@ def _drop_rows_after(path, step: int) -> None:
   if not path.exists() or not (paths.is_remote(path) or path.is_file()):
     return  # nothing written yet, or not a regular file (a pipe, a device)
   lines = path.read_text().splitlines(keepends=True)
-  kept = [l for l in lines if (s := _step_of(l)) is not None and s <= step and l.endswith("\n")]
+  kept = [
+    line
+    for line in lines
+    if (s := _step_of(line)) is not None and s <= step and line.endswith("\n")
+  ]
   if len(kept) != len(lines):
     path.write_text("".join(kept))
 
@@ -86,8 +90,9 @@ class MetricWriter:
   Without `resume_step` every row is kept. `mirror` (e.g. a WandbWriter) gets every row too.
   """
 
-  def __init__(self, workdir: str, enabled: bool = True, resume_step: int | None = None,
-               mirror=None):
+  def __init__(
+    self, workdir: str, enabled: bool = True, resume_step: int | None = None, mirror=None
+  ):
     self.enabled, self._mirror = enabled, mirror
     if enabled:
       root = paths.run_path(workdir)
@@ -96,8 +101,11 @@ class MetricWriter:
       self._jsonl = paths.RewrittenFile(root / "metrics.jsonl")
       # Event files are named by the second they were opened in: the suffix keeps a restart
       # within the same second from overwriting the last one, and sorts after it.
-      self._tb = SummaryWriter(str(root / "tb"), filename_suffix=f".{time.time_ns()}",
-                               purge_step=None if resume_step is None else resume_step + 1)
+      self._tb = SummaryWriter(
+        str(root / "tb"),
+        filename_suffix=f".{time.time_ns()}",
+        purge_step=None if resume_step is None else resume_step + 1,
+      )
 
   def write(self, step: int, scalars: dict[str, Any]) -> None:
     if not self.enabled:

@@ -12,26 +12,43 @@ from typing import Any
 
 import ml_collections
 
-from lm.runtime import paths
-from lm.training.config_checks import ConfigError
 from lm.data.tokenizer import Tokenizer
 from lm.model import config as model_config
 from lm.model.config import TransformerConfig
+from lm.runtime import paths
+from lm.training.config_checks import ConfigError
 
 # What a run's identity leaves out: a sweep's plan (more sizes or budgets leave a run as it
 # was), the execution (how fast a step runs, not what it computes), and the fields that change
 # how the loop reports, saves and watches, not what it trains. A sweep skips a run whose
 # identity it has finished; a resume may change only these fields.
-NOT_IDENTITY = ("scaling", "execution", "train.log_every", "train.checkpoint_every",
-                "train.keep_checkpoints", "train.keep_steps", "train.async_checkpoints",
-                "train.stop_after_steps", "train.steps_per_dispatch", "train.watchdog_s",
-                "train.wandb_project", "train.wandb_mode", "data.num_threads", "data.prefetch",
-                "data.data_dir")
+NOT_IDENTITY = (
+  "scaling",
+  "execution",
+  "train.log_every",
+  "train.checkpoint_every",
+  "train.keep_checkpoints",
+  "train.keep_steps",
+  "train.async_checkpoints",
+  "train.stop_after_steps",
+  "train.steps_per_dispatch",
+  "train.watchdog_s",
+  "train.wandb_project",
+  "train.wandb_mode",
+  "data.num_threads",
+  "data.prefetch",
+  "data.data_dir",
+)
 
 # A run's state in `<workdir>/status.json`: RUNNING from its start until it ends in one of the
 # others (a process killed outright, e.g. SIGKILL, leaves RUNNING behind).
 RUNNING, FINISHED, PREEMPTED, FAILED, STALLED = (
-    "running", "finished", "preempted", "failed", "stalled")
+  "running",
+  "finished",
+  "preempted",
+  "failed",
+  "stalled",
+)
 STATUS_FILE = "status.json"
 
 
@@ -61,8 +78,12 @@ def _changed_fields(saved: dict[str, Any], new: dict[str, Any]) -> list[str]:
   return out
 
 
-def check_workdir(workdir: str, model_cfg: TransformerConfig, config: ml_collections.ConfigDict,
-                  allow_config_change: bool = False) -> None:
+def check_workdir(
+  workdir: str,
+  model_cfg: TransformerConfig,
+  config: ml_collections.ConfigDict,
+  allow_config_change: bool = False,
+) -> None:
   """Raises ConfigError if `workdir` cannot hold this run: a file, not writable, a run with
   checkpoints whose architecture differs (restoring would fail), or one trained with other
   settings (steps, schedule, data, ...) unless `allow_config_change`. Nothing is written first.
@@ -83,28 +104,40 @@ def check_workdir(workdir: str, model_cfg: TransformerConfig, config: ml_collect
   if not (stored.exists() and checkpoints.exists() and any(checkpoints.iterdir())):
     return
   old, new = json.loads(stored.read_text()), dataclasses.asdict(model_cfg)
-  differ = [f"{'the padded vocab_size' if k == 'vocab_size' else 'config.model.' + k}="
-            f"{new[k]!r} (the run's: {old[k]!r})" for k in new if k in old and old[k] != new[k]]
+  differ = [
+    f"{'the padded vocab_size' if k == 'vocab_size' else 'config.model.' + k}="
+    f"{new[k]!r} (the run's: {old[k]!r})"
+    for k in new
+    if k in old and old[k] != new[k]
+  ]
   if differ:
-    raise ConfigError(f"--workdir={workdir} holds a run of another model, whose checkpoints "
-                      f"cannot be restored: {', '.join(differ)}; use a new --workdir, or the "
-                      f"run's config ({root / 'config.json'})")
+    raise ConfigError(
+      f"--workdir={workdir} holds a run of another model, whose checkpoints "
+      f"cannot be restored: {', '.join(differ)}; use a new --workdir, or the "
+      f"run's config ({root / 'config.json'})"
+    )
   saved = root / "config.json"
   if allow_config_change or not saved.exists():
     return
-  changed = _changed_fields(identity(json.loads(saved.read_text())),
-                            identity(json.loads(config.to_json_best_effort())))
+  changed = _changed_fields(
+    identity(json.loads(saved.read_text())), identity(json.loads(config.to_json_best_effort()))
+  )
   if changed:
     raise ConfigError(
-        f"--workdir={workdir} holds a run trained with other settings: "
-        f"{', '.join('config.' + c for c in changed)}; resume with the run's config "
-        f"({saved}), use a new --workdir, or pass --allow_config_change to continue with these "
-        "(config.json stays the run's; this config is kept beside it)")
+      f"--workdir={workdir} holds a run trained with other settings: "
+      f"{', '.join('config.' + c for c in changed)}; resume with the run's config "
+      f"({saved}), use a new --workdir, or pass --allow_config_change to continue with these "
+      "(config.json stays the run's; this config is kept beside it)"
+    )
 
 
-def write_run_files(workdir: str, config: ml_collections.ConfigDict,
-                    model_cfg: TransformerConfig, tokenizer: Tokenizer,
-                    resumed_step: int | None = None) -> None:
+def write_run_files(
+  workdir: str,
+  config: ml_collections.ConfigDict,
+  model_cfg: TransformerConfig,
+  tokenizer: Tokenizer,
+  resumed_step: int | None = None,
+) -> None:
   """Writes `config.json`, `model.json` (the architecture) and the tokenizer to `workdir`.
 
   A resumed run keeps its `config.json`; a config that differs from it is written beside it as
@@ -133,21 +166,29 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
   if not is_run(workdir):
     raise FileNotFoundError(f"{workdir} holds no training run (no config.json and model.json)")
   return ml_collections.ConfigDict(
-      json.loads((paths.run_path(workdir) / "config.json").read_text()))
+    json.loads((paths.run_path(workdir) / "config.json").read_text())
+  )
 
 
 def read_model_config(workdir: str) -> TransformerConfig:
   """The architecture of the run in `workdir` (its model.json)."""
   model_json = json.loads((paths.run_path(workdir) / "model.json").read_text())
-  return TransformerConfig(**{k: model_json[k] for k in model_config.fields_of(TransformerConfig)
-                              if k in model_json})
+  return TransformerConfig(
+    **{k: model_json[k] for k in model_config.fields_of(TransformerConfig) if k in model_json}
+  )
 
 
 def write_status(workdir: str, status: str, step: int | None = None, detail: str = "") -> None:
   """Records the run's state (RUNNING, FINISHED, ...) with the step, what stopped it, the time,
   host and process id, in `<workdir>/status.json`."""
-  row = {"status": status, "step": step, "detail": detail, "time": time.time(),
-         "host": socket.gethostname(), "pid": os.getpid()}
+  row = {
+    "status": status,
+    "step": step,
+    "detail": detail,
+    "time": time.time(),
+    "host": socket.gethostname(),
+    "pid": os.getpid(),
+  }
   (paths.run_path(workdir) / STATUS_FILE).write_text(json.dumps(row) + "\n")
 
 

@@ -30,14 +30,20 @@ class WandbWriter:
   """`write(step, scalars)` logs to the workdir's W&B run; `close()` finishes it."""
 
   def __init__(self, workdir: str, config: ml_collections.ConfigDict):
-    import wandb  # pylint: disable=import-outside-toplevel (optional: only when on)
+    import wandb
 
     root = paths.run_path(workdir)
     id_file = root / ID_FILE
     run_id = id_file.read_text().strip() if id_file.exists() else secrets.token_hex(6)
-    self._run = wandb.init(project=config.train.wandb_project, mode=config.train.wandb_mode,
-                           id=run_id, resume="allow", name=root.name, config=config.to_dict(),
-                           dir=None if paths.is_remote(root) else str(root))
+    self._run = wandb.init(
+      project=config.train.wandb_project,
+      mode=config.train.wandb_mode,
+      id=run_id,
+      resume="allow",
+      name=root.name,
+      config=config.to_dict(),
+      dir=None if paths.is_remote(root) else str(root),
+    )
     id_file.write_text(run_id + "\n")
 
   def write(self, step: int, scalars: dict[str, Any]) -> None:

@@ -25,8 +25,11 @@ HEARTBEAT_TIMEOUT_S = 10
 INITIALIZATION_TIMEOUT_S = 120
 
 
-def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
-               process_id: int | None = None) -> bool:
+def initialize(
+  coordinator_address: str | None = None,
+  num_processes: int | None = None,
+  process_id: int | None = None,
+) -> bool:
   """Starts `jax.distributed` if this is one of several processes; returns whether it did.
 
   Call before any other JAX call. Arguments left None fall back to the `LM_*` environment
@@ -39,8 +42,10 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
     num_processes = int(env["LM_NUM_PROCESSES"])
   if process_id is None and env.get("LM_PROCESS_ID"):
     process_id = int(env["LM_PROCESS_ID"])
-  timeouts = dict(initialization_timeout=INITIALIZATION_TIMEOUT_S,
-                  heartbeat_timeout_seconds=HEARTBEAT_TIMEOUT_S)
+  timeouts = {
+    "initialization_timeout": INITIALIZATION_TIMEOUT_S,
+    "heartbeat_timeout_seconds": HEARTBEAT_TIMEOUT_S,
+  }
   if coordinator_address is None:
     if env.get("LM_DISTRIBUTED", "") != "auto":
       return False
@@ -49,8 +54,13 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
     if num_processes is None or process_id is None:
       raise ValueError("a coordinator address needs num_processes and process_id too")
     jax.distributed.initialize(coordinator_address, num_processes, process_id, **timeouts)
-  log.info("process %d of %d; %d local / %d global devices", jax.process_index(),
-           jax.process_count(), jax.local_device_count(), jax.device_count())
+  log.info(
+    "process %d of %d; %d local / %d global devices",
+    jax.process_index(),
+    jax.process_count(),
+    jax.local_device_count(),
+    jax.device_count(),
+  )
   return True
 
 

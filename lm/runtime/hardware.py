@@ -23,34 +23,34 @@ from lm.runtime import paths
 
 # Dense (no sparsity) peak FLOP/s per chip, bfloat16, from the vendors' data sheets.
 PEAK_BF16_FLOPS = {
-    "H100": 989e12,
-    "H200": 989e12,
-    "A100": 312e12,
-    "L4": 121e12,
-    "TPU v4": 275e12,
-    "TPU v5 lite": 197e12,
-    "TPU v5e": 197e12,
-    "TPU v5p": 459e12,
-    "TPU v6 lite": 918e12,
-    "TPU v6e": 918e12,
+  "H100": 989e12,
+  "H200": 989e12,
+  "A100": 312e12,
+  "L4": 121e12,
+  "TPU v4": 275e12,
+  "TPU v5 lite": 197e12,
+  "TPU v5e": 197e12,
+  "TPU v5p": 459e12,
+  "TPU v6 lite": 918e12,
+  "TPU v6e": 918e12,
 }
 
 # Peak HBM bandwidth per chip, bytes/s, from the same data sheets (the SXM/HBM3 parts for GPUs).
 PEAK_MEMORY_BANDWIDTH = {
-    "H100": 3.35e12,
-    "H200": 4.8e12,
-    "A100": 2.0e12,
-    "L4": 0.3e12,
-    "TPU v4": 1.2e12,
-    "TPU v5 lite": 0.82e12,
-    "TPU v5e": 0.82e12,
-    "TPU v5p": 2.76e12,
-    "TPU v6 lite": 1.64e12,
-    "TPU v6e": 1.64e12,
+  "H100": 3.35e12,
+  "H200": 4.8e12,
+  "A100": 2.0e12,
+  "L4": 0.3e12,
+  "TPU v4": 1.2e12,
+  "TPU v5 lite": 0.82e12,
+  "TPU v5e": 0.82e12,
+  "TPU v5p": 2.76e12,
+  "TPU v6 lite": 1.64e12,
+  "TPU v6e": 1.64e12,
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def measured_matmul_flops(size: int = 1024, repeats: int = 20) -> float:
   """Achieved float32 FLOP/s of a square matmul on the default device (the best of `repeats`)."""
   x = jnp.ones((size, size), jnp.float32)
@@ -86,8 +86,7 @@ def cpu_peak_flops(kind: str) -> tuple[float, str]:
   except (OSError, ValueError):
     cache = {}
   if key not in cache:
-    cache[key] = {"flops": measured_matmul_flops(),
-                  "measured": datetime.date.today().isoformat()}
+    cache[key] = {"flops": measured_matmul_flops(), "measured": datetime.date.today().isoformat()}
     try:
       path.parent.mkdir(parents=True, exist_ok=True)
       tmp = path.with_suffix(f".{os.getpid()}.tmp")

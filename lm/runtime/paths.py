@@ -2,8 +2,8 @@
 
 Workdirs may be `gs://bucket/run` on a TPU VM: checkpoints go there through Orbax, and the
 run files (config, model, tokenizer, metrics, TensorBoard events) through the helpers here.
-Object stores cannot append, so appended files are rewritten whole (`RewrittenFile`; lm/runs/metrics.py
-also routes TensorBoard's event files through it).
+Object stores cannot append, so appended files are rewritten whole (`RewrittenFile`;
+lm/runs/metrics.py also routes TensorBoard's event files through it).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class RewrittenFile:
       self._uploaded: float | None = None  # the first flush always uploads
     else:
       self.path.parent.mkdir(parents=True, exist_ok=True)
-      self._file = open(self.path, "ab")  # noqa: SIM115 (closed in close())
+      self._file = open(self.path, "ab")
 
   def write(self, data: bytes) -> None:
     (self._buffer if self.remote else self._file).write(data)
@@ -68,8 +68,9 @@ class RewrittenFile:
   def flush(self, force: bool = False) -> None:
     if not self.remote:
       self._file.flush()
-    elif (force or self._uploaded is None
-          or time.monotonic() - self._uploaded >= self.min_interval_s):
+    elif (
+      force or self._uploaded is None or time.monotonic() - self._uploaded >= self.min_interval_s
+    ):
       self.path.write_bytes(self._buffer.getvalue())
       self._uploaded = time.monotonic()
 
@@ -78,4 +79,3 @@ class RewrittenFile:
       self.flush(force=True)
     else:
       self._file.close()
-

@@ -8,20 +8,21 @@ from typing import Any
 import jax
 import numpy as np
 from flax import linen, nnx
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 MESH_AXES = ("data", "fsdp", "tensor")
 
 # Logical axis -> mesh axes. Parameters are sharded over `fsdp` on their model dimension
 # (ZeRO-3 style) and over `tensor` on heads / MLP / vocabulary (Megatron style).
 LOGICAL_RULES: tuple[tuple[str, Any], ...] = (
-    ("batch", ("data", "fsdp")),
-    ("vocab", "tensor"),
-    ("heads", "tensor"),
-    ("kv_heads", "tensor"),
-    ("mlp", "tensor"),
-    ("embed", "fsdp"),
-    ("head_dim", None),
+  ("batch", ("data", "fsdp")),
+  ("vocab", "tensor"),
+  ("heads", "tensor"),
+  ("kv_heads", "tensor"),
+  ("mlp", "tensor"),
+  ("embed", "fsdp"),
+  ("head_dim", None),
 )
 
 
@@ -33,13 +34,17 @@ def mesh_shape(mesh_cfg, num_devices: int) -> tuple[int, int, int]:
   if -1 in shape:
     known = int(np.prod([s for s in shape if s != -1]))
     if num_devices % known:
-      raise ValueError(f"config.mesh: {dict(zip(MESH_AXES, shape))} cannot fill {num_devices} "
-                       f"devices; the fixed axes must divide {num_devices}")
+      raise ValueError(
+        f"config.mesh: {dict(zip(MESH_AXES, shape))} cannot fill {num_devices} "
+        f"devices; the fixed axes must divide {num_devices}"
+      )
     shape[shape.index(-1)] = num_devices // known
   if int(np.prod(shape)) != num_devices:
-    raise ValueError(f"config.mesh: data*fsdp*tensor = {int(np.prod(shape))} "
-                     f"({dict(zip(MESH_AXES, shape))}) must equal the {num_devices} devices; "
-                     "set one axis to -1 to fill")
+    raise ValueError(
+      f"config.mesh: data*fsdp*tensor = {int(np.prod(shape))} "
+      f"({dict(zip(MESH_AXES, shape))}) must equal the {num_devices} devices; "
+      "set one axis to -1 to fill"
+    )
   return tuple(shape)  # type: ignore[return-value]
 
 
@@ -47,14 +52,17 @@ def make_mesh(mesh_cfg, devices: Sequence[jax.Device] | None = None) -> Mesh:
   """Builds the (data, fsdp, tensor) mesh over `devices` (default: all devices)."""
   devices = list(jax.devices() if devices is None else devices)
   shape = mesh_shape(mesh_cfg, len(devices))
-  return jax.make_mesh(shape, MESH_AXES, axis_types=(jax.sharding.AxisType.Auto,) * 3,
-                       devices=devices)
+  return jax.make_mesh(
+    shape, MESH_AXES, axis_types=(jax.sharding.AxisType.Auto,) * 3, devices=devices
+  )
 
 
 def logical_axes(state: nnx.State) -> Any:
   """The tree of logical axis-name tuples of a model's (abstract) state, as a pure dict."""
+
   def names(v):
     return P(*v.get_metadata().get("logical_axes", (None,) * len(v.shape)))
+
   tree = jax.tree.map(names, state, is_leaf=lambda x: isinstance(x, nnx.Variable))
   return nnx.to_pure_dict(tree)
 
@@ -62,8 +70,7 @@ def logical_axes(state: nnx.State) -> Any:
 def param_shardings(state: nnx.State, mesh: Mesh) -> Any:
   """NamedShardings for a model's params (pure dict), from their logical axes and the rules."""
   specs = linen.logical_to_mesh(logical_axes(state), LOGICAL_RULES)
-  return jax.tree.map(lambda s: NamedSharding(mesh, s), specs,
-                      is_leaf=lambda x: isinstance(x, P))
+  return jax.tree.map(lambda s: NamedSharding(mesh, s), specs, is_leaf=lambda x: isinstance(x, P))
 
 
 def _keys(path) -> tuple:
@@ -75,8 +82,12 @@ def like_params(tree: Any, params: Any, param_shardings: Any, other: NamedShardi
   key path ends with a parameter's path and whose shape is that parameter's gets its sharding
   (Adam's moments, Muon's momentum); any other leaf (counts, Adafactor's factored statistics)
   gets `other`."""
-  by_path = {_keys(path): (leaf.shape, sh) for (path, leaf), sh in zip(
-      jax.tree_util.tree_leaves_with_path(params), jax.tree.leaves(param_shardings))}
+  by_path = {
+    _keys(path): (leaf.shape, sh)
+    for (path, leaf), sh in zip(
+      jax.tree_util.tree_leaves_with_path(params), jax.tree.leaves(param_shardings)
+    )
+  }
 
   def pick(path, leaf):
     keys = _keys(path)
@@ -85,6 +96,7 @@ def like_params(tree: Any, params: Any, param_shardings: Any, other: NamedShardi
       if shape is not None and shape == leaf.shape:
         return sh
     return other
+
   return jax.tree_util.tree_map_with_path(pick, tree)
 
 
@@ -98,8 +110,9 @@ def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
 
 
-def global_batch(local: dict[str, np.ndarray], mesh: Mesh,
-                 stacked: bool = False) -> dict[str, jax.Array]:
+def global_batch(
+  local: dict[str, np.ndarray], mesh: Mesh, stacked: bool = False
+) -> dict[str, jax.Array]:
   """Assembles each process's rows of the batch (`stacked`: of each of a stack of batches,
   [steps, rows, ...]) into one global array per key."""
   sharding = batch_sharding(mesh, stacked)

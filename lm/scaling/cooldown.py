@@ -16,10 +16,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-from typing import Sequence
+from collections.abc import Sequence
 
-from lm.training import optim
 from lm.scaling import grid
+from lm.training import optim
 
 METHODS = ("independent", "cooldown")
 SHAPES = {"linear": "wsd", "1-sqrt": "wsd_sqrt"}  # cooldown shape: its optim.schedule
@@ -41,42 +41,62 @@ def plan_runs(config, points: Sequence[grid.RunPlan]) -> list[grid.RunPlan]:
   if s.method == "independent":
     return list(points)
   if s.cooldown_shape not in SHAPES:
-    raise ValueError(f"config.scaling.cooldown_shape={s.cooldown_shape!r}; valid: "
-                     f"{', '.join(SHAPES)}")
+    raise ValueError(
+      f"config.scaling.cooldown_shape={s.cooldown_shape!r}; valid: {', '.join(SHAPES)}"
+    )
   if s.batch_power:
-    raise ValueError(f"config.scaling.batch_power={s.batch_power} must be 0 with "
-                     "config.scaling.method='cooldown': a size's branches share one run, so "
-                     "one batch size")
+    raise ValueError(
+      f"config.scaling.batch_power={s.batch_power} must be 0 with "
+      "config.scaling.method='cooldown': a size's branches share one run, so "
+      "one batch size"
+    )
   sizes: dict[str, list[grid.RunPlan]] = {}
   for p in points:
     sizes.setdefault(stable_name(p), []).append(p)
   runs = []
-  for name, same_size in sizes.items():
-    same_size = sorted(same_size, key=lambda p: p.steps)
-    warmup = int(round(s.warmup_fraction * same_size[0].steps))
+  for name, unsorted in sizes.items():
+    same_size = sorted(unsorted, key=lambda p: p.steps)
+    warmup = round(s.warmup_fraction * same_size[0].steps)
     branches = []
     for p in same_size:
       at = p.steps - optim.cooldown_steps(p.steps, s.cooldown_fraction)
       if at < warmup:
-        raise ValueError(f"{p.name}: its cooldown of config.scaling.cooldown_fraction="
-                         f"{s.cooldown_fraction} starts at step {at}, inside the warmup of "
-                         f"{warmup} steps; use a smaller fraction or fewer warmup steps")
-      branches.append(dataclasses.replace(
-          p, name=f"{p.name}_cooldown", warmup_steps=warmup, method="cooldown",
-          schedule=SHAPES[s.cooldown_shape], decay_fraction=s.cooldown_fraction, branch_of=name,
-          branch_step=at))
+        raise ValueError(
+          f"{p.name}: its cooldown of config.scaling.cooldown_fraction="
+          f"{s.cooldown_fraction} starts at step {at}, inside the warmup of "
+          f"{warmup} steps; use a smaller fraction or fewer warmup steps"
+        )
+      branches.append(
+        dataclasses.replace(
+          p,
+          name=f"{p.name}_cooldown",
+          warmup_steps=warmup,
+          method="cooldown",
+          schedule=SHAPES[s.cooldown_shape],
+          decay_fraction=s.cooldown_fraction,
+          branch_of=name,
+          branch_step=at,
+        )
+      )
     last = max(b.branch_step for b in branches)
     longest = same_size[-1]
     stable = dataclasses.replace(
-        longest, name=name, budget=0.0, steps=last, tokens=longest.tokens * last // longest.steps,
-        flops=longest.flops * last / longest.steps, warmup_steps=warmup, method="stable",
-        schedule="constant", keep_steps=tuple(sorted({b.branch_step for b in branches})))
+      longest,
+      name=name,
+      budget=0.0,
+      steps=last,
+      tokens=longest.tokens * last // longest.steps,
+      flops=longest.flops * last / longest.steps,
+      warmup_steps=warmup,
+      method="stable",
+      schedule="constant",
+      keep_steps=tuple(sorted({b.branch_step for b in branches})),
+    )
     runs += [stable, *branches]
   return runs
 
 
-def flops_saved(points: Sequence[grid.RunPlan], runs: Sequence[grid.RunPlan]
-                ) -> dict[str, float]:
+def flops_saved(points: Sequence[grid.RunPlan], runs: Sequence[grid.RunPlan]) -> dict[str, float]:
   """The training FLOPs of one independent run per grid point, of `runs`, and their ratio."""
   independent = sum(p.flops for p in points)
   spent = sum(r.flops_to_train for r in runs)
@@ -92,7 +112,8 @@ def start_branch(stable_dir: str, branch_dir: str, step: int) -> None:
     return
   partial = target + ".copying"  # renamed when whole: an interrupted copy is not a checkpoint
   shutil.rmtree(partial, ignore_errors=True)
-  shutil.copytree(os.path.join(stable_dir, "checkpoints", str(step)),
-                  os.path.join(partial, str(step)))
+  shutil.copytree(
+    os.path.join(stable_dir, "checkpoints", str(step)), os.path.join(partial, str(step))
+  )
   shutil.copy(os.path.join(stable_dir, "metrics.jsonl"), branch_dir)
   os.replace(partial, target)

@@ -18,9 +18,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from lm.runtime import sharding
 from lm.model.config import ExecutionConfig, TransformerConfig
 from lm.model.transformer import DecoderLM
+from lm.runtime import sharding
 from lm.training.step import make_train_step, state_layout
 
 
@@ -30,8 +30,15 @@ def at_width(cfg: TransformerConfig, width: int) -> TransformerConfig:
   return dataclasses.replace(cfg, d_model=width, mlp_dim=cfg.mlp_dim * width // cfg.d_model)
 
 
-def train(cfg: TransformerConfig, optim_cfg, batches: Iterable[dict[str, Any]], steps: int, *,
-          seed: int = 0, on_step=None) -> tuple[nnx.GraphDef, Any, list[float]]:
+def train(
+  cfg: TransformerConfig,
+  optim_cfg,
+  batches: Iterable[dict[str, Any]],
+  steps: int,
+  *,
+  seed: int = 0,
+  on_step=None,
+) -> tuple[nnx.GraphDef, Any, list[float]]:
   """Trains a fresh `cfg` model on one device for `steps` of `batches` with the real training
   step (lm/training/step.py: optimizer and μP multipliers from `optim_cfg` and `cfg`).
 
@@ -63,29 +70,46 @@ def activation_sizes(model: DecoderLM, tokens_BT: jax.Array) -> dict[str, jax.Ar
   for i, block in enumerate(model.blocks):
     attn_BTD, _ = block.attn(block.norm_attn(x_BTD))
     out_BTD, _ = block(x_BTD, causal=True, rngs=None)
-    sizes |= {f"block{i}.attn": attn_BTD, f"block{i}.mlp": out_BTD - x_BTD - attn_BTD,
-              f"block{i}": out_BTD}
+    sizes |= {
+      f"block{i}.attn": attn_BTD,
+      f"block{i}.mlp": out_BTD - x_BTD - attn_BTD,
+      f"block{i}": out_BTD,
+    }
     x_BTD = out_BTD
   sizes["logits"] = model(tokens_BT)
   return {name: jnp.abs(x).mean() for name, x in sizes.items()}
 
 
-def coordinate_check(cfg: TransformerConfig, optim_cfg, widths: Sequence[int], *, steps: int,
-                     batch_size: int, seq_len: int, seed: int = 0
-                     ) -> dict[int, list[dict[str, float]]]:
+def coordinate_check(
+  cfg: TransformerConfig,
+  optim_cfg,
+  widths: Sequence[int],
+  *,
+  steps: int,
+  batch_size: int,
+  seq_len: int,
+  seed: int = 0,
+) -> dict[int, list[dict[str, float]]]:
   """For each width, the activation sizes (`activation_sizes`) at init and after each of
   `steps` updates on one fixed batch of random tokens: {width: [sizes at step 0, 1, ...]}."""
-  tokens = jax.random.randint(jax.random.key(seed + 1), (batch_size, seq_len + 1), 0,
-                              cfg.vocab_size)
+  tokens = jax.random.randint(
+    jax.random.key(seed + 1), (batch_size, seq_len + 1), 0, cfg.vocab_size
+  )
   measure = nnx.jit(activation_sizes)
   result = {}
   for width in widths:
     sizes: list[dict[str, float]] = []
 
-    def record(model):
+    def record(model, sizes=sizes):
       sizes.append({k: float(v) for k, v in measure(model, tokens[:, :-1]).items()})
 
-    train(at_width(cfg, width), optim_cfg, [{"tokens": tokens}] * steps, steps, seed=seed,
-          on_step=record)
+    train(
+      at_width(cfg, width),
+      optim_cfg,
+      [{"tokens": tokens}] * steps,
+      steps,
+      seed=seed,
+      on_step=record,
+    )
     result[width] = sizes
   return result

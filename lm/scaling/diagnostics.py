@@ -53,8 +53,12 @@ def leave_one_out(final: laws.Points, fit2: dict[str, Any]) -> dict[str, Any]:
   else:
     n, d = laws.optimum3(fit3, c)
     loss = float(laws.predict(fit3, n, d))
-    out["approach3"] = {"n_opt": n, "loss": loss, "n_opt_rel_error": n / ref["n_opt"] - 1,
-                        "loss_rel_error": loss / ref["loss"] - 1}
+    out["approach3"] = {
+      "n_opt": n,
+      "loss": loss,
+      "n_opt_rel_error": n / ref["n_opt"] - 1,
+      "loss_rel_error": loss / ref["loss"] - 1,
+    }
   try:
     fit2_rest = laws.approach2(rest)
   except ValueError as e:
@@ -67,8 +71,11 @@ def leave_one_out(final: laws.Points, fit2: dict[str, Any]) -> dict[str, Any]:
 
 
 def _intervals(report: dict[str, Any], key: str) -> dict[str, list[float]]:
-  return {name: report[name]["ci"][key] for name in ("approach1", "approach2", "approach3")
-          if key in report.get(name, {}).get("ci", {})}
+  return {
+    name: report[name]["ci"][key]
+    for name in ("approach1", "approach2", "approach3")
+    if key in report.get(name, {}).get("ci", {})
+  }
 
 
 def warnings(report: dict[str, Any]) -> list[str]:
@@ -81,32 +88,43 @@ def warnings(report: dict[str, Any]) -> list[str]:
       continue
     ci = r.get("ci", {})
     if ci.get("num_tried") and ci["num_ok"] < MIN_BOOT_FRACTION * ci["num_tried"]:
-      out.append(f"{name}: {ci['num_ok']} of {ci['num_tried']} bootstrap resamples could be "
-                 "refitted; the intervals describe those")
+      out.append(
+        f"{name}: {ci['num_ok']} of {ci['num_tried']} bootstrap resamples could be "
+        "refitted; the intervals describe those"
+      )
     for key in ("a", "b"):
       if key in ci and ci[key][1] - ci[key][0] > MAX_WIDTH:
-        out.append(f"{name}: the 95% interval of {key} [{ci[key][0]:.3g}, {ci[key][1]:.3g}] is "
-                   f"wider than {MAX_WIDTH}")
+        out.append(
+          f"{name}: the 95% interval of {key} [{ci[key][0]:.3g}, {ci[key][1]:.3g}] is "
+          f"wider than {MAX_WIDTH}"
+        )
   for s in report.get("approach2", {}).get("skipped", []):
     out.append(f"approach2 left out budget {s['budget']:.3g}: {s['reason']}")
   for key in ("a", "b"):
     for (n1, (lo1, hi1)), (n2, (lo2, hi2)) in itertools.combinations(
-        _intervals(report, key).items(), 2):
+      _intervals(report, key).items(), 2
+    ):
       if lo1 > hi2 or lo2 > hi1:
-        out.append(f"{key}: the 95% intervals of {n1} [{lo1:.3g}, {hi1:.3g}] and {n2} "
-                   f"[{lo2:.3g}, {hi2:.3g}] do not overlap")
+        out.append(
+          f"{key}: the 95% intervals of {n1} [{lo1:.3g}, {hi1:.3g}] and {n2} "
+          f"[{lo2:.3g}, {hi2:.3g}] do not overlap"
+        )
   loo = report.get("leave_one_out", {})
   for name in ("approach3", "approach2"):
     for key, tol in (("n_opt_rel_error", LOO_N_TOL), ("loss_rel_error", LOO_LOSS_TOL)):
       error = loo.get(name, {}).get(key)
       if error is not None and abs(error) > tol:
-        out.append(f"leave-one-budget-out: {name} fitted without budget {loo['budget']:.3g} "
-                   f"predicts its {key.removesuffix('_rel_error')} {error:+.1%} off "
-                   f"(tolerance {tol:.0%})")
+        out.append(
+          f"leave-one-budget-out: {name} fitted without budget {loo['budget']:.3g} "
+          f"predicts its {key.removesuffix('_rel_error')} {error:+.1%} off "
+          f"(tolerance {tol:.0%})"
+        )
   vp, fit3 = report.get("approach3_vp", {}), report.get("approach3", {})
   if "a" in vp and "a" in fit3 and abs(vp["a"] - fit3["a"]) > VP_TOL:
-    out.append(f"approach3: variable projection gives a = {vp['a']:.3g}, L-BFGS {fit3['a']:.3g} "
-               f"(apart by more than {VP_TOL})")
+    out.append(
+      f"approach3: variable projection gives a = {vp['a']:.3g}, L-BFGS {fit3['a']:.3g} "
+      f"(apart by more than {VP_TOL})"
+    )
   return out
 
 
@@ -129,17 +147,34 @@ def format_diagnostics(report: dict[str, Any]) -> str:
     lines.append(f"leave-one-budget-out: {loo['error']}")
   else:
     ref = loo["reference"]
-    lines.append(f"leave-one-budget-out: fitted without budget {loo['budget']:.3g}, at its "
-                 f"C = {loo['c']:.4g} (measured, {ref['source']}: N_opt {ref['n_opt']:.4g}, "
-                 f"loss {ref['loss']:.4g})")
+    lines.append(
+      f"leave-one-budget-out: fitted without budget {loo['budget']:.3g}, at its "
+      f"C = {loo['c']:.4g} (measured, {ref['source']}: N_opt {ref['n_opt']:.4g}, "
+      f"loss {ref['loss']:.4g})"
+    )
     for name in ("approach3", "approach2"):
       r = loo[name]
-      lines.append(f"  {name:<10} " + (r["error"] if "error" in r else ", ".join(
-          f"{label} {r[key]:.4g} ({r[f'{key}_rel_error']:+.1%})"
-          for key, label in (("n_opt", "N_opt"), ("loss", "loss")) if key in r)))
+      lines.append(
+        f"  {name:<10} "
+        + (
+          r["error"]
+          if "error" in r
+          else ", ".join(
+            f"{label} {r[key]:.4g} ({r[f'{key}_rel_error']:+.1%})"
+            for key, label in (("n_opt", "N_opt"), ("loss", "loss"))
+            if key in r
+          )
+        )
+      )
   vp = report["approach3_vp"]
-  lines.append("approach3 by variable projection: " + (vp["error"] if "error" in vp else ", ".join(
-      f"{k} {vp[k]:.4g}" for k in ("E", "A", "B", "alpha", "beta", "a", "b"))))
+  lines.append(
+    "approach3 by variable projection: "
+    + (
+      vp["error"]
+      if "error" in vp
+      else ", ".join(f"{k} {vp[k]:.4g}" for k in ("E", "A", "B", "alpha", "beta", "a", "b"))
+    )
+  )
   warned = report["warnings"]
   lines.append(f"warnings ({len(warned)}):" if warned else "warnings: none")
   lines.extend(f"  {w}" for w in warned)

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from lm.model import counts
 from lm.model import config as model_config
+from lm.model import counts
 from lm.model.config import TransformerConfig
 
 
@@ -33,9 +33,9 @@ class RunPlan:
   d_model: int
   num_heads: int
   mlp_dim: int
-  params: int              # under config.scaling.params_convention
-  tokens: int              # steps * batch_size * seq_len
-  flops: float             # tokens * FLOPs per token under config.scaling.flops_convention
+  params: int  # under config.scaling.params_convention
+  tokens: int  # steps * batch_size * seq_len
+  flops: float  # tokens * FLOPs per token under config.scaling.flops_convention
   steps: int
   batch_size: int
   learning_rate: float
@@ -44,12 +44,12 @@ class RunPlan:
   # A cooldown sweep's runs (lm/scaling/cooldown.py): 'independent' (a run of its own),
   # 'stable' (a size's constant-learning-rate run) or 'cooldown' (a branch of one).
   method: str = "independent"
-  schedule: str = ""                  # optim.schedule of this run ('': the config's)
-  decay_fraction: float = 0.0         # > 0: optim.wsd_decay_fraction of this run
-  keep_steps: tuple[int, ...] = ()    # steps whose checkpoints are kept (the branch points)
-  branch_of: str = ""                 # the stable run a branch starts from,
-  branch_step: int = 0                # at this step of it
-  lr_trial: bool = False              # a learning-rate trial (lm/scaling/lr_search.py)
+  schedule: str = ""  # optim.schedule of this run ('': the config's)
+  decay_fraction: float = 0.0  # > 0: optim.wsd_decay_fraction of this run
+  keep_steps: tuple[int, ...] = ()  # steps whose checkpoints are kept (the branch points)
+  branch_of: str = ""  # the stable run a branch starts from,
+  branch_step: int = 0  # at this step of it
+  lr_trial: bool = False  # a learning-rate trial (lm/scaling/lr_search.py)
 
   @property
   def flops_to_train(self) -> float:
@@ -73,18 +73,23 @@ def architecture(config, index: int, vocab_size: int) -> TransformerConfig:
     layers, width = s.fixed_num_layers, index * s.head_dim
   else:
     raise ValueError(f"config.scaling.rule={s.rule!r}; valid: 'aspect_ratio', 'fixed_depth'")
-  d_model = max(s.head_dim, int(round(width / s.head_dim)) * s.head_dim)
-  mlp_dim = max(s.head_dim, int(round(s.mlp_ratio * d_model / s.head_dim)) * s.head_dim)
+  d_model = max(s.head_dim, round(width / s.head_dim) * s.head_dim)
+  mlp_dim = max(s.head_dim, round(s.mlp_ratio * d_model / s.head_dim) * s.head_dim)
   family = model_config.architecture(config.model, vocab_size)
   num_heads = s.num_heads or d_model // s.head_dim
   if d_model % num_heads:
-    raise ValueError(f"config.scaling.num_heads={num_heads} does not divide the width "
-                     f"{d_model}; widths are multiples of config.scaling.head_dim={s.head_dim}")
+    raise ValueError(
+      f"config.scaling.num_heads={num_heads} does not divide the width "
+      f"{d_model}; widths are multiples of config.scaling.head_dim={s.head_dim}"
+    )
   if family.num_kv_heads and num_heads % family.num_kv_heads:
-    raise ValueError(f"config.model.num_kv_heads={family.num_kv_heads} does not divide the "
-                     f"{num_heads} heads of a model of width {d_model}")
-  return dataclasses.replace(family, num_layers=layers, num_heads=num_heads, d_model=d_model,
-                             mlp_dim=mlp_dim)
+    raise ValueError(
+      f"config.model.num_kv_heads={family.num_kv_heads} does not divide the "
+      f"{num_heads} heads of a model of width {d_model}"
+    )
+  return dataclasses.replace(
+    family, num_layers=layers, num_heads=num_heads, d_model=d_model, mlp_dim=mlp_dim
+  )
 
 
 def ladder(config, vocab_size: int) -> list[TransformerConfig]:
@@ -101,7 +106,7 @@ def closest(models: list[TransformerConfig], target: float, convention: str) -> 
 
 def _batch_size(config, budget: float) -> int:
   s = config.scaling
-  return max(1, int(round(config.data.batch_size * (budget / s.batch_ref_budget) ** s.batch_power)))
+  return max(1, round(config.data.batch_size * (budget / s.batch_ref_budget) ** s.batch_power))
 
 
 def _name(budget: float, m: TransformerConfig) -> str:
@@ -115,28 +120,42 @@ def plan_point(config, budget: float, m: TransformerConfig) -> RunPlan:
   seq_len = config.data.seq_len
   batch = _batch_size(config, budget)
   per_token = counts.training_flops_per_token(m, seq_len, s.flops_convention)
-  steps = int(round(budget / per_token / (batch * seq_len)))
+  steps = round(budget / per_token / (batch * seq_len))
   params = counts.param_counts(m)[s.params_convention]
   tokens = steps * batch * seq_len
   return RunPlan(
-      name=_name(budget, m), budget=float(budget), num_layers=m.num_layers, d_model=m.d_model,
-      num_heads=m.num_heads, mlp_dim=m.mlp_dim, params=params, tokens=tokens,
-      flops=float(tokens * per_token), steps=steps, batch_size=batch,
-      learning_rate=config.optim.learning_rate * (s.lr_ref_params / params) ** s.lr_power,
-      warmup_steps=int(round(s.warmup_fraction * steps)), mup_base_width=s.mup_base_width)
+    name=_name(budget, m),
+    budget=float(budget),
+    num_layers=m.num_layers,
+    d_model=m.d_model,
+    num_heads=m.num_heads,
+    mlp_dim=m.mlp_dim,
+    params=params,
+    tokens=tokens,
+    flops=float(tokens * per_token),
+    steps=steps,
+    batch_size=batch,
+    learning_rate=config.optim.learning_rate * (s.lr_ref_params / params) ** s.lr_power,
+    warmup_steps=round(s.warmup_fraction * steps),
+    mup_base_width=s.mup_base_width,
+  )
 
 
 def plan_runs(config, vocab_size: int) -> list[RunPlan]:
   """The IsoFLOP grid: for every budget, distinct sizes around the guessed optimum."""
   s = config.scaling
   if s.mup_base_width and s.lr_power:
-    raise ValueError(f"config.scaling.lr_power={s.lr_power} must be 0 with "
-                     f"config.scaling.mup_base_width={s.mup_base_width}: under μP every size "
-                     "keeps the learning rate tuned at the base width")
+    raise ValueError(
+      f"config.scaling.lr_power={s.lr_power} must be 0 with "
+      f"config.scaling.mup_base_width={s.mup_base_width}: under μP every size "
+      "keeps the learning rate tuned at the base width"
+    )
   if s.mup_base_width and s.num_heads:
-    raise ValueError(f"config.scaling.num_heads={s.num_heads} must be 0 with "
-                     f"config.scaling.mup_base_width={s.mup_base_width}: μP here keeps the head "
-                     "size of the base width")
+    raise ValueError(
+      f"config.scaling.num_heads={s.num_heads} must be 0 with "
+      f"config.scaling.mup_base_width={s.mup_base_width}: μP here keeps the head "
+      "size of the base width"
+    )
   models = ladder(config, vocab_size)
   plans = []
   for budget in s.budgets:
@@ -144,19 +163,22 @@ def plan_runs(config, vocab_size: int) -> list[RunPlan]:
     half = math.log(s.size_ratio) / 2
     targets = guess * np.exp(np.linspace(-half, half, s.sizes_per_budget))
     chosen = dict.fromkeys(closest(models, t, s.params_convention) for t in targets)
-    plans += [p for p in (plan_point(config, budget, m) for m in chosen)
-              if p.steps >= s.min_steps]
+    plans += [p for p in (plan_point(config, budget, m) for m in chosen) if p.steps >= s.min_steps]
   return plans
 
 
 def run_overrides(plan: RunPlan) -> dict[str, Any]:
   """The config fields (dotted names) that turn the sweep's config into this run's config."""
   overrides = {
-      "model.num_layers": plan.num_layers, "model.d_model": plan.d_model,
-      "model.num_heads": plan.num_heads, "model.mlp_dim": plan.mlp_dim,
-      "data.batch_size": plan.batch_size, "optim.learning_rate": plan.learning_rate,
-      "optim.warmup_steps": plan.warmup_steps, "train.steps": plan.steps,
-      "train.eval_every": plan.steps,
+    "model.num_layers": plan.num_layers,
+    "model.d_model": plan.d_model,
+    "model.num_heads": plan.num_heads,
+    "model.mlp_dim": plan.mlp_dim,
+    "data.batch_size": plan.batch_size,
+    "optim.learning_rate": plan.learning_rate,
+    "optim.warmup_steps": plan.warmup_steps,
+    "train.steps": plan.steps,
+    "train.eval_every": plan.steps,
   }
   if plan.schedule:
     overrides["optim.schedule"] = plan.schedule
@@ -165,8 +187,11 @@ def run_overrides(plan: RunPlan) -> dict[str, Any]:
   if plan.keep_steps:
     overrides["train.keep_steps"] = plan.keep_steps
   if plan.mup_base_width:  # the grid's head size is every size's, the base's included
-    overrides |= {"model.parametrization": "mup", "model.base_width": plan.mup_base_width,
-                  "model.base_head_dim": plan.d_model // plan.num_heads}
+    overrides |= {
+      "model.parametrization": "mup",
+      "model.base_width": plan.mup_base_width,
+      "model.base_head_dim": plan.d_model // plan.num_heads,
+    }
   return overrides
 
 
@@ -187,9 +212,18 @@ def save_plan(path: str, config, plans: list[RunPlan], **extra: Any) -> None:
   the results (fit_scaling) counts N and C as the plan did; `extra`: more top-level entries."""
   s = config.scaling
   with open(path, "w") as f:
-    json.dump({"flops_convention": s.flops_convention, "params_convention": s.params_convention,
-               "budgets": [float(b) for b in s.budgets], "method": s.method,
-               "runs": [dataclasses.asdict(p) for p in plans], **extra}, f, indent=1)
+    json.dump(
+      {
+        "flops_convention": s.flops_convention,
+        "params_convention": s.params_convention,
+        "budgets": [float(b) for b in s.budgets],
+        "method": s.method,
+        "runs": [dataclasses.asdict(p) for p in plans],
+        **extra,
+      },
+      f,
+      indent=1,
+    )
 
 
 def load_plan(path: str) -> dict[str, Any]:

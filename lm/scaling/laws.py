@@ -18,7 +18,8 @@ import dataclasses
 import itertools
 import json
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from scipy import optimize
@@ -38,7 +39,7 @@ class Points:
   loss: np.ndarray
   budget: np.ndarray
 
-  def take(self, mask_or_index) -> "Points":
+  def take(self, mask_or_index) -> Points:
     return Points(*(getattr(self, f.name)[mask_or_index] for f in dataclasses.fields(self)))
 
 
@@ -57,14 +58,26 @@ def approach1(p: Points, num_bins: int = 20) -> dict[str, Any]:
   """Envelope of loss vs compute: in each log-compute bin, the N and D of the lowest loss."""
   edges = np.linspace(np.log(p.c.min()), np.log(p.c.max()), num_bins + 1)
   which = np.clip(np.digitize(np.log(p.c), edges) - 1, 0, num_bins - 1)
-  best = [np.flatnonzero(which == i)[np.argmin(p.loss[which == i])]
-          for i in range(num_bins) if np.any(which == i)]
+  best = [
+    np.flatnonzero(which == i)[np.argmin(p.loss[which == i])]
+    for i in range(num_bins)
+    if np.any(which == i)
+  ]
   env = p.take(np.array(best))
   a, a0 = power_law(env.c, env.n)
   b, b0 = power_law(env.c, env.d)
-  return {"a": a, "b": b, "log_n_coef": a0, "log_d_coef": b0,
-          "envelope": {"c": env.c.tolist(), "n": env.n.tolist(), "d": env.d.tolist(),
-                       "loss": env.loss.tolist()}}
+  return {
+    "a": a,
+    "b": b,
+    "log_n_coef": a0,
+    "log_d_coef": b0,
+    "envelope": {
+      "c": env.c.tolist(),
+      "n": env.n.tolist(),
+      "d": env.d.tolist(),
+      "loss": env.loss.tolist(),
+    },
+  }
 
 
 def _parabola_min(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
@@ -77,8 +90,10 @@ def _parabola_min(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
 def _isoflop_minimum(g: Points) -> dict[str, Any]:
   """One budget's parabola minima, or `reason` why it has none to trust."""
   sizes = np.unique(g.n)
-  out: dict[str, Any] = {"budget": float(g.budget[0]),
-                         "sampled_n": [float(sizes[0]), float(sizes[-1])]}
+  out: dict[str, Any] = {
+    "budget": float(g.budget[0]),
+    "sampled_n": [float(sizes[0]), float(sizes[-1])],
+  }
   if len(sizes) < 3:
     return {**out, "reason": f"{len(sizes)} distinct sizes (needs >= 3)"}
   try:
@@ -87,16 +102,29 @@ def _isoflop_minimum(g: Points) -> dict[str, Any]:
   except ValueError as e:
     return {**out, "reason": str(e)}
   if not sizes[0] <= np.exp(log_n) <= sizes[-1]:
-    return {**out, "reason": "the minimum is outside the sampled sizes",
-            "n_opt_extrapolated": float(np.exp(log_n))}
+    return {
+      **out,
+      "reason": "the minimum is outside the sampled sizes",
+      "n_opt_extrapolated": float(np.exp(log_n)),
+    }
   best = g.n[np.argmin(g.loss)]
   if best in (sizes[0], sizes[-1]):
     end = "smallest" if best == sizes[0] else "largest"
-    return {**out, "reason": f"the lowest loss is at the {end} size sampled: the sizes do not "
-                             "bracket the optimum", "n_opt_extrapolated": float(np.exp(log_n))}
-  return {**out, "c": float(np.mean(g.c)), "n_opt": float(np.exp(log_n)),
-          "d_opt": float(np.exp(log_d)), "loss_opt": float(np.polyval(n_coef, log_n)),
-          "n_parabola": n_coef.tolist(), "d_parabola": d_coef.tolist()}
+    return {
+      **out,
+      "reason": f"the lowest loss is at the {end} size sampled: the sizes do not "
+      "bracket the optimum",
+      "n_opt_extrapolated": float(np.exp(log_n)),
+    }
+  return {
+    **out,
+    "c": float(np.mean(g.c)),
+    "n_opt": float(np.exp(log_n)),
+    "d_opt": float(np.exp(log_d)),
+    "loss_opt": float(np.polyval(n_coef, log_n)),
+    "n_parabola": n_coef.tolist(),
+    "d_parabola": d_coef.tolist(),
+  }
 
 
 def approach2(p: Points) -> dict[str, Any]:
@@ -111,14 +139,14 @@ def approach2(p: Points) -> dict[str, Any]:
   rows = [m for m in minima if "reason" not in m]
   skipped = [m for m in minima if "reason" in m]
   if len(rows) < 2:
-    raise ValueError("Approach 2 needs >= 2 budgets with a bracketed, convex minimum over >= 3 "
-                     "sizes; left out: " + "; ".join(f"{s['budget']:.3g}: {s['reason']}"
-                                                     for s in skipped))
+    raise ValueError(
+      "Approach 2 needs >= 2 budgets with a bracketed, convex minimum over >= 3 "
+      "sizes; left out: " + "; ".join(f"{s['budget']:.3g}: {s['reason']}" for s in skipped)
+    )
   c = np.array([r["c"] for r in rows])
   a, a0 = power_law(c, np.array([r["n_opt"] for r in rows]))
   b, b0 = power_law(c, np.array([r["d_opt"] for r in rows]))
-  return {"a": a, "b": b, "log_n_coef": a0, "log_d_coef": b0, "budgets": rows,
-          "skipped": skipped}
+  return {"a": a, "b": b, "log_n_coef": a0, "log_d_coef": b0, "budgets": rows, "skipped": skipped}
 
 
 def _lse_objective(theta: np.ndarray, log_n, log_d, log_loss):
@@ -128,41 +156,64 @@ def _lse_objective(theta: np.ndarray, log_n, log_d, log_loss):
   pred = np.logaddexp.reduce(terms, axis=0)  # scipy's logsumexp costs 40x as much here
   r = pred - log_loss
   small = np.abs(r) <= HUBER_DELTA
-  value = np.sum(np.where(small, 0.5 * r ** 2, HUBER_DELTA * (np.abs(r) - 0.5 * HUBER_DELTA)))
+  value = np.sum(np.where(small, 0.5 * r**2, HUBER_DELTA * (np.abs(r) - 0.5 * HUBER_DELTA)))
   dr = np.where(small, r, HUBER_DELTA * np.sign(r))
   w = np.exp(terms - pred) * dr
-  grad = np.array([w[0].sum(), w[1].sum(), w[2].sum(), -(w[0] * log_n).sum(),
-                   -(w[1] * log_d).sum()])
+  grad = np.array(
+    [w[0].sum(), w[1].sum(), w[2].sum(), -(w[0] * log_n).sum(), -(w[1] * log_d).sum()]
+  )
   return value, grad
 
 
 def _grid_values(grid: np.ndarray, log_n, log_d, log_loss) -> np.ndarray:
   """The Huber objective at every row of `grid` at once."""
-  a, b, e, alpha, beta = (grid[:, i:i + 1] for i in range(5))
+  a, b, e, alpha, beta = (grid[:, i : i + 1] for i in range(5))
   pred = np.logaddexp(np.logaddexp(a - alpha * log_n, b - beta * log_d), e)
   r = np.abs(pred - log_loss)
-  return np.where(r <= HUBER_DELTA, 0.5 * r ** 2, HUBER_DELTA * (r - 0.5 * HUBER_DELTA)).sum(1)
+  return np.where(r <= HUBER_DELTA, 0.5 * r**2, HUBER_DELTA * (r - 0.5 * HUBER_DELTA)).sum(1)
 
 
-GRID = {"a": np.arange(0.0, 30.0, 5.0), "b": np.arange(0.0, 30.0, 5.0),
-        "e": np.arange(-1.0, 1.5, 0.5), "alpha": np.arange(0.0, 2.5, 0.5),
-        "beta": np.arange(0.0, 2.5, 0.5)}
+GRID = {
+  "a": np.arange(0.0, 30.0, 5.0),
+  "b": np.arange(0.0, 30.0, 5.0),
+  "e": np.arange(-1.0, 1.5, 0.5),
+  "alpha": np.arange(0.0, 2.5, 0.5),
+  "beta": np.arange(0.0, 2.5, 0.5),
+}
 
 
-def approach3(p: Points, num_starts: int = 8, extra_starts: tuple[np.ndarray, ...] = (),
-              cost: dict[str, float] | None = None) -> dict[str, Any]:
+def approach3(
+  p: Points,
+  num_starts: int = 8,
+  extra_starts: tuple[np.ndarray, ...] = (),
+  cost: dict[str, float] | None = None,
+) -> dict[str, Any]:
   """Parametric L(N, D) by Huber/L-BFGS from the `num_starts` best points of `GRID`; its
   optimum under `cost` (default: `compute_cost(p)`)."""
   args = (np.log(p.n), np.log(p.d), np.log(p.loss))
   grid = np.array(list(itertools.product(*GRID.values())))
   starts = [*grid[np.argsort(_grid_values(grid, *args))[:num_starts]], *extra_starts]
   # The objective is tiny (Huber delta 1e-3), so the default absolute-ish tolerances stop early.
-  best = min((optimize.minimize(_lse_objective, s, args=args, jac=True, method="L-BFGS-B",
-                                options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 2000})
-              for s in starts), key=lambda r: r.fun)
+  best = min(
+    (
+      optimize.minimize(
+        _lse_objective,
+        s,
+        args=args,
+        jac=True,
+        method="L-BFGS-B",
+        options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 2000},
+      )
+      for s in starts
+    ),
+    key=lambda r: r.fun,
+  )
   a, b, e, alpha, beta = best.x
-  return {**law(np.exp(e), np.exp(a), np.exp(b), alpha, beta, cost or compute_cost(p)),
-          "theta": best.x.tolist(), "huber_loss": float(best.fun)}
+  return {
+    **law(np.exp(e), np.exp(a), np.exp(b), alpha, beta, cost or compute_cost(p)),
+    "theta": best.x.tolist(),
+    "huber_loss": float(best.fun),
+  }
 
 
 SIX_ND = {"coef": 6.0, "exponent": 0.0}  # C = 6 N D
@@ -177,8 +228,9 @@ def compute_cost(p: Points) -> dict[str, float]:
   return {"coef": float(np.exp(log_coef)), "exponent": exponent}
 
 
-def law(E: float, A: float, B: float, alpha: float, beta: float,
-        cost: dict[str, float] = SIX_ND) -> dict[str, Any]:
+def law(
+  E: float, A: float, B: float, alpha: float, beta: float, cost: dict[str, float] = SIX_ND
+) -> dict[str, Any]:
   """L(N, D) = E + A/N^alpha + B/D^beta and its compute-optimal allocation under C = coef
   N^s D (s = 1 + cost's exponent): L is least along it at N_opt = G (C/coef)^a with a = beta /
   (alpha + s beta), G = (alpha A / (s beta B))^(1 / (alpha + s beta)), and D_opt ~ C^b, b =
@@ -187,9 +239,17 @@ def law(E: float, A: float, B: float, alpha: float, beta: float,
   with np.errstate(divide="ignore"):  # B = 0 (a bound of the NNLS fit): G is infinite
     g = (alpha * A / np.float64(s * beta * B)) ** (1 / (alpha + s * beta))
   a = beta / (alpha + s * beta)
-  return {"E": float(E), "A": float(A), "B": float(B), "alpha": float(alpha),
-          "beta": float(beta), "a": float(a), "b": float(1 - s * a), "G": float(g),
-          "cost": dict(cost)}
+  return {
+    "E": float(E),
+    "A": float(A),
+    "B": float(B),
+    "alpha": float(alpha),
+    "beta": float(beta),
+    "a": float(a),
+    "b": float(1 - s * a),
+    "G": float(g),
+    "cost": dict(cost),
+  }
 
 
 VP_EXPONENTS = np.linspace(0.02, 1.5, 75)
@@ -209,12 +269,18 @@ def approach3_vp(p: Points, exponents: np.ndarray = VP_EXPONENTS) -> dict[str, A
 
   grid = np.array(list(itertools.product(exponents, exponents)))
   start = grid[np.argmin([solve(x)[1] for x in grid])]
-  best = optimize.minimize(lambda x: solve(x)[1], start, method="Nelder-Mead",
-                           bounds=[(exponents[0], exponents[-1])] * 2,
-                           options={"xatol": 1e-6, "fatol": 1e-14})
+  best = optimize.minimize(
+    lambda x: solve(x)[1],
+    start,
+    method="Nelder-Mead",
+    bounds=[(exponents[0], exponents[-1])] * 2,
+    options={"xatol": 1e-6, "fatol": 1e-14},
+  )
   (e, big_a, big_b), rnorm = solve(best.x)
-  return {**law(e, big_a, big_b, *best.x, compute_cost(p)),
-          "rms_relative_residual": float(rnorm / np.sqrt(len(p.loss)))}
+  return {
+    **law(e, big_a, big_b, *best.x, compute_cost(p)),
+    "rms_relative_residual": float(rnorm / np.sqrt(len(p.loss))),
+  }
 
 
 def predict(fit3: dict[str, Any], n: np.ndarray, d: np.ndarray) -> np.ndarray:
@@ -239,8 +305,13 @@ def tokens_per_param(fit: dict[str, Any], c: float) -> float:
   return float(np.exp(log_d - log_n))
 
 
-def bootstrap(p: Points, fit: Callable[[Points], dict[str, Any]], keys: tuple[str, ...],
-              num_samples: int, seed: int = 0) -> dict[str, Any]:
+def bootstrap(
+  p: Points,
+  fit: Callable[[Points], dict[str, Any]],
+  keys: tuple[str, ...],
+  num_samples: int,
+  seed: int = 0,
+) -> dict[str, Any]:
   """95% percentile intervals of `keys` of `fit` over runs resampled within each budget."""
   rng = np.random.default_rng(seed)
   runs_by_budget = [np.unique(p.run[p.budget == b]) for b in np.unique(p.budget)]
@@ -257,9 +328,12 @@ def bootstrap(p: Points, fit: Callable[[Points], dict[str, Any]], keys: tuple[st
   if len(s) == 0:
     return {"num_ok": 0, "num_tried": num_samples}
   lo, hi = np.percentile(s, [2.5, 97.5], axis=0)
-  return {"num_ok": len(s), "num_tried": num_samples,
-          **{k: [float(l), float(h)] for k, l, h in zip(keys, lo, hi)},
-          "samples": {k: s[:, i].tolist() for i, k in enumerate(keys)}}
+  return {
+    "num_ok": len(s),
+    "num_tried": num_samples,
+    **{k: [float(low), float(high)] for k, low, high in zip(keys, lo, hi)},
+    "samples": {k: s[:, i].tolist() for i, k in enumerate(keys)},
+  }
 
 
 def read_table(path: str) -> list[dict[str, Any]]:
@@ -270,13 +344,21 @@ def read_table(path: str) -> list[dict[str, Any]]:
     return list(csv.DictReader(f))
 
 
-def table_points(rows: list[dict[str, Any]], params_col: str, loss_col: str,
-                 tokens_col: str | None = None, flops_col: str | None = None,
-                 budget_col: str | None = None) -> Points:
+def table_points(
+  rows: list[dict[str, Any]],
+  params_col: str,
+  loss_col: str,
+  tokens_col: str | None = None,
+  flops_col: str | None = None,
+  budget_col: str | None = None,
+) -> Points:
   """Final points from a table; D or C missing is derived from C = 6 N D."""
   if tokens_col is None and flops_col is None:
     raise ValueError("give a tokens column, a FLOPs column or both")
-  col = lambda name: np.array([float(r[name]) for r in rows])  # noqa: E731
+
+  def col(name):
+    return np.array([float(r[name]) for r in rows])
+
   n, loss = col(params_col), col(loss_col)
   d = col(tokens_col) if tokens_col else col(flops_col) / (6 * n)
   c = col(flops_col) if flops_col else 6 * n * d
@@ -302,17 +384,31 @@ def curve_points(rows: list[dict[str, Any]], results_dir: str, final: Points) ->
       logged = [(r["step"], r["loss"]) for r in map(json.loads, f) if "loss" in r]
     steps, loss = np.array(logged, float).T
     d = steps * tokens_per_step
-    parts.append(Points(np.full(len(d), i), np.full(len(d), final.n[i]), d, d * per_token, loss,
-                        np.full(len(d), final.budget[i])))
-  return Points(*(np.concatenate([getattr(q, f.name) for q in parts])
-                  for f in dataclasses.fields(Points)))
+    parts.append(
+      Points(
+        np.full(len(d), i),
+        np.full(len(d), final.n[i]),
+        d,
+        d * per_token,
+        loss,
+        np.full(len(d), final.budget[i]),
+      )
+    )
+  return Points(
+    *(np.concatenate([getattr(q, f.name) for q in parts]) for f in dataclasses.fields(Points))
+  )
 
 
-def fit_all(final: Points, curves: Points | None = None, ref_flops: float | None = None,
-            num_boot: int = 200, seed: int = 0) -> dict[str, Any]:
+def fit_all(
+  final: Points,
+  curves: Points | None = None,
+  ref_flops: float | None = None,
+  num_boot: int = 200,
+  seed: int = 0,
+) -> dict[str, Any]:
   """Approaches 1-3 with bootstrap intervals and tokens per parameter at `ref_flops`."""
   ref = float(ref_flops or final.c.max())
-  report: dict[str, Any] = {"ref_flops": ref, "num_runs": int(len(np.unique(final.run)))}
+  report: dict[str, Any] = {"ref_flops": ref, "num_runs": len(np.unique(final.run))}
   env_points = curves if curves is not None else final
 
   def one(q: Points) -> dict[str, Any]:
@@ -331,10 +427,10 @@ def fit_all(final: Points, curves: Points | None = None, ref_flops: float | None
     return {**r, "tokens_per_param": d / n}
 
   for name, fit, keys, points in (
-      ("approach1", one, ("a", "b", "tokens_per_param"), env_points),
-      ("approach2", two, ("a", "b", "tokens_per_param", "log_n_coef", "log_d_coef"), final),
-      ("approach3", three, ("E", "A", "B", "alpha", "beta", "a", "b", "tokens_per_param"),
-       final)):
+    ("approach1", one, ("a", "b", "tokens_per_param"), env_points),
+    ("approach2", two, ("a", "b", "tokens_per_param", "log_n_coef", "log_d_coef"), final),
+    ("approach3", three, ("E", "A", "B", "alpha", "beta", "a", "b", "tokens_per_param"), final),
+  ):
     try:
       estimate = fit(points)
     except ValueError as e:
@@ -346,20 +442,24 @@ def fit_all(final: Points, curves: Points | None = None, ref_flops: float | None
 
 def format_table(report: dict[str, Any]) -> str:
   """The fitted numbers with their 95% intervals, one per line."""
-  lines = [f"{'approach':<10} {'quantity':<17} {'estimate':>11}   95% interval",
-           f"(tokens_per_param at C = {report['ref_flops']:.3g} FLOPs; "
-           f"{report['num_runs']} runs)"]
+  lines = [
+    f"{'approach':<10} {'quantity':<17} {'estimate':>11}   95% interval",
+    f"(tokens_per_param at C = {report['ref_flops']:.3g} FLOPs; {report['num_runs']} runs)",
+  ]
   for name in ("approach1", "approach2", "approach3"):
     r = report.get(name, {})
     if "error" in r:
       lines.append(f"{name:<10} {r['error']}")
       continue
-    for key, (lo, hi) in ((k, v) for k, v in r["ci"].items() if isinstance(v, list) and
-                          not k.startswith("log_")):
+    for key, (lo, hi) in (
+      (k, v) for k, v in r["ci"].items() if isinstance(v, list) and not k.startswith("log_")
+    ):
       lines.append(f"{name:<10} {key:<17} {r[key]:>11.4g}   [{lo:.4g}, {hi:.4g}]")
     if "cost" in r:
-      lines.append(f"{name:<10} optimum along C = {r['cost']['coef']:.4g} "
-                   f"N^{1 + r['cost']['exponent']:.4g} D (the table's C, fitted on its rows)")
+      lines.append(
+        f"{name:<10} optimum along C = {r['cost']['coef']:.4g} "
+        f"N^{1 + r['cost']['exponent']:.4g} D (the table's C, fitted on its rows)"
+      )
   return "\n".join(lines)
 
 
@@ -408,21 +508,37 @@ def predict_at(report: dict[str, Any], c: float) -> dict[str, Any]:
   out["approach2"] = {}
   for key, exp_key, coef_key in (("n_opt", "a", "log_n_coef"), ("d_opt", "b", "log_d_coef")):
     draws = np.exp(np.array(s.get(coef_key, [])) + np.array(s.get(exp_key, [])) * np.log(c))
-    out["approach2"].update({key: float(np.exp(fit2[coef_key] + fit2[exp_key] * np.log(c))),
-                             f"{key}_ci": _interval(draws)})
+    out["approach2"].update(
+      {
+        key: float(np.exp(fit2[coef_key] + fit2[exp_key] * np.log(c))),
+        f"{key}_ci": _interval(draws),
+      }
+    )
   return out
 
 
 def format_prediction(pred: dict[str, Any]) -> str:
   """The prediction of `predict_at`, a line per approach."""
+
   def part(r: dict[str, Any], key: str, label: str) -> str:
     ci = r[f"{key}_ci"]
     return f"{label} {r[key]:.4g}" + (f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "")
 
-  lines = [f"prediction at C = {pred['flops']:.4g} FLOPs (95% intervals):",
-           "approach3  " + ", ".join(part(pred, k, label) for k, label in
-                                     (("n_opt", "N_opt"), ("d_opt", "D_opt"), ("loss", "loss")))]
+  lines = [
+    f"prediction at C = {pred['flops']:.4g} FLOPs (95% intervals):",
+    "approach3  "
+    + ", ".join(
+      part(pred, k, label)
+      for k, label in (("n_opt", "N_opt"), ("d_opt", "D_opt"), ("loss", "loss"))
+    ),
+  ]
   fit2 = pred["approach2"]
-  lines.append("approach2  " + (fit2["error"] if "error" in fit2 else ", ".join(
-      part(fit2, k, label) for k, label in (("n_opt", "N_opt"), ("d_opt", "D_opt")))))
+  lines.append(
+    "approach2  "
+    + (
+      fit2["error"]
+      if "error" in fit2
+      else ", ".join(part(fit2, k, label) for k, label in (("n_opt", "N_opt"), ("d_opt", "D_opt")))
+    )
+  )
   return "\n".join(lines)

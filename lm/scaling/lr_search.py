@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from lm.scaling import cooldown, grid
 
@@ -36,19 +37,28 @@ def _sizes(points: Sequence[grid.RunPlan]) -> dict[str, list[grid.RunPlan]]:
 
 def _trial(config, shortest: grid.RunPlan, multiplier: float) -> list[grid.RunPlan]:
   """The runs of one trial: the shortest point at `multiplier` times its learning rate."""
-  point = dataclasses.replace(shortest, name=f"{shortest.name}_lr{multiplier:g}",
-                              learning_rate=shortest.learning_rate * multiplier, lr_trial=True)
+  point = dataclasses.replace(
+    shortest,
+    name=f"{shortest.name}_lr{multiplier:g}",
+    learning_rate=shortest.learning_rate * multiplier,
+    lr_trial=True,
+  )
   return cooldown.plan_runs(config, [point])
 
 
 def trial_runs(config, points: Sequence[grid.RunPlan]) -> list[grid.RunPlan]:
   """Every size's trials, one per multiplier in `config.scaling.lr_grid`."""
-  return [r for same_size in _sizes(points).values() for m in config.scaling.lr_grid
-          for r in _trial(config, same_size[0], m)]
+  return [
+    r
+    for same_size in _sizes(points).values()
+    for m in config.scaling.lr_grid
+    for r in _trial(config, same_size[0], m)
+  ]
 
 
-def choose(config, points: Sequence[grid.RunPlan], losses: dict[str, float]
-           ) -> dict[str, dict[str, Any]]:
+def choose(
+  config, points: Sequence[grid.RunPlan], losses: dict[str, float]
+) -> dict[str, dict[str, Any]]:
   """Per size whose trials have all finished (`losses`: their eval losses by run name): the
   multipliers, learning rates and eval losses of its trials, the best, and `at_edge`."""
   multipliers = sorted(config.scaling.lr_grid)
@@ -61,14 +71,19 @@ def choose(config, points: Sequence[grid.RunPlan], losses: dict[str, float]
     best = multipliers[trial_losses.index(min(trial_losses))]
     base = same_size[0].learning_rate
     choices[size] = {
-        "multipliers": multipliers, "learning_rates": [base * m for m in multipliers],
-        "eval_losses": trial_losses, "best_multiplier": best, "learning_rate": base * best,
-        "at_edge": len(multipliers) > 1 and best in (multipliers[0], multipliers[-1])}
+      "multipliers": multipliers,
+      "learning_rates": [base * m for m in multipliers],
+      "eval_losses": trial_losses,
+      "best_multiplier": best,
+      "learning_rate": base * best,
+      "at_edge": len(multipliers) > 1 and best in (multipliers[0], multipliers[-1]),
+    }
   return choices
 
 
-def main_runs(config, points: Sequence[grid.RunPlan], choices: dict[str, dict[str, Any]]
-              ) -> list[grid.RunPlan]:
+def main_runs(
+  config, points: Sequence[grid.RunPlan], choices: dict[str, dict[str, Any]]
+) -> list[grid.RunPlan]:
   """The runs that train the grid points of the sizes in `choices` at their chosen learning
   rates; a cooldown sweep's stable run continues the best trial's."""
   runs = []
@@ -76,8 +91,9 @@ def main_runs(config, points: Sequence[grid.RunPlan], choices: dict[str, dict[st
     if size not in choices:
       continue
     m = choices[size]["best_multiplier"]
-    planned = cooldown.plan_runs(config, [dataclasses.replace(
-        p, learning_rate=p.learning_rate * m) for p in same_size])
+    planned = cooldown.plan_runs(
+      config, [dataclasses.replace(p, learning_rate=p.learning_rate * m) for p in same_size]
+    )
     if config.scaling.method == "cooldown":
       trial = _trial(config, same_size[0], m)[0]
       stable, branches = planned[0], planned[1:]

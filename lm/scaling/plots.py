@@ -11,14 +11,14 @@ import os
 from typing import Any
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib import colors, ticker  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib import colors, ticker
 
 from lm.runs import metrics
-from lm.scaling import laws  # noqa: E402
+from lm.scaling import laws
+
+matplotlib.use("Agg")  # files only, no display
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,12 +29,14 @@ class Labels:
   c: str = "training FLOPs C"
 
   @classmethod
-  def of_columns(cls, params_col: str, flops_col: str | None) -> "Labels":
+  def of_columns(cls, params_col: str, flops_col: str | None) -> Labels:
     """E.g. 'parameters N (non-embedding)' and 'training FLOPs C (6N+attn)' from the table's
     column names; without a FLOPs column C is 6ND."""
     kind = params_col.removeprefix("params_").replace("_", "-")
-    return cls(n=f"parameters N ({kind})",
-               c=f"training FLOPs C ({flops_col.removeprefix('flops_') if flops_col else '6ND'})")
+    return cls(
+      n=f"parameters N ({kind})",
+      c=f"training FLOPs C ({flops_col.removeprefix('flops_') if flops_col else '6ND'})",
+    )
 
 
 def _plain(x: float, _=None) -> str:
@@ -65,7 +67,7 @@ def _budget_colors(fig, ax, budgets, label: str):
   bar = fig.colorbar(mappable, ax=ax, label=label)
   bar.set_ticks(np.unique(budgets), labels=[_plain(b) for b in np.unique(budgets)])
   bar.ax.yaxis.set_minor_locator(ticker.NullLocator())
-  return lambda budget: mappable.to_rgba(budget)
+  return mappable.to_rgba
 
 
 def _save(fig, path: str) -> str:
@@ -74,8 +76,13 @@ def _save(fig, path: str) -> str:
   return path
 
 
-def isoflop_curves(final: laws.Points, fit2: dict[str, Any], path: str,
-                   labels: Labels = Labels(), verification: dict[str, Any] | None = None) -> str:
+def isoflop_curves(
+  final: laws.Points,
+  fit2: dict[str, Any],
+  path: str,
+  labels: Labels = Labels(),
+  verification: dict[str, Any] | None = None,
+) -> str:
   """Loss vs N per budget, with the fitted parabolas and their minima; a verification run
   (`lm.scaling.verify.compare`) where given: its loss and the prediction at its compute."""
   fig, ax = plt.subplots(figsize=(6.5, 4.5), layout="constrained")
@@ -85,44 +92,85 @@ def isoflop_curves(final: laws.Points, fit2: dict[str, Any], path: str,
     ax.scatter(g.n, g.loss, color=color(row["budget"]), s=18)
     x = np.linspace(np.log(g.n.min()), np.log(g.n.max()), 100)
     ax.plot(np.exp(x), np.polyval(row["n_parabola"], x), color=color(row["budget"]))
-    ax.scatter([row["n_opt"]], [row["loss_opt"]], color=color(row["budget"]), marker="*", s=120,
-               edgecolor="k")
+    ax.scatter(
+      [row["n_opt"]],
+      [row["loss_opt"]],
+      color=color(row["budget"]),
+      marker="*",
+      s=120,
+      edgecolor="k",
+    )
   sizes = list(final.n)
   if verification:
     p, t = verification["predicted"], verification["trained"]
-    _errorbar(ax, p["n_opt"], p["loss"], p["n_opt_ci"], p["loss_ci"], "D",
-              f"predicted at C = {_plain(p['flops'])} (approach 3)")
-    ax.scatter([t["params"]], [t["eval_loss"]], marker="X", s=90, color="C3", edgecolor="k",
-               zorder=3, label="verification run")
+    _errorbar(
+      ax,
+      p["n_opt"],
+      p["loss"],
+      p["n_opt_ci"],
+      p["loss_ci"],
+      "D",
+      f"predicted at C = {_plain(p['flops'])} (approach 3)",
+    )
+    ax.scatter(
+      [t["params"]],
+      [t["eval_loss"]],
+      marker="X",
+      s=90,
+      color="C3",
+      edgecolor="k",
+      zorder=3,
+      label="verification run",
+    )
     ax.legend(fontsize=8)
     sizes += [p["n_opt"], t["params"]]
-  ax.set(xscale="log", xlabel=labels.n, ylabel="final loss",
-         title="IsoFLOP curves (stars: fitted minima)")
+  ax.set(
+    xscale="log",
+    xlabel=labels.n,
+    ylabel="final loss",
+    title="IsoFLOP curves (stars: fitted minima)",
+  )
   _log_axis(ax.xaxis, sizes)
   return _save(fig, path)
 
 
-def _errorbar(ax, x: float, y: float, x_ci: list[float] | None, y_ci: list[float] | None,
-              marker: str, label: str) -> None:
+def _errorbar(
+  ax,
+  x: float,
+  y: float,
+  x_ci: list[float] | None,
+  y_ci: list[float] | None,
+  marker: str,
+  label: str,
+) -> None:
   """A point with its 95% intervals (None: none) as error bars; a bootstrap interval can miss
   its point estimate, whose bar on that side is then empty."""
+
   def err(v: float, ci: list[float] | None):
     return None if ci is None else [[max(v - ci[0], 0.0)], [max(ci[1] - v, 0.0)]]
-  ax.errorbar([x], [y], err(y, y_ci), err(x, x_ci), fmt=marker, ms=9, capsize=3, mec="k",
-              label=label)
+
+  ax.errorbar(
+    [x], [y], err(y, y_ci), err(x, x_ci), fmt=marker, ms=9, capsize=3, mec="k", label=label
+  )
 
 
-def optimal_vs_compute(fit2: dict[str, Any], path: str, labels: Labels = Labels(),
-                       prediction: dict[str, Any] | None = None,
-                       verification: dict[str, Any] | None = None) -> str:
+def optimal_vs_compute(
+  fit2: dict[str, Any],
+  path: str,
+  labels: Labels = Labels(),
+  prediction: dict[str, Any] | None = None,
+  verification: dict[str, Any] | None = None,
+) -> str:
   """N_opt and D_opt vs C: the IsoFLOP minima, the power-law fit and its bootstrap band, a
   `laws.predict_at` prediction with its 95% intervals where given, and a verification run
   (`lm.scaling.verify.compare`: the N and D it trained, and the prediction at its compute)."""
   c = np.array([r["c"] for r in fit2["budgets"]])
   marks = []  # (N_opt and D_opt with intervals, their C, marker, label)
   if prediction:
-    marks += [(prediction, prediction["flops"], "D", "prediction, approach 3"),
-              (prediction["approach2"], prediction["flops"], "*", "prediction, approach 2")]
+    marks += [
+      (prediction, prediction["flops"], "D", "prediction, approach 3"),
+      (prediction["approach2"], prediction["flops"], "*", "prediction, approach 2"),
+    ]
   span = [*c, *(m[1] for m in marks)]
   if verification:
     p = verification["predicted"]
@@ -132,13 +180,13 @@ def optimal_vs_compute(fit2: dict[str, Any], path: str, labels: Labels = Labels(
   grid = np.logspace(np.log10(min(span)) - 0.5, np.log10(max(span)) + 0.5, 50)
   fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
   for ax, key, exp_key, coef_key, label in (
-      (axes[0], "n_opt", "a", "log_n_coef", f"optimal {labels.n}"),
-      (axes[1], "d_opt", "b", "log_d_coef", "optimal tokens D")):
+    (axes[0], "n_opt", "a", "log_n_coef", f"optimal {labels.n}"),
+    (axes[1], "d_opt", "b", "log_d_coef", "optimal tokens D"),
+  ):
     ax.scatter(c, [r[key] for r in fit2["budgets"]], color="k", zorder=3)
-    ax.plot(grid, np.exp(fit2[coef_key]) * grid ** fit2[exp_key],
-            label=f"~ C^{fit2[exp_key]:.3f}")
+    ax.plot(grid, np.exp(fit2[coef_key]) * grid ** fit2[exp_key], label=f"~ C^{fit2[exp_key]:.3f}")
     samples = fit2["ci"].get("samples", {})
-    if exp_key in samples and samples[exp_key]:
+    if samples.get(exp_key):
       # Refit lines are pinned at the geometric-mean budget, where the bootstrap varies least.
       c0 = np.exp(np.mean(np.log(c)))
       y0 = np.exp(fit2[coef_key]) * c0 ** fit2[exp_key]
@@ -150,8 +198,16 @@ def optimal_vs_compute(fit2: dict[str, Any], path: str, labels: Labels = Labels(
         _errorbar(ax, at, fit[key], None, fit[f"{key}_ci"], marker, name)
     if verification:
       t = verification["trained"]
-      ax.scatter([t["flops"]], [t["params" if key == "n_opt" else "tokens"]], marker="X", s=90,
-                 color="C3", edgecolor="k", zorder=3, label="verification run")
+      ax.scatter(
+        [t["flops"]],
+        [t["params" if key == "n_opt" else "tokens"]],
+        marker="X",
+        s=90,
+        color="C3",
+        edgecolor="k",
+        zorder=3,
+        label="verification run",
+      )
     ax.set(xscale="log", yscale="log", xlabel=labels.c, ylabel=label)
     _log_axis(ax.xaxis, grid)
     _log_axis(ax.yaxis, [r[key] for r in fit2["budgets"]])
@@ -159,8 +215,9 @@ def optimal_vs_compute(fit2: dict[str, Any], path: str, labels: Labels = Labels(
   return _save(fig, path)
 
 
-def frontier(points: laws.Points, fit1: dict[str, Any], path: str,
-             labels: Labels = Labels()) -> str:
+def frontier(
+  points: laws.Points, fit1: dict[str, Any], path: str, labels: Labels = Labels()
+) -> str:
   """Loss vs compute of every run (curves where given) and the lower envelope."""
   fig, ax = plt.subplots(figsize=(6.5, 4.5), layout="constrained")
   color = _budget_colors(fig, ax, points.budget, f"budget: {labels.c}")
@@ -175,8 +232,9 @@ def frontier(points: laws.Points, fit1: dict[str, Any], path: str,
   return _save(fig, path)
 
 
-def residuals(final: laws.Points, fit3: dict[str, Any], path: str,
-              labels: Labels = Labels()) -> str:
+def residuals(
+  final: laws.Points, fit3: dict[str, Any], path: str, labels: Labels = Labels()
+) -> str:
   """Approach 3: log-loss residuals vs N and vs D."""
   r = np.log(final.loss) - np.log(laws.predict(fit3, final.n, final.d))
   fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
@@ -186,25 +244,52 @@ def residuals(final: laws.Points, fit3: dict[str, Any], path: str,
     ax.axhline(0, color="k", lw=0.8)
     ax.set(xscale="log", xlabel=label, ylabel="log L - log L_fit")
     _log_axis(ax.xaxis, x)
-  fig.suptitle(f"L(N,D) = {fit3['E']:.3g} + {fit3['A']:.3g}/N^{fit3['alpha']:.3f} + "
-               f"{fit3['B']:.3g}/D^{fit3['beta']:.3f}")
+  fig.suptitle(
+    f"L(N,D) = {fit3['E']:.3g} + {fit3['A']:.3g}/N^{fit3['alpha']:.3f} + "
+    f"{fit3['B']:.3g}/D^{fit3['beta']:.3f}"
+  )
   return _save(fig, path)
 
 
-def all_plots(final: laws.Points, curves: laws.Points | None, report: dict[str, Any],
-              plots_dir: str, labels: Labels = Labels()) -> list[str]:
+def all_plots(
+  final: laws.Points,
+  curves: laws.Points | None,
+  report: dict[str, Any],
+  plots_dir: str,
+  labels: Labels = Labels(),
+) -> list[str]:
   """Writes every plot the report supports into `plots_dir`; returns their paths."""
   os.makedirs(plots_dir, exist_ok=True)
   out = os.path.join
   paths = []
   if "error" not in report.get("approach2", {"error": ""}):
-    paths.append(isoflop_curves(final, report["approach2"], out(plots_dir, "isoflop.png"), labels,
-                                report.get("verification")))
-    paths.append(optimal_vs_compute(report["approach2"], out(plots_dir, "optimal_vs_compute.png"),
-                                    labels, report.get("prediction"), report.get("verification")))
+    paths.append(
+      isoflop_curves(
+        final,
+        report["approach2"],
+        out(plots_dir, "isoflop.png"),
+        labels,
+        report.get("verification"),
+      )
+    )
+    paths.append(
+      optimal_vs_compute(
+        report["approach2"],
+        out(plots_dir, "optimal_vs_compute.png"),
+        labels,
+        report.get("prediction"),
+        report.get("verification"),
+      )
+    )
   if "error" not in report.get("approach1", {"error": ""}):
-    paths.append(frontier(curves if curves is not None else final, report["approach1"],
-                          out(plots_dir, "frontier.png"), labels))
+    paths.append(
+      frontier(
+        curves if curves is not None else final,
+        report["approach1"],
+        out(plots_dir, "frontier.png"),
+        labels,
+      )
+    )
   if "error" not in report.get("approach3", {"error": ""}):
     paths.append(residuals(final, report["approach3"], out(plots_dir, "residuals.png"), labels))
   return paths
@@ -220,11 +305,16 @@ def cooldown_curves(rows: list[dict[str, Any]], results_dir: str, path: str) -> 
   fig, ax = plt.subplots(figsize=(7, 4.5))
   sizes = sorted({float(r["params_non_embedding"]) for r in branches})
   norm = colors.LogNorm(min(sizes) / 1.5, max(sizes) * 1.5)
-  color = lambda r: plt.cm.viridis(norm(float(r["params_non_embedding"])))  # noqa: E731
+
+  def color(r):
+    return plt.cm.viridis(norm(float(r["params_non_embedding"])))
 
   def curve(run_dir: str, per_step: float, from_step: int = 0):
-    logged = [(m["step"] * per_step, m["loss"]) for m in metrics.read_metrics(run_dir)
-              if "loss" in m and m["step"] >= from_step]
+    logged = [
+      (m["step"] * per_step, m["loss"])
+      for m in metrics.read_metrics(run_dir)
+      if "loss" in m and m["step"] >= from_step
+    ]
     return list(zip(*logged)) if logged else None
 
   drawn = set()
@@ -232,21 +322,38 @@ def cooldown_curves(rows: list[dict[str, Any]], results_dir: str, path: str) -> 
     per_step = float(r["tokens"]) / float(r["steps"])
     if r["branch_of"] not in drawn:
       drawn.add(r["branch_of"])
-      stable = curve(os.path.dirname(laws.curve_path(
-          results_dir, {"workdir": r["branch_of"], "name": r["branch_of"]})), per_step)
+      stable = curve(
+        os.path.dirname(
+          laws.curve_path(results_dir, {"workdir": r["branch_of"], "name": r["branch_of"]})
+        ),
+        per_step,
+      )
       if stable:
         ax.plot(*stable, color=color(r), lw=0.8, alpha=0.5)
-    branch = curve(os.path.dirname(laws.curve_path(results_dir, r)), per_step,
-                   int(r["branch_step"]))
+    branch = curve(
+      os.path.dirname(laws.curve_path(results_dir, r)), per_step, int(r["branch_step"])
+    )
     if branch:
       ax.plot(*branch, color=color(r), lw=1.5)
-    ax.scatter([float(r["tokens"])], [float(r["eval_loss"])], color=color(r), s=18, zorder=3,
-               edgecolor="k", linewidth=0.5)
-  bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap="viridis"), ax=ax,
-                     label="parameters N (non-embedding)")
+    ax.scatter(
+      [float(r["tokens"])],
+      [float(r["eval_loss"])],
+      color=color(r),
+      s=18,
+      zorder=3,
+      edgecolor="k",
+      linewidth=0.5,
+    )
+  bar = fig.colorbar(
+    plt.cm.ScalarMappable(norm=norm, cmap="viridis"), ax=ax, label="parameters N (non-embedding)"
+  )
   bar.ax.yaxis.set_minor_locator(ticker.NullLocator())
-  ax.set(xscale="log", xlabel="tokens D", ylabel="loss",
-         title="stable runs (thin), cooldown branches (thick), eval loss (dots)")
+  ax.set(
+    xscale="log",
+    xlabel="tokens D",
+    ylabel="loss",
+    title="stable runs (thin), cooldown branches (thick), eval loss (dots)",
+  )
   _log_axis(ax.xaxis, [float(r["tokens"]) for r in branches])
   return _save(fig, path)
 
@@ -258,10 +365,21 @@ def lr_sweep(choices: dict[str, dict[str, Any]], path: str) -> str:
   shades = plt.cm.viridis(np.linspace(0, 0.9, len(choices)))
   for shade, (size, c) in zip(shades, choices.items()):
     ax.plot(c["learning_rates"], c["eval_losses"], "o-", color=shade, ms=3, label=size)
-    ax.scatter([c["learning_rate"]], [min(c["eval_losses"])], marker="*", s=160, zorder=3,
-               color="none" if c["at_edge"] else shade, edgecolor=shade if c["at_edge"] else "k")
-  ax.set(xscale="log", xlabel="peak learning rate", ylabel="eval loss (shortest horizon)",
-         title="learning rate per size (hollow star: best at the grid's edge)")
+    ax.scatter(
+      [c["learning_rate"]],
+      [min(c["eval_losses"])],
+      marker="*",
+      s=160,
+      zorder=3,
+      color="none" if c["at_edge"] else shade,
+      edgecolor=shade if c["at_edge"] else "k",
+    )
+  ax.set(
+    xscale="log",
+    xlabel="peak learning rate",
+    ylabel="eval loss (shortest horizon)",
+    title="learning rate per size (hollow star: best at the grid's edge)",
+  )
   ax.legend(fontsize=7)
   return _save(fig, path)
 
@@ -269,8 +387,9 @@ def lr_sweep(choices: dict[str, dict[str, Any]], path: str) -> str:
 def coord_check(results: dict[str, dict[int, list[dict[str, float]]]], path: str) -> str:
   """Mean |activation| vs width after the last step, one panel per parametrization
   (`coord_check.coordinate_check`'s results by parametrization); dotted: at init."""
-  fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4), sharey=True,
-                           squeeze=False)
+  fig, axes = plt.subplots(
+    1, len(results), figsize=(5 * len(results), 4), sharey=True, squeeze=False
+  )
   for ax, (name, by_width) in zip(axes[0], results.items()):
     widths = sorted(by_width)
     layers = list(by_width[widths[0]][-1])
@@ -278,28 +397,34 @@ def coord_check(results: dict[str, dict[int, list[dict[str, float]]]], path: str
       ax.plot(widths, [by_width[w][-1][layer] for w in widths], "o-", color=color, label=layer)
       ax.plot(widths, [by_width[w][0][layer] for w in widths], ":", color=color)
     steps = len(by_width[widths[0]]) - 1
-    ax.set(xscale="log", yscale="log", xlabel="width (d_model)", ylabel="mean |x|",
-           title=f"{name}: after {steps} Adam steps")
+    ax.set(
+      xscale="log",
+      yscale="log",
+      xlabel="width (d_model)",
+      ylabel="mean |x|",
+      title=f"{name}: after {steps} Adam steps",
+    )
     ax.set_xticks(widths, [str(w) for w in widths])
   axes[0][-1].legend(fontsize=7)
   return _save(fig, path)
 
 
-def lr_transfer(rows: list[dict[str, Any]], best: dict[str, dict[int, dict[str, Any]]],
-                path: str) -> str:
+def lr_transfer(
+  rows: list[dict[str, Any]], best: dict[str, dict[int, dict[str, Any]]], path: str
+) -> str:
   """Final loss vs learning rate, one line per width, one panel per parametrization; stars
   at each width's best."""
-  fig, axes = plt.subplots(1, len(best), figsize=(5 * len(best), 4), sharey=True,
-                           squeeze=False)
+  fig, axes = plt.subplots(1, len(best), figsize=(5 * len(best), 4), sharey=True, squeeze=False)
   for ax, (name, by_width) in zip(axes[0], best.items()):
     colors = plt.cm.viridis(np.linspace(0, 0.9, len(by_width)))
     for color, (width, b) in zip(colors, by_width.items()):
-      runs = sorted((r["learning_rate"], r["eval_loss"]) for r in rows
-                    if r["parametrization"] == name and r["width"] == width
-                    and r["eval_loss"] is not None)
+      runs = sorted(
+        (r["learning_rate"], r["eval_loss"])
+        for r in rows
+        if r["parametrization"] == name and r["width"] == width and r["eval_loss"] is not None
+      )
       ax.plot(*zip(*runs), "o-", color=color, ms=3, label=f"width {width}")
-      ax.scatter([b["lr"]], [b["loss"]], color=color, marker="*", s=140, edgecolor="k",
-                 zorder=3)
+      ax.scatter([b["lr"]], [b["loss"]], color=color, marker="*", s=140, edgecolor="k", zorder=3)
     ax.set(xscale="log", xlabel="peak learning rate", ylabel="validation loss", title=name)
     ax.legend(fontsize=8)
   return _save(fig, path)

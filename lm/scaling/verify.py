@@ -17,7 +17,8 @@ import dataclasses
 import json
 import math
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from lm.scaling import cooldown, grid, laws, lr_search
 
@@ -29,30 +30,40 @@ def read_fit(workdir: str, config) -> dict[str, Any]:
   """`<workdir>/fit.json`, checked to hold a prediction counted as the plan counts N and C."""
   path = os.path.join(workdir, laws.REPORT_FILE)
   if not os.path.exists(path):
-    raise ValueError(f"no {path}: run experiments.fit_scaling --results=<sweep>/results.csv "
-                     "--predict_flops=C first")
+    raise ValueError(
+      f"no {path}: run experiments.fit_scaling --results=<sweep>/results.csv "
+      "--predict_flops=C first"
+    )
   with open(path) as f:
     fit = json.load(f)
   if "prediction" not in fit:
     raise ValueError(f"{path} holds no prediction: fit again with --predict_flops=C")
   n_opt = fit["prediction"]["n_opt"]
   if not 0 < n_opt < math.inf:
-    raise ValueError(f"{path} predicts N_opt = {n_opt}, no model size: its Approach 3 fit is "
-                     "degenerate (see its warnings)")
+    raise ValueError(
+      f"{path} predicts N_opt = {n_opt}, no model size: its Approach 3 fit is "
+      "degenerate (see its warnings)"
+    )
   s = config.scaling
   want = {"params": f"params_{s.params_convention}", "flops": f"flops_{s.flops_convention}"}
   got = {k: fit["columns"][k] for k in want}
   if got != want:
-    raise ValueError(f"{path} counts N as {got['params']} and C as {got['flops']}; the plan "
-                     f"(config.scaling.params_convention={s.params_convention!r}, "
-                     f"flops_convention={s.flops_convention!r}) counts them as {want['params']} "
-                     f"and {want['flops']}: fit again without --params_col / --flops_col")
+    raise ValueError(
+      f"{path} counts N as {got['params']} and C as {got['flops']}; the plan "
+      f"(config.scaling.params_convention={s.params_convention!r}, "
+      f"flops_convention={s.flops_convention!r}) counts them as {want['params']} "
+      f"and {want['flops']}: fit again without --params_col / --flops_col"
+    )
   return fit
 
 
-def plan_runs(config, vocab_size: int, prediction: dict[str, Any],
-              points: Sequence[grid.RunPlan], choices: dict[str, dict[str, Any]]
-              ) -> tuple[list[grid.RunPlan], dict[str, Any]]:
+def plan_runs(
+  config,
+  vocab_size: int,
+  prediction: dict[str, Any],
+  points: Sequence[grid.RunPlan],
+  choices: dict[str, dict[str, Any]],
+) -> tuple[list[grid.RunPlan], dict[str, Any]]:
   """The runs that train the verification point of `prediction` under `scaling.method` (its
   branch last), and where its learning rate comes from. `points`: the sweep's grid;
   `choices`: its sizes' learning-rate choices (lr_search.choose), needed with `lr_grid`."""
@@ -65,13 +76,18 @@ def plan_runs(config, vocab_size: int, prediction: dict[str, Any],
     params = {lr_search.size_of(p): p.params for p in points}
     chosen = [size for size in choices if size in params]
     if not chosen:
-      raise ValueError(f"config.scaling.lr_grid={tuple(s.lr_grid)}: no size's learning rate is "
-                       "chosen yet; run the sweep first")
+      raise ValueError(
+        f"config.scaling.lr_grid={tuple(s.lr_grid)}: no size's learning rate is "
+        "chosen yet; run the sweep first"
+      )
     size = min(chosen, key=lambda k: abs(math.log(params[k] / point.params)))
     multiplier = choices[size]["best_multiplier"]
     point = dataclasses.replace(point, learning_rate=point.learning_rate * multiplier)
-    source |= {"lr_grid_size": size, "same_size": size == lr_search.size_of(point),
-               "multiplier": multiplier}
+    source |= {
+      "lr_grid_size": size,
+      "same_size": size == lr_search.size_of(point),
+      "multiplier": multiplier,
+    }
   return cooldown.plan_runs(config, [point]), {**source, "learning_rate": point.learning_rate}
 
 
@@ -83,8 +99,9 @@ def describe_lr(source: dict[str, Any]) -> str:
   return f"x{source['multiplier']:g} the rule's {source['rule']:.3g}: {whose} lr_grid choice"
 
 
-def compare(prediction: dict[str, Any], fit3: dict[str, Any], row: dict[str, Any],
-            columns: dict[str, str]) -> dict[str, Any]:
+def compare(
+  prediction: dict[str, Any], fit3: dict[str, Any], row: dict[str, Any], columns: dict[str, str]
+) -> dict[str, Any]:
   """The trained run (a results-table `row`) against Approach 3's `prediction` at C
   (`laws.predict_at`) and against its law `fit3` at the run's own N and D. N and C of the run
   are its `columns` (the fit's)."""
@@ -94,20 +111,25 @@ def compare(prediction: dict[str, Any], fit3: dict[str, Any], row: dict[str, Any
   ci = prediction["loss_ci"]
   at_run = laws.loss_at(fit3, n, d)
   return {
-      "predicted": {k: prediction[k] for k in ("flops", "n_opt", "n_opt_ci", "d_opt", "d_opt_ci",
-                                               "loss", "loss_ci")},
-      "trained": {"name": row["name"], "params": n, "tokens": d, "flops": c,
-                  "eval_loss": observed},
-      "predicted_at_trained": at_run,
-      "loss_rel_error": observed / prediction["loss"] - 1,
-      "loss_in_interval": None if ci is None else ci[0] <= observed <= ci[1],
-      "loss_at_trained_rel_error": observed / at_run["loss"] - 1,
-      "params_ratio": n / prediction["n_opt"], "tokens_ratio": d / prediction["d_opt"],
-      "flops_ratio": c / prediction["flops"], "columns": columns}
+    "predicted": {
+      k: prediction[k]
+      for k in ("flops", "n_opt", "n_opt_ci", "d_opt", "d_opt_ci", "loss", "loss_ci")
+    },
+    "trained": {"name": row["name"], "params": n, "tokens": d, "flops": c, "eval_loss": observed},
+    "predicted_at_trained": at_run,
+    "loss_rel_error": observed / prediction["loss"] - 1,
+    "loss_in_interval": None if ci is None else ci[0] <= observed <= ci[1],
+    "loss_at_trained_rel_error": observed / at_run["loss"] - 1,
+    "params_ratio": n / prediction["n_opt"],
+    "tokens_ratio": d / prediction["d_opt"],
+    "flops_ratio": c / prediction["flops"],
+    "columns": columns,
+  }
 
 
-def save(workdir: str, comparison: dict[str, Any], row: dict[str, Any],
-         lr_source: dict[str, Any]) -> dict[str, Any]:
+def save(
+  workdir: str, comparison: dict[str, Any], row: dict[str, Any], lr_source: dict[str, Any]
+) -> dict[str, Any]:
   """Writes `verification.json` (the comparison, the run's row and its learning rate's
   source) beside the results; returns what it wrote."""
   out = {**comparison, "learning_rate_source": lr_source, "row": row}
@@ -133,7 +155,8 @@ def format_verification(v: dict[str, Any]) -> str:
     return f" [{key_ci[0]:.4g}, {key_ci[1]:.4g}]" if key_ci else ""
 
   inside = {True: "inside", False: "outside", None: "no interval"}[v["loss_in_interval"]]
-  return "\n".join([
+  return "\n".join(
+    [
       f"verification at C = {p['flops']:.4g} FLOPs: {t['name']}, learning rate "
       f"{v['learning_rate_source']['learning_rate']:.3g} "
       f"({describe_lr(v['learning_rate_source'])})",
@@ -143,4 +166,6 @@ def format_verification(v: dict[str, Any]) -> str:
       f"  N {t['params']:.4g} (predicted N_opt {p['n_opt']:.4g}{ci(p['n_opt_ci'])}, x"
       f"{v['params_ratio']:.3g}), D {t['tokens']:.4g} (D_opt {p['d_opt']:.4g}"
       f"{ci(p['d_opt_ci'])}, x{v['tokens_ratio']:.3g}), C {t['flops']:.4g} "
-      f"(x{v['flops_ratio']:.3g})"])
+      f"(x{v['flops_ratio']:.3g})",
+    ]
+  )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
@@ -23,24 +24,36 @@ class NoCheckpointRestores(RuntimeError):
   """Every checkpoint of a run failed to restore."""
 
 
-def manager(workdir: str, *, every: int, keep: int, use_async: bool,
-            keep_steps: Sequence[int] = ()) -> ocp.CheckpointManager:
+def manager(
+  workdir: str, *, every: int, keep: int, use_async: bool, keep_steps: Sequence[int] = ()
+) -> ocp.CheckpointManager:
   """A CheckpointManager over `<workdir>/checkpoints` (local or gs://) saving every `every`
   steps, keeping the newest `keep` (-1: all) and every checkpoint of `keep_steps`."""
   policy = None
   if keep_steps and keep >= 0:
     policy = checkpoint_managers.AnyPreservationPolicy(
-        [checkpoint_managers.LatestN(keep), checkpoint_managers.CustomSteps(list(keep_steps))])
-  options = ocp.CheckpointManagerOptions(save_interval_steps=every,
-                                         max_to_keep=None if keep < 0 or policy else keep,
-                                         preservation_policy=policy,
-                                         enable_async_checkpointing=use_async, create=True)
-  return ocp.CheckpointManager(paths.run_path(workdir) / "checkpoints",
-                               options=options, item_names=("state", "data"))
+      [checkpoint_managers.LatestN(keep), checkpoint_managers.CustomSteps(list(keep_steps))]
+    )
+  options = ocp.CheckpointManagerOptions(
+    save_interval_steps=every,
+    max_to_keep=None if keep < 0 or policy else keep,
+    preservation_policy=policy,
+    enable_async_checkpointing=use_async,
+    create=True,
+  )
+  return ocp.CheckpointManager(
+    paths.run_path(workdir) / "checkpoints", options=options, item_names=("state", "data")
+  )
 
 
-def save(mngr: ocp.CheckpointManager, step: int, state: Any, data_state: dict | None,
-         *, force: bool = False) -> bool:
+def save(
+  mngr: ocp.CheckpointManager,
+  step: int,
+  state: Any,
+  data_state: dict | None,
+  *,
+  force: bool = False,
+) -> bool:
   """Saves at `step` if the interval says so (or `force`); returns whether it saved."""
   args = {"state": ocp.args.StandardSave(state)}
   if data_state is not None:
@@ -48,8 +61,13 @@ def save(mngr: ocp.CheckpointManager, step: int, state: Any, data_state: dict | 
   return mngr.save(step, args=ocp.args.Composite(**args), force=force)
 
 
-def restore(mngr: ocp.CheckpointManager, abstract_state: Any, step: int | None = None,
-            *, with_data: bool = True) -> tuple[Any, dict | None]:
+def restore(
+  mngr: ocp.CheckpointManager,
+  abstract_state: Any,
+  step: int | None = None,
+  *,
+  with_data: bool = True,
+) -> tuple[Any, dict | None]:
   """Restores (state, data iterator state) at `step` (default: latest) onto the given shardings."""
   step = mngr.latest_step() if step is None else step
   if step is None:
@@ -61,8 +79,9 @@ def restore(mngr: ocp.CheckpointManager, abstract_state: Any, step: int | None =
   return out["state"], (out["data"] if with_data else None)
 
 
-def restore_newest(mngr: ocp.CheckpointManager, abstract_state: Any
-                   ) -> tuple[Any, dict | None, int] | None:
+def restore_newest(
+  mngr: ocp.CheckpointManager, abstract_state: Any
+) -> tuple[Any, dict | None, int] | None:
   """(state, data iterator state, step) of the newest checkpoint that restores, or None if
   there is none.
 
@@ -74,10 +93,12 @@ def restore_newest(mngr: ocp.CheckpointManager, abstract_state: Any
   for step in sorted(mngr.all_steps(), reverse=True):
     try:
       state, data_state = restore(mngr, abstract_state, step)
-    except Exception as e:  # pylint: disable=broad-exception-caught (Orbax, TensorStore, OS)
+    except Exception as e:
       # TensorStore nests its errors (the cause comes last) and appends its specs.
-      reason = re.sub(r"\s*\[(source locations|tensorstore_spec)[^=]*=.*$", "",
-                      " ".join(str(e).split())) or type(e).__name__
+      reason = (
+        re.sub(r"\s*\[(source locations|tensorstore_spec)[^=]*=.*$", "", " ".join(str(e).split()))
+        or type(e).__name__
+      )
       if len(reason) > 240:
         reason = f"{reason[:80]} ... {reason[-150:]}"
       failures.append((step, reason))
@@ -88,8 +109,10 @@ def restore_newest(mngr: ocp.CheckpointManager, abstract_state: Any
       mngr.reload()
     return state, data_state, step
   if failures:
-    raise NoCheckpointRestores(f"no checkpoint in {mngr.directory} restores: " + "; ".join(
-        f"step {s}: {r}" for s, r in failures))
+    raise NoCheckpointRestores(
+      f"no checkpoint in {mngr.directory} restores: "
+      + "; ".join(f"step {s}: {r}" for s, r in failures)
+    )
   return None
 
 
@@ -99,8 +122,13 @@ def _set_aside(mngr: ocp.CheckpointManager, step: int, reason: str, resumed: int
   while target.exists():  # set aside before at this step: keep both
     copies += 1
     target = target.parent / f"{step}-{copies}"
-  log.warning("checkpoint step %d does not restore (%s): moved to %s; resuming from step %d",
-              step, reason, target, resumed)
+  log.warning(
+    "checkpoint step %d does not restore (%s): moved to %s; resuming from step %d",
+    step,
+    reason,
+    target,
+    resumed,
+  )
   if jax.process_index() == 0:
     target.parent.mkdir(parents=True, exist_ok=True)
     (mngr.directory / str(step)).rename(target)

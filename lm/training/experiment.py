@@ -9,13 +9,13 @@ from typing import Any
 import jax
 from jax.sharding import Mesh
 
-from lm.training import config_checks
-from lm.runtime import distributed, sharding
-from lm.runs import loading
 from lm.data import labelled, pipeline, token_cache
 from lm.data.tokenizer import CharTokenizer
 from lm.model import config as model_config
 from lm.model.config import TransformerConfig
+from lm.runs import loading
+from lm.runtime import distributed, sharding
+from lm.training import config_checks
 from lm.training.objectives import Objective, objective_for
 from lm.training.step import StateLayout, TrainState, state_layout
 
@@ -40,25 +40,33 @@ def _data(config, tokenizer, kind: str):
   if config.model.num_classes:
     if tokenizer is None:
       if config.data.tokenizer != "char":
-        raise config_checks.ConfigError("classification from scratch trains a 'char' tokenizer;"
-                                        " use config.init_from for another one")
+        raise config_checks.ConfigError(
+          "classification from scratch trains a 'char' tokenizer;"
+          " use config.init_from for another one"
+        )
       splits = labelled.read_splits(config.data, num_classes=config.model.num_classes)
       tokenizer = CharTokenizer.train(t for t, _ in splits[config.data.train_split])
-    return labelled.labelled_data(config.data, tokenizer, wrap=kind == "encoder",
-                                  num_classes=config.model.num_classes)
+    return labelled.labelled_data(
+      config.data, tokenizer, wrap=kind == "encoder", num_classes=config.model.num_classes
+    )
   return token_cache.tokenized_data(config.data, tokenizer)
 
 
-def dataset(exp: "Experiment", split: str, *, shuffle_seed: int | None, repeat: bool):
+def dataset(exp: Experiment, split: str, *, shuffle_seed: int | None, repeat: bool):
   """This process's batches of `split`: LM windows, or labelled examples for classification."""
   cfg = exp.config
-  kw = dict(shuffle_seed=shuffle_seed, repeat=repeat, process_index=jax.process_index(),
-            process_count=jax.process_count())
+  kw = {
+    "shuffle_seed": shuffle_seed,
+    "repeat": repeat,
+    "process_index": jax.process_index(),
+    "process_count": jax.process_count(),
+  }
   if isinstance(exp.data, labelled.LabelledData):
     return labelled.example_batches(*exp.data.splits[split], cfg.data.batch_size, **kw)
   doc_starts = exp.data.doc_starts[split] if cfg.data.document_masking else None
-  return pipeline.window_batches(exp.data.splits[split], cfg.data.seq_len, cfg.data.batch_size,
-                                 doc_starts=doc_starts, **kw)
+  return pipeline.window_batches(
+    exp.data.splits[split], cfg.data.seq_len, cfg.data.batch_size, doc_starts=doc_starts, **kw
+  )
 
 
 def build(config, mesh: Mesh | None = None) -> Experiment:
@@ -72,30 +80,40 @@ def build(config, mesh: Mesh | None = None) -> Experiment:
     model_cfg = model_config.architecture(config.model, data.tokenizer.vocab_size)
   else:
     # The pretrained architecture, with this run's classifier and dropout.
-    model_cfg = dataclasses.replace(pretrained.model_cfg, num_classes=config.model.num_classes,
-                                    dropout=config.model.dropout)
+    model_cfg = dataclasses.replace(
+      pretrained.model_cfg, num_classes=config.model.num_classes, dropout=config.model.dropout
+    )
     if pretrained.tokenizer is None:
       raise config_checks.ConfigError(f"config.init_from={config.init_from!r} has no tokenizer")
     if config.optim.freeze_layers > model_cfg.num_layers:
       raise config_checks.ConfigError(
-          f"config.optim.freeze_layers={config.optim.freeze_layers} exceeds the "
-          f"{model_cfg.num_layers} layers of config.init_from={config.init_from!r}")
+        f"config.optim.freeze_layers={config.optim.freeze_layers} exceeds the "
+        f"{model_cfg.num_layers} layers of config.init_from={config.init_from!r}"
+      )
     data = distributed.process_zero_first(
-        lambda: _data(config, pretrained.tokenizer, model_cfg.kind), "data")
+      lambda: _data(config, pretrained.tokenizer, model_cfg.kind), "data"
+    )
   _require_fits(config, model_cfg)
-  layout = state_layout(model_cfg, model_config.execution(config.execution), config.optim,
-                        config.train.steps, mesh)
+  layout = state_layout(
+    model_cfg, model_config.execution(config.execution), config.optim, config.train.steps, mesh
+  )
   host = None if pretrained is None else sharding.host_copy(pretrained.params)
-  return Experiment(config, mesh, data, layout,
-                    objective_for(model_cfg, data.tokenizer, config.mlm, config.train.z_loss),
-                    host)
+  return Experiment(
+    config,
+    mesh,
+    data,
+    layout,
+    objective_for(model_cfg, data.tokenizer, config.mlm, config.train.z_loss),
+    host,
+  )
 
 
 def _require_fits(config, model_cfg: TransformerConfig) -> None:
   if config.data.seq_len > model_cfg.max_seq_len:
     raise config_checks.ConfigError(
-        f"config.data.seq_len={config.data.seq_len} exceeds the model's max_seq_len="
-        f"{model_cfg.max_seq_len}")
+      f"config.data.seq_len={config.data.seq_len} exceeds the model's max_seq_len="
+      f"{model_cfg.max_seq_len}"
+    )
 
 
 def start_from_pretrained(exp: Experiment, state: TrainState) -> TrainState:
@@ -110,15 +128,20 @@ def start_from_pretrained(exp: Experiment, state: TrainState) -> TrainState:
       if not isinstance(node, dict) or key not in node:
         if path[0].key == "classifier":
           return value
-        raise KeyError(f"config.init_from={exp.config.init_from!r} lacks parameter "
-                       f"{'/'.join(str(q.key) for q in path)}")
+        raise KeyError(
+          f"config.init_from={exp.config.init_from!r} lacks parameter "
+          f"{'/'.join(str(q.key) for q in path)}"
+        )
       node = node[key]
     if node.shape != value.shape:
-      raise ValueError(f"config.init_from: parameter {'/'.join(str(q.key) for q in path)} has "
-                       f"shape {node.shape}, the model {value.shape}")
+      raise ValueError(
+        f"config.init_from: parameter {'/'.join(str(q.key) for q in path)} has "
+        f"shape {node.shape}, the model {value.shape}"
+      )
     return node.astype(value.dtype)
 
-  params = jax.device_put(jax.tree_util.tree_map_with_path(take, fresh),
-                          exp.layout.shardings.params)
+  params = jax.device_put(
+    jax.tree_util.tree_map_with_path(take, fresh), exp.layout.shardings.params
+  )
   opt_state = jax.jit(exp.layout.tx.init, out_shardings=exp.layout.shardings.opt_state)(params)
   return state.replace(params=params, opt_state=opt_state)

@@ -27,7 +27,7 @@ class CompileCounter:
     if event == self.EVENT:
       self.counts[kwargs.get("fun_name", "?")] += 1
 
-  def start(self) -> "CompileCounter":
+  def start(self) -> CompileCounter:
     jax.monitoring.register_event_duration_secs_listener(self._listen)
     return self
 
@@ -61,8 +61,9 @@ class PhaseTimes:
 class Throughput:
   """Tokens/s, MFU and ETA over the steps since the last report."""
 
-  def __init__(self, tokens_per_step: int, flops_per_token: float, peak_flops: float,
-               total_steps: int):
+  def __init__(
+    self, tokens_per_step: int, flops_per_token: float, peak_flops: float, total_steps: int
+  ):
     self.tokens_per_step, self.flops_per_token = tokens_per_step, flops_per_token
     self.peak_flops, self.total_steps = peak_flops, total_steps
     self._t, self._step = time.perf_counter(), None
@@ -79,6 +80,9 @@ class Throughput:
       return {}
     step_time = dt / steps
     tokens_per_s = self.tokens_per_step / step_time
-    return {"step_time_s": step_time, "tokens_per_s": tokens_per_s,
-            "mfu": hardware.mfu(tokens_per_s, self.flops_per_token, self.peak_flops),
-            "eta_s": step_time * (self.total_steps - step)}
+    return {
+      "step_time_s": step_time,
+      "tokens_per_s": tokens_per_s,
+      "mfu": hardware.mfu(tokens_per_s, self.flops_per_token, self.peak_flops),
+      "eta_s": step_time * (self.total_steps - step),
+    }

@@ -3,9 +3,9 @@
 Each gives per-batch sums (loss, squared loss, weight, correct, and with a z-loss its term) so
 that train steps divide them and evaluation adds them up over batches first. The z-loss
 (`train.z_loss`, PaLM) adds z * log(Z)^2 per prediction, log Z the logits' log-normaliser, to
-the training objective only; `loss` stays the cross-entropy. Batches: LM and MLM take {'tokens': [B, T + 1]}
-windows (MLM reads the first T; LM takes optional per-target 'weights' [B, T], 0 for padding,
-and with document masking 'segment_ids' and 'positions' [B, T]);
+the training objective only; `loss` stays the cross-entropy. Batches: LM and MLM take
+{'tokens': [B, T + 1]} windows (MLM reads the first T; LM takes optional per-target 'weights'
+[B, T], 0 for padding, and with document masking 'segment_ids' and 'positions' [B, T]);
 classification takes {'tokens': [B, T] right-padded with `pad_id`, 'label': [B], 'weight': [B]}
 (0: a row that only pads the batch).
 """
@@ -29,13 +29,13 @@ class Objective:
   """What a step optimises, with the token ids it needs."""
 
   name: str = "lm"
-  mask_id: int = -1       # mlm
-  pad_id: int = -1        # mlm (never selected) and classify (hidden from attention)
-  num_random: int = 0     # mlm: random replacements are drawn from [0, num_random)
+  mask_id: int = -1  # mlm
+  pad_id: int = -1  # mlm (never selected) and classify (hidden from attention)
+  num_random: int = 0  # mlm: random replacements are drawn from [0, num_random)
   select_prob: float = 0.15
   mask_frac: float = 0.8
   random_frac: float = 0.1
-  z_loss: float = 0.0     # coefficient of log(Z)^2 in the training objective; 0: none
+  z_loss: float = 0.0  # coefficient of log(Z)^2 in the training objective; 0: none
 
 
 def objective_for(model_cfg, tokenizer, mlm_cfg, z_loss: float = 0.0) -> Objective:
@@ -47,9 +47,16 @@ def objective_for(model_cfg, tokenizer, mlm_cfg, z_loss: float = 0.0) -> Objecti
     return Objective("lm", z_loss=z_loss)
   if "[MASK]" not in tokenizer.special_ids:
     raise ValueError("an encoder (MLM) needs a tokenizer with a [MASK] token")
-  return Objective("mlm", mask_id=tokenizer.special_ids["[MASK]"], pad_id=pad_id,
-                   num_random=tokenizer.num_ordinary, select_prob=mlm_cfg.select_prob,
-                   mask_frac=mlm_cfg.mask_frac, random_frac=mlm_cfg.random_frac, z_loss=z_loss)
+  return Objective(
+    "mlm",
+    mask_id=tokenizer.special_ids["[MASK]"],
+    pad_id=pad_id,
+    num_random=tokenizer.num_ordinary,
+    select_prob=mlm_cfg.select_prob,
+    mask_frac=mlm_cfg.mask_frac,
+    random_frac=mlm_cfg.random_frac,
+    z_loss=z_loss,
+  )
 
 
 def _sums(nll, lse, w, obj: Objective) -> dict[str, jax.Array]:
@@ -59,9 +66,15 @@ def _sums(nll, lse, w, obj: Objective) -> dict[str, jax.Array]:
   return sums
 
 
-def batch_sums(model: nnx.Module, batch: dict[str, jax.Array], key: jax.Array, obj: Objective,
-               *, rngs: nnx.Rngs | None = None, loss_fn=cross_entropy
-               ) -> dict[str, jax.Array]:
+def batch_sums(
+  model: nnx.Module,
+  batch: dict[str, jax.Array],
+  key: jax.Array,
+  obj: Objective,
+  *,
+  rngs: nnx.Rngs | None = None,
+  loss_fn=cross_entropy,
+) -> dict[str, jax.Array]:
   """{'loss': summed loss, 'loss_sq': summed squared loss, 'weight': number of predictions,
   'correct': right predictions, 'z_loss': the summed z-loss term (with one)}.
 
@@ -69,17 +82,27 @@ def batch_sums(model: nnx.Module, batch: dict[str, jax.Array], key: jax.Array, o
   """
   tokens = batch["tokens"]
   if obj.name == "lm":
-    logits_BTV = model(tokens[:, :-1], positions_BT=batch.get("positions"),
-                       segment_ids_BT=batch.get("segment_ids"), rngs=rngs)
+    logits_BTV = model(
+      tokens[:, :-1],
+      positions_BT=batch.get("positions"),
+      segment_ids_BT=batch.get("segment_ids"),
+      rngs=rngs,
+    )
     nll_BT, lse_BT = loss_fn(logits_BTV, tokens[:, 1:])
     return _sums(nll_BT, lse_BT, batch.get("weights", jnp.ones_like(nll_BT)), obj)
   if obj.name == "mlm":
     targets_BT = tokens[:, :-1]
     real_BT = targets_BT != obj.pad_id
     inputs_BT, selected_BT = mask_tokens(
-        key, targets_BT, mask_id=obj.mask_id, num_random=obj.num_random,
-        select_prob=obj.select_prob, mask_frac=obj.mask_frac, random_frac=obj.random_frac,
-        maskable_BT=real_BT)
+      key,
+      targets_BT,
+      mask_id=obj.mask_id,
+      num_random=obj.num_random,
+      select_prob=obj.select_prob,
+      mask_frac=obj.mask_frac,
+      random_frac=obj.random_frac,
+      maskable_BT=real_BT,
+    )
     logits_BTV = model(inputs_BT, key_mask_BT=real_BT, rngs=rngs)
     w_BT = selected_BT.astype(jnp.float32)
     nll_BT, lse_BT = loss_fn(logits_BTV, targets_BT)

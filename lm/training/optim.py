@@ -17,15 +17,18 @@ OPTIMIZERS = ("adamw", "muon", "adafactor", "lion")
 def cooldown_steps(total_steps: int, fraction: float) -> int:
   """The steps a warmup-stable-decay schedule of `total_steps` spends decaying: its last
   `fraction` (at least one)."""
-  return max(int(round(total_steps * fraction)), 1)
+  return max(round(total_steps * fraction), 1)
 
 
-def one_minus_sqrt_schedule(init_value: float, end_value: float,
-                            transition_steps: int) -> optax.Schedule:
+def one_minus_sqrt_schedule(
+  init_value: float, end_value: float, transition_steps: int
+) -> optax.Schedule:
   """From `init_value` to `end_value` as 1 - sqrt(t / transition_steps) (Hägele et al. 2024)."""
+
   def schedule(count):
     frac = jnp.clip(count / transition_steps, 0.0, 1.0)
     return end_value + (init_value - end_value) * (1.0 - jnp.sqrt(frac))
+
   return schedule
 
 
@@ -45,8 +48,9 @@ def make_schedule(cfg, total_steps: int) -> optax.Schedule:
     cooldown = cooldown_steps(total_steps, cfg.wsd_decay_fraction)
     shape = optax.linear_schedule if cfg.schedule == "wsd" else one_minus_sqrt_schedule
     after = optax.join_schedules(
-        [optax.constant_schedule(peak), shape(peak, final, cooldown)],
-        [max(decay_steps - cooldown, 0)])
+      [optax.constant_schedule(peak), shape(peak, final, cooldown)],
+      [max(decay_steps - cooldown, 0)],
+    )
   else:
     raise ValueError(f"config.optim.schedule={cfg.schedule!r}; valid: {', '.join(SCHEDULES)}")
   if warmup == 0:
@@ -67,22 +71,28 @@ def frozen_labels(params: Any, freeze_embeddings: bool, freeze_layers: int) -> A
 
   The tied embedding is also the LM head, so freezing it freezes the head too.
   """
+
   def label(path, _):
     top = path[0].key
     frozen = (freeze_embeddings and top in EMBEDDINGS) or (
-        top == "blocks" and int(path[1].key) < freeze_layers)
+      top == "blocks" and int(path[1].key) < freeze_layers
+    )
     return "frozen" if frozen else "train"
+
   return jax.tree_util.tree_map_with_path(label, params)
 
 
 def zero_frozen(freeze_embeddings: bool, freeze_layers: int) -> optax.GradientTransformation:
   """Zeroes the updates of frozen parameters (a mask, so the optimizer state keeps the
   params' structure and shardings)."""
+
   def update_fn(updates, state, params=None):
     del params
     labels = frozen_labels(updates, freeze_embeddings, freeze_layers)
-    return jax.tree.map(lambda u, l: jnp.zeros_like(u) if l == "frozen" else u,
-                        updates, labels), state
+    return jax.tree.map(
+      lambda u, label: jnp.zeros_like(u) if label == "frozen" else u, updates, labels
+    ), state
+
   return optax.GradientTransformation(lambda _: optax.EmptyState(), update_fn)
 
 
@@ -91,6 +101,7 @@ def muon_dimensions(logical_axes: Any) -> Any:
   (an `embed` axis and hidden axes, no `vocab`) as matrices from their input axes to their
   output axes, unnamed axes (q/k/v) being a batch of matrices; None for the rest (embeddings,
   head, norms, biases), which AdamW updates, as Muon's authors prescribe."""
+
   def dims(names):
     names = tuple(names)
     if mup.role(names) != "hidden":
@@ -100,51 +111,75 @@ def muon_dimensions(logical_axes: Any) -> Any:
     # An input projection contracts `embed`; an output projection produces it.
     inputs, outputs = (embed, hidden) if names[0] == "embed" else (hidden, embed)
     return optax.contrib.MuonDimensionNumbers(reduction_axis=inputs, output_axis=outputs)
+
   return jax.tree.map(dims, logical_axes, is_leaf=lambda x: isinstance(x, tuple))
 
 
 def _optimizer(cfg, schedule: optax.Schedule, logical_axes: Any) -> optax.GradientTransformation:
   if cfg.name == "adamw":
-    return optax.adamw(schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps,
-                       weight_decay=cfg.weight_decay, mask=decay_mask)
+    return optax.adamw(
+      schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps, weight_decay=cfg.weight_decay, mask=decay_mask
+    )
   if cfg.name == "lion":
-    return optax.lion(schedule, b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay,
-                      mask=decay_mask)
+    return optax.lion(
+      schedule, b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay, mask=decay_mask
+    )
   if cfg.name == "adafactor":
     # An absolute step size, as AdamW's (not scaled by each parameter's norm).
-    return optax.adafactor(schedule, multiply_by_parameter_scale=False,
-                           weight_decay_rate=cfg.weight_decay or None,
-                           weight_decay_mask=decay_mask)
+    return optax.adafactor(
+      schedule,
+      multiply_by_parameter_scale=False,
+      weight_decay_rate=cfg.weight_decay or None,
+      weight_decay_mask=decay_mask,
+    )
   if cfg.name == "muon":
     adam_peak = cfg.adam_learning_rate or cfg.learning_rate
-    adam_schedule = lambda step: schedule(step) * (adam_peak / cfg.learning_rate)
+
+    def adam_schedule(step):
+      return schedule(step) * (adam_peak / cfg.learning_rate)
+
     return optax.contrib.muon(
-        schedule, eps=cfg.eps, weight_decay=cfg.weight_decay, weight_decay_mask=decay_mask,
-        adam_b1=cfg.b1, adam_b2=cfg.b2, adam_weight_decay=cfg.weight_decay,
-        adam_learning_rate=adam_schedule,
-        muon_weight_dimension_numbers=muon_dimensions(logical_axes))
+      schedule,
+      eps=cfg.eps,
+      weight_decay=cfg.weight_decay,
+      weight_decay_mask=decay_mask,
+      adam_b1=cfg.b1,
+      adam_b2=cfg.b2,
+      adam_weight_decay=cfg.weight_decay,
+      adam_learning_rate=adam_schedule,
+      muon_weight_dimension_numbers=muon_dimensions(logical_axes),
+    )
   raise ValueError(f"config.optim.name={cfg.name!r}; valid: {', '.join(OPTIMIZERS)}")
 
 
 def scale_updates(factors: Any) -> optax.GradientTransformation:
   """Multiplies each parameter's update by its factor in `factors` (a tree of floats shaped
   like the params): per-parameter learning rates after the optimizer has applied its own."""
-  return optax.stateless(lambda updates, _: jax.tree.map(
-      lambda u, f: u if f == 1.0 else u * jnp.asarray(f, u.dtype), updates, factors))
+  return optax.stateless(
+    lambda updates, _: jax.tree.map(
+      lambda u, f: u if f == 1.0 else u * jnp.asarray(f, u.dtype), updates, factors
+    )
+  )
 
 
-def make_optimizer(cfg, total_steps: int, logical_axes: Any, lr_multipliers: Any = None
-                   ) -> tuple[optax.GradientTransformation, optax.Schedule]:
+def make_optimizer(
+  cfg, total_steps: int, logical_axes: Any, lr_multipliers: Any = None
+) -> tuple[optax.GradientTransformation, optax.Schedule]:
   """`cfg.name` (AdamW, Muon, Adafactor or Lion) with global-norm clipping, decoupled weight
   decay on matrices, and a schedule; frozen parameters (`freeze_embeddings`, `freeze_layers`)
   get zero gradients and updates. `logical_axes`: the params' axis names (for Muon);
   `lr_multipliers`: each parameter's learning-rate factor (μP's, lm/model/mup.py), or None."""
   if lr_multipliers is not None and cfg.name == "muon":
-    raise ValueError("config.optim.name='muon' has no μP learning-rate table here (its hidden "
-                     "updates are orthogonalised, not Adam's); use adamw, lion or adafactor")
+    raise ValueError(
+      "config.optim.name='muon' has no μP learning-rate table here (its hidden "
+      "updates are orthogonalised, not Adam's); use adamw, lion or adafactor"
+    )
   schedule = make_schedule(cfg, total_steps)
-  freeze = ([zero_frozen(cfg.freeze_embeddings, cfg.freeze_layers)]
-            if cfg.freeze_embeddings or cfg.freeze_layers else [])
+  freeze = (
+    [zero_frozen(cfg.freeze_embeddings, cfg.freeze_layers)]
+    if cfg.freeze_embeddings or cfg.freeze_layers
+    else []
+  )
   chain = list(freeze)  # before clipping, so frozen gradients do not count in the norm
   if cfg.grad_clip_norm > 0:
     chain.append(optax.clip_by_global_norm(cfg.grad_clip_norm))

@@ -17,12 +17,12 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh
 
-from lm.training import optim
-from lm.runtime import sharding
 from lm.model import mup
 from lm.model.config import ExecutionConfig, TransformerConfig
 from lm.model.numerics import cross_entropy, cross_entropy_unfused
 from lm.model.transformer import make_model
+from lm.runtime import sharding
+from lm.training import optim
 from lm.training.objectives import Objective, batch_sums
 
 
@@ -34,21 +34,25 @@ class TrainState:
   rng: jax.Array
 
 
-def token_loss(ex: ExecutionConfig
-               ) -> Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]:
+def token_loss(
+  ex: ExecutionConfig,
+) -> Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]:
   """The per-token (cross-entropy, log-normaliser) `ex` asks for: fused (optionally with a
   one-pass normaliser on GPUs) or Optax's."""
   if not ex.fused_cross_entropy:
     return cross_entropy_unfused
-  return lambda logits_BTV, targets_BT: cross_entropy(logits_BTV, targets_BT,
-                                                      ex.one_pass_logsumexp)
+  return lambda logits_BTV, targets_BT: cross_entropy(logits_BTV, targets_BT, ex.one_pass_logsumexp)
 
 
-def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
-                    schedule: optax.Schedule, use_dropout: bool, grad_accum_steps: int = 1,
-                    loss_fn: Callable[[jax.Array, jax.Array],
-                                      tuple[jax.Array, jax.Array]] = cross_entropy,
-                    objective: Objective = Objective()):
+def make_train_step(
+  graphdef: nnx.GraphDef,
+  tx: optax.GradientTransformation,
+  schedule: optax.Schedule,
+  use_dropout: bool,
+  grad_accum_steps: int = 1,
+  loss_fn: Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]] = cross_entropy,
+  objective: Objective = Objective(),
+):
   """Returns the pure `train_step(state, batch) -> (state, metrics)`.
 
   With `grad_accum_steps > 1` the batch is split into that many microbatches (rows i, i + k,
@@ -59,11 +63,18 @@ def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
   def loss_and_grads(params, batch, key):
     def loss_of(params):
       rngs = nnx.Rngs(dropout=key) if use_dropout else None  # made inside the grad trace
-      sums = batch_sums(nnx.merge(graphdef, params), batch, jax.random.fold_in(key, 1),
-                        objective, rngs=rngs, loss_fn=loss_fn)
+      sums = batch_sums(
+        nnx.merge(graphdef, params),
+        batch,
+        jax.random.fold_in(key, 1),
+        objective,
+        rngs=rngs,
+        loss_fn=loss_fn,
+      )
       weight = jnp.maximum(sums["weight"], 1.0)
       aux = {k: sums[k] / weight for k in ("loss", "correct", "z_loss") if k in sums}
       return (sums["loss"] + sums.get("z_loss", 0.0)) / weight, aux
+
     (_, aux), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
     aux = {"accuracy" if k == "correct" else k: v for k, v in aux.items()}
     return aux.pop("loss"), aux, grads
@@ -74,23 +85,29 @@ def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
       loss, aux, grads = loss_and_grads(state.params, batch, key)
     else:
       micro = jax.tree.map(
-          lambda x: x.reshape(-1, grad_accum_steps, *x.shape[1:]).swapaxes(0, 1), batch)
+        lambda x: x.reshape(-1, grad_accum_steps, *x.shape[1:]).swapaxes(0, 1), batch
+      )
 
       def accumulate(carry, xs):
         i, batch_i = xs
         out_i = loss_and_grads(state.params, batch_i, jax.random.fold_in(key, i))
         return jax.tree.map(jnp.add, carry, out_i), None
 
-      zeros = jax.tree.map(jnp.zeros_like, jax.eval_shape(
-          loss_and_grads, state.params, jax.tree.map(lambda x: x[0], micro), key))
-      (loss, aux, grads), _ = jax.lax.scan(accumulate, zeros,
-                                           (jnp.arange(grad_accum_steps), micro))
+      zeros = jax.tree.map(
+        jnp.zeros_like,
+        jax.eval_shape(loss_and_grads, state.params, jax.tree.map(lambda x: x[0], micro), key),
+      )
+      (loss, aux, grads), _ = jax.lax.scan(accumulate, zeros, (jnp.arange(grad_accum_steps), micro))
       loss, aux, grads = jax.tree.map(lambda x: x / grad_accum_steps, (loss, aux, grads))
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
-    return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads),
-                       "lr": schedule(state.step), **aux}
+    return new_state, {
+      "loss": loss,
+      "grad_norm": optax.tree.norm(grads),
+      "lr": schedule(state.step),
+      **aux,
+    }
 
   return train_step
 
@@ -107,13 +124,19 @@ def make_eval_step(graphdef: nnx.GraphDef, objective: Objective = Objective(), s
   return eval_step
 
 
-def eval_sums(eval_step, params, batches: Iterable[dict[str, np.ndarray]],
-              mesh: Mesh | None = None) -> dict[str, float]:
+def eval_sums(
+  eval_step, params, batches: Iterable[dict[str, np.ndarray]], mesh: Mesh | None = None
+) -> dict[str, float]:
   """`eval_step`'s sums added up over host `batches` (in float64 on the host, in order), each
   batch split over `mesh`'s data axes (or on the default device without a mesh). Every batch is
   dispatched before any result is fetched, so the host prepares the next while one runs."""
-  outputs = [eval_step(params, jax.tree.map(jnp.asarray, batch) if mesh is None
-                       else sharding.global_batch(batch, mesh)) for batch in batches]
+  outputs = [
+    eval_step(
+      params,
+      jax.tree.map(jnp.asarray, batch) if mesh is None else sharding.global_batch(batch, mesh),
+    )
+    for batch in batches
+  ]
   totals: dict[str, float] = {}
   for sums in jax.device_get(outputs):
     for k, v in sums.items():
@@ -130,40 +153,47 @@ class StateLayout:
   graphdef: nnx.GraphDef
   tx: optax.GradientTransformation
   schedule: optax.Schedule
-  init_fn: Any                # key -> TrainState
-  shardings: TrainState       # NamedSharding per leaf
-  abstract: TrainState        # ShapeDtypeStructs with shardings, for restoring
+  init_fn: Any  # key -> TrainState
+  shardings: TrainState  # NamedSharding per leaf
+  abstract: TrainState  # ShapeDtypeStructs with shardings, for restoring
 
 
-def state_layout(model_cfg: TransformerConfig, ex: ExecutionConfig, optim_cfg, total_steps: int,
-                 mesh: Mesh) -> StateLayout:
+def state_layout(
+  model_cfg: TransformerConfig, ex: ExecutionConfig, optim_cfg, total_steps: int, mesh: Mesh
+) -> StateLayout:
   """The TrainState's structure and shardings over `mesh`, built without allocating it."""
-  graphdef, abstract_params = nnx.split(nnx.eval_shape(lambda: make_model(model_cfg, ex,
-                                                                          rngs=nnx.Rngs(0))))
+  graphdef, abstract_params = nnx.split(
+    nnx.eval_shape(lambda: make_model(model_cfg, ex, rngs=nnx.Rngs(0)))
+  )
   axes = sharding.logical_axes(abstract_params)
-  lr_multipliers = (mup.lr_multipliers(model_cfg, axes) if model_cfg.parametrization == "mup"
-                    else None)
+  lr_multipliers = (
+    mup.lr_multipliers(model_cfg, axes) if model_cfg.parametrization == "mup" else None
+  )
   tx, schedule = optim.make_optimizer(optim_cfg, total_steps, axes, lr_multipliers)
 
   def init_fn(key: jax.Array) -> TrainState:
     params_key, rng = jax.random.split(key)
-    params = nnx.to_pure_dict(nnx.state(make_model(model_cfg, ex,
-                                                   rngs=nnx.Rngs(params=params_key))))
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
-                      rng=rng)
+    params = nnx.to_pure_dict(
+      nnx.state(make_model(model_cfg, ex, rngs=nnx.Rngs(params=params_key)))
+    )
+    return TrainState(
+      step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), rng=rng
+    )
 
   abstract = jax.eval_shape(init_fn, jax.random.key(0))
   param_sh = sharding.param_shardings(abstract_params, mesh)
   rep = sharding.replicated(mesh)
   opt_sh = sharding.like_params(abstract.opt_state, abstract.params, param_sh, rep)
   state_sh = TrainState(step=rep, params=param_sh, opt_state=opt_sh, rng=rep)
-  abstract_sh = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                             abstract, state_sh)
+  abstract_sh = jax.tree.map(
+    lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, state_sh
+  )
   return StateLayout(model_cfg, ex, graphdef, tx, schedule, init_fn, state_sh, abstract_sh)
 
 
-def jit_train_step(layout: StateLayout, train_cfg, mesh: Mesh, objective: Objective = Objective(),
-                   num_steps: int = 1):
+def jit_train_step(
+  layout: StateLayout, train_cfg, mesh: Mesh, objective: Objective = Objective(), num_steps: int = 1
+):
   """`make_train_step` jitted over `mesh`: the state sharded as `layout` says and donated, the
   batch split over the data axes.
 
@@ -171,16 +201,29 @@ def jit_train_step(layout: StateLayout, train_cfg, mesh: Mesh, objective: Object
   batches, [num_steps, batch, ...]) and returns their metrics stacked: the same updates as as
   many single steps, for one dispatch and one host round trip.
   """
-  train_step = make_train_step(layout.graphdef, layout.tx, layout.schedule,
-                               layout.model_cfg.dropout > 0, train_cfg.grad_accum_steps,
-                               token_loss(layout.execution), objective)
+  train_step = make_train_step(
+    layout.graphdef,
+    layout.tx,
+    layout.schedule,
+    layout.model_cfg.dropout > 0,
+    train_cfg.grad_accum_steps,
+    token_loss(layout.execution),
+    objective,
+  )
   if num_steps == 1:
-    return jax.jit(train_step, in_shardings=(layout.shardings, sharding.batch_sharding(mesh)),
-                   out_shardings=(layout.shardings, None), donate_argnums=0)
+    return jax.jit(
+      train_step,
+      in_shardings=(layout.shardings, sharding.batch_sharding(mesh)),
+      out_shardings=(layout.shardings, None),
+      donate_argnums=0,
+    )
 
   def train_steps(state: TrainState, batches: dict[str, jax.Array]):
     return jax.lax.scan(train_step, state, batches)
 
-  return jax.jit(train_steps,
-                 in_shardings=(layout.shardings, sharding.batch_sharding(mesh, stacked=True)),
-                 out_shardings=(layout.shardings, None), donate_argnums=0)
+  return jax.jit(
+    train_steps,
+    in_shardings=(layout.shardings, sharding.batch_sharding(mesh, stacked=True)),
+    out_shardings=(layout.shardings, None),
+    donate_argnums=0,
+  )

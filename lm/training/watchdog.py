@@ -26,7 +26,7 @@ def exit_stalled(message: str) -> None:
   log.error("%s; exiting with status %d", message, exit_status.STALLED)
   faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
   sys.stderr.flush()
-  os._exit(exit_status.STALLED)  # pylint: disable=protected-access (threads may be stuck)
+  os._exit(exit_status.STALLED)
 
 
 class Watchdog:
@@ -58,6 +58,8 @@ class Watchdog:
       with self._lock:
         doing, idle = self._doing, time.monotonic() - self._last
       if doing is not None and idle > self.timeout_s:
-        self.on_stall(f"watchdog: no progress for {idle:.0f}s while {doing} "
-                      f"(config.train.watchdog_s={self.timeout_s:g})")
+        self.on_stall(
+          f"watchdog: no progress for {idle:.0f}s while {doing} "
+          f"(config.train.watchdog_s={self.timeout_s:g})"
+        )
         return

@@ -8,20 +8,84 @@ from lm.data import hf_tokenizer
 from lm.data.hf_tokenizer import HFTokenizer
 from lm.data.tokenizer import load_tokenizer
 
-TEXTS = ["Hello world, the theatre!", "  spaces   and\ttabs\n\nnew lines", "naïve café 123 4.5",
-         "It's what they'll do, isn't it?", "emoji 🙂 and 漢字", "<|endoftext|>the end"]
-MERGES = ["Ġ t", "h e", "Ġt he", "l l", "o r", "Ġ w", "Ġw or", "Ġwor l", "Ġworl d", "e l",
-          "H el", "Hel l", "Hell o", "Ġ a", "n d", "Ġa nd", "i t", "' s", "Ġ 1", "Ġ1 2"]
-BERT_WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "##s", "hello", "world",
-              "naive", "cafe", "it", "'", "s", ",", "!", "?", ".", "what", "they", "##ll", "do",
-              "isn", "t", "12", "##3", "4", "5", "漢", "new", "line", "and", "tab", "space", "end",
-              "th", "##e"]
+TEXTS = [
+  "Hello world, the theatre!",
+  "  spaces   and\ttabs\n\nnew lines",
+  "naïve café 123 4.5",
+  "It's what they'll do, isn't it?",
+  "emoji 🙂 and 漢字",
+  "<|endoftext|>the end",
+]
+MERGES = [
+  "Ġ t",
+  "h e",
+  "Ġt he",
+  "l l",
+  "o r",
+  "Ġ w",
+  "Ġw or",
+  "Ġwor l",
+  "Ġworl d",
+  "e l",
+  "H el",
+  "Hel l",
+  "Hell o",
+  "Ġ a",
+  "n d",
+  "Ġa nd",
+  "i t",
+  "' s",
+  "Ġ 1",
+  "Ġ1 2",
+]
+BERT_WORDS = [
+  "[PAD]",
+  "[UNK]",
+  "[CLS]",
+  "[SEP]",
+  "[MASK]",
+  "the",
+  "##s",
+  "hello",
+  "world",
+  "naive",
+  "cafe",
+  "it",
+  "'",
+  "s",
+  ",",
+  "!",
+  "?",
+  ".",
+  "what",
+  "they",
+  "##ll",
+  "do",
+  "isn",
+  "t",
+  "12",
+  "##3",
+  "4",
+  "5",
+  "漢",
+  "new",
+  "line",
+  "and",
+  "tab",
+  "space",
+  "end",
+  "th",
+  "##e",
+]
 
 
 def gpt2_tokens() -> list[str]:
   """A GPT-2 vocabulary: the 256 byte characters, the merges' results, then <|endoftext|>."""
-  return (sorted(pre_tokenizers.ByteLevel.alphabet()) + ["".join(m.split(" ")) for m in MERGES]
-          + ["<|endoftext|>"])
+  return (
+    sorted(pre_tokenizers.ByteLevel.alphabet())
+    + ["".join(m.split(" ")) for m in MERGES]
+    + ["<|endoftext|>"]
+  )
 
 
 @pytest.fixture
@@ -71,8 +135,9 @@ def test_bert_vocab_keeps_case_when_the_config_says_so(bert_dir):
 
 
 @pytest.mark.parametrize("family", ["gpt2", "bert"])
-def test_saved_tokenizer_json_loads_alone_and_encodes_the_same(tmp_path, gpt2_dir, bert_dir,
-                                                               family):
+def test_saved_tokenizer_json_loads_alone_and_encodes_the_same(
+  tmp_path, gpt2_dir, bert_dir, family
+):
   if family == "bert":
     (bert_dir / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": False}))
   tok = load_tokenizer(str(gpt2_dir if family == "gpt2" else bert_dir))
@@ -84,7 +149,11 @@ def test_saved_tokenizer_json_loads_alone_and_encodes_the_same(tmp_path, gpt2_di
     (saved / f).unlink()
   again = load_tokenizer(str(saved))
   assert (again.vocab_size, again.num_ordinary, again.eos_id, again.special_ids) == (
-      tok.vocab_size, tok.num_ordinary, tok.eos_id, tok.special_ids)
+    tok.vocab_size,
+    tok.num_ordinary,
+    tok.eos_id,
+    tok.special_ids,
+  )
   texts = TEXTS + ["The [MASK] is NEW, lines!"]
   assert again.encode_batch(texts) == tok.encode_batch(texts)
 
@@ -97,26 +166,27 @@ def test_saving_twice_writes_the_same_bytes(tmp_path, gpt2_dir):
     assert f.read_bytes() == (tmp_path / "b" / f.name).read_bytes()
 
 
-def test_tokenizer_json_takes_eos_from_its_config_and_trailing_specials_are_not_ordinary(
-    tmp_path):
+def test_tokenizer_json_takes_eos_from_its_config_and_trailing_specials_are_not_ordinary(tmp_path):
   vocab = {"a": 0, "b": 1, "ab": 2, "<s>": 3, "</s>": 4}
   tok = tokenizers.Tokenizer(models.BPE(vocab=vocab, merges=[("a", "b")]))
   tok.add_special_tokens(["<s>", "</s>"])
   (tmp_path / "tokenizer.json").write_text(tok.to_str())
-  (tmp_path / "tokenizer_config.json").write_text(json.dumps(
-      {"eos_token": {"__type": "AddedToken", "content": "</s>"}, "bos_token": "<s>"}))
+  (tmp_path / "tokenizer_config.json").write_text(
+    json.dumps({"eos_token": {"__type": "AddedToken", "content": "</s>"}, "bos_token": "<s>"})
+  )
   ours = hf_tokenizer.load(str(tmp_path))
   assert (ours.vocab_size, ours.num_ordinary, ours.eos_id) == (5, 3, 4)
   assert ours.special_ids == {"[PAD]": 4, "</s>": 4}
   assert ours.encode("abba</s>") == [2, 1, 0, 4]
   ours.save(str(tmp_path / "saved"))  # with its config, which transformers reads too
-  assert ((tmp_path / "saved" / "tokenizer_config.json").read_text() and
-          hf_tokenizer.load(str(tmp_path / "saved")).eos_id == 4)
+  assert (tmp_path / "saved" / "tokenizer_config.json").read_text() and hf_tokenizer.load(
+    str(tmp_path / "saved")
+  ).eos_id == 4
 
 
 def test_a_directory_without_tokenizer_files_has_none(tmp_path):
   assert hf_tokenizer.load(str(tmp_path)) is None
-  with pytest.raises(FileNotFoundError, match="tokenizer.json"):
+  with pytest.raises(FileNotFoundError, match=r"tokenizer\.json"):
     load_tokenizer(str(tmp_path))
 
 
@@ -150,8 +220,10 @@ def test_saved_files_load_in_transformers(tmp_path, gpt2_dir, bert_dir, family):
   saved = tmp_path / "saved"
   tok.save(str(saved))
   (saved / "config.json").write_text(json.dumps({"model_type": family}))  # as hf.export writes
-  fast = (transformers.GPT2TokenizerFast if family == "gpt2" else transformers.BertTokenizerFast)
+  fast = transformers.GPT2TokenizerFast if family == "gpt2" else transformers.BertTokenizerFast
   texts = TEXTS + ["The [MASK] is NEW, lines!"]
-  for ref in (transformers.AutoTokenizer.from_pretrained(str(saved)),
-              fast.from_pretrained(str(saved))):
+  for ref in (
+    transformers.AutoTokenizer.from_pretrained(str(saved)),
+    fast.from_pretrained(str(saved)),
+  ):
     assert [ref.encode(t, add_special_tokens=False) for t in texts] == tok.encode_batch(texts)

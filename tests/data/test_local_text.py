@@ -9,9 +9,11 @@ def test_folder_corpus_include_and_exclude(tmp_path):
   for rel in ("a.py", "b.txt", "pkg/c.py", "test/d.py", ".hidden.py"):
     (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
     (tmp_path / rel).write_text(rel)
-  names = lambda files: [f[len(str(tmp_path)) + 1:] for f in files]  # noqa: E731
-  assert names(local_text.corpus_files(str(tmp_path))) == [
-      "a.py", "b.txt", "pkg/c.py", "test/d.py"]
+
+  def names(files):
+    return [f[len(str(tmp_path)) + 1 :] for f in files]
+
+  assert names(local_text.corpus_files(str(tmp_path))) == ["a.py", "b.txt", "pkg/c.py", "test/d.py"]
   assert names(local_text.corpus_files(str(tmp_path), "*.py", ("test/*",))) == ["a.py", "pkg/c.py"]
 
 
@@ -25,8 +27,11 @@ def _corpus(tiny_config, tmp_path, data: bytes, name: str = "corpus.txt"):
 def test_latin1_corpus_fails_as_utf8_and_keeps_its_accents_as_latin1(tiny_config, tmp_path):
   text = "ab\n" + "caf\u00e9 \u00e0 la carte\n" * 50
   data_cfg = _corpus(tiny_config, tmp_path, text.encode("latin-1"))
-  with pytest.raises(DataError, match=r"corpus.txt' line 2: byte 6 \(b'\\xe9'\) is not valid "
-                     r"utf-8; set config.data.encoding .* --config.data.encoding=latin-1"):
+  with pytest.raises(
+    DataError,
+    match=r"corpus.txt' line 2: byte 6 \(b'\\xe9'\) is not valid "
+    r"utf-8; set config.data.encoding .* --config.data.encoding=latin-1",
+  ):
     token_cache.tokenized_data(data_cfg)
   data_cfg.encoding = "latin-1"
   data = token_cache.tokenized_data(data_cfg)
@@ -38,13 +43,18 @@ def test_latin1_corpus_fails_as_utf8_and_keeps_its_accents_as_latin1(tiny_config
   data = token_cache.tokenized_data(data_cfg)
   tokens = np.concatenate([data.splits["train"], data.splits["validation"]])
   assert data.tokenizer.decode(tokens) == text.replace("\u00e9", "\ufffd").replace(
-      "\u00e0", "\ufffd")
+    "\u00e0", "\ufffd"
+  )
 
 
 def test_encoding_names_the_prepared_dataset(tmp_path):
   (tmp_path / "c.txt").write_text("abc\n")
-  name = lambda enc: local_text.local_text_builder(  # noqa: E731
-      str(tmp_path / "c.txt"), 0.1, str(tmp_path / "data"), encoding=enc).builder_config.name
+
+  def name(enc):
+    return local_text.local_text_builder(
+      str(tmp_path / "c.txt"), 0.1, str(tmp_path / "data"), encoding=enc
+    ).builder_config.name
+
   assert name("latin-1") == name("ISO-8859-1") != name("utf-8") == name("UTF8")
   with pytest.raises(DataError, match=r"config.data.encoding='klingon' is not a known"):
     name("klingon")
@@ -62,8 +72,11 @@ def test_binary_file_is_rejected_whatever_the_encoding(tiny_config, tmp_path, en
   (tmp_path / "corpus" / "b.bin").write_bytes(b"\x7fELF\x02\x01\x01\x00\x00")
   tiny_config.data.path = str(tmp_path / "corpus")
   tiny_config.data.encoding = encoding
-  with pytest.raises(DataError, match=r"corpus' file 'b.bin' looks binary: it holds NUL bytes "
-                     r"\(the first at byte 7\)"):
+  with pytest.raises(
+    DataError,
+    match=r"corpus' file 'b.bin' looks binary: it holds NUL bytes "
+    r"\(the first at byte 7\)",
+  ):
     sources.prepare_splits(tiny_config.data)
 
 
@@ -77,7 +90,10 @@ def test_corpus_without_text_fails_naming_the_path(tiny_config, tmp_path, data):
 def test_empty_validation_split_fails_naming_the_fraction(tiny_config, tmp_path):
   data_cfg = _corpus(tiny_config, tmp_path, b"one line only\n")
   data_cfg.validation_fraction = 0.05
-  with pytest.raises(DataError, match=r"config.data.validation_fraction=0.05 leaves the "
-                     r"validation split of config.data.path='.*corpus.txt' \(14 characters\) "
-                     r"without text"):
+  with pytest.raises(
+    DataError,
+    match=r"config.data.validation_fraction=0.05 leaves the "
+    r"validation split of config.data.path='.*corpus.txt' \(14 characters\) "
+    r"without text",
+  ):
     sources.prepare_splits(data_cfg)

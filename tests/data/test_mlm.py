@@ -16,7 +16,7 @@ def test_masking_statistics_are_15_80_10_10():
   replaced = (inputs != 1000) & (inputs != tokens) & selected
   kept = (inputs == tokens) & selected
   assert abs(masked.sum() / n - 0.8) < 0.01
-  assert abs(replaced.sum() / n - 0.1) < 0.01   # a random id equal to the original: 1/1000
+  assert abs(replaced.sum() / n - 0.1) < 0.01  # a random id equal to the original: 1/1000
   assert abs(kept.sum() / n - 0.1) < 0.01
   np.testing.assert_array_equal(inputs[~selected], tokens[~selected])
 
@@ -24,8 +24,13 @@ def test_masking_statistics_are_15_80_10_10():
 def test_masking_never_selects_unmaskable_positions():
   tokens = jnp.ones((8, 64), jnp.int32)
   maskable = jnp.arange(64)[None, :] < 32
-  _, selected = mask_tokens(jax.random.key(0), tokens, mask_id=5, num_random=5,
-                            maskable_BT=jnp.broadcast_to(maskable, tokens.shape))
+  _, selected = mask_tokens(
+    jax.random.key(0),
+    tokens,
+    mask_id=5,
+    num_random=5,
+    maskable_BT=jnp.broadcast_to(maskable, tokens.shape),
+  )
   assert not np.asarray(selected)[:, 32:].any()
 
 
@@ -33,8 +38,9 @@ def test_mlm_loss_ignores_unselected_positions():
   obj = Objective("mlm", mask_id=9, pad_id=-1, num_random=9)
   tokens = jax.random.randint(jax.random.key(0), (4, 33), 0, 9)
   key = jax.random.key(3)
-  _, selected = mask_tokens(key, tokens[:, :-1], mask_id=9, num_random=9,
-                            maskable_BT=tokens[:, :-1] != -1)
+  _, selected = mask_tokens(
+    key, tokens[:, :-1], mask_id=9, num_random=9, maskable_BT=tokens[:, :-1] != -1
+  )
   selected = np.asarray(selected)
   noise = np.asarray(jax.random.normal(jax.random.key(5), (4, 32, 10)))
 
@@ -42,6 +48,7 @@ def test_mlm_loss_ignores_unselected_positions():
     def model(inputs, key_mask_BT=None, rngs=None):
       del inputs, key_mask_BT, rngs
       return jnp.asarray(np.where(selected[..., None], noise, unselected_noise))
+
     return model
 
   a = batch_sums(model_with(0.0), {"tokens": tokens}, key, obj)

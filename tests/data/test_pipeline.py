@@ -1,5 +1,6 @@
 import json
 import os
+import pathlib
 
 import numpy as np
 import pytest
@@ -36,8 +37,15 @@ def test_unknown_characters_encode_to_unk_counted_and_said_once(tmp_path, caplog
   with caplog.at_level("WARNING"):
     ids = tok.encode("hez zy, [MASK]")
     tok.encode_batch(["zz"])
-  assert ids == tok.encode("he") + [unk, tok.encode(" ")[0], unk, unk, unk, tok.encode(" ")[0],
-                                    tok.special_ids["[MASK]"]]
+  assert ids == tok.encode("he") + [
+    unk,
+    tok.encode(" ")[0],
+    unk,
+    unk,
+    unk,
+    tok.encode(" ")[0],
+    tok.special_ids["[MASK]"],
+  ]
   assert tok.unknown == {"z": 4, "y": 1, ",": 1}
   assert caplog.text.count("is not in the character vocabulary: encoded as [UNK]") == 1
   assert tok.decode(ids) == "he  "  # specials and [UNK] decode to nothing
@@ -61,7 +69,7 @@ def test_data_in_another_runs_characters_reports_the_unknown_ones(tiny_config, c
 
 def test_tokenized_data_from_local_corpus(tiny_config, corpus_file):
   data = token_cache.tokenized_data(tiny_config.data)
-  text = open(corpus_file).read()
+  text = pathlib.Path(corpus_file).read_text()
   train, val = data.splits["train"], data.splits["validation"]
   assert len(train) + len(val) == len(text)
   assert data.tokenizer.decode(np.asarray(val)) == split_text(text, 0.1)[1]
@@ -73,6 +81,7 @@ def test_tokenized_data_from_local_corpus(tiny_config, corpus_file):
 
 def test_records_are_encoded_in_batches_in_order_each_document_ended_by_eos(tmp_path):
   from tests.data.test_hf_tokenizers import MERGES, gpt2_tokens
+
   (tmp_path / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(gpt2_tokens())}))
   (tmp_path / "merges.txt").write_text("\n".join(MERGES))
   tok = load_tokenizer(str(tmp_path))
@@ -111,8 +120,12 @@ def test_sentencepiece_tokenizer_is_trained_and_cached(tiny_config):
 
 def test_pipeline_is_deterministic_and_resumes_exactly():
   tokens = np.arange(2000, dtype=np.uint16)
-  make = lambda seed: pipeline.iterate(
-      pipeline.window_batches(tokens, 16, 4, shuffle_seed=seed, repeat=True), 2, 1)
+
+  def make(seed):
+    return pipeline.iterate(
+      pipeline.window_batches(tokens, 16, 4, shuffle_seed=seed, repeat=True), 2, 1
+    )
+
   a = _take(make(0), 60)  # > one epoch (124 windows / 4 per batch = 31 batches)
   np.testing.assert_array_equal(a, _take(make(0), 60))
   assert not np.array_equal(a[0], _take(make(1), 1)[0])
@@ -137,11 +150,16 @@ def test_windows_are_shifted_targets_and_cover_the_stream():
 def test_hosts_read_disjoint_rows_that_make_the_global_batch():
   tokens = np.arange(5000, dtype=np.uint16)
   full = pipeline.window_batches(tokens, 16, 8, shuffle_seed=3, repeat=True)
-  parts = [pipeline.window_batches(tokens, 16, 8, shuffle_seed=3, repeat=True,
-                                   process_index=p, process_count=4) for p in range(4)]
+  parts = [
+    pipeline.window_batches(
+      tokens, 16, 8, shuffle_seed=3, repeat=True, process_index=p, process_count=4
+    )
+    for p in range(4)
+  ]
   for step in (0, 5, 40):
-    np.testing.assert_array_equal(np.concatenate([p[step]["tokens"] for p in parts]),
-                                  full[step]["tokens"])
+    np.testing.assert_array_equal(
+      np.concatenate([p[step]["tokens"] for p in parts]), full[step]["tokens"]
+    )
 
 
 def test_sentencepiece_has_the_special_tokens(tiny_config):
@@ -154,12 +172,13 @@ def test_sentencepiece_has_the_special_tokens(tiny_config):
 
 def test_labelled_eval_batches_keep_the_remainder_with_zero_weight():
   from lm.data import labelled
+
   tokens, labels = np.arange(10 * 4).reshape(10, 4), np.arange(10)
   ds = labelled.example_batches(tokens, labels, 4, shuffle_seed=None, repeat=False)
   batches = [ds[i] for i in range(len(ds))]
   assert len(batches) == 3
   np.testing.assert_array_equal(batches[-1]["weight"], [1, 1, 0, 0])
-  assert sorted(l for b in batches for l, w in zip(b["label"], b["weight"]) if w) == list(range(10))
+  assert sorted(y for b in batches for y, w in zip(b["label"], b["weight"]) if w) == list(range(10))
 
 
 def test_document_fields_restart_at_each_document_and_drop_cross_document_targets():
@@ -168,10 +187,20 @@ def test_document_fields_restart_at_each_document_and_drop_cross_document_target
   np.testing.assert_array_equal(fields["segment_ids"], [0, 0, 1, 1, 1, 1, 2, 2])
   np.testing.assert_array_equal(fields["positions"], [0, 1, 0, 1, 2, 3, 0, 1])
   np.testing.assert_array_equal(fields["weights"], [1, 0, 1, 1, 1, 0, 1, 1])
-  batch = pipeline.window_batches(np.arange(40, dtype=np.uint16), 8, 2, shuffle_seed=None,
-                                  repeat=False, doc_starts=np.asarray([0, 5, 9]))[0]
+  batch = pipeline.window_batches(
+    np.arange(40, dtype=np.uint16),
+    8,
+    2,
+    shuffle_seed=None,
+    repeat=False,
+    doc_starts=np.asarray([0, 5, 9]),
+  )[0]
   assert {k: v.shape for k, v in batch.items()} == {
-      "tokens": (2, 9), "segment_ids": (2, 8), "positions": (2, 8), "weights": (2, 8)}
+    "tokens": (2, 9),
+    "segment_ids": (2, 8),
+    "positions": (2, 8),
+    "weights": (2, 8),
+  }
   # Tokens 8.. : the end of the second document, then the third from token 9 on.
   np.testing.assert_array_equal(batch["positions"][1], [0, 0, 1, 2, 3, 4, 5, 6])
 
@@ -187,6 +216,6 @@ def test_folder_corpus_files_are_documents(tiny_config, tmp_path):
   train = tok.decode(np.asarray(data.splits["train"]))
   starts = data.doc_starts["train"]
   assert len(starts) == 3 and starts[0] == 0
-  assert train[starts[1]:starts[2]] == "second one\n" * 30  # one id per character
-  assert train[starts[2]:].startswith("tail\n")
+  assert train[starts[1] : starts[2]] == "second one\n" * 30  # one id per character
+  assert train[starts[2] :].startswith("tail\n")
   np.testing.assert_array_equal(data.doc_starts["validation"], [0])  # the rest of c.txt

@@ -1,5 +1,7 @@
+import itertools
 import json
 import math
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -9,25 +11,25 @@ import sacrebleu
 from flax import nnx
 from rouge_score import rouge_scorer
 
+from lm.data import labelled, pipeline, token_cache
+from lm.data.tokenizer import CharTokenizer
+from lm.infer import classify, evaluation
+from lm.model.config import TransformerConfig
+from lm.model.numerics import cross_entropy
+from lm.model.transformer import DecoderLM
 from lm.runs import loading
 from lm.runtime import sharding
 from lm.training import loop
-from lm.data import labelled, pipeline
-from lm.infer import classify, evaluation
 from lm.training.objectives import objective_for
 from lm.training.step import eval_sums, make_eval_step
-from lm.model.numerics import cross_entropy
-from lm.data import token_cache
-from lm.data.tokenizer import CharTokenizer
-from lm.model.config import TransformerConfig
-from lm.model.transformer import DecoderLM
 
 TOKENIZER = CharTokenizer("abcdefghijklmnopqrstuvwxyz ." + "é")  # é: 2 UTF-8 bytes
 
 
 def _model(**kw):
-  cfg = TransformerConfig(vocab_size=32, num_layers=2, num_heads=4, d_model=32, mlp_dim=64,
-                          max_seq_len=16, **kw)
+  cfg = TransformerConfig(
+    vocab_size=32, num_layers=2, num_heads=4, d_model=32, mlp_dim=64, max_seq_len=16, **kw
+  )
   return nnx.split(DecoderLM(cfg, rngs=nnx.Rngs(0)))
 
 
@@ -53,17 +55,25 @@ def test_loss_covers_every_token_once_including_the_final_partial_batch():
   graphdef, params = _model()
   model = nnx.merge(graphdef, params)
   tokens = _tokens(53)  # 52 targets: 6 full windows of 8 and one of 4; batches of 3, 3 and 1
-  nll = np.concatenate([
-      np.asarray(cross_entropy(model(jnp.asarray(tokens[None, s:min(s + 8, 52)])),
-                                     jnp.asarray(tokens[None, s + 1:min(s + 9, 53)]))[0])[0]
-      for s in range(0, 52, 8)])
+  nll = np.concatenate(
+    [
+      np.asarray(
+        cross_entropy(
+          model(jnp.asarray(tokens[None, s : min(s + 8, 52)])),
+          jnp.asarray(tokens[None, s + 1 : min(s + 9, 53)]),
+        )[0]
+      )[0]
+      for s in range(0, 52, 8)
+    ]
+  )
   assert nll.shape == (52,)
   stats = evaluation.evaluate_loss(graphdef, params, tokens, TOKENIZER, seq_len=8, batch_size=3)
   np.testing.assert_allclose(stats.loss, nll.mean(), rtol=1e-5)
   np.testing.assert_allclose(stats.stderr, nll.std() / math.sqrt(52), rtol=1e-3)
   mesh = sharding.make_mesh({"data": 2, "fsdp": 1, "tensor": 1}, jax.devices()[:2])
-  sharded = evaluation.evaluate_loss(graphdef, params, tokens, TOKENIZER, seq_len=8,
-                                     batch_size=4, mesh=mesh)
+  sharded = evaluation.evaluate_loss(
+    graphdef, params, tokens, TOKENIZER, seq_len=8, batch_size=4, mesh=mesh
+  )
   np.testing.assert_allclose(sharded.loss, nll.mean(), rtol=1e-5)
 
 
@@ -77,15 +87,16 @@ def test_document_masked_loss_scores_each_document_on_its_own():
   for s in range(0, 52, 8):
     end = min(s + 8, 52)  # the window's inputs [s, end), targets [s + 1, end]
     cuts = sorted({s, end, *[d for d in doc_starts if s < d < end]})
-    for lo, hi in zip(cuts[:-1], cuts[1:]):
+    for lo, hi in itertools.pairwise(cuts):
       last = hi if hi in doc_starts else hi + 1  # a target that starts a document: not scored
       if last - lo >= 2:
         piece = jnp.asarray(tokens[None, lo:last])
         nll.append(np.asarray(cross_entropy(model(piece[:, :-1]), piece[:, 1:])[0])[0])
   nll = np.concatenate(nll)
   assert nll.shape == (50,)  # 52 targets, less the first tokens of the 2nd and 3rd documents
-  stats = evaluation.evaluate_loss(graphdef, params, tokens, TOKENIZER, seq_len=8, batch_size=3,
-                                   doc_starts=doc_starts)
+  stats = evaluation.evaluate_loss(
+    graphdef, params, tokens, TOKENIZER, seq_len=8, batch_size=3, doc_starts=doc_starts
+  )
   assert stats.tokens == 50
   np.testing.assert_allclose(stats.loss, nll.mean(), rtol=1e-5)
 
@@ -110,7 +121,7 @@ def test_bleu_and_rouge_are_the_reference_libraries_values():
 @pytest.mark.parametrize("document_masking", [False, True])
 def test_evaluate_run_on_a_restored_checkpoint(tiny_config, tmp_path, document_masking):
   if document_masking:  # the corpus as three files, the last two in the validation split
-    text = open(tiny_config.data.path).read()
+    text = pathlib.Path(tiny_config.data.path).read_text()
     (tmp_path / "docs").mkdir()
     for i, (lo, hi) in enumerate([(0, 9000), (9000, 18700), (18700, len(text))]):
       (tmp_path / "docs" / f"{i}.txt").write_text(text[lo:hi])
@@ -123,8 +134,9 @@ def test_evaluate_run_on_a_restored_checkpoint(tiny_config, tmp_path, document_m
   tiny_config.train.eval_batches = -1
   mesh = sharding.make_mesh(tiny_config.mesh, jax.devices()[:1])
   summary = loop.train_and_evaluate(tiny_config, str(tmp_path / "run"), mesh=mesh)
-  result = evaluation.evaluate_run(str(tmp_path / "run"), num_passages=5, prompt_len=6,
-                                   continuation_len=10, temperature=0.0)
+  result = evaluation.evaluate_run(
+    str(tmp_path / "run"), num_passages=5, prompt_len=6, continuation_len=10, temperature=0.0
+  )
   assert result["step"] == 2
   # Training's eval drops the windows that do not fill a batch; the whole split is close.
   assert abs(result["loss"] - summary["eval_loss"]) < 0.05
@@ -150,8 +162,9 @@ def _short_run(config, workdir):
 
 def test_evaluate_run_without_passages_skips_generation(tiny_config, tmp_path):
   _short_run(tiny_config, str(tmp_path / "run"))
-  result = evaluation.evaluate_run(str(tmp_path / "run"), num_passages=0, prompt_len=6,
-                                   continuation_len=10)
+  result = evaluation.evaluate_run(
+    str(tmp_path / "run"), num_passages=0, prompt_len=6, continuation_len=10
+  )
   assert result["objective"] == "lm" and result["generation"] is None
   assert result["examples"] == [] and result["loss"] > 0
   json.dumps(result)
@@ -162,8 +175,9 @@ def test_evaluate_run_on_an_encoder_gives_masked_lm_loss_and_accuracy(tiny_confi
   tiny_config.model.norm_position = "post"
   tiny_config.model.activation = "gelu"
   summary = _short_run(tiny_config, str(tmp_path / "enc"))
-  result = evaluation.evaluate_run(str(tmp_path / "enc"), num_passages=64, prompt_len=6,
-                                   continuation_len=10)
+  result = evaluation.evaluate_run(
+    str(tmp_path / "enc"), num_passages=64, prompt_len=6, continuation_len=10
+  )
   assert result["objective"] == "mlm" and "generation" not in result
   data = token_cache.tokenized_data(tiny_config.data)
   assert result["tokens"] == len(data.splits["validation"]) - 1
@@ -172,8 +186,9 @@ def test_evaluate_run_on_an_encoder_gives_masked_lm_loss_and_accuracy(tiny_confi
   assert 0 <= result["accuracy"] <= 1
   # Training's evaluation drops the windows that do not fill a batch; the whole split is close.
   assert abs(result["loss"] - summary["eval_loss"]) < 0.1
-  again = evaluation.evaluate_run(str(tmp_path / "enc"), num_passages=0, prompt_len=6,
-                                  continuation_len=10)
+  again = evaluation.evaluate_run(
+    str(tmp_path / "enc"), num_passages=0, prompt_len=6, continuation_len=10
+  )
   assert again == result  # the masks are drawn from a fixed seed
 
 
@@ -185,12 +200,16 @@ def test_masked_lm_loss_over_whole_batches_is_trainings_evaluation(tiny_config, 
   r = loading.load_run(str(tmp_path / "enc"))
   objective = objective_for(r.model_cfg, r.tokenizer, r.config.mlm)
   tokens = np.asarray(token_cache.tokenized_data(tiny_config.data).splits["validation"])
-  tokens = tokens[:3 * 8 * 16 + 1]  # three whole batches of 8 windows of 16
-  stats = evaluation.evaluate_mlm(r.graphdef, r.params, tokens, objective, seq_len=16,
-                                  batch_size=8, seed=r.config.seed)
+  tokens = tokens[: 3 * 8 * 16 + 1]  # three whole batches of 8 windows of 16
+  stats = evaluation.evaluate_mlm(
+    r.graphdef, r.params, tokens, objective, seq_len=16, batch_size=8, seed=r.config.seed
+  )
   ds = pipeline.window_batches(tokens, 16, 8, shuffle_seed=None, repeat=False)
-  sums = eval_sums(jax.jit(make_eval_step(r.graphdef, objective, r.config.seed)), r.params,
-                   (ds[i] for i in range(len(ds))))
+  sums = eval_sums(
+    jax.jit(make_eval_step(r.graphdef, objective, r.config.seed)),
+    r.params,
+    (ds[i] for i in range(len(ds))),
+  )
   assert len(ds) == 3 and stats.masked_tokens == sums["weight"]
   np.testing.assert_allclose(stats.loss, sums["loss"] / sums["weight"], rtol=1e-6)
   np.testing.assert_allclose(stats.accuracy, sums["correct"] / sums["weight"], rtol=1e-6)
@@ -210,20 +229,23 @@ def test_classifier_metrics_by_hand():
 @pytest.mark.parametrize("kind", ["decoder", "encoder"])
 def test_evaluate_run_on_a_classifier(tiny_config, tmp_path, kind):
   from tests.training.test_finetune import _classify
+
   config = _classify(tiny_config, tmp_path, steps=8)
   config.model.kind = kind
   if kind == "encoder":
     config.model.norm_position = "post"
-  summary = loop.train_and_evaluate(config, str(tmp_path / "cls"),
-                                     sharding.make_mesh(config.mesh, jax.devices()[:1]))
-  result = evaluation.evaluate_run(str(tmp_path / "cls"), num_passages=64, prompt_len=6,
-                                   continuation_len=10)
+  summary = loop.train_and_evaluate(
+    config, str(tmp_path / "cls"), sharding.make_mesh(config.mesh, jax.devices()[:1])
+  )
+  result = evaluation.evaluate_run(
+    str(tmp_path / "cls"), num_passages=64, prompt_len=6, continuation_len=10
+  )
   assert result["objective"] == "classify" and result["examples"] == 96  # 20% of 480
   # 96 examples are 12 whole batches: exactly what training's evaluation saw.
   np.testing.assert_allclose(result["loss"], summary["eval_loss"], rtol=1e-5)
   np.testing.assert_allclose(result["accuracy"], summary["eval_accuracy"], rtol=1e-6)
   confusion = np.asarray(result["confusion"])
-  truth = np.asarray([l for _, l in labelled.read_splits(config.data, 2)["validation"]])
+  truth = np.asarray([y for _, y in labelled.read_splits(config.data, 2)["validation"]])
   assert confusion.sum() == 96 and list(confusion.sum(1)) == [(truth == c).sum() for c in (0, 1)]
   assert [c["support"] for c in result["per_class"]] == list(confusion.sum(1))
   json.dumps(result)

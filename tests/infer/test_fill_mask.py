@@ -9,9 +9,17 @@ from lm.model.transformer import make_model
 
 def test_fill_mask_ranks_ordinary_tokens_at_each_mask():
   tok = CharTokenizer("abcdefgh ")
-  cfg = TransformerConfig(vocab_size=64, num_layers=2, num_heads=4, d_model=32, mlp_dim=64,
-                          max_seq_len=16, kind="encoder", norm_position="post",
-                          activation="gelu")
+  cfg = TransformerConfig(
+    vocab_size=64,
+    num_layers=2,
+    num_heads=4,
+    d_model=32,
+    mlp_dim=64,
+    max_seq_len=16,
+    kind="encoder",
+    norm_position="post",
+    activation="gelu",
+  )
   graphdef, params = nnx.split(make_model(cfg, rngs=nnx.Rngs(0)))
   out = fill_mask(graphdef, params, tok, "ab[MASK] c[MASK]", top_k=4)
   assert len(out) == 2

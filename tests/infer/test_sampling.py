@@ -4,29 +4,51 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from lm.runtime import sharding
 from lm.infer import sampling
 from lm.model.config import TransformerConfig
 from lm.model.transformer import DecoderLM
-
+from lm.runtime import sharding
 
 # 'llama': the modern blocks, with grouped-query attention (the cache holds 2 KV heads of 4).
-LLAMA = dict(position="rotary", norm="rmsnorm", mlp="swiglu", num_kv_heads=2, qk_norm=True,
-             use_bias=False, tie_embeddings=False, rope_theta=500000.0)
+LLAMA = {
+  "position": "rotary",
+  "norm": "rmsnorm",
+  "mlp": "swiglu",
+  "num_kv_heads": 2,
+  "qk_norm": True,
+  "use_bias": False,
+  "tie_embeddings": False,
+  "rope_theta": 500000.0,
+}
 
 
 def _model(position="learned", max_seq_len=16):
-  blocks = LLAMA if position == "llama" else dict(position=position)
-  cfg = TransformerConfig(vocab_size=64, num_layers=2, num_heads=4, d_model=32, mlp_dim=64,
-                          max_seq_len=max_seq_len, **blocks)
+  blocks = LLAMA if position == "llama" else {"position": position}
+  cfg = TransformerConfig(
+    vocab_size=64,
+    num_layers=2,
+    num_heads=4,
+    d_model=32,
+    mlp_dim=64,
+    max_seq_len=max_seq_len,
+    **blocks,
+  )
   return DecoderLM(cfg, rngs=nnx.Rngs(0))
 
 
 def _greedy(model, prompts, padding="left", **kw):
   graphdef, params = nnx.split(model)
   tokens, lengths = sampling.pad_prompts(prompts, padding)
-  return sampling.generate(graphdef, params, jnp.asarray(tokens), jnp.asarray(lengths),
-                           jax.random.key(0), temperature=0.0, padding=padding, **kw)
+  return sampling.generate(
+    graphdef,
+    params,
+    jnp.asarray(tokens),
+    jnp.asarray(lengths),
+    jax.random.key(0),
+    temperature=0.0,
+    padding=padding,
+    **kw,
+  )
 
 
 @pytest.mark.parametrize("position", ["learned", "llama"])  # llama: rotary, GQA, QK-norm, ...
@@ -41,7 +63,7 @@ def test_cached_decode_matches_full_forward_at_every_position(position):
   logits, cache = model(jnp.asarray(batch[:, :5]), cache=cache)
   steps = [logits]
   for t in range(5, 12):
-    logits, cache = model(jnp.asarray(batch[:, t:t + 1]), cache=cache)
+    logits, cache = model(jnp.asarray(batch[:, t : t + 1]), cache=cache)
     steps.append(logits)
   cached = np.concatenate(steps, axis=1)
   np.testing.assert_allclose(cached[0], full[0][0], atol=1e-5, rtol=1e-5)
@@ -84,8 +106,8 @@ def _draws(logits_V, **kw):
 def test_top_k_and_top_p_never_emit_a_token_outside_the_allowed_set():
   probs = [0.05, 0.1, 0.15, 0.3, 0.4]
   assert _draws(probs, top_k=2) == {3, 4}
-  assert _draws(probs, top_p=0.6) == {3, 4}        # 0.4 + 0.3 covers 0.6
-  assert _draws(probs, top_p=0.75) == {2, 3, 4}    # 0.7 does not cover 0.75
+  assert _draws(probs, top_p=0.6) == {3, 4}  # 0.4 + 0.3 covers 0.6
+  assert _draws(probs, top_p=0.75) == {2, 3, 4}  # 0.7 does not cover 0.75
   assert _draws(probs, top_p=0.3) == {4}
   assert _draws(probs, top_k=2, top_p=0.5) == {4}  # top_p acts on the renormalised top 2
   assert _draws(probs, temperature=2.0) == {0, 1, 2, 3, 4}
@@ -97,8 +119,16 @@ def test_vocab_limit_end_token_and_seed():
   prompts, lengths = jnp.zeros((4, 1), jnp.int32), jnp.ones((4,), jnp.int32)
 
   def run(seed, **kw):
-    return sampling.generate(graphdef, params, prompts, lengths, jax.random.key(seed),
-                             max_new_tokens=12, temperature=2.0, **kw)
+    return sampling.generate(
+      graphdef,
+      params,
+      prompts,
+      lengths,
+      jax.random.key(seed),
+      max_new_tokens=12,
+      temperature=2.0,
+      **kw,
+    )
 
   limited = run(1, vocab_limit=5)
   assert int(limited.tokens.max()) < 5
@@ -123,9 +153,10 @@ def test_sharded_batch_matches_one_device():
   model = _model("rotary")
   graphdef, params = nnx.split(model)
   prompts, lengths = sampling.pad_prompts([[i, i + 1, i + 2][: 1 + i % 3] for i in range(8)])
-  args = dict(max_new_tokens=6, temperature=0.0)
-  one = sampling.generate(graphdef, params, jnp.asarray(prompts), jnp.asarray(lengths),
-                          jax.random.key(0), **args)
+  args = {"max_new_tokens": 6, "temperature": 0.0}
+  one = sampling.generate(
+    graphdef, params, jnp.asarray(prompts), jnp.asarray(lengths), jax.random.key(0), **args
+  )
   mesh = sharding.make_mesh({"data": 8, "fsdp": 1, "tensor": 1})
   data = jax.device_put((prompts, lengths), sharding.batch_sharding(mesh))
   params = jax.device_put(params, sharding.replicated(mesh))
@@ -137,8 +168,9 @@ def test_sharded_batch_matches_one_device():
 def test_generate_long_goes_past_the_window_in_chunks_of_the_window():
   model = _model()
   graphdef, params = nnx.split(model)
-  out = sampling.generate_long(graphdef, params, np.asarray([[1, 2, 3]]), jax.random.key(0),
-                               max_new_tokens=20, temperature=0.0)
+  out = sampling.generate_long(
+    graphdef, params, np.asarray([[1, 2, 3]]), jax.random.key(0), max_new_tokens=20, temperature=0.0
+  )
   assert out.shape == (1, 20)
   seq = np.concatenate([[1, 2, 3], out[0]])
   # Chunks of 8 new tokens, each from the last 8 tokens before it (the first: the prompt).
@@ -147,7 +179,7 @@ def test_generate_long_goes_past_the_window_in_chunks_of_the_window():
     windows.setdefault(0 if i < 11 else 3 + 8 * ((i - 3) // 8) - 8, []).append(i)
   for start, positions in windows.items():
     # One forward per window: causal, so logits at i - 1 see only seq[start:i].
-    logits = model(jnp.asarray(seq[None, start:positions[-1]]))
+    logits = model(jnp.asarray(seq[None, start : positions[-1]]))
     for i in positions:
       assert int(seq[i]) == int(jnp.argmax(logits[0, i - 1 - start])), i
 

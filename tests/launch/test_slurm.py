@@ -9,15 +9,31 @@ from launch import slurm
 
 
 def test_renders_one_process_per_gpu(capsys):
-  argv = ["--nodes=2", "--gpus_per_node=4", "--partition=a100", "--repo=/shared/lm",
-          "--dry-run", "--", "--config=experiments/configs/gpt2_124m.py", "--workdir=/shared/r"]
+  argv = [
+    "--nodes=2",
+    "--gpus_per_node=4",
+    "--partition=a100",
+    "--repo=/shared/lm",
+    "--dry-run",
+    "--",
+    "--config=experiments/configs/gpt2_124m.py",
+    "--workdir=/shared/r",
+  ]
   assert slurm.main(argv) == 0
   script = capsys.readouterr().out
-  for line in ("#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=4", "#SBATCH --gpus-per-node=4",
-               "#SBATCH --partition=a100", "cd /shared/lm", "export LM_DISTRIBUTED=auto",
-               "#SBATCH --requeue", "#SBATCH --signal=B:USR1@300", "#SBATCH --open-mode=append",
-               "srun --kill-on-bad-exit=1 .venv/bin/python -m experiments.train "
-               "--config=experiments/configs/gpt2_124m.py --workdir=/shared/r &"):
+  for line in (
+    "#SBATCH --nodes=2",
+    "#SBATCH --ntasks-per-node=4",
+    "#SBATCH --gpus-per-node=4",
+    "#SBATCH --partition=a100",
+    "cd /shared/lm",
+    "export LM_DISTRIBUTED=auto",
+    "#SBATCH --requeue",
+    "#SBATCH --signal=B:USR1@300",
+    "#SBATCH --open-mode=append",
+    "srun --kill-on-bad-exit=1 .venv/bin/python -m experiments.train "
+    "--config=experiments/configs/gpt2_124m.py --workdir=/shared/r &",
+  ):
     assert line in script.splitlines(), line
 
 
@@ -33,9 +49,15 @@ while true; do sleep 0.05; done
 """
 
 
-@pytest.mark.parametrize("case,status,requeued", [
-    ("time limit", 75, True), ("finished", 0, False), ("failed", 1, False),
-    ("stop_after_steps", 75, True)])
+@pytest.mark.parametrize(
+  "case,status,requeued",
+  [
+    ("time limit", 75, True),
+    ("finished", 0, False),
+    ("failed", 1, False),
+    ("stop_after_steps", 75, True),
+  ],
+)
 def test_the_script_saves_and_requeues_at_the_time_limit(tmp_path, case, status, requeued):
   for name, text in (("srun", _SRUN), ("scontrol", _SCONTROL), ("task", _TASK)):
     (tmp_path / name).write_text(text)
@@ -44,8 +66,13 @@ def test_the_script_saves_and_requeues_at_the_time_limit(tmp_path, case, status,
   args = slurm.parser().parse_args([f"--repo={tmp_path}", f"--python={tmp_path / 'task'}"])
   args.train_args = ["--workdir=/shared/r"]
   script.write_text(slurm.render(args))
-  env = dict(os.environ, PATH=f"{tmp_path}:{os.environ['PATH']}", SLURM_JOB_ID="42",
-             SCONTROL_LOG=str(tmp_path / "scontrol.log"), TASK_STARTED=str(tmp_path / "started"))
+  env = dict(
+    os.environ,
+    PATH=f"{tmp_path}:{os.environ['PATH']}",
+    SLURM_JOB_ID="42",
+    SCONTROL_LOG=str(tmp_path / "scontrol.log"),
+    TASK_STARTED=str(tmp_path / "started"),
+  )
   if case != "time limit":
     env["FAKE_EXIT"] = str(status)
   job = subprocess.Popen(["bash", str(script)], env=env, stdout=subprocess.PIPE, text=True)
@@ -58,7 +85,11 @@ def test_the_script_saves_and_requeues_at_the_time_limit(tmp_path, case, status,
   out, _ = job.communicate(timeout=30)
   assert job.returncode == status
   assert (tmp_path / "started").read_text().split() == [
-      "task", "-m", "experiments.train", "--workdir=/shared/r"]
+    "task",
+    "-m",
+    "experiments.train",
+    "--workdir=/shared/r",
+  ]
   log = tmp_path / "scontrol.log"
   assert (log.read_text() if log.exists() else "") == ("requeue 42\n" if requeued else "")
   assert ("requeued, it resumes from the workdir" in out) == requeued

@@ -16,9 +16,13 @@ def _lines(capsys, *argv) -> list[str]:
   return capsys.readouterr().out.splitlines()
 
 
-@pytest.mark.parametrize("acc,zone,gcloud_acc,runtime", [
+@pytest.mark.parametrize(
+  "acc,zone,gcloud_acc,runtime",
+  [
     ("v5e-16", "us-west4-a", "v5litepod-16", "v2-alpha-tpuv5-lite"),
-    ("v4-8", "us-central2-b", "v4-8", "tpu-ubuntu2204-base")])
+    ("v4-8", "us-central2-b", "v4-8", "tpu-ubuntu2204-base"),
+  ],
+)
 def test_dry_run_prints_the_gcloud_commands(capsys, acc, zone, gcloud_acc, runtime):
   [create] = _lines(capsys, f"--zone={zone}", f"--accelerator_type={acc}", "create")
   assert create.startswith("gcloud compute tpus tpu-vm create lm ")
@@ -36,8 +40,9 @@ def test_dry_run_prints_the_gcloud_commands(capsys, acc, zone, gcloud_acc, runti
 
 
 def test_queued_resource(capsys):
-  [create] = _lines(capsys, "--zone=us-west4-a", "--accelerator_type=v5e-16", "--queued",
-                    "--spot", "create")
+  [create] = _lines(
+    capsys, "--zone=us-west4-a", "--accelerator_type=v5e-16", "--queued", "--spot", "create"
+  )
   assert create.startswith("gcloud compute tpus queued-resources create lm --node-id=lm ")
   assert "--accelerator-type=v5litepod-16" in create and "--spot" in create
 
@@ -78,12 +83,18 @@ def test_the_worker_commands_detach_refuse_a_second_run_and_stop_it(tmp_path):
   (bin_dir / "python3").chmod(0o755)
   env = dict(os.environ, HOME=str(home), PATH=f"{bin_dir}:{os.environ['PATH']}")
   [stop] = tpu_vm.commands(tpu_vm.parser().parse_args(["--name=lm", "--zone=z", "stop"]))
-  stop = next(a for a in stop if a.startswith("--command="))[len("--command="):]
+  stop = next(a for a in stop if a.startswith("--command="))[len("--command=") :]
 
   def worker(command):
     """As over ssh: a shell in a session of its own, which ends when the command returns."""
-    shell = subprocess.Popen(["bash", "-c", command], env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+    shell = subprocess.Popen(
+      ["bash", "-c", command],
+      env=env,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+      start_new_session=True,
+    )
     out, err = shell.communicate(timeout=30)
     return shell.pid, shell.returncode, out, err
 

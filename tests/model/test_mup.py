@@ -7,26 +7,43 @@ import pytest
 from flax import nnx
 
 from experiments.configs import base
-from lm.training import optim
-from lm.runtime import sharding
 from lm.model import mup
 from lm.model.config import TransformerConfig
 from lm.model.transformer import DecoderLM
+from lm.runtime import sharding
+from lm.training import optim
 
-LLAMA = dict(position="rotary", norm="rmsnorm", mlp="swiglu", num_kv_heads=2, qk_norm=True,
-             use_bias=False, tie_embeddings=False)
+LLAMA = {
+  "position": "rotary",
+  "norm": "rmsnorm",
+  "mlp": "swiglu",
+  "num_kv_heads": 2,
+  "qk_norm": True,
+  "use_bias": False,
+  "tie_embeddings": False,
+}
 BLOCKS = [{}, {"tie_embeddings": False}, LLAMA]
 
 
 def _cfg(**kw):
-  base_kw = dict(vocab_size=64, num_layers=2, num_heads=4, d_model=48, mlp_dim=192,
-                 max_seq_len=16)
+  base_kw = {
+    "vocab_size": 64,
+    "num_layers": 2,
+    "num_heads": 4,
+    "d_model": 48,
+    "mlp_dim": 192,
+    "max_seq_len": 16,
+  }
   return TransformerConfig(**{**base_kw, **kw})
 
 
 def _mup(cfg, base_width, base_head_dim=None):
-  return dataclasses.replace(cfg, parametrization="mup", base_width=base_width,
-                             base_head_dim=base_head_dim or base_width // cfg.num_heads)
+  return dataclasses.replace(
+    cfg,
+    parametrization="mup",
+    base_width=base_width,
+    base_head_dim=base_head_dim or base_width // cfg.num_heads,
+  )
 
 
 def _axes(model):
@@ -38,8 +55,9 @@ def test_mup_at_base_width_is_the_standard_model(kw):
   standard = _cfg(**kw)
   a = DecoderLM(standard, rngs=nnx.Rngs(0))
   b = DecoderLM(_mup(standard, standard.d_model), rngs=nnx.Rngs(0))
-  jax.tree.map(np.testing.assert_array_equal, nnx.to_pure_dict(nnx.state(a)),
-               nnx.to_pure_dict(nnx.state(b)))
+  jax.tree.map(
+    np.testing.assert_array_equal, nnx.to_pure_dict(nnx.state(a)), nnx.to_pure_dict(nnx.state(b))
+  )
   tokens = jax.random.randint(jax.random.key(1), (2, 16), 0, 64)
   np.testing.assert_array_equal(a(tokens), b(tokens))
   assert set(jax.tree.leaves(mup.lr_multipliers(b.cfg, _axes(b)))) == {1.0}
@@ -71,7 +89,10 @@ def test_initialisation_scales_hidden_matrices_only():
   standard = _cfg(d_model=256, mlp_dim=1024, num_heads=4, vocab_size=512)
   sp = nnx.to_pure_dict(nnx.state(DecoderLM(standard, rngs=nnx.Rngs(0))))
   mp = nnx.to_pure_dict(nnx.state(DecoderLM(_mup(standard, 64), rngs=nnx.Rngs(0))))  # m = 4
-  ratio = lambda f: float(jnp.std(f(mp)) / jnp.std(f(sp)))
+
+  def ratio(f):
+    return float(jnp.std(f(mp)) / jnp.std(f(sp)))
+
   assert ratio(lambda p: p["embed"]) == pytest.approx(1.0)
   for f in (lambda p: p["blocks"][0]["attn"]["w_qkv"], lambda p: p["blocks"][0]["mlp"]["w_out"]):
     assert ratio(f) == pytest.approx(0.5)  # 1 / sqrt(m)
@@ -126,14 +147,21 @@ def test_updates_of_hidden_matrices_are_divided_by_the_width_multiplier(name):
   axes = _axes(model)
   grads = jax.tree.map(lambda p: jnp.ones_like(p) * 0.3, params)
   o = base.get_config().optim
-  o.update(name=name, schedule="constant", warmup_steps=0, learning_rate=0.01,
-           weight_decay=0.1, grad_clip_norm=0.0)
+  o.update(
+    name=name,
+    schedule="constant",
+    warmup_steps=0,
+    learning_rate=0.01,
+    weight_decay=0.1,
+    grad_clip_norm=0.0,
+  )
   plain, _ = optim.make_optimizer(o, 10, axes)
   scaled, _ = optim.make_optimizer(o, 10, axes, mup.lr_multipliers(cfg, axes))
   u_plain, _ = plain.update(grads, plain.init(params), params)
   u_scaled, _ = scaled.update(grads, scaled.init(params), params)
-  np.testing.assert_allclose(u_scaled["blocks"][1]["mlp"]["w_in"],
-                             u_plain["blocks"][1]["mlp"]["w_in"] / 4, rtol=1e-6)
+  np.testing.assert_allclose(
+    u_scaled["blocks"][1]["mlp"]["w_in"], u_plain["blocks"][1]["mlp"]["w_in"] / 4, rtol=1e-6
+  )
   for path in (("embed",), ("norm_out", "scale"), ("blocks", 0, "attn", "b_qkv")):
     a, b = u_scaled, u_plain
     for key in path:
@@ -146,11 +174,12 @@ def test_muon_is_refused_under_mup():
   model = DecoderLM(cfg, rngs=nnx.Rngs(0))
   o = base.get_config().optim
   o.name = "muon"
-  with pytest.raises(ValueError, match="config.optim.name='muon' has no μP"):
+  with pytest.raises(ValueError, match=r"config\.optim\.name='muon' has no μP"):
     optim.make_optimizer(o, 10, _axes(model), mup.lr_multipliers(cfg, _axes(model)))
 
 
 def test_mup_is_for_decoder_language_models():
   from lm.model.transformer import make_model
+
   with pytest.raises(ValueError, match="decoder language models only"):
     make_model(_mup(_cfg(kind="encoder", norm_position="post"), 24), rngs=nnx.Rngs(0))

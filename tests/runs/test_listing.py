@@ -12,8 +12,9 @@ import matplotlib.image
 import numpy as np
 import pytest
 
+from lm.model import config as model_config
+from lm.model import counts
 from lm.runs import curves, listing, metrics, run_files
-from lm.model import config as model_config, counts
 from tests.conftest import REPO
 
 
@@ -27,8 +28,9 @@ def _fake_run(workdir, config, losses, evals=(), status=None, **status_fields):
   (workdir / "checkpoints" / "4").mkdir(parents=True)  # not searched for runs
   writer = metrics.MetricWriter(str(workdir))
   for i, loss in enumerate(losses, 1):
-    writer.write(i, {"loss": loss, "lr": 1e-3, **({"tokens_per_s": 1000.0 * i}
-                                                   if i == len(losses) else {})})
+    writer.write(
+      i, {"loss": loss, "lr": 1e-3, **({"tokens_per_s": 1000.0 * i} if i == len(losses) else {})}
+    )
     if i in dict(evals):
       writer.write(i, {"eval_loss": dict(evals)[i]})
   writer.close()
@@ -41,18 +43,44 @@ def _fake_run(workdir, config, losses, evals=(), status=None, **status_fields):
 def runs_dir(tmp_path, tiny_config):
   """Runs in every state: two of a sweep in a subfolder, the others at the top."""
   root = tmp_path / "runs"
-  _fake_run(root / "sweep" / "done", tiny_config, [4.0, 3.0, 2.5, 2.0, 1.9, 1.8, 1.7, 1.6],
-            evals=[(4, 2.2), (8, 1.75)], status=run_files.FINISHED, step=8)
-  _fake_run(root / "sweep" / "stopped", tiny_config, [4.1, 3.2, 2.6], status=run_files.PREEMPTED,
-            step=3, detail="SIGTERM")
-  _fake_run(root / "nan", tiny_config, [4.0, 3.9], status=run_files.FAILED,
-            detail="NonFiniteLossError: loss nan / grad norm nan at step 3; last good "
-                   "checkpoint: none in /x/checkpoints")
-  _fake_run(root / "hung", tiny_config, [4.0], status=run_files.STALLED,
-            detail="watchdog: no progress for 601s while evaluating at step 4")
+  _fake_run(
+    root / "sweep" / "done",
+    tiny_config,
+    [4.0, 3.0, 2.5, 2.0, 1.9, 1.8, 1.7, 1.6],
+    evals=[(4, 2.2), (8, 1.75)],
+    status=run_files.FINISHED,
+    step=8,
+  )
+  _fake_run(
+    root / "sweep" / "stopped",
+    tiny_config,
+    [4.1, 3.2, 2.6],
+    status=run_files.PREEMPTED,
+    step=3,
+    detail="SIGTERM",
+  )
+  _fake_run(
+    root / "nan",
+    tiny_config,
+    [4.0, 3.9],
+    status=run_files.FAILED,
+    detail="NonFiniteLossError: loss nan / grad norm nan at step 3; last good "
+    "checkpoint: none in /x/checkpoints",
+  )
+  _fake_run(
+    root / "hung",
+    tiny_config,
+    [4.0],
+    status=run_files.STALLED,
+    detail="watchdog: no progress for 601s while evaluating at step 4",
+  )
   _fake_run(root / "live", tiny_config, [4.0, 3.5], status=run_files.RUNNING, step=0)
-  gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                        capture_output=True, text=True, check=True)
+  gone = subprocess.run(
+    [sys.executable, "-c", "import os; print(os.getpid())"],
+    capture_output=True,
+    text=True,
+    check=True,
+  )
   _fake_run(root / "gone", tiny_config, [4.0], status=run_files.RUNNING)
   status = json.loads((root / "gone" / "status.json").read_text())
   (root / "gone" / "status.json").write_text(json.dumps({**status, "pid": int(gone.stdout)}))
@@ -67,39 +95,58 @@ def test_runs_are_found_and_summarised(runs_dir):
   named = listing.named_runs(str(runs_dir))
   names = [name for _, name in named]
   top = str(runs_dir)
-  assert names == [f"{top}/{n}" for n in ("elsewhere", "gone", "hung", "live", "nan", "old",
-                                          "sweep/done", "sweep/stopped")]
+  assert names == [
+    f"{top}/{n}"
+    for n in ("elsewhere", "gone", "hung", "live", "nan", "old", "sweep/done", "sweep/stopped")
+  ]
   rows = {os.path.relpath(name, top): listing.summarise(w, name) for w, name in named}
   done = rows["sweep/done"]
-  assert (done.step, done.steps, done.train_loss, done.eval_loss, done.tokens_per_s,
-          done.status) == (8, 8, 1.6, 1.75, 8000.0, run_files.FINISHED)
-  assert (rows["sweep/stopped"].status, rows["sweep/stopped"].detail) == (run_files.PREEMPTED,
-                                                                          "SIGTERM")
+  assert (
+    done.step,
+    done.steps,
+    done.train_loss,
+    done.eval_loss,
+    done.tokens_per_s,
+    done.status,
+  ) == (8, 8, 1.6, 1.75, 8000.0, run_files.FINISHED)
+  assert (rows["sweep/stopped"].status, rows["sweep/stopped"].detail) == (
+    run_files.PREEMPTED,
+    "SIGTERM",
+  )
   assert rows["sweep/stopped"].step == 3 and math.isnan(rows["sweep/stopped"].eval_loss)
   assert rows["nan"].status == run_files.FAILED and rows["nan"].detail.startswith("NonFiniteLoss")
   assert rows["hung"].status == run_files.STALLED
   assert rows["live"].status == run_files.RUNNING  # this process
   assert rows["gone"].status == listing.KILLED
-  assert (rows["elsewhere"].status, rows["elsewhere"].detail) == (listing.MAYBE_RUNNING,
-                                                                  "on tpu-w0")
+  assert (rows["elsewhere"].status, rows["elsewhere"].detail) == (
+    listing.MAYBE_RUNNING,
+    "on tpu-w0",
+  )
   assert rows["old"].status == listing.UNKNOWN
   # A run given itself is named as given.
-  assert listing.named_runs(f"{top}/sweep/done/") == [(f"{top}/sweep/done",
-                                                            f"{top}/sweep/done")]
+  assert listing.named_runs(f"{top}/sweep/done/") == [(f"{top}/sweep/done", f"{top}/sweep/done")]
 
 
 def test_the_table_has_a_line_per_run(runs_dir):
   top = str(runs_dir)
-  summaries = [listing.summarise(w, os.path.relpath(w, top))
-               for w, _ in listing.named_runs(top)]
+  summaries = [listing.summarise(w, os.path.relpath(w, top)) for w, _ in listing.named_runs(top)]
   now = max(s.updated for s in summaries) + 120
   lines = listing.format_table(summaries, now=now).splitlines()
-  assert lines[0].split() == ["run", "step", "train", "loss", "eval", "loss", "tokens/s",
-                              "status", "updated", "detail"]
-  done = next(l for l in lines if l.startswith("sweep/done"))
-  assert done.split() == ["sweep/done", "8/8", "1.6000", "1.7500", "8,000", "finished", "2m",
-                          "ago"]
-  nan = next(l for l in lines if l.startswith("nan "))
+  assert lines[0].split() == [
+    "run",
+    "step",
+    "train",
+    "loss",
+    "eval",
+    "loss",
+    "tokens/s",
+    "status",
+    "updated",
+    "detail",
+  ]
+  done = next(line for line in lines if line.startswith("sweep/done"))
+  assert done.split() == ["sweep/done", "8/8", "1.6000", "1.7500", "8,000", "finished", "2m", "ago"]
+  nan = next(line for line in lines if line.startswith("nan "))
   assert nan.split()[1:7] == ["2/8", "3.9000", "nan", "2,000", "failed", "2m"]
   assert nan.endswith(" NonFiniteLossError: loss nan / grad norm nan at step 3; last good chec")
 
@@ -109,9 +156,14 @@ def test_curves_are_read_against_step_tokens_or_flops(runs_dir, tiny_config, x):
   workdir = str(runs_dir / "sweep" / "done")
   curve = curves.read_curve(workdir, "done", x)
   tokens = tiny_config.data.batch_size * tiny_config.data.seq_len
-  per_step = {"step": 1, "tokens": tokens,
-              "flops": tokens * counts.training_flops_per_token(
-                  run_files.read_model_config(workdir), tiny_config.data.seq_len)}[x]
+  per_step = {
+    "step": 1,
+    "tokens": tokens,
+    "flops": tokens
+    * counts.training_flops_per_token(
+      run_files.read_model_config(workdir), tiny_config.data.seq_len
+    ),
+  }[x]
   np.testing.assert_array_equal(curve.train_x, np.arange(1, 9) * per_step)
   np.testing.assert_array_equal(curve.train_loss, [4.0, 3.0, 2.5, 2.0, 1.9, 1.8, 1.7, 1.6])
   np.testing.assert_array_equal(curve.eval_x, np.array([4, 8]) * per_step)
@@ -119,8 +171,14 @@ def test_curves_are_read_against_step_tokens_or_flops(runs_dir, tiny_config, x):
 
 
 def _cli(*argv):
-  return subprocess.run([sys.executable, "-m", "experiments.runs", *argv], cwd=REPO,
-                        capture_output=True, text=True, timeout=300)
+  return subprocess.run(
+    [sys.executable, "-m", "experiments.runs", *argv],
+    cwd=REPO,
+    capture_output=True,
+    check=False,
+    text=True,
+    timeout=300,
+  )
 
 
 def test_list_and_plot_commands(runs_dir, tmp_path):
@@ -128,11 +186,14 @@ def test_list_and_plot_commands(runs_dir, tmp_path):
   assert out.returncode == 0, out.stderr
   lines = out.stdout.splitlines()
   assert len(lines) == 1 + 8 and lines[0].startswith("run ")
-  assert any(l.startswith(f"{runs_dir}/sweep/stopped ") and " preempted " in l for l in lines)
+  assert any(
+    line.startswith(f"{runs_dir}/sweep/stopped ") and " preempted " in line for line in lines
+  )
 
   png = tmp_path / "curves.png"
-  out = _cli("plot", str(runs_dir / "sweep"), str(runs_dir / "nan"), "--x=flops",
-             f"--out={png}", "--log")
+  out = _cli(
+    "plot", str(runs_dir / "sweep"), str(runs_dir / "nan"), "--x=flops", f"--out={png}", "--log"
+  )
   assert out.returncode == 0, out.stderr
   assert out.stdout.strip() == f"wrote {png}"
   image = matplotlib.image.imread(png)

@@ -6,8 +6,7 @@ import pytest
 
 from lm.runs import metrics
 
-event_accumulator = pytest.importorskip(
-    "tensorboard.backend.event_processing.event_accumulator")
+event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 
 
 def test_tensorboard_reads_one_curve_after_a_resume(tmp_path):
@@ -27,6 +26,11 @@ def test_tensorboard_reads_one_curve_after_a_resume(tmp_path):
   events.Reload()
   assert sorted(events.Tags()["scalars"]) == ["eval_loss", "loss", "lr"]
   assert [(e.step, e.value) for e in events.Scalars("loss")] == [
-      (1, 9.0), (2, 8.0), (3, 7.0), (4, 24.0), (5, 25.0)]
+    (1, 9.0),
+    (2, 8.0),
+    (3, 7.0),
+    (4, 24.0),
+    (5, 25.0),
+  ]
   # The evaluations of steps 4 and 6 were replayed (step 4's again later), so purged.
   assert [(e.step, e.value) for e in events.Scalars("eval_loss")] == [(2, 8.5)]

@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from lm.training import config_checks, loop
 from lm.runs import loading
 from lm.runtime import sharding
+from lm.training import config_checks, loop
 
 
-def test_a_run_loads_checks_its_restarts_and_loads_from_before_the_config_split(tiny_config,
-                                                                               tmp_path):
+def test_a_run_loads_checks_its_restarts_and_loads_from_before_the_config_split(
+  tiny_config, tmp_path
+):
   tiny_config.train.steps = 2
   tiny_config.optim.warmup_steps = 1
   tiny_config.execution.logits_dtype = "bfloat16"
@@ -25,17 +26,22 @@ def test_a_run_loads_checks_its_restarts_and_loads_from_before_the_config_split(
   assert "logits_dtype" not in model_json and model_json["d_model"] == 32
   loaded = loading.load_run(str(tmp_path))
   assert loaded.step == 2 and loaded.model_cfg.d_model == 32
-  jax.tree.map(np.testing.assert_array_equal, sharding.host_copy(loaded.params),
-               sharding.host_copy(summary["state"].params))
+  jax.tree.map(
+    np.testing.assert_array_equal,
+    sharding.host_copy(loaded.params),
+    sharding.host_copy(summary["state"].params),
+  )
   assert jnp.dtype(nnx.merge(loaded.graphdef, loaded.params)(tokens).dtype) == jnp.bfloat16
 
   # A restart with another model fails naming the fields, before writing anything.
   before = {p: (tmp_path / p).read_bytes() for p in ("config.json", "model.json")}
   changed = tiny_config.copy_and_resolve_references()
   changed.model.d_model = 64
-  with pytest.raises(config_checks.ConfigError,
-                     match=r"holds a run of another model, whose checkpoints cannot be restored: "
-                           r"config.model.d_model=64 \(the run's: 32\)"):
+  with pytest.raises(
+    config_checks.ConfigError,
+    match=r"holds a run of another model, whose checkpoints cannot be restored: "
+    r"config.model.d_model=64 \(the run's: 32\)",
+  ):
     loop.train_and_evaluate(changed, str(tmp_path), mesh)
   assert before == {p: (tmp_path / p).read_bytes() for p in before}
   with pytest.raises(config_checks.ConfigError, match=r"--workdir=.*config.json is a file"):
@@ -44,8 +50,14 @@ def test_a_run_loads_checks_its_restarts_and_loads_from_before_the_config_split(
     loading.load_run(str(tmp_path / "empty"))
 
   # Runs from before the split kept dtypes and kernels in model.json, and no `execution`.
-  model_json.update(param_dtype="float32", compute_dtype="float32", attention_impl="xla",
-                    remat="none", scan_layers=False, logits_dtype="float16")
+  model_json.update(
+    param_dtype="float32",
+    compute_dtype="float32",
+    attention_impl="xla",
+    remat="none",
+    scan_layers=False,
+    logits_dtype="float16",
+  )
   for field in ("parametrization", "base_width", "base_head_dim"):  # and before μP
     del model_json[field]
   (tmp_path / "model.json").write_text(json.dumps(model_json))
@@ -66,10 +78,12 @@ def test_a_resume_that_changes_the_run_is_refused_unless_allowed(tiny_config, tm
   longer = tiny_config.copy_and_resolve_references()
   longer.train.steps = 3
   longer.optim.learning_rate = 2e-3
-  with pytest.raises(config_checks.ConfigError,
-                     match=r"holds a run trained with other settings: "
-                           r"config.optim.learning_rate=0.002 \(the run's: 0.001\), "
-                           r"config.train.steps=3 \(the run's: 2\); resume with the run's config"):
+  with pytest.raises(
+    config_checks.ConfigError,
+    match=r"holds a run trained with other settings: "
+    r"config.optim.learning_rate=0.002 \(the run's: 0.001\), "
+    r"config.train.steps=3 \(the run's: 2\); resume with the run's config",
+  ):
     loop.train_and_evaluate(longer, str(tmp_path), mesh)
   # What only changes how a run reports, saves or runs may change; a finished run says so.
   caplog.set_level("INFO")
@@ -94,5 +108,8 @@ def test_a_mup_run_trains_and_loads_as_mup(tiny_config, tmp_path):
   loaded = loading.load_run(str(tmp_path))
   assert (loaded.model_cfg.parametrization, loaded.model_cfg.base_width) == ("mup", 16)
   assert nnx.merge(loaded.graphdef, loaded.params).output_multiplier == 0.5
-  jax.tree.map(np.testing.assert_array_equal, sharding.host_copy(loaded.params),
-               sharding.host_copy(summary["state"].params))
+  jax.tree.map(
+    np.testing.assert_array_equal,
+    sharding.host_copy(loaded.params),
+    sharding.host_copy(summary["state"].params),
+  )

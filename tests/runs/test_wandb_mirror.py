@@ -10,13 +10,18 @@ from lm.training import loop
 wandb = pytest.importorskip("wandb")
 
 
-def test_an_offline_run_gets_every_row_and_a_restart_resumes_it(tiny_config, tmp_path,
-                                                                 monkeypatch):
+def test_an_offline_run_gets_every_row_and_a_restart_resumes_it(tiny_config, tmp_path, monkeypatch):
   monkeypatch.setenv("WANDB_SILENT", "true")
   logged = []
   real_log = wandb.Run.log
-  monkeypatch.setattr(wandb.Run, "log", lambda self, data, step=None, **kw: (
-      logged.append((step, dict(data))), real_log(self, data, step=step, **kw))[1])
+  monkeypatch.setattr(
+    wandb.Run,
+    "log",
+    lambda self, data, step=None, **kw: (
+      logged.append((step, dict(data))),
+      real_log(self, data, step=step, **kw),
+    )[1],
+  )
   tiny_config.train.wandb_project, tiny_config.train.wandb_mode = "lm-tests", "offline"
   tiny_config.train.stop_after_steps = 4
   mesh = sharding.make_mesh(tiny_config.mesh, jax.devices()[:1])
@@ -26,7 +31,9 @@ def test_an_offline_run_gets_every_row_and_a_restart_resumes_it(tiny_config, tmp
 
   assert [s for s, row in logged if "loss" in row] == list(range(1, 9))
   assert [(s, sorted(row)) for s, row in logged if "eval_loss" in row] == [
-      (4, ["eval_loss"]), (8, ["eval_loss"])]
+    (4, ["eval_loss"]),
+    (8, ["eval_loss"]),
+  ]
   # One W&B run, written twice offline under the workdir, for `wandb sync`.
   runs = sorted((tmp_path / "wandb").glob("offline-run-*"))
   assert len(runs) == 2 and all(r.name.endswith(f"-{run_id}") for r in runs)

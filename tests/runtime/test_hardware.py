@@ -9,8 +9,9 @@ def test_cpu_peak_is_measured_once_then_cached(tmp_path, monkeypatch):
   calls = []
   monkeypatch.setenv("LM_CACHE_DIR", str(tmp_path))
   monkeypatch.delenv("LM_PEAK_FLOPS", raising=False)
-  monkeypatch.setattr(hardware, "measured_matmul_flops",
-                      lambda: calls.append(1) or 100e9 * len(calls))
+  monkeypatch.setattr(
+    hardware, "measured_matmul_flops", lambda: calls.append(1) or 100e9 * len(calls)
+  )
   first, name = hardware.cpu_peak_flops("cpu")
   second, again = hardware.cpu_peak_flops("cpu")
   assert first == second == 100e9 and len(calls) == 1 and name == again

@@ -3,24 +3,25 @@ append to an object."""
 
 import importlib
 import json
+from typing import ClassVar
 
 import pytest
 from etils import epath
 from fsspec.implementations.memory import MemoryFileSystem
 
-from lm.training import checkpoint, experiment
-from lm.runs import metrics, run_files
-from lm.runtime import paths
 from lm.data import hf_tokenizer
 from lm.data import tokenizer as tokenizer_lib
+from lm.runs import metrics, run_files
+from lm.runtime import paths
+from lm.training import checkpoint, experiment
 
 
 class FakeGCS(MemoryFileSystem):
   """gs:// paths in memory; opening an object for append fails as on GCS."""
 
   protocol = ("gs", "gcs")
-  store: dict = {}
-  pseudo_dirs = [""]
+  store: ClassVar[dict] = {}
+  pseudo_dirs: ClassVar[list[str]] = [""]
 
   def __init__(self, *args, finalize_on_close: bool = True, **kwargs):
     del finalize_on_close  # gcsfs's option, passed by etils
@@ -31,7 +32,7 @@ class FakeGCS(MemoryFileSystem):
     path = str(path)
     for prefix in ("gs://", "gcs://"):
       if path.startswith(prefix):
-        path = path[len(prefix):]
+        path = path[len(prefix) :]
     return super()._strip_protocol(path)
 
   def _open(self, path, mode="rb", **kwargs):
@@ -44,6 +45,7 @@ class FakeGCS(MemoryFileSystem):
 def fake_gcs(monkeypatch):
   fsspec_registry = importlib.import_module("fsspec.registry")  # the module, not fsspec.registry
   from etils.epath import backend
+
   monkeypatch.setattr(FakeGCS, "store", {})
   monkeypatch.setattr(FakeGCS, "pseudo_dirs", [""])
   for name in ("gs", "gcs"):
@@ -70,8 +72,11 @@ def test_metrics_on_gcs_keep_every_row_across_a_resume(fake_gcs):
   writer = metrics.MetricWriter(fake_gcs, resume_step=2)  # the run resumes from step 2
   writer.write(3, {"loss": 0.5})
   writer.close()
-  rows = [json.loads(l) for l in epath.Path(f"{fake_gcs}/metrics.jsonl").read_text().split("\n")
-          if l]
+  rows = [
+    json.loads(line)
+    for line in epath.Path(f"{fake_gcs}/metrics.jsonl").read_text().split("\n")
+    if line
+  ]
   assert rows == [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.0}, {"step": 3, "loss": 0.5}]
   # TensorBoard events: two records (one per scalar) per row, none lost by the second writer.
   assert first > 0
@@ -101,8 +106,9 @@ def test_run_files_and_tokenizers_round_trip_on_gcs(fake_gcs, tiny_config, tmp_p
 
   vocab = tmp_path / "bert"
   vocab.mkdir()
-  (vocab / hf_tokenizer.VOCAB_TXT).write_text("\n".join(
-      ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "to", "be", "##s"]) + "\n")
+  (vocab / hf_tokenizer.VOCAB_TXT).write_text(
+    "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "to", "be", "##s"]) + "\n"
+  )
   local = hf_tokenizer.load(str(vocab))
   local.save(f"{fake_gcs}/bert")
   remote = tokenizer_lib.load_tokenizer(f"{fake_gcs}/bert")
@@ -114,6 +120,7 @@ def test_checkpoint_manager_keeps_the_gcs_directory(fake_gcs, monkeypatch):
   # Orbax asks the real GCS API (google-cloud-storage) about the bucket's layout; the arrays
   # themselves go through TensorStore's own GCS driver, which no local stand-in reaches.
   from orbax.checkpoint._src.path import gcs_utils
+
   monkeypatch.setattr(gcs_utils, "is_hierarchical_namespace_enabled", lambda path: False)
   mngr = checkpoint.manager(fake_gcs, every=1, keep=1, use_async=False)
   assert str(mngr.directory) == f"{fake_gcs}/checkpoints"

@@ -6,12 +6,11 @@ import os
 
 import jax
 import pytest
+from test_sweep import _fake_runner, _sweep_config
 
-from lm.training import checkpoint, config_checks, loop
 from lm.runtime import sharding
 from lm.scaling import cooldown, grid, sweep
-
-from test_sweep import _fake_runner, _sweep_config
+from lm.training import checkpoint, config_checks, loop
 
 
 def _cooldown_config(c):
@@ -42,15 +41,17 @@ def test_a_branch_of_the_stable_run_is_the_wsd_run_of_its_length(tiny_config, tm
   assert loop.train_and_evaluate(wsd, str(tmp_path / "branch"), mesh)["step"] == 10
   other = wsd.copy_and_resolve_references()
   other.optim.schedule = "wsd"  # and, as any run, refuses to go on with other settings
-  with pytest.raises(config_checks.ConfigError, match="config.optim.schedule='wsd'"):
+  with pytest.raises(config_checks.ConfigError, match=r"config\.optim\.schedule='wsd'"):
     loop.train_and_evaluate(other, str(tmp_path / "branch"), mesh)
   wsd.train.stop_after_steps = -1
   branch = loop.train_and_evaluate(wsd, str(tmp_path / "branch"), mesh)
   assert branch["start_step"] == 10 and branch["step"] == 12
   assert branch["eval_loss"] == pytest.approx(straight["eval_loss"], rel=1e-6, abs=0)
   assert branch["train_loss"] == pytest.approx(straight["train_loss"], rel=1e-6, abs=0)
-  for a, b in zip(jax.tree.leaves(sharding.host_copy(branch["state"].params)),
-                  jax.tree.leaves(sharding.host_copy(straight["state"].params))):
+  for a, b in zip(
+    jax.tree.leaves(sharding.host_copy(branch["state"].params)),
+    jax.tree.leaves(sharding.host_copy(straight["state"].params)),
+  ):
     assert abs(a - b).max() <= 1e-6
   with open(tmp_path / "branch" / "metrics.jsonl") as f:  # one curve: the stable run's, then its
     assert sorted({json.loads(line)["step"] for line in f}) == list(range(1, 13))
@@ -76,7 +77,8 @@ def test_cooldown_plan_has_a_stable_run_per_size_and_a_branch_per_point(tiny_con
     assert s.steps == max(s.keep_steps)  # trains to its last branch point, no further
   # FLOPs: every size once to its last branch point, plus each branch's cooldown.
   spent = sum(s.flops for s in stables) + sum(
-      b.flops / b.steps * (b.steps - b.branch_step) for b in branches)
+    b.flops / b.steps * (b.steps - b.branch_step) for b in branches
+  )
   saved = cooldown.flops_saved(points, runs)
   assert saved["this_sweep"] == pytest.approx(spent)
   assert saved["independent"] == pytest.approx(sum(p.flops for p in points))
@@ -85,13 +87,14 @@ def test_cooldown_plan_has_a_stable_run_per_size_and_a_branch_per_point(tiny_con
   assert cooldown.plan_runs(config, points) == points
   assert cooldown.flops_saved(points, points)["ratio"] == 1.0
   config.scaling.method, config.scaling.batch_power = "cooldown", 0.5
-  with pytest.raises(ValueError, match="batch_power=0.5 must be 0"):
+  with pytest.raises(ValueError, match=r"batch_power=0\.5 must be 0"):
     cooldown.plan_runs(config, points)
 
 
 def _fake_branching_runner(trained):
   """`_fake_runner`, which also leaves a stable run's branch-point checkpoints, and checks that
   a branch starts from its copy of one."""
+
   def runner(config, run_dir):
     trained.append(os.path.basename(run_dir))
     for step in config.train.keep_steps:
@@ -99,6 +102,7 @@ def _fake_branching_runner(trained):
     if config.optim.schedule == "wsd":
       assert len(os.listdir(os.path.join(run_dir, "checkpoints"))) == 1
     return _fake_runner(config, run_dir)
+
   return runner
 
 
@@ -114,14 +118,19 @@ def test_cooldown_sweep_rows_resume_and_skip(tiny_config, tmp_path):
   for p in points:
     row = by_name[f"{p.name}_cooldown"]
     assert (row["tokens"], row["steps"], row["budget"], row["method"]) == (
-        p.tokens, p.steps, p.budget, "cooldown")
+      p.tokens,
+      p.steps,
+      p.budget,
+      "cooldown",
+    )
     assert row["flops_6N"] == pytest.approx(p.flops, rel=1e-9)  # the point's C, whole
     assert row["branch_of"] == cooldown.stable_name(p) and row["learning_rate"] == p.learning_rate
   with open(os.path.join(workdir, grid.PLAN_FILE)) as f:
     saved = json.load(f)
   assert saved["method"] == "cooldown" and len(saved["stable_runs"]) == 4
   assert saved["training_flops"]["ratio"] == pytest.approx(
-      cooldown.flops_saved(points, runs)["ratio"])
+    cooldown.flops_saved(points, runs)["ratio"]
+  )
 
   # A branch lost from the table (an interrupted sweep) trains again with its stable run only.
   lost = first[-1]
@@ -136,14 +145,15 @@ def test_cooldown_sweep_rows_resume_and_skip(tiny_config, tmp_path):
 
 
 def test_a_table_from_before_the_new_columns_gets_them(tiny_config, tmp_path):
-  old = {k: 1 for k in sweep.COLUMNS if k not in ("learning_rate", "method", "branch_of",
-                                                   "branch_step")}
+  old = {
+    k: 1 for k in sweep.COLUMNS if k not in ("learning_rate", "method", "branch_of", "branch_step")
+  }
   workdir = str(tmp_path)
   with open(os.path.join(workdir, sweep.RESULTS_JSONL), "w") as f:
     f.write(json.dumps(old) + "\n")
   with open(os.path.join(workdir, sweep.RESULTS_CSV), "w") as f:
     f.write(",".join(old) + "\n" + ",".join("1" for _ in old) + "\n")
-  sweep._append(workdir, {k: 2 for k in sweep.COLUMNS})
+  sweep._append(workdir, dict.fromkeys(sweep.COLUMNS, 2))
   with open(os.path.join(workdir, sweep.RESULTS_CSV)) as f:
     lines = f.read().splitlines()
   assert lines[0] == ",".join(sweep.COLUMNS)

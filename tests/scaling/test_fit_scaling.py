@@ -8,26 +8,40 @@ import sys
 
 from lm.scaling import verify
 from tests.conftest import REPO
-from tests.scaling.test_laws import synthetic, _true_optimum
+from tests.scaling.test_laws import _true_optimum, synthetic
 
 
 def _fit_scaling(*args: str) -> str:
   """What `python -m experiments.fit_scaling ARGS` prints (a process of its own: its flags
   would clash with other entry points' in this one)."""
-  out = subprocess.run([sys.executable, "-m", "experiments.fit_scaling", *args], cwd=REPO,
-                       capture_output=True, text=True, check=False)
+  out = subprocess.run(
+    [sys.executable, "-m", "experiments.fit_scaling", *args],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    check=False,
+  )
   assert out.returncode == 0, out.stderr[-3000:]
   return out.stdout
 
 
 def test_fit_scaling_prints_the_diagnostics_and_a_prediction(tmp_path):
   p = synthetic(sizes=5)
-  (tmp_path / "table.csv").write_text("N,D,loss\n" + "".join(
-      f"{n},{d},{loss}\n" for n, d, loss in zip(p.n, p.d, p.loss)))
+  (tmp_path / "table.csv").write_text(
+    "N,D,loss\n" + "".join(f"{n},{d},{loss}\n" for n, d, loss in zip(p.n, p.d, p.loss))
+  )
   out = tmp_path / "fit.json"
-  printed = _fit_scaling(f"--results={tmp_path / 'table.csv'}", f"--out={out}",
-                         "--params_col=N", "--tokens_col=D", "--flops_col=", "--loss_col=loss",
-                         "--budget_col=", "--bootstrap=4", "--predict_flops=1e22")
+  printed = _fit_scaling(
+    f"--results={tmp_path / 'table.csv'}",
+    f"--out={out}",
+    "--params_col=N",
+    "--tokens_col=D",
+    "--flops_col=",
+    "--loss_col=loss",
+    "--budget_col=",
+    "--bootstrap=4",
+    "--predict_flops=1e22",
+  )
   assert "leave-one-budget-out: fitted without budget 1e+21" in printed
   assert "approach3 by variable projection" in printed
   assert "prediction at C = 1e+22 FLOPs" in printed
@@ -42,17 +56,30 @@ def test_fit_scaling_prints_the_diagnostics_and_a_prediction(tmp_path):
 def test_fit_scaling_compares_the_verification_run_and_marks_it(tmp_path):
   p = synthetic(sizes=5)
   (tmp_path / "results.csv").write_text(
-      "name,params_non_embedding,tokens,flops_6N,eval_loss,budget\n" + "".join(
-          f"r{i},{n},{d},{c},{loss},{b}\n" for i, n, d, c, loss, b in zip(
-              p.run, p.n, p.d, p.c, p.loss, p.budget)))
+    "name,params_non_embedding,tokens,flops_6N,eval_loss,budget\n"
+    + "".join(
+      f"r{i},{n},{d},{c},{loss},{b}\n"
+      for i, n, d, c, loss, b in zip(p.run, p.n, p.d, p.c, p.loss, p.budget)
+    )
+  )
   n_opt, d_opt, loss = _true_optimum(1e22)
-  row = {"name": "C1e22_L40_d5120_verify", "params_non_embedding": n_opt, "tokens": d_opt,
-         "flops_6N": 6 * n_opt * d_opt, "eval_loss": loss * 1.01}
+  row = {
+    "name": "C1e22_L40_d5120_verify",
+    "params_non_embedding": n_opt,
+    "tokens": d_opt,
+    "flops_6N": 6 * n_opt * d_opt,
+    "eval_loss": loss * 1.01,
+  }
   columns = {"params": "params_non_embedding", "flops": "flops_6N", "loss": "eval_loss"}
-  verify.save(str(tmp_path), {"predicted": {"flops": 1e22}, "columns": columns}, row,
-              {"rule": 1e-3, "learning_rate": 1e-3})
-  printed = _fit_scaling(f"--results={tmp_path / 'results.csv'}", "--bootstrap=4",
-                         f"--plots_dir={tmp_path / 'plots'}")
+  verify.save(
+    str(tmp_path),
+    {"predicted": {"flops": 1e22}, "columns": columns},
+    row,
+    {"rule": 1e-3, "learning_rate": 1e-3},
+  )
+  printed = _fit_scaling(
+    f"--results={tmp_path / 'results.csv'}", "--bootstrap=4", f"--plots_dir={tmp_path / 'plots'}"
+  )
   assert "verification at C = 1e+22 FLOPs: C1e22_L40_d5120_verify" in printed
   report = json.loads((tmp_path / "fit.json").read_text())
   v = report["verification"]

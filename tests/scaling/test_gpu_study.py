@@ -17,7 +17,12 @@ def test_the_gpu_study_fits_its_corpus():
   assert len(s.budgets) >= 5 and max(s.budgets) / min(s.budgets) >= 100
   assert (s.method, len(s.lr_grid)) == ("cooldown", 3)
   assert (m.norm, m.mlp, m.position, m.use_bias, m.tie_embeddings) == (
-      "rmsnorm", "swiglu", "rotary", False, False)
+    "rmsnorm",
+    "swiglu",
+    "rotary",
+    False,
+    False,
+  )
   points = grid.plan_runs(config, VOCAB)
   for budget in s.budgets:  # none lost to min_steps, each a parabola's worth of sizes
     assert len({p.d_model for p in points if p.budget == budget}) >= 3, budget

@@ -10,8 +10,9 @@ TRUE_A = TRUE["beta"] / (TRUE["alpha"] + TRUE["beta"])  # N_opt ~ C^a
 BUDGETS = (1e17, 1e18, 1e19, 1e20, 1e21)
 
 
-def synthetic(noise: float = 0.005, sizes: int = 7, seed: int = 0,
-              cost: dict[str, float] = laws.SIX_ND) -> laws.Points:
+def synthetic(
+  noise: float = 0.005, sizes: int = 7, seed: int = 0, cost: dict[str, float] = laws.SIX_ND
+) -> laws.Points:
   """IsoFLOP grids: per budget, sizes log-spaced around the optimum, each trained on the tokens
   that spend the budget as `cost` counts compute; log-normal loss noise."""
   rng = np.random.default_rng(seed)
@@ -44,8 +45,9 @@ def test_approach2_leaves_out_a_budget_whose_grid_misses_the_optimum():
   first = p.budget == BUDGETS[0]
   p.n[first] *= 30.0  # every size of the first budget far above its optimum: loss rises with N
   p.d[first] /= 30.0
-  p.loss[first] = (TRUE["E"] + TRUE["A"] / p.n[first] ** TRUE["alpha"]
-                   + TRUE["B"] / p.d[first] ** TRUE["beta"])
+  p.loss[first] = (
+    TRUE["E"] + TRUE["A"] / p.n[first] ** TRUE["alpha"] + TRUE["B"] / p.d[first] ** TRUE["beta"]
+  )
   fit = laws.approach2(p)
   assert [s["budget"] for s in fit["skipped"]] == [BUDGETS[0]]
   assert len(fit["budgets"]) == len(BUDGETS) - 1
@@ -67,7 +69,10 @@ def test_approach1_envelope_tracks_the_optimum():
 def test_bootstrap_intervals_cover_the_truth():
   p = synthetic(noise=0.01)
   full = laws.approach3(p)
-  refit = lambda q: laws.approach3(q, 0, (np.array(full["theta"]),))  # noqa: E731
+
+  def refit(q):
+    return laws.approach3(q, 0, (np.array(full["theta"]),))
+
   ci = laws.bootstrap(p, refit, ("alpha", "beta", "a"), num_samples=40)
   assert ci["num_ok"] == 40
   for key, truth in (("alpha", TRUE["alpha"]), ("beta", TRUE["beta"]), ("a", TRUE_A)):
@@ -79,7 +84,7 @@ def test_bootstrap_intervals_cover_the_truth():
 
 def test_external_table_with_named_columns():
   p = synthetic()
-  rows = [{"N": n, "C": c, "L": l} for n, c, l in zip(p.n, p.c, p.loss)]
+  rows = [{"N": n, "C": c, "L": loss} for n, c, loss in zip(p.n, p.c, p.loss)]
   q = laws.table_points(rows, "N", "L", flops_col="C")
   np.testing.assert_allclose(q.d, p.d)
   np.testing.assert_allclose(q.budget, p.budget)  # grouped by log10 C
@@ -98,7 +103,8 @@ def test_approach2_names_a_non_convex_budget_and_fits_the_others():
   p = _with_budget(p, BUDGETS[2], lambda n: 3.0 - 0.1 * np.log(n / mid) ** 2)
   fit = laws.approach2(p)
   assert [(s["budget"], s["reason"]) for s in fit["skipped"]] == [
-      (BUDGETS[2], "the parabola is not convex")]
+    (BUDGETS[2], "the parabola is not convex")
+  ]
   assert len(fit["budgets"]) == len(BUDGETS) - 1
   assert abs(fit["a"] - TRUE_A) < 0.02
   ci = laws.bootstrap(p, laws.approach2, ("a",), num_samples=10)  # still refits
@@ -111,17 +117,25 @@ def test_approach2_names_a_budget_with_two_sizes():
   p = p.take((p.budget != BUDGETS[1]) | (p.n <= n[1]))
   fit = laws.approach2(p)
   assert [(s["budget"], s["reason"]) for s in fit["skipped"]] == [
-      (BUDGETS[1], "2 distinct sizes (needs >= 3)")]
+    (BUDGETS[1], "2 distinct sizes (needs >= 3)")
+  ]
   assert len(fit["budgets"]) == len(BUDGETS) - 1
 
 
 def test_approach2_names_a_budget_whose_lowest_loss_is_at_the_edge():
   p = synthetic(noise=0.0)
   last = p.budget == BUDGETS[-1]
-  p.n[last] *= 10 ** 0.6  # the optimum now lies between the two smallest sizes
-  p.d[last] /= 10 ** 0.6
-  p = _with_budget(p, BUDGETS[-1], lambda n: TRUE["E"] + TRUE["A"] / n ** TRUE["alpha"]
-                   + TRUE["B"] / (BUDGETS[-1] / (6 * n)) ** TRUE["beta"])
+  p.n[last] *= 10**0.6  # the optimum now lies between the two smallest sizes
+  p.d[last] /= 10**0.6
+  p = _with_budget(
+    p,
+    BUDGETS[-1],
+    lambda n: (
+      TRUE["E"]
+      + TRUE["A"] / n ** TRUE["alpha"]
+      + TRUE["B"] / (BUDGETS[-1] / (6 * n)) ** TRUE["beta"]
+    ),
+  )
   (skipped,) = laws.approach2(p)["skipped"]
   assert skipped["budget"] == BUDGETS[-1]
   assert skipped["reason"].startswith("the lowest loss is at the smallest size sampled")

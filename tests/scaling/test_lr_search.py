@@ -5,11 +5,10 @@ import math
 import os
 
 import pytest
-
-from lm.scaling import grid, lr_search, sweep
-
 from test_cooldown import _fake_branching_runner
 from test_sweep import _fake_runner, _sweep_config
+
+from lm.scaling import grid, lr_search, sweep
 
 
 def _runner(best: float, trained: list[str], branching: bool):
@@ -21,12 +20,14 @@ def _runner(best: float, trained: list[str], branching: bool):
       trained.append(os.path.basename(run_dir))
     summary = inner(config, run_dir)
     return {**summary, "eval_loss": 3 + math.log(config.optim.learning_rate / 1e-3 / best) ** 2}
+
   return runner
 
 
 @pytest.mark.parametrize("method", ["independent", "cooldown"])
-def test_each_size_trains_at_the_best_learning_rate_of_its_trials(tiny_config, tmp_path, caplog,
-                                                                  method):
+def test_each_size_trains_at_the_best_learning_rate_of_its_trials(
+  tiny_config, tmp_path, caplog, method
+):
   config = _sweep_config(tiny_config)
   config.scaling.method = method
   config.scaling.lr_grid = (0.5, 1.0, 2.0, 4.0)
@@ -38,8 +39,7 @@ def test_each_size_trains_at_the_best_learning_rate_of_its_trials(tiny_config, t
   rows = sweep.run_sweep(config, workdir, _runner(2.0, trained, method == "cooldown"))
   trials = sweep.read_results(workdir, lr_search.TRIALS_JSONL)
   assert len(trials) == 4 * len(sizes)  # a trial per size and learning rate, beside the table
-  assert sorted(r["learning_rate"] for r in trials) == sorted(
-      [5e-4, 1e-3, 2e-3, 4e-3] * len(sizes))
+  assert sorted(r["learning_rate"] for r in trials) == sorted([5e-4, 1e-3, 2e-3, 4e-3] * len(sizes))
   assert len(rows) == len(points) and all(r["learning_rate"] == 2e-3 for r in rows)
   assert all(r["method"] == method for r in rows)
   with open(os.path.join(workdir, lr_search.CHOICE_FILE)) as f:
@@ -70,8 +70,8 @@ def test_a_best_learning_rate_at_the_edge_is_warned_and_recorded(tiny_config, tm
   assert {r["learning_rate"] for r in rows} == {5e-4}
   with open(os.path.join(workdir, lr_search.CHOICE_FILE)) as f:
     choices = json.load(f)
-  assert choices and all(c["at_edge"] and c["best_multiplier"] == 0.5
-                         for c in choices.values())
-  warnings = [r.getMessage() for r in caplog.records
-              if r.name == sweep.log.name and r.levelname == "WARNING"]
+  assert choices and all(c["at_edge"] and c["best_multiplier"] == 0.5 for c in choices.values())
+  warnings = [
+    r.getMessage() for r in caplog.records if r.name == sweep.log.name and r.levelname == "WARNING"
+  ]
   assert len(warnings) == len(choices) and "at the edge of config.scaling.lr_grid" in warnings[0]

@@ -11,10 +11,10 @@ import jax
 import pytest
 
 from conftest import REPO, config_flags
-from lm.training import config_checks, loop
 from lm.runs import run_files
 from lm.runtime import sharding
 from lm.scaling import grid, laws, plots, sweep
+from lm.training import config_checks, loop
 
 COMMITTED = os.path.join(REPO, "results", "scaling_cpu")
 
@@ -52,14 +52,18 @@ def test_a_mup_grid_trains_every_size_from_one_base_width_and_learning_rate(tiny
   for p in plans:
     run = grid.run_config(c, p)
     assert (run.model.parametrization, run.model.base_width, run.model.base_head_dim) == (
-        "mup", 16, c.scaling.head_dim)
+      "mup",
+      16,
+      c.scaling.head_dim,
+    )
     assert run.optim.learning_rate == c.optim.learning_rate
     config_checks.check(run, num_devices=1)
   c_std = c.copy_and_resolve_references()  # the same grid without μP: other run identities
   c_std.scaling.mup_base_width = 0
   p_std = grid.plan_runs(c_std, 64)[0]
   assert sweep.config_hash(grid.run_config(c_std, p_std)) != sweep.config_hash(
-      grid.run_config(c, plans[0]))
+    grid.run_config(c, plans[0])
+  )
   c.scaling.lr_power = 0.1
   with pytest.raises(ValueError, match=r"config.scaling.lr_power=0.1 must be 0 with "):
     grid.plan_runs(c, 64)
@@ -86,16 +90,27 @@ def test_a_fixed_head_count_keeps_every_size_at_that_many_heads(tiny_config):
 def test_run_identity_ignores_the_execution_and_bookkeeping_only(tiny_config):
   base = sweep.config_hash(tiny_config)
   ignored = [("execution", name) for name in tiny_config.execution] + [
-      tuple(n.split(".")) for n in run_files.NOT_IDENTITY if "." in n]
+    tuple(n.split(".")) for n in run_files.NOT_IDENTITY if "." in n
+  ]
   for section, name in ignored:
     changed = tiny_config.copy_and_resolve_references()
     value = changed[section][name]
-    changed[section][name] = (not value if isinstance(value, bool) else value + 1
-                              if isinstance(value, int) else (*value, 1)
-                              if isinstance(value, tuple) else "bfloat16")
+    changed[section][name] = (
+      not value
+      if isinstance(value, bool)
+      else value + 1
+      if isinstance(value, int)
+      else (*value, 1)
+      if isinstance(value, tuple)
+      else "bfloat16"
+    )
     assert sweep.config_hash(changed) == base, (section, name)
-  for section, name, value in [("model", "d_model", 64), ("train", "eval_batches", 3),
-                               ("data", "encoding", "latin-1"), ("optim", "eps", 1e-6)]:
+  for section, name, value in [
+    ("model", "d_model", 64),
+    ("train", "eval_batches", 3),
+    ("data", "encoding", "latin-1"),
+    ("optim", "eps", 1e-6),
+  ]:
     changed = tiny_config.copy_and_resolve_references()
     changed[section][name] = value
     assert sweep.config_hash(changed) != base, (section, name)
@@ -119,8 +134,9 @@ def test_sweep_fit_plot_end_to_end(tiny_config, tmp_path):
   config.execution.scan_layers = True  # how the runs execute: the same runs
   assert len(sweep.run_sweep(config, workdir, runner=must_not_train)) == 6
 
-  final = laws.table_points(rows, "params_non_embedding", "eval_loss", "tokens",
-                                   "flops_6N", "budget")
+  final = laws.table_points(
+    rows, "params_non_embedding", "eval_loss", "tokens", "flops_6N", "budget"
+  )
   curves = laws.curve_points(rows, workdir, final)
   report = laws.fit_all(final, curves, num_boot=10)
   assert {"approach1", "approach2", "approach3"} <= set(report)
@@ -131,9 +147,20 @@ def test_sweep_fit_plot_end_to_end(tiny_config, tmp_path):
   # The command-line fit on the sweep's CSV writes the same report and the plots.
   env = {**os.environ, "PYTHONPATH": REPO}
   out = subprocess.run(
-      [sys.executable, "-m", "experiments.fit_scaling", f"--results={workdir}/results.csv",
-       "--bootstrap=5", f"--plots_dir={tmp_path}/cli_plots"],
-      cwd=REPO, env=env, capture_output=True, text=True, check=True).stdout
+    [
+      sys.executable,
+      "-m",
+      "experiments.fit_scaling",
+      f"--results={workdir}/results.csv",
+      "--bootstrap=5",
+      f"--plots_dir={tmp_path}/cli_plots",
+    ],
+    cwd=REPO,
+    env=env,
+    capture_output=True,
+    text=True,
+    check=True,
+  ).stdout
   assert "approach3" in out and "alpha" in out
   with open(os.path.join(workdir, "fit.json")) as f:
     assert json.load(f)["num_runs"] == 6
@@ -146,8 +173,14 @@ def _fake_runner(config, run_dir):
   steps = config.train.steps
   with open(os.path.join(run_dir, "metrics.jsonl"), "w") as f:
     f.write(json.dumps({"step": steps, "loss": 3.0, "tokens_per_s": 1e4}) + "\n")
-  return {"step": steps, "train_loss": 3.0, "eval_loss": 3.1, "wall_s": 0.5, "preempted": None,
-          "tokens_per_step": config.data.batch_size * config.data.seq_len}
+  return {
+    "step": steps,
+    "train_loss": 3.0,
+    "eval_loss": 3.1,
+    "wall_s": 0.5,
+    "preempted": None,
+    "tokens_per_step": config.data.batch_size * config.data.seq_len,
+  }
 
 
 def test_sweep_prints_plan_and_progress(tiny_config, tmp_path, caplog):
@@ -189,21 +222,26 @@ def test_serve_trains_the_runs_it_is_sent(tiny_config, tmp_path):
     return _fake_runner(cfg, run_dir)
 
   replies = io.StringIO()
-  status = sweep.serve(config, str(tmp_path), io.StringIO("\n".join(names) + "\n"), replies,
-                       runner)
+  status = sweep.serve(config, str(tmp_path), io.StringIO("\n".join(names) + "\n"), replies, runner)
   assert status == 0
   got = [json.loads(line) for line in replies.getvalue().splitlines()]
-  assert got == [{"name": names[0], "status": "finished", "detail": ""},
-                 {"name": names[1], "status": "failed", "detail": "ValueError: boom"}]
+  assert got == [
+    {"name": names[0], "status": "finished", "detail": ""},
+    {"name": names[1], "status": "failed", "detail": "ValueError: boom"},
+  ]
   with open(tmp_path / names[1] / "train.log") as f:
     assert "boom" in f.read()  # each run's log lines go to its own train.log
 
 
 def _fit_cli(results: str, *flags: str) -> str:
   return subprocess.run(
-      [sys.executable, "-m", "experiments.fit_scaling", f"--results={results}", *flags],
-      cwd=REPO, env={**os.environ, "PYTHONPATH": REPO}, capture_output=True, text=True,
-      check=True).stdout
+    [sys.executable, "-m", "experiments.fit_scaling", f"--results={results}", *flags],
+    cwd=REPO,
+    env={**os.environ, "PYTHONPATH": REPO},
+    capture_output=True,
+    text=True,
+    check=True,
+  ).stdout
 
 
 def test_fit_committed_results_without_flags(tmp_path):
@@ -211,10 +249,15 @@ def test_fit_committed_results_without_flags(tmp_path):
   to the committed fit.json's estimates, prediction and verification."""
   results = tmp_path / "scaling_cpu"
   shutil.copytree(COMMITTED, results, ignore=shutil.ignore_patterns("fit.json", "plots"))
-  out = _fit_cli(f"{results}/results.csv", "--bootstrap=5", f"--plots_dir={results}/plots",
-                 "--predict_flops=1e13")
-  assert out.splitlines()[0] == (f"N: params_non_embedding, C: flops_6N+attn "
-                                 f"({results}/sweep.json)")
+  out = _fit_cli(
+    f"{results}/results.csv",
+    "--bootstrap=5",
+    f"--plots_dir={results}/plots",
+    "--predict_flops=1e13",
+  )
+  assert out.splitlines()[0] == (
+    f"N: params_non_embedding, C: flops_6N+attn ({results}/sweep.json)"
+  )
   with open(results / "fit.json") as f:
     got = json.load(f)
   with open(os.path.join(COMMITTED, "fit.json")) as f:
@@ -226,10 +269,16 @@ def test_fit_committed_results_without_flags(tmp_path):
   trained = want["verification"]["trained"]
   assert got["verification"]["trained"]["eval_loss"] == trained["eval_loss"]
   assert got["verification"]["loss_rel_error"] == pytest.approx(
-      want["verification"]["loss_rel_error"], rel=1e-6)
+    want["verification"]["loss_rel_error"], rel=1e-6
+  )
   assert sorted(os.listdir(results / "plots")) == [
-      "cooldown_curves.png", "frontier.png", "isoflop.png", "lr_sweep.png",
-      "optimal_vs_compute.png", "residuals.png"]
+    "cooldown_curves.png",
+    "frontier.png",
+    "isoflop.png",
+    "lr_sweep.png",
+    "optimal_vs_compute.png",
+    "residuals.png",
+  ]
   # Without the plan file, the defaults (6N) and a line that says so.
   os.remove(results / grid.PLAN_FILE)
   out = _fit_cli(f"{results}/results.csv", "--bootstrap=2", "--nocurves")
@@ -248,8 +297,9 @@ def test_emit_commands(tiny_config, tmp_path):
   entry = ["python", "-m", "experiments.train", "--config=cfg.py", "--config.seed=1"]
   lines = sweep.commands(config, entry, str(tmp_path / "w"))
   assert len(lines) == 6
-  assert lines[0].startswith("python -m experiments.train --config=cfg.py --config.seed=1 "
-                             f"--workdir={tmp_path / 'w'}/")
+  assert lines[0].startswith(
+    f"python -m experiments.train --config=cfg.py --config.seed=1 --workdir={tmp_path / 'w'}/"
+  )
   assert "--config.seed=1" in lines[0] and "--config.train.steps=" in lines[0]
 
 
@@ -262,12 +312,14 @@ def test_workers_match_in_process(tiny_config, tmp_path, monkeypatch):
   config.scaling.budgets = (4e7,)
   config.scaling.sizes_per_budget = 2
   mesh = sharding.make_mesh(config.mesh, jax.devices()[:1])
-  serial = sweep.run_sweep(config, str(tmp_path / "serial"),
-                           lambda c, d: loop.train_and_evaluate(c, d, mesh))
+  serial = sweep.run_sweep(
+    config, str(tmp_path / "serial"), lambda c, d: loop.train_and_evaluate(c, d, mesh)
+  )
   workdir = str(tmp_path / "workers")
   entry = [sys.executable, "-m", "experiments.train", "--config=experiments/configs/base.py"]
-  rows = sweep.run_sweep_in_workers(config, entry + config_flags(config, skip=("scaling.",)),
-                                    workdir, workers=2)
+  rows = sweep.run_sweep_in_workers(
+    config, entry + config_flags(config, skip=("scaling.",)), workdir, workers=2
+  )
   assert sorted(r["name"] for r in rows) == sorted(r["name"] for r in serial)
   by_name = {r["name"]: r for r in rows}  # rows are appended as the workers finish
   for want in serial:
@@ -280,10 +332,18 @@ def test_workers_match_in_process(tiny_config, tmp_path, monkeypatch):
   # Reusable workers (one process trains several runs) give the same runs: same hashes, the
   # same eval losses as one process per run.
   reused_dir = str(tmp_path / "reused")
-  worker = [sys.executable, "-m", "experiments.sweep", "--config=experiments/configs/base.py",
-            *config_flags(config), f"--workdir={reused_dir}", "--serve"]
-  reused = sweep.run_sweep_in_workers(config, entry, reused_dir, workers=1,
-                                      worker_command=worker, cache_dir=str(tmp_path / "cache"))
+  worker = [
+    sys.executable,
+    "-m",
+    "experiments.sweep",
+    "--config=experiments/configs/base.py",
+    *config_flags(config),
+    f"--workdir={reused_dir}",
+    "--serve",
+  ]
+  reused = sweep.run_sweep_in_workers(
+    config, entry, reused_dir, workers=1, worker_command=worker, cache_dir=str(tmp_path / "cache")
+  )
   assert len(reused) == 2 and os.path.exists(os.path.join(reused_dir, "worker0.log"))
   for got in reused:
     want = by_name[got["name"]]
@@ -296,8 +356,9 @@ def test_workers_match_in_process(tiny_config, tmp_path, monkeypatch):
   assert len(sweep.run_sweep_in_workers(config, entry, workdir, workers=2)) == 2
   config.scaling.budgets = (1.2e8,)
   with pytest.raises(RuntimeError, match=r"runs failed: C1\.2e08"):
-    sweep.run_sweep_in_workers(config, entry + ["--config.model.activation=nope"], workdir,
-                               workers=2)
+    sweep.run_sweep_in_workers(
+      config, entry + ["--config.model.activation=nope"], workdir, workers=2
+    )
 
 
 def test_worker_env_splits_cores():

@@ -21,20 +21,41 @@ def test_cooldown_curves_draw_stable_runs_and_branches(tmp_path):
     for steps in (50, 100):
       name = f"C{steps}_L4_d{width}_cooldown"
       _metrics(str(tmp_path / name), range(10, steps + 10, 10), lambda s: 3.5 - s / 200)
-      rows.append({"name": name, "workdir": name, "branch_of": stable,
-                   "branch_step": steps - steps // 5, "tokens": steps * 64, "steps": steps,
-                   "eval_loss": 3.0, "params_non_embedding": params})
+      rows.append(
+        {
+          "name": name,
+          "workdir": name,
+          "branch_of": stable,
+          "branch_step": steps - steps // 5,
+          "tokens": steps * 64,
+          "steps": steps,
+          "eval_loss": 3.0,
+          "params_non_embedding": params,
+        }
+      )
   path = plots.cooldown_curves(rows, str(tmp_path), str(tmp_path / "cooldown.png"))
   assert path and os.path.getsize(path) > 10_000
   # A table without branches (the independent method) has nothing to draw.
-  assert plots.cooldown_curves([{**r, "branch_of": ""} for r in rows], str(tmp_path),
-                               str(tmp_path / "none.png")) is None
+  assert (
+    plots.cooldown_curves(
+      [{**r, "branch_of": ""} for r in rows], str(tmp_path), str(tmp_path / "none.png")
+    )
+    is None
+  )
   assert not os.path.exists(tmp_path / "none.png")
 
 
 def test_lr_sweep_draws_each_size(tmp_path):
-  choices = {f"L4_d{w}": {"multipliers": [0.5, 1, 2], "learning_rates": [1e-3, 2e-3, 4e-3],
-                          "eval_losses": [3.1, 3.0, 3.2 - w / 100], "best_multiplier": 1,
-                          "learning_rate": 2e-3, "at_edge": w == 32} for w in (8, 32)}
+  choices = {
+    f"L4_d{w}": {
+      "multipliers": [0.5, 1, 2],
+      "learning_rates": [1e-3, 2e-3, 4e-3],
+      "eval_losses": [3.1, 3.0, 3.2 - w / 100],
+      "best_multiplier": 1,
+      "learning_rate": 2e-3,
+      "at_edge": w == 32,
+    }
+    for w in (8, 32)
+  }
   path = plots.lr_sweep(choices, str(tmp_path / "lr.png"))
   assert os.path.getsize(path) > 10_000

@@ -7,13 +7,12 @@ import math
 import os
 
 import pytest
+from test_lr_search import _runner
+from test_sweep import _fake_runner, _sweep_config
 
 from lm.model import counts
 from lm.model.config import architecture
 from lm.scaling import grid, laws, sweep, verify
-
-from test_lr_search import _runner
-from test_sweep import _fake_runner, _sweep_config
 
 C = 1e9
 COLUMNS = {"params": "params_non_embedding", "flops": "flops_6N", "loss": "eval_loss"}
@@ -21,9 +20,18 @@ COLUMNS = {"params": "params_non_embedding", "flops": "flops_6N", "loss": "eval_
 
 def _write_fit(workdir: str, n_opt: float, columns: dict[str, str] = COLUMNS) -> dict:
   """A fit.json as fit_scaling writes it, with a prediction at C whose N_opt is `n_opt`."""
-  fit3 = {**laws.law(1.5, 10.0, 30.0, 0.3, 0.3), "ci": {"samples": {
-      "E": [1.4, 1.6], "A": [10.0, 10.0], "B": [30.0, 30.0], "alpha": [0.3, 0.3],
-      "beta": [0.3, 0.3]}}}
+  fit3 = {
+    **laws.law(1.5, 10.0, 30.0, 0.3, 0.3),
+    "ci": {
+      "samples": {
+        "E": [1.4, 1.6],
+        "A": [10.0, 10.0],
+        "B": [30.0, 30.0],
+        "alpha": [0.3, 0.3],
+        "beta": [0.3, 0.3],
+      }
+    },
+  }
   report = {"approach3": fit3, "approach2": {"error": "not fitted"}, "columns": columns}
   report["prediction"] = {**laws.predict_at(report, C), "n_opt": n_opt}
   os.makedirs(workdir, exist_ok=True)
@@ -49,12 +57,17 @@ def test_the_nearest_size_trains_on_the_tokens_of_c_once(tiny_config, tmp_path):
   assert [c.model.d_model for c in trained] == [models[2].d_model]
   cfg = trained[0]
   tokens = cfg.train.steps * cfg.data.batch_size * cfg.data.seq_len
-  per_token = counts.training_flops_per_token(architecture(cfg.model, vocab), cfg.data.seq_len,
-                                              "6N")
+  per_token = counts.training_flops_per_token(
+    architecture(cfg.model, vocab), cfg.data.seq_len, "6N"
+  )
   assert abs(tokens * per_token / C - 1) < 1 / cfg.train.steps  # C, to a step
-  assert v["trained"] == {"name": f"C1e09_L1_d{models[2].d_model}_verify", "params": sizes[2],
-                          "tokens": tokens, "flops": pytest.approx(tokens * per_token),
-                          "eval_loss": 3.1}
+  assert v["trained"] == {
+    "name": f"C1e09_L1_d{models[2].d_model}_verify",
+    "params": sizes[2],
+    "tokens": tokens,
+    "flops": pytest.approx(tokens * per_token),
+    "eval_loss": 3.1,
+  }
   assert v["predicted"]["loss"] == fit["prediction"]["loss"]
   assert v["loss_rel_error"] == pytest.approx(3.1 / fit["prediction"]["loss"] - 1)
   assert v["params_ratio"] == pytest.approx(1 / 1.2)
@@ -84,9 +97,13 @@ def test_cooldown_with_lr_grid_takes_the_nearest_sizes_choice(tiny_config, tmp_p
   name = f"C1e09_L1_d{largest.d_model}_verify"
   assert trained == [f"stable_L1_d{largest.d_model}_verify", f"{name}_cooldown"]
   widest = max(p.d_model for p in grid.plan_runs(config, vocab))
-  assert v["learning_rate_source"] == {"rule": 1e-3, "lr_grid_size": f"L1_d{widest}",
-                                       "same_size": False, "multiplier": 2.0,
-                                       "learning_rate": 2e-3}
+  assert v["learning_rate_source"] == {
+    "rule": 1e-3,
+    "lr_grid_size": f"L1_d{widest}",
+    "same_size": False,
+    "multiplier": 2.0,
+    "learning_rate": 2e-3,
+  }
   assert (v["row"]["method"], v["row"]["branch_of"]) == ("cooldown", trained[0])
   assert v["row"]["learning_rate"] == 2e-3
 

@@ -1,19 +1,20 @@
 """Resuming past a corrupt or partial newest checkpoint."""
 
-import json
 import logging
 
 import jax
 import numpy as np
 import pytest
 
-from lm.training import checkpoint, loop
+from lm.runs import metrics
 from lm.runtime import sharding
+from lm.training import checkpoint, loop
 
 
 def _run(config, workdir):
-  return loop.train_and_evaluate(config, str(workdir),
-                                  sharding.make_mesh(config.mesh, jax.devices()[:1]))
+  return loop.train_and_evaluate(
+    config, str(workdir), sharding.make_mesh(config.mesh, jax.devices()[:1])
+  )
 
 
 def test_resume_falls_back_to_the_newest_checkpoint_that_restores(tiny_config, tmp_path, caplog):
@@ -36,17 +37,20 @@ def test_resume_falls_back_to_the_newest_checkpoint_that_restores(tiny_config, t
   assert "checkpoint step 8 does not restore" in skipped[0]
   kept = tmp_path / checkpoint.UNREADABLE
   assert sorted(p.name for p in kept.iterdir()) == ["6", "8"]  # moved aside, not deleted
-  jax.tree.map(np.testing.assert_array_equal, sharding.host_copy(resumed["state"].params),
-               straight_params)
+  jax.tree.map(
+    np.testing.assert_array_equal, sharding.host_copy(resumed["state"].params), straight_params
+  )
   # The replayed steps 5-8 are logged once: metrics.jsonl stays one curve.
-  steps = [json.loads(l)["step"] for l in open(tmp_path / "metrics.jsonl") if '"loss"' in l]
+  steps = [row["step"] for row in metrics.read_metrics(str(tmp_path)) if "loss" in row]
   assert steps == list(range(1, 9))
 
   # When no checkpoint restores, one error names each step and why, and nothing is moved.
   for step in (2, 4, 6, 8):
     (ckpts / str(step) / "state" / "manifest.ocdbt").write_bytes(b"")
-  with pytest.raises(checkpoint.NoCheckpointRestores,
-                     match=r"no checkpoint in .* restores: step 8: DATA_LOSS: .* manifest") as e:
+  with pytest.raises(
+    checkpoint.NoCheckpointRestores,
+    match=r"no checkpoint in .* restores: step 8: DATA_LOSS: .* manifest",
+  ) as e:
     _run(tiny_config, tmp_path)
   assert "step 2: " in str(e.value) and len(str(e.value)) < 1200
   assert sorted(int(p.name) for p in ckpts.iterdir()) == [2, 4, 6, 8]

@@ -14,8 +14,10 @@ def _labelled_file(tmp_path, n=480):
     for _ in range(n):
       label = rng.randrange(2)
       noise = "".join(rng.choice("abcdefghik") for _ in range(rng.randrange(3, 10)))
-      f.write(json.dumps({"text": f"{noise} {'good' if label else 'bad'} {noise[::-1]}",
-                          "label": label}) + "\n")
+      f.write(
+        json.dumps({"text": f"{noise} {'good' if label else 'bad'} {noise[::-1]}", "label": label})
+        + "\n"
+      )
   return str(path)
 
 
@@ -57,5 +59,5 @@ def test_encoder_fine_tuned_from_pretrained_run_learns(tiny_config, tmp_path):
   assert out["eval_accuracy"] >= 0.95, out["eval_accuracy"]
   params = sharding.host_copy(out["state"].params)
   pre_params = sharding.host_copy(pre["state"].params)
-  assert (params["embed"] == pre_params["embed"]).all()     # frozen
+  assert (params["embed"] == pre_params["embed"]).all()  # frozen
   assert not (params["blocks"][1]["mlp"]["w_in"] == pre_params["blocks"][1]["mlp"]["w_in"]).all()

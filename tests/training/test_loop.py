@@ -1,5 +1,4 @@
 import dataclasses
-import json
 import os
 import subprocess
 import sys
@@ -9,12 +8,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lm.runs import run_files
-from lm.runtime import sharding
-from lm.training import experiment, loop, step as step_lib
 from lm.model import config as model_config
 from lm.model.config import ExecutionConfig
+from lm.runs import metrics, run_files
+from lm.runtime import sharding
 from lm.scaling import sweep
+from lm.training import experiment, loop
+from lm.training import step as step_lib
 
 
 def _run(config, workdir, mesh=None):
@@ -29,8 +29,9 @@ def test_tiny_model_overfits_one_batch(tiny_config):
   mesh = sharding.make_mesh(tiny_config.mesh, jax.devices()[:1])
   exp = experiment.build(tiny_config, mesh)
   state = jax.jit(exp.layout.init_fn)(jax.random.key(0))
-  step = jax.jit(step_lib.make_train_step(exp.layout.graphdef, exp.layout.tx, exp.layout.schedule,
-                                       False))
+  step = jax.jit(
+    step_lib.make_train_step(exp.layout.graphdef, exp.layout.tx, exp.layout.schedule, False)
+  )
   ds = loop.pipeline.window_batches(exp.data.splits["train"], 16, 8, shuffle_seed=0, repeat=True)
   batch = {"tokens": jnp.asarray(ds[0]["tokens"])}
   losses = []
@@ -43,8 +44,10 @@ def test_tiny_model_overfits_one_batch(tiny_config):
 @pytest.fixture
 def busy_machine():
   """Every core kept busy by another process while the test runs."""
-  hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
-          for _ in range(len(os.sched_getaffinity(0)))]
+  hogs = [
+    subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    for _ in range(len(os.sched_getaffinity(0)))
+  ]
   yield
   for h in hogs:
     h.kill()
@@ -54,9 +57,14 @@ def busy_machine():
 # The 2x2x2 scanned layout once failed on a loaded machine: it runs with every core contended.
 # The 1x4x2 one trains the modern blocks (KV heads and SwiGLU split over `tensor`) with a z-loss
 # and Muon.
-@pytest.mark.parametrize("layout", [dict(data=2, fsdp=2, tensor=2, scan_layers=True, busy=True),
-                                    dict(data=8, fsdp=1, tensor=1),
-                                    dict(data=1, fsdp=4, tensor=2, llama=True)])
+@pytest.mark.parametrize(
+  "layout",
+  [
+    {"data": 2, "fsdp": 2, "tensor": 2, "scan_layers": True, "busy": True},
+    {"data": 8, "fsdp": 1, "tensor": 1},
+    {"data": 1, "fsdp": 4, "tensor": 2, "llama": True},
+  ],
+)
 def test_sharded_training_matches_one_device(tiny_config, tmp_path, layout, request):
   tiny_config.train.steps = 3
   tiny_config.train.eval_every = 100
@@ -78,12 +86,15 @@ def test_sharded_training_matches_one_device(tiny_config, tmp_path, layout, requ
   assert one["step"] == many["step"] == 3 and one["preempted"] is many["preempted"] is None
   one_curve, many_curve = _losses(tmp_path / "one"), _losses(tmp_path / "many")
   assert [s for s, _ in many_curve] == [s for s, _ in one_curve] == [1, 2, 3]
-  rows = [json.loads(l) for l in open(tmp_path / "many" / "metrics.jsonl")]
+  rows = metrics.read_metrics(str(tmp_path / "many"))
   assert any("z_loss" in r for r in rows) == (tiny_config.train.z_loss > 0)
-  np.testing.assert_allclose([l for _, l in many_curve], [l for _, l in one_curve], rtol=1e-5)
+  np.testing.assert_allclose([x for _, x in many_curve], [x for _, x in one_curve], rtol=1e-5)
   np.testing.assert_allclose(many["train_loss"], one["train_loss"], rtol=1e-5)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
-               sharding.host_copy(many["state"].params), sharding.host_copy(one["state"].params))
+  jax.tree.map(
+    lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+    sharding.host_copy(many["state"].params),
+    sharding.host_copy(one["state"].params),
+  )
 
 
 def test_resume_is_bitwise_equal_to_a_straight_run(tiny_config, tmp_path):
@@ -96,8 +107,11 @@ def test_resume_is_bitwise_equal_to_a_straight_run(tiny_config, tmp_path):
   assert resumed["start_step"] == 4 and resumed["step"] == 8
   assert resumed["train_loss"] == straight["train_loss"]
   assert resumed["eval_loss"] == straight["eval_loss"]
-  jax.tree.map(np.testing.assert_array_equal, sharding.host_copy(resumed["state"].params),
-               sharding.host_copy(straight["state"].params))
+  jax.tree.map(
+    np.testing.assert_array_equal,
+    sharding.host_copy(resumed["state"].params),
+    sharding.host_copy(straight["state"].params),
+  )
   for a, b in zip(_losses(tmp_path / "resumed"), _losses(tmp_path / "straight")):
     assert a == b
 
@@ -111,25 +125,29 @@ def test_several_steps_per_dispatch_are_bitwise_single_steps(tiny_config, tmp_pa
   scanned = _run(tiny_config, tmp_path / "scanned", mesh)
   assert sorted(os.listdir(tmp_path / "scanned" / "checkpoints")) == ["4", "6", "8"]
   assert scanned["step"] == 8 and scanned["eval_loss"] == single["eval_loss"]
-  jax.tree.map(np.testing.assert_array_equal, sharding.host_copy(scanned["state"].params),
-               sharding.host_copy(single["state"].params))
+  jax.tree.map(
+    np.testing.assert_array_equal,
+    sharding.host_copy(scanned["state"].params),
+    sharding.host_copy(single["state"].params),
+  )
   assert _losses(tmp_path / "scanned") == _losses(tmp_path / "single")
   assert [s for s, _ in _losses(tmp_path / "scanned")] == list(range(1, 9))
 
 
 def test_the_metrics_are_in_step_order_when_the_last_dispatch_holds_a_logged_step(
-    tiny_config, tmp_path):
+  tiny_config, tmp_path
+):
   # Dispatches 1-3, 4-6, 7-9: step 8 is logged, step 9 evaluated; a sweep reads the last step.
   tiny_config.train.steps, tiny_config.train.steps_per_dispatch = 9, 3
   tiny_config.train.log_every, tiny_config.train.eval_every = 2, 100
   out = _run(tiny_config, tmp_path, sharding.make_mesh(tiny_config.mesh, jax.devices()[:1]))
-  steps = [json.loads(l)["step"] for l in open(tmp_path / "metrics.jsonl")]
+  steps = [row["step"] for row in metrics.read_metrics(str(tmp_path))]
   assert out["step"] == 9 and steps == sorted(steps) and steps[-1] == 9
   assert sweep._from_metrics(str(tmp_path))["step"] == 9
 
 
 def _losses(workdir):
-  rows = [json.loads(l) for l in open(workdir / "metrics.jsonl")]
+  rows = metrics.read_metrics(str(workdir))
   return sorted((r["step"], r["loss"]) for r in rows if "loss" in r)
 
 
@@ -141,7 +159,9 @@ def test_train_step_compiles_once_and_writes_metrics(tiny_config, tmp_path):
   assert list((tmp_path / "tb").iterdir())
   assert (tmp_path / "char_vocab.json").exists() and (tmp_path / "model.json").exists()
   status = run_files.read_status(str(tmp_path))
-  assert status["status"] == run_files.FINISHED and status["step"] == 8 and status["pid"] == os.getpid()
+  assert (
+    status["status"] == run_files.FINISHED and status["step"] == 8 and status["pid"] == os.getpid()
+  )
 
 
 def test_nan_loss_stops_with_step_and_last_good_checkpoint(tiny_config, tmp_path):
@@ -161,9 +181,11 @@ def test_nan_loss_stops_with_step_and_last_good_checkpoint(tiny_config, tmp_path
 # attention kernel (on a CPU every choice is XLA's), and gradient accumulation. A sweep's run
 # identity leaves the execution out. Levers that touch different parts of the step share a
 # compilation (a change is named when it fails).
-_SPEED_LEVERS = (dict(grad_accum_steps=2, remat="dots"),
-                 dict(fused_cross_entropy=False, separate_qkv=True, one_pass_logsumexp=True),
-                 dict(remat="full", scan_layers=True))
+_SPEED_LEVERS = (
+  {"grad_accum_steps": 2, "remat": "dots"},
+  {"fused_cross_entropy": False, "separate_qkv": True, "one_pass_logsumexp": True},
+  {"remat": "full", "scan_layers": True},
+)
 _NOT_LEVERS = ("param_dtype", "compute_dtype", "logits_dtype", "attention_impl")
 
 
@@ -171,14 +193,20 @@ def test_speed_levers_leave_the_step_unchanged(tiny_config):
   tiny_config.model.dropout = 0.0
   mesh = sharding.make_mesh(tiny_config.mesh, jax.devices()[:1])
   exp = experiment.build(tiny_config, mesh)
-  batch = {"tokens": jnp.asarray(loop.pipeline.window_batches(
-      exp.data.splits["train"], 16, 8, shuffle_seed=0, repeat=True)[0]["tokens"])}
+  batch = {
+    "tokens": jnp.asarray(
+      loop.pipeline.window_batches(exp.data.splits["train"], 16, 8, shuffle_seed=0, repeat=True)[0][
+        "tokens"
+      ]
+    )
+  }
 
   def one_step(ex, grad_accum_steps=1):
     layout = step_lib.state_layout(exp.model_cfg, ex, tiny_config.optim, 8, mesh)
     state = jax.jit(layout.init_fn)(jax.random.key(0))
-    fn = step_lib.make_train_step(layout.graphdef, layout.tx, layout.schedule, False,
-                                  grad_accum_steps, step_lib.token_loss(ex))
+    fn = step_lib.make_train_step(
+      layout.graphdef, layout.tx, layout.schedule, False, grad_accum_steps, step_lib.token_loss(ex)
+    )
     return jax.jit(fn)(state, batch)
 
   tested = {name for change in _SPEED_LEVERS for name in change}
@@ -186,13 +214,16 @@ def test_speed_levers_leave_the_step_unchanged(tiny_config):
   ref_state, ref = one_step(exp.layout.execution)
   for change in _SPEED_LEVERS:
     ex_change = {k: v for k, v in change.items() if k != "grad_accum_steps"}
-    state, out = one_step(dataclasses.replace(exp.layout.execution, **ex_change),
-                          change.get("grad_accum_steps", 1))
+    state, out = one_step(
+      dataclasses.replace(exp.layout.execution, **ex_change), change.get("grad_accum_steps", 1)
+    )
     np.testing.assert_allclose(out["loss"], ref["loss"], rtol=1e-6, err_msg=str(change))
     np.testing.assert_allclose(out["grad_norm"], ref["grad_norm"], rtol=1e-5, err_msg=str(change))
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7,
-                                                         err_msg=str(change)),
-                 state.params, ref_state.params)
+    jax.tree.map(
+      lambda a, b, err=str(change): np.testing.assert_allclose(a, b, 1e-5, 1e-7, err_msg=err),
+      state.params,
+      ref_state.params,
+    )
 
 
 def test_encoder_mlm_trains_and_resumes_bitwise(tiny_config, tmp_path):
@@ -207,8 +238,11 @@ def test_encoder_mlm_trains_and_resumes_bitwise(tiny_config, tmp_path):
   _run(tiny_config, tmp_path / "resumed", mesh)
   resumed = _run(tiny_config, tmp_path / "resumed", mesh)
   assert resumed["train_loss"] == straight["train_loss"]
-  jax.tree.map(np.testing.assert_array_equal, sharding.host_copy(resumed["state"].params),
-               sharding.host_copy(straight["state"].params))
+  jax.tree.map(
+    np.testing.assert_array_equal,
+    sharding.host_copy(resumed["state"].params),
+    sharding.host_copy(straight["state"].params),
+  )
 
 
 def test_non_finite_parameters_are_never_saved(tiny_config, tmp_path):
@@ -218,9 +252,11 @@ def test_non_finite_parameters_are_never_saved(tiny_config, tmp_path):
   tiny_config.optim.eps = 0.0
   tiny_config.optim.warmup_steps = 0
   tiny_config.train.checkpoint_every = 1
-  with pytest.raises(loop.NonFiniteLossError,
-                     match=r"parameters are not finite after step 1 \(not saved\); last good "
-                           r"checkpoint: none"):
+  with pytest.raises(
+    loop.NonFiniteLossError,
+    match=r"parameters are not finite after step 1 \(not saved\); last good "
+    r"checkpoint: none",
+  ):
     _run(tiny_config, tmp_path, sharding.make_mesh(tiny_config.mesh, jax.devices()[:1]))
   assert not any((tmp_path / "checkpoints").iterdir())
 
@@ -231,5 +267,8 @@ def test_stop_after_steps_is_reported_as_a_preemption(tiny_config, tmp_path):
   assert out["step"] == 3 and out["preempted"] == "config.train.stop_after_steps"
   status = run_files.read_status(str(tmp_path))
   assert (status["status"], status["step"], status["detail"]) == (
-      run_files.PREEMPTED, 3, "config.train.stop_after_steps")
+    run_files.PREEMPTED,
+    3,
+    "config.train.stop_after_steps",
+  )
   assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir()) == [3]

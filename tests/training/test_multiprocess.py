@@ -1,7 +1,6 @@
 """Two processes x 4 CPU devices (through launch/local.py) train like one process: same losses,
 checkpoints that a different layout restores, and a clear failure when a process dies."""
 
-import json
 import os
 import signal
 import subprocess
@@ -14,18 +13,29 @@ import numpy as np
 import pytest
 
 from conftest import REPO, config_flags
-from lm.training import exit_status, loop
+from lm.runs import metrics
 from lm.runtime import sharding
+from lm.training import exit_status, loop
 
 
 def _launch(config, workdir, *extra) -> subprocess.Popen:
-  cmd = [sys.executable, "-m", "launch.local", "--num_processes=2", "--devices_per_process=4",
-         *extra, "--", "--config=experiments/configs/base.py", f"--workdir={workdir}",
-         *config_flags(config)]
+  cmd = [
+    sys.executable,
+    "-m",
+    "launch.local",
+    "--num_processes=2",
+    "--devices_per_process=4",
+    *extra,
+    "--",
+    "--config=experiments/configs/base.py",
+    f"--workdir={workdir}",
+    *config_flags(config),
+  ]
   env = dict(os.environ, PYTHONPATH=REPO)
   env.pop("XLA_FLAGS")  # the launcher sets each child's device count
-  return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
+  return subprocess.Popen(
+    cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+  )
 
 
 def _launch_and_wait(config, workdir, status=0) -> str:
@@ -39,7 +49,7 @@ def _launch_and_wait(config, workdir, status=0) -> str:
 
 
 def _losses(workdir) -> dict[int, float]:
-  rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+  rows = metrics.read_metrics(str(workdir))
   return {r["step"]: r["loss"] for r in rows if "loss" in r}
 
 
@@ -99,8 +109,11 @@ def test_a_dead_process_fails_the_launch_instead_of_hanging(tiny_config, tmp_pat
     while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3):
       assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)[-3000:]
       time.sleep(0.2)
-    pids = {l.split()[1]: int(l.split()[3]) for l in lines if l.startswith("[launch] p")
-            and " pid " in l}
+    pids = {
+      line.split()[1]: int(line.split()[3])
+      for line in lines
+      if line.startswith("[launch] p") and " pid " in line
+    }
     killed = time.monotonic()
     os.kill(pids[victim], signal.SIGKILL)
     proc.wait(timeout=60)
@@ -109,8 +122,10 @@ def test_a_dead_process_fails_the_launch_instead_of_hanging(tiny_config, tmp_pat
     proc.kill()
     reader.join(timeout=5)
   out = "".join(lines)
-  print(f"launcher exited {detected_s:.1f}s after {victim} was killed;",
-        *[l for l in lines if l.startswith("[launch]")])
+  print(
+    f"launcher exited {detected_s:.1f}s after {victim} was killed;",
+    *[line for line in lines if line.startswith("[launch]")],
+  )
   assert proc.returncode != 0 and detected_s < 60
   assert f"[launch] failed: {victim}" in out, out[-3000:]
   survivor = pids["p0" if victim == "p1" else "p1"]
@@ -126,7 +141,9 @@ def _wait_for_progress(proc, lines, workdir, rows, deadline_s=240):
 
 
 def _worker_pids(lines) -> list[int]:
-  return [int(l.split()[3]) for l in lines if l.startswith("[launch] p") and " pid " in l]
+  return [
+    int(line.split()[3]) for line in lines if line.startswith("[launch] p") and " pid " in line
+  ]
 
 
 def test_signals_to_the_launcher_reach_its_processes(tiny_config, tmp_path):
@@ -139,7 +156,7 @@ def test_signals_to_the_launcher_reach_its_processes(tiny_config, tmp_path):
   for signum in (signal.SIGTERM, signal.SIGKILL):
     proc = _launch(tiny_config, tmp_path)
     lines = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader = threading.Thread(target=lines.extend, args=(proc.stdout,), daemon=True)
     reader.start()
     try:
       _wait_for_progress(proc, lines, tmp_path, rows=3 + (steps[-1] if steps else 0))

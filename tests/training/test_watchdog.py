@@ -5,9 +5,9 @@ import threading
 import jax
 import pytest
 
-from lm.training import checkpoint, loop
 from lm.runs import run_files
 from lm.runtime import sharding
+from lm.training import checkpoint, loop
 from lm.training.watchdog import Watchdog
 
 
@@ -41,10 +41,13 @@ def test_a_stalled_checkpoint_save_is_named(tiny_config, tmp_path, monkeypatch):
   monkeypatch.setattr(checkpoint, "save", stalled_save)
   monkeypatch.setattr(loop, "Watchdog", lambda timeout_s, _: Watchdog(timeout_s, on_stall))
   with pytest.raises(RuntimeError, match="released by the watchdog"):
-    loop.train_and_evaluate(tiny_config, str(tmp_path),
-                             sharding.make_mesh(tiny_config.mesh, jax.devices()[:1]))
-  assert messages == [messages[0]] and "while checking and saving the checkpoint of step 4" in \
-      messages[0]
+    loop.train_and_evaluate(
+      tiny_config, str(tmp_path), sharding.make_mesh(tiny_config.mesh, jax.devices()[:1])
+    )
+  assert (
+    messages == [messages[0]]
+    and "while checking and saving the checkpoint of step 4" in messages[0]
+  )
 
 
 def test_a_stall_is_recorded_in_the_run_status_before_the_exit(tmp_path, monkeypatch):
