@@ -29,7 +29,9 @@ from lm.runtime import compile_cache, distributed
 from lm.training import checkpoint, config_checks, exit_status, loop
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, cli.CONFIG_HELP, lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics.")
+_WORKDIR = flags.DEFINE_string(
+  "workdir", None, "Directory for checkpoints and metrics.", required=True
+)
 _COORDINATOR = flags.DEFINE_string(
   "coordinator_address", None, "HOST:PORT of process 0, for multi-process runs."
 )

@@ -54,14 +54,15 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
 def no_space_left(e: BaseException, where: str | None = None) -> str | None:
   """'no space left on <path>' if `e` (or what caused it) is a full disk, else None."""
   seen = set()
-  while e is not None and id(e) not in seen:
-    seen.add(id(e))
-    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
-      return f"no space left on {where or e.filename or 'the device'}"
-    if "No space left on device" in str(e):
-      path = re.search(r"(/[^\s\"':]+)", str(e))
+  cause: BaseException | None = e
+  while cause is not None and id(cause) not in seen:
+    seen.add(id(cause))
+    if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:
+      return f"no space left on {where or cause.filename or 'the device'}"
+    if "No space left on device" in str(cause):
+      path = re.search(r"(/[^\s\"':]+)", str(cause))
       return f"no space left on {where or (path.group(1) if path else 'the device')}"
-    e = e.__cause__ or e.__context__
+    cause = cause.__cause__ or cause.__context__
   return None
 
 

@@ -51,20 +51,19 @@ def config_flags(config, skip: tuple[str, ...] = ()) -> list[str]:
   ]
 
 
-@pytest.fixture
-def corpus_file(tmp_path):
-  """The first 20k characters of tiny Shakespeare."""
-  path = tmp_path / "corpus.txt"
+def write_corpus(directory) -> str:
+  """The first 20k characters of tiny Shakespeare, as `directory`/corpus.txt."""
+  path = directory / "corpus.txt"
   with open(CORPUS) as f:
     path.write_text(f.read(20_000))
   return str(path)
 
 
-@pytest.fixture
-def tiny_config(tmp_path, corpus_file):
+def make_tiny_config(directory, corpus: str):
+  """A 2-layer width-32 decoder on `corpus`, 8 steps, its data cache in `directory`/data."""
   c = base.get_config()
-  c.data.path = corpus_file
-  c.data.data_dir = str(tmp_path / "data")
+  c.data.path = corpus
+  c.data.data_dir = str(directory / "data")
   c.data.seq_len = 16
   c.model.max_seq_len = 16
   c.data.batch_size = 8
@@ -83,6 +82,16 @@ def tiny_config(tmp_path, corpus_file):
   c.train.async_checkpoints = False
   c.mesh.data = 1
   return c
+
+
+@pytest.fixture
+def corpus_file(tmp_path):
+  return write_corpus(tmp_path)
+
+
+@pytest.fixture
+def tiny_config(tmp_path, corpus_file):
+  return make_tiny_config(tmp_path, corpus_file)
 
 
 def pytest_sessionfinish(session, exitstatus):

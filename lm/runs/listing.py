@@ -124,7 +124,7 @@ def format_table(summaries: list[RunSummary], now: float | None = None) -> str:
   """A fixed-width table, one run a line; the detail column cut to 70 characters."""
   now = time.time() if now is None else now
   head = ("run", "step", "train loss", "eval loss", "tokens/s", "status", "updated", "detail")
-  lines = [head]
+  lines: list[tuple[str, ...]] = [head]
   for s in summaries:
     lines.append(
       (

@@ -16,10 +16,9 @@ from flax import nnx
 
 from lm.convert import hf
 from lm.data.tokenizer import Tokenizer, load_tokenizer
-from lm.model import config as model_config
-from lm.model.config import ExecutionConfig, TransformerConfig
+from lm.model.config import TransformerConfig
 from lm.model.transformer import make_model
-from lm.runs import run_files
+from lm.runs import compat, run_files
 from lm.runtime import paths, sharding
 from lm.training import checkpoint
 from lm.training.step import state_layout
@@ -39,8 +38,7 @@ class TrainedRun:
   @property
   def document_masking(self) -> bool:
     """Whether the run trained with document masking."""
-    # .get: runs saved before the field existed trained without it.
-    return self.config is not None and bool(self.config.data.get("document_masking", False))
+    return self.config is not None and bool(self.config.data.document_masking)
 
   @property
   def document_end_id(self) -> int | None:
@@ -49,36 +47,16 @@ class TrainedRun:
     return self.tokenizer.eos_id if self.document_masking and self.tokenizer else None
 
 
-def _execution(config: ml_collections.ConfigDict, model_json: dict[str, Any]) -> ExecutionConfig:
-  """The run's execution config; runs from before the split kept it in model.json."""
-  if "execution" in config:
-    return model_config.execution(config.execution)
-  return ExecutionConfig(
-    **{k: model_json[k] for k in model_config.fields_of(ExecutionConfig) if k in model_json}
-  )
-
-
 def load_run(workdir: str, step: int | None = None) -> TrainedRun:
   """Restores the params of `workdir`'s latest (or given) checkpoint onto all local devices."""
   config, model_cfg = run_files.read_config(workdir), run_files.read_model_config(workdir)
   model_json = json.loads((paths.run_path(workdir) / "model.json").read_text())
-  # Runs from before these fields: nothing frozen, AdamW.
-  for field, default in (
-    ("freeze_embeddings", False),
-    ("freeze_layers", 0),
-    ("name", "adamw"),
-    ("adam_learning_rate", 0.0),
-  ):
-    if field not in config.optim:
-      config.optim[field] = default
-  if "encoding" not in config.data:  # runs from before the fields: UTF-8, bad bytes replaced
-    config.data.encoding, config.data.decode_errors = "utf-8", "replace"
   mesh = sharding.make_mesh({"data": -1, "fsdp": 1, "tensor": 1})
   layout = state_layout(
-    model_cfg, _execution(config, model_json), config.optim, config.train.steps, mesh
+    model_cfg, compat.execution_config(config, model_json), config.optim, config.train.steps, mesh
   )
-  mngr = checkpoint.manager(workdir, every=1, keep=1 << 30, use_async=False)
-  state, _ = checkpoint.restore(mngr, layout.abstract, step, with_data=False)
+  checkpoints = checkpoint.manager(workdir, every=1, keep=1 << 30, use_async=False)
+  state, _ = checkpoint.restore(checkpoints, layout.abstract, step, with_data=False)
   return TrainedRun(
     config,
     model_cfg,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.abc
 import json
 import sys
 import time
@@ -10,18 +12,27 @@ from typing import Any
 from lm.runtime import paths
 
 
+class _WithoutTorch(importlib.abc.MetaPathFinder):
+  """An import hook under which `import torch` fails, as if it were not installed."""
+
+  def find_spec(self, fullname: str, path: Any, target: Any = None) -> None:
+    del path, target
+    if fullname == "torch" or fullname.startswith("torch."):
+      raise ModuleNotFoundError(f"{fullname} is hidden from tensorboardX", name=fullname)
+
+
 def _import_tensorboardx():
   """tensorboardX without PyTorch: it imports torch whenever torch is installed (5-15 s of
-  start-up here) only to accept torch tensors, which we never hand it."""
-  hidden = "torch" not in sys.modules
-  if hidden:
-    sys.modules["torch"] = None  # makes `import torch` raise ImportError, which it handles
+  start-up here) only to accept torch tensors, which we never hand it; it handles the
+  ImportError."""
+  if "torch" in sys.modules:
+    return importlib.import_module("tensorboardX")
+  hook = _WithoutTorch()
+  sys.meta_path.insert(0, hook)
   try:
-    import tensorboardX
+    return importlib.import_module("tensorboardX")
   finally:
-    if hidden:
-      del sys.modules["torch"]
-  return tensorboardX
+    sys.meta_path.remove(hook)
 
 
 SummaryWriter = _import_tensorboardx().SummaryWriter

@@ -15,6 +15,7 @@ import ml_collections
 from lm.data.tokenizer import Tokenizer
 from lm.model import config as model_config
 from lm.model.config import TransformerConfig
+from lm.runs import compat
 from lm.runtime import paths
 from lm.training.config_checks import ConfigError
 
@@ -22,7 +23,7 @@ from lm.training.config_checks import ConfigError
 # was), the execution (how fast a step runs, not what it computes), and the fields that change
 # how the loop reports, saves and watches, not what it trains. A sweep skips a run whose
 # identity it has finished; a resume may change only these fields.
-NOT_IDENTITY = (
+FIELDS_OUTSIDE_IDENTITY = (
   "scaling",
   "execution",
   "train.log_every",
@@ -53,9 +54,10 @@ STATUS_FILE = "status.json"
 
 
 def identity(fields: dict[str, Any]) -> dict[str, Any]:
-  """A config's fields (`ConfigDict.to_dict()`) without NOT_IDENTITY: what a run trains."""
+  """A config's fields (`ConfigDict.to_dict()`) without FIELDS_OUTSIDE_IDENTITY: what a run
+  trains."""
   fields = {k: dict(v) if isinstance(v, dict) else v for k, v in fields.items()}
-  for name in NOT_IDENTITY:
+  for name in FIELDS_OUTSIDE_IDENTITY:
     section, _, field = name.partition(".")
     if field:
       fields.get(section, {}).pop(field, None)
@@ -162,12 +164,12 @@ def is_run(workdir: str) -> bool:
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:
-  """The config a run in `workdir` trained with (its config.json)."""
+  """The config a run in `workdir` trained with (its config.json; fields added since it was
+  saved filled in as it trained)."""
   if not is_run(workdir):
     raise FileNotFoundError(f"{workdir} holds no training run (no config.json and model.json)")
-  return ml_collections.ConfigDict(
-    json.loads((paths.run_path(workdir) / "config.json").read_text())
-  )
+  text = (paths.run_path(workdir) / "config.json").read_text()
+  return compat.upgrade_config(ml_collections.ConfigDict(json.loads(text)))
 
 
 def read_model_config(workdir: str) -> TransformerConfig:

@@ -30,8 +30,7 @@ class WandbWriter:
   """`write(step, scalars)` logs to the workdir's W&B run; `close()` finishes it."""
 
   def __init__(self, workdir: str, config: ml_collections.ConfigDict):
-    import wandb
-
+    wandb = importlib.import_module("wandb")  # an optional extra, imported only when on
     root = paths.run_path(workdir)
     id_file = root / ID_FILE
     run_id = id_file.read_text().strip() if id_file.exists() else secrets.token_hex(6)

@@ -18,7 +18,7 @@ def use(cache_dir: str | None) -> dict[str, str]:
   """Turns the cache on in `cache_dir` (unless one is on already) for this process, for every
   program however quickly it compiled (a small model's compile quickly, and are many), and
   returns the environment variables that give it to the processes this one starts."""
-  if not cache_dir or jax.config.jax_compilation_cache_dir:
+  if not cache_dir or jax.config.values.get("jax_compilation_cache_dir"):
     return {}
   jax.config.update("jax_compilation_cache_dir", cache_dir)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)

@@ -42,18 +42,18 @@ def initialize(
     num_processes = int(env["LM_NUM_PROCESSES"])
   if process_id is None and env.get("LM_PROCESS_ID"):
     process_id = int(env["LM_PROCESS_ID"])
-  timeouts = {
-    "initialization_timeout": INITIALIZATION_TIMEOUT_S,
-    "heartbeat_timeout_seconds": HEARTBEAT_TIMEOUT_S,
-  }
-  if coordinator_address is None:
-    if env.get("LM_DISTRIBUTED", "") != "auto":
-      return False
-    jax.distributed.initialize(**timeouts)  # cluster auto-detection: TPU VM, Slurm, MPI
-  else:
-    if num_processes is None or process_id is None:
-      raise ValueError("a coordinator address needs num_processes and process_id too")
-    jax.distributed.initialize(coordinator_address, num_processes, process_id, **timeouts)
+  if coordinator_address is None and env.get("LM_DISTRIBUTED", "") != "auto":
+    return False
+  if coordinator_address is not None and (num_processes is None or process_id is None):
+    raise ValueError("a coordinator address needs num_processes and process_id too")
+  # Without an address, JAX detects the cluster itself: TPU VM, Slurm, MPI.
+  jax.distributed.initialize(
+    coordinator_address,
+    num_processes,
+    process_id,
+    initialization_timeout=INITIALIZATION_TIMEOUT_S,
+    heartbeat_timeout_seconds=HEARTBEAT_TIMEOUT_S,
+  )
   log.info(
     "process %d of %d; %d local / %d global devices",
     jax.process_index(),
@@ -71,7 +71,7 @@ def process_zero_first(fn: Callable[[], T], name: str) -> T:
     return fn()
   if jax.process_index() == 0:
     out = fn()
+    multihost_utils.sync_global_devices(f"lm:{name}")
+    return out
   multihost_utils.sync_global_devices(f"lm:{name}")
-  if jax.process_index() != 0:
-    out = fn()
-  return out
+  return fn()

@@ -15,11 +15,15 @@ import json
 import os
 import platform
 import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from lm.runtime import paths
+
+# A `Device`: jaxlib's class, which ships no type information.
+Device = Any
 
 # Dense (no sparsity) peak FLOP/s per chip, bfloat16, from the vendors' data sheets.
 PEAK_BF16_FLOPS = {
@@ -98,17 +102,16 @@ def cpu_peak_flops(kind: str) -> tuple[float, str]:
   return flops, f"{kind} f32 matmul {flops / 1e9:.0f} GFLOP/s (measured {when}, {path})"
 
 
-def device_peak_flops(device: jax.Device | None = None) -> tuple[float, str]:
+def device_peak_flops(device: Device | None = None) -> tuple[float, str]:
   """(peak FLOP/s per device, a name saying where it came from)."""
-  device = device or jax.devices()[0]
-  kind = device.device_kind
+  kind = (jax.devices()[0] if device is None else device).device_kind
   for name, flops in PEAK_BF16_FLOPS.items():
     if name.lower() in kind.lower():
       return flops, f"{kind} bf16 dense peak {flops / 1e12:.0f} TFLOP/s"
   return cpu_peak_flops(kind)
 
 
-def mesh_peak_flops(devices: list[jax.Device]) -> tuple[float, str]:
+def mesh_peak_flops(devices: list[Device]) -> tuple[float, str]:
   """(peak FLOP/s of a step running on `devices`, a name saying where it came from).
 
   Accelerators: the per-chip peak times the chips. CPU: one measured matmul rate, since the
@@ -124,9 +127,9 @@ def mfu(tokens_per_s: float, flops_per_token: float, peak_flops: float) -> float
   return tokens_per_s * flops_per_token / peak_flops
 
 
-def device_memory_bandwidth(device: jax.Device | None = None) -> tuple[float, str] | None:
+def device_memory_bandwidth(device: Device | None = None) -> tuple[float, str] | None:
   """(peak memory bytes/s per device, its name), or None for a device not in the table."""
-  kind = (device or jax.devices()[0]).device_kind
+  kind = (jax.devices()[0] if device is None else device).device_kind
   for name, bandwidth in PEAK_MEMORY_BANDWIDTH.items():
     if name.lower() in kind.lower():
       return bandwidth, f"{kind} {bandwidth / 1e12:.2f} TB/s"

@@ -37,11 +37,11 @@ def run_path(path: str | epath.Path) -> epath.Path:
 
 def copy_file(src: str | epath.Path, dst: str | epath.Path) -> epath.Path:
   """Copies `src` to `dst` (either may be remote) unless they are the same file."""
-  src, dst = run_path(src), run_path(dst)
-  if src != dst:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    src.copy(dst, overwrite=True)
-  return dst
+  source, target = run_path(src), run_path(dst)
+  if source != target:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    source.copy(target, overwrite=True)
+  return target
 
 
 class RewrittenFile:

@@ -7,9 +7,12 @@ from typing import Any
 
 import jax
 import numpy as np
-from flax import linen, nnx
+from flax import nnx
+from flax.linen import spmd
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
+
+from lm.runtime.hardware import Device
 
 MESH_AXES = ("data", "fsdp", "tensor")
 
@@ -45,10 +48,11 @@ def mesh_shape(mesh_cfg, num_devices: int) -> tuple[int, int, int]:
       f"({dict(zip(MESH_AXES, shape))}) must equal the {num_devices} devices; "
       "set one axis to -1 to fill"
     )
-  return tuple(shape)  # type: ignore[return-value]
+  data, fsdp, tensor = shape
+  return data, fsdp, tensor
 
 
-def make_mesh(mesh_cfg, devices: Sequence[jax.Device] | None = None) -> Mesh:
+def make_mesh(mesh_cfg, devices: Sequence[Device] | None = None) -> Mesh:
   """Builds the (data, fsdp, tensor) mesh over `devices` (default: all devices)."""
   devices = list(jax.devices() if devices is None else devices)
   shape = mesh_shape(mesh_cfg, len(devices))
@@ -69,7 +73,7 @@ def logical_axes(state: nnx.State) -> Any:
 
 def param_shardings(state: nnx.State, mesh: Mesh) -> Any:
   """NamedShardings for a model's params (pure dict), from their logical axes and the rules."""
-  specs = linen.logical_to_mesh(logical_axes(state), LOGICAL_RULES)
+  specs = spmd.logical_to_mesh(logical_axes(state), LOGICAL_RULES)
   return jax.tree.map(lambda s: NamedSharding(mesh, s), specs, is_leaf=lambda x: isinstance(x, P))
 
 

@@ -47,7 +47,7 @@ def manager(
 
 
 def save(
-  mngr: ocp.CheckpointManager,
+  checkpoints: ocp.CheckpointManager,
   step: int,
   state: Any,
   data_state: dict | None,
@@ -58,29 +58,29 @@ def save(
   args = {"state": ocp.args.StandardSave(state)}
   if data_state is not None:
     args["data"] = ocp.args.JsonSave(data_state)
-  return mngr.save(step, args=ocp.args.Composite(**args), force=force)
+  return checkpoints.save(step, args=ocp.args.Composite(**args), force=force)
 
 
 def restore(
-  mngr: ocp.CheckpointManager,
+  checkpoints: ocp.CheckpointManager,
   abstract_state: Any,
   step: int | None = None,
   *,
   with_data: bool = True,
 ) -> tuple[Any, dict | None]:
   """Restores (state, data iterator state) at `step` (default: latest) onto the given shardings."""
-  step = mngr.latest_step() if step is None else step
+  step = checkpoints.latest_step() if step is None else step
   if step is None:
-    raise FileNotFoundError(f"no checkpoint in {mngr.directory}")
+    raise FileNotFoundError(f"no checkpoint in {checkpoints.directory}")
   args = {"state": ocp.args.StandardRestore(abstract_state)}
   if with_data:
     args["data"] = ocp.args.JsonRestore()
-  out = mngr.restore(step, args=ocp.args.Composite(**args))
+  out = checkpoints.restore(step, args=ocp.args.Composite(**args))
   return out["state"], (out["data"] if with_data else None)
 
 
 def restore_newest(
-  mngr: ocp.CheckpointManager, abstract_state: Any
+  checkpoints: ocp.CheckpointManager, abstract_state: Any
 ) -> tuple[Any, dict | None, int] | None:
   """(state, data iterator state, step) of the newest checkpoint that restores, or None if
   there is none.
@@ -90,9 +90,9 @@ def restore_newest(
   save that step again. If none restores, the error names every step and why.
   """
   failures = []
-  for step in sorted(mngr.all_steps(), reverse=True):
+  for step in sorted(checkpoints.all_steps(), reverse=True):
     try:
-      state, data_state = restore(mngr, abstract_state, step)
+      state, data_state = restore(checkpoints, abstract_state, step)
     except Exception as e:
       # TensorStore nests its errors (the cause comes last) and appends its specs.
       reason = (
@@ -104,20 +104,20 @@ def restore_newest(
       failures.append((step, reason))
       continue
     for bad, reason in failures:
-      _set_aside(mngr, bad, reason, step)
+      _set_aside(checkpoints, bad, reason, step)
     if failures:
-      mngr.reload()
+      checkpoints.reload()
     return state, data_state, step
   if failures:
     raise NoCheckpointRestores(
-      f"no checkpoint in {mngr.directory} restores: "
+      f"no checkpoint in {checkpoints.directory} restores: "
       + "; ".join(f"step {s}: {r}" for s, r in failures)
     )
   return None
 
 
-def _set_aside(mngr: ocp.CheckpointManager, step: int, reason: str, resumed: int) -> None:
-  target = mngr.directory.parent / UNREADABLE / str(step)
+def _set_aside(checkpoints: ocp.CheckpointManager, step: int, reason: str, resumed: int) -> None:
+  target = checkpoints.directory.parent / UNREADABLE / str(step)
   copies = 1
   while target.exists():  # set aside before at this step: keep both
     copies += 1
@@ -131,6 +131,6 @@ def _set_aside(mngr: ocp.CheckpointManager, step: int, reason: str, resumed: int
   )
   if jax.process_index() == 0:
     target.parent.mkdir(parents=True, exist_ok=True)
-    (mngr.directory / str(step)).rename(target)
+    (checkpoints.directory / str(step)).rename(target)
   if jax.process_count() > 1:
     multihost_utils.sync_global_devices(f"lm:set_aside_checkpoint_{step}")

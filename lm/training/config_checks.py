@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from typing import Any
 
 from lm.data import sources, token_cache
 from lm.data.local_text import DECODE_ERRORS
@@ -17,6 +19,7 @@ from lm.model.config import (
   POSITIONS,
   REMAT,
   ROPE_SCALINGS,
+  TransformerConfig,
 )
 from lm.model.layers import ACTIVATIONS
 from lm.runs import wandb_mirror
@@ -35,87 +38,132 @@ def _require(ok: bool, message: str) -> None:
     raise ConfigError(message)
 
 
+def _require_one_of(section: str, field: str, value: Any, valid: Iterable[str]) -> None:
+  valid = tuple(valid)
+  _require(value in valid, f"config.{section}.{field}={value!r}; valid: {', '.join(valid)}")
+
+
 def check(config, num_devices: int, num_processes: int = 1) -> None:
   """Raises ConfigError for the first invalid field found."""
-  m, d, o, t, e = config.model, config.data, config.optim, config.train, config.execution
+  _check_architecture(config.model)
+  _check_positions(config.model)
+  _check_parametrization(config.model, config.optim)
+  _check_fits_model(config)
+  _check_mlm(config.mlm)
+  _check_execution(config.execution)
+  _check_optim(config.optim, config.train)
+  _check_train(config.train, config.data)
+  _check_data(config.data, config.model)
+  _check_mesh(config, num_devices, num_processes)
+
+
+def check_pretrained(config, model_cfg: TransformerConfig, has_tokenizer: bool) -> None:
+  """The checks that need the pretrained model of `config.init_from` (`model_cfg`)."""
+  source = f"config.init_from={config.init_from!r}"
+  _require(has_tokenizer, f"{source} has no tokenizer")
   _require(
-    m.num_heads > 0 and m.d_model % m.num_heads == 0,
-    f"config.model.d_model={m.d_model} must be divisible by config.model.num_heads={m.num_heads}",
+    config.optim.freeze_layers <= model_cfg.num_layers,
+    f"config.optim.freeze_layers={config.optim.freeze_layers} exceeds the "
+    f"{model_cfg.num_layers} layers of {source}",
   )
   _require(
-    m.position in POSITIONS, f"config.model.position={m.position!r}; valid: {', '.join(POSITIONS)}"
+    config.data.seq_len <= model_cfg.max_seq_len,
+    f"config.data.seq_len={config.data.seq_len} exceeds the max_seq_len="
+    f"{model_cfg.max_seq_len} of {source}",
+  )
+
+
+def _check_architecture(model) -> None:
+  _require(
+    model.num_heads > 0 and model.d_model % model.num_heads == 0,
+    f"config.model.d_model={model.d_model} must be divisible by config.model.num_heads="
+    f"{model.num_heads}",
+  )
+  _require_one_of("model", "kind", model.kind, KINDS)
+  _require_one_of("model", "norm", model.norm, NORMS)
+  _require_one_of("model", "mlp", model.mlp, MLPS)
+  _require(
+    model.num_kv_heads >= 0
+    and (model.num_kv_heads == 0 or model.num_heads % model.num_kv_heads == 0),
+    f"config.model.num_kv_heads={model.num_kv_heads} must divide config.model.num_heads="
+    f"{model.num_heads} (0: as many as num_heads)",
+  )
+  _require_one_of("model", "norm_position", model.norm_position, NORM_POSITIONS)
+  _require_one_of("model", "activation", model.activation, ACTIVATIONS)
+  _require(model.num_classes >= 0, f"config.model.num_classes={model.num_classes} must be >= 0")
+  _require(0 <= model.dropout < 1, f"config.model.dropout={model.dropout} must lie in [0, 1)")
+  _require(
+    model.vocab_multiple >= 1, f"config.model.vocab_multiple={model.vocab_multiple} must be >= 1"
+  )
+
+
+def _check_positions(model) -> None:
+  _require_one_of("model", "position", model.position, POSITIONS)
+  _require(
+    model.position != "rotary" or (model.d_model // model.num_heads) % 2 == 0,
+    f"config.model: rotary positions need an even head size, got "
+    f"{model.d_model // model.num_heads}",
+  )
+  _require(model.rope_theta > 0, f"config.model.rope_theta={model.rope_theta} must be > 0")
+  _require_one_of("model", "rope_scaling", model.rope_scaling, ROPE_SCALINGS)
+  _require(
+    model.rope_scaling == "none" or model.position == "rotary",
+    f"config.model.rope_scaling={model.rope_scaling!r} needs config.model.position='rotary'",
   )
   _require(
-    m.position != "rotary" or (m.d_model // m.num_heads) % 2 == 0,
-    f"config.model: rotary positions need an even head size, got {m.d_model // m.num_heads}",
-  )
-  _require(m.kind in KINDS, f"config.model.kind={m.kind!r}; valid: {', '.join(KINDS)}")
-  _require(m.norm in NORMS, f"config.model.norm={m.norm!r}; valid: {', '.join(NORMS)}")
-  _require(m.mlp in MLPS, f"config.model.mlp={m.mlp!r}; valid: {', '.join(MLPS)}")
-  _require(
-    m.num_kv_heads >= 0 and (m.num_kv_heads == 0 or m.num_heads % m.num_kv_heads == 0),
-    f"config.model.num_kv_heads={m.num_kv_heads} must divide config.model.num_heads="
-    f"{m.num_heads} (0: as many as num_heads)",
-  )
-  _require(m.rope_theta > 0, f"config.model.rope_theta={m.rope_theta} must be > 0")
-  _require(
-    m.rope_scaling in ROPE_SCALINGS,
-    f"config.model.rope_scaling={m.rope_scaling!r}; valid: {', '.join(ROPE_SCALINGS)}",
+    model.rope_scaling_factor >= 1,
+    f"config.model.rope_scaling_factor={model.rope_scaling_factor} must be >= 1",
   )
   _require(
-    m.rope_scaling == "none" or m.position == "rotary",
-    f"config.model.rope_scaling={m.rope_scaling!r} needs config.model.position='rotary'",
+    0 < model.rope_low_freq_factor < model.rope_high_freq_factor,
+    f"config.model: rope_low_freq_factor={model.rope_low_freq_factor} and "
+    f"rope_high_freq_factor={model.rope_high_freq_factor} must satisfy 0 < low < high",
   )
   _require(
-    m.rope_scaling_factor >= 1,
-    f"config.model.rope_scaling_factor={m.rope_scaling_factor} must be >= 1",
+    model.rope_original_max_len >= 1,
+    f"config.model.rope_original_max_len={model.rope_original_max_len} must be >= 1",
+  )
+
+
+def _check_parametrization(model, optim_cfg) -> None:
+  _require_one_of("model", "parametrization", model.parametrization, PARAMETRIZATIONS)
+  if model.parametrization != "mup":
+    return
+  _require(
+    model.base_width > 0 and model.base_head_dim > 0,
+    f"config.model.parametrization='mup' needs config.model.base_width={model.base_width} "
+    f"and base_head_dim={model.base_head_dim} > 0 (the width and head size the learning "
+    "rate was tuned at)",
   )
   _require(
-    0 < m.rope_low_freq_factor < m.rope_high_freq_factor,
-    f"config.model: rope_low_freq_factor={m.rope_low_freq_factor} and "
-    f"rope_high_freq_factor={m.rope_high_freq_factor} must satisfy 0 < low < high",
+    model.kind == "decoder" and not model.num_classes,
+    "config.model.parametrization='mup' is implemented for decoder language models "
+    "(kind='decoder', num_classes=0)",
   )
   _require(
-    m.rope_original_max_len >= 1,
-    f"config.model.rope_original_max_len={m.rope_original_max_len} must be >= 1",
+    optim_cfg.name != "muon",
+    "config.optim.name='muon' with config.model.parametrization='mup': μP's table "
+    "here is for Adam-family optimizers (adamw, lion, adafactor)",
+  )
+
+
+def _check_fits_model(config) -> None:
+  """The model's depth and context against what the run asks of them; with `init_from` the
+  model is the pretrained one, checked once it is loaded (`check_pretrained`)."""
+  model, freeze_layers = config.model, config.optim.freeze_layers
+  _require(
+    freeze_layers >= 0 and (config.init_from or freeze_layers <= model.num_layers),
+    f"config.optim.freeze_layers={freeze_layers} must lie in [0, config.model.num_layers="
+    f"{model.num_layers}]",
   )
   _require(
-    m.parametrization in PARAMETRIZATIONS,
-    f"config.model.parametrization={m.parametrization!r}; valid: {', '.join(PARAMETRIZATIONS)}",
+    config.init_from or config.data.seq_len <= model.max_seq_len,
+    f"config.data.seq_len={config.data.seq_len} exceeds config.model.max_seq_len="
+    f"{model.max_seq_len}",
   )
-  if m.parametrization == "mup":
-    _require(
-      m.base_width > 0 and m.base_head_dim > 0,
-      f"config.model.parametrization='mup' needs config.model.base_width={m.base_width} "
-      f"and base_head_dim={m.base_head_dim} > 0 (the width and head size the learning "
-      "rate was tuned at)",
-    )
-    _require(
-      m.kind == "decoder" and not m.num_classes,
-      "config.model.parametrization='mup' is implemented for decoder language models "
-      "(kind='decoder', num_classes=0)",
-    )
-    _require(
-      o.name != "muon",
-      "config.optim.name='muon' with config.model.parametrization='mup': μP's table "
-      "here is for Adam-family optimizers (adamw, lion, adafactor)",
-    )
-  _require(
-    m.norm_position in NORM_POSITIONS,
-    f"config.model.norm_position={m.norm_position!r}; valid: {', '.join(NORM_POSITIONS)}",
-  )
-  _require(
-    m.activation in ACTIVATIONS,
-    f"config.model.activation={m.activation!r}; valid: {', '.join(ACTIVATIONS)}",
-  )
-  # With init_from the depth is the pretrained model's: checked once it is loaded.
-  _require(
-    o.freeze_layers >= 0 and (config.init_from or o.freeze_layers <= m.num_layers),
-    f"config.optim.freeze_layers={o.freeze_layers} must lie in [0, config.model.num_layers="
-    f"{m.num_layers}]",
-  )
-  _require(m.num_classes >= 0, f"config.model.num_classes={m.num_classes} must be >= 0")
-  mlm = config.mlm
+
+
+def _check_mlm(mlm) -> None:
   _require(
     0 < mlm.select_prob <= 1
     and min(mlm.mask_frac, mlm.random_frac) >= 0
@@ -123,128 +171,128 @@ def check(config, num_devices: int, num_processes: int = 1) -> None:
     f"config.mlm: select_prob={mlm.select_prob} must lie in (0, 1] and mask_frac="
     f"{mlm.mask_frac} + random_frac={mlm.random_frac} in [0, 1]",
   )
+
+
+def _check_execution(execution) -> None:
   for field in ("param_dtype", "compute_dtype", "logits_dtype"):
-    _require(
-      e[field] in DTYPES, f"config.execution.{field}={e[field]!r}; valid: {', '.join(DTYPES)}"
-    )
+    _require_one_of("execution", field, execution[field], DTYPES)
+  _require_one_of("execution", "attention_impl", execution.attention_impl, ATTENTION_IMPLS)
+  _require_one_of("execution", "remat", execution.remat, REMAT)
   _require(
-    e.attention_impl in ATTENTION_IMPLS,
-    f"config.execution.attention_impl={e.attention_impl!r}; valid: {', '.join(ATTENTION_IMPLS)}",
-  )
-  _require(e.remat in REMAT, f"config.execution.remat={e.remat!r}; valid: {', '.join(REMAT)}")
-  _require(
-    e.fused_cross_entropy or not e.one_pass_logsumexp,
+    execution.fused_cross_entropy or not execution.one_pass_logsumexp,
     "config.execution.one_pass_logsumexp needs config.execution.fused_cross_entropy",
   )
+
+
+def _check_optim(optim_cfg, train) -> None:
+  _require_one_of("optim", "name", optim_cfg.name, optim.OPTIMIZERS)
   _require(
-    t.grad_accum_steps >= 1 and d.batch_size % t.grad_accum_steps == 0,
-    f"config.train.grad_accum_steps={t.grad_accum_steps} must divide "
-    f"config.data.batch_size={d.batch_size}",
+    0 <= optim_cfg.adam_learning_rate < _FLOAT32_MAX,
+    f"config.optim.adam_learning_rate={optim_cfg.adam_learning_rate} must be >= 0",
+  )
+  _require_one_of("optim", "schedule", optim_cfg.schedule, optim.SCHEDULES)
+  _require(
+    train.steps > 0 and 0 <= optim_cfg.warmup_steps < train.steps,
+    f"config.optim.warmup_steps={optim_cfg.warmup_steps} must lie in [0, config.train.steps="
+    f"{train.steps})",
   )
   _require(
-    t.steps_per_dispatch >= 1,
-    f"config.train.steps_per_dispatch={t.steps_per_dispatch} must be >= 1",
-  )
-  _require(
-    d.seq_len <= m.max_seq_len,
-    f"config.data.seq_len={d.seq_len} exceeds config.model.max_seq_len={m.max_seq_len}",
-  )
-  _require(
-    o.name in optim.OPTIMIZERS,
-    f"config.optim.name={o.name!r}; valid: {', '.join(optim.OPTIMIZERS)}",
-  )
-  _require(
-    0 <= o.adam_learning_rate < _FLOAT32_MAX,
-    f"config.optim.adam_learning_rate={o.adam_learning_rate} must be >= 0",
-  )
-  _require(
-    o.schedule in optim.SCHEDULES,
-    f"config.optim.schedule={o.schedule!r}; valid: {', '.join(optim.SCHEDULES)}",
-  )
-  _require(
-    d.tokenizer in token_cache.TOKENIZERS,
-    f"config.data.tokenizer={d.tokenizer!r}; valid: {', '.join(token_cache.TOKENIZERS)}",
-  )
-  _require(
-    t.steps > 0 and 0 <= o.warmup_steps < t.steps,
-    f"config.optim.warmup_steps={o.warmup_steps} must lie in [0, config.train.steps={t.steps})",
-  )
-  _require(
-    0 < o.learning_rate < _FLOAT32_MAX,
-    f"config.optim.learning_rate={o.learning_rate} must be positive and finite",
+    0 < optim_cfg.learning_rate < _FLOAT32_MAX,
+    f"config.optim.learning_rate={optim_cfg.learning_rate} must be positive and finite",
   )
   for field in ("weight_decay", "grad_clip_norm"):
     _require(
-      0 <= o[field] < _FLOAT32_MAX, f"config.optim.{field}={o[field]} must be >= 0 and finite"
+      0 <= optim_cfg[field] < _FLOAT32_MAX,
+      f"config.optim.{field}={optim_cfg[field]} must be >= 0 and finite",
     )
-  _require(0 <= m.dropout < 1, f"config.model.dropout={m.dropout} must lie in [0, 1)")
+
+
+def _check_train(train, data) -> None:
   _require(
-    0 < d.validation_fraction < 1,
-    f"config.data.validation_fraction={d.validation_fraction} must lie in (0, 1)",
+    train.grad_accum_steps >= 1 and data.batch_size % train.grad_accum_steps == 0,
+    f"config.train.grad_accum_steps={train.grad_accum_steps} must divide "
+    f"config.data.batch_size={data.batch_size}",
+  )
+  _require(
+    train.steps_per_dispatch >= 1,
+    f"config.train.steps_per_dispatch={train.steps_per_dispatch} must be >= 1",
   )
   for field in ("log_every", "eval_every", "checkpoint_every"):
-    _require(t[field] >= 1, f"config.train.{field}={t[field]} must be >= 1 (steps)")
+    _require(train[field] >= 1, f"config.train.{field}={train[field]} must be >= 1 (steps)")
   _require(
-    t.keep_checkpoints >= 1 or t.keep_checkpoints == -1,
-    f"config.train.keep_checkpoints={t.keep_checkpoints} would keep no checkpoint; use "
+    train.keep_checkpoints >= 1 or train.keep_checkpoints == -1,
+    f"config.train.keep_checkpoints={train.keep_checkpoints} would keep no checkpoint; use "
     ">= 1, or -1 to keep them all",
   )
-  _require(0 <= t.z_loss < _FLOAT32_MAX, f"config.train.z_loss={t.z_loss} must be >= 0")
-  _require(t.watchdog_s >= 0, f"config.train.watchdog_s={t.watchdog_s} must be >= 0 (0: off)")
+  _require(0 <= train.z_loss < _FLOAT32_MAX, f"config.train.z_loss={train.z_loss} must be >= 0")
   _require(
-    t.wandb_mode in wandb_mirror.MODES,
-    f"config.train.wandb_mode={t.wandb_mode!r}; valid: {', '.join(wandb_mirror.MODES)}",
+    train.watchdog_s >= 0, f"config.train.watchdog_s={train.watchdog_s} must be >= 0 (0: off)"
   )
+  _require_one_of("train", "wandb_mode", train.wandb_mode, wandb_mirror.MODES)
   _require(
-    not t.wandb_project or wandb_mirror.installed(),
-    f"config.train.wandb_project={t.wandb_project!r} needs the wandb package, which is not "
-    "installed: pip install wandb (or '.[wandb]'), or leave the field empty",
+    not train.wandb_project or wandb_mirror.installed(),
+    f"config.train.wandb_project={train.wandb_project!r} needs the wandb package, which is "
+    "not installed: pip install wandb (or '.[wandb]'), or leave the field empty",
   )
-  _require(m.vocab_multiple >= 1, f"config.model.vocab_multiple={m.vocab_multiple} must be >= 1")
-  _require(d.batch_size >= 1, f"config.data.batch_size={d.batch_size} must be >= 1")
+
+
+def _check_data(data, model) -> None:
+  _require_one_of("data", "tokenizer", data.tokenizer, token_cache.TOKENIZERS)
   _require(
-    d.decode_errors in DECODE_ERRORS,
-    f"config.data.decode_errors={d.decode_errors!r}; valid: {', '.join(DECODE_ERRORS)}",
+    0 < data.validation_fraction < 1,
+    f"config.data.validation_fraction={data.validation_fraction} must lie in (0, 1)",
   )
+  _require(data.batch_size >= 1, f"config.data.batch_size={data.batch_size} must be >= 1")
+  _require_one_of("data", "decode_errors", data.decode_errors, DECODE_ERRORS)
   _require(
-    not d.document_masking or (m.kind == "decoder" and not m.num_classes),
+    not data.document_masking or (model.kind == "decoder" and not model.num_classes),
     "config.data.document_masking=True applies to decoder language models (next-token "
     "prediction), not to encoders or classifiers",
   )
   try:
-    data_axis, fsdp, tensor = sharding.mesh_shape(config.mesh, num_devices)
-    sources.check_dataset_name(d.dataset)
+    sources.check_dataset_name(data.dataset)
   except ValueError as e:
     raise ConfigError(str(e)) from None
-  if d.dataset == sources.LOCAL:
+  if data.dataset == sources.LOCAL:
     _require(
-      os.path.exists(os.path.expanduser(d.path)), f"config.data.path={d.path!r} does not exist"
+      os.path.exists(os.path.expanduser(data.path)),
+      f"config.data.path={data.path!r} does not exist",
     )
+
+
+def _check_mesh(config, num_devices: int, num_processes: int) -> None:
+  """The mesh against the devices, and what it splits: the batch over data x fsdp, the
+  parameters over fsdp, heads, MLP and vocabulary over tensor."""
+  try:
+    data_axis, fsdp, tensor = sharding.mesh_shape(config.mesh, num_devices)
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
+  batch_size, model = config.data.batch_size, config.model
   batch_shards = data_axis * fsdp
   _require(
-    d.batch_size % batch_shards == 0,
-    f"config.data.batch_size={d.batch_size} must be divisible by mesh data*fsdp={batch_shards}",
+    batch_size % batch_shards == 0,
+    f"config.data.batch_size={batch_size} must be divisible by mesh data*fsdp={batch_shards}",
   )
   _require(
-    d.batch_size % num_processes == 0,
-    f"config.data.batch_size={d.batch_size} must be divisible by the {num_processes} processes",
+    batch_size % num_processes == 0,
+    f"config.data.batch_size={batch_size} must be divisible by the {num_processes} processes",
   )
   _require(
-    m.d_model % fsdp == 0,
-    f"config.model.d_model={m.d_model} must be divisible by config.mesh.fsdp={fsdp}",
+    model.d_model % fsdp == 0,
+    f"config.model.d_model={model.d_model} must be divisible by config.mesh.fsdp={fsdp}",
   )
   _require(
-    m.num_heads % tensor == 0 and m.mlp_dim % tensor == 0,
-    f"config.model.num_heads={m.num_heads} and mlp_dim={m.mlp_dim} must be divisible by "
-    f"config.mesh.tensor={tensor}",
+    model.num_heads % tensor == 0 and model.mlp_dim % tensor == 0,
+    f"config.model.num_heads={model.num_heads} and mlp_dim={model.mlp_dim} must be divisible "
+    f"by config.mesh.tensor={tensor}",
   )
   _require(
-    (m.num_kv_heads or m.num_heads) % tensor == 0,
-    f"config.model.num_kv_heads={m.num_kv_heads} must be divisible by config.mesh.tensor="
+    (model.num_kv_heads or model.num_heads) % tensor == 0,
+    f"config.model.num_kv_heads={model.num_kv_heads} must be divisible by config.mesh.tensor="
     f"{tensor} (the KV heads are split over it)",
   )
   _require(
-    m.vocab_multiple % tensor == 0,
-    f"config.model.vocab_multiple={m.vocab_multiple} must be divisible by "
+    model.vocab_multiple % tensor == 0,
+    f"config.model.vocab_multiple={model.vocab_multiple} must be divisible by "
     f"config.mesh.tensor={tensor}",
   )

@@ -10,7 +10,7 @@ import jax
 from jax.sharding import Mesh
 
 from lm.data import labelled, pipeline, token_cache
-from lm.data.tokenizer import CharTokenizer
+from lm.data.tokenizer import CharTokenizer, Tokenizer
 from lm.model import config as model_config
 from lm.model.config import TransformerConfig
 from lm.runs import loading
@@ -36,7 +36,7 @@ class Experiment:
     return self.layout.model_cfg
 
 
-def _data(config, tokenizer, kind: str):
+def _data(config, tokenizer: Tokenizer | None, kind: str):
   if config.model.num_classes:
     if tokenizer is None:
       if config.data.tokenizer != "char":
@@ -52,20 +52,24 @@ def _data(config, tokenizer, kind: str):
   return token_cache.tokenized_data(config.data, tokenizer)
 
 
-def dataset(exp: Experiment, split: str, *, shuffle_seed: int | None, repeat: bool):
+def dataset(experiment: Experiment, split: str, *, shuffle_seed: int | None, repeat: bool):
   """This process's batches of `split`: LM windows, or labelled examples for classification."""
-  cfg = exp.config
+  cfg = experiment.config
   kw = {
     "shuffle_seed": shuffle_seed,
     "repeat": repeat,
     "process_index": jax.process_index(),
     "process_count": jax.process_count(),
   }
-  if isinstance(exp.data, labelled.LabelledData):
-    return labelled.example_batches(*exp.data.splits[split], cfg.data.batch_size, **kw)
-  doc_starts = exp.data.doc_starts[split] if cfg.data.document_masking else None
+  if isinstance(experiment.data, labelled.LabelledData):
+    return labelled.example_batches(*experiment.data.splits[split], cfg.data.batch_size, **kw)
+  doc_starts = experiment.data.doc_starts[split] if cfg.data.document_masking else None
   return pipeline.window_batches(
-    exp.data.splits[split], cfg.data.seq_len, cfg.data.batch_size, doc_starts=doc_starts, **kw
+    experiment.data.splits[split],
+    cfg.data.seq_len,
+    cfg.data.batch_size,
+    doc_starts=doc_starts,
+    **kw,
   )
 
 
@@ -83,17 +87,10 @@ def build(config, mesh: Mesh | None = None) -> Experiment:
     model_cfg = dataclasses.replace(
       pretrained.model_cfg, num_classes=config.model.num_classes, dropout=config.model.dropout
     )
-    if pretrained.tokenizer is None:
-      raise config_checks.ConfigError(f"config.init_from={config.init_from!r} has no tokenizer")
-    if config.optim.freeze_layers > model_cfg.num_layers:
-      raise config_checks.ConfigError(
-        f"config.optim.freeze_layers={config.optim.freeze_layers} exceeds the "
-        f"{model_cfg.num_layers} layers of config.init_from={config.init_from!r}"
-      )
+    config_checks.check_pretrained(config, model_cfg, pretrained.tokenizer is not None)
     data = distributed.process_zero_first(
       lambda: _data(config, pretrained.tokenizer, model_cfg.kind), "data"
     )
-  _require_fits(config, model_cfg)
   layout = state_layout(
     model_cfg, model_config.execution(config.execution), config.optim, config.train.steps, mesh
   )
@@ -108,28 +105,20 @@ def build(config, mesh: Mesh | None = None) -> Experiment:
   )
 
 
-def _require_fits(config, model_cfg: TransformerConfig) -> None:
-  if config.data.seq_len > model_cfg.max_seq_len:
-    raise config_checks.ConfigError(
-      f"config.data.seq_len={config.data.seq_len} exceeds the model's max_seq_len="
-      f"{model_cfg.max_seq_len}"
-    )
-
-
-def start_from_pretrained(exp: Experiment, state: TrainState) -> TrainState:
+def start_from_pretrained(experiment: Experiment, state: TrainState) -> TrainState:
   """`state` with the pretrained params (a new classifier stays as initialised) and a fresh
   optimizer state: step 0, new schedule."""
   fresh = sharding.host_copy(state.params)
 
   def take(path, value):
-    node = exp.pretrained
+    node = experiment.pretrained
     for p in path:
       key = p.key
       if not isinstance(node, dict) or key not in node:
         if path[0].key == "classifier":
           return value
         raise KeyError(
-          f"config.init_from={exp.config.init_from!r} lacks parameter "
+          f"config.init_from={experiment.config.init_from!r} lacks parameter "
           f"{'/'.join(str(q.key) for q in path)}"
         )
       node = node[key]
@@ -141,7 +130,9 @@ def start_from_pretrained(exp: Experiment, state: TrainState) -> TrainState:
     return node.astype(value.dtype)
 
   params = jax.device_put(
-    jax.tree_util.tree_map_with_path(take, fresh), exp.layout.shardings.params
+    jax.tree_util.tree_map_with_path(take, fresh), experiment.layout.shardings.params
   )
-  opt_state = jax.jit(exp.layout.tx.init, out_shardings=exp.layout.shardings.opt_state)(params)
-  return state.replace(params=params, opt_state=opt_state)
+  opt_state = jax.jit(
+    experiment.layout.tx.init, out_shardings=experiment.layout.shardings.opt_state
+  )(params)
+  return dataclasses.replace(state, params=params, opt_state=opt_state)

@@ -37,32 +37,32 @@ class NonFiniteLossError(RuntimeError):
   """The loss or gradient became NaN or inf."""
 
 
-def evaluate(exp: Experiment, eval_step, params) -> dict[str, float]:
+def evaluate(experiment: Experiment, eval_step, params) -> dict[str, float]:
   """Weighted mean loss (and accuracy, but for the LM objective) over
   `config.train.eval_batches` batches of the eval split."""
-  cfg = exp.config
-  ds = dataset(exp, cfg.data.eval_split, shuffle_seed=None, repeat=False)
+  cfg = experiment.config
+  ds = dataset(experiment, cfg.data.eval_split, shuffle_seed=None, repeat=False)
   num = len(ds) if cfg.train.eval_batches < 0 else min(cfg.train.eval_batches, len(ds))
   if num == 0:
     raise ValueError(
       f"the eval split has fewer than config.data.batch_size={cfg.data.batch_size} windows"
     )
-  totals = eval_sums(eval_step, params, (ds[i] for i in range(num)), exp.mesh)
+  totals = eval_sums(eval_step, params, (ds[i] for i in range(num)), experiment.mesh)
   out = {"eval_loss": totals["loss"] / totals["weight"]}
   if "correct" in totals:
     out["eval_accuracy"] = totals["correct"] / totals["weight"]
   return out
 
 
-def _format_progress(step: int, total: int, m: dict[str, float]) -> str:
-  parts = [f"step {step}/{total}", f"loss {m['loss']:.4f}", f"lr {m['lr']:.2e}"]
-  if "accuracy" in m:
-    parts.append(f"acc {m['accuracy']:.3f}")
-  if "tokens_per_s" in m:
-    eta = int(m["eta_s"])
+def _format_progress(step: int, total: int, row: dict[str, float]) -> str:
+  parts = [f"step {step}/{total}", f"loss {row['loss']:.4f}", f"lr {row['lr']:.2e}"]
+  if "accuracy" in row:
+    parts.append(f"acc {row['accuracy']:.3f}")
+  if "tokens_per_s" in row:
+    eta = int(row["eta_s"])
     parts += [
-      f"{m['tokens_per_s'] / 1e3:.1f}k tok/s",
-      f"MFU {100 * m['mfu']:.2f}%",
+      f"{row['tokens_per_s'] / 1e3:.1f}k tok/s",
+      f"MFU {100 * row['mfu']:.2f}%",
       f"ETA {eta // 60}m{eta % 60:02d}s",
     ]
   return " | ".join(parts)
@@ -75,11 +75,11 @@ def _all_finite(tree) -> jax.Array:
 _all_finite_jit = jax.jit(_all_finite)
 
 
-def _close_quietly(mngr) -> None:
+def _close_quietly(checkpoints) -> None:
   """Closes the checkpoint manager without hiding the error that may be on its way out: its
   background writes are waited for first (closing its event loop under them makes each one
   print a traceback), and a second error from either is only logged."""
-  for finish in (mngr.wait_until_finished, mngr.close):
+  for finish in (checkpoints.wait_until_finished, checkpoints.close):
     try:
       finish()
     except Exception as e:
@@ -98,36 +98,36 @@ def train_and_evaluate(
   t_start = time.perf_counter()
   phases = meters.PhaseTimes()
   with phases("setup"):
-    exp = build(config, mesh)
-    cfg = exp.config
+    experiment = build(config, mesh)
     # Before anything is written there.
-    run_files.check_workdir(workdir, exp.model_cfg, cfg, allow_config_change)
-    t = cfg.train
-    mngr = checkpoint.manager(
+    run_files.check_workdir(workdir, experiment.model_cfg, experiment.config, allow_config_change)
+    train = experiment.config.train
+    checkpoints = checkpoint.manager(
       workdir,
-      every=t.checkpoint_every,
-      keep=t.keep_checkpoints,
-      use_async=t.async_checkpoints,
-      keep_steps=t.keep_steps,
+      every=train.checkpoint_every,
+      keep=train.keep_checkpoints,
+      use_async=train.async_checkpoints,
+      keep_steps=train.keep_steps,
     )
   try:
-    summary = _train(exp, workdir, mngr, t_start, phases)
+    trainer = _Trainer(experiment, workdir, checkpoints, phases)
+    trainer.run()
   except BaseException as e:
-    _record_status(
-      workdir, run_files.FAILED, detail=": ".join(filter(None, (type(e).__name__, str(e))))
-    )
+    detail = ": ".join(filter(None, (type(e).__name__, str(e))))
+    _record_status(workdir, run_files.FAILED, detail=detail)
     raise
   finally:
-    _close_quietly(mngr)
-  if summary["preempted"] is not None:
-    _record_status(workdir, run_files.PREEMPTED, summary["step"], summary["preempted"])
+    _close_quietly(checkpoints)
+  summary = trainer.summary(time.perf_counter() - t_start)
+  if trainer.stopped_by is not None:
+    _record_status(workdir, run_files.PREEMPTED, trainer.step, trainer.stopped_by)
   else:
-    _record_status(workdir, run_files.FINISHED, summary["step"])
+    _record_status(workdir, run_files.FINISHED, trainer.step)
   return summary
 
 
 def _record_status(workdir: str, status: str, step: int | None = None, detail: str = "") -> None:
-  """`run.write_status` from process 0; a failure to write is logged, never raised (it would
+  """`run_files.write_status` from process 0; a failure to write is logged, never raised (it would
   hide how the run ended)."""
   if jax.process_index() != 0:
     return
@@ -155,86 +155,189 @@ def stall_handler(workdir: str, wait_s: float = 10.0) -> Callable[[str], None]:
   return on_stall
 
 
-def _train(
-  exp: Experiment, workdir: str, mngr, t_start: float, phases: meters.PhaseTimes
-) -> dict[str, Any]:
-  cfg = exp.config
-  train_ds = dataset(exp, cfg.data.train_split, shuffle_seed=cfg.seed, repeat=True)
-  data_iter = pipeline.iterate(train_ds, cfg.data.prefetch, cfg.data.num_threads)
+def is_due(step: int, every: int) -> bool:
+  """Whether an action repeated every `every` steps (logging, evaluation, checkpoints) falls
+  at `step`."""
+  return every > 0 and step % every == 0
 
-  with phases("init"):
-    restored = checkpoint.restore_newest(mngr, exp.layout.abstract)
+
+class _Trainer:
+  """One invocation of the loop: the state, its data and writers, and the named actions the
+  loop is made of. `run()` trains until the end, a requested stop or an error."""
+
+  def __init__(self, experiment: Experiment, workdir: str, checkpoints, phases: meters.PhaseTimes):
+    self.experiment, self.config, self.workdir = experiment, experiment.config, workdir
+    self.checkpoints, self.phases = checkpoints, phases
+    self.writes = jax.process_index() == 0  # process 0 writes the run's files
+    train = dataset(
+      experiment, self.config.data.train_split, shuffle_seed=self.config.seed, repeat=True
+    )
+    data = self.config.data
+    self.data_iter = pipeline.iterate(train, data.prefetch, data.num_threads)
+    with phases("init"):
+      self.state, resumed = self._restore_or_init()
+    self.step = self.start_step = int(self.state.step)
+    self._write_run_files(resumed)
+    self.writer = self._metric_writer()
+    self.programs, self.eval_step = self._jit_steps()
+    self.meter = self._throughput()
+    self.preemption = Preemption()
+    self.watchdog = Watchdog(self.config.train.watchdog_s, stall_handler(workdir))
+    self.pending = None  # (last step, device metrics) of the last dispatch, fetched one late
+    self.stopped_by: str | None = None  # what ended the run early (a signal, a step limit)
+    self.train_loss, self.last_eval = math.nan, {}
+
+  def _restore_or_init(self):
+    """The newest checkpoint that restores (state and data position), else a new state (from
+    the pretrained weights if any); and whether it resumed."""
+    layout, config = self.experiment.layout, self.config
+    restored = checkpoint.restore_newest(self.checkpoints, layout.abstract)
     if restored is not None:
       state, data_state, _ = restored
-      data_iter.set_state(data_state)
-      log.info("resumed from step %d in %s", int(state.step), mngr.directory)
-    else:
-      init = jax.jit(exp.layout.init_fn, out_shardings=exp.layout.shardings)
-      state = init(jax.random.key(cfg.seed))
-      if exp.pretrained is not None:
-        state = start_from_pretrained(exp, state)
-        log.info("initialised from %s", cfg.init_from)
-  step = int(state.step)
-  writes = jax.process_index() == 0
-  if writes:
-    run_files.write_run_files(
-      workdir,
-      exp.config,
-      exp.model_cfg,
-      exp.data.tokenizer,
-      resumed_step=None if restored is None else step,
+      self.data_iter.set_state(data_state)
+      log.info("resumed from step %d in %s", int(state.step), self.checkpoints.directory)
+      return state, True
+    state = jax.jit(layout.init_fn, out_shardings=layout.shardings)(jax.random.key(config.seed))
+    if self.experiment.pretrained is not None:
+      state = start_from_pretrained(self.experiment, state)
+      log.info("initialised from %s", config.init_from)
+    return state, False
+
+  def _write_run_files(self, resumed: bool) -> None:
+    if self.writes:
+      run_files.write_run_files(
+        self.workdir,
+        self.config,
+        self.experiment.model_cfg,
+        self.experiment.data.tokenizer,
+        resumed_step=self.step if resumed else None,
+      )
+      run_files.write_status(self.workdir, run_files.RUNNING, self.step)
+
+  def _metric_writer(self) -> metrics.MetricWriter:
+    """JSONL and TensorBoard (and W&B if asked); rows past the restored step are replayed, so
+    they are dropped and each file stays one curve."""
+    wandb = self.writes and self.config.train.wandb_project
+    mirror = wandb_mirror.WandbWriter(self.workdir, self.config) if wandb else None
+    return metrics.MetricWriter(
+      self.workdir, enabled=self.writes, resume_step=self.step, mirror=mirror
     )
-    run_files.write_status(workdir, run_files.RUNNING, step)
-  # Rows past the restored step are replayed: dropped, so that the file stays one curve.
-  mirror = wandb_mirror.WandbWriter(workdir, cfg) if writes and cfg.train.wandb_project else None
-  writer = metrics.MetricWriter(workdir, enabled=writes, resume_step=step, mirror=mirror)
 
-  train_step = jit_train_step(exp.layout, cfg.train, exp.mesh, exp.objective)
-  per_dispatch = cfg.train.steps_per_dispatch
-  train_steps = (
-    jit_train_step(exp.layout, cfg.train, exp.mesh, exp.objective, per_dispatch)
-    if per_dispatch > 1
-    else None
-  )
-  eval_step = jax.jit(make_eval_step(exp.layout.graphdef, exp.objective, cfg.seed))
+  def _jit_steps(self) -> tuple[dict[int, Callable], Callable]:
+    """The training programs by the steps each runs (1, and `train.steps_per_dispatch`), and
+    the evaluation step."""
+    experiment, train = self.experiment, self.config.train
+    args = (experiment.layout, train, experiment.mesh, experiment.objective)
+    programs = {n: jit_train_step(*args, n) for n in {1, train.steps_per_dispatch}}
+    graphdef = experiment.layout.graphdef
+    return programs, jax.jit(make_eval_step(graphdef, experiment.objective, self.config.seed))
 
-  n_params = counts.param_counts(exp.model_cfg)
-  peak, peak_name = mesh_peak_flops(list(exp.mesh.devices.flat))
-  tokens_per_step = cfg.data.batch_size * cfg.data.seq_len
-  meter = meters.Throughput(
-    tokens_per_step,
-    counts.training_flops_per_token(exp.model_cfg, cfg.data.seq_len),
-    peak,
-    cfg.train.steps,
-  )
-  log.info(
-    "model: %s params (%s non-embedding); mesh %s; MFU peak: %s",
-    f"{n_params['total']:,}",
-    f"{n_params['non_embedding']:,}",
-    dict(exp.mesh.shape),
-    peak_name,
-  )
+  def _throughput(self) -> meters.Throughput:
+    model_cfg, mesh, data = self.experiment.model_cfg, self.experiment.mesh, self.config.data
+    peak, peak_name = mesh_peak_flops(list(mesh.devices.flat))
+    flops_per_token = counts.training_flops_per_token(model_cfg, data.seq_len)
+    n_params = counts.param_counts(model_cfg)
+    log.info(
+      "model: %s params (%s non-embedding); mesh %s; MFU peak: %s",
+      f"{n_params['total']:,}",
+      f"{n_params['non_embedding']:,}",
+      dict(mesh.shape),
+      peak_name,
+    )
+    tokens_per_step = data.batch_size * data.seq_len
+    return meters.Throughput(tokens_per_step, flops_per_token, peak, self.config.train.steps)
 
-  start_step = step
-  preemption = Preemption()
-  watchdog = Watchdog(cfg.train.watchdog_s, stall_handler(workdir))
-  pending = None  # (last step, device metrics) of the last dispatch, fetched one late
-  summary: dict[str, Any] = {"start_step": start_step, "preempted": None}
-  last_train_loss = last_eval_loss = math.nan
-  last_eval: dict[str, float] = {}
+  def run(self) -> None:
+    """Trains to `train.steps` or a requested stop: each dispatch runs one step or
+    `steps_per_dispatch`, then evaluates and saves where due."""
+    train = self.config.train
+    compiles = meters.CompileCounter().start()
+    try:
+      while self.step < train.steps and self.stopped_by is None:
+        num = self._steps_this_dispatch()
+        batch = self._read_batches(num)
+        first = self.step + 1
+        self._dispatch(batch, num)
+        self.stopped_by = self._stop_requested(first)
+        last = self.step == train.steps or self.stopped_by is not None
+        if is_due(self.step, train.eval_every) or self.step == train.steps:
+          self._evaluate()
+        kept = self.step in train.keep_steps
+        if is_due(self.step, train.checkpoint_every) or last or kept:
+          self._save(force=last or kept)
+      self._log_pending()
+      self._beat("finishing the checkpoint writes")
+      with self.phases("checkpoint"):
+        self.checkpoints.wait_until_finished()
+    finally:
+      compiles.stop()
+      self.watchdog.stop()
+      self.preemption.restore()
+      self.writer.close()
+    self.compiles = compiles.count("train_step") + compiles.count("train_steps")
 
-  def last_good() -> str:
-    good = mngr.latest_step()
-    return f"last good checkpoint: {'none' if good is None else f'step {good}'} in {mngr.directory}"
+  def _steps_this_dispatch(self) -> int:
+    """`train.steps_per_dispatch`, or 1 where an evaluation, checkpoint (kept steps too),
+    requested stop or the end comes sooner: a multi-step dispatch never runs past one."""
+    train = self.config.train
+    stops = [
+      train.steps,
+      (self.step // train.eval_every + 1) * train.eval_every,
+      (self.step // train.checkpoint_every + 1) * train.checkpoint_every,
+      *(s for s in train.keep_steps if s > self.step),
+    ]
+    if train.stop_after_steps > 0:
+      stops.append(self.start_step + train.stop_after_steps)
+    return train.steps_per_dispatch if min(stops) - self.step >= train.steps_per_dispatch else 1
 
-  def beat(doing: str) -> None:
-    if step > start_step + 1:  # armed once the first step (and its compilation) is behind
-      watchdog.beat(doing)
+  def _read_batches(self, num: int) -> dict[str, jax.Array]:
+    """The next `num` global batches, stacked if `num` > 1, placed over the mesh."""
+    self._beat(f"reading the batch of step {self.step + 1}")
+    mesh = self.experiment.mesh
+    with self.phases("input"):
+      local = [next(self.data_iter) for _ in range(num)]
+      if num == 1:
+        return sharding.global_batch(local[0], mesh)
+      stacked = {k: np.stack([b[k] for b in local]) for k in local[0]}
+      return sharding.global_batch(stacked, mesh, stacked=True)
 
-  def fetch(dispatched) -> list[tuple[int, dict[str, float]]]:
-    """(step, host metrics) of each step of a dispatch `(last step, device metrics)`."""
+  def _dispatch(self, batch: dict[str, jax.Array], num: int) -> None:
+    """Runs `num` steps on `batch`, then logs the previous dispatch's metrics (one late, so
+    that the host never waits for the device it has just given work)."""
+    first = self.step + 1
+    with self.phases("compile" if self.step == self.start_step else "steps"):
+      self.state, step_metrics = self.programs[num](self.state, batch)
+    self.step += num
+    if self.pending is not None:
+      with self.phases("steps"):  # waits for the previous dispatch's results
+        self._log_pending()
+    if first == self.start_step + 1:
+      self.meter.reset(self.step)  # compilation is not throughput
+    self.pending = (self.step, step_metrics)
+
+  def _stop_requested(self, first: int) -> str | None:
+    """What asks the run to stop after this dispatch (steps `first` to now), if anything: a
+    signal (asked of every host at each step, so that all stop at the same one) or
+    `train.stop_after_steps`."""
+    # Asked at each step on every host (a collective with several): no short-circuit.
+    requested = [self.preemption.requested(s) for s in range(first, self.step + 1)]
+    if any(requested):
+      return self.preemption.signal_name or "SIGTERM"
+    if self.step - self.start_step == self.config.train.stop_after_steps:
+      return "config.train.stop_after_steps"
+    return None
+
+  def _beat(self, doing: str) -> None:
+    """Tells the watchdog what the loop does now; armed once the first step (and its
+    compilation) is behind."""
+    if self.step > self.start_step + 1:
+      self.watchdog.beat(doing)
+
+  def _fetch(self, dispatched) -> list[tuple[int, dict[str, float]]]:
+    """(step, host metrics) of each step of a dispatch `(last step, device metrics)`; a
+    non-finite loss or gradient stops the run."""
     at, device_metrics = dispatched
-    beat(f"waiting for step {at}'s results (its device work and collectives)")
+    self._beat(f"waiting for step {at}'s results (its device work and collectives)")
     host = jax.device_get(device_metrics)
     n = next(iter(host.values())).size  # 1, or the steps of a multi-step dispatch
     rows = [
@@ -243,130 +346,86 @@ def _train(
     for row_step, row in rows:
       if not (math.isfinite(row["loss"]) and math.isfinite(row["grad_norm"])):
         raise NonFiniteLossError(
-          f"loss {row['loss']} / grad norm {row['grad_norm']} at step {row_step}; {last_good()}"
+          f"loss {row['loss']} / grad norm {row['grad_norm']} at step {row_step}; "
+          f"{self._last_good()}"
         )
     return rows
 
-  def record(dispatched) -> float:
-    """Checks and logs a dispatch's metrics; returns its last step's train loss."""
-    rows = fetch(dispatched)
-    for at, host in rows:
-      if at % cfg.train.log_every == 0:
-        host.update(meter.report(at))
-        log.info(_format_progress(at, cfg.train.steps, host))
-        writer.write(at, host)
-    return rows[-1][1]["loss"]
+  def _log_pending(self) -> None:
+    """Checks and logs the metrics of the dispatch not fetched yet, if any."""
+    if self.pending is None:
+      return
+    rows, self.pending = self._fetch(self.pending), None
+    for at, row in rows:
+      if is_due(at, self.config.train.log_every):
+        row.update(self.meter.report(at))
+        log.info(_format_progress(at, self.config.train.steps, row))
+        self.writer.write(at, row)
+    self.train_loss = rows[-1][1]["loss"]
 
-  def steps_to_next_stop(step: int) -> int:
-    """Steps until the next evaluation, checkpoint (kept steps too), requested stop or the
-    end: a multi-step dispatch never runs past one."""
-    stops = [
-      cfg.train.steps,
-      (step // cfg.train.eval_every + 1) * cfg.train.eval_every,
-      (step // cfg.train.checkpoint_every + 1) * cfg.train.checkpoint_every,
-    ]
-    stops += [s for s in cfg.train.keep_steps if s > step]
-    if cfg.train.stop_after_steps > 0:
-      stops.append(start_step + cfg.train.stop_after_steps)
-    return min(stops) - step
+  def _evaluate(self) -> None:
+    self._log_pending()  # the training rows before the evaluation's
+    self._beat(f"evaluating at step {self.step}")
+    with self.phases("eval"):
+      self.last_eval = evaluate(self.experiment, self.eval_step, self.state.params)
+    values = " | ".join(f"{k} {v:.4f}" for k, v in self.last_eval.items())
+    log.info("step %d | %s", self.step, values)
+    self.writer.write(self.step, self.last_eval)
 
-  def save(step: int, force: bool) -> None:
-    if pending is not None:
-      fetch(pending)  # never save a state that followed a NaN
-    beat(f"checking and saving the checkpoint of step {step}")
-    with phases("checkpoint"):
-      if not bool(_all_finite_jit(state.params)):
+  def _save(self, force: bool) -> None:
+    """Saves a checkpoint of the state (if due, or `force`); a state whose steps or params are
+    not finite is never saved."""
+    if self.pending is not None:
+      self._fetch(self.pending)  # raises if a step of it was not finite
+    self._beat(f"checking and saving the checkpoint of step {self.step}")
+    with self.phases("checkpoint"):
+      if not bool(_all_finite_jit(self.state.params)):
         raise NonFiniteLossError(
-          f"the parameters are not finite after step {step} (not saved); {last_good()}"
+          f"the parameters are not finite after step {self.step} (not saved); {self._last_good()}"
         )
-      checkpoint.save(mngr, step, state, data_iter.get_state(), force=force)
+      checkpoint.save(
+        self.checkpoints, self.step, self.state, self.data_iter.get_state(), force=force
+      )
 
-  compiles = meters.CompileCounter().start()
-  try:
-    while step < cfg.train.steps:
-      num = per_dispatch if steps_to_next_stop(step) >= per_dispatch else 1
-      beat(f"reading the batch of step {step + 1}")
-      with phases("input"):
-        local = [next(data_iter) for _ in range(num)]
-        batch = (
-          sharding.global_batch(local[0], exp.mesh)
-          if num == 1
-          else sharding.global_batch(
-            {k: np.stack([b[k] for b in local]) for k in local[0]}, exp.mesh, True
-          )
-        )
-      with phases("compile" if step == start_step else "steps"):
-        state, step_metrics = (train_step if num == 1 else train_steps)(state, batch)
-      first, step = step + 1, step + num
-      if pending is not None:
-        with phases("steps"):  # waits for the previous dispatch's results
-          last_train_loss = record(pending)
-      if first == start_step + 1:
-        meter.reset(step)  # exclude compilation from throughput
-      pending = (step, step_metrics)
-      if any(preemption.requested(s) for s in range(first, step + 1)):  # each, on every host
-        summary["preempted"] = preemption.signal_name or "SIGTERM"
-      elif step - start_step == cfg.train.stop_after_steps:
-        summary["preempted"] = "config.train.stop_after_steps"
-      last = step == cfg.train.steps or summary["preempted"] is not None
-      if step % cfg.train.eval_every == 0 or step == cfg.train.steps:
-        last_train_loss, pending = record(pending), None  # its rows before the evaluation's
-        beat(f"evaluating at step {step}")
-        with phases("eval"):
-          last_eval = evaluate(exp, eval_step, state.params)
-        last_eval_loss = last_eval["eval_loss"]
-        log.info("step %d | %s", step, " | ".join(f"{k} {v:.4f}" for k, v in last_eval.items()))
-        writer.write(step, last_eval)
-      kept = step in cfg.train.keep_steps
-      if step % cfg.train.checkpoint_every == 0 or last or kept:
-        save(step, force=last or kept)
-      if summary["preempted"] is not None:
-        break
-    if pending is not None:
-      last_train_loss = record(pending)
-    beat("finishing the checkpoint writes")
-    with phases("checkpoint"):
-      mngr.wait_until_finished()
-  finally:
-    compiles.stop()
-    watchdog.stop()
-    preemption.restore()
-    writer.close()
+  def _last_good(self) -> str:
+    good = self.checkpoints.latest_step()
+    where = "none" if good is None else f"step {good}"
+    return f"last good checkpoint: {where} in {self.checkpoints.directory}"
 
-  wall_s = time.perf_counter() - t_start
-  summary.update(last_eval)
-  summary.update(
-    step=step,
-    train_loss=last_train_loss,
-    eval_loss=last_eval_loss,
-    train_step_compiles=compiles.count("train_step") + compiles.count("train_steps"),
-    wall_s=wall_s,
-    phases_s=dict(phases.seconds),
-    state=state,
-    tokens_per_step=tokens_per_step,
-  )
-  if summary["preempted"] is not None:
-    log.warning(
-      "preempted at step %d of %d (%s), checkpoint saved: resume with the same command",
-      step,
-      cfg.train.steps,
-      summary["preempted"],
+  def summary(self, wall_s: float) -> dict[str, Any]:
+    """What `train_and_evaluate` returns; also logs how the run ended."""
+    data = self.config.data
+    summary = {
+      "start_step": self.start_step,
+      "preempted": self.stopped_by,
+      **self.last_eval,
+      "step": self.step,
+      "train_loss": self.train_loss,
+      "eval_loss": self.last_eval.get("eval_loss", math.nan),
+      "train_step_compiles": self.compiles,
+      "wall_s": wall_s,
+      "phases_s": dict(self.phases.seconds),
+      "state": self.state,
+      "tokens_per_step": data.batch_size * data.seq_len,
+    }
+    log.log(logging.WARNING if self.stopped_by else logging.INFO, "%s", self._ending(summary))
+    return summary
+
+  def _ending(self, summary: dict[str, Any]) -> str:
+    steps = self.config.train.steps
+    if self.stopped_by is not None:
+      return (
+        f"preempted at step {self.step} of {steps} ({self.stopped_by}), checkpoint saved: "
+        "resume with the same command"
+      )
+    if self.start_step >= steps:
+      metrics_file = os.path.join(self.workdir, "metrics.jsonl")
+      return (
+        f"already finished at step {self.step} (config.train.steps={steps}): nothing to "
+        f"train; its losses are in {metrics_file}"
+      )
+    return (
+      f"done: step {self.step}, train loss {self.train_loss:.4f}, eval loss "
+      f"{summary['eval_loss']:.4f}, train_step compiled {self.compiles} time(s), "
+      f"{summary['wall_s']:.1f}s ({self.phases.line(summary['wall_s'])})"
     )
-  elif start_step >= cfg.train.steps:
-    log.info(
-      "already finished at step %d (config.train.steps=%d): nothing to train; its losses are in %s",
-      step,
-      cfg.train.steps,
-      os.path.join(workdir, "metrics.jsonl"),
-    )
-  else:
-    log.info(
-      "done: step %d, train loss %.4f, eval loss %.4f, train_step compiled %d time(s), %.1fs (%s)",
-      step,
-      last_train_loss,
-      last_eval_loss,
-      summary["train_step_compiles"],
-      wall_s,
-      phases.line(wall_s),
-    )
-  return summary

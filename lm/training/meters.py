@@ -5,7 +5,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import time
-from typing import Any
 
 import jax
 
@@ -22,10 +21,10 @@ class CompileCounter:
   def __init__(self):
     self.counts: collections.Counter[str] = collections.Counter()
 
-  def _listen(self, event: str, duration: float, **kwargs: Any) -> None:
-    del duration
+  def _listen(self, event: str, duration_secs: float, **kwargs: str | int) -> None:
+    del duration_secs
     if event == self.EVENT:
-      self.counts[kwargs.get("fun_name", "?")] += 1
+      self.counts[str(kwargs.get("fun_name", "?"))] += 1
 
   def start(self) -> CompileCounter:
     jax.monitoring.register_event_duration_secs_listener(self._listen)

@@ -13,6 +13,8 @@ classification takes {'tokens': [B, T] right-padded with `pad_id`, 'label': [B],
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -22,6 +24,10 @@ from lm.data.mlm import mask_tokens
 from lm.model.numerics import cross_entropy
 
 OBJECTIVES = ("lm", "mlm", "classify")
+
+
+# Per-token (cross-entropy, log-normaliser) from logits [B, T, V] and targets [B, T].
+LossFn = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,18 +73,19 @@ def _sums(nll, lse, w, obj: Objective) -> dict[str, jax.Array]:
 
 
 def batch_sums(
-  model: nnx.Module,
+  model: Any,
   batch: dict[str, jax.Array],
   key: jax.Array,
   obj: Objective,
   *,
   rngs: nnx.Rngs | None = None,
-  loss_fn=cross_entropy,
+  loss_fn: LossFn = cross_entropy,
 ) -> dict[str, jax.Array]:
   """{'loss': summed loss, 'loss_sq': summed squared loss, 'weight': number of predictions,
   'correct': right predictions, 'z_loss': the summed z-loss term (with one)}.
 
-  `correct` is left out for the LM objective, to keep its step lean.
+  `model` is the objective's: a DecoderLM for 'lm', an EncoderMLM for 'mlm', either for
+  'classify'. `correct` is left out for the LM objective, to keep its step lean.
   """
   tokens = batch["tokens"]
   if obj.name == "lm":

@@ -6,15 +6,14 @@ Nothing here touches data files, checkpoints or flags, so benchmarks can use it 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import nnx
+from flax import nnx, struct
 from jax.sharding import Mesh
 
 from lm.model import mup
@@ -23,25 +22,27 @@ from lm.model.numerics import cross_entropy, cross_entropy_unfused
 from lm.model.transformer import make_model
 from lm.runtime import sharding
 from lm.training import optim
-from lm.training.objectives import Objective, batch_sums
+from lm.training.objectives import LossFn, Objective, batch_sums
 
 
-@flax.struct.dataclass
+@struct.dataclass
 class TrainState:
-  step: jax.Array
+  """The training state as a pytree: arrays in training, and the same tree of shape structs
+  or shardings in a `StateLayout`."""
+
+  step: Any  # int32 scalar
   params: Any
   opt_state: Any
-  rng: jax.Array
+  rng: Any  # a PRNG key
 
 
-def token_loss(
-  ex: ExecutionConfig,
-) -> Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]:
-  """The per-token (cross-entropy, log-normaliser) `ex` asks for: fused (optionally with a
-  one-pass normaliser on GPUs) or Optax's."""
-  if not ex.fused_cross_entropy:
+def token_loss(execution: ExecutionConfig) -> LossFn:
+  """The per-token (cross-entropy, log-normaliser) `execution` asks for: fused (optionally
+  with a one-pass normaliser on GPUs) or Optax's."""
+  if not execution.fused_cross_entropy:
     return cross_entropy_unfused
-  return lambda logits_BTV, targets_BT: cross_entropy(logits_BTV, targets_BT, ex.one_pass_logsumexp)
+  one_pass = execution.one_pass_logsumexp
+  return lambda logits_BTV, targets_BT: cross_entropy(logits_BTV, targets_BT, one_pass)
 
 
 def make_train_step(
@@ -50,7 +51,7 @@ def make_train_step(
   schedule: optax.Schedule,
   use_dropout: bool,
   grad_accum_steps: int = 1,
-  loss_fn: Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]] = cross_entropy,
+  loss_fn: LossFn = cross_entropy,
   objective: Objective = Objective(),
 ):
   """Returns the pure `train_step(state, batch) -> (state, metrics)`.
@@ -101,7 +102,7 @@ def make_train_step(
       loss, aux, grads = jax.tree.map(lambda x: x / grad_accum_steps, (loss, aux, grads))
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
+    new_state = dataclasses.replace(state, step=state.step + 1, params=params, opt_state=opt_state)
     return new_state, {
       "loss": loss,
       "grad_norm": optax.tree.norm(grads),
@@ -159,11 +160,11 @@ class StateLayout:
 
 
 def state_layout(
-  model_cfg: TransformerConfig, ex: ExecutionConfig, optim_cfg, total_steps: int, mesh: Mesh
+  model_cfg: TransformerConfig, execution: ExecutionConfig, optim_cfg, total_steps: int, mesh: Mesh
 ) -> StateLayout:
   """The TrainState's structure and shardings over `mesh`, built without allocating it."""
   graphdef, abstract_params = nnx.split(
-    nnx.eval_shape(lambda: make_model(model_cfg, ex, rngs=nnx.Rngs(0)))
+    nnx.eval_shape(lambda: make_model(model_cfg, execution, rngs=nnx.Rngs(0)))
   )
   axes = sharding.logical_axes(abstract_params)
   lr_multipliers = (
@@ -174,7 +175,7 @@ def state_layout(
   def init_fn(key: jax.Array) -> TrainState:
     params_key, rng = jax.random.split(key)
     params = nnx.to_pure_dict(
-      nnx.state(make_model(model_cfg, ex, rngs=nnx.Rngs(params=params_key)))
+      nnx.state(make_model(model_cfg, execution, rngs=nnx.Rngs(params=params_key)))
     )
     return TrainState(
       step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), rng=rng
@@ -188,7 +189,7 @@ def state_layout(
   abstract_sh = jax.tree.map(
     lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, state_sh
   )
-  return StateLayout(model_cfg, ex, graphdef, tx, schedule, init_fn, state_sh, abstract_sh)
+  return StateLayout(model_cfg, execution, graphdef, tx, schedule, init_fn, state_sh, abstract_sh)
 
 
 def jit_train_step(

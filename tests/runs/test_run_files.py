@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -6,50 +7,74 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from lm.runs import loading
+from conftest import make_tiny_config, write_corpus
+from lm.runs import compat, loading
 from lm.runtime import sharding
 from lm.training import config_checks, loop
 
 
-def test_a_run_loads_checks_its_restarts_and_loads_from_before_the_config_split(
-  tiny_config, tmp_path
-):
-  tiny_config.train.steps = 2
-  tiny_config.optim.warmup_steps = 1
-  tiny_config.execution.logits_dtype = "bfloat16"
-  mesh = sharding.make_mesh(tiny_config.mesh, jax.devices()[:1])
-  summary = loop.train_and_evaluate(tiny_config, str(tmp_path), mesh)
-  tokens = jnp.zeros((1, 4), jnp.int32)
+@pytest.fixture(scope="module")
+def two_step_run(tmp_path_factory):
+  """A finished 2-step run with bfloat16 logits (an execution field): (workdir, config,
+  params). Tests that change its files work on a copy."""
+  root = tmp_path_factory.mktemp("two_step_run")
+  config = make_tiny_config(root, write_corpus(root))
+  config.train.steps = 2
+  config.optim.warmup_steps = 1
+  config.execution.logits_dtype = "bfloat16"
+  workdir = root / "run"
+  summary = loop.train_and_evaluate(config, str(workdir), _one_device(config))
+  return workdir, config, sharding.host_copy(summary["state"].params)
 
+
+def _one_device(config):
+  return sharding.make_mesh(config.mesh, jax.devices()[:1])
+
+
+def _logits_dtype(run: loading.TrainedRun):
+  return jnp.dtype(nnx.merge(run.graphdef, run.params)(jnp.zeros((1, 4), jnp.int32)).dtype)
+
+
+def test_a_run_loads_its_params_and_its_execution(two_step_run):
+  workdir, _, params = two_step_run
   # The architecture in model.json, the execution in config.json; both come back.
-  model_json = json.loads((tmp_path / "model.json").read_text())
+  model_json = json.loads((workdir / "model.json").read_text())
   assert "logits_dtype" not in model_json and model_json["d_model"] == 32
-  loaded = loading.load_run(str(tmp_path))
+  loaded = loading.load_run(str(workdir))
   assert loaded.step == 2 and loaded.model_cfg.d_model == 32
-  jax.tree.map(
-    np.testing.assert_array_equal,
-    sharding.host_copy(loaded.params),
-    sharding.host_copy(summary["state"].params),
-  )
-  assert jnp.dtype(nnx.merge(loaded.graphdef, loaded.params)(tokens).dtype) == jnp.bfloat16
+  jax.tree.map(np.testing.assert_array_equal, sharding.host_copy(loaded.params), params)
+  assert _logits_dtype(loaded) == jnp.bfloat16
 
-  # A restart with another model fails naming the fields, before writing anything.
-  before = {p: (tmp_path / p).read_bytes() for p in ("config.json", "model.json")}
-  changed = tiny_config.copy_and_resolve_references()
+
+def test_a_restart_with_another_model_fails_naming_the_fields_before_writing(two_step_run):
+  workdir, config, _ = two_step_run
+  before = {p: (workdir / p).read_bytes() for p in ("config.json", "model.json")}
+  changed = config.copy_and_resolve_references()
   changed.model.d_model = 64
   with pytest.raises(
     config_checks.ConfigError,
     match=r"holds a run of another model, whose checkpoints cannot be restored: "
     r"config.model.d_model=64 \(the run's: 32\)",
   ):
-    loop.train_and_evaluate(changed, str(tmp_path), mesh)
-  assert before == {p: (tmp_path / p).read_bytes() for p in before}
-  with pytest.raises(config_checks.ConfigError, match=r"--workdir=.*config.json is a file"):
-    loop.train_and_evaluate(tiny_config, str(tmp_path / "config.json"), mesh)
-  with pytest.raises(FileNotFoundError, match=r"holds no training run"):
-    loading.load_run(str(tmp_path / "empty"))
+    loop.train_and_evaluate(changed, str(workdir), _one_device(config))
+  assert before == {p: (workdir / p).read_bytes() for p in before}
 
-  # Runs from before the split kept dtypes and kernels in model.json, and no `execution`.
+
+def test_a_workdir_that_is_a_file_or_holds_no_run_fails_in_one_line(two_step_run):
+  workdir, config, _ = two_step_run
+  with pytest.raises(config_checks.ConfigError, match=r"--workdir=.*config.json is a file"):
+    loop.train_and_evaluate(config, str(workdir / "config.json"), _one_device(config))
+  with pytest.raises(FileNotFoundError, match=r"holds no training run"):
+    loading.load_run(str(workdir / "empty"))
+
+
+def test_runs_saved_before_later_fields_load_as_they_trained(two_step_run, tmp_path):
+  workdir = tmp_path / "legacy"
+  shutil.copytree(two_step_run[0], workdir)
+  # Before the model config was split in two, dtypes and kernels were in model.json, and
+  # config.json had no `execution`; before μP there was no parametrization; before these
+  # fields, no optimizer choice or freezing, and no document masking.
+  model_json = json.loads((workdir / "model.json").read_text())
   model_json.update(
     param_dtype="float32",
     compute_dtype="float32",
@@ -58,15 +83,20 @@ def test_a_run_loads_checks_its_restarts_and_loads_from_before_the_config_split(
     scan_layers=False,
     logits_dtype="float16",
   )
-  for field in ("parametrization", "base_width", "base_head_dim"):  # and before μP
+  for field in ("parametrization", "base_width", "base_head_dim"):
     del model_json[field]
-  (tmp_path / "model.json").write_text(json.dumps(model_json))
-  config = json.loads((tmp_path / "config.json").read_text())
+  (workdir / "model.json").write_text(json.dumps(model_json))
+  config = json.loads((workdir / "config.json").read_text())
   del config["execution"]
-  (tmp_path / "config.json").write_text(json.dumps(config))
-  legacy = loading.load_run(str(tmp_path))
+  for section, field in (name.split(".") for name in compat.ADDED_FIELDS):
+    del config[section][field]
+  (workdir / "config.json").write_text(json.dumps(config))
+  legacy = loading.load_run(str(workdir))
   assert legacy.step == 2 and legacy.model_cfg.parametrization == "standard"
-  assert jnp.dtype(nnx.merge(legacy.graphdef, legacy.params)(tokens).dtype) == jnp.float16
+  assert _logits_dtype(legacy) == jnp.float16
+  assert legacy.config is not None
+  assert (legacy.config.optim.name, legacy.config.optim.freeze_layers) == ("adamw", 0)
+  assert not legacy.document_masking
 
 
 def test_a_resume_that_changes_the_run_is_refused_unless_allowed(tiny_config, tmp_path, caplog):

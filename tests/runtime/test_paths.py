@@ -96,13 +96,13 @@ def test_rewritten_file_uploads_at_most_every_interval(fake_gcs):
 
 def test_run_files_and_tokenizers_round_trip_on_gcs(fake_gcs, tiny_config, tmp_path):
   tiny_config.mesh.data = -1
-  exp = experiment.build(tiny_config)
-  run_files.write_run_files(fake_gcs, exp.config, exp.model_cfg, exp.data.tokenizer)
+  built = experiment.build(tiny_config)
+  run_files.write_run_files(fake_gcs, built.config, built.model_cfg, built.data.tokenizer)
   root = epath.Path(fake_gcs)
   assert json.loads((root / "model.json").read_text())["d_model"] == tiny_config.model.d_model
   assert json.loads((root / "config.json").read_text())["data"]["seq_len"] == 16
   loaded = tokenizer_lib.load_tokenizer(fake_gcs)
-  assert loaded.encode("To be") == exp.data.tokenizer.encode("To be")
+  assert loaded.encode("To be") == built.data.tokenizer.encode("To be")
 
   vocab = tmp_path / "bert"
   vocab.mkdir()
@@ -122,7 +122,7 @@ def test_checkpoint_manager_keeps_the_gcs_directory(fake_gcs, monkeypatch):
   from orbax.checkpoint._src.path import gcs_utils
 
   monkeypatch.setattr(gcs_utils, "is_hierarchical_namespace_enabled", lambda path: False)
-  mngr = checkpoint.manager(fake_gcs, every=1, keep=1, use_async=False)
-  assert str(mngr.directory) == f"{fake_gcs}/checkpoints"
+  checkpoints = checkpoint.manager(fake_gcs, every=1, keep=1, use_async=False)
+  assert str(checkpoints.directory) == f"{fake_gcs}/checkpoints"
   assert epath.Path(f"{fake_gcs}/checkpoints").exists()
-  mngr.close()
+  checkpoints.close()

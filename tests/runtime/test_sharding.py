@@ -23,8 +23,8 @@ def test_params_and_optimizer_state_shrink_per_device(tiny_config, fsdp, tensor)
   tiny_config.mesh.update(data=1, fsdp=fsdp, tensor=tensor)
   tiny_config.model.update(num_heads=8, d_model=64, vocab_multiple=64)
   mesh = sharding.make_mesh(tiny_config.mesh)
-  exp = experiment.build(tiny_config, mesh)
-  state = jax.jit(exp.layout.init_fn, out_shardings=exp.layout.shardings)(jax.random.key(0))
+  built = experiment.build(tiny_config, mesh)
+  state = jax.jit(built.layout.init_fn, out_shardings=built.layout.shardings)(jax.random.key(0))
   for tree in (state.params, state.opt_state):
     # Each array's share is its size over the mesh axes its logical axes map to.
     expected = sum(

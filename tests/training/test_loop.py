@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from lm.data import pipeline
 from lm.model import config as model_config
 from lm.model.config import ExecutionConfig
 from lm.runs import metrics, run_files
@@ -27,12 +28,12 @@ def test_tiny_model_overfits_one_batch(tiny_config):
   tiny_config.optim.weight_decay = 0.0
   tiny_config.optim.schedule = "constant"
   mesh = sharding.make_mesh(tiny_config.mesh, jax.devices()[:1])
-  exp = experiment.build(tiny_config, mesh)
-  state = jax.jit(exp.layout.init_fn)(jax.random.key(0))
+  built = experiment.build(tiny_config, mesh)
+  state = jax.jit(built.layout.init_fn)(jax.random.key(0))
   step = jax.jit(
-    step_lib.make_train_step(exp.layout.graphdef, exp.layout.tx, exp.layout.schedule, False)
+    step_lib.make_train_step(built.layout.graphdef, built.layout.tx, built.layout.schedule, False)
   )
-  ds = loop.pipeline.window_batches(exp.data.splits["train"], 16, 8, shuffle_seed=0, repeat=True)
+  ds = pipeline.window_batches(built.data.splits["train"], 16, 8, shuffle_seed=0, repeat=True)
   batch = {"tokens": jnp.asarray(ds[0]["tokens"])}
   losses = []
   for _ in range(150):
@@ -192,17 +193,17 @@ _NOT_LEVERS = ("param_dtype", "compute_dtype", "logits_dtype", "attention_impl")
 def test_speed_levers_leave_the_step_unchanged(tiny_config):
   tiny_config.model.dropout = 0.0
   mesh = sharding.make_mesh(tiny_config.mesh, jax.devices()[:1])
-  exp = experiment.build(tiny_config, mesh)
+  built = experiment.build(tiny_config, mesh)
   batch = {
     "tokens": jnp.asarray(
-      loop.pipeline.window_batches(exp.data.splits["train"], 16, 8, shuffle_seed=0, repeat=True)[0][
+      pipeline.window_batches(built.data.splits["train"], 16, 8, shuffle_seed=0, repeat=True)[0][
         "tokens"
       ]
     )
   }
 
   def one_step(ex, grad_accum_steps=1):
-    layout = step_lib.state_layout(exp.model_cfg, ex, tiny_config.optim, 8, mesh)
+    layout = step_lib.state_layout(built.model_cfg, ex, tiny_config.optim, 8, mesh)
     state = jax.jit(layout.init_fn)(jax.random.key(0))
     fn = step_lib.make_train_step(
       layout.graphdef, layout.tx, layout.schedule, False, grad_accum_steps, step_lib.token_loss(ex)
@@ -211,11 +212,11 @@ def test_speed_levers_leave_the_step_unchanged(tiny_config):
 
   tested = {name for change in _SPEED_LEVERS for name in change}
   assert set(model_config.fields_of(ExecutionConfig)) - set(_NOT_LEVERS) <= tested
-  ref_state, ref = one_step(exp.layout.execution)
+  ref_state, ref = one_step(built.layout.execution)
   for change in _SPEED_LEVERS:
     ex_change = {k: v for k, v in change.items() if k != "grad_accum_steps"}
     state, out = one_step(
-      dataclasses.replace(exp.layout.execution, **ex_change), change.get("grad_accum_steps", 1)
+      dataclasses.replace(built.layout.execution, **ex_change), change.get("grad_accum_steps", 1)
     )
     np.testing.assert_allclose(out["loss"], ref["loss"], rtol=1e-6, err_msg=str(change))
     np.testing.assert_allclose(out["grad_norm"], ref["grad_norm"], rtol=1e-5, err_msg=str(change))

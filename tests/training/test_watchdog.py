@@ -28,11 +28,11 @@ def test_a_stalled_checkpoint_save_is_named(tiny_config, tmp_path, monkeypatch):
   released, messages = threading.Event(), []
   real_save = checkpoint.save
 
-  def stalled_save(mngr, step, *args, **kwargs):
+  def stalled_save(checkpoints, step, *args, **kwargs):
     if step == 4:
       released.wait(300)  # blocks, as a hung filesystem or barrier would, until the watchdog
       raise RuntimeError("released by the watchdog")
-    return real_save(mngr, step, *args, **kwargs)
+    return real_save(checkpoints, step, *args, **kwargs)
 
   def on_stall(message):
     messages.append(message)

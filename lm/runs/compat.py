@@ -1,0 +1,43 @@
+"""Runs saved by older versions: the fields their files lack, filled with what such a run
+trained with, in one place. Every reader of a run's config.json goes through here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ml_collections
+
+from lm.model import config as model_config
+from lm.model.config import ExecutionConfig
+
+# Config fields added after runs had been saved, with the value such a run trained with.
+ADDED_FIELDS: dict[str, Any] = {
+  "optim.freeze_embeddings": False,  # nothing frozen
+  "optim.freeze_layers": 0,
+  "optim.name": "adamw",
+  "optim.adam_learning_rate": 0.0,
+  "data.encoding": "utf-8",
+  "data.decode_errors": "replace",  # bad bytes were replaced before strict decoding
+  "data.document_masking": False,
+}
+
+
+def upgrade_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """`config` (a saved run's) with every field of ADDED_FIELDS it lacks set as the run
+  trained."""
+  for name, value in ADDED_FIELDS.items():
+    section, field = name.split(".")
+    if section in config and field not in config[section]:
+      config[section][field] = value
+  return config
+
+
+def execution_config(
+  config: ml_collections.ConfigDict, model_json: dict[str, Any]
+) -> ExecutionConfig:
+  """A saved run's execution config: its config's section, or for runs saved before the
+  model config was split in two, the execution fields of its model.json."""
+  if "execution" in config:
+    return model_config.execution(config.execution)
+  fields = model_config.fields_of(ExecutionConfig)
+  return ExecutionConfig(**{k: model_json[k] for k in fields if k in model_json})
