@@ -72,8 +72,8 @@ def grid_config(method: str, schedule: str, root: str):
   s.flops_convention = "6N+attn"
   s.rule = "fixed_depth"
   s.fixed_num_layers = 2
-  s.head_dim = 8
-  s.max_num_layers = 8
+  s.width_step = 8
+  s.ladder_size = 8
   s.warmup_fraction = 0.05
   s.min_steps = 50
   s.method = method

@@ -18,7 +18,7 @@ import time
 
 from absl import app, flags
 
-from lm.scaling import sweep
+from lm.scaling import results
 
 _REPEATS = flags.DEFINE_integer("repeats", 1, "Sweeps of each kind, alternating.")
 _WORKERS = flags.DEFINE_integer("workers", 2, "Worker processes.")
@@ -38,8 +38,8 @@ GRID = [
   "--config.scaling.tokens_per_param=1.0",
   "--config.scaling.rule=fixed_depth",
   "--config.scaling.fixed_num_layers=1",
-  "--config.scaling.head_dim=8",
-  "--config.scaling.max_num_layers=8",
+  "--config.scaling.width_step=8",
+  "--config.scaling.ladder_size=8",
   "--config.scaling.min_steps=5",
 ]
 
@@ -88,7 +88,7 @@ def main(argv):
         stderr=subprocess.DEVNULL,
       )
       wall = time.perf_counter() - t0
-      rows = sweep.read_results(workdir)
+      rows = results.read_results(workdir)
       tables[name] = {r["name"]: r for r in rows}
       run_wall = sum(r["wall_s"] for r in rows) / len(rows)
       print(

@@ -25,9 +25,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from absl import app, flags
 
-from lm.scaling import diagnostics, grid, laws, lr_search, plots, verify
+from lm.scaling import diagnostics, grid, laws, lr_search, plots, printouts, tables, verify
 
-_RESULTS = flags.DEFINE_string("results", None, "results.csv / results.jsonl, or any CSV.")
+_RESULTS = flags.DEFINE_string(
+  "results", None, "results.csv / results.jsonl, or any CSV.", required=True
+)
 _OUT = flags.DEFINE_string("out", None, "JSON report path (default: fit.json beside results).")
 _PLOTS = flags.DEFINE_string("plots_dir", None, "Write PNG plots here.")
 _PARAMS = flags.DEFINE_string(
@@ -55,7 +57,6 @@ _BOOT = flags.DEFINE_integer("bootstrap", 200, "Bootstrap resamples.")
 _PREDICT = flags.DEFINE_float(
   "predict_flops", None, "Predict N_opt, D_opt and the loss at this compute (counted as C is)."
 )
-flags.mark_flags_as_required(["results"])
 
 
 def _columns(results_dir: str) -> tuple[str, str, str]:
@@ -95,24 +96,24 @@ def _verification(results_dir: str, report: dict) -> dict | None:
 
 def main(argv):
   del argv
-  rows = laws.read_table(_RESULTS.value)
+  rows = tables.read_table(_RESULTS.value)
   results_dir = os.path.dirname(_RESULTS.value)
   params_col, flops_col, source = _columns(results_dir)
   print(f"N: {params_col}, C: {flops_col or '6 N D'} ({source})")
   budget_col = _BUDGET.value if _BUDGET.value and _BUDGET.value in rows[0] else None
-  final = laws.table_points(
+  final = tables.table_points(
     rows, params_col, _LOSS.value, _TOKENS.value or None, flops_col or None, budget_col
   )
   curves = None
   if _CURVES.value and "workdir" in rows[0]:
-    curves = laws.curve_points(rows, results_dir, final)
+    curves = tables.curve_points(rows, results_dir, final)
   report = laws.fit_all(final, curves, _REF.value, _BOOT.value)
   report["columns"] = {"params": params_col, "flops": flops_col or "6ND", "loss": _LOSS.value}
-  print(laws.format_table(report))
+  print(printouts.format_table(report))
   print(diagnostics.format_diagnostics(diagnostics.diagnose(final, report)))
   if _PREDICT.value:
     report["prediction"] = laws.predict_at(report, _PREDICT.value)
-    print(laws.format_prediction(report["prediction"]))
+    print(printouts.format_prediction(report["prediction"]))
   verification = _verification(results_dir, report)
   if verification:
     report["verification"] = verification
@@ -123,10 +124,11 @@ def main(argv):
   print(f"wrote {out}")
   if _PLOTS.value:
     labels = plots.Labels.of_columns(params_col, flops_col)
-    drawn = plots.all_plots(final, curves, report, _PLOTS.value, labels)
-    drawn.append(
-      plots.cooldown_curves(rows, results_dir, os.path.join(_PLOTS.value, "cooldown_curves.png"))
-    )
+    cooldown_png = os.path.join(_PLOTS.value, "cooldown_curves.png")
+    drawn: list[str | None] = [
+      *plots.all_plots(final, curves, report, _PLOTS.value, labels),
+      plots.cooldown_curves(rows, results_dir, cooldown_png),
+    ]
     choices = os.path.join(results_dir, lr_search.CHOICE_FILE)
     if os.path.exists(choices):
       with open(choices) as f:

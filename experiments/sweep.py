@@ -37,7 +37,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from lm import cli, logs
-from lm.scaling import sweep, verify
+from lm.scaling import results, sweep, verify, workers
 from lm.training import config_checks, loop
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -47,7 +47,9 @@ _CONFIG = config_flags.DEFINE_config_file(
   "field, its default and what it does: experiments/configs/base.py.",
   lock_config=True,
 )
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for the runs and the results table.")
+_WORKDIR = flags.DEFINE_string(
+  "workdir", None, "Directory for the runs and the results table.", required=True
+)
 _WORKERS = flags.DEFINE_integer("workers", 1, "Concurrent training processes (1: in process).")
 _SPLIT = flags.DEFINE_enum(
   "worker_split",
@@ -79,7 +81,7 @@ _VERIFY = flags.DEFINE_bool(
   "(experiments.fit_scaling --predict_flops=C) at that compute, in "
   "this process, and compare (<workdir>/verification.json).",
 )
-flags.mark_flags_as_required(["config", "workdir"])
+flags.mark_flags_as_required(["config"])
 
 
 def main(argv):
@@ -99,7 +101,7 @@ def main(argv):
     replies = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # anything else printed goes to the log, not between the replies
     cli.quiet_background_failures()
-    sys.exit(sweep.serve(_CONFIG.value, _WORKDIR.value, sys.stdin, replies))
+    sys.exit(workers.serve(_CONFIG.value, _WORKDIR.value, sys.stdin, replies))
   cache = _CACHE.value and os.path.join(_WORKDIR.value, _CACHE.value)
   try:
     if _VERIFY.value:
@@ -117,7 +119,7 @@ def main(argv):
         f"--workdir={_WORKDIR.value}",
         "--serve",
       ]
-      rows = sweep.run_sweep_in_workers(
+      rows = workers.run_sweep_in_workers(
         _CONFIG.value,
         [sys.executable, *entry],
         _WORKDIR.value,
@@ -130,7 +132,7 @@ def main(argv):
       rows = sweep.run_sweep(_CONFIG.value, _WORKDIR.value, cache_dir=cache)
   except (config_checks.ConfigError, loop.NonFiniteLossError, RuntimeError, ValueError) as e:
     sys.exit(f"error: {e}")
-  logging.info("%d runs in %s/%s", len(rows), _WORKDIR.value, sweep.RESULTS_CSV)
+  logging.info("%d runs in %s/%s", len(rows), _WORKDIR.value, results.RESULTS_CSV)
 
 
 if __name__ == "__main__":

@@ -136,10 +136,11 @@ def get_config() -> ml_collections.ConfigDict:
   s.rule = "aspect_ratio"  # 'aspect_ratio': d_model = aspect_ratio * layers; 'fixed_depth'
   s.aspect_ratio = 64.0  # d_model / num_layers
   s.fixed_num_layers = 4  # 'fixed_depth': every model has this many layers
-  s.head_dim = 32  # d_model is a multiple of it; num_heads = d_model / head_dim
+  s.width_step = 32  # d_model is a multiple of it; num_heads = d_model / width_step
   s.num_heads = 0  # > 0: every size has this many heads (of d_model / num_heads)
-  s.mlp_ratio = 4.0  # mlp_dim = mlp_ratio * d_model (SwiGLU: 8/3), multiple of head_dim
-  s.max_num_layers = 64
+  s.mlp_ratio = 4.0  # mlp_dim = mlp_ratio * d_model (SwiGLU: 8/3), multiple of width_step
+  s.ladder_size = 64  # the family's members 1 .. ladder_size: 'aspect_ratio' up to this many
+  # layers, 'fixed_depth' widths up to ladder_size * width_step
   s.lr_ref_params = 1e6  # lr = optim.learning_rate * (lr_ref_params / N) ** lr_power
   s.lr_power = 0.0  # 0: the same learning rate for every size
   s.mup_base_width = 0  # > 0: every size under μP (model.parametrization='mup') from

@@ -55,10 +55,10 @@ def get_config():
   s.params_convention = "non_embedding"
   s.rule = "fixed_depth"
   s.fixed_num_layers = 4
-  s.head_dim = 4  # the width step; every size has num_heads heads
+  s.width_step = 4  # every size has num_heads heads
   s.num_heads = 2
   s.mlp_ratio = 8 / 3
-  s.max_num_layers = 32  # widths up to 32 * 4
+  s.ladder_size = 32  # widths up to 32 * 4
   s.lr_ref_params = 1e5
   s.lr_power = 0.5
   s.method = "cooldown"

@@ -77,9 +77,9 @@ def get_config():
   s.params_convention = "non_embedding"
   s.rule = "fixed_depth"
   s.fixed_num_layers = 4
-  s.head_dim = 8
+  s.width_step = 8  # and the head size
   s.mlp_ratio = 8 / 3
-  s.max_num_layers = 48  # widths up to 48 * head_dim (a verification run's too)
+  s.ladder_size = 48  # widths up to 48 * width_step (a verification run's too)
   s.method = "cooldown"
   s.cooldown_fraction = 0.2
   s.cooldown_shape = "linear"

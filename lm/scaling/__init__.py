@@ -1,1 +1,2 @@
-"""Scaling studies: IsoFLOP grids, the sweep runner, scaling-law fits and their plots."""
+"""Scaling studies: IsoFLOP grids, the sweep (results table, orchestration, workers), scaling-law
+fits, their diagnostics and plots."""

@@ -31,53 +31,62 @@ def stable_name(plan: grid.RunPlan) -> str:
   return "stable_" + plan.name.split("_", 1)[1]
 
 
+def _check(scaling) -> None:
+  """Raises ValueError for a method, a cooldown shape or a batch rule a sweep cannot train."""
+  if scaling.method not in METHODS:
+    raise ValueError(f"config.scaling.method={scaling.method!r}; valid: {', '.join(METHODS)}")
+  if scaling.method == "independent":
+    return
+  if scaling.cooldown_shape not in SHAPES:
+    raise ValueError(
+      f"config.scaling.cooldown_shape={scaling.cooldown_shape!r}; valid: {', '.join(SHAPES)}"
+    )
+  if scaling.batch_power:
+    raise ValueError(
+      f"config.scaling.batch_power={scaling.batch_power} must be 0 with "
+      "config.scaling.method='cooldown': a size's branches share one run, so "
+      "one batch size"
+    )
+
+
+def _branch(scaling, point: grid.RunPlan, stable: str, warmup: int) -> grid.RunPlan:
+  """Grid `point`'s cooldown branch of the stable run named `stable`, whose warmup is
+  `warmup` steps."""
+  at = point.steps - optim.cooldown_steps(point.steps, scaling.cooldown_fraction)
+  if at < warmup:
+    raise ValueError(
+      f"{point.name}: its cooldown of config.scaling.cooldown_fraction="
+      f"{scaling.cooldown_fraction} starts at step {at}, inside the warmup of "
+      f"{warmup} steps; use a smaller fraction or fewer warmup steps"
+    )
+  return dataclasses.replace(
+    point,
+    name=f"{point.name}_cooldown",
+    warmup_steps=warmup,
+    role="branch",
+    schedule=SHAPES[scaling.cooldown_shape],
+    decay_fraction=scaling.cooldown_fraction,
+    branch_of=stable,
+    branch_step=at,
+  )
+
+
 def plan_runs(config, points: Sequence[grid.RunPlan]) -> list[grid.RunPlan]:
   """The runs that train the grid `points` under `config.scaling.method`: the points
   themselves ('independent'), or per size its stable run followed by one branch per point
   ('cooldown')."""
-  s = config.scaling
-  if s.method not in METHODS:
-    raise ValueError(f"config.scaling.method={s.method!r}; valid: {', '.join(METHODS)}")
-  if s.method == "independent":
+  scaling = config.scaling
+  _check(scaling)
+  if scaling.method == "independent":
     return list(points)
-  if s.cooldown_shape not in SHAPES:
-    raise ValueError(
-      f"config.scaling.cooldown_shape={s.cooldown_shape!r}; valid: {', '.join(SHAPES)}"
-    )
-  if s.batch_power:
-    raise ValueError(
-      f"config.scaling.batch_power={s.batch_power} must be 0 with "
-      "config.scaling.method='cooldown': a size's branches share one run, so "
-      "one batch size"
-    )
   sizes: dict[str, list[grid.RunPlan]] = {}
   for p in points:
     sizes.setdefault(stable_name(p), []).append(p)
   runs = []
   for name, unsorted in sizes.items():
     same_size = sorted(unsorted, key=lambda p: p.steps)
-    warmup = round(s.warmup_fraction * same_size[0].steps)
-    branches = []
-    for p in same_size:
-      at = p.steps - optim.cooldown_steps(p.steps, s.cooldown_fraction)
-      if at < warmup:
-        raise ValueError(
-          f"{p.name}: its cooldown of config.scaling.cooldown_fraction="
-          f"{s.cooldown_fraction} starts at step {at}, inside the warmup of "
-          f"{warmup} steps; use a smaller fraction or fewer warmup steps"
-        )
-      branches.append(
-        dataclasses.replace(
-          p,
-          name=f"{p.name}_cooldown",
-          warmup_steps=warmup,
-          method="cooldown",
-          schedule=SHAPES[s.cooldown_shape],
-          decay_fraction=s.cooldown_fraction,
-          branch_of=name,
-          branch_step=at,
-        )
-      )
+    warmup = round(scaling.warmup_fraction * same_size[0].steps)
+    branches = [_branch(scaling, p, name, warmup) for p in same_size]
     last = max(b.branch_step for b in branches)
     longest = same_size[-1]
     stable = dataclasses.replace(
@@ -88,7 +97,7 @@ def plan_runs(config, points: Sequence[grid.RunPlan]) -> list[grid.RunPlan]:
       tokens=longest.tokens * last // longest.steps,
       flops=longest.flops * last / longest.steps,
       warmup_steps=warmup,
-      method="stable",
+      role="stable",
       schedule="constant",
       keep_steps=tuple(sorted({b.branch_step for b in branches})),
     )

@@ -82,11 +82,11 @@ def warnings(report: dict[str, Any]) -> list[str]:
   """Why not to trust the fit in `report` (with `leave_one_out` and `approach3_vp` where run)."""
   out = []
   for name in ("approach1", "approach2", "approach3"):
-    r = report.get(name, {})
-    if "error" in r:
-      out.append(f"{name} failed: {r['error']}")
+    fit = report.get(name, {})
+    if "error" in fit:
+      out.append(f"{name} failed: {fit['error']}")
       continue
-    ci = r.get("ci", {})
+    ci = fit.get("ci", {})
     if ci.get("num_tried") and ci["num_ok"] < MIN_BOOT_FRACTION * ci["num_tried"]:
       out.append(
         f"{name}: {ci['num_ok']} of {ci['num_tried']} bootstrap resamples could be "
@@ -153,16 +153,16 @@ def format_diagnostics(report: dict[str, Any]) -> str:
       f"loss {ref['loss']:.4g})"
     )
     for name in ("approach3", "approach2"):
-      r = loo[name]
+      refit = loo[name]
       lines.append(
         f"  {name:<10} "
         + (
-          r["error"]
-          if "error" in r
+          refit["error"]
+          if "error" in refit
           else ", ".join(
-            f"{label} {r[key]:.4g} ({r[f'{key}_rel_error']:+.1%})"
+            f"{label} {refit[key]:.4g} ({refit[f'{key}_rel_error']:+.1%})"
             for key, label in (("n_opt", "N_opt"), ("loss", "loss"))
-            if key in r
+            if key in refit
           )
         )
       )

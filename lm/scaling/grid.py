@@ -21,6 +21,7 @@ import numpy as np
 from lm.model import config as model_config
 from lm.model import counts
 from lm.model.config import TransformerConfig
+from lm.scaling import old_names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,9 +42,10 @@ class RunPlan:
   learning_rate: float
   warmup_steps: int
   mup_base_width: int = 0  # > 0: trained under μP from this base width (lm/model/mup.py)
-  # A cooldown sweep's runs (lm/scaling/cooldown.py): 'independent' (a run of its own),
-  # 'stable' (a size's constant-learning-rate run) or 'cooldown' (a branch of one).
-  method: str = "independent"
+  # Its part in the sweep: 'point' (a grid point trained as a run of its own), or under the
+  # cooldown method (lm/scaling/cooldown.py) 'stable' (a size's constant-learning-rate run) or
+  # 'branch' (a grid point's cooldown, started from a stable run).
+  role: str = "point"
   schedule: str = ""  # optim.schedule of this run ('': the config's)
   decay_fraction: float = 0.0  # > 0: optim.wsd_decay_fraction of this run
   keep_steps: tuple[int, ...] = ()  # steps whose checkpoints are kept (the branch points)
@@ -56,31 +58,37 @@ class RunPlan:
     """The training FLOPs this run spends: a branch trains from `branch_step` only."""
     return self.flops * (self.steps - self.branch_step) / self.steps
 
+  @property
+  def adds_row(self) -> bool:
+    """Whether the run adds a row to the results table: a stable run only serves its branches."""
+    return self.role != "stable"
+
 
 def architecture(config, index: int, vocab_size: int) -> TransformerConfig:
   """The family's member number `index` (1, 2, ...) under `config.scaling.rule`.
 
   'aspect_ratio': `index` layers of width aspect_ratio * index; 'fixed_depth':
-  fixed_num_layers layers of width index * head_dim. Widths and MLP sizes (mlp_ratio * width,
-  e.g. 8/3 for SwiGLU) are multiples of head_dim; a model has width / head_dim heads, or
+  fixed_num_layers layers of width index * width_step. Widths and MLP sizes (mlp_ratio * width,
+  e.g. 8/3 for SwiGLU) are multiples of width_step; a model has width / width_step heads, or
   `scaling.num_heads` heads of width / num_heads each. The rest of the block (norm, MLP kind,
   KV heads, positions, biases, ...) is config.model's.
   """
-  s = config.scaling
-  if s.rule == "aspect_ratio":
-    layers, width = index, s.aspect_ratio * index
-  elif s.rule == "fixed_depth":
-    layers, width = s.fixed_num_layers, index * s.head_dim
+  scaling = old_names.upgrade_scaling(config)
+  step = scaling.width_step
+  if scaling.rule == "aspect_ratio":
+    layers, width = index, scaling.aspect_ratio * index
+  elif scaling.rule == "fixed_depth":
+    layers, width = scaling.fixed_num_layers, index * step
   else:
-    raise ValueError(f"config.scaling.rule={s.rule!r}; valid: 'aspect_ratio', 'fixed_depth'")
-  d_model = max(s.head_dim, round(width / s.head_dim) * s.head_dim)
-  mlp_dim = max(s.head_dim, round(s.mlp_ratio * d_model / s.head_dim) * s.head_dim)
+    raise ValueError(f"config.scaling.rule={scaling.rule!r}; valid: 'aspect_ratio', 'fixed_depth'")
+  d_model = max(step, round(width / step) * step)
+  mlp_dim = max(step, round(scaling.mlp_ratio * d_model / step) * step)
   family = model_config.architecture(config.model, vocab_size)
-  num_heads = s.num_heads or d_model // s.head_dim
+  num_heads = scaling.num_heads or d_model // step
   if d_model % num_heads:
     raise ValueError(
       f"config.scaling.num_heads={num_heads} does not divide the width "
-      f"{d_model}; widths are multiples of config.scaling.head_dim={s.head_dim}"
+      f"{d_model}; widths are multiples of config.scaling.width_step={step}"
     )
   if family.num_kv_heads and num_heads % family.num_kv_heads:
     raise ValueError(
@@ -93,8 +101,9 @@ def architecture(config, index: int, vocab_size: int) -> TransformerConfig:
 
 
 def ladder(config, vocab_size: int) -> list[TransformerConfig]:
-  """Every distinct family member, smallest first (index 1 .. config.scaling.max_num_layers)."""
-  return [architecture(config, i, vocab_size) for i in range(1, config.scaling.max_num_layers + 1)]
+  """Every distinct family member, smallest first (index 1 .. config.scaling.ladder_size)."""
+  size = old_names.upgrade_scaling(config).ladder_size
+  return [architecture(config, i, vocab_size) for i in range(1, size + 1)]
 
 
 def closest(models: list[TransformerConfig], target: float, convention: str) -> TransformerConfig:
@@ -105,65 +114,73 @@ def closest(models: list[TransformerConfig], target: float, convention: str) -> 
 
 
 def _batch_size(config, budget: float) -> int:
-  s = config.scaling
-  return max(1, round(config.data.batch_size * (budget / s.batch_ref_budget) ** s.batch_power))
+  scaling = config.scaling
+  growth = (budget / scaling.batch_ref_budget) ** scaling.batch_power
+  return max(1, round(config.data.batch_size * growth))
 
 
-def _name(budget: float, m: TransformerConfig) -> str:
-  return f"C{budget:.2g}_L{m.num_layers}_d{m.d_model}".replace("+", "")
+def _name(budget: float, model: TransformerConfig) -> str:
+  return f"C{budget:.2g}_L{model.num_layers}_d{model.d_model}".replace("+", "")
 
 
-def plan_point(config, budget: float, m: TransformerConfig) -> RunPlan:
-  """Model `m` trained on the tokens that spend `budget` under `config.scaling.flops_convention`,
+def plan_point(config, budget: float, model: TransformerConfig) -> RunPlan:
+  """`model` trained on the tokens that spend `budget` under `config.scaling.flops_convention`,
   with the rules' batch, learning rate and warmup."""
-  s = config.scaling
+  scaling = config.scaling
   seq_len = config.data.seq_len
   batch = _batch_size(config, budget)
-  per_token = counts.training_flops_per_token(m, seq_len, s.flops_convention)
+  per_token = counts.training_flops_per_token(model, seq_len, scaling.flops_convention)
   steps = round(budget / per_token / (batch * seq_len))
-  params = counts.param_counts(m)[s.params_convention]
+  params = counts.param_counts(model)[scaling.params_convention]
   tokens = steps * batch * seq_len
+  lr_scale = (scaling.lr_ref_params / params) ** scaling.lr_power
   return RunPlan(
-    name=_name(budget, m),
+    name=_name(budget, model),
     budget=float(budget),
-    num_layers=m.num_layers,
-    d_model=m.d_model,
-    num_heads=m.num_heads,
-    mlp_dim=m.mlp_dim,
+    num_layers=model.num_layers,
+    d_model=model.d_model,
+    num_heads=model.num_heads,
+    mlp_dim=model.mlp_dim,
     params=params,
     tokens=tokens,
     flops=float(tokens * per_token),
     steps=steps,
     batch_size=batch,
-    learning_rate=config.optim.learning_rate * (s.lr_ref_params / params) ** s.lr_power,
-    warmup_steps=round(s.warmup_fraction * steps),
-    mup_base_width=s.mup_base_width,
+    learning_rate=config.optim.learning_rate * lr_scale,
+    warmup_steps=round(scaling.warmup_fraction * steps),
+    mup_base_width=scaling.mup_base_width,
   )
+
+
+def _check_mup(scaling) -> None:
+  """Raises ValueError where the rules conflict with μP's one learning rate and head size."""
+  if scaling.mup_base_width and scaling.lr_power:
+    raise ValueError(
+      f"config.scaling.lr_power={scaling.lr_power} must be 0 with "
+      f"config.scaling.mup_base_width={scaling.mup_base_width}: under μP every size "
+      "keeps the learning rate tuned at the base width"
+    )
+  if scaling.mup_base_width and scaling.num_heads:
+    raise ValueError(
+      f"config.scaling.num_heads={scaling.num_heads} must be 0 with "
+      f"config.scaling.mup_base_width={scaling.mup_base_width}: μP here keeps the head "
+      "size of the base width"
+    )
 
 
 def plan_runs(config, vocab_size: int) -> list[RunPlan]:
   """The IsoFLOP grid: for every budget, distinct sizes around the guessed optimum."""
-  s = config.scaling
-  if s.mup_base_width and s.lr_power:
-    raise ValueError(
-      f"config.scaling.lr_power={s.lr_power} must be 0 with "
-      f"config.scaling.mup_base_width={s.mup_base_width}: under μP every size "
-      "keeps the learning rate tuned at the base width"
-    )
-  if s.mup_base_width and s.num_heads:
-    raise ValueError(
-      f"config.scaling.num_heads={s.num_heads} must be 0 with "
-      f"config.scaling.mup_base_width={s.mup_base_width}: μP here keeps the head "
-      "size of the base width"
-    )
+  scaling = config.scaling
+  _check_mup(scaling)
   models = ladder(config, vocab_size)
+  half = math.log(scaling.size_ratio) / 2
   plans = []
-  for budget in s.budgets:
-    guess = math.sqrt(budget / (6 * s.tokens_per_param))
-    half = math.log(s.size_ratio) / 2
-    targets = guess * np.exp(np.linspace(-half, half, s.sizes_per_budget))
-    chosen = dict.fromkeys(closest(models, t, s.params_convention) for t in targets)
-    plans += [p for p in (plan_point(config, budget, m) for m in chosen) if p.steps >= s.min_steps]
+  for budget in scaling.budgets:
+    guess = math.sqrt(budget / (6 * scaling.tokens_per_param))
+    targets = guess * np.exp(np.linspace(-half, half, scaling.sizes_per_budget))
+    chosen = dict.fromkeys(closest(models, t, scaling.params_convention) for t in targets)
+    planned = (plan_point(config, budget, model) for model in chosen)
+    plans += [p for p in planned if p.steps >= scaling.min_steps]
   return plans
 
 
@@ -197,11 +214,11 @@ def run_overrides(plan: RunPlan) -> dict[str, Any]:
 
 def run_config(config, plan: RunPlan):
   """A copy of the sweep's config with this run's overrides applied."""
-  c = config.copy_and_resolve_references()
+  run_cfg = config.copy_and_resolve_references()
   for key, value in run_overrides(plan).items():
     section, field = key.split(".")
-    c[section][field] = value
-  return c
+    run_cfg[section][field] = value
+  return run_cfg
 
 
 PLAN_FILE = "sweep.json"  # beside a sweep's results table
@@ -210,14 +227,14 @@ PLAN_FILE = "sweep.json"  # beside a sweep's results table
 def save_plan(path: str, config, plans: list[RunPlan], **extra: Any) -> None:
   """Writes the plan and its conventions as JSON (a sweep's `sweep.json`), so that what reads
   the results (fit_scaling) counts N and C as the plan did; `extra`: more top-level entries."""
-  s = config.scaling
+  scaling = config.scaling
   with open(path, "w") as f:
     json.dump(
       {
-        "flops_convention": s.flops_convention,
-        "params_convention": s.params_convention,
-        "budgets": [float(b) for b in s.budgets],
-        "method": s.method,
+        "flops_convention": scaling.flops_convention,
+        "params_convention": scaling.params_convention,
+        "budgets": [float(b) for b in scaling.budgets],
+        "method": scaling.method,
         "runs": [dataclasses.asdict(p) for p in plans],
         **extra,
       },
@@ -227,6 +244,6 @@ def save_plan(path: str, config, plans: list[RunPlan], **extra: Any) -> None:
 
 
 def load_plan(path: str) -> dict[str, Any]:
-  """What `save_plan` wrote."""
+  """What `save_plan` wrote (an older sweep's under today's names: `old_names.upgrade_plan`)."""
   with open(path) as f:
-    return json.load(f)
+    return old_names.upgrade_plan(json.load(f))

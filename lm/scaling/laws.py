@@ -13,15 +13,13 @@ Intervals: percentiles over refits on runs resampled with replacement (within ea
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import itertools
-import json
-import os
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy import optimize
 
 HUBER_DELTA = 1e-3
@@ -41,11 +39,6 @@ class Points:
 
   def take(self, mask_or_index) -> Points:
     return Points(*(getattr(self, f.name)[mask_or_index] for f in dataclasses.fields(self)))
-
-
-def budget_groups(c: np.ndarray, decimals: int = 1) -> np.ndarray:
-  """IsoFLOP budgets for points without one: compute rounded to `decimals` in log10."""
-  return 10.0 ** np.round(np.log10(c), decimals)
 
 
 def power_law(c: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -277,13 +270,14 @@ def approach3_vp(p: Points, exponents: np.ndarray = VP_EXPONENTS) -> dict[str, A
     options={"xatol": 1e-6, "fatol": 1e-14},
   )
   (e, big_a, big_b), rnorm = solve(best.x)
+  alpha, beta = best.x
   return {
-    **law(e, big_a, big_b, *best.x, compute_cost(p)),
+    **law(e, big_a, big_b, alpha, beta, compute_cost(p)),
     "rms_relative_residual": float(rnorm / np.sqrt(len(p.loss))),
   }
 
 
-def predict(fit3: dict[str, Any], n: np.ndarray, d: np.ndarray) -> np.ndarray:
+def predict(fit3: dict[str, Any], n: npt.ArrayLike, d: npt.ArrayLike) -> np.ndarray:
   """L(N, D) of an Approach 3 fit (inf or nan, not an error, where a degenerate fit puts the
   optimum at D = 0)."""
   n, d = np.asarray(n, float), np.asarray(d, float)
@@ -324,79 +318,16 @@ def bootstrap(
     except (ValueError, np.linalg.LinAlgError):
       continue  # a resample that cannot be fitted (e.g. too few distinct sizes)
     samples.append([result[k] for k in keys])
-  s = np.array(samples)
-  if len(s) == 0:
+  refits = np.array(samples)
+  if len(refits) == 0:
     return {"num_ok": 0, "num_tried": num_samples}
-  lo, hi = np.percentile(s, [2.5, 97.5], axis=0)
+  lo, hi = np.percentile(refits, [2.5, 97.5], axis=0)
   return {
-    "num_ok": len(s),
+    "num_ok": len(refits),
     "num_tried": num_samples,
     **{k: [float(low), float(high)] for k, low, high in zip(keys, lo, hi)},
-    "samples": {k: s[:, i].tolist() for i, k in enumerate(keys)},
+    "samples": {k: refits[:, i].tolist() for i, k in enumerate(keys)},
   }
-
-
-def read_table(path: str) -> list[dict[str, Any]]:
-  """Rows of a CSV (with a header) or JSONL results table."""
-  with open(path) as f:
-    if path.endswith(".jsonl"):
-      return [json.loads(line) for line in f if line.strip()]
-    return list(csv.DictReader(f))
-
-
-def table_points(
-  rows: list[dict[str, Any]],
-  params_col: str,
-  loss_col: str,
-  tokens_col: str | None = None,
-  flops_col: str | None = None,
-  budget_col: str | None = None,
-) -> Points:
-  """Final points from a table; D or C missing is derived from C = 6 N D."""
-  if tokens_col is None and flops_col is None:
-    raise ValueError("give a tokens column, a FLOPs column or both")
-
-  def col(name):
-    return np.array([float(r[name]) for r in rows])
-
-  n, loss = col(params_col), col(loss_col)
-  d = col(tokens_col) if tokens_col else col(flops_col) / (6 * n)
-  c = col(flops_col) if flops_col else 6 * n * d
-  budget = col(budget_col) if budget_col else budget_groups(c)
-  return Points(np.arange(len(rows)), n, d, c, loss, budget)
-
-
-def curve_path(results_dir: str, row: dict[str, Any]) -> str:
-  """A run's logged losses: `<results_dir>/<workdir>/metrics.jsonl` where the sweep ran, else
-  the copy a published table keeps beside it in `curves/<name>.jsonl`."""
-  path = os.path.join(results_dir, row["workdir"], "metrics.jsonl")
-  copy = os.path.join(results_dir, "curves", f"{row['name']}.jsonl")
-  return path if os.path.exists(path) or not os.path.exists(copy) else copy
-
-
-def curve_points(rows: list[dict[str, Any]], results_dir: str, final: Points) -> Points:
-  """Every logged training loss of the sweep's runs (their metrics.jsonl) as points."""
-  parts = []
-  for i, row in enumerate(rows):
-    per_token = final.c[i] / final.d[i]
-    tokens_per_step = float(row["tokens"]) / float(row["steps"])
-    with open(curve_path(results_dir, row)) as f:
-      logged = [(r["step"], r["loss"]) for r in map(json.loads, f) if "loss" in r]
-    steps, loss = np.array(logged, float).T
-    d = steps * tokens_per_step
-    parts.append(
-      Points(
-        np.full(len(d), i),
-        np.full(len(d), final.n[i]),
-        d,
-        d * per_token,
-        loss,
-        np.full(len(d), final.budget[i]),
-      )
-    )
-  return Points(
-    *(np.concatenate([getattr(q, f.name) for q in parts]) for f in dataclasses.fields(Points))
-  )
 
 
 def fit_all(
@@ -440,38 +371,15 @@ def fit_all(
   return report
 
 
-def format_table(report: dict[str, Any]) -> str:
-  """The fitted numbers with their 95% intervals, one per line."""
-  lines = [
-    f"{'approach':<10} {'quantity':<17} {'estimate':>11}   95% interval",
-    f"(tokens_per_param at C = {report['ref_flops']:.3g} FLOPs; {report['num_runs']} runs)",
-  ]
-  for name in ("approach1", "approach2", "approach3"):
-    r = report.get(name, {})
-    if "error" in r:
-      lines.append(f"{name:<10} {r['error']}")
-      continue
-    for key, (lo, hi) in (
-      (k, v) for k, v in r["ci"].items() if isinstance(v, list) and not k.startswith("log_")
-    ):
-      lines.append(f"{name:<10} {key:<17} {r[key]:>11.4g}   [{lo:.4g}, {hi:.4g}]")
-    if "cost" in r:
-      lines.append(
-        f"{name:<10} optimum along C = {r['cost']['coef']:.4g} "
-        f"N^{1 + r['cost']['exponent']:.4g} D (the table's C, fitted on its rows)"
-      )
-  return "\n".join(lines)
-
-
 def _interval(draws: np.ndarray) -> list[float] | None:
   return np.percentile(draws, [2.5, 97.5]).tolist() if len(draws) else None
 
 
 def _refits(fit3: dict[str, Any]) -> list[dict[str, Any]]:
   """The laws of an Approach 3 fit's bootstrap refits (none without samples)."""
-  s = fit3["ci"].get("samples", {})
-  cost = fit3["cost"]
-  return [law(*v, cost) for v in zip(*(s.get(k, []) for k in ("E", "A", "B", "alpha", "beta")))]
+  samples = fit3["ci"].get("samples", {})
+  draws = zip(*(samples.get(k, []) for k in ("E", "A", "B", "alpha", "beta")))
+  return [law(e, a, b, alpha, beta, fit3["cost"]) for e, a, b, alpha, beta in draws]
 
 
 def loss_at(fit3: dict[str, Any], n: float, d: float) -> dict[str, Any]:
@@ -504,10 +412,11 @@ def predict_at(report: dict[str, Any], c: float) -> dict[str, Any]:
   if "error" in fit2:
     out["approach2"] = {"error": fit2["error"]}
     return out
-  s = fit2["ci"].get("samples", {})
+  samples = fit2["ci"].get("samples", {})
   out["approach2"] = {}
   for key, exp_key, coef_key in (("n_opt", "a", "log_n_coef"), ("d_opt", "b", "log_d_coef")):
-    draws = np.exp(np.array(s.get(coef_key, [])) + np.array(s.get(exp_key, [])) * np.log(c))
+    coefs, exps = np.array(samples.get(coef_key, [])), np.array(samples.get(exp_key, []))
+    draws = np.exp(coefs + exps * np.log(c))
     out["approach2"].update(
       {
         key: float(np.exp(fit2[coef_key] + fit2[exp_key] * np.log(c))),
@@ -515,30 +424,3 @@ def predict_at(report: dict[str, Any], c: float) -> dict[str, Any]:
       }
     )
   return out
-
-
-def format_prediction(pred: dict[str, Any]) -> str:
-  """The prediction of `predict_at`, a line per approach."""
-
-  def part(r: dict[str, Any], key: str, label: str) -> str:
-    ci = r[f"{key}_ci"]
-    return f"{label} {r[key]:.4g}" + (f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "")
-
-  lines = [
-    f"prediction at C = {pred['flops']:.4g} FLOPs (95% intervals):",
-    "approach3  "
-    + ", ".join(
-      part(pred, k, label)
-      for k, label in (("n_opt", "N_opt"), ("d_opt", "D_opt"), ("loss", "loss"))
-    ),
-  ]
-  fit2 = pred["approach2"]
-  lines.append(
-    "approach2  "
-    + (
-      fit2["error"]
-      if "error" in fit2
-      else ", ".join(part(fit2, k, label) for k, label in (("n_opt", "N_opt"), ("d_opt", "D_opt")))
-    )
-  )
-  return "\n".join(lines)

@@ -90,12 +90,12 @@ def main_runs(
   for size, same_size in _sizes(points).items():
     if size not in choices:
       continue
-    m = choices[size]["best_multiplier"]
+    best = choices[size]["best_multiplier"]
     planned = cooldown.plan_runs(
-      config, [dataclasses.replace(p, learning_rate=p.learning_rate * m) for p in same_size]
+      config, [dataclasses.replace(p, learning_rate=p.learning_rate * best) for p in same_size]
     )
     if config.scaling.method == "cooldown":
-      trial = _trial(config, same_size[0], m)[0]
+      trial = _trial(config, same_size[0], best)[0]
       stable, branches = planned[0], planned[1:]
       if stable.steps == trial.steps:  # one horizon: its branch starts from the trial's run
         planned = [dataclasses.replace(b, branch_of=trial.name) for b in branches]

@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib import colors, ticker
 
 from lm.runs import metrics
-from lm.scaling import laws
+from lm.scaling import laws, tables
 
 matplotlib.use("Agg")  # files only, no display
 
@@ -55,7 +55,7 @@ def _log_axis(axis, values) -> None:
   subs = (1.0,) if span >= 2 else (1.0, 2.0, 5.0)
   axis.set_major_locator(ticker.LogLocator(base=10, subs=subs))
   axis.set_major_formatter(ticker.FuncFormatter(_plain))
-  axis.set_minor_locator(ticker.LogLocator(base=10, subs=np.arange(2, 10)))
+  axis.set_minor_locator(ticker.LogLocator(base=10, subs=tuple(range(2, 10))))
   axis.set_minor_formatter(ticker.NullFormatter())
 
 
@@ -102,19 +102,19 @@ def isoflop_curves(
     )
   sizes = list(final.n)
   if verification:
-    p, t = verification["predicted"], verification["trained"]
+    pred, run = verification["predicted"], verification["trained"]
     _errorbar(
       ax,
-      p["n_opt"],
-      p["loss"],
-      p["n_opt_ci"],
-      p["loss_ci"],
+      pred["n_opt"],
+      pred["loss"],
+      pred["n_opt_ci"],
+      pred["loss_ci"],
       "D",
-      f"predicted at C = {_plain(p['flops'])} (approach 3)",
+      f"predicted at C = {_plain(pred['flops'])} (approach 3)",
     )
     ax.scatter(
-      [t["params"]],
-      [t["eval_loss"]],
+      [run["params"]],
+      [run["eval_loss"]],
       marker="X",
       s=90,
       color="C3",
@@ -123,7 +123,7 @@ def isoflop_curves(
       label="verification run",
     )
     ax.legend(fontsize=8)
-    sizes += [p["n_opt"], t["params"]]
+    sizes += [pred["n_opt"], run["params"]]
   ax.set(
     xscale="log",
     xlabel=labels.n,
@@ -173,10 +173,10 @@ def optimal_vs_compute(
     ]
   span = [*c, *(m[1] for m in marks)]
   if verification:
-    p = verification["predicted"]
-    if p["flops"] != (prediction or {}).get("flops"):
-      marks.append((p, p["flops"], "D", "verification's prediction, approach 3"))
-    span += [p["flops"], verification["trained"]["flops"]]
+    pred = verification["predicted"]
+    if pred["flops"] != (prediction or {}).get("flops"):
+      marks.append((pred, pred["flops"], "D", "verification's prediction, approach 3"))
+    span += [pred["flops"], verification["trained"]["flops"]]
   grid = np.logspace(np.log10(min(span)) - 0.5, np.log10(max(span)) + 0.5, 50)
   fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
   for ax, key, exp_key, coef_key, label in (
@@ -197,10 +197,10 @@ def optimal_vs_compute(
       if key in fit:  # not where Approach 2 has an error
         _errorbar(ax, at, fit[key], None, fit[f"{key}_ci"], marker, name)
     if verification:
-      t = verification["trained"]
+      run = verification["trained"]
       ax.scatter(
-        [t["flops"]],
-        [t["params" if key == "n_opt" else "tokens"]],
+        [run["flops"]],
+        [run["params" if key == "n_opt" else "tokens"]],
         marker="X",
         s=90,
         color="C3",
@@ -324,14 +324,14 @@ def cooldown_curves(rows: list[dict[str, Any]], results_dir: str, path: str) -> 
       drawn.add(r["branch_of"])
       stable = curve(
         os.path.dirname(
-          laws.curve_path(results_dir, {"workdir": r["branch_of"], "name": r["branch_of"]})
+          tables.curve_path(results_dir, {"workdir": r["branch_of"], "name": r["branch_of"]})
         ),
         per_step,
       )
       if stable:
         ax.plot(*stable, color=color(r), lw=0.8, alpha=0.5)
     branch = curve(
-      os.path.dirname(laws.curve_path(results_dir, r)), per_step, int(r["branch_step"])
+      os.path.dirname(tables.curve_path(results_dir, r)), per_step, int(r["branch_step"])
     )
     if branch:
       ax.plot(*branch, color=color(r), lw=1.5)

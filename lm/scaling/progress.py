@@ -42,15 +42,15 @@ def plan_lines(
 ) -> list[str]:
   """The plan: runs pending and done, FLOPs and an estimated time, then one line per pending
   run."""
-  s = config.scaling
-  rate = measured_rate(rows, s.flops_convention)
+  scaling = config.scaling
+  rate = measured_rate(rows, scaling.flops_convention)
   source = f"measured on {len(rows)} finished runs"
   if rate is None:
-    rate, source = s.est_flops_per_s, "a guess: scaling.est_flops_per_s"
+    rate, source = scaling.est_flops_per_s, "a guess: scaling.est_flops_per_s"
   total = sum(p.flops_to_train for p in pending)
   lines = [
     f"plan: {len(plans)} runs, {len(plans) - len(pending)} done, {len(pending)} to train "
-    f"on {workers} worker(s); {total:.3g} training FLOPs ({s.flops_convention}) to go",
+    f"on {workers} worker(s); {total:.3g} training FLOPs ({scaling.flops_convention}) to go",
     f"estimated time: {duration(total / rate / max(1, min(workers, len(pending))))} at "
     f"{rate:.3g} FLOP/s per worker ({source})",
   ]

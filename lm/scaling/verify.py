@@ -44,14 +44,14 @@ def read_fit(workdir: str, config) -> dict[str, Any]:
       f"{path} predicts N_opt = {n_opt}, no model size: its Approach 3 fit is "
       "degenerate (see its warnings)"
     )
-  s = config.scaling
-  want = {"params": f"params_{s.params_convention}", "flops": f"flops_{s.flops_convention}"}
+  params, flops = config.scaling.params_convention, config.scaling.flops_convention
+  want = {"params": f"params_{params}", "flops": f"flops_{flops}"}
   got = {k: fit["columns"][k] for k in want}
   if got != want:
     raise ValueError(
       f"{path} counts N as {got['params']} and C as {got['flops']}; the plan "
-      f"(config.scaling.params_convention={s.params_convention!r}, "
-      f"flops_convention={s.flops_convention!r}) counts them as {want['params']} "
+      f"(config.scaling.params_convention={params!r}, "
+      f"flops_convention={flops!r}) counts them as {want['params']} "
       f"and {want['flops']}: fit again without --params_col / --flops_col"
     )
   return fit
@@ -67,17 +67,18 @@ def plan_runs(
   """The runs that train the verification point of `prediction` under `scaling.method` (its
   branch last), and where its learning rate comes from. `points`: the sweep's grid;
   `choices`: its sizes' learning-rate choices (lr_search.choose), needed with `lr_grid`."""
-  s = config.scaling
-  model = grid.closest(grid.ladder(config, vocab_size), prediction["n_opt"], s.params_convention)
+  scaling = config.scaling
+  models = grid.ladder(config, vocab_size)
+  model = grid.closest(models, prediction["n_opt"], scaling.params_convention)
   point = grid.plan_point(config, prediction["flops"], model)
   point = dataclasses.replace(point, name=point.name + SUFFIX)
   source: dict[str, Any] = {"rule": point.learning_rate}
-  if s.lr_grid:
+  if scaling.lr_grid:
     params = {lr_search.size_of(p): p.params for p in points}
     chosen = [size for size in choices if size in params]
     if not chosen:
       raise ValueError(
-        f"config.scaling.lr_grid={tuple(s.lr_grid)}: no size's learning rate is "
+        f"config.scaling.lr_grid={tuple(scaling.lr_grid)}: no size's learning rate is "
         "chosen yet; run the sweep first"
       )
     size = min(chosen, key=lambda k: abs(math.log(params[k] / point.params)))
@@ -149,7 +150,8 @@ def load(workdir: str) -> dict[str, Any] | None:
 
 def format_verification(v: dict[str, Any]) -> str:
   """Predicted against observed, as lines."""
-  p, t, at = v["predicted"], v["trained"], v["predicted_at_trained"]
+  pred, run, at_run = v["predicted"], v["trained"], v["predicted_at_trained"]
+  lr_source = v["learning_rate_source"]
 
   def ci(key_ci: list[float] | None) -> str:
     return f" [{key_ci[0]:.4g}, {key_ci[1]:.4g}]" if key_ci else ""
@@ -157,15 +159,14 @@ def format_verification(v: dict[str, Any]) -> str:
   inside = {True: "inside", False: "outside", None: "no interval"}[v["loss_in_interval"]]
   return "\n".join(
     [
-      f"verification at C = {p['flops']:.4g} FLOPs: {t['name']}, learning rate "
-      f"{v['learning_rate_source']['learning_rate']:.3g} "
-      f"({describe_lr(v['learning_rate_source'])})",
-      f"  loss: observed {t['eval_loss']:.4g}, predicted {p['loss']:.4g}{ci(p['loss_ci'])} "
-      f"({v['loss_rel_error']:+.2%}, {inside}); the law at the trained N, D "
-      f"{at['loss']:.4g}{ci(at['loss_ci'])} ({v['loss_at_trained_rel_error']:+.2%})",
-      f"  N {t['params']:.4g} (predicted N_opt {p['n_opt']:.4g}{ci(p['n_opt_ci'])}, x"
-      f"{v['params_ratio']:.3g}), D {t['tokens']:.4g} (D_opt {p['d_opt']:.4g}"
-      f"{ci(p['d_opt_ci'])}, x{v['tokens_ratio']:.3g}), C {t['flops']:.4g} "
+      f"verification at C = {pred['flops']:.4g} FLOPs: {run['name']}, learning rate "
+      f"{lr_source['learning_rate']:.3g} ({describe_lr(lr_source)})",
+      f"  loss: observed {run['eval_loss']:.4g}, predicted {pred['loss']:.4g}"
+      f"{ci(pred['loss_ci'])} ({v['loss_rel_error']:+.2%}, {inside}); the law at the trained "
+      f"N, D {at_run['loss']:.4g}{ci(at_run['loss_ci'])} ({v['loss_at_trained_rel_error']:+.2%})",
+      f"  N {run['params']:.4g} (predicted N_opt {pred['n_opt']:.4g}{ci(pred['n_opt_ci'])}, x"
+      f"{v['params_ratio']:.3g}), D {run['tokens']:.4g} (D_opt {pred['d_opt']:.4g}"
+      f"{ci(pred['d_opt_ci'])}, x{v['tokens_ratio']:.3g}), C {run['flops']:.4g} "
       f"(x{v['flops_ratio']:.3g})",
     ]
   )

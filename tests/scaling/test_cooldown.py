@@ -9,7 +9,7 @@ import pytest
 from test_sweep import _fake_runner, _sweep_config
 
 from lm.runtime import sharding
-from lm.scaling import cooldown, grid, sweep
+from lm.scaling import cooldown, grid, results, sweep
 from lm.training import checkpoint, config_checks, loop
 
 
@@ -61,7 +61,7 @@ def test_cooldown_plan_has_a_stable_run_per_size_and_a_branch_per_point(tiny_con
   config = _cooldown_config(tiny_config)
   points = grid.plan_runs(config, 64)
   runs = cooldown.plan_runs(config, points)
-  branches = [r for r in runs if r.method == "cooldown"]
+  branches = [r for r in runs if r.role == "branch"]
   assert len(branches) == len(points)
   by_name = {b.name: b for b in branches}
   for point in points:
@@ -71,7 +71,7 @@ def test_cooldown_plan_has_a_stable_run_per_size_and_a_branch_per_point(tiny_con
     stable = next(r for r in runs if r.name == b.branch_of)
     assert b.branch_step in stable.keep_steps and stable.schedule == "constant"
     assert b.warmup_steps == stable.warmup_steps
-  stables = [r for r in runs if r.method == "stable"]
+  stables = [r for r in runs if r.role == "stable"]
   assert len(stables) == len({(p.num_layers, p.d_model) for p in points})
   for s in stables:
     assert s.steps == max(s.keep_steps)  # trains to its last branch point, no further
@@ -134,7 +134,7 @@ def test_cooldown_sweep_rows_resume_and_skip(tiny_config, tmp_path):
 
   # A branch lost from the table (an interrupted sweep) trains again with its stable run only.
   lost = first[-1]
-  with open(os.path.join(workdir, sweep.RESULTS_JSONL), "w") as f:
+  with open(os.path.join(workdir, results.RESULTS_JSONL), "w") as f:
     f.writelines(json.dumps(r) + "\n" for r in first[:-1])
   trained.clear()
   assert len(sweep.run_sweep(config, workdir, _fake_branching_runner(trained))) == len(first)
@@ -142,19 +142,3 @@ def test_cooldown_sweep_rows_resume_and_skip(tiny_config, tmp_path):
   trained.clear()
   assert len(sweep.run_sweep(config, workdir, _fake_branching_runner(trained))) == len(first)
   assert trained == []  # everything finished: nothing trains
-
-
-def test_a_table_from_before_the_new_columns_gets_them(tiny_config, tmp_path):
-  old = {
-    k: 1 for k in sweep.COLUMNS if k not in ("learning_rate", "method", "branch_of", "branch_step")
-  }
-  workdir = str(tmp_path)
-  with open(os.path.join(workdir, sweep.RESULTS_JSONL), "w") as f:
-    f.write(json.dumps(old) + "\n")
-  with open(os.path.join(workdir, sweep.RESULTS_CSV), "w") as f:
-    f.write(",".join(old) + "\n" + ",".join("1" for _ in old) + "\n")
-  sweep._append(workdir, dict.fromkeys(sweep.COLUMNS, 2))
-  with open(os.path.join(workdir, sweep.RESULTS_CSV)) as f:
-    lines = f.read().splitlines()
-  assert lines[0] == ",".join(sweep.COLUMNS)
-  assert lines[1].count("1") == len(old) and lines[2] == ",".join("2" for _ in sweep.COLUMNS)

@@ -13,10 +13,10 @@ VOCAB = 512  # the standard library's characters and the specials, padded to a m
 
 def test_the_gpu_study_fits_its_corpus():
   config = scaling_gpu.get_config()
-  s, m = config.scaling, config.model
-  assert len(s.budgets) >= 5 and max(s.budgets) / min(s.budgets) >= 100
-  assert (s.method, len(s.lr_grid)) == ("cooldown", 3)
-  assert (m.norm, m.mlp, m.position, m.use_bias, m.tie_embeddings) == (
+  scaling, model = config.scaling, config.model
+  assert len(scaling.budgets) >= 5 and max(scaling.budgets) / min(scaling.budgets) >= 100
+  assert (scaling.method, len(scaling.lr_grid)) == ("cooldown", 3)
+  assert (model.norm, model.mlp, model.position, model.use_bias, model.tie_embeddings) == (
     "rmsnorm",
     "swiglu",
     "rotary",
@@ -24,7 +24,7 @@ def test_the_gpu_study_fits_its_corpus():
     False,
   )
   points = grid.plan_runs(config, VOCAB)
-  for budget in s.budgets:  # none lost to min_steps, each a parabola's worth of sizes
+  for budget in scaling.budgets:  # none lost to min_steps, each a parabola's worth of sizes
     assert len({p.d_model for p in points if p.budget == budget}) >= 3, budget
   files = local_text.corpus_files(config.data.path, config.data.include, config.data.exclude)
   train_chars = (1 - config.data.validation_fraction) * sum(map(os.path.getsize, files))

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from lm.scaling import diagnostics, laws
+from lm.scaling import diagnostics, laws, tables
 
 TRUE = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}  # Hoffmann et al.
+TRUE_LAW = laws.law(TRUE["E"], TRUE["A"], TRUE["B"], TRUE["alpha"], TRUE["beta"])
 TRUE_A = TRUE["beta"] / (TRUE["alpha"] + TRUE["beta"])  # N_opt ~ C^a
 BUDGETS = (1e17, 1e18, 1e19, 1e20, 1e21)
 
@@ -85,7 +86,7 @@ def test_bootstrap_intervals_cover_the_truth():
 def test_external_table_with_named_columns():
   p = synthetic()
   rows = [{"N": n, "C": c, "L": loss} for n, c, loss in zip(p.n, p.c, p.loss)]
-  q = laws.table_points(rows, "N", "L", flops_col="C")
+  q = tables.table_points(rows, "N", "L", flops_col="C")
   np.testing.assert_allclose(q.d, p.d)
   np.testing.assert_allclose(q.budget, p.budget)  # grouped by log10 C
   assert abs(laws.approach2(q)["a"] - TRUE_A) < 0.02
@@ -168,16 +169,15 @@ def test_approach3_optimum_follows_the_tables_compute_count():
   assert abs(six_nd_a - fit2["a"]) > 0.05
   c = 1e22
   n = np.geomspace(1e8, 1e13, 200001)
-  loss = laws.predict(laws.law(**TRUE), n, c / (cost["coef"] * n ** (1 + cost["exponent"])))
+  loss = laws.predict(TRUE_LAW, n, c / (cost["coef"] * n ** (1 + cost["exponent"])))
   n_opt, d_opt = laws.optimum3(fit3, c)
   assert n_opt == pytest.approx(n[np.argmin(loss)], rel=0.01)
   assert cost["coef"] * n_opt ** (1 + cost["exponent"]) * d_opt == pytest.approx(c)
 
 
 def _true_optimum(c: float) -> tuple[float, float, float]:
-  law = laws.law(**TRUE)
-  n, d = laws.optimum3(law, c)
-  return n, d, float(laws.predict(law, n, d))
+  n, d = laws.optimum3(TRUE_LAW, c)
+  return n, d, float(laws.predict(TRUE_LAW, n, d))
 
 
 def test_predict_at_finds_the_true_optimum():

@@ -8,7 +8,7 @@ import pytest
 from test_cooldown import _fake_branching_runner
 from test_sweep import _fake_runner, _sweep_config
 
-from lm.scaling import grid, lr_search, sweep
+from lm.scaling import grid, lr_search, results, sweep
 
 
 def _runner(best: float, trained: list[str], branching: bool):
@@ -37,7 +37,7 @@ def test_each_size_trains_at_the_best_learning_rate_of_its_trials(
   trained: list[str] = []
   caplog.set_level("INFO", logger="lm.scaling.sweep")
   rows = sweep.run_sweep(config, workdir, _runner(2.0, trained, method == "cooldown"))
-  trials = sweep.read_results(workdir, lr_search.TRIALS_JSONL)
+  trials = results.read_results(workdir, lr_search.TRIALS_JSONL)
   assert len(trials) == 4 * len(sizes)  # a trial per size and learning rate, beside the table
   assert sorted(r["learning_rate"] for r in trials) == sorted([5e-4, 1e-3, 2e-3, 4e-3] * len(sizes))
   assert len(rows) == len(points) and all(r["learning_rate"] == 2e-3 for r in rows)

@@ -1,6 +1,5 @@
 """A miniature IsoFLOP sweep (2 budgets x 3 tiny sizes) end to end: sweep -> fit -> plot."""
 
-import io
 import json
 import os
 import shutil
@@ -10,10 +9,9 @@ import sys
 import jax
 import pytest
 
-from conftest import REPO, config_flags
-from lm.runs import run_files
+from conftest import REPO
 from lm.runtime import sharding
-from lm.scaling import grid, laws, plots, sweep
+from lm.scaling import grid, laws, plots, results, sweep, tables
 from lm.training import config_checks, loop
 
 COMMITTED = os.path.join(REPO, "results", "scaling_cpu")
@@ -27,8 +25,8 @@ def _sweep_config(c):
   s.tokens_per_param = 1.0
   s.rule = "fixed_depth"
   s.fixed_num_layers = 1
-  s.head_dim = 8
-  s.max_num_layers = 8
+  s.width_step = 8
+  s.ladder_size = 8
   s.min_steps = 5
   c.model.dropout = 0.0
   c.train.checkpoint_every = 1000  # the last step is always saved
@@ -54,14 +52,14 @@ def test_a_mup_grid_trains_every_size_from_one_base_width_and_learning_rate(tiny
     assert (run.model.parametrization, run.model.base_width, run.model.base_head_dim) == (
       "mup",
       16,
-      c.scaling.head_dim,
+      c.scaling.width_step,
     )
     assert run.optim.learning_rate == c.optim.learning_rate
     config_checks.check(run, num_devices=1)
   c_std = c.copy_and_resolve_references()  # the same grid without μP: other run identities
   c_std.scaling.mup_base_width = 0
   p_std = grid.plan_runs(c_std, 64)[0]
-  assert sweep.config_hash(grid.run_config(c_std, p_std)) != sweep.config_hash(
+  assert results.config_hash(grid.run_config(c_std, p_std)) != results.config_hash(
     grid.run_config(c, plans[0])
   )
   c.scaling.lr_power = 0.1
@@ -71,7 +69,7 @@ def test_a_mup_grid_trains_every_size_from_one_base_width_and_learning_rate(tiny
 
 def test_a_fixed_head_count_keeps_every_size_at_that_many_heads(tiny_config):
   c = _sweep_config(tiny_config)
-  c.scaling.head_dim = 4
+  c.scaling.width_step = 4
   c.scaling.num_heads = 2
   plans = grid.plan_runs(c, 64)
   assert len({p.d_model for p in plans}) > 2
@@ -85,35 +83,6 @@ def test_a_fixed_head_count_keeps_every_size_at_that_many_heads(tiny_config):
   c.scaling.mup_base_width = 16
   with pytest.raises(ValueError, match=r"num_heads=2 must be 0 with "):
     grid.plan_runs(c, 64)
-
-
-def test_run_identity_ignores_the_execution_and_bookkeeping_only(tiny_config):
-  base = sweep.config_hash(tiny_config)
-  ignored = [("execution", name) for name in tiny_config.execution] + [
-    tuple(n.split(".")) for n in run_files.NOT_IDENTITY if "." in n
-  ]
-  for section, name in ignored:
-    changed = tiny_config.copy_and_resolve_references()
-    value = changed[section][name]
-    changed[section][name] = (
-      not value
-      if isinstance(value, bool)
-      else value + 1
-      if isinstance(value, int)
-      else (*value, 1)
-      if isinstance(value, tuple)
-      else "bfloat16"
-    )
-    assert sweep.config_hash(changed) == base, (section, name)
-  for section, name, value in [
-    ("model", "d_model", 64),
-    ("train", "eval_batches", 3),
-    ("data", "encoding", "latin-1"),
-    ("optim", "eps", 1e-6),
-  ]:
-    changed = tiny_config.copy_and_resolve_references()
-    changed[section][name] = value
-    assert sweep.config_hash(changed) != base, (section, name)
 
 
 @pytest.mark.slow
@@ -134,10 +103,10 @@ def test_sweep_fit_plot_end_to_end(tiny_config, tmp_path):
   config.execution.scan_layers = True  # how the runs execute: the same runs
   assert len(sweep.run_sweep(config, workdir, runner=must_not_train)) == 6
 
-  final = laws.table_points(
+  final = tables.table_points(
     rows, "params_non_embedding", "eval_loss", "tokens", "flops_6N", "budget"
   )
-  curves = laws.curve_points(rows, workdir, final)
+  curves = tables.curve_points(rows, workdir, final)
   report = laws.fit_all(final, curves, num_boot=10)
   assert {"approach1", "approach2", "approach3"} <= set(report)
   assert "a" in report["approach1"] and "alpha" in report["approach3"]
@@ -212,30 +181,9 @@ def test_sweep_prints_plan_and_progress(tiny_config, tmp_path, caplog):
   assert "(measured on 6 finished runs)" in lines[1]
 
 
-def test_serve_trains_the_runs_it_is_sent(tiny_config, tmp_path):
-  config = _sweep_config(tiny_config)
-  names = [p.name for p in grid.plan_runs(config, sweep.vocab_size(config))][:2]
-
-  def runner(cfg, run_dir):
-    if run_dir.endswith(names[1]):
-      raise ValueError("boom")
-    return _fake_runner(cfg, run_dir)
-
-  replies = io.StringIO()
-  status = sweep.serve(config, str(tmp_path), io.StringIO("\n".join(names) + "\n"), replies, runner)
-  assert status == 0
-  got = [json.loads(line) for line in replies.getvalue().splitlines()]
-  assert got == [
-    {"name": names[0], "status": "finished", "detail": ""},
-    {"name": names[1], "status": "failed", "detail": "ValueError: boom"},
-  ]
-  with open(tmp_path / names[1] / "train.log") as f:
-    assert "boom" in f.read()  # each run's log lines go to its own train.log
-
-
-def _fit_cli(results: str, *flags: str) -> str:
+def _fit_cli(table: str, *flags: str) -> str:
   return subprocess.run(
-    [sys.executable, "-m", "experiments.fit_scaling", f"--results={results}", *flags],
+    [sys.executable, "-m", "experiments.fit_scaling", f"--results={table}", *flags],
     cwd=REPO,
     env={**os.environ, "PYTHONPATH": REPO},
     capture_output=True,
@@ -247,18 +195,13 @@ def _fit_cli(results: str, *flags: str) -> str:
 def test_fit_committed_results_without_flags(tmp_path):
   """The committed study fits with no flags as the sweep planned it (6N+attn, its curves/),
   to the committed fit.json's estimates, prediction and verification."""
-  results = tmp_path / "scaling_cpu"
-  shutil.copytree(COMMITTED, results, ignore=shutil.ignore_patterns("fit.json", "plots"))
+  study = tmp_path / "scaling_cpu"
+  shutil.copytree(COMMITTED, study, ignore=shutil.ignore_patterns("fit.json", "plots"))
   out = _fit_cli(
-    f"{results}/results.csv",
-    "--bootstrap=5",
-    f"--plots_dir={results}/plots",
-    "--predict_flops=1e13",
+    f"{study}/results.csv", "--bootstrap=5", f"--plots_dir={study}/plots", "--predict_flops=1e13"
   )
-  assert out.splitlines()[0] == (
-    f"N: params_non_embedding, C: flops_6N+attn ({results}/sweep.json)"
-  )
-  with open(results / "fit.json") as f:
+  assert out.splitlines()[0] == (f"N: params_non_embedding, C: flops_6N+attn ({study}/sweep.json)")
+  with open(study / "fit.json") as f:
     got = json.load(f)
   with open(os.path.join(COMMITTED, "fit.json")) as f:
     want = json.load(f)
@@ -271,7 +214,7 @@ def test_fit_committed_results_without_flags(tmp_path):
   assert got["verification"]["loss_rel_error"] == pytest.approx(
     want["verification"]["loss_rel_error"], rel=1e-6
   )
-  assert sorted(os.listdir(results / "plots")) == [
+  assert sorted(os.listdir(study / "plots")) == [
     "cooldown_curves.png",
     "frontier.png",
     "isoflop.png",
@@ -280,8 +223,8 @@ def test_fit_committed_results_without_flags(tmp_path):
     "residuals.png",
   ]
   # Without the plan file, the defaults (6N) and a line that says so.
-  os.remove(results / grid.PLAN_FILE)
-  out = _fit_cli(f"{results}/results.csv", "--bootstrap=2", "--nocurves")
+  os.remove(study / grid.PLAN_FILE)
+  out = _fit_cli(f"{study}/results.csv", "--bootstrap=2", "--nocurves")
   assert out.splitlines()[0] == "N: params_non_embedding, C: flops_6N (default)"
 
 
@@ -301,70 +244,3 @@ def test_emit_commands(tiny_config, tmp_path):
     f"python -m experiments.train --config=cfg.py --config.seed=1 --workdir={tmp_path / 'w'}/"
   )
   assert "--config.seed=1" in lines[0] and "--config.train.steps=" in lines[0]
-
-
-@pytest.mark.slow
-def test_workers_match_in_process(tiny_config, tmp_path, monkeypatch):
-  """Two worker processes (one core each) train the runs the in-process sweep trains."""
-  monkeypatch.setenv("XLA_FLAGS", "")  # the workers see one CPU device, as a user's would
-  monkeypatch.chdir(REPO)
-  config = _sweep_config(tiny_config)
-  config.scaling.budgets = (4e7,)
-  config.scaling.sizes_per_budget = 2
-  mesh = sharding.make_mesh(config.mesh, jax.devices()[:1])
-  serial = sweep.run_sweep(
-    config, str(tmp_path / "serial"), lambda c, d: loop.train_and_evaluate(c, d, mesh)
-  )
-  workdir = str(tmp_path / "workers")
-  entry = [sys.executable, "-m", "experiments.train", "--config=experiments/configs/base.py"]
-  rows = sweep.run_sweep_in_workers(
-    config, entry + config_flags(config, skip=("scaling.",)), workdir, workers=2
-  )
-  assert sorted(r["name"] for r in rows) == sorted(r["name"] for r in serial)
-  by_name = {r["name"]: r for r in rows}  # rows are appended as the workers finish
-  for want in serial:
-    got = by_name[want["name"]]
-    assert got["config_hash"] == want["config_hash"] and got["tokens"] == want["tokens"]
-    assert abs(got["eval_loss"] / want["eval_loss"] - 1) < 1e-4
-    assert abs(got["train_loss"] / want["train_loss"] - 1) < 1e-4
-    assert got["wall_s"] > 0
-    assert os.path.exists(os.path.join(workdir, got["name"], "train.log"))
-  # Reusable workers (one process trains several runs) give the same runs: same hashes, the
-  # same eval losses as one process per run.
-  reused_dir = str(tmp_path / "reused")
-  worker = [
-    sys.executable,
-    "-m",
-    "experiments.sweep",
-    "--config=experiments/configs/base.py",
-    *config_flags(config),
-    f"--workdir={reused_dir}",
-    "--serve",
-  ]
-  reused = sweep.run_sweep_in_workers(
-    config, entry, reused_dir, workers=1, worker_command=worker, cache_dir=str(tmp_path / "cache")
-  )
-  assert len(reused) == 2 and os.path.exists(os.path.join(reused_dir, "worker0.log"))
-  for got in reused:
-    want = by_name[got["name"]]
-    assert got["config_hash"] == want["config_hash"] and got["steps"] == want["steps"]
-    assert abs(got["eval_loss"] - want["eval_loss"]) < 1e-6
-    assert abs(got["train_loss"] - want["train_loss"]) < 1e-6
-    with open(os.path.join(reused_dir, got["name"], "train.log")) as f:
-      assert "done: step" in f.read()
-  # Finished runs are skipped; a failing run is named with its log.
-  assert len(sweep.run_sweep_in_workers(config, entry, workdir, workers=2)) == 2
-  config.scaling.budgets = (1.2e8,)
-  with pytest.raises(RuntimeError, match=r"runs failed: C1\.2e08"):
-    sweep.run_sweep_in_workers(
-      config, entry + ["--config.model.activation=nope"], workdir, workers=2
-    )
-
-
-def test_worker_env_splits_cores():
-  cpus = sorted(os.sched_getaffinity(0))
-  env, mine = sweep.worker_env(0, len(cpus), "cores")
-  assert mine == {cpus[0]} and "--xla_cpu_multi_thread_eigen=false" in env["XLA_FLAGS"]
-  assert sweep.worker_env(1, 2, "gpus")[0]["CUDA_VISIBLE_DEVICES"] == "1"
-  with pytest.raises(ValueError, match="at most one worker per CPU"):
-    sweep.worker_env(0, len(cpus) + 1, "cores")

@@ -12,7 +12,7 @@ from test_sweep import _fake_runner, _sweep_config
 
 from lm.model import counts
 from lm.model.config import architecture
-from lm.scaling import grid, laws, sweep, verify
+from lm.scaling import grid, laws, results, sweep, verify
 
 C = 1e9
 COLUMNS = {"params": "params_non_embedding", "flops": "flops_6N", "loss": "eval_loss"}
@@ -54,6 +54,7 @@ def test_the_nearest_size_trains_on_the_tokens_of_c_once(tiny_config, tmp_path):
     return _fake_runner(cfg, run_dir)
 
   v = sweep.run_verification(config, workdir, runner)
+  assert v is not None
   assert [c.model.d_model for c in trained] == [models[2].d_model]
   cfg = trained[0]
   tokens = cfg.train.steps * cfg.data.batch_size * cfg.data.seq_len
@@ -79,7 +80,7 @@ def test_the_nearest_size_trains_on_the_tokens_of_c_once(tiny_config, tmp_path):
     raise AssertionError(f"finished run trained again: {run_dir}")
 
   assert sweep.run_verification(config, workdir, must_not_train) == v
-  assert not os.path.exists(os.path.join(workdir, sweep.RESULTS_JSONL))  # not a sweep's row
+  assert not os.path.exists(os.path.join(workdir, results.RESULTS_JSONL))  # not a sweep's row
 
 
 def test_cooldown_with_lr_grid_takes_the_nearest_sizes_choice(tiny_config, tmp_path):
@@ -94,6 +95,7 @@ def test_cooldown_with_lr_grid_takes_the_nearest_sizes_choice(tiny_config, tmp_p
   _write_fit(workdir, counts.param_counts(largest)["non_embedding"])
   trained.clear()
   v = sweep.run_verification(config, workdir, _runner(2.0, trained, True))
+  assert v is not None
   name = f"C1e09_L1_d{largest.d_model}_verify"
   assert trained == [f"stable_L1_d{largest.d_model}_verify", f"{name}_cooldown"]
   widest = max(p.d_model for p in grid.plan_runs(config, vocab))
