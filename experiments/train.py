@@ -11,7 +11,7 @@ checkpoint was saved, run the same command to resume); 124 the watchdog saw no p
 `train.watchdog_s` seconds; 1 an error, in one `error:` line where it is expected (a bad config
 or input, a non-finite loss, a full disk).
 
-As one of several processes (see launch/ and the README's "Scaling out"): add
+As one of several processes (see launch/ and docs/scaling-out.md): add
 `--coordinator_address=HOST:PORT --num_processes=N --process_id=I` (or set
 `LM_COORDINATOR_ADDRESS`, `LM_NUM_PROCESSES`, `LM_PROCESS_ID`), or set `LM_DISTRIBUTED=auto` to
 let JAX detect a TPU VM pod slice or a Slurm job.

@@ -22,7 +22,7 @@ Result (2026-11-29, 2-core development CPU, a clean clone, `make scaling-cpu`): 
 (trials 18m11s, the chosen runs 20m58s, verification 4m53s), 55 grid points for 1.09x the
 FLOPs of one independent run per point; Approach 2 a = 0.577 [0.527, 0.608], Approach 3 a =
 0.540 [0.439, 0.620]; the verification run's loss 4.4% under the prediction, as the fit's
-leave-one-budget-out warning foretold. See README ("Result on CPU") and results/scaling_cpu/.
+leave-one-budget-out warning foretold. See results/scaling_cpu/README.md.
 """
 
 from experiments.configs import base, llama_style, stdlib_corpus

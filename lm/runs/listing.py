@@ -14,7 +14,7 @@ from etils import epath
 from lm.runs import metrics, run_files
 from lm.runtime import paths
 
-# Beyond run.py's statuses: a RUNNING run on this host whose process is gone (killed without a
+# Beyond run_files.py's statuses: a RUNNING run on this host whose process is gone (killed without a
 # word, e.g. SIGKILL or the OOM killer), one on another host (it may be running or be gone), and
 # a run from before status.json that did not reach its last step.
 KILLED, MAYBE_RUNNING, UNKNOWN = "killed", "running?", "unknown"

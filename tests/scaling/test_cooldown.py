@@ -33,8 +33,8 @@ def test_a_branch_of_the_stable_run_is_the_wsd_run_of_its_length(tiny_config, tm
   stable = c.copy_and_resolve_references()  # decays at 12 - 3 = 9
   stable.optim.schedule, stable.train.steps, stable.train.keep_steps = "constant", 9, (5, 9)
   loop.train_and_evaluate(stable, str(tmp_path / "stable"), mesh)
-  mngr = checkpoint.manager(str(tmp_path / "stable"), every=1, keep=1, use_async=False)
-  assert mngr.all_steps() == [5, 9]  # the newest, and the branch points kept beside it
+  checkpoints = checkpoint.manager(str(tmp_path / "stable"), every=1, keep=1, use_async=False)
+  assert checkpoints.all_steps() == [5, 9]  # the newest, and the branch points kept beside it
 
   cooldown.start_branch(str(tmp_path / "stable"), str(tmp_path / "branch"), 9)
   wsd.train.stop_after_steps = 1  # an interrupted branch resumes from its own checkpoint

@@ -18,7 +18,7 @@ STUDY_CORPUS, STUDY_VOCAB = "/root/.pyenv/versions/3.11.7/lib/python3.11", 512
 def test_run_identity_ignores_the_execution_and_bookkeeping_only(tiny_config):
   base = results.config_hash(tiny_config)
   ignored = [("execution", name) for name in tiny_config.execution] + [
-    tuple(n.split(".")) for n in run_files.NOT_IDENTITY if "." in n
+    tuple(n.split(".")) for n in run_files.FIELDS_OUTSIDE_IDENTITY if "." in n
   ]
   for section, name in ignored:
     changed = tiny_config.copy_and_resolve_references()

@@ -13,7 +13,7 @@ from lm.model import config as model_config
 from lm.model.config import ExecutionConfig
 from lm.runs import metrics, run_files
 from lm.runtime import sharding
-from lm.scaling import sweep
+from lm.scaling import results
 from lm.training import experiment, loop
 from lm.training import step as step_lib
 
@@ -144,7 +144,7 @@ def test_the_metrics_are_in_step_order_when_the_last_dispatch_holds_a_logged_ste
   out = _run(tiny_config, tmp_path, sharding.make_mesh(tiny_config.mesh, jax.devices()[:1]))
   steps = [row["step"] for row in metrics.read_metrics(str(tmp_path))]
   assert out["step"] == 9 and steps == sorted(steps) and steps[-1] == 9
-  assert sweep._from_metrics(str(tmp_path))["step"] == 9
+  assert results.logged_summary(str(tmp_path))["step"] == 9
 
 
 def _losses(workdir):
