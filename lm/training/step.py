@@ -129,20 +129,31 @@ def eval_sums(
   eval_step, params, batches: Iterable[dict[str, np.ndarray]], mesh: Mesh | None = None
 ) -> dict[str, float]:
   """`eval_step`'s sums added up over host `batches` (in float64 on the host, in order), each
-  batch split over `mesh`'s data axes (or on the default device without a mesh). Every batch is
-  dispatched before any result is fetched, so the host prepares the next while one runs."""
-  outputs = [
-    eval_step(
-      params,
-      jax.tree.map(jnp.asarray, batch) if mesh is None else sharding.global_batch(batch, mesh),
-    )
-    for batch in batches
-  ]
+  batch split over `mesh`'s data axes (or on the default device without a mesh).
+
+  A batch's results are fetched once the next batch is dispatched, so the host prepares one
+  while the other runs, as the training loop does. No more are in flight: programs with
+  collectives queued without bound (a whole split's worth) starve the CPU runtime's threads,
+  and the devices of one program then wait forever for each other.
+  """
   totals: dict[str, float] = {}
-  for sums in jax.device_get(outputs):
-    for k, v in sums.items():
-      totals[k] = totals.get(k, 0.0) + float(v)
+  pending = None
+  for batch in batches:
+    placed = (
+      jax.tree.map(jnp.asarray, batch) if mesh is None else sharding.global_batch(batch, mesh)
+    )
+    dispatched = eval_step(params, placed)
+    if pending is not None:
+      _add_to(totals, jax.device_get(pending))
+    pending = dispatched
+  if pending is not None:
+    _add_to(totals, jax.device_get(pending))
   return totals
+
+
+def _add_to(totals: dict[str, float], sums: dict[str, Any]) -> None:
+  for k, v in sums.items():
+    totals[k] = totals.get(k, 0.0) + float(v)
 
 
 @dataclasses.dataclass
