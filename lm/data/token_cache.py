@@ -104,7 +104,8 @@ def _tokenize_split(
 ) -> None:
   """Writes the split's tokens to `path` and its documents' first offsets to `starts_path`."""
   dtype = token_dtype(tok.vocab_size)
-  unknown = collections.Counter(tok.unknown) if isinstance(tok, CharTokenizer) else None
+  # A character tokenizer counts the characters outside its vocabulary: this split's are logged.
+  unknown_before = collections.Counter(tok.unknown if isinstance(tok, CharTokenizer) else ())
 
   def encode(indexed: list) -> list[tuple[np.ndarray, int]]:
     ids = tok.encode_batch([sources.record_text(r, text_key) for _, r in indexed])
@@ -130,8 +131,8 @@ def _tokenize_split(
     length += len(piece)
   _save(np.concatenate(pieces) if pieces else np.zeros((0,), dtype), path)
   _save(np.asarray(starts, np.int64), starts_path)
-  if unknown is not None and tok.unknown != unknown:
-    new = tok.unknown - unknown
+  if isinstance(tok, CharTokenizer) and tok.unknown != unknown_before:
+    new = tok.unknown - unknown_before
     log.warning(
       "%s: %d characters outside the character vocabulary encoded as [UNK] (%s)",
       path,
