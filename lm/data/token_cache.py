@@ -99,10 +99,12 @@ def _save(array: np.ndarray, path: str) -> None:
   os.replace(tmp, path)  # atomic: concurrent builders never see a partial file
 
 
-def _tokenize_split(
+def tokenize_split(
   source, tok: Tokenizer, text_key: str, path: str, starts_path: str, threads: int
 ) -> None:
-  """Writes the split's tokens to `path` and its documents' first offsets to `starts_path`."""
+  """Encodes a split's records (indexable `source`, text under `text_key`) on `threads` threads
+  and writes their tokens to `path`, each document ended by the end-of-sequence id if the
+  tokenizer has one, and the documents' first offsets to `starts_path`."""
   dtype = token_dtype(tok.vocab_size)
   # A character tokenizer counts the characters outside its vocabulary: this split's are logged.
   unknown_before = collections.Counter(tok.unknown if isinstance(tok, CharTokenizer) else ())
@@ -162,7 +164,7 @@ def tokenized_data(data_cfg, tokenizer: Tokenizer | None = None) -> TokenizedDat
     path = os.path.join(directory, f"{split}.npy")
     starts = os.path.join(directory, DOC_STARTS.format(split=split))
     if not (os.path.exists(path) and os.path.exists(starts)):
-      _tokenize_split(
+      tokenize_split(
         split_sources[split], tok, data_cfg.text_key, path, starts, data_cfg.num_threads
       )
     splits[split] = np.load(path, mmap_mode="r")

@@ -181,7 +181,12 @@ def _decode(model, state: _Decoding, document_end_id: int | None) -> tuple[jax.A
 
 
 def _choose(
-  logits_BV: jax.Array, step, *, key: jax.Array, vocab_limit: int | None, **sample_kw
+  logits_BV: jax.Array,
+  step: int | jax.Array,
+  *,
+  key: jax.Array,
+  vocab_limit: int | None,
+  **sample_kw,
 ) -> tuple[jax.Array, jax.Array]:
   """Step `step`'s token [B] for each row, drawn with fold_in(key, step), and its
   log-probability [B] (after the vocabulary mask, before temperature, top-k and top-p)."""
@@ -210,6 +215,7 @@ def _record(
 
 
 def _left_padded(prompts_BP: jax.Array, lengths_B: jax.Array, padding: str) -> jax.Array:
+  """The prompts left-padded, as the cache takes them, from `padding` 'left' or 'right'."""
   if padding == "right":
     return _left_align(prompts_BP, lengths_B)
   if padding != "left":

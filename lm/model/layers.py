@@ -12,8 +12,8 @@ from lm.model.config import DTYPES, ExecutionConfig, TransformerConfig
 from lm.model.numerics import add_bias, layer_norm, recompute_in_backward
 
 # GPT-2's initialisation: N(0, INIT_STD^2) for every weight matrix and the token and segment
-# embeddings, N(0, POSITION_INIT_STD^2) for learned positions; μP rescales the hidden
-# matrices' (lm/model/mup.py) and residual projections take 1 / sqrt(2 layers) more.
+# embeddings, N(0, POSITION_INIT_STD^2) for learned positions. Residual output projections take
+# a further 1 / sqrt(2 layers), and μP scales the hidden matrices' std (lm/model/mup.py).
 INIT_STD = 0.02
 POSITION_INIT_STD = 0.01
 
