@@ -31,7 +31,7 @@ def main(argv):
   elif _WORKDIR.value is not None:
     r = loading.load_run(_WORKDIR.value, _STEP.value)
   else:
-    raise app.UsageError("--workdir or --hf_dir is required")
+    raise ValueError("one of --workdir and --hf_dir is required")
   if r.tokenizer is None:
     raise ValueError(f"{_HF_DIR.value or _WORKDIR.value} has no tokenizer that this code reads")
   wrap = _ADD_CLS_SEP.value if _ADD_CLS_SEP.value is not None else bool(_HF_DIR.value)

@@ -44,7 +44,7 @@ def main(argv):
   elif _WORKDIR.value is not None:
     r = loading.load_run(_WORKDIR.value, _STEP.value)
   else:
-    raise app.UsageError("--workdir or --hf_dir is required")
+    raise ValueError("one of --workdir and --hf_dir is required")
   if r.model_cfg.kind != "decoder":
     raise app.UsageError("sampling needs a decoder; for an encoder use experiments.fill_mask")
   tok = r.tokenizer
