@@ -16,7 +16,7 @@ from lm import cli, logs
 from lm.infer import evaluation
 from lm.runtime import paths
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "The training run's workdir.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "The training run's workdir.", required=True)
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
 _SPLIT = flags.DEFINE_string("split", None, "Split to evaluate (default: config.data.eval_split).")
 _SEQ_LEN = flags.DEFINE_integer("seq_len", None, "Window length (default: config.data.seq_len).")
@@ -37,7 +37,6 @@ _SEED = flags.DEFINE_integer(
   "Random seed of sampling (an encoder's masks are drawn "
   "from the run's config.seed, as training's evaluation drew them).",
 )
-flags.mark_flag_as_required("workdir")
 
 
 def main(argv):

@@ -18,10 +18,11 @@ from lm.convert import hf
 from lm.runs import loading
 from lm.runtime import sharding
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "A training run's workdir.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "A training run's workdir.", required=True)
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
-_OUT_DIR = flags.DEFINE_string("out_dir", None, "Where to write the Hugging Face files.")
-flags.mark_flags_as_required(["workdir", "out_dir"])
+_OUT_DIR = flags.DEFINE_string(
+  "out_dir", None, "Where to write the Hugging Face files.", required=True
+)
 
 
 def main(argv):

@@ -15,23 +15,25 @@ from lm.runs import loading
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training run's workdir.")
 _HF_DIR = flags.DEFINE_string("hf_dir", None, "A local Hugging Face BERT directory.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
-_TEXT = flags.DEFINE_string("text", None, "Text with one or more [MASK].")
+_TEXT = flags.DEFINE_string("text", None, "Text with one or more [MASK].", required=True)
 _TOP_K = flags.DEFINE_integer("top_k", 5, "Candidates per mask.")
 _ADD_CLS_SEP = flags.DEFINE_bool(
   "add_cls_sep", None, "Wrap in [CLS] ... [SEP] (default: yes for --hf_dir only)."
 )
-flags.mark_flag_as_required("text")
-flags.mark_flags_as_mutual_exclusive(["workdir", "hf_dir"], required=True)
+flags.mark_flags_as_mutual_exclusive(["workdir", "hf_dir"])
 
 
 def main(argv):
   del argv
   logs.quiet_libraries()
-  r = (
-    loading.load_hf(_HF_DIR.value)
-    if _HF_DIR.value
-    else loading.load_run(_WORKDIR.value, _STEP.value)
-  )
+  if _HF_DIR.value is not None:
+    r = loading.load_hf(_HF_DIR.value)
+  elif _WORKDIR.value is not None:
+    r = loading.load_run(_WORKDIR.value, _STEP.value)
+  else:
+    raise ValueError("one of --workdir and --hf_dir is required")
+  if r.tokenizer is None:
+    raise ValueError(f"{_HF_DIR.value or _WORKDIR.value} has no tokenizer that this code reads")
   wrap = _ADD_CLS_SEP.value if _ADD_CLS_SEP.value is not None else bool(_HF_DIR.value)
   results = fill_mask.fill_mask(
     r.graphdef, r.params, r.tokenizer, _TEXT.value, top_k=_TOP_K.value, add_cls_sep=wrap

@@ -15,12 +15,13 @@ from lm.data import labelled
 from lm.infer import classify
 from lm.runs import loading
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "A classifier's training workdir.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "A classifier's training workdir.", required=True)
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
-_INPUT = flags.DEFINE_string("input", None, "Texts: a text file (a line each), .jsonl or .csv.")
+_INPUT = flags.DEFINE_string(
+  "input", None, "Texts: a text file (a line each), .jsonl or .csv.", required=True
+)
 _OUT = flags.DEFINE_string("out", None, "JSON lines to write (default: print the labels).")
 _BATCH = flags.DEFINE_integer("batch_size", None, "Batch (default: config.data.batch_size).")
-flags.mark_flags_as_required(["workdir", "input"])
 
 
 def main(argv):
@@ -32,6 +33,8 @@ def main(argv):
       f"{_WORKDIR.value} holds no classifier (config.model.num_classes=0); "
       "use experiments.sample or experiments.fill_mask"
     )
+  if r.config is None:
+    raise ValueError(f"{_WORKDIR.value}: labelling needs a training run's config")
   data_cfg = r.config.data
   texts = labelled.read_texts(
     _INPUT.value, data_cfg.text_key, data_cfg.encoding, data_cfg.decode_errors

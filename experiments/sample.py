@@ -33,17 +33,18 @@ _TEMPERATURE = flags.DEFINE_float("temperature", 0.8, "Softmax temperature; 0 is
 _TOP_K = flags.DEFINE_integer("top_k", 0, "Sample among the k most likely tokens; 0: all.")
 _TOP_P = flags.DEFINE_float("top_p", 1.0, "Sample among the most likely tokens of this mass.")
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
-flags.mark_flags_as_mutual_exclusive(["workdir", "hf_dir"], required=True)
+flags.mark_flags_as_mutual_exclusive(["workdir", "hf_dir"])
 
 
 def main(argv):
   del argv
   logs.quiet_libraries()
-  r = (
-    loading.load_hf(_HF_DIR.value)
-    if _HF_DIR.value
-    else loading.load_run(_WORKDIR.value, _STEP.value)
-  )
+  if _HF_DIR.value is not None:
+    r = loading.load_hf(_HF_DIR.value)
+  elif _WORKDIR.value is not None:
+    r = loading.load_run(_WORKDIR.value, _STEP.value)
+  else:
+    raise ValueError("one of --workdir and --hf_dir is required")
   if r.model_cfg.kind != "decoder":
     raise app.UsageError("sampling needs a decoder; for an encoder use experiments.fill_mask")
   tok = r.tokenizer

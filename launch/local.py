@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 
-from launch.cli import split_train_args
+from launch.cli import first_line, split_train_args
 from lm.training import exit_status
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -72,6 +72,7 @@ class _ForwardSignals:
 
 
 def _stream(proc: subprocess.Popen, prefix: str) -> None:
+  assert proc.stdout is not None, "started with stdout=PIPE"
   for line in proc.stdout:
     sys.stdout.write(f"{prefix} {line}")
     sys.stdout.flush()
@@ -96,11 +97,8 @@ def _status(returncode: int) -> str:
   return f"exited with status {returncode}"
 
 
-def launch(
-  train_args: list[str], num_processes: int, devices_per_process: int, grace_s: float = 30.0
-) -> int:
-  """Starts the processes, streams their output and waits; returns 0 or the first failure's
-  exit status (1 if that was a signal)."""
+def _start(train_args: list[str], num_processes: int, devices_per_process: int):
+  """Starts the training processes, each printing to a pipe."""
   address = f"127.0.0.1:{free_port()}"
   env = dict(
     os.environ,
@@ -131,47 +129,37 @@ def launch(
       )
     )
     print(f"[launch] p{i} pid {procs[-1].pid}", flush=True)
-  threads = [
-    threading.Thread(target=_stream, args=(p, f"[p{i}]"), daemon=True) for i, p in enumerate(procs)
-  ]
-  for t in threads:
-    t.start()
+  return procs
+
+
+def _first_failure(
+  procs: list[subprocess.Popen], signals: _ForwardSignals, grace_s: float
+) -> int | None:
+  """Waits until every process has exited (0 or preempted), one has failed (its index is
+  returned), or `grace_s` has passed since a signal reached the launcher."""
   exits: queue.Queue[int] = queue.Queue()  # process indices in the order they exit
   for i, p in enumerate(procs):
     threading.Thread(target=lambda i=i, p=p: (p.wait(), exits.put(i)), daemon=True).start()
-  failed = None
-  signals = _ForwardSignals(procs)
-  try:
-    running = set(range(num_processes))
-    while running:
-      try:
-        i = exits.get(timeout=0.5)
-      except queue.Empty:
-        if signals.received_at is not None and time.monotonic() - signals.received_at > grace_s:
-          print(
-            f"[launch] still running {grace_s:.0f}s after {signals.received}; stopping them",
-            flush=True,
-          )
-          break
-        continue
-      running.discard(i)
-      if procs[i].returncode not in (0, exit_status.PREEMPTED):
-        failed = i
-        break
-    if failed is not None:
-      print(
-        f"[launch] p{failed} {_status(procs[failed].returncode)}; stopping the others "
-        f"within {grace_s:.0f}s",
-        flush=True,
-      )
-      deadline = time.monotonic() + grace_s
-      while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
-        time.sleep(0.2)
-  finally:
-    _stop(procs, wait_s=5.0)
-    signals.restore()
-    for t in threads:
-      t.join(timeout=5.0)
+  running = set(range(len(procs)))
+  while running:
+    try:
+      i = exits.get(timeout=0.5)
+    except queue.Empty:
+      if signals.received_at is not None and time.monotonic() - signals.received_at > grace_s:
+        print(
+          f"[launch] still running {grace_s:.0f}s after {signals.received}; stopping them",
+          flush=True,
+        )
+        return None
+      continue
+    running.discard(i)
+    if procs[i].returncode not in (0, exit_status.PREEMPTED):
+      return i
+  return None
+
+
+def _outcome(procs: list[subprocess.Popen], failed: int | None) -> int:
+  """The launcher's exit status, said in a line: 0, preempted, or the failed process's."""
   statuses = ", ".join(f"p{i}={p.returncode}" for i, p in enumerate(procs))
   print(f"[launch] exit statuses: {statuses}", flush=True)
   if failed is None and any(p.returncode == exit_status.PREEMPTED for p in procs):
@@ -186,9 +174,41 @@ def launch(
   return procs[failed].returncode if procs[failed].returncode > 0 else 1
 
 
+def launch(
+  train_args: list[str], num_processes: int, devices_per_process: int, grace_s: float = 30.0
+) -> int:
+  """Starts the processes, streams their output and waits; returns 0 or the first failure's
+  exit status (1 if that was a signal)."""
+  procs = _start(train_args, num_processes, devices_per_process)
+  threads = [
+    threading.Thread(target=_stream, args=(p, f"[p{i}]"), daemon=True) for i, p in enumerate(procs)
+  ]
+  for t in threads:
+    t.start()
+  failed = None
+  signals = _ForwardSignals(procs)
+  try:
+    failed = _first_failure(procs, signals, grace_s)
+    if failed is not None:
+      print(
+        f"[launch] p{failed} {_status(procs[failed].returncode)}; stopping the others "
+        f"within {grace_s:.0f}s",
+        flush=True,
+      )
+      deadline = time.monotonic() + grace_s
+      while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+        time.sleep(0.2)
+  finally:
+    _stop(procs, wait_s=5.0)
+    signals.restore()
+    for t in threads:
+      t.join(timeout=5.0)
+  return _outcome(procs, failed)
+
+
 def main(argv: list[str] | None = None) -> int:
   own, train_args = split_train_args(argv)
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser = argparse.ArgumentParser(description=first_line(__doc__))
   parser.add_argument("--num_processes", type=int, default=2)
   parser.add_argument("--devices_per_process", type=int, default=1)
   parser.add_argument(

@@ -23,7 +23,7 @@ import shlex
 import subprocess
 import sys
 
-from launch.cli import split_train_args
+from launch.cli import first_line, split_train_args
 from lm.training import exit_status
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -82,7 +82,7 @@ def render(args) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p = argparse.ArgumentParser(description=first_line(__doc__))
   p.add_argument("--job_name", default="lm")
   p.add_argument("--nodes", type=int, default=1)
   p.add_argument("--gpus_per_node", type=int, default=8)

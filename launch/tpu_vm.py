@@ -27,7 +27,7 @@ import shlex
 import subprocess
 import sys
 
-from launch.cli import split_train_args
+from launch.cli import first_line, split_train_args
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REMOTE_DIR = "~/lm"
@@ -147,7 +147,7 @@ def _sources() -> list[str]:
 
 
 def parser() -> argparse.ArgumentParser:
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p = argparse.ArgumentParser(description=first_line(__doc__))
   p.add_argument("--name", required=True, help="TPU VM (and queued resource) name")
   p.add_argument("--zone", required=True)
   p.add_argument("--project", default="", help="default: gcloud's configured project")

@@ -449,7 +449,7 @@ def load_tokenizer(directory: str) -> Tokenizer | None:
 
 def _llama_hf_config(cfg: TransformerConfig) -> dict[str, Any]:
   kind = _llama_type(cfg)
-  rope = {"rope_type": {v: k for k, v in ROPE_TYPES.items()}[cfg.rope_scaling]}
+  rope: dict[str, Any] = {"rope_type": {v: k for k, v in ROPE_TYPES.items()}[cfg.rope_scaling]}
   if cfg.rope_scaling != "none":
     rope["factor"] = cfg.rope_scaling_factor
   if cfg.rope_scaling == "llama3":

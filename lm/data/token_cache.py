@@ -99,12 +99,15 @@ def _save(array: np.ndarray, path: str) -> None:
   os.replace(tmp, path)  # atomic: concurrent builders never see a partial file
 
 
-def _tokenize_split(
+def tokenize_split(
   source, tok: Tokenizer, text_key: str, path: str, starts_path: str, threads: int
 ) -> None:
-  """Writes the split's tokens to `path` and its documents' first offsets to `starts_path`."""
+  """Encodes a split's records (indexable `source`, text under `text_key`) on `threads` threads
+  and writes their tokens to `path`, each document ended by the end-of-sequence id if the
+  tokenizer has one, and the documents' first offsets to `starts_path`."""
   dtype = token_dtype(tok.vocab_size)
-  unknown = collections.Counter(tok.unknown) if isinstance(tok, CharTokenizer) else None
+  # A character tokenizer counts the characters outside its vocabulary: this split's are logged.
+  unknown_before = collections.Counter(tok.unknown if isinstance(tok, CharTokenizer) else ())
 
   def encode(indexed: list) -> list[tuple[np.ndarray, int]]:
     ids = tok.encode_batch([sources.record_text(r, text_key) for _, r in indexed])
@@ -130,8 +133,8 @@ def _tokenize_split(
     length += len(piece)
   _save(np.concatenate(pieces) if pieces else np.zeros((0,), dtype), path)
   _save(np.asarray(starts, np.int64), starts_path)
-  if unknown is not None and tok.unknown != unknown:
-    new = tok.unknown - unknown
+  if isinstance(tok, CharTokenizer) and tok.unknown != unknown_before:
+    new = tok.unknown - unknown_before
     log.warning(
       "%s: %d characters outside the character vocabulary encoded as [UNK] (%s)",
       path,
@@ -161,7 +164,7 @@ def tokenized_data(data_cfg, tokenizer: Tokenizer | None = None) -> TokenizedDat
     path = os.path.join(directory, f"{split}.npy")
     starts = os.path.join(directory, DOC_STARTS.format(split=split))
     if not (os.path.exists(path) and os.path.exists(starts)):
-      _tokenize_split(
+      tokenize_split(
         split_sources[split], tok, data_cfg.text_key, path, starts, data_cfg.num_threads
       )
     splits[split] = np.load(path, mmap_mode="r")

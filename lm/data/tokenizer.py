@@ -35,10 +35,27 @@ log = logging.getLogger(__name__)
 
 
 class Tokenizer(Protocol):
-  vocab_size: int  # every id, special tokens included
-  num_ordinary: int  # ids [0, num_ordinary) are ordinary tokens (MLM's random tokens)
-  eos_id: int | None
-  special_ids: dict[str, int]  # e.g. {"[MASK]": 103}; absent tokens are missing
+  """What every tokenizer offers (its attributes are read, never set, through the protocol)."""
+
+  @property
+  def vocab_size(self) -> int:
+    """Every id, special tokens included."""
+    ...
+
+  @property
+  def num_ordinary(self) -> int:
+    """Ids [0, num_ordinary) are ordinary tokens (MLM's random tokens)."""
+    ...
+
+  @property
+  def eos_id(self) -> int | None:
+    """The end-of-sequence id, if the tokenizer has one."""
+    ...
+
+  @property
+  def special_ids(self) -> dict[str, int]:
+    """E.g. {"[MASK]": 103}; absent tokens are missing."""
+    ...
 
   def encode(self, text: str) -> list[int]: ...
   def encode_batch(self, texts: Iterable[str]) -> list[list[int]]: ...

@@ -9,6 +9,7 @@ from typing import Any
 
 import jax
 import numpy as np
+import numpy.typing as npt
 from flax import nnx
 
 from lm.data import labelled
@@ -34,7 +35,7 @@ def class_logits(
   return np.concatenate(out)
 
 
-def metrics(labels: Sequence[int], predictions: Sequence[int], num_classes: int) -> dict[str, Any]:
+def metrics(labels: npt.ArrayLike, predictions: npt.ArrayLike, num_classes: int) -> dict[str, Any]:
   """Accuracy, per-class precision / recall / F1 / support, their macro-average F1, and the
   confusion matrix (rows: true class, columns: predicted). A ratio with nothing to count
   (no prediction of a class, no example of it) is 0."""

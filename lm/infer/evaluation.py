@@ -252,10 +252,12 @@ def evaluate_run(
   Defaults (split, seq_len, batch_size) are the run's config.data values.
   """
   r = loading.load_run(workdir, step)
-  data_cfg = r.config.data
-  objective = objective_for(r.model_cfg, r.tokenizer, r.config.mlm)
-  split = split or data_cfg.eval_split
-  seq_len, batch_size = seq_len or data_cfg.seq_len, batch_size or data_cfg.batch_size
+  config, tokenizer = r.config, r.tokenizer
+  if config is None or tokenizer is None:
+    raise ValueError(f"{workdir}: evaluation needs a training run's config and tokenizer")
+  objective = objective_for(r.model_cfg, tokenizer, config.mlm)
+  split = split or config.data.eval_split
+  seq_len, batch_size = seq_len or config.data.seq_len, batch_size or config.data.batch_size
   head = {
     "workdir": workdir,
     "step": r.step,
@@ -267,7 +269,7 @@ def evaluate_run(
     return {**head, **classify.evaluate_split(r, objective, split, seq_len, batch_size)}
   # A fine-tuned run tokenized its data with the pretrained tokenizer; one from scratch trained
   # its own, which the data cache keeps under the config's id.
-  data = token_cache.tokenized_data(data_cfg, r.tokenizer if r.config.init_from else None)
+  data = token_cache.tokenized_data(config.data, tokenizer if config.init_from else None)
   tokens = data.splits[split]
   if objective.name == "mlm":
     stats = evaluate_mlm(
@@ -277,26 +279,61 @@ def evaluate_run(
       objective,
       seq_len=seq_len,
       batch_size=batch_size,
-      seed=r.config.seed,
+      seed=config.seed,
     )
     return {**head, **dataclasses.asdict(stats)}
-  sample_kw["document_end_id"] = r.document_end_id
+  doc_starts = data.doc_starts[split] if r.document_masking else None
+  return {
+    **head,
+    **_decoder_scores(
+      r,
+      tokens,
+      tokenizer,
+      doc_starts,
+      seq_len=seq_len,
+      batch_size=batch_size,
+      num_passages=num_passages,
+      prompt_len=prompt_len,
+      continuation_len=continuation_len,
+      seed=seed,
+      document_end_id=r.document_end_id,
+      **sample_kw,
+    ),
+  }
+
+
+def _decoder_scores(
+  r: loading.TrainedRun,
+  tokens: np.ndarray,
+  tokenizer: Tokenizer,
+  doc_starts: np.ndarray | None,
+  *,
+  seq_len: int,
+  batch_size: int,
+  num_passages: int,
+  prompt_len: int,
+  continuation_len: int,
+  seed: int,
+  **sample_kw,
+) -> dict:
+  """A decoder's loss statistics over `tokens` and (unless `num_passages` is 0) the scores of
+  its continuations ('generation') with the first five ('examples')."""
   stats = evaluate_loss(
     r.graphdef,
     r.params,
     tokens,
-    r.tokenizer,
+    tokenizer,
     seq_len=seq_len,
     batch_size=batch_size,
-    doc_starts=data.doc_starts[split] if r.document_masking else None,
+    doc_starts=doc_starts,
   )
-  result = {**head, **dataclasses.asdict(stats), "generation": None, "examples": []}
+  result = {**dataclasses.asdict(stats), "generation": None, "examples": []}
   if num_passages > 0:
     scores, examples = continuation_scores(
       r.graphdef,
       r.params,
       tokens,
-      r.tokenizer,
+      tokenizer,
       jax.random.key(seed),
       num=num_passages,
       prompt_len=prompt_len,

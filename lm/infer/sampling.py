@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from typing import NamedTuple
 
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
+from flax import nnx, struct
+
+from lm.model.attention import KVCache
 
 
-@flax.struct.dataclass
+@struct.dataclass
 class Generation:
   """New tokens [B, N], their log-probabilities under the model [B, N] and lengths [B].
 
@@ -104,6 +106,123 @@ def prompt_documents(
   )
 
 
+class _Documents(NamedTuple):
+  """Under document masking, where the next token goes: the last token written to the cache
+  (an end of document there starts a new one), its segment and its position [B]."""
+
+  cached_B: jax.Array
+  segment_B: jax.Array
+  position_B: jax.Array
+
+
+class _Decoding(NamedTuple):
+  """The decode loop's state: `step` tokens generated so far (the last, `last_B`, not yet in
+  the cache), the outputs so far [B, N] and [B], and which rows have ended."""
+
+  step: jax.Array
+  last_B: jax.Array
+  cache: tuple[KVCache, ...]
+  documents: _Documents | None
+  tokens_BN: jax.Array
+  log_probs_BN: jax.Array
+  lengths_B: jax.Array
+  done_B: jax.Array
+
+  @classmethod
+  def start(
+    cls, batch: int, max_new_tokens: int, cache: tuple[KVCache, ...], documents: _Documents | None
+  ) -> _Decoding:
+    """Nothing generated yet: the prompts are in the cache."""
+    zeros_B = jnp.zeros((batch,), jnp.int32)
+    return cls(
+      step=jnp.int32(0),
+      last_B=zeros_B,
+      cache=cache,
+      documents=documents,
+      tokens_BN=jnp.zeros((batch, max_new_tokens), jnp.int32),
+      log_probs_BN=jnp.zeros((batch, max_new_tokens), jnp.float32),
+      lengths_B=zeros_B,
+      done_B=jnp.zeros((batch,), bool),
+    )
+
+
+def _prefill(
+  model, prompts_BP: jax.Array, start_B: jax.Array, cache, document_end_id: int | None
+) -> tuple[jax.Array, tuple[KVCache, ...], _Documents | None]:
+  """Writes the left-padded prompts into the cache: their logits [B, P, V], the cache and,
+  with document masking, where the last prompt token stands."""
+  if document_end_id is None:
+    logits_BPV, cache = model(prompts_BP, cache=cache)
+    return logits_BPV, cache, None
+  segment_BP, position_BP = prompt_documents(prompts_BP, start_B, document_end_id)
+  logits_BPV, cache = model(
+    prompts_BP, positions_BT=position_BP, segment_ids_BT=segment_BP, cache=cache
+  )
+  return logits_BPV, cache, _Documents(prompts_BP[:, -1], segment_BP[:, -1], position_BP[:, -1])
+
+
+def _decode(model, state: _Decoding, document_end_id: int | None) -> tuple[jax.Array, _Decoding]:
+  """Runs the last token through the model: its logits [B, 1, V] and the state with it cached."""
+  if state.documents is None:
+    logits_B1V, cache = model(state.last_B[:, None], cache=state.cache)
+    return logits_B1V, state._replace(cache=cache)
+  # The new token continues the cached one's document, or starts the next.
+  ended_B = state.documents.cached_B == document_end_id
+  segment_B = state.documents.segment_B + ended_B
+  position_B = jnp.where(ended_B, 0, state.documents.position_B + 1)
+  logits_B1V, cache = model(
+    state.last_B[:, None],
+    positions_BT=position_B[:, None],
+    segment_ids_BT=segment_B[:, None],
+    cache=state.cache,
+  )
+  documents = _Documents(state.last_B, segment_B, position_B)
+  return logits_B1V, state._replace(cache=cache, documents=documents)
+
+
+def _choose(
+  logits_BV: jax.Array,
+  step: int | jax.Array,
+  *,
+  key: jax.Array,
+  vocab_limit: int | None,
+  **sample_kw,
+) -> tuple[jax.Array, jax.Array]:
+  """Step `step`'s token [B] for each row, drawn with fold_in(key, step), and its
+  log-probability [B] (after the vocabulary mask, before temperature, top-k and top-p)."""
+  if vocab_limit is not None:
+    logits_BV = jnp.where(jnp.arange(logits_BV.shape[-1]) < vocab_limit, logits_BV, -jnp.inf)
+  token_B = sample_logits(logits_BV, jax.random.fold_in(key, step), **sample_kw).astype(jnp.int32)
+  log_prob_B = jnp.take_along_axis(
+    jax.nn.log_softmax(logits_BV, axis=-1), token_B[:, None], axis=-1
+  )[:, 0]
+  return token_B, log_prob_B
+
+
+def _record(
+  state: _Decoding, token_B: jax.Array, log_prob_B: jax.Array, *, end_id: int | None
+) -> _Decoding:
+  """Stores this step's tokens in the rows still going; a row ends after its end token."""
+  i, live_B = state.step, ~state.done_B
+  return state._replace(
+    step=i + 1,
+    last_B=token_B,
+    tokens_BN=state.tokens_BN.at[:, i].set(jnp.where(live_B, token_B, 0)),
+    log_probs_BN=state.log_probs_BN.at[:, i].set(jnp.where(live_B, log_prob_B, 0.0)),
+    lengths_B=state.lengths_B + live_B,
+    done_B=state.done_B if end_id is None else state.done_B | (token_B == end_id),
+  )
+
+
+def _left_padded(prompts_BP: jax.Array, lengths_B: jax.Array, padding: str) -> jax.Array:
+  """The prompts left-padded, as the cache takes them, from `padding` 'left' or 'right'."""
+  if padding == "right":
+    return _left_align(prompts_BP, lengths_B)
+  if padding != "left":
+    raise ValueError(f"padding={padding!r}; valid: 'left', 'right'")
+  return prompts_BP
+
+
 @functools.partial(
   jax.jit,
   static_argnames=(
@@ -145,79 +264,25 @@ def generate(
   """
   model = nnx.merge(graphdef, params)
   batch, width = prompts_BP.shape
-  if padding == "right":
-    prompts_BP = _left_align(prompts_BP, lengths_B)
-  elif padding != "left":
-    raise ValueError(f"padding={padding!r}; valid: 'left', 'right'")
+  prompts_BP = _left_padded(prompts_BP, lengths_B, padding)
   start_B = width - lengths_B
   cache = model.init_cache(batch, width + max_new_tokens, start_B=start_B)
+  logits_BPV, cache, documents = _prefill(model, prompts_BP, start_B, cache, document_end_id)
+  choose = functools.partial(
+    _choose, key=key, vocab_limit=vocab_limit, temperature=temperature, top_k=top_k, top_p=top_p
+  )
+  record = functools.partial(_record, end_id=end_id)
 
-  def next_token(logits_BV, i):
-    if vocab_limit is not None:
-      logits_BV = jnp.where(jnp.arange(logits_BV.shape[-1]) < vocab_limit, logits_BV, -jnp.inf)
-    token_B = sample_logits(
-      logits_BV, jax.random.fold_in(key, i), temperature=temperature, top_k=top_k, top_p=top_p
-    ).astype(jnp.int32)
-    log_prob_B = jnp.take_along_axis(
-      jax.nn.log_softmax(logits_BV, axis=-1), token_B[:, None], axis=-1
-    )[:, 0]
-    return token_B, log_prob_B
+  def going(state: _Decoding) -> jax.Array:
+    return (state.step < max_new_tokens) & ~jnp.all(state.done_B)
 
-  def record(state, token_B, log_prob_B):
-    """Stores step i's tokens in the rows still going; a row ends after its end token."""
-    i, live_B = state["i"], ~state["done_B"]
-    state = dict(
-      state,
-      i=i + 1,
-      last_B=token_B,
-      tokens_BN=state["tokens_BN"].at[:, i].set(jnp.where(live_B, token_B, 0)),
-      log_probs_BN=state["log_probs_BN"].at[:, i].set(jnp.where(live_B, log_prob_B, 0.0)),
-      lengths_B=state["lengths_B"] + live_B,
-    )
-    if end_id is not None:
-      state["done_B"] = state["done_B"] | (token_B == end_id)
-    return state
+  def decode_one(state: _Decoding) -> _Decoding:
+    logits_B1V, state = _decode(model, state, document_end_id)
+    return record(state, *choose(logits_B1V[:, 0], state.step))
 
-  def cond(state):
-    return (state["i"] < max_new_tokens) & ~jnp.all(state["done_B"])
-
-  def body(state):
-    if document_end_id is None:
-      logits_B1V, cache = model(state["last_B"][:, None], cache=state["cache"])
-    else:  # the new token continues the cached one's document, or starts the next
-      ended_B = state["cached_B"] == document_end_id
-      segment_B = state["segment_B"] + ended_B
-      position_B = jnp.where(ended_B, 0, state["position_B"] + 1)
-      logits_B1V, cache = model(
-        state["last_B"][:, None],
-        positions_BT=position_B[:, None],
-        segment_ids_BT=segment_B[:, None],
-        cache=state["cache"],
-      )
-      state = dict(state, cached_B=state["last_B"], segment_B=segment_B, position_B=position_B)
-    return record(dict(state, cache=cache), *next_token(logits_B1V[:, 0], state["i"]))
-
-  state = {
-    "i": jnp.int32(0),
-    "last_B": jnp.zeros((batch,), jnp.int32),
-    "tokens_BN": jnp.zeros((batch, max_new_tokens), jnp.int32),
-    "log_probs_BN": jnp.zeros((batch, max_new_tokens), jnp.float32),
-    "lengths_B": jnp.zeros((batch,), jnp.int32),
-    "done_B": jnp.zeros((batch,), bool),
-  }
-  if document_end_id is None:
-    logits_BPV, cache = model(prompts_BP, cache=cache)
-  else:
-    segment_BP, position_BP = prompt_documents(prompts_BP, start_B, document_end_id)
-    logits_BPV, cache = model(
-      prompts_BP, positions_BT=position_BP, segment_ids_BT=segment_BP, cache=cache
-    )
-    state.update(
-      cached_B=prompts_BP[:, -1], segment_B=segment_BP[:, -1], position_B=position_BP[:, -1]
-    )
-  state["cache"] = cache
-  state = jax.lax.while_loop(cond, body, record(state, *next_token(logits_BPV[:, -1], 0)))
-  return Generation(state["tokens_BN"], state["log_probs_BN"], state["lengths_B"])
+  first = _Decoding.start(batch, max_new_tokens, cache, documents)
+  state = jax.lax.while_loop(going, decode_one, record(first, *choose(logits_BPV[:, -1], 0)))
+  return Generation(state.tokens_BN, state.log_probs_BN, state.lengths_B)
 
 
 def generate_long(

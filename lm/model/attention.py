@@ -9,18 +9,19 @@ written so far (prefill, then one token per decode step).
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from typing import Literal
 
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
+from flax import nnx, struct
 
 from lm.model import mup
 from lm.model.config import DTYPES, ExecutionConfig, TransformerConfig
-from lm.model.layers import RMSNorm, const_param, normal_param
-from lm.model.numerics import add_bias, add_bias_in_float32
+from lm.model.layers import INIT_STD, RMSNorm, const_param, normal_param
+from lm.model.numerics import add_bias, add_bias_in_float32, separate_qkv_projection
 
 
 def rotary_frequencies(cfg: TransformerConfig) -> tuple[float, ...]:
@@ -62,7 +63,7 @@ def apply_rotary(x_BTNH: jax.Array, sin: jax.Array, cos: jax.Array) -> jax.Array
   return out.astype(x_BTNH.dtype)
 
 
-@flax.struct.dataclass
+@struct.dataclass
 class KVCache:
   """One layer's keys and values (its K key/value heads) in S preallocated slots.
 
@@ -101,7 +102,8 @@ class KVCache:
     def put(buf, new):
       return jax.lax.dynamic_update_slice_in_dim(buf, new.astype(buf.dtype), self.index, axis=1)
 
-    return self.replace(
+    return dataclasses.replace(
+      self,
       k_BSNH=put(self.k_BSNH, k_BTNH),
       v_BSNH=put(self.v_BSNH, v_BTNH),
       segment_BS=put(self.segment_BS, segment_BT),
@@ -144,34 +146,38 @@ class SelfAttention(nnx.Module):
 
   def __init__(self, cfg: TransformerConfig, ex: ExecutionConfig, *, rngs: nnx.Rngs):
     d, n, k, h = cfg.d_model, cfg.num_heads, cfg.kv_heads, cfg.head_dim
-    pdt = DTYPES[ex.param_dtype]
+    param_dtype = DTYPES[ex.param_dtype]
     self.num_heads, self.num_kv_heads, self.head_dim = n, k, h
     self.inv_freq = rotary_frequencies(cfg) if cfg.position == "rotary" else None
-    self.impl = None if ex.attention_impl == "auto" else ex.attention_impl
-    self.compute_dtype, self.separate_qkv = DTYPES[ex.compute_dtype], ex.separate_qkv
-    std, qkv_bias = 0.02 * mup.hidden_init_scale(cfg), cfg.use_bias or cfg.qkv_bias
-    self.scale = mup.attention_scale(cfg)
-    if k == n:
-      self.w_qkv = normal_param(rngs, (d, 3, n, h), ("embed", None, "heads", "head_dim"), std, pdt)
-      self.b_qkv = (
-        const_param((3, n, h), (None, "heads", "head_dim"), 0.0, pdt) if qkv_bias else None
-      )
-    else:
-      self.w_q = normal_param(rngs, (d, n, h), ("embed", "heads", "head_dim"), std, pdt)
-      self.w_kv = normal_param(
-        rngs, (d, 2, k, h), ("embed", None, "kv_heads", "head_dim"), std, pdt
-      )
-      self.b_q = const_param((n, h), ("heads", "head_dim"), 0.0, pdt) if qkv_bias else None
-      self.b_kv = (
-        const_param((2, k, h), (None, "kv_heads", "head_dim"), 0.0, pdt) if qkv_bias else None
-      )
-    self.q_norm = RMSNorm(h, eps=cfg.layer_norm_eps, param_dtype=pdt) if cfg.qk_norm else None
-    self.k_norm = RMSNorm(h, eps=cfg.layer_norm_eps, param_dtype=pdt) if cfg.qk_norm else None
-    # GPT-2: residual projections scaled by 1/sqrt(2 * layers) so the residual stream stays O(1).
-    self.w_out = normal_param(
-      rngs, (n, h, d), ("heads", "head_dim", "embed"), std / (2 * cfg.num_layers) ** 0.5, pdt
+    self.impl: Literal["xla", "cudnn"] | None = (
+      None if ex.attention_impl == "auto" else ex.attention_impl
     )
-    self.b_out = const_param((d,), ("embed",), 0.0, pdt) if cfg.use_bias else None
+    self.compute_dtype, self.separate_qkv = DTYPES[ex.compute_dtype], ex.separate_qkv
+    std, qkv_bias = INIT_STD * mup.hidden_init_scale(cfg), cfg.use_bias or cfg.qkv_bias
+    self.scale = mup.attention_scale(cfg)
+
+    def weight(shape, axes, std):
+      return normal_param(rngs, shape, axes, std, param_dtype)
+
+    def zeros(shape, axes, present: bool):
+      return const_param(shape, axes, 0.0, param_dtype) if present else None
+
+    if k == n:
+      self.w_qkv = weight((d, 3, n, h), ("embed", None, "heads", "head_dim"), std)
+      self.b_qkv = zeros((3, n, h), (None, "heads", "head_dim"), qkv_bias)
+    else:
+      self.w_q = weight((d, n, h), ("embed", "heads", "head_dim"), std)
+      self.w_kv = weight((d, 2, k, h), ("embed", None, "kv_heads", "head_dim"), std)
+      self.b_q = zeros((n, h), ("heads", "head_dim"), qkv_bias)
+      self.b_kv = zeros((2, k, h), (None, "kv_heads", "head_dim"), qkv_bias)
+    qk_norm = cfg.qk_norm
+    self.q_norm = RMSNorm(h, eps=cfg.layer_norm_eps, param_dtype=param_dtype) if qk_norm else None
+    self.k_norm = RMSNorm(h, eps=cfg.layer_norm_eps, param_dtype=param_dtype) if qk_norm else None
+    # GPT-2: residual projections scaled by 1/sqrt(2 * layers) so the residual stream stays O(1).
+    self.w_out = weight(
+      (n, h, d), ("heads", "head_dim", "embed"), std / (2 * cfg.num_layers) ** 0.5
+    )
+    self.b_out = zeros((d,), ("embed",), cfg.use_bias)
 
   def __call__(
     self,
@@ -192,66 +198,89 @@ class SelfAttention(nnx.Module):
     dt = self.compute_dtype
     if positions_BT is None and cache is not None:
       positions_BT = cache.positions(x_BTD.shape[1])
-    q_BTNH, k_BTKH, v_BTKH = self._qkv(x_BTD.astype(dt))
+    q_BTNH, k_BTKH, v_BTKH = self._project_qkv(x_BTD.astype(dt))
     if self.q_norm is not None:
-      q_BTNH, k_BTKH = self.q_norm(q_BTNH), self.k_norm(k_BTKH)
+      q_BTNH = self.q_norm(q_BTNH)
+    if self.k_norm is not None:
+      k_BTKH = self.k_norm(k_BTKH)
     if self.inv_freq is not None:
       positions = jnp.arange(x_BTD.shape[1]) if positions_BT is None else positions_BT
       sin, cos = rotary_tables(positions, self.inv_freq)
       q_BTNH, k_BTKH = apply_rotary(q_BTNH, sin, cos), apply_rotary(k_BTKH, sin, cos)
     if cache is None:
       mask_B1TT = attention_mask(key_mask_BT, segment_ids_BT)
-      # An arbitrary mask rules out the fused kernels: XLA's attention takes it.
-      out_BTNH = jax.nn.dot_product_attention(
-        q_BTNH,
-        k_BTKH,
-        v_BTKH,
-        is_causal=causal,
-        mask=mask_B1TT,
-        scale=self.scale,
-        implementation=self.impl if mask_B1TT is None else "xla",
-      )
+      out_BTNH = self._attend(q_BTNH, k_BTKH, v_BTKH, causal, mask_B1TT)
     else:
-      segment_BT = (
-        jnp.zeros(x_BTD.shape[:2], jnp.int32) if segment_ids_BT is None else segment_ids_BT
-      )
-      cache = cache.write(k_BTKH, v_BTKH, segment_BT)
-      out_BTNH = jax.nn.dot_product_attention(
-        q_BTNH,
-        cache.k_BSNH.astype(dt),
-        cache.v_BSNH.astype(dt),
-        mask=cache.mask(segment_BT)[:, None],
-        scale=self.scale,
-        implementation="xla",
-      )
+      out_BTNH, cache = self._attend_cached(q_BTNH, k_BTKH, v_BTKH, cache, segment_ids_BT)
     y_BTD = jnp.einsum("btnh,nhd->btd", out_BTNH, self.w_out[...].astype(dt))
     if self.b_out is not None:
       y_BTD = add_bias(y_BTD, self.b_out[...])
     return y_BTD, cache
 
-  def _qkv(self, x_BTD: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+  def _project_qkv(self, x_BTD: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Queries [B, T, N, H], keys and values [B, T, K, H]."""
     if self.num_kv_heads != self.num_heads:
-      q_BTNH = jnp.einsum("btd,dnh->btnh", x_BTD, self.w_q[...].astype(x_BTD.dtype))
-      kv_BTCKH = jnp.einsum("btd,dckh->btckh", x_BTD, self.w_kv[...].astype(x_BTD.dtype))
-      if self.b_q is not None:
-        q_BTNH = add_bias_in_float32(q_BTNH, self.b_q[...])
-        kv_BTCKH = add_bias_in_float32(kv_BTCKH, self.b_kv[...])
-      return q_BTNH, kv_BTCKH[:, :, 0], kv_BTCKH[:, :, 1]
+      return self._project_grouped_qkv(x_BTD)
     w_DCNH = self.w_qkv[...].astype(x_BTD.dtype)
-    if not self.separate_qkv:
-      qkv_BTCNH = jnp.einsum("btd,dcnh->btcnh", x_BTD, w_DCNH)
-      if self.b_qkv is not None:
-        qkv_BTCNH = add_bias_in_float32(qkv_BTCNH, self.b_qkv[...])
-      return qkv_BTCNH[:, :, 0], qkv_BTCNH[:, :, 1], qkv_BTCNH[:, :, 2]
-    # Three GEMMs over a [tokens, features] view, each bias added on its own.
-    B, T, D = x_BTD.shape
-    x_ND = x_BTD.reshape(B * T, D)
+    b_CNH = None if self.b_qkv is None else self.b_qkv[...]
+    if self.separate_qkv:
+      return separate_qkv_projection(x_BTD, w_DCNH, b_CNH)
+    qkv_BTCNH = jnp.einsum("btd,dcnh->btcnh", x_BTD, w_DCNH)
+    if b_CNH is not None:
+      qkv_BTCNH = add_bias_in_float32(qkv_BTCNH, b_CNH)
+    return qkv_BTCNH[:, :, 0], qkv_BTCNH[:, :, 1], qkv_BTCNH[:, :, 2]
 
-    def project(c: int) -> jax.Array:
-      y_NF = x_ND @ w_DCNH[:, c].reshape(D, -1)
-      if self.b_qkv is not None:
-        y_NF = add_bias(y_NF, self.b_qkv[c].reshape(-1))
-      return y_NF.reshape(B, T, self.num_heads, self.head_dim)
+  def _project_grouped_qkv(self, x_BTD: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Queries [B, T, N, H] and the K key/value heads [B, T, K, H] of grouped-query attention."""
+    q_BTNH = jnp.einsum("btd,dnh->btnh", x_BTD, self.w_q[...].astype(x_BTD.dtype))
+    kv_BTCKH = jnp.einsum("btd,dckh->btckh", x_BTD, self.w_kv[...].astype(x_BTD.dtype))
+    if self.b_q is not None:
+      q_BTNH = add_bias_in_float32(q_BTNH, self.b_q[...])
+    if self.b_kv is not None:
+      kv_BTCKH = add_bias_in_float32(kv_BTCKH, self.b_kv[...])
+    return q_BTNH, kv_BTCKH[:, :, 0], kv_BTCKH[:, :, 1]
 
-    return project(0), project(1), project(2)
+  def _attend(
+    self,
+    q_BTNH: jax.Array,
+    k_BTKH: jax.Array,
+    v_BTKH: jax.Array,
+    causal: bool,
+    mask_B1TT: jax.Array | None,
+  ) -> jax.Array:
+    """Attention among this call's tokens [B, T, N, H]."""
+    # An arbitrary mask rules out the fused kernels: XLA's attention takes it.
+    return jax.nn.dot_product_attention(
+      q_BTNH,
+      k_BTKH,
+      v_BTKH,
+      is_causal=causal,
+      mask=mask_B1TT,
+      scale=self.scale,
+      implementation=self.impl if mask_B1TT is None else "xla",
+    )
+
+  def _attend_cached(
+    self,
+    q_BTNH: jax.Array,
+    k_BTKH: jax.Array,
+    v_BTKH: jax.Array,
+    cache: KVCache,
+    segment_ids_BT: jax.Array | None,
+  ) -> tuple[jax.Array, KVCache]:
+    """Writes this call's keys and values into the cache, then attends to every slot written:
+    the output [B, T, N, H] and the cache."""
+    segment_BT = (
+      jnp.zeros(q_BTNH.shape[:2], jnp.int32) if segment_ids_BT is None else segment_ids_BT
+    )
+    cache = cache.write(k_BTKH, v_BTKH, segment_BT)
+    dt = self.compute_dtype
+    out_BTNH = jax.nn.dot_product_attention(
+      q_BTNH,
+      cache.k_BSNH.astype(dt),
+      cache.v_BSNH.astype(dt),
+      mask=cache.mask(segment_BT)[:, None],
+      scale=self.scale,
+      implementation="xla",
+    )
+    return out_BTNH, cache

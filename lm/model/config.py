@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Literal
 
+import jax
 import jax.numpy as jnp
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
@@ -22,7 +23,13 @@ NORMS = ("layernorm", "rmsnorm")
 MLPS = ("gelu", "swiglu")
 ROPE_SCALINGS = ("none", "linear", "llama3")
 ATTENTION_IMPLS = ("xla", "cudnn", "auto")
-REMAT = ("none", "full", "dots")
+# What the backward pass may keep from the forward of each block ('none': everything).
+REMAT_POLICIES = {
+  "none": None,
+  "full": jax.checkpoint_policies.nothing_saveable,
+  "dots": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
+}
+REMAT = tuple(REMAT_POLICIES)
 PARAMETRIZATIONS = ("standard", "mup")  # lm/model/mup.py
 
 
@@ -81,8 +88,8 @@ class ExecutionConfig:
   param_dtype: str = "float32"
   compute_dtype: str = "float32"
   logits_dtype: str = "float32"
-  attention_impl: str = "xla"  # 'xla', 'cudnn' (fused, GPU) or 'auto' (JAX chooses)
-  remat: str = "none"  # what the backward recomputes: 'none', 'full', 'dots'
+  attention_impl: Literal["xla", "cudnn", "auto"] = "xla"  # cudnn: fused, GPU; auto: JAX's choice
+  remat: Literal["none", "full", "dots"] = "none"  # what the backward recomputes
   scan_layers: bool = False  # training and eval run the blocks as one lax.scan body
   separate_qkv: bool = False  # three q/k/v GEMMs instead of one fused QKV GEMM
   fused_cross_entropy: bool = True  # the memory-lean loss backward (numerics.cross_entropy)

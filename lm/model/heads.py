@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from lm.model.layers import ACTIVATIONS, LayerNorm, const_param, normal_param
+from lm.model.layers import ACTIVATIONS, INIT_STD, LayerNorm, const_param, normal_param
 from lm.model.numerics import add_bias
 
 
@@ -27,7 +27,7 @@ class MLMHead(nnx.Module):
     rngs: nnx.Rngs,
   ):
     self.activation, self.compute_dtype = activation, compute_dtype
-    self.w = normal_param(rngs, (d_model, d_model), ("embed", None), 0.02, param_dtype)
+    self.w = normal_param(rngs, (d_model, d_model), ("embed", None), INIT_STD, param_dtype)
     self.b = const_param((d_model,), (None,), 0.0, param_dtype)
     self.norm = LayerNorm(d_model, eps=eps, use_bias=True, param_dtype=param_dtype)
     self.bias = const_param((vocab_size,), ("vocab",), 0.0, param_dtype)
@@ -57,9 +57,9 @@ class ClassifierHead(nnx.Module):
     rngs: nnx.Rngs,
   ):
     self.pool = pool
-    self.w_pool = normal_param(rngs, (d_model, d_model), ("embed", None), 0.02, param_dtype)
+    self.w_pool = normal_param(rngs, (d_model, d_model), ("embed", None), INIT_STD, param_dtype)
     self.b_pool = const_param((d_model,), (None,), 0.0, param_dtype)
-    self.w_out = normal_param(rngs, (d_model, num_classes), ("embed", None), 0.02, param_dtype)
+    self.w_out = normal_param(rngs, (d_model, num_classes), ("embed", None), INIT_STD, param_dtype)
     self.b_out = const_param((num_classes,), (None,), 0.0, param_dtype)
     self.dropout = nnx.Dropout(dropout)
 

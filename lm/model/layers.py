@@ -11,6 +11,12 @@ from lm.model import mup
 from lm.model.config import DTYPES, ExecutionConfig, TransformerConfig
 from lm.model.numerics import add_bias, layer_norm, recompute_in_backward
 
+# GPT-2's initialisation: N(0, INIT_STD^2) for every weight matrix and the token and segment
+# embeddings, N(0, POSITION_INIT_STD^2) for learned positions. Residual output projections take
+# a further 1 / sqrt(2 layers), and μP scales the hidden matrices' std (lm/model/mup.py).
+INIT_STD = 0.02
+POSITION_INIT_STD = 0.01
+
 
 def normal_param(
   rngs: nnx.Rngs, shape: tuple[int, ...], axes: tuple[str | None, ...], std: float, dtype
@@ -76,19 +82,21 @@ class MLP(nnx.Module):
   then W_out."""
 
   def __init__(self, cfg: TransformerConfig, ex: ExecutionConfig, *, rngs: nnx.Rngs):
-    d, f, pdt = cfg.d_model, cfg.mlp_dim, DTYPES[ex.param_dtype]
+    d, f, param_dtype = cfg.d_model, cfg.mlp_dim, DTYPES[ex.param_dtype]
     self.compute_dtype, self.activation = DTYPES[ex.compute_dtype], cfg.activation
-    std = 0.02 * mup.hidden_init_scale(cfg)
-    self.w_in = normal_param(rngs, (d, f), ("embed", "mlp"), std, pdt)
+    std = INIT_STD * mup.hidden_init_scale(cfg)
+    self.w_in = normal_param(rngs, (d, f), ("embed", "mlp"), std, param_dtype)
     self.w_gate = (
-      normal_param(rngs, (d, f), ("embed", "mlp"), std, pdt) if cfg.mlp == "swiglu" else None
+      normal_param(rngs, (d, f), ("embed", "mlp"), std, param_dtype)
+      if cfg.mlp == "swiglu"
+      else None
     )
     self.w_out = normal_param(
-      rngs, (f, d), ("mlp", "embed"), std / (2 * cfg.num_layers) ** 0.5, pdt
+      rngs, (f, d), ("mlp", "embed"), std / (2 * cfg.num_layers) ** 0.5, param_dtype
     )
 
     def bias(n, axis):
-      return const_param((n,), (axis,), 0.0, pdt) if cfg.use_bias else None
+      return const_param((n,), (axis,), 0.0, param_dtype) if cfg.use_bias else None
 
     self.b_in, self.b_out = bias(f, "mlp"), bias(d, "embed")
     self.b_gate = bias(f, "mlp") if self.w_gate is not None else None

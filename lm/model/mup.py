@@ -3,7 +3,8 @@ Adam-family optimizers: the per-parameter rules that the model's initialisers an
 `lm/training/optim.py` read, so that a learning rate tuned at `base_width` holds at other widths.
 
 With `parametrization='mup'`, width multiplier m = d_model / base_width and b = base_head_dim,
-relative to this codebase's standard parametrization (SP) at the same width:
+relative to this codebase's standard parametrization (SP) at the same width, whose init stds
+are lm/model/layers.py's INIT_STD (0.02) and POSITION_INIT_STD (0.01):
 
   parameter (role)                        init std               Adam LR    forward
   token and position embeddings (input)   unchanged (0.02, 0.01) unchanged

@@ -14,6 +14,10 @@ exists (the measurements are in benchmarks/README.md):
   the bias gradient, a sum over every token, accumulated in float32 (in bfloat16 it drifts).
 * `add_bias_in_float32`: the same precision for a bias over several trailing axes (the fused
   QKV bias), whose broadcast the GPU GEMM rewriter would otherwise take as an extra operand.
+* `separate_qkv_projection`: queries, keys and values as three GEMMs over a [tokens, features]
+  view, each with its own bias add, instead of one fused QKV einsum and three slices of its
+  output (`execution.separate_qkv`): on GPUs it moves fewer bytes through fusions; its effect on
+  step time is not settled.
 * `recompute_in_backward`: runs an elementwise function (the MLP's activation) under
   `jax.checkpoint`, so the backward keeps its input alone instead of its intermediates.
 * `cross_entropy`: the token loss and the log-normaliser (for a z-loss), with a backward that
@@ -48,11 +52,13 @@ def _layer_norm_parts(
   return y_ND.astype(x_ND.dtype), mean_N1, rstd_N1
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def _layer_norm_rows(
+def _normalised_rows(
   x_ND: jax.Array, scale_D: jax.Array, bias_D: jax.Array | None, eps: float
 ) -> jax.Array:
   return _layer_norm_parts(x_ND, scale_D, bias_D, eps)[0]
+
+
+_layer_norm_rows = jax.custom_vjp(_normalised_rows, nondiff_argnums=(3,))
 
 
 def _layer_norm_fwd(x_ND, scale_D, bias_D, eps):
@@ -109,6 +115,23 @@ add_bias.defvjp(_add_bias_forward, _add_bias_backward)
 def add_bias_in_float32(x: jax.Array, b: jax.Array) -> jax.Array:
   """x + b computed in float32, rounded once to x's dtype; its gradient sums in float32."""
   return (x.astype(jnp.float32) + b.astype(jnp.float32)).astype(x.dtype)
+
+
+def separate_qkv_projection(
+  x_BTD: jax.Array, w_DCNH: jax.Array, b_CNH: jax.Array | None
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Queries, keys and values [B, T, N, H] from the fused QKV weights [D, 3, N, H] (in x's
+  dtype) and biases [3, N, H], as three GEMMs over a [tokens, features] view."""
+  B, T, D = x_BTD.shape
+  x_RD = x_BTD.reshape(B * T, D)
+
+  def project(c: int) -> jax.Array:
+    y_RF = x_RD @ w_DCNH[:, c].reshape(D, -1)
+    if b_CNH is not None:
+      y_RF = add_bias(y_RF, b_CNH[c].reshape(-1))
+    return y_RF.reshape(B, T, *w_DCNH.shape[2:])
+
+  return project(0), project(1), project(2)
 
 
 def recompute_in_backward(fn: Callable[..., jax.Array]) -> Callable[..., jax.Array]:

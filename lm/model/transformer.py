@@ -14,16 +14,9 @@ from flax import nnx
 
 from lm.model import mup
 from lm.model.attention import KVCache, SelfAttention
-from lm.model.config import DTYPES, KINDS, ExecutionConfig, TransformerConfig
+from lm.model.config import DTYPES, KINDS, REMAT_POLICIES, ExecutionConfig, TransformerConfig
 from lm.model.heads import ClassifierHead, MLMHead
-from lm.model.layers import MLP, make_norm, normal_param
-
-# What the backward pass may keep from the forward of each block ('none': everything).
-REMAT_POLICIES = {
-  "none": None,
-  "full": jax.checkpoint_policies.nothing_saveable,
-  "dots": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
-}
+from lm.model.layers import INIT_STD, MLP, POSITION_INIT_STD, make_norm, normal_param
 
 
 class Block(nnx.Module):
@@ -33,10 +26,10 @@ class Block(nnx.Module):
   """
 
   def __init__(self, cfg: TransformerConfig, ex: ExecutionConfig, *, rngs: nnx.Rngs):
-    pdt = DTYPES[ex.param_dtype]
-    self.norm_attn = make_norm(cfg, pdt)
+    param_dtype = DTYPES[ex.param_dtype]
+    self.norm_attn = make_norm(cfg, param_dtype)
     self.attn = SelfAttention(cfg, ex, rngs=rngs)
-    self.norm_mlp = make_norm(cfg, pdt)
+    self.norm_mlp = make_norm(cfg, param_dtype)
     self.mlp = MLP(cfg, ex, rngs=rngs)
     self.dropout = nnx.Dropout(cfg.dropout)
     self.pre_norm = cfg.norm_position == "pre"
@@ -82,21 +75,18 @@ class Trunk(nnx.Module):
 
   def __init__(self, cfg: TransformerConfig, ex: ExecutionConfig, *, rngs: nnx.Rngs):
     self.cfg, self.ex = cfg, ex
-    pdt = DTYPES[ex.param_dtype]
-    self.embed = normal_param(rngs, (cfg.vocab_size, cfg.d_model), ("vocab", "embed"), 0.02, pdt)
-    self.pos_embed = (
-      normal_param(rngs, (cfg.max_seq_len, cfg.d_model), (None, "embed"), 0.01, pdt)
-      if cfg.position == "learned"
-      else None
-    )
-    self.segment_embed = (
-      normal_param(rngs, (cfg.type_vocab_size, cfg.d_model), (None, "embed"), 0.02, pdt)
-      if cfg.type_vocab_size
-      else None
-    )
-    self.norm_embed = make_norm(cfg, pdt) if cfg.norm_position == "post" else None
+    param_dtype = DTYPES[ex.param_dtype]
+
+    def table(rows: int, row_axis: str | None, std: float) -> nnx.Param:
+      return normal_param(rngs, (rows, cfg.d_model), (row_axis, "embed"), std, param_dtype)
+
+    self.embed = table(cfg.vocab_size, "vocab", INIT_STD)
+    learned = cfg.position == "learned"
+    self.pos_embed = table(cfg.max_seq_len, None, POSITION_INIT_STD) if learned else None
+    self.segment_embed = table(cfg.type_vocab_size, None, INIT_STD) if cfg.type_vocab_size else None
+    self.norm_embed = make_norm(cfg, param_dtype) if cfg.norm_position == "post" else None
     self.blocks = nnx.List([Block(cfg, ex, rngs=rngs) for _ in range(cfg.num_layers)])
-    self.norm_out = make_norm(cfg, pdt) if cfg.norm_position == "pre" else None
+    self.norm_out = make_norm(cfg, param_dtype) if cfg.norm_position == "pre" else None
     self.dropout = nnx.Dropout(cfg.dropout)
     self.classifier = (
       ClassifierHead(
@@ -104,14 +94,14 @@ class Trunk(nnx.Module):
         cfg.num_classes,
         pool="last" if cfg.kind == "decoder" else "first",
         dropout=cfg.dropout,
-        param_dtype=pdt,
+        param_dtype=param_dtype,
         rngs=rngs,
       )
       if cfg.num_classes
       else None
     )
 
-  def hidden(
+  def final_hidden_states(
     self,
     tokens_BT: jax.Array,
     *,
@@ -127,9 +117,29 @@ class Trunk(nnx.Module):
     `token_types_BT`: BERT's segment embeddings; `segment_ids_BT`: documents (attention stays
     within each), with `positions_BT` that restart at each.
     """
-    cdt = DTYPES[self.ex.compute_dtype]
     if positions_BT is None and cache is not None:
       positions_BT = cache[0].positions(tokens_BT.shape[1])
+    x_BTD = self._embed(tokens_BT, positions_BT, token_types_BT, rngs)
+    causal = self.cfg.kind == "decoder"
+    if self.ex.scan_layers and cache is None:
+      x_BTD = self._scan_blocks(x_BTD, causal, rngs, positions_BT, key_mask_BT, segment_ids_BT)
+    else:
+      x_BTD, cache = self._run_blocks(
+        x_BTD, causal, rngs, positions_BT, cache, key_mask_BT, segment_ids_BT
+      )
+    if self.norm_out is not None:
+      x_BTD = self.norm_out(x_BTD)
+    return x_BTD, cache
+
+  def _embed(
+    self,
+    tokens_BT: jax.Array,
+    positions_BT: jax.Array | None,
+    token_types_BT: jax.Array | None,
+    rngs: nnx.Rngs | None,
+  ) -> jax.Array:
+    """The blocks' input [B, T, D]: token (+ position, + segment) embeddings, in the compute
+    dtype, normed (post-LN) and dropped out."""
     # Looked up and summed in the parameters' dtype, then cast: the tables' gradients are
     # scatter-adds over repeated ids, which in bfloat16 stop growing after a few hundred terms.
     x_BTD = self.embed[...][tokens_BT]
@@ -142,24 +152,22 @@ class Trunk(nnx.Module):
     if self.segment_embed is not None:
       token_types_BT = jnp.zeros_like(tokens_BT) if token_types_BT is None else token_types_BT
       x_BTD = x_BTD + self.segment_embed[...][token_types_BT]
-    x_BTD = x_BTD.astype(cdt)
+    x_BTD = x_BTD.astype(DTYPES[self.ex.compute_dtype])
     if self.norm_embed is not None:
       x_BTD = self.norm_embed(x_BTD)
-    x_BTD = self.dropout(x_BTD, deterministic=rngs is None, rngs=rngs)
-    causal = self.cfg.kind == "decoder"
-    new_cache = None
-    if self.ex.scan_layers and cache is None:
-      x_BTD = self._scan_blocks(x_BTD, causal, rngs, positions_BT, key_mask_BT, segment_ids_BT)
-    else:
-      new_cache = []
-      for i, block in enumerate(self.blocks):
-        layer_cache = None if cache is None else cache[i]
-        x_BTD, layer_cache = self._apply_block(
-          block, x_BTD, causal, rngs, positions_BT, layer_cache, key_mask_BT, segment_ids_BT
-        )
-        new_cache.append(layer_cache)
-    if self.norm_out is not None:
-      x_BTD = self.norm_out(x_BTD)
+    return self.dropout(x_BTD, deterministic=rngs is None, rngs=rngs)
+
+  def _run_blocks(
+    self, x_BTD, causal, rngs, positions_BT, cache, key_mask_BT, segment_ids_BT
+  ) -> tuple[jax.Array, tuple[KVCache, ...] | None]:
+    """The blocks one after another (and each layer's cache with this call's tokens added)."""
+    new_cache = []
+    for i, block in enumerate(self.blocks):
+      layer_cache = None if cache is None else cache[i]
+      x_BTD, layer_cache = self._apply_block(
+        block, x_BTD, causal, rngs, positions_BT, layer_cache, key_mask_BT, segment_ids_BT
+      )
+      new_cache.append(layer_cache)
     return x_BTD, (None if cache is None else tuple(new_cache))
 
   def _apply_block(
@@ -218,7 +226,9 @@ class Trunk(nnx.Module):
     self, tokens_BT: jax.Array, key_mask_BT: jax.Array, *, rngs: nnx.Rngs | None = None
   ) -> jax.Array:
     """Class logits [B, C] (float32) of right-padded sequences (`key_mask_BT`: real tokens)."""
-    x_BTD, _ = self.hidden(tokens_BT, key_mask_BT=key_mask_BT, rngs=rngs)
+    if self.classifier is None:
+      raise ValueError("classify needs a classification head (config.model.num_classes > 0)")
+    x_BTD, _ = self.final_hidden_states(tokens_BT, key_mask_BT=key_mask_BT, rngs=rngs)
     return self.classifier(x_BTD, key_mask_BT, rngs=rngs)
 
 
@@ -229,11 +239,12 @@ class DecoderLM(Trunk):
     self, cfg: TransformerConfig, ex: ExecutionConfig = ExecutionConfig(), *, rngs: nnx.Rngs
   ):
     super().__init__(cfg, ex, rngs=rngs)
-    pdt = DTYPES[ex.param_dtype]
     self.head = (
       None
       if cfg.tie_embeddings
-      else normal_param(rngs, (cfg.d_model, cfg.vocab_size), ("embed", "vocab"), 0.02, pdt)
+      else normal_param(
+        rngs, (cfg.d_model, cfg.vocab_size), ("embed", "vocab"), INIT_STD, DTYPES[ex.param_dtype]
+      )
     )
     self.output_multiplier = mup.output_multiplier(cfg)
 
@@ -270,15 +281,17 @@ class DecoderLM(Trunk):
     `segment_ids_BT` (document masking) a token attends only to its own segment. Dropout is
     active iff `rngs` is given.
     """
-    cdt = DTYPES[self.ex.compute_dtype]
-    x_BTD, new_cache = self.hidden(
+    x_BTD, new_cache = self.final_hidden_states(
       tokens_BT, positions_BT=positions_BT, segment_ids_BT=segment_ids_BT, cache=cache, rngs=rngs
     )
     if self.output_multiplier != 1.0:  # μP's 1/m, on the narrower side of the head's matmul
       x_BTD = x_BTD * jnp.asarray(self.output_multiplier, x_BTD.dtype)
     head_DV = self.embed[...].T if self.head is None else self.head[...]
     logits_BTV = jnp.einsum(
-      "btd,dv->btv", x_BTD, head_DV.astype(cdt), preferred_element_type=DTYPES[self.ex.logits_dtype]
+      "btd,dv->btv",
+      x_BTD,
+      head_DV.astype(DTYPES[self.ex.compute_dtype]),
+      preferred_element_type=DTYPES[self.ex.logits_dtype],
     )
     return logits_BTV if cache is None else (logits_BTV, new_cache)
 
@@ -310,7 +323,7 @@ class EncoderMLM(Trunk):
     rngs: nnx.Rngs | None = None,
   ) -> jax.Array:
     """MLM logits [B, T, V] in `logits_dtype`; `key_mask_BT` (True: real token) hides padding."""
-    x_BTD, _ = self.hidden(
+    x_BTD, _ = self.final_hidden_states(
       tokens_BT, key_mask_BT=key_mask_BT, token_types_BT=token_types_BT, rngs=rngs
     )
     return self.mlm_head(x_BTD, self.embed[...], DTYPES[self.ex.logits_dtype])

@@ -90,7 +90,7 @@ def test_records_are_encoded_in_batches_in_order_each_document_ended_by_eos(tmp_
   local = [dict(r, document=i // 3) for i, r in enumerate(catalog)]  # three records a document
   for records, per_document in ((catalog, 1), (local, 3)):
     path, starts = str(tmp_path / "train.npy"), str(tmp_path / "train.doc_starts.npy")
-    token_cache._tokenize_split(records, tok, "text", path, starts, threads=2)
+    token_cache.tokenize_split(records, tok, "text", path, starts, threads=2)
     expected, offsets = [], []
     for i, r in enumerate(records):
       if i % per_document == 0:

@@ -103,7 +103,7 @@ def test_output_logits_are_divided_by_the_width_multiplier(tie):
   cfg = _mup(_cfg(tie_embeddings=tie), base_width=12)  # m = 4
   model = DecoderLM(cfg, rngs=nnx.Rngs(0))
   tokens = jax.random.randint(jax.random.key(1), (2, 16), 0, 64)
-  x_BTD, _ = model.hidden(tokens)
+  x_BTD, _ = model.final_hidden_states(tokens)
   head_DV = model.embed[...].T if tie else model.head[...]
   np.testing.assert_allclose(model(tokens), x_BTD @ head_DV / 4, rtol=1e-5, atol=1e-6)
 

@@ -197,7 +197,7 @@ def test_bfloat16_embedding_gradient_accumulates_repeated_tokens_in_float32():
     )
 
     def loss(m):
-      return (m.hidden(tokens)[0].astype(jnp.float32) * w_D).sum()
+      return (m.final_hidden_states(tokens)[0].astype(jnp.float32) * w_D).sum()
 
     return nnx.jit(nnx.grad(loss))(model).embed[...][5]
 
