@@ -26,12 +26,7 @@ flags.mark_flags_as_mutual_exclusive(["workdir", "hf_dir"])
 def main(argv):
   del argv
   logs.quiet_libraries()
-  if _HF_DIR.value is not None:
-    r = loading.load_hf(_HF_DIR.value)
-  elif _WORKDIR.value is not None:
-    r = loading.load_run(_WORKDIR.value, _STEP.value)
-  else:
-    raise ValueError("one of --workdir and --hf_dir is required")
+  r = loading.load_run_or_hf(_WORKDIR.value, _HF_DIR.value, _STEP.value)
   if r.tokenizer is None:
     raise ValueError(f"{_HF_DIR.value or _WORKDIR.value} has no tokenizer that this code reads")
   wrap = _ADD_CLS_SEP.value if _ADD_CLS_SEP.value is not None else bool(_HF_DIR.value)

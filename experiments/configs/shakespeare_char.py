@@ -6,7 +6,7 @@ with 100 warmup steps and cosine decay to 1e-4.
     python -m experiments.train --config=experiments/configs/shakespeare_char.py \
         --workdir=runs/shakespeare_char
 
-Result on the 2-core CPU development machine (float32): see README ("Benchmark").
+Result on the 2-core CPU development machine (float32): see benchmarks/README.md.
 """
 
 from experiments.configs import base

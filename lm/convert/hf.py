@@ -17,7 +17,7 @@ import dataclasses
 import json
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
@@ -286,6 +286,26 @@ def _llama_config(hf: dict[str, Any]) -> TransformerConfig:
   )
 
 
+class _Sizes(TypedDict):
+  vocab_size: int
+  num_layers: int
+  num_heads: int
+  d_model: int
+  max_seq_len: int
+
+
+def _sizes(hf: dict[str, Any], layers: str, heads: str, width: str, context: str) -> _Sizes:
+  """The vocabulary, depth, heads, width and context of a Hugging Face `config.json`, whose
+  names for the last four are given."""
+  return _Sizes(
+    vocab_size=hf["vocab_size"],
+    num_layers=hf[layers],
+    num_heads=hf[heads],
+    d_model=hf[width],
+    max_seq_len=hf[context],
+  )
+
+
 def model_config(hf: dict[str, Any]) -> TransformerConfig:
   """Our architecture for a Hugging Face `config.json` (GPT-2, BERT or the Llama family)."""
   kind = hf.get("model_type")
@@ -293,12 +313,8 @@ def model_config(hf: dict[str, Any]) -> TransformerConfig:
     if hf.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
       raise ValueError(f"GPT-2 activation {hf['activation_function']!r} is not supported")
     return TransformerConfig(
-      vocab_size=hf["vocab_size"],
-      num_layers=hf["n_layer"],
-      num_heads=hf["n_head"],
-      d_model=hf["n_embd"],
+      **_sizes(hf, "n_layer", "n_head", "n_embd", "n_positions"),
       mlp_dim=hf.get("n_inner") or 4 * hf["n_embd"],
-      max_seq_len=hf["n_positions"],
       layer_norm_eps=hf.get("layer_norm_epsilon", 1e-5),
       activation="gelu_tanh",
     )
@@ -306,12 +322,10 @@ def model_config(hf: dict[str, Any]) -> TransformerConfig:
     if hf.get("hidden_act", "gelu") != "gelu":
       raise ValueError(f"BERT activation {hf['hidden_act']!r} is not supported")
     return TransformerConfig(
-      vocab_size=hf["vocab_size"],
-      num_layers=hf["num_hidden_layers"],
-      num_heads=hf["num_attention_heads"],
-      d_model=hf["hidden_size"],
+      **_sizes(
+        hf, "num_hidden_layers", "num_attention_heads", "hidden_size", "max_position_embeddings"
+      ),
       mlp_dim=hf["intermediate_size"],
-      max_seq_len=hf["max_position_embeddings"],
       layer_norm_eps=hf.get("layer_norm_eps", 1e-12),
       kind="encoder",
       norm_position="post",

@@ -216,13 +216,8 @@ def local_text_builder(
     digest.update(f"{f}:{st.st_size}:{st.st_mtime_ns}".encode())
   stem = os.path.splitext(os.path.basename(path.rstrip("/")))[0]
   name = "".join(c if c.isalnum() else "_" for c in stem).lower() + "_" + digest.hexdigest()[:10]
-  config = LocalTextConfig(
-    name=name,
-    path=path,
-    include=include,
-    exclude=exclude,
-    validation_fraction=validation_fraction,
-    encoding=codec,
-    decode_errors=decode_errors,
-  )
+  files = {"path": path, "include": include, "exclude": exclude}
+  split = {"validation_fraction": validation_fraction}
+  decode = {"encoding": codec, "decode_errors": decode_errors}
+  config = LocalTextConfig(name=name, **files, **split, **decode)
   return LocalText(config=config, data_dir=data_dir, file_format="array_record")

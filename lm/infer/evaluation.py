@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -283,42 +284,7 @@ def evaluate_run(
     )
     return {**head, **dataclasses.asdict(stats)}
   doc_starts = data.doc_starts[split] if r.document_masking else None
-  return {
-    **head,
-    **_decoder_scores(
-      r,
-      tokens,
-      tokenizer,
-      doc_starts,
-      seq_len=seq_len,
-      batch_size=batch_size,
-      num_passages=num_passages,
-      prompt_len=prompt_len,
-      continuation_len=continuation_len,
-      seed=seed,
-      document_end_id=r.document_end_id,
-      **sample_kw,
-    ),
-  }
-
-
-def _decoder_scores(
-  r: loading.TrainedRun,
-  tokens: np.ndarray,
-  tokenizer: Tokenizer,
-  doc_starts: np.ndarray | None,
-  *,
-  seq_len: int,
-  batch_size: int,
-  num_passages: int,
-  prompt_len: int,
-  continuation_len: int,
-  seed: int,
-  **sample_kw,
-) -> dict:
-  """A decoder's loss statistics over `tokens` and (unless `num_passages` is 0) the scores of
-  its continuations ('generation') with the first five ('examples')."""
-  stats = evaluate_loss(
+  loss = evaluate_loss(
     r.graphdef,
     r.params,
     tokens,
@@ -327,29 +293,44 @@ def _decoder_scores(
     batch_size=batch_size,
     doc_starts=doc_starts,
   )
-  result = {**dataclasses.asdict(stats), "generation": None, "examples": []}
+  result = {**head, **dataclasses.asdict(loss), "generation": None, "examples": []}
   if num_passages > 0:
-    scores, examples = continuation_scores(
-      r.graphdef,
-      r.params,
-      tokens,
-      tokenizer,
-      jax.random.key(seed),
-      num=num_passages,
-      prompt_len=prompt_len,
-      continuation_len=continuation_len,
-      batch_size=batch_size,
+    generation = {
+      "num_passages": num_passages,
+      "prompt_tokens": prompt_len,
+      "continuation_tokens": continuation_len,
+      "seed": seed,
+      "document_end_id": r.document_end_id,
       **sample_kw,
-    )
-    result.update(
-      generation={
-        "num_passages": num_passages,
-        "prompt_tokens": prompt_len,
-        "continuation_tokens": continuation_len,
-        "seed": seed,
-        **sample_kw,
-        **scores,
-      },
-      examples=examples[:5],
-    )
+    }
+    result.update(_continuations(r, tokens, tokenizer, batch_size, generation))
   return result
+
+
+def _continuations(
+  r: loading.TrainedRun,
+  tokens: np.ndarray,
+  tokenizer: Tokenizer,
+  batch_size: int,
+  generation: dict[str, Any],
+) -> dict[str, Any]:
+  """'generation': the settings in `generation` with the scores of continuations sampled
+  under them; 'examples': the first five."""
+  settings = {k: v for k, v in generation.items() if k not in _CONTINUATION_FIELDS}
+  scores, examples = continuation_scores(
+    r.graphdef,
+    r.params,
+    tokens,
+    tokenizer,
+    jax.random.key(generation["seed"]),
+    num=generation["num_passages"],
+    prompt_len=generation["prompt_tokens"],
+    continuation_len=generation["continuation_tokens"],
+    batch_size=batch_size,
+    **settings,
+  )
+  return {"generation": {**generation, **scores}, "examples": examples[:5]}
+
+
+# What `_continuations` reads from its settings itself; the rest go to the sampler.
+_CONTINUATION_FIELDS = ("num_passages", "prompt_tokens", "continuation_tokens", "seed")

@@ -169,13 +169,15 @@ def _nll_and_lse(logits_BTV, targets_BT, one_pass):
   return lse_BT - target_BT.astype(jnp.float32), lse_BT
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def cross_entropy(
+def _cross_entropy(
   logits_BTV: jax.Array, targets_BT: jax.Array, one_pass_lse: bool = False
 ) -> tuple[jax.Array, jax.Array]:
-  """Per-token negative log-likelihood and log-normaliser, both [B, T] in float32
-  (memory-lean backward)."""
   return _nll_and_lse(logits_BTV, targets_BT, one_pass_lse)
+
+
+# Per-token negative log-likelihood and log-normaliser, both [B, T] in float32, with a
+# memory-lean backward.
+cross_entropy = jax.custom_vjp(_cross_entropy, nondiff_argnums=(2,))
 
 
 def _cross_entropy_forward(logits_BTV, targets_BT, one_pass_lse):

@@ -105,11 +105,11 @@ class Trunk(nnx.Module):
     self,
     tokens_BT: jax.Array,
     *,
-    key_mask_BT: jax.Array | None = None,
-    token_types_BT: jax.Array | None = None,
+    cache: tuple[KVCache, ...] | None = None,
     positions_BT: jax.Array | None = None,
     segment_ids_BT: jax.Array | None = None,
-    cache: tuple[KVCache, ...] | None = None,
+    key_mask_BT: jax.Array | None = None,
+    token_types_BT: jax.Array | None = None,
     rngs: nnx.Rngs | None = None,
   ) -> tuple[jax.Array, tuple[KVCache, ...] | None]:
     """The final hidden states [B, T, D] (and the cache with T tokens added, given one).
@@ -174,15 +174,8 @@ class Trunk(nnx.Module):
     self, block: Block, x_BTD, causal, rngs, positions_BT, cache, key_mask_BT, segment_ids_BT
   ):
     if self.ex.remat == "none" or cache is not None:
-      return block(
-        x_BTD,
-        causal=causal,
-        rngs=rngs,
-        positions_BT=positions_BT,
-        cache=cache,
-        key_mask_BT=key_mask_BT,
-        segment_ids_BT=segment_ids_BT,
-      )
+      masks = {"key_mask_BT": key_mask_BT, "segment_ids_BT": segment_ids_BT}
+      return block(x_BTD, causal=causal, rngs=rngs, positions_BT=positions_BT, cache=cache, **masks)
     policy = REMAT_POLICIES[self.ex.remat]
     run = nnx.remat(
       lambda b, x, r, p, m, s: b(

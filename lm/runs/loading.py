@@ -77,6 +77,16 @@ def load_hf(directory: str) -> TrainedRun:
   )
 
 
+def load_run_or_hf(workdir: str | None, hf_dir: str | None, step: int | None = None) -> TrainedRun:
+  """A Hugging Face directory if `hf_dir`, else the run in `workdir` at `step` (default: its
+  newest checkpoint); the entry points that take either (`--workdir` or `--hf_dir`)."""
+  if hf_dir is not None:
+    return load_hf(hf_dir)
+  if workdir is not None:
+    return load_run(workdir, step)
+  raise ValueError("one of --workdir and --hf_dir is required")
+
+
 def load_pretrained(spec: str) -> TrainedRun:
   """`hf:/dir`, a run's workdir (latest checkpoint) or `<workdir>/checkpoints/<step>`."""
   if spec.startswith(HF_PREFIX):

@@ -39,6 +39,13 @@ class Labels:
     )
 
 
+def _mark_verification(ax, x: float, y: float) -> None:
+  """The verification run's point, as every plot marks it."""
+  ax.scatter(
+    [x], [y], marker="X", s=90, color="C3", edgecolor="k", zorder=3, label="verification run"
+  )
+
+
 def _plain(x: float, _=None) -> str:
   """1e+11 -> '1e11', 2e+04 -> '2e4', 100 -> '100'."""
   if 0.01 <= x < 1000:
@@ -112,16 +119,7 @@ def isoflop_curves(
       "D",
       f"predicted at C = {_plain(pred['flops'])} (approach 3)",
     )
-    ax.scatter(
-      [run["params"]],
-      [run["eval_loss"]],
-      marker="X",
-      s=90,
-      color="C3",
-      edgecolor="k",
-      zorder=3,
-      label="verification run",
-    )
+    _mark_verification(ax, run["params"], run["eval_loss"])
     ax.legend(fontsize=8)
     sizes += [pred["n_opt"], run["params"]]
   ax.set(
@@ -198,16 +196,7 @@ def optimal_vs_compute(
         _errorbar(ax, at, fit[key], None, fit[f"{key}_ci"], marker, name)
     if verification:
       run = verification["trained"]
-      ax.scatter(
-        [run["flops"]],
-        [run["params" if key == "n_opt" else "tokens"]],
-        marker="X",
-        s=90,
-        color="C3",
-        edgecolor="k",
-        zorder=3,
-        label="verification run",
-      )
+      _mark_verification(ax, run["flops"], run["params" if key == "n_opt" else "tokens"])
     ax.set(xscale="log", yscale="log", xlabel=labels.c, ylabel=label)
     _log_axis(ax.xaxis, grid)
     _log_axis(ax.yaxis, [r[key] for r in fit2["budgets"]])
