@@ -17,6 +17,10 @@ As one of several processes (see launch/ and docs/scaling-out.md): add
 let JAX detect a TPU VM pod slice or a Slurm job.
 """
 
+from lm.training import early_signals
+
+early_signals.remember()  # before the imports: a SIGTERM from now on stops the run as preempted
+
 import sys
 
 import jax

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import itertools
 import os
 import queue
 import signal
@@ -25,6 +26,7 @@ import threading
 import time
 
 from launch.cli import first_line, split_train_args
+from lm.runs import run_files
 from lm.training import exit_status
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -91,10 +93,13 @@ def _stop(procs: list[subprocess.Popen], wait_s: float) -> None:
       p.wait()
 
 
-def _status(returncode: int) -> str:
-  if returncode < 0:
-    return f"killed by {signal.Signals(-returncode).name}"
-  return f"exited with status {returncode}"
+def _state(proc: subprocess.Popen) -> str:
+  """How `proc` ended, or that it is stopped."""
+  if proc.poll() is None:
+    return "stopped (SIGSTOP or a debugger)" if _stopped(proc.pid) else "running"
+  if proc.returncode < 0:
+    return f"killed by {signal.Signals(-proc.returncode).name}"
+  return f"exited with status {proc.returncode}"
 
 
 def _start(train_args: list[str], num_processes: int, devices_per_process: int):
@@ -158,8 +163,47 @@ def _first_failure(
   return None
 
 
-def _outcome(procs: list[subprocess.Popen], failed: int | None) -> int:
-  """The launcher's exit status, said in a line: 0, preempted, or the failed process's."""
+def _stopped(pid: int) -> bool:
+  """Whether process `pid` is stopped (SIGSTOP, a debugger): Linux's /proc state T or t."""
+  try:
+    with open(f"/proc/{pid}/stat") as f:
+      state = f.read().rsplit(")", 1)[1].split()[0]
+  except (OSError, IndexError):
+    return False
+  return state in ("T", "t")
+
+
+def _blame(procs: list[subprocess.Popen], failed: int) -> int:
+  """The process to blame for `failed`'s failure: a peer that is stopped (its heartbeats
+  stopped, so JAX's coordination service ended the others), else `failed` itself."""
+  stopped = [i for i, p in enumerate(procs) if p.poll() is None and _stopped(p.pid)]
+  if not stopped:
+    return failed
+  print(
+    f"[launch] p{stopped[0]} is stopped and sends no heartbeats: p{failed} ended because of it",
+    flush=True,
+  )
+  return stopped[0]
+
+
+def _record_failure(train_args: list[str], detail: str) -> None:
+  """Says in the run's status.json that the launch failed, where no process said how it
+  ended (one killed by a signal writes nothing)."""
+  workdir = next(
+    (a.split("=", 1)[1] for a in train_args if a.startswith("--workdir=")),
+    next((b for a, b in itertools.pairwise(train_args) if a == "--workdir"), None),
+  )
+  if workdir is None or not run_files.is_run(workdir):
+    return
+  status = run_files.read_status(workdir)
+  if status is None or status["status"] == run_files.RUNNING:
+    step = None if status is None else status["step"]
+    run_files.write_status(workdir, run_files.FAILED, step, f"launch.local: {detail}")
+
+
+def _outcome(procs: list[subprocess.Popen], failed: int | None, reason: str) -> int:
+  """The launcher's exit status, said in a line: 0, preempted, or the failed process's
+  (`reason`: how it failed)."""
   statuses = ", ".join(f"p{i}={p.returncode}" for i, p in enumerate(procs))
   print(f"[launch] exit statuses: {statuses}", flush=True)
   if failed is None and any(p.returncode == exit_status.PREEMPTED for p in procs):
@@ -170,7 +214,7 @@ def _outcome(procs: list[subprocess.Popen], failed: int | None) -> int:
     return exit_status.PREEMPTED
   if failed is None:
     return 0
-  print(f"[launch] failed: p{failed} ({_status(procs[failed].returncode)})", flush=True)
+  print(f"[launch] failed: p{failed} ({reason})", flush=True)
   return procs[failed].returncode if procs[failed].returncode > 0 else 1
 
 
@@ -185,25 +229,27 @@ def launch(
   ]
   for t in threads:
     t.start()
-  failed = None
+  failed, reason = None, ""
   signals = _ForwardSignals(procs)
   try:
     failed = _first_failure(procs, signals, grace_s)
     if failed is not None:
-      print(
-        f"[launch] p{failed} {_status(procs[failed].returncode)}; stopping the others "
-        f"within {grace_s:.0f}s",
-        flush=True,
-      )
+      failed = _blame(procs, failed)
+      reason = _state(procs[failed])
+      print(f"[launch] p{failed} {reason}; stopping the others", flush=True)
       deadline = time.monotonic() + grace_s
-      while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+      while time.monotonic() < deadline and any(
+        p.poll() is None and not _stopped(p.pid) for p in procs
+      ):
         time.sleep(0.2)
   finally:
     _stop(procs, wait_s=5.0)
     signals.restore()
     for t in threads:
       t.join(timeout=5.0)
-  return _outcome(procs, failed)
+  if failed is not None:
+    _record_failure(train_args, f"p{failed} {reason}")
+  return _outcome(procs, failed, reason)
 
 
 def main(argv: list[str] | None = None) -> int:

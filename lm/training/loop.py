@@ -24,7 +24,7 @@ from lm.model import counts
 from lm.runs import metrics, run_files, wandb_mirror
 from lm.runtime import sharding
 from lm.runtime.hardware import mesh_peak_flops
-from lm.training import checkpoint, meters
+from lm.training import checkpoint, early_signals, meters
 from lm.training.experiment import Experiment, build, dataset, start_from_pretrained
 from lm.training.preemption import Preemption
 from lm.training.step import eval_sums, jit_train_step, make_eval_step
@@ -96,6 +96,8 @@ def train_and_evaluate(
   and `preempted` (the name of what stopped the run early, or None).
   """
   t_start = time.perf_counter()
+  if jax.process_count() == 1:  # several: JAX's preemption notifier has SIGTERM
+    early_signals.remember()
   phases = meters.PhaseTimes()
   with phases("setup"):
     experiment = build(config, mesh)
@@ -252,6 +254,7 @@ class _Trainer:
     `steps_per_dispatch`, then evaluates and saves where due."""
     train = self.config.train
     compiles = meters.CompileCounter().start()
+    self.stopped_by = self.preemption.requested_before_start()
     try:
       while self.step < train.steps and self.stopped_by is None:
         num = self._steps_this_dispatch()
@@ -356,9 +359,12 @@ class _Trainer:
     if self.pending is None:
       return
     rows, self.pending = self._fetch(self.pending), None
-    for at, row in rows:
-      if is_due(at, self.config.train.log_every):
-        row.update(self.meter.report(at))
+    due = [(at, row) for at, row in rows if is_due(at, self.config.train.log_every)]
+    if due:
+      # The steps of one dispatch end together: its rows share the rate measured to its end.
+      rate = self.meter.report(rows[-1][0])
+      for at, row in due:
+        row.update(rate)
         log.info(_format_progress(at, self.config.train.steps, row))
         self.writer.write(at, row)
     self.train_loss = rows[-1][1]["loss"]
@@ -413,6 +419,11 @@ class _Trainer:
 
   def _ending(self, summary: dict[str, Any]) -> str:
     steps = self.config.train.steps
+    if self.stopped_by is not None and self.step == self.start_step:
+      return (
+        f"preempted at step {self.step} of {steps} ({self.stopped_by}) before its first step: "
+        "resume with the same command"
+      )
     if self.stopped_by is not None:
       return (
         f"preempted at step {self.step} of {steps} ({self.stopped_by}), checkpoint saved: "

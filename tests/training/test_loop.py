@@ -147,6 +147,18 @@ def test_the_metrics_are_in_step_order_when_the_last_dispatch_holds_a_logged_ste
   assert results.logged_summary(str(tmp_path))["step"] == 9
 
 
+def test_rows_of_one_dispatch_share_the_rate_measured_over_it(tiny_config, tmp_path):
+  # Every step logged, 4 steps a dispatch: rows 5-8 end together (1-4 compile, unmeasured).
+  # Each row once took the time since the row before, ~0 within a dispatch: MFU up to 1194%.
+  tiny_config.train.steps, tiny_config.train.steps_per_dispatch = 8, 4
+  tiny_config.train.log_every, tiny_config.train.eval_every = 1, 100
+  _run(tiny_config, tmp_path, sharding.make_mesh(tiny_config.mesh, jax.devices()[:1]))
+  rates = {r["step"]: r for r in metrics.read_metrics(str(tmp_path)) if "tokens_per_s" in r}
+  assert sorted(rates) == [5, 6, 7, 8]
+  for field in ("step_time_s", "tokens_per_s", "mfu"):
+    assert len({rates[s][field] for s in rates}) == 1, field
+
+
 def _losses(workdir):
   rows = metrics.read_metrics(str(workdir))
   return sorted((r["step"], r["loss"]) for r in rows if "loss" in r)

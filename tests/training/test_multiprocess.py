@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO, config_flags
-from lm.runs import metrics
+from lm.data import pipeline, token_cache
+from lm.runs import metrics, run_files
 from lm.runtime import sharding
 from lm.training import exit_status, loop
 
@@ -178,3 +179,51 @@ def test_signals_to_the_launcher_reach_its_processes(tiny_config, tmp_path):
       assert proc.returncode == exit_status.PREEMPTED, out[-3000:]
       assert out.count(f"preempted at step {steps[-1]} (SIGTERM)") == 2, out[-3000:]
   assert steps[1] > steps[0]  # the second launch resumed, trained on, and saved when orphaned
+
+
+def test_a_stopped_process_is_blamed_and_the_run_recorded_as_failed(tiny_config, tmp_path):
+  """SIGSTOP: the hung peer sends no heartbeats, JAX's coordination service ends the other, and
+  the launcher names the stopped one, in its output and in the run's status.json."""
+  _small(tiny_config)
+  tiny_config.train.steps = 100_000
+  tiny_config.train.checkpoint_every = 100_000
+  proc = _launch(tiny_config, tmp_path, "--grace_s=20")
+  lines = []
+  reader = threading.Thread(target=lines.extend, args=(proc.stdout,), daemon=True)
+  reader.start()
+  try:
+    _wait_for_progress(proc, lines, tmp_path, rows=3)
+    os.kill(_worker_pids(lines)[1], signal.SIGSTOP)
+    proc.wait(timeout=120)
+  finally:
+    proc.kill()
+    reader.join(timeout=5)
+  out = "".join(lines)
+  assert proc.returncode != 0, out[-3000:]
+  assert "[launch] failed: p1 (stopped (SIGSTOP or a debugger))" in out, out[-3000:]
+  status = run_files.read_status(str(tmp_path))
+  assert status is not None and status["status"] == run_files.FAILED, status
+  assert status["detail"] == "launch.local: p1 stopped (SIGSTOP or a debugger)", status
+  assert not any(os.path.exists(f"/proc/{p}") for p in _worker_pids(lines)), out[-3000:]
+
+
+@pytest.mark.parametrize("fills_batches", [True, False])
+def test_two_processes_evaluate_the_whole_split_as_one(tiny_config, tmp_path, fills_batches):
+  """The default evaluation, the whole validation split, across 2 processes x 4 devices (it
+  hung at the first evaluation once), whether or not the split fills whole global batches."""
+  _small(tiny_config)
+  tiny_config.data.validation_fraction = 0.5  # dozens of batches: a split's worth in flight
+  tiny_config.train.eval_batches = -1
+  tiny_config.train.eval_every = 3
+  tokens = token_cache.tokenized_data(tiny_config.data).splits["validation"]
+  seq_len = next(
+    n
+    for n in range(16, 64)
+    if (len(pipeline.TokenWindows(tokens, n)) % tiny_config.data.batch_size == 0) == fills_batches
+  )
+  tiny_config.data.seq_len = tiny_config.model.max_seq_len = seq_len
+  _launch_and_wait(tiny_config, tmp_path / "2x4")
+  one = _in_process(tiny_config, tmp_path / "1x1", 1)
+  evals = [r for r in metrics.read_metrics(str(tmp_path / "2x4")) if "eval_loss" in r]
+  assert [r["step"] for r in evals] == [3, 6]
+  np.testing.assert_allclose(evals[-1]["eval_loss"], one["eval_loss"], rtol=1e-5)
