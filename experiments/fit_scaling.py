@@ -14,10 +14,16 @@ loss at that compute with 95% intervals (in fit.json under `prediction`); where 
 trained the predicted model (`experiments.sweep --verify`, `verification.json` beside the
 results), its observed loss, N, D and C against this fit's prediction at its compute (in fit.json
 under `verification`; the plots mark it).
+
+Rows whose N, D, C, loss or budget is not a positive, finite number are left out and named in
+one warning line (and in fit.json under `rows_left_out`); an approach that cannot be fitted says
+why in its place. A missing column, or a table with nothing to fit, ends in one `error:` line.
 """
 
 import json
 import os
+import sys
+from typing import Any
 
 # The fits are many tiny L-BFGS problems: OpenBLAS threads only add synchronisation, which on a
 # busy 2-core machine made each fit 60x slower. Set before numpy loads OpenBLAS.
@@ -25,6 +31,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from absl import app, flags
 
+from lm import cli
 from lm.scaling import diagnostics, grid, laws, lr_search, plots, printouts, tables, verify
 
 _RESULTS = flags.DEFINE_string(
@@ -94,6 +101,19 @@ def _verification(results_dir: str, report: dict) -> dict | None:
   return {**v, **verify.compare(prediction, report["approach3"], v["row"], report["columns"])}
 
 
+def _usable_rows(
+  path: str, rows: list[dict[str, Any]], columns: dict[str, str | None]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+  """The rows that can be fitted, after a warning line naming those left out, and what
+  fit.json records of those (nothing where none was)."""
+  named = {flag: column for flag, column in columns.items() if column}
+  usable, left_out = tables.usable_rows(rows, named, path)
+  if not left_out:
+    return usable, {}
+  print(tables.left_out_line(path, left_out, len(rows), named), file=sys.stderr)
+  return usable, {"rows_left_out": left_out}
+
+
 def main(argv):
   del argv
   rows = tables.read_table(_RESULTS.value)
@@ -101,19 +121,37 @@ def main(argv):
   params_col, flops_col, source = _columns(results_dir)
   print(f"N: {params_col}, C: {flops_col or '6 N D'} ({source})")
   budget_col = _BUDGET.value if _BUDGET.value and _BUDGET.value in rows[0] else None
+  rows, left_out = _usable_rows(
+    _RESULTS.value,
+    rows,
+    {
+      "--params_col": params_col,
+      "--loss_col": _LOSS.value,
+      "--tokens_col": _TOKENS.value,
+      "--flops_col": flops_col,
+      "--budget_col": budget_col,
+    },
+  )
   final = tables.table_points(
     rows, params_col, _LOSS.value, _TOKENS.value or None, flops_col or None, budget_col
   )
   curves = None
   if _CURVES.value and "workdir" in rows[0]:
     curves = tables.curve_points(rows, results_dir, final)
-  report = laws.fit_all(final, curves, _REF.value, _BOOT.value)
+  report = {**laws.fit_all(final, curves, _REF.value, _BOOT.value), **left_out}
+  failed = [report[k].get("error") for k in ("approach1", "approach2", "approach3")]
+  if all(failed):
+    raise ValueError(f"{_RESULTS.value}: nothing can be fitted: " + "; ".join(failed))
   report["columns"] = {"params": params_col, "flops": flops_col or "6ND", "loss": _LOSS.value}
   print(printouts.format_table(report))
   print(diagnostics.format_diagnostics(diagnostics.diagnose(final, report)))
   if _PREDICT.value:
-    report["prediction"] = laws.predict_at(report, _PREDICT.value)
-    print(printouts.format_prediction(report["prediction"]))
+    try:
+      report["prediction"] = laws.predict_at(report, _PREDICT.value)
+    except ValueError as e:
+      print(f"no prediction at C = {_PREDICT.value:.4g} FLOPs: {e}")
+    else:
+      print(printouts.format_prediction(report["prediction"]))
   verification = _verification(results_dir, report)
   if verification:
     report["verification"] = verification
@@ -138,4 +176,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(cli.one_line_errors(main))

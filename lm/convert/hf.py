@@ -8,7 +8,9 @@ reshapes both ways, so import and export cannot disagree. Weights are read from
 `model.safetensors` or the shards its index `model.safetensors.index.json` names (numpy, no
 torch; bfloat16 through ml_dtypes, which jax registers with numpy); `pytorch_model.bin` only
 through `torch.load(weights_only=True)`, which never unpickles arbitrary objects. An export is
-one `model.safetensors` file, in float32.
+one `model.safetensors` file, in float32. A truncated or garbled file, a `config.json` that
+lacks a field, weights that lack a tensor, or `pytorch_model.bin` without torch raise
+ValueError naming the file.
 """
 
 from __future__ import annotations
@@ -16,13 +18,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import pickle
 from collections.abc import Callable
 from typing import Any, TypedDict
 
 import numpy as np
+from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from lm.convert import hf_tokenizers
+from lm.data import hf_tokenizer
 from lm.data.tokenizer import Tokenizer
 from lm.model.config import TransformerConfig
 
@@ -384,27 +389,45 @@ def _table(cfg: TransformerConfig) -> list[Entry]:
   return {"gpt2": _gpt2_table, "bert": _bert_table, "llama": _llama_table}[_family(cfg)](cfg)
 
 
+def _safetensors(path: str) -> dict[str, np.ndarray]:
+  try:
+    return load_file(path)
+  except SafetensorError as e:
+    raise ValueError(
+      f"{path} is not a readable safetensors file ({e}): truncated or corrupted? download or "
+      "export it again"
+    ) from e
+
+
+def _torch_bin(path: str) -> dict[str, np.ndarray]:
+  """A `pytorch_model.bin`'s tensors, unpickled by torch with weights only."""
+  try:
+    import torch
+  except ImportError:
+    raise ValueError(
+      f"{path} is a pickle that only torch reads safely: install the `hf` extra "
+      f"(pip install 'lm[hf]'), or convert it to {SAFETENSORS}"
+    ) from None
+  try:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+  except (RuntimeError, EOFError, pickle.UnpicklingError) as e:
+    reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+    raise ValueError(f"{path} cannot be read by torch ({reason}): truncated or corrupted?") from e
+  return {k: v.float().numpy() for k, v in state.items()}
+
+
 def read_weights(directory: str) -> dict[str, np.ndarray]:
   """The checkpoint's tensors as float32 numpy arrays, read safely."""
   path, index = os.path.join(directory, SAFETENSORS), os.path.join(directory, SAFETENSORS_INDEX)
   if os.path.exists(path):
-    tensors = load_file(path)
+    tensors = _safetensors(path)
   elif os.path.exists(index):
-    with open(index) as f:
-      shards = sorted(set(json.load(f)["weight_map"].values()))
+    shards = sorted(set(hf_tokenizer.read_json(index)["weight_map"].values()))
     tensors = {
-      k: v for shard in shards for k, v in load_file(os.path.join(directory, shard)).items()
+      k: v for shard in shards for k, v in _safetensors(os.path.join(directory, shard)).items()
     }
   elif os.path.exists(os.path.join(directory, TORCH_BIN)):
-    try:
-      import torch
-    except ImportError:
-      raise ImportError(
-        f"{directory} has only {TORCH_BIN}, a pickle; reading it safely needs "
-        f"torch (pip install 'lm[hf]'), or convert it to {SAFETENSORS}"
-      ) from None
-    state = torch.load(os.path.join(directory, TORCH_BIN), map_location="cpu", weights_only=True)
-    tensors = {k: v.float().numpy() for k, v in state.items()}
+    tensors = _torch_bin(os.path.join(directory, TORCH_BIN))
   else:
     raise FileNotFoundError(f"no {SAFETENSORS}, {SAFETENSORS_INDEX} or {TORCH_BIN} in {directory}")
   return {k: np.asarray(v, np.float32) for k, v in tensors.items()}
@@ -442,15 +465,18 @@ def _get(tree: dict, path: tuple):
 
 def import_params(directory: str) -> tuple[TransformerConfig, dict]:
   """(our architecture, our params as a pure dict of float32 numpy arrays) of a HF directory."""
-  with open(os.path.join(directory, CONFIG)) as f:
-    cfg = model_config(json.load(f))
+  config = os.path.join(directory, CONFIG)
+  try:
+    cfg = model_config(hf_tokenizer.read_json(config))
+  except KeyError as e:
+    raise ValueError(f"{config} lacks the field {e}") from e
   family = _family(cfg)
   tensors = _normalise_keys(read_weights(directory), family)
   params: dict = {}
   for entry in _table(cfg):
     missing = [k for k in entry.keys if k not in tensors]
     if missing:
-      raise KeyError(f"{directory}: {family} checkpoint lacks {', '.join(missing)}")
+      raise ValueError(f"{directory}: the {family} weights lack {', '.join(missing)}")
     _set(params, entry.path, entry.to_ours(*(tensors[k] for k in entry.keys)))
   return cfg, params
 

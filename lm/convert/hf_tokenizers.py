@@ -84,8 +84,15 @@ def save(tok: Tokenizer, directory: str, wrap: bool = False) -> None:
 
 def load(directory: str) -> Tokenizer | None:
   """The tokenizer of a Hugging Face directory: `lm.data.hf_tokenizer`'s files, else a
-  SentencePiece `tokenizer.model`; None if it has neither."""
+  SentencePiece `tokenizer.model`; None if it has neither. ValueError names a file that is
+  truncated or garbled."""
   tok = hf_tokenizer.load(directory)
-  if tok is None and (paths.run_path(directory) / SPM_MODEL).exists():
-    tok = SentencePieceTokenizer(str(paths.run_path(directory) / SPM_MODEL))
+  model = paths.run_path(directory) / SPM_MODEL
+  if tok is None and model.exists():
+    try:
+      tok = SentencePieceTokenizer(str(model))
+    except RuntimeError as e:
+      raise ValueError(
+        f"{model} is not a SentencePiece model ({e}): truncated or corrupted?"
+      ) from e
   return tok

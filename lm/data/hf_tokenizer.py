@@ -8,6 +8,9 @@ end-of-sequence token is `tokenizer_config.json`'s `eos_token`, else GPT-2's `<|
 and doubles as [PAD] where the vocabulary has none. Special tokens at the end of the
 vocabulary (GPT-2's `<|endoftext|>`) are not ordinary tokens; BERT's, which sit among the
 word pieces, count as ordinary, as before.
+
+A file that is truncated or garbled raises ValueError naming it (`read_json` for any JSON file
+of a Hugging Face directory).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import tokenizers
+from etils import epath
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors
 
 from lm.data.specials import SPECIAL_TOKENS
@@ -120,27 +124,57 @@ def _bert(vocab: dict[str, int], config: dict[str, Any]) -> tokenizers.Tokenizer
   return tok
 
 
+def _text(path: epath.Path) -> str:
+  """A text file's contents; ValueError naming it where it is not UTF-8 (garbled)."""
+  try:
+    return path.read_bytes().decode("utf-8")
+  except UnicodeDecodeError as e:
+    raise ValueError(f"{path} is not a text file ({e}): corrupted?") from e
+
+
+def read_json(path: str | epath.Path) -> Any:
+  """The JSON in `path` (local or gs://); ValueError naming it where it is not JSON
+  (truncated or garbled)."""
+  path = paths.run_path(path)
+  try:
+    return json.loads(_text(path))
+  except json.JSONDecodeError as e:
+    raise ValueError(f"{path} is not valid JSON ({e}): truncated or corrupted?") from e
+
+
+def _tokenizer_json(path: epath.Path) -> tokenizers.Tokenizer:
+  text = _text(path)
+  try:
+    return tokenizers.Tokenizer.from_str(text)
+  except Exception as e:  # the library raises a bare Exception
+    raise ValueError(
+      f"{path} is not a tokenizer the tokenizers library reads ({e}): truncated or corrupted?"
+    ) from e
+
+
+def _merges(path: epath.Path) -> list[tuple[str, str]]:
+  """GPT-2's merges.txt: a pair of tokens a line, after a `#version` line."""
+  merges = []
+  for number, line in enumerate(_text(path).split("\n"), 1):
+    if line.strip() and not line.startswith("#version"):
+      pair = line.split(" ")
+      if len(pair) != 2:
+        raise ValueError(f"{path} line {number} is not a merge (two tokens): corrupted?")
+      merges.append((pair[0], pair[1]))
+  return merges
+
+
 def load(directory: str) -> HFTokenizer | None:
-  """The Hugging Face tokenizer saved in `directory` (local or gs://), or None if it has none."""
+  """The Hugging Face tokenizer saved in `directory` (local or gs://), or None if it has none;
+  ValueError naming a file that is truncated or garbled."""
   root = paths.run_path(directory)
-  config = (
-    json.loads((root / CONFIG_FILE).read_text(encoding="utf-8"))
-    if (root / CONFIG_FILE).exists()
-    else {}
-  )
+  config = read_json(root / CONFIG_FILE) if (root / CONFIG_FILE).exists() else {}
   if (root / TOKENIZER_FILE).exists():
-    return HFTokenizer(
-      tokenizers.Tokenizer.from_str((root / TOKENIZER_FILE).read_text(encoding="utf-8")), config
-    )
+    return HFTokenizer(_tokenizer_json(root / TOKENIZER_FILE), config)
   if (root / MERGES_FILE).exists():
-    vocab = json.loads((root / VOCAB_JSON).read_text(encoding="utf-8"))
-    lines = (root / MERGES_FILE).read_text(encoding="utf-8").split("\n")
-    merges = [
-      tuple(line.split(" ")) for line in lines if line.strip() and not line.startswith("#version")
-    ]
-    return HFTokenizer(_gpt2(vocab, merges), config)
+    return HFTokenizer(_gpt2(read_json(root / VOCAB_JSON), _merges(root / MERGES_FILE)), config)
   if (root / VOCAB_TXT).exists():
-    tokens = (root / VOCAB_TXT).read_text(encoding="utf-8").split("\n")
+    tokens = _text(root / VOCAB_TXT).split("\n")
     if tokens[-1] == "":  # the final newline
       tokens.pop()
     config = {**config, "do_lower_case": config.get("do_lower_case", True)}

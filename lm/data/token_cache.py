@@ -4,7 +4,8 @@ Layout: `<data_dir>/tokens/<dataset id>/<tokenizer id>_v<format>/` holds the tok
 one `<split>.npy` per split and one `<split>.doc_starts.npy`: the offset of each document's
 first token (documents: a local corpus's files, a TFDS catalog dataset's records). Documents
 end with the tokenizer's end-of-sequence id when it has one; a character tokenizer joins
-them directly.
+them directly. A cached split whose files cannot be read (truncated or garbled) is logged in
+one warning line and tokenized again.
 """
 
 from __future__ import annotations
@@ -163,10 +164,31 @@ def tokenized_data(data_cfg, tokenizer: Tokenizer | None = None) -> TokenizedDat
   for split in (data_cfg.train_split, data_cfg.eval_split):
     path = os.path.join(directory, f"{split}.npy")
     starts = os.path.join(directory, DOC_STARTS.format(split=split))
-    if not (os.path.exists(path) and os.path.exists(starts)):
+    cached = _cached(path, starts)
+    if cached is None:
       tokenize_split(
         split_sources[split], tok, data_cfg.text_key, path, starts, data_cfg.num_threads
       )
-    splits[split] = np.load(path, mmap_mode="r")
-    doc_starts[split] = np.load(starts)
+      cached = np.load(path, mmap_mode="r"), np.load(starts)
+    splits[split], doc_starts[split] = cached
   return TokenizedData(directory, tok, splits, doc_starts)
+
+
+def _cached(path: str, starts_path: str) -> tuple[np.ndarray, np.ndarray] | None:
+  """A cached split's tokens (memory-mapped) and document starts; None where either file is
+  missing, or cannot be read (logged: the split is then tokenized again, as the cache is only
+  ever written whole, and so is garbled only from outside)."""
+  if not (os.path.exists(path) and os.path.exists(starts_path)):
+    return None
+  arrays = []
+  for name, mapped in ((path, True), (starts_path, False)):
+    try:
+      array = np.load(name, mmap_mode="r") if mapped else np.load(name)
+    except (ValueError, EOFError, OSError) as e:
+      log.warning("%s cannot be read (%s): tokenizing its split again", name, e)
+      return None
+    if array.ndim != 1:
+      log.warning("%s holds a %d-D array, not 1-D: tokenizing its split again", name, array.ndim)
+      return None
+    arrays.append(array)
+  return arrays[0], arrays[1]

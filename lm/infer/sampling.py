@@ -53,9 +53,10 @@ def pad_prompts(
 def filter_logits(
   logits_BV: jax.Array, *, temperature: float, top_k: int, top_p: float
 ) -> jax.Array:
-  """Scales by 1/temperature, then keeps the top k and the smallest set of mass >= top_p."""
+  """Scales by 1/temperature, then keeps the top k (all with k 0, or k at least the
+  vocabulary, as Hugging Face clamps it) and the smallest set of mass >= top_p."""
   logits_BV = logits_BV / temperature
-  if top_k > 0:
+  if 0 < top_k < logits_BV.shape[-1]:
     kth_B1 = jax.lax.top_k(logits_BV, top_k)[0][:, -1:]
     logits_BV = jnp.where(logits_BV < kth_B1, -jnp.inf, logits_BV)
   if top_p < 1.0:

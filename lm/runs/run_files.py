@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import ml_collections
+from etils import epath
 
 from lm.data.tokenizer import Tokenizer
 from lm.model import config as model_config
@@ -80,6 +81,14 @@ def _changed_fields(saved: dict[str, Any], new: dict[str, Any]) -> list[str]:
   return out
 
 
+def _read_json(path: epath.Path) -> Any:
+  """A run file's JSON; ConfigError naming the file where it is not JSON (truncated)."""
+  try:
+    return json.loads(path.read_text())
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise ConfigError(f"{path} is not valid JSON ({e}): a truncated or damaged run file") from e
+
+
 def check_workdir(
   workdir: str,
   model_cfg: TransformerConfig,
@@ -105,7 +114,7 @@ def check_workdir(
   checkpoints = root / "checkpoints"
   if not (stored.exists() and checkpoints.exists() and any(checkpoints.iterdir())):
     return
-  old, new = json.loads(stored.read_text()), dataclasses.asdict(model_cfg)
+  old, new = _read_json(stored), dataclasses.asdict(model_cfg)
   differ = [
     f"{'the padded vocab_size' if k == 'vocab_size' else 'config.model.' + k}="
     f"{new[k]!r} (the run's: {old[k]!r})"
@@ -119,10 +128,13 @@ def check_workdir(
       f"run's config ({root / 'config.json'})"
     )
   saved = root / "config.json"
-  if allow_config_change or not saved.exists():
+  if not saved.exists():
+    return
+  saved_config = _read_json(saved)  # read even when a change is allowed: resuming compares it
+  if allow_config_change:
     return
   changed = _changed_fields(
-    identity(json.loads(saved.read_text())), identity(json.loads(config.to_json_best_effort()))
+    identity(saved_config), identity(json.loads(config.to_json_best_effort()))
   )
   if changed:
     raise ConfigError(
@@ -168,13 +180,13 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
   saved filled in as it trained)."""
   if not is_run(workdir):
     raise FileNotFoundError(f"{workdir} holds no training run (no config.json and model.json)")
-  text = (paths.run_path(workdir) / "config.json").read_text()
-  return compat.upgrade_config(ml_collections.ConfigDict(json.loads(text)))
+  saved = _read_json(paths.run_path(workdir) / "config.json")
+  return compat.upgrade_config(ml_collections.ConfigDict(saved))
 
 
 def read_model_config(workdir: str) -> TransformerConfig:
   """The architecture of the run in `workdir` (its model.json)."""
-  model_json = json.loads((paths.run_path(workdir) / "model.json").read_text())
+  model_json = _read_json(paths.run_path(workdir) / "model.json")
   return TransformerConfig(
     **{k: model_json[k] for k in model_config.fields_of(TransformerConfig) if k in model_json}
   )

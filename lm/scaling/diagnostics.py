@@ -2,9 +2,9 @@
 
 Leave-one-budget-out: refit without the largest budget and compare what the refit predicts
 there with what that budget measured. Variable projection: Approach 3 fitted a second way.
-Warnings: budgets Approach 2 left out, a large leave-one-out error, the two Approach 3 fits
-apart, approaches whose intervals for a or b do not overlap, an interval wider than
-`MAX_WIDTH`, a bootstrap that could refit few of its resamples.
+Warnings: a table of one budget, budgets Approach 2 left out, a large leave-one-out error, the
+two Approach 3 fits apart, approaches whose intervals for a or b do not overlap, an interval
+wider than `MAX_WIDTH`, a bootstrap that could refit few of its resamples.
 """
 
 from __future__ import annotations
@@ -136,6 +136,13 @@ def diagnose(final: laws.Points, report: dict[str, Any]) -> dict[str, Any]:
   except ValueError as e:
     report["approach3_vp"] = {"error": str(e)}
   report["warnings"] = warnings(report)
+  budgets = np.unique(final.budget)
+  if len(budgets) < 2:
+    report["warnings"].insert(
+      0,
+      f"one budget ({budgets[0]:.3g}): Approach 3 is fitted along one compute only, so its "
+      "exponents and a prediction at another compute are unchecked",
+    )
   return report
 
 

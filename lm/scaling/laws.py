@@ -47,8 +47,20 @@ def power_law(c: np.ndarray, y: np.ndarray) -> tuple[float, float]:
   return float(slope), float(coef)
 
 
+def _budgets(p: Points) -> str:
+  """How many budgets `p` has, and which (a reason in an error)."""
+  budgets = np.unique(p.budget)
+  return f"{len(budgets)} ({', '.join(f'{b:.3g}' for b in budgets)})"
+
+
 def approach1(p: Points, num_bins: int = 20) -> dict[str, Any]:
-  """Envelope of loss vs compute: in each log-compute bin, the N and D of the lowest loss."""
+  """Envelope of loss vs compute: in each log-compute bin, the N and D of the lowest loss.
+
+  Raises ValueError with fewer than 2 budgets: one budget's compute spans too little for
+  power laws in C.
+  """
+  if len(np.unique(p.budget)) < 2:
+    raise ValueError(f"Approach 1 needs >= 2 budgets; the table has {_budgets(p)}")
   edges = np.linspace(np.log(p.c.min()), np.log(p.c.max()), num_bins + 1)
   which = np.clip(np.digitize(np.log(p.c), edges) - 1, 0, num_bins - 1)
   best = [
@@ -133,8 +145,9 @@ def approach2(p: Points) -> dict[str, Any]:
   skipped = [m for m in minima if "reason" in m]
   if len(rows) < 2:
     raise ValueError(
-      "Approach 2 needs >= 2 budgets with a bracketed, convex minimum over >= 3 "
-      "sizes; left out: " + "; ".join(f"{s['budget']:.3g}: {s['reason']}" for s in skipped)
+      "Approach 2 needs >= 2 budgets with a bracketed, convex minimum over >= 3 sizes; "
+      f"the table has {_budgets(p)}"
+      + "".join(f"; left out {s['budget']:.3g}: {s['reason']}" for s in skipped)
     )
   c = np.array([r["c"] for r in rows])
   a, a0 = power_law(c, np.array([r["n_opt"] for r in rows]))
@@ -175,6 +188,17 @@ GRID = {
 }
 
 
+MIN_POINTS3 = 6  # Approach 3's law has 5 parameters: fewer points than 6 leave nothing to fit
+
+
+def _enough_for_a_law(p: Points) -> None:
+  """Raises ValueError where `p` has fewer points than Approach 3's law needs."""
+  if len(p.loss) < MIN_POINTS3:
+    raise ValueError(
+      f"Approach 3 needs >= {MIN_POINTS3} points for its 5 parameters; the table has {len(p.loss)}"
+    )
+
+
 def approach3(
   p: Points,
   num_starts: int = 8,
@@ -182,7 +206,9 @@ def approach3(
   cost: dict[str, float] | None = None,
 ) -> dict[str, Any]:
   """Parametric L(N, D) by Huber/L-BFGS from the `num_starts` best points of `GRID`; its
-  optimum under `cost` (default: `compute_cost(p)`)."""
+  optimum under `cost` (default: `compute_cost(p)`). Raises ValueError with fewer than
+  `MIN_POINTS3` points."""
+  _enough_for_a_law(p)
   args = (np.log(p.n), np.log(p.d), np.log(p.loss))
   grid = np.array(list(itertools.product(*GRID.values())))
   starts = [*grid[np.argsort(_grid_values(grid, *args))[:num_starts]], *extra_starts]
@@ -252,7 +278,8 @@ def approach3_vp(p: Points, exponents: np.ndarray = VP_EXPONENTS) -> dict[str, A
   """Approach 3 by variable projection: at each (alpha, beta) of a grid, E, A, B >= 0 by
   non-negative least squares of the relative residuals (L_fit - L) / L, which are linear in
   them; the best grid point refined by Nelder-Mead. A cross-check of `approach3` that needs
-  no starting point and no Huber loss."""
+  no starting point and no Huber loss. Raises ValueError with fewer than `MIN_POINTS3` points."""
+  _enough_for_a_law(p)
 
   def solve(exps: np.ndarray) -> tuple[np.ndarray, float]:
     cols = np.stack([np.ones_like(p.n), p.n ** -exps[0], p.d ** -exps[1]], 1) / p.loss[:, None]
@@ -337,7 +364,19 @@ def fit_all(
   num_boot: int = 200,
   seed: int = 0,
 ) -> dict[str, Any]:
-  """Approaches 1-3 with bootstrap intervals and tokens per parameter at `ref_flops`."""
+  """Approaches 1-3 with bootstrap intervals and tokens per parameter at `ref_flops`; an
+  approach that cannot be fitted has its reason under `error`.
+
+  Raises ValueError where a final point's N, D, C or loss is not positive and finite
+  (`tables.usable_rows` leaves such rows out of a table).
+  """
+  values = np.stack([final.n, final.d, final.c, final.loss])
+  unusable = ~np.all(np.isfinite(values) & (values > 0), axis=0)
+  if unusable.any():
+    raise ValueError(
+      f"{unusable.sum()} of {len(final.loss)} points have an N, D, C or loss that is not "
+      "positive and finite"
+    )
   ref = float(ref_flops or final.c.max())
   report: dict[str, Any] = {"ref_flops": ref, "num_runs": len(np.unique(final.run))}
   env_points = curves if curves is not None else final
@@ -350,9 +389,15 @@ def fit_all(
     r = approach2(q)
     return {**r, "tokens_per_param": tokens_per_param(r, ref)}
 
-  full3 = approach3(final)
+  full3: dict[str, Any]
+  try:
+    full3 = approach3(final)
+  except ValueError as e:
+    full3 = {"error": str(e)}
 
   def three(q: Points, starts: int = 0) -> dict[str, Any]:
+    if "error" in full3:
+      raise ValueError(full3["error"])
     r = approach3(q, starts, (np.array(full3["theta"]),), full3["cost"])
     n, d = optimum3(r, ref)
     return {**r, "tokens_per_param": d / n}

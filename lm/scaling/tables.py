@@ -1,6 +1,9 @@
 """A fit's data: a results table (a sweep's CSV or JSONL, or any CSV with named columns) read
 into `laws.Points`, and a sweep's logged loss curves read into points along each run.
 
+A row is fitted only where every column the fit reads holds a positive, finite number
+(`usable_rows`); the others are left out and named (`left_out_line`).
+
 A published table keeps each run's metrics.jsonl beside it as `curves/<name>.jsonl`
 (results/scaling_cpu/); where the sweep ran, a run's own workdir holds it.
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import math
 import os
 from typing import Any
 
@@ -24,11 +28,93 @@ def budget_groups(c: np.ndarray, decimals: int = 1) -> np.ndarray:
 
 
 def read_table(path: str) -> list[dict[str, Any]]:
-  """Rows of a CSV (with a header) or JSONL results table."""
+  """Rows of a CSV (with a header) or JSONL results table; ValueError naming the file where it
+  has no rows or a line of a JSONL table is not JSON."""
   with open(path) as f:
     if path.endswith(".jsonl"):
-      return [json.loads(line) for line in f if line.strip()]
-    return list(csv.DictReader(f))
+      rows = []
+      for number, line in enumerate(f, 1):
+        if not line.strip():
+          continue
+        try:
+          rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+          raise ValueError(f"{path}: line {number} is not valid JSON ({e})") from e
+    else:
+      rows = list(csv.DictReader(f))
+  if not rows:
+    raise ValueError(f"{path} has no rows")
+  return rows
+
+
+MAX_NAMED = 10  # rows named in a line; fit.json's `left_out` lists every one
+
+
+def _number(value: Any) -> float | None:
+  """`value` as a positive, finite number, else None."""
+  try:
+    x = float(value)
+  except (TypeError, ValueError):
+    return None
+  return x if math.isfinite(x) and x > 0 else None
+
+
+def usable_rows(
+  rows: list[dict[str, Any]], columns: dict[str, str], source: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+  """The rows whose `columns` (what each is, e.g. its flag -> its name) all hold positive,
+  finite numbers, and the others as {row (1-based), name, why}.
+
+  Raises ValueError naming `source` where no row has one of the columns (with the columns
+  the table has) or no row is usable.
+  """
+  present = list(dict.fromkeys(key for row in rows for key in row))
+  for what, column in columns.items():
+    if column not in present:
+      raise ValueError(
+        f"{source} has no column {column!r} ({what}); its columns: " + ", ".join(present)
+      )
+  kept, left_out = [], []
+  for number, row in enumerate(rows, 1):
+    bad = [
+      f"{c} {'empty' if row.get(c) in (None, '') else row[c]}"
+      for c in columns.values()
+      if _number(row.get(c)) is None
+    ]
+    if bad:
+      left_out.append({"row": number, "name": row.get("name"), "why": ", ".join(bad)})
+    else:
+      kept.append(row)
+  if not kept:
+    raise ValueError(
+      f"{source}: none of its {len(rows)} rows can be fitted "
+      f"({_needs(columns)}): {_named(left_out)}"
+    )
+  return kept, left_out
+
+
+def _needs(columns: dict[str, str]) -> str:
+  return "each needs " + ", ".join(dict.fromkeys(columns.values())) + " positive and finite"
+
+
+def _named(left_out: list[dict[str, Any]]) -> str:
+  """The first `MAX_NAMED` rows left out and why, and how many more."""
+  named = [
+    f"row {r['row']}" + (f" ({r['name']})" if r["name"] else "") + f" {r['why']}"
+    for r in left_out[:MAX_NAMED]
+  ]
+  more = len(left_out) - MAX_NAMED
+  return "; ".join(named) + (f"; and {more} more" if more > 0 else "")
+
+
+def left_out_line(
+  source: str, left_out: list[dict[str, Any]], num_rows: int, columns: dict[str, str]
+) -> str:
+  """One warning line naming the rows `usable_rows` left out of `source`'s `num_rows`."""
+  return (
+    f"warning: {source}: {len(left_out)} of {num_rows} rows left out of the fit "
+    f"({_needs(columns)}): {_named(left_out)}"
+  )
 
 
 def table_points(
@@ -62,13 +148,14 @@ def curve_path(results_dir: str, row: dict[str, Any]) -> str:
 
 
 def curve_points(rows: list[dict[str, Any]], results_dir: str, final: laws.Points) -> laws.Points:
-  """Every logged training loss of the sweep's runs (their metrics.jsonl) as points."""
+  """Every logged training loss of the sweep's runs (their metrics.jsonl) as points; a loss
+  that is not positive and finite (a run that diverged) is left out."""
   parts = []
   for i, row in enumerate(rows):
     per_token = final.c[i] / final.d[i]
     tokens_per_step = float(row["tokens"]) / float(row["steps"])
     with open(curve_path(results_dir, row)) as f:
-      logged = [(r["step"], r["loss"]) for r in map(json.loads, f) if "loss" in r]
+      logged = [(r["step"], r["loss"]) for r in map(json.loads, f) if _number(r.get("loss"))]
     steps, loss = np.array(logged, float).T
     d = steps * tokens_per_step
     parts.append(

@@ -219,3 +219,30 @@ def test_folder_corpus_files_are_documents(tiny_config, tmp_path):
   assert train[starts[1] : starts[2]] == "second one\n" * 30  # one id per character
   assert train[starts[2] :].startswith("tail\n")
   np.testing.assert_array_equal(data.doc_starts["validation"], [0])  # the rest of c.txt
+
+
+@pytest.mark.parametrize(
+  "name, garble",
+  [
+    ("train.npy", lambda b: b"garbage" * 20),
+    ("train.npy", lambda b: b[: len(b) // 2]),  # truncated
+    ("validation.doc_starts.npy", lambda b: b""),
+  ],
+)
+def test_a_garbled_cached_split_is_tokenized_again_with_one_warning(
+  tiny_config, corpus_file, caplog, name, garble
+):
+  data = token_cache.tokenized_data(tiny_config.data)
+  splits = {s: (np.array(data.splits[s]), data.doc_starts[s]) for s in data.splits}
+  path = pathlib.Path(data.directory, name)
+  garbled = garble(path.read_bytes())
+  path.unlink()  # a new file: the one `data` maps stays whole
+  path.write_bytes(garbled)
+  with caplog.at_level("WARNING", logger=token_cache.__name__):
+    again = token_cache.tokenized_data(tiny_config.data)
+  for split, (tokens, starts) in splits.items():
+    np.testing.assert_array_equal(again.splits[split], tokens)
+    np.testing.assert_array_equal(again.doc_starts[split], starts)
+  (warning,) = [r.getMessage() for r in caplog.records if r.name == token_cache.__name__]
+  assert warning.startswith(f"{path} cannot be read (") and "\n" not in warning
+  assert warning.endswith("tokenizing its split again")

@@ -205,3 +205,9 @@ def test_prompt_documents_segments_and_positions():
   segments, positions = sampling.prompt_documents(prompts, jnp.asarray([2, 0]), end_id=9)
   np.testing.assert_array_equal(segments, [[0, 0, 0, 0, 1, 1, 2], [0, 0, 0, 1, 1, 1, 1]])
   np.testing.assert_array_equal(positions, [[0, 0, 0, 1, 0, 1, 0], [0, 1, 2, 0, 1, 2, 3]])
+
+
+def test_top_k_beyond_the_vocabulary_keeps_every_token():
+  probs = [0.05, 0.1, 0.15, 0.3, 0.4]
+  assert _draws(probs, top_k=1000) == {0, 1, 2, 3, 4}
+  assert _draws(probs, top_k=5, top_p=0.6) == {3, 4}
