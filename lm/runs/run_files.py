@@ -140,7 +140,8 @@ def write_run_files(
   tokenizer: Tokenizer,
   resumed_step: int | None = None,
 ) -> None:
-  """Writes `config.json`, `model.json` (the architecture) and the tokenizer to `workdir`.
+  """Writes `config.json`, `model.json` (the architecture) and the tokenizer to `workdir`, each
+  whole or not at all.
 
   A resumed run keeps its `config.json`; a config that differs from it is written beside it as
   `config.step<N>.json`, N the step it resumed from.
@@ -151,10 +152,10 @@ def write_run_files(
   text = config.to_json_best_effort(indent=2)
   saved = root / "config.json"
   if resumed_step is None or not saved.exists():
-    saved.write_text(text)
+    paths.write_atomically(saved, text)
   elif json.loads(saved.read_text()) != json.loads(text):
-    (root / f"config.step{resumed_step}.json").write_text(text)
-  (root / "model.json").write_text(json.dumps(dataclasses.asdict(model_cfg), indent=2))
+    paths.write_atomically(root / f"config.step{resumed_step}.json", text)
+  paths.write_atomically(root / "model.json", json.dumps(dataclasses.asdict(model_cfg), indent=2))
 
 
 def is_run(workdir: str) -> bool:
@@ -182,7 +183,8 @@ def read_model_config(workdir: str) -> TransformerConfig:
 
 def write_status(workdir: str, status: str, step: int | None = None, detail: str = "") -> None:
   """Records the run's state (RUNNING, FINISHED, ...) with the step, what stopped it, the time,
-  host and process id, in `<workdir>/status.json`."""
+  host and process id, in `<workdir>/status.json` (replaced whole: a write that fails leaves the
+  previous one)."""
   row = {
     "status": status,
     "step": step,
@@ -191,7 +193,7 @@ def write_status(workdir: str, status: str, step: int | None = None, detail: str
     "host": socket.gethostname(),
     "pid": os.getpid(),
   }
-  (paths.run_path(workdir) / STATUS_FILE).write_text(json.dumps(row) + "\n")
+  paths.write_atomically(paths.run_path(workdir) / STATUS_FILE, json.dumps(row) + "\n")
 
 
 def read_status(workdir: str) -> dict[str, Any] | None:
