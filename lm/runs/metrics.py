@@ -13,6 +13,7 @@ from typing import Any
 
 from etils import epath
 
+from lm.runs import run_files
 from lm.runtime import paths
 
 
@@ -115,6 +116,20 @@ def read_metrics(workdir: str) -> list[dict[str, float]]:
       rows.append(json.loads(line))
     except ValueError:
       continue
+  return rows
+
+
+def read_checked_metrics(workdir: str) -> list[dict[str, float]]:
+  """`read_metrics`' rows, each checked to be an object of an integer step and numbers;
+  run_files.UnreadableRun names the first that is not."""
+  rows = read_metrics(workdir)
+  for i, row in enumerate(rows, 1):
+    what = f"metrics.jsonl row {i}"
+    if not isinstance(row, dict):
+      raise run_files.UnreadableRun(f"{what} is not a JSON object")
+    run_files.checked(row.get("step"), int, f"{what}'s step")
+    for key, value in row.items():
+      run_files.checked(value, (int, float), f"{what}'s {key}")
   return rows
 
 

@@ -196,6 +196,30 @@ def write_status(workdir: str, status: str, step: int | None = None, detail: str
   paths.write_atomically(paths.run_path(workdir) / STATUS_FILE, json.dumps(row) + "\n")
 
 
+class UnreadableRun(ValueError):
+  """A run whose files hold what no run writes (a config.json of `{}`, a metrics row whose step
+  is "x", a status.json whose pid is "abc"); the message names the file and the field."""
+
+
+def checked(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
+  """`value` if it is a `kind` (a bool is no number), else UnreadableRun: '`what` is ...'."""
+  if isinstance(value, kind) and not isinstance(value, bool):
+    return value
+  raise UnreadableRun(f"{what} is missing" if value is None else f"{what} is {value!r}")
+
+
+def read_config_field(workdir: str, name: str, kind: type | tuple[type, ...]) -> Any:
+  """The field `name` ('train.steps') of the run's config.json, checked to be a `kind`
+  (UnreadableRun if it is not, or the file is not JSON)."""
+  try:
+    value: Any = json.loads((paths.run_path(workdir) / "config.json").read_text())
+  except ValueError:
+    raise UnreadableRun("config.json is not valid JSON") from None
+  for part in name.split("."):
+    value = value.get(part) if isinstance(value, dict) else None
+  return checked(value, kind, f"config.json's {name}")
+
+
 def read_status(workdir: str) -> dict[str, Any] | None:
   """What `write_status` last recorded in `workdir`, or None (a run from before status.json,
   or a file cut short)."""
