@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 import pathlib
+import socket
 import threading
 import time
 
@@ -47,7 +48,9 @@ def write_atomically(path: str | epath.Path, content: str | bytes) -> epath.Path
     target.write_bytes(data)
     return target
   target.parent.mkdir(parents=True, exist_ok=True)
-  partial = target.parent / f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+  # Named for its writer: processes on several hosts may write the same file of a shared folder.
+  writer = f"{socket.gethostname()}.{os.getpid()}.{threading.get_ident()}"
+  partial = target.parent / f".{target.name}.{writer}.tmp"
   try:
     with open(partial, "wb") as f:
       f.write(data)
