@@ -6,15 +6,18 @@
 `list` prints one line per run found at or below each folder (a folder with config.json and
 model.json): step / schedule steps, last train and eval loss, last tokens/s, status (running,
 finished, preempted, failed, stalled; `killed` when a run on this host is gone without saying
-how it ended, `running?` when it runs or ran on another host) and when its metrics were last
-written. `plot` draws each run's train loss (line) and eval loss (dashed) against `--x`: step,
-tokens, or training FLOPs.
+how it ended, `running?` when it runs or ran on another host, `unreadable` when its files hold
+what no run writes, the detail saying which) and when its metrics were last written. `plot`
+draws each run's train loss (line) and eval loss (dashed) against `--x`: step, tokens, or
+training FLOPs; a run it cannot read is left out with a warning line.
 """
+
+import sys
 
 from absl import app, flags
 
 from lm import cli
-from lm.runs import curves, listing
+from lm.runs import curves, listing, run_files
 
 _X = flags.DEFINE_enum("x", "step", list(curves.X_AXES), "plot: the x axis.")
 _OUT = flags.DEFINE_string("out", "curves.png", "plot: the PNG written.")
@@ -34,7 +37,14 @@ def main(argv):
   if command == "list":
     print(listing.format_table([listing.summarise(w, name) for w, name in runs]))
     return
-  loaded = [curves.read_curve(w, name, _X.value) for w, name in runs]
+  loaded = []
+  for workdir, name in runs:
+    try:
+      loaded.append(curves.read_curve(workdir, name, _X.value))
+    except run_files.UnreadableRun as e:
+      print(f"warning: {name} is left out, unreadable: {e}", file=sys.stderr)
+  if not loaded:
+    raise ValueError(f"no readable runs under {', '.join(roots)}")
   print(f"wrote {curves.plot(loaded, _X.value, _OUT.value, _LOG.value)}")
 
 

@@ -1,6 +1,7 @@
 """The entry points end an expected failure in one `error:` line, and a stop with its own
 exit status."""
 
+import json
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import pytest
 
 from conftest import REPO, config_flags
 from lm.training import exit_status
+from tests.runtime.test_paths import tmpfs
 
 _TRAIN = [sys.executable, "-m", "experiments.train", "--config=experiments/configs/base.py"]
 
@@ -42,21 +44,28 @@ def test_sampling_a_workdir_without_a_run_is_one_line(tmp_path):
   _one_error_line(out, f"error: {tmp_path} holds no training run (no config.json and model.json)")
 
 
-def test_a_full_disk_is_one_line(tiny_config, tmp_path):
+@pytest.mark.parametrize(
+  "size, fields",
+  [
+    # The checkpoints fill the disk.
+    ("1m", {"train.steps": 200, "train.checkpoint_every": 5, "train.keep_checkpoints": -1}),
+    # The metrics fill it: TensorBoard's writer thread died, the loop waited on its queue until
+    # the watchdog ended the run (status 124).
+    ("36k", {"train.steps": 100, "train.eval_every": 1000, "train.checkpoint_every": 1000}),
+    # The run files fill it: model.json and status.json were left empty.
+    ("8k", {}),
+  ],
+)
+def test_a_full_disk_is_one_line_and_leaves_run_files_whole(tiny_config, tmp_path, size, fields):
   disk = tmp_path / "disk"
-  disk.mkdir()
-  if subprocess.run(
-    ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True, check=False
-  ).returncode:
-    pytest.skip("a small filesystem needs `mount` (root)")
-  try:
-    tiny_config.train.steps = 200
-    tiny_config.train.checkpoint_every = 5
-    tiny_config.train.keep_checkpoints = -1  # the checkpoints fill the 1 MB disk
+  tiny_config.update_from_flattened_dict({**fields, "train.watchdog_s": 30})
+  with tmpfs(disk, size):
     out = _cli([*_TRAIN, f"--workdir={disk}/run", *config_flags(tiny_config)])
-  finally:
-    subprocess.run(["umount", str(disk)], check=True)
+    left = {p.name: p.read_text() for p in (disk / "run").glob("*.json")}
   _one_error_line(out, f"error: no space left on {disk}/run")
+  for name, text in left.items():
+    assert json.loads(text), name  # whole, or absent
+  assert {"config.json", "char_vocab.json"} <= set(left)
 
 
 def test_ctrl_c_saves_and_exits_as_preempted(tiny_config, tmp_path):
@@ -73,6 +82,7 @@ def test_ctrl_c_saves_and_exits_as_preempted(tiny_config, tmp_path):
     stderr=subprocess.PIPE,
     text=True,
   )
+  assert proc.stderr is not None
   try:
     deadline = time.monotonic() + 240
     metrics = tmp_path / "metrics.jsonl"

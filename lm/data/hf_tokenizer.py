@@ -77,10 +77,8 @@ class HFTokenizer:
       for name in self.tokenizer.model.save(tmp):
         paths.copy_file(name, root / os.path.basename(name))
     if self.config:
-      (root / CONFIG_FILE).write_text(json.dumps(self.config, indent=2))
-    path = root / TOKENIZER_FILE
-    path.write_text(self.tokenizer.to_str())
-    return str(path)
+      paths.write_atomically(root / CONFIG_FILE, json.dumps(self.config, indent=2))
+    return str(paths.write_atomically(root / TOKENIZER_FILE, self.tokenizer.to_str()))
 
 
 def _content(token: str | dict[str, Any]) -> str:

@@ -122,7 +122,7 @@ class CharTokenizer:
 
   def save(self, directory: str) -> str:
     path = paths.run_path(directory) / CHAR_FILE
-    path.write_text(json.dumps({"chars": self.chars, "unk": UNK in self.special_ids}))
+    paths.write_atomically(path, json.dumps({"chars": self.chars, "unk": UNK in self.special_ids}))
     return str(path)
 
 

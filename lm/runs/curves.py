@@ -32,19 +32,23 @@ def x_per_step(workdir: str, x: str) -> float:
     raise ValueError(f"--x={x!r}; valid: {', '.join(X_AXES)}")
   if x == "step":
     return 1.0
-  data = run_files.read_config(workdir).data
-  tokens = data.batch_size * data.seq_len  # global batch: every process's and microbatch's rows
+  seq_len = run_files.read_config_field(workdir, "data.seq_len", int)
+  # The global batch: every process's and microbatch's rows.
+  tokens = run_files.read_config_field(workdir, "data.batch_size", int) * seq_len
   if x == "tokens":
     return float(tokens)
-  return float(
-    tokens * counts.training_flops_per_token(run_files.read_model_config(workdir), data.seq_len)
-  )
+  try:
+    model_cfg = run_files.read_model_config(workdir)
+  except (TypeError, ValueError) as e:
+    raise run_files.UnreadableRun(f"model.json is not a model's architecture ({e})") from None
+  return float(tokens * counts.training_flops_per_token(model_cfg, seq_len))
 
 
 def read_curve(workdir: str, name: str, x: str = "step") -> Curve:
-  """The run's logged train losses and evaluations from its metrics.jsonl."""
+  """The run's logged train losses and evaluations from its metrics.jsonl (UnreadableRun if a
+  file it needs holds what no run writes)."""
   scale = x_per_step(workdir, x)
-  rows = metrics.read_metrics(workdir)
+  rows = metrics.read_checked_metrics(workdir)
 
   def series(key: str) -> tuple[np.ndarray, np.ndarray]:
     pairs = np.array([(r["step"], r[key]) for r in rows if key in r], float).reshape(-1, 2)

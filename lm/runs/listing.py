@@ -15,9 +15,10 @@ from lm.runs import metrics, run_files
 from lm.runtime import paths
 
 # Beyond run_files.py's statuses: a RUNNING run on this host whose process is gone (killed without a
-# word, e.g. SIGKILL or the OOM killer), one on another host (it may be running or be gone), and
-# a run from before status.json that did not reach its last step.
-KILLED, MAYBE_RUNNING, UNKNOWN = "killed", "running?", "unknown"
+# word, e.g. SIGKILL or the OOM killer), one on another host (it may be running or be gone), a
+# run from before status.json that did not reach its last step, and a run whose files hold what
+# no run writes (run_files.UnreadableRun: the detail says which file and field).
+KILLED, MAYBE_RUNNING, UNKNOWN, UNREADABLE = "killed", "running?", "unknown", "unreadable"
 
 
 @dataclasses.dataclass
@@ -67,28 +68,44 @@ def _status(recorded: dict | None, step: int, steps: int) -> tuple[str, str]:
   """(status, detail) from what status.json holds (`recorded`) and how far the run got."""
   if recorded is None:
     return (run_files.FINISHED if step >= steps else UNKNOWN), ""
-  if recorded["status"] != run_files.RUNNING:
-    return recorded["status"], recorded.get("detail") or ""
+  status = run_files.checked(recorded.get("status"), str, "status.json's status")
+  if status != run_files.RUNNING:
+    return status, run_files.checked(recorded.get("detail") or "", str, "status.json's detail")
   if recorded.get("host") != socket.gethostname():
     return MAYBE_RUNNING, f"on {recorded.get('host')}"
-  if not _alive(recorded["pid"]):
-    return KILLED, f"process {recorded['pid']} is gone without recording how it ended"
+  pid = run_files.checked(recorded.get("pid"), int, "status.json's pid")
+  if not _alive(pid):
+    return KILLED, f"process {pid} is gone without recording how it ended"
   return run_files.RUNNING, ""
 
 
-def summarise(workdir: str, name: str) -> RunSummary:
-  """One run's row: last step of its schedule, last train and eval loss, last tokens/s, status."""
-  rows = metrics.read_metrics(workdir)
-
-  def last(key: str) -> float:
-    return next((r[key] for r in reversed(rows) if key in r), math.nan)
-
-  steps = int(run_files.read_config(workdir).train.steps)
+def _recorded(workdir: str) -> dict | None:
+  """What status.json holds (None: no status), checked to be an object with an integer step."""
   recorded = run_files.read_status(workdir)
-  step = max(int(rows[-1]["step"]) if rows else 0, (recorded or {}).get("step") or 0)
-  status, detail = _status(recorded, step, steps)
+  if recorded is not None and not isinstance(recorded, dict):
+    raise run_files.UnreadableRun("status.json is not a JSON object")
+  if recorded is not None:
+    run_files.checked(recorded.get("step") or 0, int, "status.json's step")
+  return recorded
+
+
+def summarise(workdir: str, name: str) -> RunSummary:
+  """One run's row: last step of its schedule, last train and eval loss, last tokens/s, status;
+  a run whose files cannot be read is UNREADABLE, with the reason as its detail."""
   path = paths.run_path(workdir) / "metrics.jsonl"
   updated = float(path.stat().mtime) if path.exists() else None
+  try:
+    rows = metrics.read_checked_metrics(workdir)
+    steps = run_files.read_config_field(workdir, "train.steps", int)
+    recorded = _recorded(workdir)
+    step = max(int(rows[-1]["step"]) if rows else 0, (recorded or {}).get("step") or 0)
+    status, detail = _status(recorded, step, steps)
+  except run_files.UnreadableRun as e:
+    return RunSummary(name, 0, 0, math.nan, math.nan, math.nan, UNREADABLE, str(e), updated)
+
+  def last(key: str) -> float:
+    return next((float(r[key]) for r in reversed(rows) if key in r), math.nan)
+
   return RunSummary(
     name,
     step,
@@ -129,7 +146,7 @@ def format_table(summaries: list[RunSummary], now: float | None = None) -> str:
     lines.append(
       (
         s.name,
-        f"{s.step}/{s.steps}",
+        "-" if s.status == UNREADABLE else f"{s.step}/{s.steps}",
         f"{s.train_loss:.4f}",
         f"{s.eval_loss:.4f}",
         f"{s.tokens_per_s:,.0f}" if math.isfinite(s.tokens_per_s) else "nan",

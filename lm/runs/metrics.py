@@ -5,10 +5,15 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import json
+import socket
+import struct
 import sys
 import time
 from typing import Any
 
+from etils import epath
+
+from lm.runs import run_files
 from lm.runtime import paths
 
 
@@ -35,23 +40,46 @@ def _import_tensorboardx():
     sys.meta_path.remove(hook)
 
 
-SummaryWriter = _import_tensorboardx().SummaryWriter
-record_writer = sys.modules["tensorboardX.record_writer"]
+_import_tensorboardx()
+event_pb2 = importlib.import_module("tensorboardX.proto.event_pb2")
+record_writer = importlib.import_module("tensorboardX.record_writer")
+tb_summary = importlib.import_module("tensorboardX.summary")
 
 
-class _ObjectStoreEvents:
-  """tensorboardX writer factory: event files in object stores, rewritten whole
-  (lm/runtime/paths.py)."""
+class _EventFile:
+  """TensorBoard scalars appended to a new event file in `folder` (local or an object store),
+  written in the caller's thread. tensorboardX's SummaryWriter writes from a thread of its own,
+  which dies on a full disk and leaves every later write waiting on its full queue; here a write
+  that fails raises where it is made. With `purge_step`, TensorBoard hides the events of that
+  step and later that earlier files hold (a resumed run replays them)."""
 
-  def open(self, path: str) -> paths.RewrittenFile:
-    return paths.RewrittenFile(path)
+  def __init__(self, folder: str | epath.Path, purge_step: int | None = None):
+    # Named by the second it was opened in (as TensorBoard expects); the suffix keeps a restart
+    # within the same second from overwriting the last one, and sorts after it.
+    name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{time.time_ns()}"
+    self._file = paths.RewrittenFile(paths.run_path(folder) / name)
+    self._add(event_pb2.Event(file_version="brain.Event:2"))
+    if purge_step is not None:
+      start = event_pb2.SessionLog(status=event_pb2.SessionLog.START)
+      self._add(event_pb2.Event(step=purge_step, session_log=start))
+    self._file.flush()
 
-  def directory_check(self, path: str) -> None:
-    del path  # object stores have no directories to create
+  def add_scalars(self, step: int, scalars: dict[str, float]) -> None:
+    """One event per scalar at `step`, written through (flushed) before it returns."""
+    for tag, value in scalars.items():
+      self._add(event_pb2.Event(step=step, summary=tb_summary.scalar(tag, value)))
+    self._file.flush()
 
+  def _add(self, event) -> None:
+    """Appends `event` as a TFRecord: length, its checksum, the data, its checksum."""
+    event.wall_time = time.time()
+    data = event.SerializeToString()
+    length = struct.pack("<Q", len(data))
+    crc = record_writer.masked_crc32c
+    self._file.write(length + struct.pack("<I", crc(length)) + data + struct.pack("<I", crc(data)))
 
-for _scheme in paths.REMOTE_SCHEMES:
-  record_writer.register_writer_factory(_scheme, _ObjectStoreEvents())
+  def close(self) -> None:
+    self._file.close()
 
 
 def _step_of(line: str) -> int | None:
@@ -73,7 +101,7 @@ def _drop_rows_after(path, step: int) -> None:
     if (s := _step_of(line)) is not None and s <= step and line.endswith("\n")
   ]
   if len(kept) != len(lines):
-    path.write_text("".join(kept))
+    paths.write_atomically(path, "".join(kept))
 
 
 def read_metrics(workdir: str) -> list[dict[str, float]]:
@@ -88,6 +116,20 @@ def read_metrics(workdir: str) -> list[dict[str, float]]:
       rows.append(json.loads(line))
     except ValueError:
       continue
+  return rows
+
+
+def read_checked_metrics(workdir: str) -> list[dict[str, float]]:
+  """`read_metrics`' rows, each checked to be an object of an integer step and numbers;
+  run_files.UnreadableRun names the first that is not."""
+  rows = read_metrics(workdir)
+  for i, row in enumerate(rows, 1):
+    what = f"metrics.jsonl row {i}"
+    if not isinstance(row, dict):
+      raise run_files.UnreadableRun(f"{what} is not a JSON object")
+    run_files.checked(row.get("step"), int, f"{what}'s step")
+    for key, value in row.items():
+      run_files.checked(value, (int, float), f"{what}'s {key}")
   return rows
 
 
@@ -110,29 +152,30 @@ class MetricWriter:
       if resume_step is not None:
         _drop_rows_after(root / "metrics.jsonl", resume_step)
       self._jsonl = paths.RewrittenFile(root / "metrics.jsonl")
-      # Event files are named by the second they were opened in: the suffix keeps a restart
-      # within the same second from overwriting the last one, and sorts after it.
-      self._tb = SummaryWriter(
-        str(root / "tb"),
-        filename_suffix=f".{time.time_ns()}",
-        purge_step=None if resume_step is None else resume_step + 1,
-      )
+      self._tb = _EventFile(root / "tb", None if resume_step is None else resume_step + 1)
 
   def write(self, step: int, scalars: dict[str, Any]) -> None:
+    """Appends a row to metrics.jsonl and TensorBoard (and the mirror); a write that fails
+    (e.g. a full disk) raises here."""
     if not self.enabled:
       return
-    row = {"step": int(step), **{k: float(v) for k, v in scalars.items()}}
-    self._jsonl.write((json.dumps(row) + "\n").encode())
+    values = {k: float(v) for k, v in scalars.items()}
+    self._jsonl.write((json.dumps({"step": int(step), **values}) + "\n").encode())
     self._jsonl.flush()
-    for k, v in row.items():
-      if k != "step":
-        self._tb.add_scalar(k, v, step)
+    self._tb.add_scalars(int(step), values)
     if self._mirror is not None:
-      self._mirror.write(step, {k: v for k, v in row.items() if k != "step"})
+      self._mirror.write(step, values)
 
   def close(self) -> None:
-    if self.enabled:
-      self._jsonl.close()
-      self._tb.close()
-      if self._mirror is not None:
-        self._mirror.close()
+    """Closes every file and the mirror, then raises the first error any of them met."""
+    if not self.enabled:
+      return
+    errors = []
+    for part in (self._jsonl, self._tb, self._mirror):
+      try:
+        if part is not None:
+          part.close()
+      except Exception as e:
+        errors.append(e)
+    if errors:
+      raise errors[0]

@@ -152,7 +152,8 @@ def write_run_files(
   tokenizer: Tokenizer,
   resumed_step: int | None = None,
 ) -> None:
-  """Writes `config.json`, `model.json` (the architecture) and the tokenizer to `workdir`.
+  """Writes `config.json`, `model.json` (the architecture) and the tokenizer to `workdir`, each
+  whole or not at all.
 
   A resumed run keeps its `config.json`; a config that differs from it is written beside it as
   `config.step<N>.json`, N the step it resumed from.
@@ -163,10 +164,10 @@ def write_run_files(
   text = config.to_json_best_effort(indent=2)
   saved = root / "config.json"
   if resumed_step is None or not saved.exists():
-    saved.write_text(text)
+    paths.write_atomically(saved, text)
   elif json.loads(saved.read_text()) != json.loads(text):
-    (root / f"config.step{resumed_step}.json").write_text(text)
-  (root / "model.json").write_text(json.dumps(dataclasses.asdict(model_cfg), indent=2))
+    paths.write_atomically(root / f"config.step{resumed_step}.json", text)
+  paths.write_atomically(root / "model.json", json.dumps(dataclasses.asdict(model_cfg), indent=2))
 
 
 def is_run(workdir: str) -> bool:
@@ -194,7 +195,8 @@ def read_model_config(workdir: str) -> TransformerConfig:
 
 def write_status(workdir: str, status: str, step: int | None = None, detail: str = "") -> None:
   """Records the run's state (RUNNING, FINISHED, ...) with the step, what stopped it, the time,
-  host and process id, in `<workdir>/status.json`."""
+  host and process id, in `<workdir>/status.json` (replaced whole: a write that fails leaves the
+  previous one)."""
   row = {
     "status": status,
     "step": step,
@@ -203,7 +205,31 @@ def write_status(workdir: str, status: str, step: int | None = None, detail: str
     "host": socket.gethostname(),
     "pid": os.getpid(),
   }
-  (paths.run_path(workdir) / STATUS_FILE).write_text(json.dumps(row) + "\n")
+  paths.write_atomically(paths.run_path(workdir) / STATUS_FILE, json.dumps(row) + "\n")
+
+
+class UnreadableRun(ValueError):
+  """A run whose files hold what no run writes (a config.json of `{}`, a metrics row whose step
+  is "x", a status.json whose pid is "abc"); the message names the file and the field."""
+
+
+def checked(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
+  """`value` if it is a `kind` (a bool is no number), else UnreadableRun: '`what` is ...'."""
+  if isinstance(value, kind) and not isinstance(value, bool):
+    return value
+  raise UnreadableRun(f"{what} is missing" if value is None else f"{what} is {value!r}")
+
+
+def read_config_field(workdir: str, name: str, kind: type | tuple[type, ...]) -> Any:
+  """The field `name` ('train.steps') of the run's config.json, checked to be a `kind`
+  (UnreadableRun if it is not, or the file is not JSON)."""
+  try:
+    value: Any = json.loads((paths.run_path(workdir) / "config.json").read_text())
+  except ValueError:
+    raise UnreadableRun("config.json is not valid JSON") from None
+  for part in name.split("."):
+    value = value.get(part) if isinstance(value, dict) else None
+  return checked(value, kind, f"config.json's {name}")
 
 
 def read_status(workdir: str) -> dict[str, Any] | None:

@@ -43,7 +43,7 @@ class WandbWriter:
       config=config.to_dict(),
       dir=None if paths.is_remote(root) else str(root),
     )
-    id_file.write_text(run_id + "\n")
+    paths.write_atomically(id_file, run_id + "\n")
 
   def write(self, step: int, scalars: dict[str, Any]) -> None:
     self._run.log(dict(scalars), step=step)

@@ -2,8 +2,9 @@
 
 Workdirs may be `gs://bucket/run` on a TPU VM: checkpoints go there through Orbax, and the
 run files (config, model, tokenizer, metrics, TensorBoard events) through the helpers here.
-Object stores cannot append, so appended files are rewritten whole (`RewrittenFile`;
-lm/runs/metrics.py also routes TensorBoard's event files through it).
+A run file is written whole or not at all (`write_atomically`), so that a full disk or a kill
+never leaves half of one. Object stores cannot append, so appended files are rewritten whole
+(`RewrittenFile`, which metrics.jsonl and TensorBoard's event files go through).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import io
 import os
 import pathlib
+import socket
+import threading
 import time
 
 from etils import epath
@@ -35,12 +38,35 @@ def run_path(path: str | epath.Path) -> epath.Path:
   return epath.Path(path).expanduser().absolute()
 
 
+def write_atomically(path: str | epath.Path, content: str | bytes) -> epath.Path:
+  """Writes `content` to `path` whole or not at all: on local disk through a file beside it
+  that then replaces it (a full disk leaves the previous file, or none, never a part of one);
+  an object store's write is already whole."""
+  target = run_path(path)
+  data = content.encode() if isinstance(content, str) else content
+  if is_remote(target):
+    target.write_bytes(data)
+    return target
+  target.parent.mkdir(parents=True, exist_ok=True)
+  # Named for its writer: processes on several hosts may write the same file of a shared folder.
+  writer = f"{socket.gethostname()}.{os.getpid()}.{threading.get_ident()}"
+  partial = target.parent / f".{target.name}.{writer}.tmp"
+  try:
+    with open(partial, "wb") as f:
+      f.write(data)
+    os.replace(partial, target)
+  except BaseException:
+    partial.unlink(missing_ok=True)
+    raise
+  return target
+
+
 def copy_file(src: str | epath.Path, dst: str | epath.Path) -> epath.Path:
-  """Copies `src` to `dst` (either may be remote) unless they are the same file."""
+  """Copies `src` to `dst` (either may be remote; whole or not at all) unless they are the
+  same file."""
   source, target = run_path(src), run_path(dst)
   if source != target:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    source.copy(target, overwrite=True)
+    write_atomically(target, source.read_bytes())
   return target
 
 

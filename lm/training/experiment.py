@@ -9,7 +9,7 @@ from typing import Any
 import jax
 from jax.sharding import Mesh
 
-from lm.data import labelled, pipeline, token_cache
+from lm.data import labelled, pipeline, sources, token_cache
 from lm.data.tokenizer import CharTokenizer, Tokenizer
 from lm.model import config as model_config
 from lm.model.config import TransformerConfig
@@ -52,6 +52,51 @@ def _data(config, tokenizer: Tokenizer | None, kind: str):
   return token_cache.tokenized_data(config.data, tokenizer)
 
 
+def _too_small(config, split: str, size: str, fits: list[str]) -> config_checks.ConfigError:
+  """The error for a split of `size` smaller than a batch needs: what would fit, and more data
+  (a local corpus's validation split grows with config.data.validation_fraction)."""
+  field = "train_split" if split == config.data.train_split else "eval_split"
+  local_eval = field == "eval_split" and config.data.dataset == sources.LOCAL
+  more = "raise config.data.validation_fraction" if local_eval else "give it more data"
+  hint = f"lower {' or '.join(fits)}, or {more}" if fits else more
+  return config_checks.ConfigError(f"the {split} split (config.data.{field}) has {size}; {hint}")
+
+
+def _check_examples_fit(config, data: labelled.LabelledData) -> None:
+  """ConfigError unless each split holds one batch of examples (batches of labelled examples
+  are whole ones): found now rather than at the first evaluation, after the training."""
+  batch = config.data.batch_size
+  for split in (config.data.train_split, config.data.eval_split):
+    examples = len(data.splits[split][1])
+    if examples < batch:
+      size = f"{examples} examples, fewer than one batch (config.data.batch_size={batch})"
+      fits = [f"config.data.batch_size to {examples}"] if examples else []
+      raise _too_small(config, split, size, fits)
+
+
+def _check_windows_fit(config, data: token_cache.TokenizedData) -> None:
+  """ConfigError unless the train split holds one window of seq_len + 1 tokens and the eval
+  split one batch of them (an evaluation reads whole batches): found now rather than when the
+  loop reads the split, the eval split after the training."""
+  seq_len, batch = config.data.seq_len, config.data.batch_size
+  for split, needed in ((config.data.train_split, 1), (config.data.eval_split, batch)):
+    tokens = len(data.splits[split])
+    windows = max(tokens - 1, 0) // seq_len
+    if windows >= needed:
+      continue
+    window = f"config.data.seq_len + 1 = {seq_len + 1} tokens"
+    size = f"{tokens} tokens, fewer than one window of {window}"
+    if needed > 1:
+      size = (
+        f"{tokens} tokens: {windows} window{'s' * (windows != 1)} of {window}, fewer than one "
+        f"batch (config.data.batch_size={batch})"
+      )
+    fits = [f"config.data.batch_size to {windows}"] if windows else []
+    if tokens - 1 >= needed:  # a seq_len of at least 1 fits
+      fits.append(f"config.data.seq_len to {(tokens - 1) // needed}")
+    raise _too_small(config, split, size, fits)
+
+
 def dataset(experiment: Experiment, split: str, *, shuffle_seed: int | None, repeat: bool):
   """This process's batches of `split`: LM windows, or labelled examples for classification."""
   cfg = experiment.config
@@ -74,7 +119,8 @@ def dataset(experiment: Experiment, split: str, *, shuffle_seed: int | None, rep
 
 
 def build(config, mesh: Mesh | None = None) -> Experiment:
-  """Checks the config and builds data, model, optimizer and shardings over the mesh."""
+  """Checks the config, builds the data and checks that its splits hold a batch, then builds
+  model, optimizer and shardings over the mesh; nothing is written to the run's workdir."""
   num_devices = mesh.size if mesh is not None else jax.device_count()
   config_checks.check(config, num_devices, jax.process_count())
   mesh = mesh if mesh is not None else sharding.make_mesh(config.mesh)
@@ -91,6 +137,10 @@ def build(config, mesh: Mesh | None = None) -> Experiment:
     data = distributed.process_zero_first(
       lambda: _data(config, pretrained.tokenizer, model_cfg.kind), "data"
     )
+  if isinstance(data, labelled.LabelledData):
+    _check_examples_fit(config, data)
+  else:
+    _check_windows_fit(config, data)
   layout = state_layout(
     model_cfg, model_config.execution(config.execution), config.optim, config.train.steps, mesh
   )

@@ -1,5 +1,6 @@
 import json
 
+import jax
 import numpy as np
 import pytest
 
@@ -7,6 +8,8 @@ from experiments.configs import base
 from lm.data import labelled, sources
 from lm.data.local_text import DataError
 from lm.data.tokenizer import CharTokenizer
+from lm.runtime import sharding
+from lm.training import config_checks, experiment
 
 GOOD = [{"text": f"text {i}", "label": i % 2} for i in range(9)]
 
@@ -117,3 +120,22 @@ def test_tfds_label_fails_naming_dataset_split_and_record(monkeypatch):
   ):
     labelled.read_splits(data_cfg, num_classes=2)
   assert labelled.read_splits(data_cfg, num_classes=6)["train"] == [("fine", 1)]
+
+
+def test_a_validation_split_smaller_than_a_batch_fails_when_the_experiment_is_built(
+  tiny_config, tmp_path
+):
+  path = tmp_path / "x.jsonl"
+  path.write_text(
+    "".join(json.dumps({"text": f"text {i}", "label": i % 2}) + "\n" for i in range(200))
+  )
+  tiny_config.data.path, tiny_config.data.batch_size = str(path), 32
+  tiny_config.model.num_classes = 2
+  # 20 validation examples: the first evaluation failed, after the training.
+  with pytest.raises(
+    config_checks.ConfigError,
+    match=r"^the validation split \(config.data.eval_split\) has 20 examples, fewer than one batch "
+    r"\(config.data.batch_size=32\); lower config.data.batch_size to 20, or raise "
+    r"config.data.validation_fraction$",
+  ):
+    experiment.build(tiny_config, sharding.make_mesh(tiny_config.mesh, jax.devices()[:1]))

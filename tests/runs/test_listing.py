@@ -130,7 +130,7 @@ def test_runs_are_found_and_summarised(runs_dir):
 def test_the_table_has_a_line_per_run(runs_dir):
   top = str(runs_dir)
   summaries = [listing.summarise(w, os.path.relpath(w, top)) for w, _ in listing.named_runs(top)]
-  now = max(s.updated for s in summaries) + 120
+  now = max(s.updated or 0.0 for s in summaries) + 120
   lines = listing.format_table(summaries, now=now).splitlines()
   assert lines[0].split() == [
     "run",
@@ -202,3 +202,56 @@ def test_list_and_plot_commands(runs_dir, tmp_path):
   missing = _cli("list", str(tmp_path / "nothing"))
   assert missing.returncode == 1
   assert missing.stderr.strip().splitlines()[-1] == f"error: {tmp_path / 'nothing'} is not a folder"
+
+
+@pytest.fixture
+def broken_runs(runs_dir, tiny_config):
+  """The runs of `runs_dir`, and three under bad/ whose files hold what no run writes."""
+  bad = runs_dir / "bad"
+  _fake_run(bad / "config", tiny_config, [4.0])
+  (bad / "config" / "config.json").write_text("{}")
+  _fake_run(bad / "metrics", tiny_config, [4.0, 3.0])
+  with open(bad / "metrics" / "metrics.jsonl", "a") as f:
+    f.write(json.dumps({"step": "x", "loss": 2.0}) + "\n")
+  _fake_run(bad / "status", tiny_config, [4.0], status=run_files.RUNNING)
+  status = json.loads((bad / "status" / "status.json").read_text())
+  (bad / "status" / "status.json").write_text(json.dumps({**status, "pid": "abc"}))
+  return runs_dir
+
+
+def test_a_run_with_malformed_files_is_unreadable_and_the_others_are_listed(broken_runs):
+  top = str(broken_runs)
+  rows = {
+    os.path.relpath(name, top): listing.summarise(w, name) for w, name in listing.named_runs(top)
+  }
+  assert {
+    name: (row.status, row.detail) for name, row in rows.items() if name.startswith("bad")
+  } == {
+    "bad/config": (listing.UNREADABLE, "config.json's train.steps is missing"),
+    "bad/metrics": (listing.UNREADABLE, "metrics.jsonl row 3's step is 'x'"),
+    "bad/status": (listing.UNREADABLE, "status.json's pid is 'abc'"),
+  }
+  assert (rows["sweep/done"].status, rows["sweep/done"].step) == (run_files.FINISHED, 8)
+  line = next(
+    line for line in listing.format_table(list(rows.values())).splitlines() if "bad/metrics" in line
+  )
+  assert line.split()[1:6] == ["-", "nan", "nan", "nan", "unreadable"]
+  assert line.endswith(" metrics.jsonl row 3's step is 'x'")
+
+
+def test_list_and_plot_leave_out_what_they_cannot_read(broken_runs, tmp_path):
+  out = _cli("list", str(broken_runs))
+  assert out.returncode == 0, out.stderr
+  assert len(out.stdout.splitlines()) == 1 + 8 + 3
+  assert sum(" unreadable " in line for line in out.stdout.splitlines()) == 3
+
+  png = tmp_path / "curves.png"
+  out = _cli("plot", str(broken_runs), "--x=tokens", f"--out={png}")
+  assert out.returncode == 0, out.stderr
+  assert out.stdout.strip() == f"wrote {png}"
+  assert [line for line in out.stderr.splitlines() if line.startswith("warning")] == [
+    f"warning: {broken_runs}/bad/config is left out, unreadable: config.json's data.seq_len is "
+    "missing",
+    f"warning: {broken_runs}/bad/metrics is left out, unreadable: metrics.jsonl row 3's step "
+    "is 'x'",
+  ]

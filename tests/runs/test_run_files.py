@@ -8,9 +8,12 @@ import pytest
 from flax import nnx
 
 from conftest import make_tiny_config, write_corpus
-from lm.runs import compat, loading
+from lm.data.tokenizer import CharTokenizer
+from lm.model import config as model_config
+from lm.runs import compat, loading, run_files
 from lm.runtime import sharding
 from lm.training import config_checks, loop
+from tests.runtime.test_paths import small_disk
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +146,24 @@ def test_a_mup_run_trains_and_loads_as_mup(tiny_config, tmp_path):
     sharding.host_copy(loaded.params),
     sharding.host_copy(summary["state"].params),
   )
+
+
+def test_a_status_that_cannot_be_written_leaves_the_previous_one(tmp_path):
+  workdir = tmp_path / "run"
+  with small_disk(workdir, "8k") as fill:
+    run_files.write_status(str(workdir), run_files.FINISHED, step=8)
+    fill()
+    with pytest.raises(OSError, match="No space left on device"):  # a detail of 2 pages
+      run_files.write_status(str(workdir), run_files.FAILED, step=8, detail="x" * 5000)
+    assert (run_files.read_status(str(workdir)) or {}).get("status") == run_files.FINISHED
+
+
+def test_run_files_on_a_full_disk_are_whole_or_absent(tiny_config, tmp_path):
+  workdir = tmp_path / "run"
+  tokenizer = CharTokenizer("abc")
+  model_cfg = model_config.architecture(tiny_config.model, tokenizer.vocab_size)
+  with small_disk(workdir, "8k") as fill:
+    fill()
+    with pytest.raises(OSError, match="No space left on device"):
+      run_files.write_run_files(str(workdir), tiny_config, model_cfg, tokenizer)
+    assert [p.name for p in workdir.iterdir() if p.name != ".filler"] == []

@@ -1,8 +1,13 @@
 """Run files on gs:// workdirs, against an in-memory stand-in for GCS that, like GCS, cannot
-append to an object."""
+append to an object; and on a full disk (`small_disk`, which other tests use too)."""
 
+import builtins
+import contextlib
+import errno
 import importlib
 import json
+import os
+import subprocess
 from typing import ClassVar
 
 import pytest
@@ -110,6 +115,7 @@ def test_run_files_and_tokenizers_round_trip_on_gcs(fake_gcs, tiny_config, tmp_p
     "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "to", "be", "##s"]) + "\n"
   )
   local = hf_tokenizer.load(str(vocab))
+  assert local is not None
   local.save(f"{fake_gcs}/bert")
   remote = tokenizer_lib.load_tokenizer(f"{fake_gcs}/bert")
   assert remote.encode("To bes") == local.encode("To bes") == [5, 6, 7]
@@ -126,3 +132,90 @@ def test_checkpoint_manager_keeps_the_gcs_directory(fake_gcs, monkeypatch):
   assert str(checkpoints.directory) == f"{fake_gcs}/checkpoints"
   assert epath.Path(f"{fake_gcs}/checkpoints").exists()
   checkpoints.close()
+
+
+class _NoSpaceLeft:
+  """A file opened for writing on a full disk: it opens (and truncates), every write fails."""
+
+  def __init__(self, file):
+    self._file = file
+
+  def write(self, data):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+  def __getattr__(self, name):
+    return getattr(self._file, name)
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self._file.close()
+
+
+def _mount(folder, size: str) -> bool:
+  """Whether `folder` could be made a tmpfs of `size`: only root may mount."""
+  folder.mkdir(parents=True, exist_ok=True)
+  mount = ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)]
+  try:
+    return subprocess.run(mount, capture_output=True, check=False).returncode == 0
+  except OSError:  # no mount command
+    return False
+
+
+@contextlib.contextmanager
+def tmpfs(folder, size: str):
+  """`folder` as a tmpfs of `size` ('24k') while in the block; the test is skipped where
+  `mount` is not allowed (a process that writes there cannot be given a stand-in)."""
+  if not _mount(folder, size):
+    pytest.skip("a small filesystem needs `mount` (root)")
+  try:
+    yield
+  finally:
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+@contextlib.contextmanager
+def small_disk(folder, size: str):
+  """`folder` on a filesystem of `size` ('8k'), and a function that fills it up: a tmpfs where
+  `mount` is allowed, else a stand-in on which, once filled, every write to a file under
+  `folder` fails with ENOSPC (files still open and truncate, as on a full disk)."""
+  if _mount(folder, size):
+    try:
+      yield lambda: _fill(folder)
+    finally:
+      subprocess.run(["umount", str(folder)], check=True)
+    return
+  real_open = builtins.open
+
+  def full_open(file, mode="r", *args, **kwargs):
+    opened = real_open(file, mode, *args, **kwargs)
+    inside = os.path.abspath(str(file)).startswith(f"{folder}/")
+    return _NoSpaceLeft(opened) if inside and set(mode) & set("wax+") else opened
+
+  with pytest.MonkeyPatch.context() as patch:
+    yield lambda: patch.setattr(builtins, "open", full_open)
+
+
+def _fill(folder) -> None:
+  """Writes a file in `folder` until its filesystem is full."""
+  with open(folder / ".filler", "wb", buffering=0) as f, contextlib.suppress(OSError):
+    while True:
+      f.write(b"\0" * 4096)
+
+
+def test_a_file_replaced_on_a_full_disk_stays_whole(tmp_path):
+  folder = tmp_path / "disk"
+  with small_disk(folder, "8k") as fill:
+    paths.write_atomically(folder / "config.json", '{"old": 1}')
+    fill()
+    for write in (
+      lambda: paths.write_atomically(folder / "config.json", json.dumps({"new": "x" * 9000})),
+      lambda: paths.copy_file(tmp_path / "source", folder / "config.json"),
+    ):
+      (tmp_path / "source").write_text("y" * 9000)
+      with pytest.raises(OSError) as failed:
+        write()
+      assert failed.value.errno == errno.ENOSPC
+      assert json.loads((folder / "config.json").read_text()) == {"old": 1}
+    assert sorted(p.name for p in folder.iterdir() if p.name != ".filler") == ["config.json"]

@@ -1,5 +1,6 @@
 import dataclasses
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -14,7 +15,7 @@ from lm.model.config import ExecutionConfig
 from lm.runs import metrics, run_files
 from lm.runtime import sharding
 from lm.scaling import results
-from lm.training import experiment, loop
+from lm.training import config_checks, experiment, loop
 from lm.training import step as step_lib
 
 
@@ -285,3 +286,37 @@ def test_stop_after_steps_is_reported_as_a_preemption(tiny_config, tmp_path):
     "config.train.stop_after_steps",
   )
   assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir()) == [3]
+
+
+@pytest.mark.parametrize(
+  "chars, message",
+  [
+    # 12 characters: a train split of 10 tokens. It failed with a traceback once the run's
+    # checkpoint folder and status were written.
+    (
+      12,
+      "the train split (config.data.train_split) has 10 tokens, fewer than one window of "
+      "config.data.seq_len + 1 = 17 tokens; lower config.data.seq_len to 9, or give it more data",
+    ),
+    # 300 characters: a validation split of 2 windows. It failed at the first evaluation,
+    # after the training, without the last checkpoint.
+    (
+      300,
+      "the validation split (config.data.eval_split) has 44 tokens: 2 windows of "
+      "config.data.seq_len + 1 = 17 tokens, fewer than one batch (config.data.batch_size=8); "
+      "lower config.data.batch_size to 2 or config.data.seq_len to 5, or raise "
+      "config.data.validation_fraction",
+    ),
+  ],
+)
+def test_a_split_too_small_for_a_batch_fails_before_anything_is_written(
+  tiny_config, tmp_path, chars, message
+):
+  corpus = tmp_path / "short.txt"
+  corpus.write_text(pathlib.Path(tiny_config.data.path).read_text()[:chars])
+  tiny_config.data.path = str(corpus)
+  tiny_config.train.eval_every = tiny_config.train.steps  # the first evaluation after training
+  with pytest.raises(config_checks.ConfigError) as failed:
+    _run(tiny_config, tmp_path / "run", sharding.make_mesh(tiny_config.mesh, jax.devices()[:1]))
+  assert str(failed.value) == message
+  assert not (tmp_path / "run").exists()
