@@ -81,12 +81,18 @@ def _changed_fields(saved: dict[str, Any], new: dict[str, Any]) -> list[str]:
   return out
 
 
+class UnreadableRun(ConfigError):
+  """A run whose files hold what no run writes (a config.json of `{}`, a metrics row whose step
+  is "x", a status.json whose pid is "abc", a truncated file); the message names the file and
+  what is wrong. A ConfigError: a run resumed from such files fails in one line."""
+
+
 def _read_json(path: epath.Path) -> Any:
-  """A run file's JSON; ConfigError naming the file where it is not JSON (truncated)."""
+  """A run file's JSON; UnreadableRun naming the file where it is not JSON (truncated)."""
   try:
     return json.loads(path.read_text())
   except (json.JSONDecodeError, UnicodeDecodeError) as e:
-    raise ConfigError(f"{path} is not valid JSON ({e}): a truncated or damaged run file") from e
+    raise UnreadableRun(f"{path} is not valid JSON ({e}): a truncated or damaged run file") from e
 
 
 def check_workdir(
@@ -208,11 +214,6 @@ def write_status(workdir: str, status: str, step: int | None = None, detail: str
   paths.write_atomically(paths.run_path(workdir) / STATUS_FILE, json.dumps(row) + "\n")
 
 
-class UnreadableRun(ValueError):
-  """A run whose files hold what no run writes (a config.json of `{}`, a metrics row whose step
-  is "x", a status.json whose pid is "abc"); the message names the file and the field."""
-
-
 def checked(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
   """`value` if it is a `kind` (a bool is no number), else UnreadableRun: '`what` is ...'."""
   if isinstance(value, kind) and not isinstance(value, bool):
@@ -223,10 +224,7 @@ def checked(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
 def read_config_field(workdir: str, name: str, kind: type | tuple[type, ...]) -> Any:
   """The field `name` ('train.steps') of the run's config.json, checked to be a `kind`
   (UnreadableRun if it is not, or the file is not JSON)."""
-  try:
-    value: Any = json.loads((paths.run_path(workdir) / "config.json").read_text())
-  except ValueError:
-    raise UnreadableRun("config.json is not valid JSON") from None
+  value = _read_json(paths.run_path(workdir) / "config.json")
   for part in name.split("."):
     value = value.get(part) if isinstance(value, dict) else None
   return checked(value, kind, f"config.json's {name}")
