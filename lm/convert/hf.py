@@ -16,6 +16,7 @@ ValueError naming the file.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import os
 import pickle
@@ -402,7 +403,7 @@ def _safetensors(path: str) -> dict[str, np.ndarray]:
 def _torch_bin(path: str) -> dict[str, np.ndarray]:
   """A `pytorch_model.bin`'s tensors, unpickled by torch with weights only."""
   try:
-    import torch
+    torch = importlib.import_module("torch")  # the optional `hf` extra
   except ImportError:
     raise ValueError(
       f"{path} is a pickle that only torch reads safely: install the `hf` extra "
