@@ -48,7 +48,8 @@ class TrainedRun:
 
 
 def load_run(workdir: str, step: int | None = None) -> TrainedRun:
-  """Restores the params of `workdir`'s latest (or given) checkpoint onto all local devices."""
+  """Restores the params of `workdir`'s newest checkpoint that restores (one line names each
+  newer one that does not; none is moved) or of the given one, onto all local devices."""
   config, model_cfg = run_files.read_config(workdir), run_files.read_model_config(workdir)
   model_json = json.loads((paths.run_path(workdir) / "model.json").read_text())
   mesh = sharding.make_mesh({"data": -1, "fsdp": 1, "tensor": 1})
@@ -56,7 +57,15 @@ def load_run(workdir: str, step: int | None = None) -> TrainedRun:
     model_cfg, compat.execution_config(config, model_json), config.optim, config.train.steps, mesh
   )
   checkpoints = checkpoint.manager(workdir, every=1, keep=1 << 30, use_async=False)
-  state, _ = checkpoint.restore(checkpoints, layout.abstract, step, with_data=False)
+  if step is not None:
+    state, _ = checkpoint.restore(checkpoints, layout.abstract, step, with_data=False)
+  else:
+    newest = checkpoint.restore_newest(
+      checkpoints, layout.abstract, with_data=False, set_aside=False
+    )
+    if newest is None:
+      raise FileNotFoundError(f"no checkpoint in {checkpoints.directory}")
+    state = newest[0]
   return TrainedRun(
     config,
     model_cfg,
