@@ -61,7 +61,6 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.INFO)
   logs.quiet_libraries()
-  cli.quiet_background_failures()
   compile_cache.use(compile_cache.default_dir() if _CACHE.value is None else _CACHE.value)
   several = distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   if several and jax.process_index() != 0:

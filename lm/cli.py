@@ -73,10 +73,12 @@ def one_line_errors(
 ) -> Callable[[list[str]], None]:
   """`main` ending in one `error:` line on an expected failure (a missing run, a bad argument,
   a full disk) instead of a traceback; anything else still raises. `where()` names the folder
-  a full disk is reported on when the error does not say."""
+  a full disk is reported on when the error does not say. Background failures that follow the
+  main thread's (`quiet_background_failures`) print nothing."""
 
   @functools.wraps(main)
   def wrapped(argv: list[str]) -> None:
+    quiet_background_failures()
     try:
       main(argv)
     except expected as e:

@@ -62,7 +62,10 @@ def busy_machine():
 @pytest.mark.parametrize(
   "layout",
   [
-    {"data": 2, "fsdp": 2, "tensor": 2, "scan_layers": True, "busy": True},
+    pytest.param(
+      {"data": 2, "fsdp": 2, "tensor": 2, "scan_layers": True, "busy": True},
+      marks=pytest.mark.slow,  # holds every core while it runs
+    ),
     {"data": 8, "fsdp": 1, "tensor": 1},
     {"data": 1, "fsdp": 4, "tensor": 2, "llama": True},
   ],

@@ -95,6 +95,7 @@ def test_two_process_checkpoint_resumes_on_one_device(tiny_config, tmp_path):
   np.testing.assert_allclose(resumed["train_loss"], straight["train_loss"], rtol=1e-5)
 
 
+@pytest.mark.slow  # a process killed, signalled or stopped: the heartbeat and grace waits
 @pytest.mark.parametrize("victim", ["p1", "p0"])  # p0 hosts JAX's coordination service
 def test_a_dead_process_fails_the_launch_instead_of_hanging(tiny_config, tmp_path, victim):
   _small(tiny_config)
@@ -147,6 +148,7 @@ def _worker_pids(lines) -> list[int]:
   ]
 
 
+@pytest.mark.slow  # a process killed, signalled or stopped: the heartbeat and grace waits
 def test_signals_to_the_launcher_reach_its_processes(tiny_config, tmp_path):
   """SIGTERM: every process saves at one agreed step and the launch exits as preempted. SIGKILL
   of the launcher: its processes still save and exit, none is left running."""
@@ -181,6 +183,7 @@ def test_signals_to_the_launcher_reach_its_processes(tiny_config, tmp_path):
   assert steps[1] > steps[0]  # the second launch resumed, trained on, and saved when orphaned
 
 
+@pytest.mark.slow  # a process killed, signalled or stopped: the heartbeat and grace waits
 def test_a_stopped_process_is_blamed_and_the_run_recorded_as_failed(tiny_config, tmp_path):
   """SIGSTOP: the hung peer sends no heartbeats, JAX's coordination service ends the other, and
   the launcher names the stopped one, in its output and in the run's status.json."""
