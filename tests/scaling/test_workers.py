@@ -42,12 +42,13 @@ def test_serve_trains_the_runs_it_is_sent(tiny_config, tmp_path):
 @pytest.mark.slow
 def test_workers_match_in_process(tiny_config, tmp_path, monkeypatch):
   """Two worker processes (one core each) train the runs the in-process sweep trains."""
-  monkeypatch.setenv("XLA_FLAGS", "")  # the workers see one CPU device, as a user's would
-  monkeypatch.chdir(REPO)
   config = _sweep_config(tiny_config)
   config.scaling.budgets = (4e7,)
   config.scaling.sizes_per_budget = 2
+  # This process's devices first: JAX reads XLA_FLAGS once, at its first use.
   mesh = sharding.make_mesh(config.mesh, jax.devices()[:1])
+  monkeypatch.setenv("XLA_FLAGS", "")  # the workers see one CPU device, as a user's would
+  monkeypatch.chdir(REPO)
   serial = sweep.run_sweep(
     config, str(tmp_path / "serial"), lambda c, d: loop.train_and_evaluate(c, d, mesh)
   )
