@@ -37,13 +37,17 @@ def data_config() -> ml_collections.ConfigDict:
   data.label_key = "label"  # classification: the record feature holding the class id
   data.train_split = "train"
   data.eval_split = "validation"
-  data.validation_fraction = 0.1  # local corpora: the last fraction is the validation split
+  # local corpora: the held-out fraction: a seeded sample of the documents (of one document,
+  # e.g. a single text file: its last fraction, from a line start)
+  data.validation_fraction = 0.1
+  data.sample_seed = 0  # seeds the held-out documents and the tokenizer's training sample
   data.encoding = "utf-8"  # local files' text encoding, decoded strictly (e.g. 'latin-1')
   data.decode_errors = "strict"  # 'strict': a byte that does not decode fails; 'replace': U+FFFD
   data.data_dir = "~/tensorflow_datasets"  # TFDS data and the token caches
   data.tokenizer = "char"  # 'char' or 'sentencepiece'
   data.vocab_size = 8192  # sentencepiece only; 'char' takes the corpus' characters
-  data.tokenizer_train_chars = 50_000_000  # sentencepiece: characters of train text to learn from
+  # sentencepiece, bpe: characters of train documents to learn from (a seeded sample)
+  data.tokenizer_train_chars = 50_000_000
   data.seq_len = 256
   # decoders: attention and positions restart at each document (a local corpus's files, a TFDS
   # dataset's records)

@@ -17,21 +17,33 @@ batch is the same at any number of processes and resumes exactly.
 
 from __future__ import annotations
 
+from typing import Any
+
 import grain
 import numpy as np
 
 
-def document_fields(doc_starts: np.ndarray, start: int, length: int) -> dict[str, np.ndarray]:
+def starts_between(doc_starts: Any, lo: int, hi: int) -> np.ndarray:
+  """The document starts in (lo, hi]: from a sorted array, or a split's `DocumentStarts`."""
+  if isinstance(doc_starts, np.ndarray):
+    a, b = np.searchsorted(doc_starts, [lo, hi], side="right")
+    return doc_starts[a:b]
+  return doc_starts.between(lo, hi)
+
+
+def document_fields(doc_starts: Any, start: int, length: int) -> dict[str, np.ndarray]:
   """For the window of `length + 1` tokens from `start`: its inputs' 'segment_ids' and
   'positions' [length] and its targets' 'weights' [length] (0: the target starts a document).
 
-  `doc_starts` are the sorted offsets of the documents' first tokens, the first one 0.
+  `doc_starts` are the sorted offsets of the documents' first tokens (an array, or a split's
+  `DocumentStarts`); only those inside the window are read.
   """
   index = np.arange(start, start + length + 1)
-  doc = np.searchsorted(doc_starts, index, side="right") - 1
-  first = np.maximum(doc_starts[doc], start)
+  inside = np.asarray(starts_between(doc_starts, start, start + length), np.int64)
+  doc = np.searchsorted(inside, index, side="right")
+  first = np.concatenate([[start], inside])[doc]
   return {
-    "segment_ids": (doc - doc[0])[:-1].astype(np.int32),
+    "segment_ids": doc[:-1].astype(np.int32),
     "positions": (index - first)[:-1].astype(np.int32),
     "weights": (doc[1:] == doc[:-1]).astype(np.float32),
   }
@@ -39,9 +51,10 @@ def document_fields(doc_starts: np.ndarray, start: int, length: int) -> dict[str
 
 class TokenWindows:
   """Random-access windows of `seq_len + 1` tokens (inputs and shifted targets), stride
-  seq_len: {'tokens'}, and with `doc_starts` the document fields too."""
+  seq_len: {'tokens'}, and with `doc_starts` the document fields too. `tokens` is an array or
+  a split's `ShardedTokens` (read window by window)."""
 
-  def __init__(self, tokens: np.ndarray, seq_len: int, doc_starts: np.ndarray | None = None):
+  def __init__(self, tokens: Any, seq_len: int, doc_starts: Any = None):
     if len(tokens) < seq_len + 1:
       raise ValueError(
         f"a split of {len(tokens)} tokens is shorter than one window of "
@@ -88,7 +101,7 @@ def index_batches(
 
 
 def window_batches(
-  tokens: np.ndarray,
+  tokens: Any,
   seq_len: int,
   global_batch: int,
   *,
@@ -96,7 +109,7 @@ def window_batches(
   repeat: bool,
   process_index: int = 0,
   process_count: int = 1,
-  doc_starts: np.ndarray | None = None,
+  doc_starts: Any = None,
 ) -> grain.MapDataset:
   """A MapDataset of this process's {'tokens': int32[rows, seq_len + 1]} batches, with
   `doc_starts` (document masking) also 'segment_ids', 'positions' and 'weights' [rows, seq_len].

@@ -12,6 +12,7 @@ literal strings "[MASK]" etc. in a text encode to them.
 from __future__ import annotations
 
 import collections
+import hashlib
 import json
 import logging
 import os
@@ -203,3 +204,13 @@ def load_tokenizer(directory: str) -> Tokenizer:
 def token_dtype(vocab_size: int) -> np.dtype:
   """The smallest unsigned integer type that holds every id."""
   return np.dtype(np.uint16 if vocab_size <= 2**16 else np.uint32)
+
+
+def tokenizer_hash(tok: Tokenizer) -> str:
+  """A hash of the files the tokenizer saves: equal hashes, equal ids."""
+  with tempfile.TemporaryDirectory() as tmp:
+    tok.save(tmp)
+    digest = hashlib.sha256()
+    for name in sorted(os.listdir(tmp)):
+      digest.update(name.encode() + b"\0" + (paths.run_path(tmp) / name).read_bytes())
+  return digest.hexdigest()[:16]

@@ -19,6 +19,8 @@ ADDED_FIELDS: dict[str, Any] = {
   "data.encoding": "utf-8",
   "data.decode_errors": "replace",  # bad bytes were replaced before strict decoding
   "data.document_masking": False,
+  "data.sample_seed": 0,
+  "data.format": "auto",
 }
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import ml_collections
 from etils import epath
 
-from lm.data.tokenizer import Tokenizer
+from lm.data.tokenizer import Tokenizer, load_tokenizer, tokenizer_hash
 from lm.model import config as model_config
 from lm.model.config import TransformerConfig
 from lm.runs import compat
@@ -166,6 +166,8 @@ def write_run_files(
   """
   root = paths.run_path(workdir)
   root.mkdir(parents=True, exist_ok=True)
+  if resumed_step is not None:
+    _check_same_tokenizer(workdir, tokenizer)
   tokenizer.save(str(root))
   text = config.to_json_best_effort(indent=2)
   saved = root / "config.json"
@@ -174,6 +176,20 @@ def write_run_files(
   elif json.loads(saved.read_text()) != json.loads(text):
     paths.write_atomically(root / f"config.step{resumed_step}.json", text)
   paths.write_atomically(root / "model.json", json.dumps(dataclasses.asdict(model_cfg), indent=2))
+
+
+def _check_same_tokenizer(workdir: str, tokenizer: Tokenizer) -> None:
+  """ConfigError unless a resumed run's data uses the tokenizer the run was trained with."""
+  try:
+    saved = load_tokenizer(workdir)
+  except FileNotFoundError:
+    return
+  if tokenizer_hash(saved) != tokenizer_hash(tokenizer):
+    raise ConfigError(
+      f"{workdir} was trained with a tokenizer (hash {tokenizer_hash(saved)}) other than its "
+      f"data's ({tokenizer_hash(tokenizer)}): the data was prepared again with another one; "
+      "point config.data.data_dir at the data the run trained on"
+    )
 
 
 def is_run(workdir: str) -> bool:

@@ -108,7 +108,7 @@ def dataset(experiment: Experiment, split: str, *, shuffle_seed: int | None, rep
   }
   if isinstance(experiment.data, labelled.LabelledData):
     return labelled.example_batches(*experiment.data.splits[split], cfg.data.batch_size, **kw)
-  doc_starts = experiment.data.doc_starts[split] if cfg.data.document_masking else None
+  doc_starts = experiment.data.splits[split].starts if cfg.data.document_masking else None
   return pipeline.window_batches(
     experiment.data.splits[split],
     cfg.data.seq_len,

@@ -1,0 +1,52 @@
+"""Prepare a config's corpus: hold out its validation documents, train its tokenizer once and
+write its token shards into config.data.data_dir (local or gs://), where every run and every
+host then reads them. `experiments.train` does this on first use; run it yourself for a large
+corpus, with workers or on a Beam cluster.
+
+    python -m experiments.prepare_data --config=experiments/configs/scaling_cpu.py
+    python -m experiments.prepare_data --config=C --workers=8      # Beam's DirectRunner
+    python -m experiments.prepare_data --config=C --config.data.data_dir=gs://b/data \\
+        --beam_pipeline_options="--runner=DataflowRunner --project=P --region=R \\
+        --temp_location=gs://b/tmp --requirements_file=requirements-beam.lock"
+"""
+
+import json
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from lm import cli, logs
+from lm.data import token_cache
+from lm.data.engine import EngineError
+from lm.data.local_text import DataError
+from lm.training import config_checks
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.", lock_config=True)
+_WORKERS = flags.DEFINE_integer(
+  "workers", 1, "Worker processes (Beam's multi-processing DirectRunner above 1)."
+)
+_BEAM = flags.DEFINE_string(
+  "beam_pipeline_options",
+  "",
+  "Apache Beam pipeline flags (e.g. --runner=DataflowRunner ...); they replace --workers.",
+)
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.INFO)
+  logs.quiet_libraries()
+  data = token_cache.tokenized_data(
+    _CONFIG.value.data, workers=_WORKERS.value, beam_options=_BEAM.value
+  )
+  print(json.dumps({"directory": data.directory, **data.manifest}, indent=1))
+
+
+if __name__ == "__main__":
+  flags.mark_flag_as_required("config")
+  app.run(
+    cli.one_line_errors(
+      main, (config_checks.ConfigError, DataError, EngineError, FileNotFoundError)
+    ),
+    flags_parser=cli.parse_flags,
+  )

@@ -1,0 +1,428 @@
+"""Preparing a corpus: its documents split into train and held-out sets, one tokenizer trained
+for everyone, and the token shards written by independent workers.
+
+The plan depends only on the corpus: its units (lm/data/inputs.py) in path order are grouped
+into shards of about `SHARD_BYTES` of input, and each shard is written by `write_shard` alone
+(in this process, or by Apache Beam's workers: lm/data/engine.py), so the bytes are the same
+whatever the number of workers. A shard is finished when its manifest is written; preparing
+again skips finished shards, so an interrupted preparation resumes at the first unfinished one.
+
+Held-out documents: a corpus of many documents holds out a seeded random sample of them
+(each document by a hash of its key and `config.data.sample_seed`), so the validation split
+is drawn from the corpus's distribution; a corpus of one document (one text file) keeps its
+last `validation_fraction` of bytes, from a line start.
+
+The tokenizer is trained once, before any shard, on a seeded sample of at most
+`config.data.tokenizer_train_chars` characters of train documents ('sentencepiece', 'bpe'),
+or on every character of the corpus ('char', so that no evaluation text meets an unknown
+one); it is stored beside the shards with its hash, which every shard's manifest records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import ml_collections
+import numpy as np
+from etils import epath
+
+from lm.data import engine, hf_tokenizer, inputs, shards
+from lm.data.local_text import DataError
+from lm.data.tokenizer import (
+  CharTokenizer,
+  SentencePieceTokenizer,
+  Tokenizer,
+  load_tokenizer,
+  token_dtype,
+  tokenizer_hash,
+)
+from lm.runtime import paths
+
+log = logging.getLogger(__name__)
+
+FORMAT = 4  # of the prepared directory: bump when the bytes of a shard change meaning
+SHARD_BYTES = 128 << 20  # input bytes per shard (a worker streams one shard at a time)
+DATASET_FILE = "dataset.json"
+CHARACTERS = "characters"  # the 'char' tokenizer's per-shard character sets
+PIECES_PER_BATCH = 64  # pieces encoded in one call (Hugging Face tokenizers: in parallel)
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardSpec:
+  """Everything one worker needs to write one shard: picklable, for Beam's workers."""
+
+  index: int
+  units: tuple[tuple[inputs.Unit, bool], ...]  # (unit, the document goes on in the next unit)
+  directory: str
+  data: dict[str, Any]  # config.data as a plain dict
+  tokenizer_hash: str = ""
+
+  @property
+  def fingerprint(self) -> str:
+    digest = hashlib.sha256(str(FORMAT).encode())
+    for unit, _ in self.units:
+      digest.update(f"{unit.fingerprint}:{unit.start}:{unit.stop}:{unit.split}".encode())
+    return digest.hexdigest()[:16]
+
+
+def held_out(key: str, seed: int, fraction: float) -> bool:
+  """Whether the document `key` is in the held-out sample: a hash of it, uniform in [0, 1)."""
+  return _uniform(f"holdout:{seed}:{key}") < fraction
+
+
+def _uniform(text: str) -> float:
+  return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big") / 2**64
+
+
+def _split_of(unit: inputs.Unit, key: str, data: Any) -> str:
+  if unit.split is not None:
+    return unit.split
+  if held_out(key, data.sample_seed, data.validation_fraction):
+    return data.eval_split
+  return data.train_split
+
+
+def _newline_before(unit: inputs.Unit, target: int) -> int:
+  """The start of the line holding byte `target` of `unit`'s file (as splitting the text at a
+  line break did before): the byte after the last newline before it, or `target` if none."""
+  lo = max(target - (1 << 20), 0)
+  with epath.Path(unit.path).open("rb") as f:
+    f.seek(lo)
+    block = f.read(target - lo)
+  nl = block.rfind(b"\n")
+  return lo + nl + 1 if nl >= 0 and lo + nl > 0 else target
+
+
+def _split_single_document(units: list[inputs.Unit], data: Any) -> list[inputs.Unit]:
+  """A one-document corpus's units with their splits: train up to the last
+  `validation_fraction` of its bytes (from a line start), validation after."""
+  total = sum(u.size for u in units)
+  cut = _newline_before(units[0], int(total * (1.0 - data.validation_fraction)))
+  out = []
+  for u in units:
+    stop = u.start + u.size
+    if u.start < cut < stop:
+      out += [
+        dataclasses.replace(u, stop=cut, size=cut - u.start, split=data.train_split),
+        dataclasses.replace(u, start=cut, size=stop - cut, split=data.eval_split),
+      ]
+    else:
+      out.append(dataclasses.replace(u, split=data.train_split if stop <= cut else data.eval_split))
+  return out
+
+
+def held_out_rule(data: Any, units: list[inputs.Unit]) -> str:
+  """How the corpus's held-out split is made: 'last_fraction' (one document), 'documents' (a
+  seeded sample of documents) or 'dataset' (a TFDS dataset's own splits)."""
+  if data.dataset != "local":
+    return "dataset"
+  return "last_fraction" if inputs.is_single_document(units) else "documents"
+
+
+def dataset_id(data: Any, units: list[inputs.Unit]) -> str:
+  """A name for the corpus as read: its path's stem and a hash of its units' fingerprints and
+  of the fields that change the split or the text."""
+  fields = (
+    data.validation_fraction,
+    data.sample_seed,
+    data.encoding,
+    data.decode_errors,
+    data.format,
+    data.text_key,
+    data.train_split,
+    data.eval_split,
+  )
+  digest = hashlib.sha256(repr(fields).encode())
+  for u in units:
+    digest.update(f"{u.fingerprint}:{u.start}:{u.stop}:{u.split}\n".encode())
+  stem = data.dataset if data.dataset != "local" else os.path.basename(data.path.rstrip("/*"))
+  stem = "".join(c if c.isalnum() else "_" for c in os.path.splitext(stem)[0]).lower()
+  return f"{stem}_{digest.hexdigest()[:12]}"
+
+
+def plan(data: Any, units: list[inputs.Unit], shard_bytes: int = SHARD_BYTES) -> list[ShardSpec]:
+  """The shards of the corpus `data` (config.data) whose units are `units`: grouped in
+  path order, about `shard_bytes` of input each."""
+  if held_out_rule(data, units) == "last_fraction":
+    units = _split_single_document(units, data)
+  groups: list[list[inputs.Unit]] = [[]]
+  size = 0
+  for unit in units:
+    if groups[-1] and size + unit.size > shard_bytes:
+      groups.append([])
+      size = 0
+    groups[-1].append(unit)
+    size += unit.size
+  flat = [u for g in groups for u in g]
+  goes_on = {
+    id(u): (
+      u.kind == "text"
+      and u.stop is not None
+      and nxt.path == u.path
+      and nxt.start == u.stop
+      and nxt.split == u.split
+    )
+    for u, nxt in itertools.pairwise(flat)
+  }
+  as_dict = data.to_dict() if hasattr(data, "to_dict") else dict(data)
+  return [
+    ShardSpec(i, tuple((u, goes_on.get(id(u), False)) for u in g), "", as_dict)
+    for i, g in enumerate(groups)
+    if g
+  ]
+
+
+def _pieces(spec: ShardSpec, data: Any) -> Iterator[tuple[str, inputs.Piece, bool]]:
+  """(split, piece, the document ends after it) of every piece of the shard, in order."""
+  for unit, goes_on in spec.units:
+    last = None
+    for piece in inputs.read_pieces(unit, data):
+      if last is not None:
+        yield _split_of(unit, last.key, data), last, piece.first
+      last = piece
+    if last is not None:
+      yield _split_of(unit, last.key, data), last, not goes_on
+
+
+_TOKENIZERS: dict[tuple[str, str], Tokenizer] = {}
+
+
+def _tokenizer(directory: str, expected_hash: str) -> Tokenizer:
+  """The prepared directory's tokenizer, loaded once per process and checked against the
+  hash the plan carries (a worker never encodes with another one)."""
+  key = (directory, expected_hash)
+  if key not in _TOKENIZERS:
+    tok = load_tokenizer(directory)
+    if tokenizer_hash(tok) != expected_hash:
+      raise DataError(
+        f"the tokenizer in {directory} changed while its shards were prepared (hash "
+        f"{tokenizer_hash(tok)}, expected {expected_hash}): delete {directory} and prepare again"
+      )
+    _TOKENIZERS[key] = tok
+  return _TOKENIZERS[key]
+
+
+def _finished(spec: ShardSpec, splits: tuple[str, ...]) -> dict[str, dict] | None:
+  directory = epath.Path(spec.directory)
+  found = {}
+  for split in splits:
+    m = shards.read_manifest(directory / f"{shards.shard_name(split, spec.index)}.json")
+    if m is None or m.get("input") != spec.fingerprint or m.get("tokenizer") != spec.tokenizer_hash:
+      return None
+    found[split] = m
+  return found
+
+
+def write_shard(spec: ShardSpec) -> dict[str, dict]:
+  """Writes (or finds finished) the shard's token files for each split; returns {split:
+  manifest}. Only the shard's pieces and one batch of their ids are held in memory."""
+  data = ml_collections.ConfigDict(spec.data)
+  splits = (data.train_split, data.eval_split)
+  done = _finished(spec, splits)
+  if done is not None:
+    return done
+  tok = _tokenizer(spec.directory, spec.tokenizer_hash)
+  directory = epath.Path(spec.directory)
+  dtype = token_dtype(tok.vocab_size)
+  writers = {s: shards.ShardWriter(directory, s, spec.index, dtype) for s in splits}
+  unknown = sum(tok.unknown.values()) if isinstance(tok, CharTokenizer) else 0
+  batch: list[tuple[str, inputs.Piece, bool]] = []
+
+  def flush() -> None:
+    for (split, piece, ends), ids in zip(batch, tok.encode_batch([p.text for _, p, _ in batch])):
+      eos = [tok.eos_id] if ends and tok.eos_id is not None else []
+      writers[split].add(np.asarray(ids + eos, dtype), piece.first)
+    batch.clear()
+
+  for item in _pieces(spec, data):
+    batch.append(item)
+    if len(batch) == PIECES_PER_BATCH:
+      flush()
+  flush()
+  common = {"format": FORMAT, "input": spec.fingerprint, "tokenizer": spec.tokenizer_hash}
+  if isinstance(tok, CharTokenizer):
+    common["unknown_characters"] = sum(tok.unknown.values()) - unknown
+  return {s: w.close(common) for s, w in writers.items()}
+
+
+def write_characters(spec: ShardSpec) -> None:
+  """The 'char' tokenizer's first pass: the characters of the shard's documents."""
+  data = ml_collections.ConfigDict(spec.data)
+  path = epath.Path(spec.directory) / CHARACTERS / f"{spec.index:05d}.json"
+  if path.exists():
+    return
+  seen: set[str] = set()
+  for _, piece, _ in _pieces(spec, data):
+    seen.update(piece.text)
+  paths.write_atomically(path, json.dumps("".join(sorted(seen))))
+
+
+def _sample(specs: list[ShardSpec], data: Any) -> Iterator[str]:
+  """A seeded sample of train documents' texts, at most `data.tokenizer_train_chars`
+  characters: units in a seeded order, each document taken with the probability that makes
+  the expected sample the budget."""
+  units = [(u, spec) for spec in specs for u, _ in spec.units]
+  total = sum(u.size for u, _ in units) or 1
+  rate = min(1.0, data.tokenizer_train_chars / total)
+  order = np.random.default_rng(data.sample_seed).permutation(len(units))
+  taken = 0
+  for i in order:
+    unit, _ = units[i]
+    for piece in inputs.read_pieces(unit, data):
+      split = _split_of(unit, piece.key, data)
+      if split != data.train_split or _uniform(f"tokenizer:{data.sample_seed}:{piece.key}") >= rate:
+        continue
+      yield piece.text
+      taken += len(piece.text)
+      if taken >= data.tokenizer_train_chars:
+        return
+
+
+def train_tokenizer(
+  data: Any, specs: list[ShardSpec], directory: str, workers: int, beam_options: str
+) -> Tokenizer:
+  """Trains the config's tokenizer on the corpus (see the module docstring) into `directory`."""
+  if data.tokenizer == "char":
+    engine.run(write_characters, specs, workers, beam_options)
+    chars: set[str] = set()
+    for spec in specs:
+      chars.update(
+        json.loads((epath.Path(directory) / CHARACTERS / f"{spec.index:05d}.json").read_text())
+      )
+    tok: Tokenizer = CharTokenizer("".join(sorted(chars)))
+    tok.save(directory)
+    return tok
+  if data.tokenizer == "sentencepiece":
+    return SentencePieceTokenizer.train(_sample(specs, data), directory, data.vocab_size)
+  return hf_tokenizer.train_byte_level_bpe(_sample(specs, data), directory, data.vocab_size)
+
+
+class _Progress:
+  """Logs, every `every` seconds while shards are written: shards done, tokens, tokens/s, ETA."""
+
+  def __init__(self, specs: list[ShardSpec], splits: tuple[str, ...], every: float = 10.0):
+    self.specs, self.splits, self.every = specs, splits, every
+    self.start = time.monotonic()
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._run, daemon=True)
+
+  def __enter__(self) -> _Progress:
+    self._thread.start()
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self._stop.set()
+    self._thread.join()
+
+  def _run(self) -> None:
+    while not self._stop.wait(self.every):
+      done = [m for s in self.specs if (m := _finished(s, self.splits)) is not None]
+      tokens = sum(x["tokens"] for m in done for x in m.values())
+      elapsed = time.monotonic() - self.start
+      rate = tokens / elapsed
+      left = elapsed / max(len(done), 1) * (len(self.specs) - len(done)) if done else float("nan")
+      log.info(
+        "prepared %d/%d shards, %d tokens, %.0f tokens/s, ETA %.0fs",
+        len(done),
+        len(self.specs),
+        tokens,
+        rate,
+        left,
+      )
+
+
+def data_root(data: Any) -> epath.Path:
+  """config.data.data_dir: a local folder (~ expanded) or a gs:// one."""
+  return paths.run_path(data.data_dir)
+
+
+def prepare(
+  data: Any,
+  directory: epath.Path,
+  units: list[inputs.Unit],
+  tokenizer: Tokenizer | None = None,
+  workers: int = 1,
+  beam_options: str = "",
+  shard_bytes: int = SHARD_BYTES,
+) -> dict[str, Any]:
+  """Prepares the corpus of `data` (config.data), read as `units`, into `directory` unless it
+  is done; returns the dataset manifest. `tokenizer`: a given one (a pretrained model's)
+  instead of training one; `workers` > 1 or `beam_options`: on Apache Beam."""
+  manifest = shards.read_manifest(directory / DATASET_FILE)
+  if manifest is not None:
+    return manifest
+  started = time.monotonic()
+  directory.mkdir(parents=True, exist_ok=True)
+  for partial in directory.glob("*.tmp-*"):  # of a shard an interrupted preparation was writing
+    partial.unlink()
+  specs = plan(data, units, shard_bytes)
+  if tokenizer is not None:
+    tokenizer.save(str(directory))
+    tok = tokenizer
+  else:
+    try:
+      tok = load_tokenizer(str(directory))
+    except FileNotFoundError:
+      tok = train_tokenizer(
+        data,
+        [dataclasses.replace(s, directory=str(directory)) for s in specs],
+        str(directory),
+        workers,
+        beam_options,
+      )
+  digest = tokenizer_hash(tok)
+  specs = [dataclasses.replace(s, directory=str(directory), tokenizer_hash=digest) for s in specs]
+  splits = (data.train_split, data.eval_split)
+  with _Progress(specs, splits):
+    engine.run(write_shard, specs, workers, beam_options)
+  found = [_finished(s, splits) for s in specs]
+  manifest = {
+    "format": FORMAT,
+    "dataset": dataset_id(data, units),
+    "tokenizer": digest,
+    "held_out": held_out_rule(data, units),
+    "splits": {
+      split: {
+        "tokens": sum(f[split]["tokens"] for f in found if f),
+        "documents": sum(f[split]["documents"] for f in found if f),
+        "shards": [f[split]["name"] for f in found if f],
+      }
+      for split in splits
+    },
+  }
+  for split, counts in manifest["splits"].items():
+    if counts["tokens"] == 0:
+      raise DataError(_empty_split(data, split, manifest))
+  paths.write_atomically(directory / DATASET_FILE, json.dumps(manifest, indent=1))
+  tokens = sum(s["tokens"] for s in manifest["splits"].values())
+  elapsed = time.monotonic() - started
+  log.info(
+    "prepared %s: %d shards, %d tokens in %.1fs (%.0f tokens/s)",
+    directory,
+    len(specs),
+    tokens,
+    elapsed,
+    tokens / max(elapsed, 1e-9),
+  )
+  return manifest
+
+
+def _empty_split(data: Any, split: str, manifest: dict[str, Any]) -> str:
+  documents = sum(s["documents"] for s in manifest["splits"].values())
+  if manifest["held_out"] == "documents":
+    return (
+      f"config.data.validation_fraction={data.validation_fraction} leaves the {split} split of "
+      f"config.data.path={data.path!r} without a document (the held-out sample is drawn per "
+      f"document, and the corpus has {documents}); use a fraction that leaves each split a "
+      "document, or a larger corpus"
+    )
+  return f"the {split} split of config.data.dataset={data.dataset!r} holds no text"
