@@ -41,8 +41,8 @@ def data_config() -> ml_collections.ConfigDict:
   data.encoding = "utf-8"  # local files' text encoding, decoded strictly (e.g. 'latin-1')
   data.decode_errors = "strict"  # 'strict': a byte that does not decode fails; 'replace': U+FFFD
   data.data_dir = "~/tensorflow_datasets"  # TFDS data and the token caches
-  data.tokenizer = "char"  # 'char' or 'sentencepiece'
-  data.vocab_size = 8192  # sentencepiece only; 'char' takes the corpus' characters
+  data.tokenizer = "char"  # 'char', 'sentencepiece' or 'bpe' (byte-level, GPT-2's scheme)
+  data.vocab_size = 8192  # 'sentencepiece' and 'bpe', specials included ('char': its corpus')
   data.tokenizer_train_chars = 50_000_000  # sentencepiece: characters of train text to learn from
   data.seq_len = 256
   # decoders: attention and positions restart at each document (a local corpus's files, a TFDS
