@@ -44,8 +44,8 @@ def data_config() -> ml_collections.ConfigDict:
   data.encoding = "utf-8"  # local files' text encoding, decoded strictly (e.g. 'latin-1')
   data.decode_errors = "strict"  # 'strict': a byte that does not decode fails; 'replace': U+FFFD
   data.data_dir = "~/tensorflow_datasets"  # TFDS data and the token caches
-  data.tokenizer = "char"  # 'char' or 'sentencepiece'
-  data.vocab_size = 8192  # sentencepiece only; 'char' takes the corpus' characters
+  data.tokenizer = "char"  # 'char', 'sentencepiece' or 'bpe' (byte-level, GPT-2's scheme)
+  data.vocab_size = 8192  # 'sentencepiece' and 'bpe', specials included ('char': its corpus')
   # sentencepiece, bpe: characters of train documents to learn from (a seeded sample)
   data.tokenizer_train_chars = 50_000_000
   data.seq_len = 256

@@ -11,6 +11,10 @@ word pieces, count as ordinary, as before.
 
 A file that is truncated or garbled raises ValueError naming it (`read_json` for any JSON file
 of a Hugging Face directory).
+
+`train_byte_level_bpe` trains GPT-2's scheme (a byte-level BPE: any text round-trips whole)
+on a stream of texts, with `<|endoftext|>` (the eos) and [PAD] [MASK] [CLS] [SEP] as special
+tokens at the end of the vocabulary.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 
 import tokenizers
 from etils import epath
-from tokenizers import decoders, models, normalizers, pre_tokenizers, processors
+from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 from lm.data.specials import SPECIAL_TOKENS
 from lm.runtime import paths
@@ -86,14 +90,59 @@ def _content(token: str | dict[str, Any]) -> str:
   return token["content"] if isinstance(token, dict) else token
 
 
-def _gpt2(vocab: dict[str, int], merges: list[tuple[str, str]]) -> tokenizers.Tokenizer:
-  tok = tokenizers.Tokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False))
+def _byte_level(model: models.BPE) -> tokenizers.Tokenizer:
+  """GPT-2's pipeline around a BPE model: bytes as characters, no normalizer."""
+  tok = tokenizers.Tokenizer(model)
   tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
   tok.decoder = decoders.ByteLevel()
   tok.post_processor = processors.ByteLevel(trim_offsets=False)
+  return tok
+
+
+def _gpt2(vocab: dict[str, int], merges: list[tuple[str, str]]) -> tokenizers.Tokenizer:
+  tok = _byte_level(models.BPE(vocab=vocab, merges=merges, fuse_unk=False))
   if EOS in vocab:
     tok.add_special_tokens([tokenizers.AddedToken(EOS, special=True, normalized=False)])
   return tok
+
+
+BPE_SPECIALS = (EOS, *SPECIAL_TOKENS)
+# What `transformers` needs to load a trained directory as it is (AutoTokenizer) and decode
+# without its clean-up of spaces before punctuation, which would break the round trip.
+BPE_CONFIG = {
+  "tokenizer_class": "PreTrainedTokenizerFast",
+  "eos_token": EOS,
+  "pad_token": "[PAD]",
+  "mask_token": "[MASK]",
+  "cls_token": "[CLS]",
+  "sep_token": "[SEP]",
+  "clean_up_tokenization_spaces": False,
+}
+
+
+def train_byte_level_bpe(texts: Iterable[str], directory: str, vocab_size: int) -> HFTokenizer:
+  """Trains a byte-level BPE of `vocab_size` ids in all (fewer where the texts have fewer
+  merges to learn) on the stream `texts`, saves `tokenizer.json` and `tokenizer_config.json`
+  into `directory` (local or gs://) and returns it. Its ids: the 256 bytes and the merges, then
+  `<|endoftext|>` (the eos), [PAD], [MASK], [CLS], [SEP]. The same texts give the same files."""
+  smallest = len(pre_tokenizers.ByteLevel.alphabet()) + len(BPE_SPECIALS)
+  if vocab_size < smallest:
+    raise ValueError(f"a byte-level BPE needs vocab_size >= {smallest} (bytes and specials)")
+  tok = _byte_level(models.BPE())
+  trainer = trainers.BpeTrainer(
+    vocab_size=vocab_size - len(BPE_SPECIALS),
+    initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    show_progress=False,
+  )
+  tok.train_from_iterator(texts, trainer=trainer)
+  # Added after training, so that they follow the merges (HFTokenizer: not ordinary).
+  tok.add_special_tokens(
+    [tokenizers.AddedToken(t, special=True, normalized=False) for t in BPE_SPECIALS]
+  )
+  root = paths.run_path(directory)
+  paths.write_atomically(root / CONFIG_FILE, json.dumps(BPE_CONFIG, indent=2))
+  paths.write_atomically(root / TOKENIZER_FILE, tok.to_str())
+  return HFTokenizer(tok, dict(BPE_CONFIG))
 
 
 def _bert(vocab: dict[str, int], config: dict[str, Any]) -> tokenizers.Tokenizer:

@@ -29,6 +29,7 @@ from lm.data import hf_tokenizer
 from lm.data.specials import SPECIAL_TOKENS, UNK, split_specials
 from lm.runtime import paths
 
+TOKENIZERS = ("char", "sentencepiece", "bpe")  # config.data.tokenizer's choices
 CHAR_FILE = "char_vocab.json"
 SPM_FILE = "sentencepiece.model"
 

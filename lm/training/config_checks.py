@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from lm.data import sources, token_cache
+from lm.data import sources, tokenizer
 from lm.data.local_text import DECODE_ERRORS
 from lm.model.config import (
   ATTENTION_IMPLS,
@@ -237,7 +237,7 @@ def _check_train(train, data) -> None:
 
 
 def _check_data(data, model) -> None:
-  _require_one_of("data", "tokenizer", data.tokenizer, token_cache.TOKENIZERS)
+  _require_one_of("data", "tokenizer", data.tokenizer, tokenizer.TOKENIZERS)
   _require(
     0 < data.validation_fraction < 1,
     f"config.data.validation_fraction={data.validation_fraction} must lie in (0, 1)",

@@ -80,6 +80,13 @@ def test_run_files_and_tokenizers_round_trip_on_gcs(fake_gcs, tiny_config, tmp_p
   assert epath.Path(f"{fake_gcs}/bert/{hf_tokenizer.TOKENIZER_FILE}").exists()
 
 
+def test_a_byte_level_bpe_trains_into_gcs(fake_gcs):
+  trained = hf_tokenizer.train_byte_level_bpe(["to be, or not to be\n"] * 9, f"{fake_gcs}/bpe", 300)
+  remote = tokenizer_lib.load_tokenizer(f"{fake_gcs}/bpe")
+  assert remote.encode("not to be<|endoftext|>") == trained.encode("not to be<|endoftext|>")
+  assert (remote.eos_id, remote.vocab_size) == (trained.eos_id, trained.vocab_size)
+
+
 def test_checkpoint_manager_keeps_the_gcs_directory(fake_gcs, monkeypatch):
   # Orbax asks the real GCS API (google-cloud-storage) about the bucket's layout; the arrays
   # themselves go through TensorStore's own GCS driver, which no local stand-in reaches.

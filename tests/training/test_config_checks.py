@@ -23,7 +23,11 @@ from lm.training import config_checks
     ),
     ("data.dataset", "no_such_set", r"config.data.dataset='no_such_set' is unknown"),
     ("data.path", "/nonexistent.txt", r"config.data.path='/nonexistent.txt' does not exist"),
-    ("data.tokenizer", "bpe", r"config.data.tokenizer='bpe'; valid: char, sentencepiece"),
+    (
+      "data.tokenizer",
+      "wordpiece",
+      r"config.data.tokenizer='wordpiece'; valid: char, sentencepiece, bpe",
+    ),
     ("model.position", "alibi", r"config.model.position='alibi'"),
     ("optim.learning_rate", -1e-3, r"config.optim.learning_rate=-0.001 must be positive and "),
     ("optim.learning_rate", float("inf"), r"config.optim.learning_rate=inf must be positive"),
