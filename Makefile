@@ -5,6 +5,8 @@
 # Hugging Face parity tests, which `make test` skips without it.
 # `make tensorboard WORKDIR=runs/x` adds the optional TensorBoard extra and serves a run's (or a
 # folder of runs') event files on http://localhost:$(PORT).
+# `make test-beam` adds Apache Beam (requirements-beam.lock) and tests the data preparation on
+# several Beam workers, which `make test` skips without it.
 # `make lint` adds ruff and pyright (requirements-lint.lock) and checks lint, format and types.
 # `make scaling-cpu` runs the CPU scaling study (experiments/configs/scaling_cpu.py) into
 # $(SCALING_DIR): the sweep, a fit that predicts the optimum at 4x its largest budget, the
@@ -18,7 +20,7 @@ SCALING_DIR ?= runs/scaling_cpu
 SCALING_FIT = $(PY) -m experiments.fit_scaling --results=$(SCALING_DIR)/results.csv \
 	--plots_dir=$(SCALING_DIR)/plots --predict_flops=1e13
 
-.PHONY: demo test test-slow test-hf lint tensorboard scaling-cpu clean
+.PHONY: demo test test-slow test-hf test-beam lint tensorboard scaling-cpu clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +50,14 @@ $(VENV)/.installed-hf: $(VENV)/.installed requirements-hf.lock
 
 test-hf: $(VENV)/.installed-hf
 	$(PYTEST) tests/convert tests/data/test_hf_tokenizers.py
+
+$(VENV)/.installed-beam: $(VENV)/.installed requirements-beam.lock
+	$(PY) -m pip install --quiet -r requirements-beam.lock
+	touch $@
+
+# Data preparation on Apache Beam's workers (the optional `beam` extra, ~0.4 GB).
+test-beam: $(VENV)/.installed-beam
+	$(PYTEST) tests/data/test_prepare_beam.py
 
 $(VENV)/.installed-lint: $(VENV)/.installed requirements-lint.lock
 	$(PY) -m pip install --quiet -r requirements-lint.lock

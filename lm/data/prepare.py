@@ -36,7 +36,7 @@ import numpy as np
 from etils import epath
 
 from lm.data import engine, hf_tokenizer, inputs, shards
-from lm.data.local_text import DataError
+from lm.data.local_text import DataError, codec_name
 from lm.data.tokenizer import (
   CharTokenizer,
   SentencePieceTokenizer,
@@ -417,12 +417,22 @@ def prepare(
 
 
 def _empty_split(data: Any, split: str, manifest: dict[str, Any]) -> str:
-  documents = sum(s["documents"] for s in manifest["splits"].values())
+  counts = manifest["splits"].values()
+  corpus = f"config.data.path={data.path!r}" if data.dataset == "local" else (
+    f"config.data.dataset={data.dataset!r}")
+  if not any(c["tokens"] for c in counts):
+    return f"{corpus} holds no text"
   if manifest["held_out"] == "documents":
     return (
       f"config.data.validation_fraction={data.validation_fraction} leaves the {split} split of "
-      f"config.data.path={data.path!r} without a document (the held-out sample is drawn per "
-      f"document, and the corpus has {documents}); use a fraction that leaves each split a "
-      "document, or a larger corpus"
+      f"{corpus} without a document (the held-out sample is drawn per document, and the "
+      f"corpus has {sum(c['documents'] for c in counts)}); use a fraction that leaves each "
+      "split a document, or a larger corpus"
     )
-  return f"the {split} split of config.data.dataset={data.dataset!r} holds no text"
+  if manifest["held_out"] == "last_fraction":
+    return (
+      f"config.data.validation_fraction={data.validation_fraction} leaves the {split} split of "
+      f"{corpus} without text; use a fraction in (0, 1) that leaves a line to each split, or "
+      "a larger corpus"
+    )
+  return f"the {split} split of {corpus} holds no text"

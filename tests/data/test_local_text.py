@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from lm.data import local_text, sources, token_cache
+from lm.data import inputs, local_text, prepare, token_cache
 from lm.data.local_text import DataError
 
 
@@ -47,13 +47,14 @@ def test_latin1_corpus_fails_as_utf8_and_keeps_its_accents_as_latin1(tiny_config
   )
 
 
-def test_encoding_names_the_prepared_dataset(tmp_path):
+def test_encoding_names_the_prepared_dataset(tiny_config, tmp_path):
   (tmp_path / "c.txt").write_text("abc\n")
+  tiny_config.data.path = str(tmp_path / "c.txt")
+  units = inputs.list_units(tiny_config.data)
 
   def name(enc):
-    return local_text.local_text_builder(
-      str(tmp_path / "c.txt"), 0.1, str(tmp_path / "data"), encoding=enc
-    ).builder_config.name
+    tiny_config.data.encoding = enc
+    return prepare.dataset_id(tiny_config.data, units)
 
   assert name("latin-1") == name("ISO-8859-1") != name("utf-8") == name("UTF8")
   with pytest.raises(DataError, match=r"config.data.encoding='klingon' is not a known"):
@@ -77,23 +78,10 @@ def test_binary_file_is_rejected_whatever_the_encoding(tiny_config, tmp_path, en
     match=r"corpus' file 'b.bin' looks binary: it holds NUL bytes "
     r"\(the first at byte 7\)",
   ):
-    sources.prepare_splits(tiny_config.data)
+    token_cache.tokenized_data(tiny_config.data)
 
 
-@pytest.mark.parametrize("data", [b"", b" \n\n\t\n"])
-def test_corpus_without_text_fails_naming_the_path(tiny_config, tmp_path, data):
-  data_cfg = _corpus(tiny_config, tmp_path, data)
+def test_corpus_without_text_fails_naming_the_path(tiny_config, tmp_path):
+  data_cfg = _corpus(tiny_config, tmp_path, b"")
   with pytest.raises(DataError, match=r"config.data.path='.*corpus.txt' holds no text$"):
-    sources.prepare_splits(data_cfg)
-
-
-def test_empty_validation_split_fails_naming_the_fraction(tiny_config, tmp_path):
-  data_cfg = _corpus(tiny_config, tmp_path, b"one line only\n")
-  data_cfg.validation_fraction = 0.05
-  with pytest.raises(
-    DataError,
-    match=r"config.data.validation_fraction=0.05 leaves the "
-    r"validation split of config.data.path='.*corpus.txt' \(14 characters\) "
-    r"without text",
-  ):
-    sources.prepare_splits(data_cfg)
+    token_cache.tokenized_data(data_cfg)

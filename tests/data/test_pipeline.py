@@ -5,7 +5,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from lm.data import pipeline, token_cache
+from lm.data import prepare, pipeline, token_cache
 from lm.data.local_text import chunk_text, split_text
 from lm.data.tokenizer import CharTokenizer, load_tokenizer
 
@@ -75,30 +75,34 @@ def test_tokenized_data_from_local_corpus(tiny_config, corpus_file):
   assert data.tokenizer.decode(np.asarray(val)) == split_text(text, 0.1)[1]
   again = token_cache.tokenized_data(tiny_config.data)  # cached: same files
   np.testing.assert_array_equal(again.splits["train"], train)
-  # A cache from an older tokenizer format is never read: the format is in the path.
-  assert os.path.basename(data.directory) == f"char_v{token_cache.TOKENIZER_FORMAT}"
+  # Data prepared in an older format is never read: the format is in the path.
+  assert os.path.basename(data.directory) == f"char_v{prepare.FORMAT}"
 
 
-def test_records_are_encoded_in_batches_in_order_each_document_ended_by_eos(tmp_path):
+def test_documents_are_encoded_in_batches_in_order_each_ended_by_eos(tiny_config, tmp_path):
   from tests.data.test_hf_tokenizers import MERGES, gpt2_tokens
 
   (tmp_path / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(gpt2_tokens())}))
   (tmp_path / "merges.txt").write_text("\n".join(MERGES))
   tok = load_tokenizer(str(tmp_path))
-  n = 2 * token_cache.RECORDS_PER_BATCH + 5
-  catalog = [{"text": f"the world {i} " * (i % 7)} for i in range(n)]  # a record: a document
-  local = [dict(r, document=i // 3) for i, r in enumerate(catalog)]  # three records a document
-  for records, per_document in ((catalog, 1), (local, 3)):
-    path, starts = str(tmp_path / "train.npy"), str(tmp_path / "train.doc_starts.npy")
-    token_cache.tokenize_split(records, tok, "text", path, starts, threads=2)
-    expected, offsets = [], []
-    for i, r in enumerate(records):
-      if i % per_document == 0:
-        offsets.append(len(expected))
-      last = i % per_document == per_document - 1 or i == n - 1
-      expected += tok.encode(r["text"]) + ([tok.eos_id] if last else [])
-    np.testing.assert_array_equal(np.load(path), expected)
-    np.testing.assert_array_equal(np.load(starts), offsets)
+  n = 2 * prepare.PIECES_PER_BATCH + 5
+  (tmp_path / "docs").mkdir()
+  texts = [f"the world {i} " * (1 + i % 7) for i in range(n)]
+  for i, text in enumerate(texts):
+    (tmp_path / "docs" / f"{i:04d}.txt").write_text(text)
+  tiny_config.data.path = str(tmp_path / "docs")
+  data = token_cache.tokenized_data(tiny_config.data, tok)
+  for split in ("train", "validation"):
+    tokens, starts = np.asarray(data.splits[split]), data.doc_starts[split]
+    documents = np.split(tokens, starts[1:])
+    assert len(documents) == data.manifest["splits"][split]["documents"] > 0
+    for ids in documents:
+      assert ids[-1] == tok.eos_id and tok.eos_id not in ids[:-1]
+      assert tok.decode(ids[:-1]) in texts
+    assert [int(i) for i in np.concatenate(documents)] == [int(i) for i in tokens]
+  order = [texts.index(tok.decode(d[:-1])) for d in np.split(
+    np.asarray(data.splits["train"]), data.doc_starts["train"][1:])]
+  assert order == sorted(order)  # in path order
 
 
 def test_char_vocabulary_covers_characters_only_in_the_validation_split(tiny_config, tmp_path):
@@ -203,46 +207,3 @@ def test_document_fields_restart_at_each_document_and_drop_cross_document_target
   }
   # Tokens 8.. : the end of the second document, then the third from token 9 on.
   np.testing.assert_array_equal(batch["positions"][1], [0, 0, 1, 2, 3, 4, 5, 6])
-
-
-def test_folder_corpus_files_are_documents(tiny_config, tmp_path):
-  (tmp_path / "docs").mkdir()
-  for name, line in (("a.txt", "first file\n"), ("b.txt", "second one\n"), ("c.txt", "tail\n")):
-    (tmp_path / "docs" / name).write_text(line * (100 if name == "c.txt" else 30))
-  tiny_config.data.path = str(tmp_path / "docs")
-  tiny_config.data.validation_fraction = 0.2
-  data = token_cache.tokenized_data(tiny_config.data)
-  tok = data.tokenizer
-  train = tok.decode(np.asarray(data.splits["train"]))
-  starts = data.doc_starts["train"]
-  assert len(starts) == 3 and starts[0] == 0
-  assert train[starts[1] : starts[2]] == "second one\n" * 30  # one id per character
-  assert train[starts[2] :].startswith("tail\n")
-  np.testing.assert_array_equal(data.doc_starts["validation"], [0])  # the rest of c.txt
-
-
-@pytest.mark.parametrize(
-  "name, garble",
-  [
-    ("train.npy", lambda b: b"garbage" * 20),
-    ("train.npy", lambda b: b[: len(b) // 2]),  # truncated
-    ("validation.doc_starts.npy", lambda b: b""),
-  ],
-)
-def test_a_garbled_cached_split_is_tokenized_again_with_one_warning(
-  tiny_config, corpus_file, caplog, name, garble
-):
-  data = token_cache.tokenized_data(tiny_config.data)
-  splits = {s: (np.array(data.splits[s]), data.doc_starts[s]) for s in data.splits}
-  path = pathlib.Path(data.directory, name)
-  garbled = garble(path.read_bytes())
-  path.unlink()  # a new file: the one `data` maps stays whole
-  path.write_bytes(garbled)
-  with caplog.at_level("WARNING", logger=token_cache.__name__):
-    again = token_cache.tokenized_data(tiny_config.data)
-  for split, (tokens, starts) in splits.items():
-    np.testing.assert_array_equal(again.splits[split], tokens)
-    np.testing.assert_array_equal(again.doc_starts[split], starts)
-  (warning,) = [r.getMessage() for r in caplog.records if r.name == token_cache.__name__]
-  assert warning.startswith(f"{path} cannot be read (") and "\n" not in warning
-  assert warning.endswith("tokenizing its split again")
