@@ -1,9 +1,11 @@
 """Test setup: 8 forced CPU devices, a compilation cache, and a tiny config on a small slice of
 the corpus."""
 
+import importlib
 import os
 import shutil
 import tempfile
+from typing import ClassVar
 
 os.environ["XLA_FLAGS"] = (
   os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
@@ -25,6 +27,7 @@ if "LM_CACHE_DIR" not in os.environ:
   _OWN_PEAK_CACHE = os.environ["LM_CACHE_DIR"] = tempfile.mkdtemp(prefix="lm-tests-cache-")
 
 import pytest
+from fsspec.implementations.memory import MemoryFileSystem
 
 from experiments.configs import base
 
@@ -92,6 +95,45 @@ def corpus_file(tmp_path):
 @pytest.fixture
 def tiny_config(tmp_path, corpus_file):
   return make_tiny_config(tmp_path, corpus_file)
+
+
+class FakeGCS(MemoryFileSystem):
+  """gs:// paths in memory; opening an object for append fails as on GCS."""
+
+  protocol = ("gs", "gcs")
+  store: ClassVar[dict] = {}
+  pseudo_dirs: ClassVar[list[str]] = [""]
+
+  def __init__(self, *args, finalize_on_close: bool = True, **kwargs):
+    del finalize_on_close  # gcsfs's option, passed by etils
+    super().__init__(*args, **kwargs)
+
+  @classmethod
+  def _strip_protocol(cls, path):
+    path = str(path)
+    for prefix in ("gs://", "gcs://"):
+      if path.startswith(prefix):
+        path = path[len(prefix) :]
+    return super()._strip_protocol(path)
+
+  def _open(self, path, mode="rb", **kwargs):
+    if "a" in mode:
+      raise NotImplementedError("GCS objects cannot be appended to")
+    return super()._open(path, mode, **kwargs)
+
+
+@pytest.fixture
+def fake_gcs(monkeypatch):
+  fsspec_registry = importlib.import_module("fsspec.registry")  # the module, not fsspec.registry
+  from etils.epath import backend
+
+  monkeypatch.setattr(FakeGCS, "store", {})
+  monkeypatch.setattr(FakeGCS, "pseudo_dirs", [""])
+  for name in ("gs", "gcs"):
+    monkeypatch.setitem(fsspec_registry._registry, name, FakeGCS)
+  backend.fsspec_backend._get_filesystem.cache_clear()
+  yield "gs://bucket/run"
+  backend.fsspec_backend._get_filesystem.cache_clear()
 
 
 def pytest_sessionfinish(session, exitstatus):

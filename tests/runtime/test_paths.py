@@ -1,63 +1,22 @@
-"""Run files on gs:// workdirs, against an in-memory stand-in for GCS that, like GCS, cannot
-append to an object; and on a full disk (`small_disk`, which other tests use too)."""
+"""Run files on gs:// workdirs, against an in-memory stand-in for GCS (`fake_gcs`, in
+conftest.py) that, like GCS, cannot append to an object; and on a full disk (`small_disk`,
+which other tests use too)."""
 
 import builtins
 import contextlib
 import errno
-import importlib
 import json
 import os
 import subprocess
-from typing import ClassVar
 
 import pytest
 from etils import epath
-from fsspec.implementations.memory import MemoryFileSystem
 
 from lm.data import hf_tokenizer
 from lm.data import tokenizer as tokenizer_lib
 from lm.runs import metrics, run_files
 from lm.runtime import paths
 from lm.training import checkpoint, experiment
-
-
-class FakeGCS(MemoryFileSystem):
-  """gs:// paths in memory; opening an object for append fails as on GCS."""
-
-  protocol = ("gs", "gcs")
-  store: ClassVar[dict] = {}
-  pseudo_dirs: ClassVar[list[str]] = [""]
-
-  def __init__(self, *args, finalize_on_close: bool = True, **kwargs):
-    del finalize_on_close  # gcsfs's option, passed by etils
-    super().__init__(*args, **kwargs)
-
-  @classmethod
-  def _strip_protocol(cls, path):
-    path = str(path)
-    for prefix in ("gs://", "gcs://"):
-      if path.startswith(prefix):
-        path = path[len(prefix) :]
-    return super()._strip_protocol(path)
-
-  def _open(self, path, mode="rb", **kwargs):
-    if "a" in mode:
-      raise NotImplementedError("GCS objects cannot be appended to")
-    return super()._open(path, mode, **kwargs)
-
-
-@pytest.fixture
-def fake_gcs(monkeypatch):
-  fsspec_registry = importlib.import_module("fsspec.registry")  # the module, not fsspec.registry
-  from etils.epath import backend
-
-  monkeypatch.setattr(FakeGCS, "store", {})
-  monkeypatch.setattr(FakeGCS, "pseudo_dirs", [""])
-  for name in ("gs", "gcs"):
-    monkeypatch.setitem(fsspec_registry._registry, name, FakeGCS)
-  backend.fsspec_backend._get_filesystem.cache_clear()
-  yield "gs://bucket/run"
-  backend.fsspec_backend._get_filesystem.cache_clear()
 
 
 def test_run_path_keeps_uris_and_makes_local_paths_absolute(tmp_path, monkeypatch):

@@ -23,6 +23,7 @@ from lm.training import config_checks
     ),
     ("data.dataset", "no_such_set", r"config.data.dataset='no_such_set' is unknown"),
     ("data.path", "/nonexistent.txt", r"config.data.path='/nonexistent.txt' does not exist"),
+    ("data.format", "csv", r"config.data.format='csv'; valid: auto, text, jsonl, parquet"),
     ("data.tokenizer", "bpe", r"config.data.tokenizer='bpe'; valid: char, sentencepiece"),
     ("model.position", "alibi", r"config.model.position='alibi'"),
     ("optim.learning_rate", -1e-3, r"config.optim.learning_rate=-0.001 must be positive and "),
