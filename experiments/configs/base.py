@@ -29,8 +29,9 @@ def get_config() -> ml_collections.ConfigDict:
 def data_config() -> ml_collections.ConfigDict:
   """What a run reads: the corpus, its splits, the tokenizer, the windows and batches."""
   data = ml_collections.ConfigDict()
-  data.dataset = "local"  # 'local' (a file or folder at `path`) or a TFDS catalog name
+  data.dataset = "local"  # 'local': file, folder or glob at `path` (local or gs://); or a TFDS name
   data.path = "data/tiny_shakespeare.txt"
+  data.format = "auto"  # local: 'text', 'jsonl' or 'parquet'; 'auto': by each file's extension
   data.include = "*"  # local folder: glob on each file's path below the folder
   data.exclude = ()  # local folder: globs of files left out, e.g. ('test/*',)
   data.text_key = "text"  # the record feature holding the text

@@ -15,10 +15,14 @@ import dataclasses
 import fnmatch
 import hashlib
 import os
+from collections.abc import Iterator
 from typing import ClassVar
 
 import numpy as np
 import tensorflow_datasets as tfds
+from etils import epath
+
+from lm.runtime import paths
 
 
 class DataError(ValueError):
@@ -37,29 +41,61 @@ class LocalTextConfig(tfds.core.BuilderConfig):
   decode_errors: str = "strict"
 
 
-def corpus_files(path: str, include: str = "*", exclude: tuple[str, ...] = ()) -> list[str]:
-  """The files of a corpus: `path` itself, or the files below the folder `path`, sorted.
+def is_glob(path: str) -> bool:
+  """Whether `path` is a glob pattern (`*`, `?` or `[`) rather than a file or folder."""
+  return any(c in path for c in "*?[")
 
-  In a folder, a file is taken if its path relative to the folder matches the glob `include`
-  and none of the globs `exclude` (`*` also matches `/`); hidden files never are.
+
+def corpus_paths(
+  path: str, include: str = "*", exclude: tuple[str, ...] = ()
+) -> tuple[epath.Path, list[epath.Path]]:
+  """(root, files) of a corpus on a local path or gs:// (through etils.epath), files sorted.
+
+  `path` is a file (root: its folder), a folder (root: the folder; its files below it) or a
+  glob such as `gs://bucket/c4/*.jsonl.gz` (root: the folder before the first pattern). Below a
+  folder or glob's root, a file is taken if its path relative to the root matches the glob
+  `include` and none of the globs `exclude` (`*` also matches `/`); hidden files never are.
   """
-  if os.path.isfile(path):
-    return [path]
-  if not os.path.isdir(path):
-    raise FileNotFoundError(f"config.data.path={path!r} is neither a file nor a folder")
+  if is_glob(path):
+    parts = str(paths.run_path(path)).split("/")
+    at = next(i for i, part in enumerate(parts) if is_glob(part))
+    root = epath.Path("/".join(parts[:at]) or "/")
+    found = [f for f in root.glob("/".join(parts[at:])) if f.is_file()]
+    problem = "matches no files"
+  else:
+    root = paths.run_path(path)
+    if root.is_file():
+      return root.parent, [root]
+    if not root.is_dir():
+      raise FileNotFoundError(f"config.data.path={path!r} is neither a file nor a folder")
+    found = list(_files_below(root))
+    problem = "holds no files"
 
-  def taken(rel: str) -> bool:
-    return fnmatch.fnmatch(rel, include) and not any(fnmatch.fnmatch(rel, e) for e in exclude)
+  def taken(f: epath.Path) -> bool:
+    rel = str(f.relative_to(root))
+    return (
+      not f.name.startswith(".")
+      and fnmatch.fnmatch(rel, include)
+      and not any(fnmatch.fnmatch(rel, e) for e in exclude)
+    )
 
-  files = sorted(
-    os.path.join(root, name)
-    for root, _, names in os.walk(path)
-    for name in names
-    if not name.startswith(".") and taken(os.path.relpath(os.path.join(root, name), path))
-  )
+  files = sorted((f for f in found if taken(f)), key=str)
   if not files:
-    raise FileNotFoundError(f"config.data.path={path!r} holds no files")
-  return files
+    raise FileNotFoundError(f"config.data.path={path!r} {problem}")
+  return root, files
+
+
+def _files_below(root: epath.Path) -> Iterator[epath.Path]:
+  top = None  # the root as the walk spells it: on gs://, without the scheme
+  for folder, _, names in root.walk():
+    top = str(folder) if top is None else top
+    below = str(folder)[len(top) :].lstrip("/")
+    yield from (root / below / name for name in names)
+
+
+def corpus_files(path: str, include: str = "*", exclude: tuple[str, ...] = ()) -> list[str]:
+  """The paths of the files of a corpus (see `corpus_paths`), sorted."""
+  return [str(f) for f in corpus_paths(path, include, exclude)[1]]
 
 
 def codec_name(encoding: str) -> str:
@@ -76,6 +112,22 @@ def codec_name(encoding: str) -> str:
 DECODE_ERRORS = ("strict", "replace")
 
 
+def looks_binary(where: str, nul: int) -> DataError:
+  """The error for a text file holding a NUL byte (the first at byte `nul`)."""
+  return DataError(
+    f"{where} looks binary: it holds NUL bytes (the first at byte {nul}); use a text file"
+  )
+
+
+def undecodable(where: str, line: int, offset: int, byte: bytes, encoding: str) -> DataError:
+  """The error for a `byte` at `offset` (on `line`) that `encoding` does not decode."""
+  return DataError(
+    f"{where} line {line}: byte {offset} ({byte!r}) is not valid {encoding}; set "
+    "config.data.encoding to the file's encoding, e.g. --config.data.encoding=latin-1 (or "
+    "config.data.decode_errors='replace' to keep it as U+FFFD)"
+  )
+
+
 def read_text(path: str, encoding: str, where: str | None = None, errors: str = "strict") -> str:
   """The text of the file at `path`, line breaks read as `open()` reads them.
 
@@ -89,19 +141,12 @@ def read_text(path: str, encoding: str, where: str | None = None, errors: str = 
     data = f.read()
   nul = data.find(b"\0")
   if nul >= 0:
-    raise DataError(
-      f"{where} looks binary: it holds NUL bytes (the first at byte {nul}); use a text file"
-    )
+    raise looks_binary(where, nul)
   try:
     text = data.decode(encoding, errors=errors)
   except UnicodeDecodeError as e:
     line = data.count(b"\n", 0, e.start) + 1
-    raise DataError(
-      f"{where} line {line}: byte {e.start} ({data[e.start : e.start + 1]!r}) is not valid "
-      f"{encoding}; set config.data.encoding to the file's encoding, e.g. "
-      "--config.data.encoding=latin-1 (or config.data.decode_errors='replace' to keep it "
-      "as U+FFFD)"
-    ) from None
+    raise undecodable(where, line, e.start, data[e.start : e.start + 1], encoding) from None
   # Universal newlines, as text-mode open() gave before decoding became strict.
   return text.replace("\r\n", "\n").replace("\r", "\n")
 

@@ -7,6 +7,7 @@ gives random access without TensorFlow.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import Any
 
 import tensorflow_datasets as tfds
@@ -45,21 +46,36 @@ def _builder(data_cfg) -> tfds.core.DatasetBuilder:
   return tfds.builder(data_cfg.dataset, data_dir=data_dir(data_cfg), file_format="array_record")
 
 
-def prepare_splits(data_cfg) -> tuple[str, dict[str, Any]]:
-  """Prepares the dataset if needed; returns (a stable dataset id, {split: data source})."""
+def prepared_builder(data_cfg) -> tfds.core.DatasetBuilder:
+  """The dataset's builder, its splits prepared in array_record format if they are not yet."""
   builder = _builder(data_cfg)
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
-  sources = builder.as_data_source()
+  return builder
+
+
+def dataset_id(builder: tfds.core.DatasetBuilder) -> str:
+  """A stable id of a prepared dataset: its name, config and version."""
+  config = builder.builder_config.name if builder.builder_config else "default"
+  return f"{builder.name}/{config}/{builder.version}"
+
+
+def check_splits(data_cfg, available: Iterable[str]) -> None:
+  """Fails naming the available splits if the train or eval split is not one of them."""
+  available = list(available)
   for split in (data_cfg.train_split, data_cfg.eval_split):
-    if split not in sources:
+    if split not in available:
       raise ValueError(
-        f"config.data: split {split!r} not in {data_cfg.dataset!r}; available: {', '.join(sources)}"
+        f"config.data: split {split!r} not in {data_cfg.dataset!r}; available: "
+        f"{', '.join(available)}"
       )
-  return (
-    f"{builder.name}/{builder.builder_config.name if builder.builder_config else 'default'}/"
-    f"{builder.version}",
-    sources,
-  )
+
+
+def prepare_splits(data_cfg) -> tuple[str, dict[str, Any]]:
+  """Prepares the dataset if needed; returns (a stable dataset id, {split: data source})."""
+  builder = prepared_builder(data_cfg)
+  sources = builder.as_data_source()
+  check_splits(data_cfg, sources)
+  return dataset_id(builder), sources
 
 
 def record_text(record: dict, text_key: str) -> str:

@@ -6,8 +6,8 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from lm.data import sources, tokenizer
-from lm.data.local_text import DECODE_ERRORS
+from lm.data import inputs, sources, tokenizer
+from lm.data.local_text import DECODE_ERRORS, is_glob
 from lm.model.config import (
   ATTENTION_IMPLS,
   DTYPES,
@@ -23,7 +23,7 @@ from lm.model.config import (
 )
 from lm.model.layers import ACTIVATIONS
 from lm.runs import wandb_mirror
-from lm.runtime import sharding
+from lm.runtime import paths, sharding
 from lm.training import optim
 
 _FLOAT32_MAX = 3.4e38  # larger values overflow to inf in the float32 optimizer
@@ -244,6 +244,7 @@ def _check_data(data, model) -> None:
   )
   _require(data.batch_size >= 1, f"config.data.batch_size={data.batch_size} must be >= 1")
   _require_one_of("data", "decode_errors", data.decode_errors, DECODE_ERRORS)
+  _require_one_of("data", "format", data.format, inputs.FORMATS)
   _require(
     not data.document_masking or (model.kind == "decoder" and not model.num_classes),
     "config.data.document_masking=True applies to decoder language models (next-token "
@@ -253,7 +254,7 @@ def _check_data(data, model) -> None:
     sources.check_dataset_name(data.dataset)
   except ValueError as e:
     raise ConfigError(str(e)) from None
-  if data.dataset == sources.LOCAL:
+  if data.dataset == sources.LOCAL and not (paths.is_remote(data.path) or is_glob(data.path)):
     _require(
       os.path.exists(os.path.expanduser(data.path)),
       f"config.data.path={data.path!r} does not exist",

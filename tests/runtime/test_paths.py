@@ -1,5 +1,6 @@
-"""Run files on gs:// workdirs, against an in-memory stand-in for GCS that, like GCS, cannot
-append to an object; and on a full disk (`small_disk`, which other tests use too)."""
+"""Run files on gs:// workdirs, against an in-memory stand-in for GCS (`fake_gcs`, in
+conftest.py) that, like GCS, cannot append to an object; and on a full disk (`small_disk`,
+which other tests use too)."""
 
 import builtins
 import contextlib

@@ -28,6 +28,7 @@ from lm.training import config_checks
       "wordpiece",
       r"config.data.tokenizer='wordpiece'; valid: char, sentencepiece, bpe",
     ),
+    ("data.format", "csv", r"config.data.format='csv'; valid: auto, text, jsonl, parquet"),
     ("model.position", "alibi", r"config.model.position='alibi'"),
     ("optim.learning_rate", -1e-3, r"config.optim.learning_rate=-0.001 must be positive and "),
     ("optim.learning_rate", float("inf"), r"config.optim.learning_rate=inf must be positive"),
