@@ -85,6 +85,7 @@ def test_a_folder_takes_include_minus_exclude_and_no_hidden_files(tmp_path):
     ("sub/d.py", "dee\n"),
     ("test/e.txt", "ee\n"),
     (".hidden.txt", "no\n"),
+    (".git/HEAD.txt", "no\n"),
   ]:
     (tmp_path / rel).parent.mkdir(exist_ok=True)
     (tmp_path / rel).write_text(text)
