@@ -54,7 +54,8 @@ def corpus_paths(
   `path` is a file (root: its folder), a folder (root: the folder; its files below it) or a
   glob such as `gs://bucket/c4/*.jsonl.gz` (root: the folder before the first pattern). Below a
   folder or glob's root, a file is taken if its path relative to the root matches the glob
-  `include` and none of the globs `exclude` (`*` also matches `/`); hidden files never are.
+  `include` and none of the globs `exclude` (`*` also matches `/`); hidden files (and those in
+  hidden folders, such as .git) never are.
   """
   if is_glob(path):
     parts = str(paths.run_path(path)).split("/")
@@ -74,7 +75,7 @@ def corpus_paths(
   def taken(f: epath.Path) -> bool:
     rel = str(f.relative_to(root))
     return (
-      not f.name.startswith(".")
+      not any(part.startswith(".") for part in rel.split("/"))
       and fnmatch.fnmatch(rel, include)
       and not any(fnmatch.fnmatch(rel, e) for e in exclude)
     )

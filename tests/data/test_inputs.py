@@ -74,6 +74,16 @@ def test_a_text_file_is_one_document_with_universal_newlines(tmp_path):
     inputs.Piece("x.txt@0", "a\nb\nc\n", first=True)
   ]
   assert inputs.is_single_document(units)
+  assert inputs.is_single_document(inputs.list_units(_data_cfg(path), unit_bytes=2))
+
+
+def test_a_compressed_text_file_is_read_decompressed(tmp_path):
+  for name in ("x.txt.gz", "x.txt.zst"):
+    _write_compressed(tmp_path / name, b"one\r\ntwo\n")
+  assert _documents(_data_cfg(tmp_path)) == {
+    "x.txt.gz@0": "one\ntwo\n",
+    "x.txt.zst@0": "one\ntwo\n",
+  }
 
 
 def test_a_folder_takes_include_minus_exclude_and_no_hidden_files(tmp_path):
@@ -85,6 +95,7 @@ def test_a_folder_takes_include_minus_exclude_and_no_hidden_files(tmp_path):
     ("sub/d.py", "dee\n"),
     ("test/e.txt", "ee\n"),
     (".hidden.txt", "no\n"),
+    (".git/HEAD.txt", "no\n"),
   ]:
     (tmp_path / rel).parent.mkdir(exist_ok=True)
     (tmp_path / rel).write_text(text)
