@@ -20,6 +20,7 @@ one); it is stored beside the shards with its hash, which every shard's manifest
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import itertools
@@ -134,7 +135,7 @@ def dataset_id(data: Any, units: list[inputs.Unit]) -> str:
   fields = (
     data.validation_fraction,
     data.sample_seed,
-    data.encoding,
+    codec_name(data.encoding),
     data.decode_errors,
     data.format,
     data.text_key,
@@ -234,7 +235,7 @@ def write_shard(spec: ShardSpec) -> dict[str, dict]:
   directory = epath.Path(spec.directory)
   dtype = token_dtype(tok.vocab_size)
   writers = {s: shards.ShardWriter(directory, s, spec.index, dtype) for s in splits}
-  unknown = sum(tok.unknown.values()) if isinstance(tok, CharTokenizer) else 0
+  unknown_before = collections.Counter(tok.unknown if isinstance(tok, CharTokenizer) else ())
   batch: list[tuple[str, inputs.Piece, bool]] = []
 
   def flush() -> None:
@@ -250,7 +251,8 @@ def write_shard(spec: ShardSpec) -> dict[str, dict]:
   flush()
   common = {"format": FORMAT, "input": spec.fingerprint, "tokenizer": spec.tokenizer_hash}
   if isinstance(tok, CharTokenizer):
-    common["unknown_characters"] = sum(tok.unknown.values()) - unknown
+    # characters outside a given vocabulary (another run's): counted, each by name
+    common["unknown_characters"] = dict(tok.unknown - unknown_before)
   return {s: w.close(common) for s, w in writers.items()}
 
 
@@ -403,6 +405,7 @@ def prepare(
     if counts["tokens"] == 0:
       raise DataError(_empty_split(data, split, manifest))
   paths.write_atomically(directory / DATASET_FILE, json.dumps(manifest, indent=1))
+  _log_unknown_characters(directory, [m for f in found if f for m in f.values()])
   tokens = sum(s["tokens"] for s in manifest["splits"].values())
   elapsed = time.monotonic() - started
   log.info(
@@ -436,3 +439,16 @@ def _empty_split(data: Any, split: str, manifest: dict[str, Any]) -> str:
       "a larger corpus"
     )
   return f"the {split} split of {corpus} holds no text"
+
+
+def _log_unknown_characters(directory: epath.Path, manifests: list[dict[str, Any]]) -> None:
+  unknown: collections.Counter[str] = collections.Counter()
+  for m in manifests:
+    unknown.update(m.get("unknown_characters", {}))
+  if unknown:
+    log.warning(
+      "%s: %d characters outside the character vocabulary encoded as [UNK] (%s)",
+      directory,
+      sum(unknown.values()),
+      ", ".join(f"{c!r} x{n}" for c, n in unknown.most_common()),
+    )

@@ -76,7 +76,7 @@ def _shard(directory: epath.Path, name: str, digest: str) -> dict[str, Any]:
     )
   path = directory / f"{name}.tokens"
   size = np.dtype(m["dtype"]).itemsize * m["tokens"]
-  found = path.stat().st_size if path.exists() else -1
+  found = path.stat().length if path.exists() else -1
   if found != size:
     raise DataError(
       f"{path} holds {max(found, 0)} bytes, its manifest says {size}: truncated or replaced; "

@@ -75,7 +75,7 @@ def test_binary_file_is_rejected_whatever_the_encoding(tiny_config, tmp_path, en
   tiny_config.data.encoding = encoding
   with pytest.raises(
     DataError,
-    match=r"corpus' file 'b.bin' looks binary: it holds NUL bytes "
+    match=r"corpus/b.bin' looks binary: it holds NUL bytes "
     r"\(the first at byte 7\)",
   ):
     token_cache.tokenized_data(tiny_config.data)
