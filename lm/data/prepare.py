@@ -421,8 +421,11 @@ def prepare(
 
 def _empty_split(data: Any, split: str, manifest: dict[str, Any]) -> str:
   counts = manifest["splits"].values()
-  corpus = f"config.data.path={data.path!r}" if data.dataset == "local" else (
-    f"config.data.dataset={data.dataset!r}")
+  corpus = (
+    f"config.data.path={data.path!r}"
+    if data.dataset == "local"
+    else (f"config.data.dataset={data.dataset!r}")
+  )
   if not any(c["tokens"] for c in counts):
     return f"{corpus} holds no text"
   if manifest["held_out"] == "documents":

@@ -5,7 +5,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from lm.data import prepare, pipeline, token_cache
+from lm.data import pipeline, prepare, token_cache
 from lm.data.local_text import chunk_text, split_text
 from lm.data.tokenizer import CharTokenizer, load_tokenizer
 
@@ -100,8 +100,10 @@ def test_documents_are_encoded_in_batches_in_order_each_ended_by_eos(tiny_config
       assert ids[-1] == tok.eos_id and tok.eos_id not in ids[:-1]
       assert tok.decode(ids[:-1]) in texts
     assert [int(i) for i in np.concatenate(documents)] == [int(i) for i in tokens]
-  order = [texts.index(tok.decode(d[:-1])) for d in np.split(
-    np.asarray(data.splits["train"]), data.doc_starts["train"][1:])]
+  order = [
+    texts.index(tok.decode(d[:-1]))
+    for d in np.split(np.asarray(data.splits["train"]), data.doc_starts["train"][1:])
+  ]
   assert order == sorted(order)  # in path order
 
 

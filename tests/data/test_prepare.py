@@ -4,6 +4,7 @@ batch the same at any number of processes, gs:// data, and shards that do not be
 
 import json
 import os
+import pathlib
 
 import numpy as np
 import pytest
@@ -64,7 +65,7 @@ def test_held_out_documents_are_a_seeded_sample_of_the_whole_corpus(folder_confi
 
 def test_one_text_file_keeps_its_last_fraction(tiny_config, corpus_file):
   data = token_cache.tokenized_data(tiny_config.data)
-  text = open(corpus_file).read()
+  text = pathlib.Path(corpus_file).read_text()
   train = data.tokenizer.decode(np.asarray(data.splits["train"]))
   val = data.tokenizer.decode(np.asarray(data.splits["validation"]))
   assert train + val == text and text[len(train) - 1] == "\n"
@@ -97,8 +98,9 @@ def test_an_interrupted_preparation_resumes_at_its_first_unfinished_shard(
   monkeypatch.setattr(inputs, "read_pieces", real)
   manifest = prepare.prepare(folder_config.data, directory, units, shard_bytes=300)
   again = {p.name: os.stat(p).st_mtime_ns for p in directory.glob("*.tokens")}
-  assert all(again[name] == t for name, t in mtimes.items() if name.replace(".tokens", ".json")
-             in finished)
+  assert all(
+    again[name] == t for name, t in mtimes.items() if name.replace(".tokens", ".json") in finished
+  )
   resumed = token_cache.load(directory, manifest)
   fresh_dir = tmp_path / "fresh"
   fresh = prepare.prepare(folder_config.data, epath.Path(fresh_dir), units, shard_bytes=300)
@@ -117,7 +119,13 @@ def test_every_global_batch_is_the_same_for_1_2_and_4_processes(folder_config):
   for count in (1, 2, 4):
     rows = [
       pipeline.window_batches(
-        tokens, 8, 8, shuffle_seed=3, repeat=True, process_index=i, process_count=count,
+        tokens,
+        8,
+        8,
+        shuffle_seed=3,
+        repeat=True,
+        process_index=i,
+        process_count=count,
         doc_starts=tokens.starts,
       )[5]
       for i in range(count)
@@ -152,10 +160,10 @@ def test_data_on_gcs_reads_as_local_data(folder_config, fake_gcs):
 def test_a_shard_prepared_with_another_tokenizer_is_refused(folder_config):
   data = token_cache.tokenized_data(folder_config.data)
   name = data.manifest["splits"]["train"]["shards"][0]
-  path = os.path.join(data.directory, f"{name}.json")
-  manifest = json.loads(open(path).read())
+  path = pathlib.Path(data.directory, f"{name}.json")
+  manifest = json.loads(path.read_text())
   manifest["tokenizer"] = "0123456789abcdef"
-  open(path, "w").write(json.dumps(manifest))
+  path.write_text(json.dumps(manifest))
   with pytest.raises(DataError, match=f"{name}.json was prepared with another tokenizer"):
     token_cache.tokenized_data(folder_config.data)
 

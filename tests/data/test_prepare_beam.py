@@ -35,8 +35,9 @@ def test_two_beam_workers_write_the_bytes_one_process_writes(tiny_config, tmp_pa
     prepared[workers] = directory, manifest
   (one, m1), (two, m2) = prepared[1], prepared[2]
   assert m1 == m2
-  names = sorted(p.name for p in one.iterdir() if p.suffix in (".tokens", ".starts", ".json"))
-  assert names == sorted(p.name for p in two.iterdir() if p.suffix in (".tokens", ".starts", ".json"))
+  kinds = (".tokens", ".starts", ".json")
+  names = sorted(p.name for p in one.iterdir() if p.suffix in kinds)
+  assert names == sorted(p.name for p in two.iterdir() if p.suffix in kinds)
   for name in names:
     assert (one / name).read_bytes() == (two / name).read_bytes(), name
   data = token_cache.load(two, m2)
