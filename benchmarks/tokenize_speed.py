@@ -37,7 +37,7 @@ import tokenizers
 from tokenizers import models, normalizers, pre_tokenizers, trainers
 
 from benchmarks.provenance import git_commit
-from lm.data import hf_tokenizer, token_cache
+from lm.data import hf_tokenizer, prepare
 from lm.data.local_text import chunk_text, corpus_files
 from lm.data.specials import SPECIAL_TOKENS
 
@@ -140,7 +140,7 @@ def measure(name: str, text: str, train_text: str, records: list[str], args) -> 
   with tempfile.TemporaryDirectory() as directory:
     _train(name, asked, train_text, directory)
     tok = hf_tokenizer.load(directory)
-    batch = token_cache.RECORDS_PER_BATCH
+    batch = prepare.PIECES_PER_BATCH
     seconds, batched = _best(
       lambda: [
         ids

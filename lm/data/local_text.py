@@ -1,25 +1,12 @@
-"""A TFDS builder for a local text corpus: one file or a folder of files; strict reading of
-local text files (also the labelled ones), and the error that names a bad one.
-
-The files (sorted, text decoded strictly with `config.data.encoding`) are concatenated; the
-last `validation_fraction` of the characters, cut at a line break, is the validation split.
-Each split is stored as records of at most `record_chars` characters, cut at line breaks and
-at the ends of files, in array_record format so it is read without TensorFlow. Each file is a
-document: a record carries the index of the file it comes from.
-"""
+"""A local corpus's files: which files a path, folder or glob names (local or gs://), strict
+reading of a text file (also the labelled ones), and the errors that name a bad one."""
 
 from __future__ import annotations
 
 import codecs
-import dataclasses
 import fnmatch
-import hashlib
-import os
 from collections.abc import Iterator
-from typing import ClassVar
 
-import numpy as np
-import tensorflow_datasets as tfds
 from etils import epath
 
 from lm.runtime import paths
@@ -28,17 +15,6 @@ from lm.runtime import paths
 class DataError(ValueError):
   """A bad corpus or labelled file (or a bad label in a TFDS dataset, or an unknown encoding);
   the message names the file and line, or the config field, and what is wrong."""
-
-
-@dataclasses.dataclass
-class LocalTextConfig(tfds.core.BuilderConfig):
-  path: str = ""
-  include: str = "*"
-  exclude: tuple[str, ...] = ()
-  validation_fraction: float = 0.1
-  record_chars: int = 1 << 16
-  encoding: str = "utf-8"
-  decode_errors: str = "strict"
 
 
 def is_glob(path: str) -> bool:
@@ -157,12 +133,6 @@ def _cut_at_newline(text: str, index: int) -> int:
   return nl + 1 if nl > 0 else index
 
 
-def split_text(text: str, validation_fraction: float) -> tuple[str, str]:
-  """(train, validation): validation is the last fraction of the text, from a line start."""
-  cut = _cut_at_newline(text, int(len(text) * (1.0 - validation_fraction)))
-  return text[:cut], text[cut:]
-
-
 def chunk_text(text: str, max_chars: int) -> list[str]:
   """Cuts text into pieces of at most `max_chars`, at line breaks where there is one."""
   chunks, start = [], 0
@@ -173,97 +143,3 @@ def chunk_text(text: str, max_chars: int) -> list[str]:
     chunks.append(text[start:end])
     start = end
   return chunks
-
-
-def _file_name(corpus: str, path: str) -> str:
-  name = f"config.data.path={corpus!r}"
-  return name if path == corpus else f"{name} file {os.path.relpath(path, corpus)!r}"
-
-
-class LocalText(tfds.core.GeneratorBasedBuilder):
-  """Plain text from local files, split into train and validation."""
-
-  VERSION = tfds.core.Version("1.1.0")
-  RELEASE_NOTES: ClassVar[dict[str, str]] = {
-    "1.1.0": "Records end at file ends and carry their file's index."
-  }
-
-  def _info(self) -> tfds.core.DatasetInfo:
-    return self.dataset_info_from_configs(
-      features=tfds.features.FeaturesDict(
-        {"text": tfds.features.Text(), "document": tfds.features.Scalar(np.int64)}
-      ),
-      disable_shuffling=True,
-    )  # keep the corpus order: records are pieces of one stream
-
-  def _split_generators(self, dl_manager):
-    del dl_manager
-    cfg = self.builder_config
-    files = [
-      read_text(f, cfg.encoding, _file_name(cfg.path, f), cfg.decode_errors)
-      for f in corpus_files(cfg.path, cfg.include, cfg.exclude)
-    ]
-    text = "".join(files)
-    if not text.strip():
-      raise DataError(f"config.data.path={cfg.path!r} holds no text")
-    train, validation = split_text(text, cfg.validation_fraction)
-    # An empty split would fail inside TFDS, naming neither the corpus nor the fraction.
-    for split, part in (("train", train), ("validation", validation)):
-      if not part.strip():
-        raise DataError(
-          f"config.data.validation_fraction={cfg.validation_fraction} leaves the {split} split "
-          f"of config.data.path={cfg.path!r} ({len(text)} characters) without text; use a "
-          "fraction in (0, 1) that leaves a line to each split, or a larger corpus"
-        )
-    return {
-      "train": self._generate_examples(file_pieces(files, 0, len(train))),
-      "validation": self._generate_examples(file_pieces(files, len(train), len(text))),
-    }
-
-  def _generate_examples(self, pieces: list[tuple[int, str]]):
-    key = 0
-    for document, piece in pieces:
-      for chunk in chunk_text(piece, self.builder_config.record_chars):
-        yield key, {"text": chunk, "document": document}
-        key += 1
-
-
-def file_pieces(files: list[str], begin: int, end: int) -> list[tuple[int, str]]:
-  """(file index, text) of each file's part of the characters [begin, end) of all files."""
-  pieces, offset = [], 0
-  for i, text in enumerate(files):
-    lo, hi = max(begin - offset, 0), min(end - offset, len(text))
-    if lo < hi:
-      pieces.append((i, text[lo:hi]))
-    offset += len(text)
-  return pieces
-
-
-def local_text_builder(
-  path: str,
-  validation_fraction: float,
-  data_dir: str,
-  include: str = "*",
-  exclude: tuple[str, ...] = (),
-  encoding: str = "utf-8",
-  decode_errors: str = "strict",
-) -> LocalText:
-  """A LocalText builder whose config name is tied to the corpus path, contents and decoding."""
-  path = os.path.abspath(os.path.expanduser(path))
-  exclude = tuple(exclude)
-  codec = codec_name(encoding)
-  # utf-8, strict, adds nothing to the name: corpora prepared before these fields are kept.
-  decoding = ("" if codec == "utf-8" else codec) + (
-    "" if decode_errors == "strict" else decode_errors
-  )
-  digest = hashlib.sha256(f"{validation_fraction}{decoding}".encode())
-  for f in corpus_files(path, include, exclude):
-    st = os.stat(f)
-    digest.update(f"{f}:{st.st_size}:{st.st_mtime_ns}".encode())
-  stem = os.path.splitext(os.path.basename(path.rstrip("/")))[0]
-  name = "".join(c if c.isalnum() else "_" for c in stem).lower() + "_" + digest.hexdigest()[:10]
-  files = {"path": path, "include": include, "exclude": exclude}
-  split = {"validation_fraction": validation_fraction}
-  decode = {"encoding": codec, "decode_errors": decode_errors}
-  config = LocalTextConfig(name=name, **files, **split, **decode)
-  return LocalText(config=config, data_dir=data_dir, file_format="array_record")

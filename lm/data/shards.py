@@ -132,7 +132,7 @@ class ShardedTokens:
   def __init__(self, directory: epath.Path, manifests: list[dict[str, Any]]):
     self.directory = directory
     self.manifests = [m for m in manifests if m["tokens"] > 0]
-    self.dtype = np.dtype(manifests[0]["dtype"]).newbyteorder("<") if manifests else np.uint16
+    self.dtype = np.dtype(manifests[0]["dtype"] if manifests else "uint16").newbyteorder("<")
     self.offsets = np.cumsum([0] + [m["tokens"] for m in self.manifests])
     self.starts = DocumentStarts(self)
     self._token_arrays: dict[int, Any] = {}

@@ -1,4 +1,4 @@
-"""Text splits from TFDS: the local-corpus builder or any TFDS catalog dataset.
+"""TFDS catalog datasets: prepared by their builders, read by record.
 
 Everything is prepared in array_record format and read with `tfds.data_source`, which
 gives random access without TensorFlow.
@@ -11,8 +11,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import tensorflow_datasets as tfds
-
-from lm.data.local_text import local_text_builder
 
 LOCAL = "local"
 
@@ -32,16 +30,6 @@ def check_dataset_name(name: str) -> None:
 
 
 def _builder(data_cfg) -> tfds.core.DatasetBuilder:
-  if data_cfg.dataset == LOCAL:
-    return local_text_builder(
-      data_cfg.path,
-      data_cfg.validation_fraction,
-      data_dir(data_cfg),
-      data_cfg.include,
-      data_cfg.exclude,
-      data_cfg.encoding,
-      data_cfg.decode_errors,
-    )
   check_dataset_name(data_cfg.dataset)
   return tfds.builder(data_cfg.dataset, data_dir=data_dir(data_cfg), file_format="array_record")
 
@@ -82,9 +70,3 @@ def record_text(record: dict, text_key: str) -> str:
   """The text of one record, decoded from bytes."""
   value = record[text_key]
   return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
-
-
-def record_document(record: dict, index: int) -> int:
-  """The document a record belongs to: its 'document' feature (local corpora: the file), or
-  the record itself (a TFDS catalog dataset's record is one document)."""
-  return int(record["document"]) if "document" in record else index

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import jax
+import numpy as np
 from jax.experimental import multihost_utils
 
 log = logging.getLogger(__name__)
@@ -75,3 +76,11 @@ def process_zero_first(fn: Callable[[], T], name: str) -> T:
     return out
   multihost_utils.sync_global_devices(f"lm:{name}")
   return fn()
+
+
+def differs_across_processes(text: str) -> bool:
+  """Whether some process holds another `text` (all must call it, with texts of equal length)."""
+  if jax.process_count() == 1:
+    return False
+  mine = np.frombuffer(text.encode(), np.uint8)
+  return bool(np.any(multihost_utils.process_allgather(mine) != mine))

@@ -74,6 +74,17 @@ def _check_examples_fit(config, data: labelled.LabelledData) -> None:
       raise _too_small(config, split, size, fits)
 
 
+def _check_same_data_everywhere(data: token_cache.TokenizedData) -> None:
+  """ConfigError unless every process reads data prepared with the same tokenizer (hosts that
+  each prepared the corpus on a local config.data.data_dir may not have)."""
+  if distributed.differs_across_processes(data.manifest["tokenizer"]):
+    raise config_checks.ConfigError(
+      f"the processes read data prepared with different tokenizers (this one's: "
+      f"{data.directory}); put config.data.data_dir on storage every host shares (gs://), or "
+      "prepare it once and copy it to each host"
+    )
+
+
 def _check_windows_fit(config, data: token_cache.TokenizedData) -> None:
   """ConfigError unless the train split holds one window of seq_len + 1 tokens and the eval
   split one batch of them (an evaluation reads whole batches): found now rather than when the
@@ -140,6 +151,7 @@ def build(config, mesh: Mesh | None = None) -> Experiment:
   if isinstance(data, labelled.LabelledData):
     _check_examples_fit(config, data)
   else:
+    _check_same_data_everywhere(data)
     _check_windows_fit(config, data)
   layout = state_layout(
     model_cfg, model_config.execution(config.execution), config.optim, config.train.steps, mesh

@@ -167,3 +167,13 @@ def test_run_files_on_a_full_disk_are_whole_or_absent(tiny_config, tmp_path):
     with pytest.raises(OSError, match="No space left on device"):
       run_files.write_run_files(str(workdir), tiny_config, model_cfg, tokenizer)
     assert [p.name for p in workdir.iterdir() if p.name != ".filler"] == []
+
+
+def test_a_resume_on_data_prepared_with_another_tokenizer_is_refused(tiny_config, tmp_path):
+  workdir = str(tmp_path / "run")
+  trained = CharTokenizer("abc")
+  model_cfg = model_config.architecture(tiny_config.model, trained.vocab_size)
+  run_files.write_run_files(workdir, tiny_config, model_cfg, trained)
+  run_files.write_run_files(workdir, tiny_config, model_cfg, CharTokenizer("abc"), resumed_step=4)
+  with pytest.raises(config_checks.ConfigError, match=r"trained with a tokenizer .* other than"):
+    run_files.write_run_files(workdir, tiny_config, model_cfg, CharTokenizer("abd"), resumed_step=4)
