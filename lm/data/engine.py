@@ -2,16 +2,19 @@
 
 Each shard is written by one call of a pure function of its spec, so any engine that maps a
 function over a list gives the same bytes. Beam (the `beam` extra: requirements-beam.lock) is
-the engine for more than one worker: its DirectRunner in multi-processing mode on one machine
+the engine for more than one worker: its direct runner's process pool on one machine
 (`workers`), or any runner its options name (`beam_options`, e.g. `--runner=DataflowRunner
---project=... --temp_location=gs://...` or Flink or Spark) for a corpus that outgrows one.
+--project=... --temp_location=gs://...`, or Flink or Spark) for a corpus that outgrows one.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from lm.data.local_text import DataError
 
 
 class EngineError(RuntimeError):
@@ -19,14 +22,10 @@ class EngineError(RuntimeError):
 
 
 def pipeline_flags(workers: int, beam_options: str) -> list[str]:
-  """Beam's flags: `beam_options` as given, else the multi-processing DirectRunner."""
+  """Beam's flags: `beam_options` as given, else `workers` processes on this machine."""
   if beam_options:
     return shlex.split(beam_options)
-  return [
-    "--runner=DirectRunner",
-    f"--direct_num_workers={workers}",
-    "--direct_running_mode=multi_processing",
-  ]
+  return [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
 
 
 def run(fn: Callable[[Any], Any], items: Sequence[Any], workers: int, beam_options: str) -> None:
@@ -39,11 +38,29 @@ def run(fn: Callable[[Any], Any], items: Sequence[Any], workers: int, beam_optio
   try:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.runners.portability.fn_api_runner import fn_runner as fn_api_runner
   except ImportError:
     raise EngineError(
       "more than one preparation worker runs on Apache Beam, which is not installed: "
       "pip install -r requirements-beam.lock (or 'lm[beam]'), or use --workers=1"
     ) from None
   options = PipelineOptions(pipeline_flags(workers, beam_options))
-  with beam.Pipeline(options=options) as p:
-    _ = p | beam.Create(list(items)) | beam.Reshuffle() | beam.Map(fn)
+  # On this machine, the direct runner's process pool itself: Beam's DirectRunner would first
+  # try its Prism runner, which downloads a binary.
+  runner = None if beam_options else fn_api_runner.FnApiRunner()
+  try:
+    with beam.Pipeline(runner=runner, options=options) as p:
+      _ = p | beam.Create(list(items)) | beam.Reshuffle() | beam.Map(fn)
+  except Exception as e:
+    raise _worker_error(e) from None
+
+
+def _worker_error(e: Exception) -> Exception:
+  """A worker's DataError as the DataError it was (Beam re-raises it as text with the worker's
+  traceback); anything else unchanged."""
+  marker = f"{DataError.__module__}.{DataError.__name__}: "
+  text = str(e)
+  if marker not in text:
+    return e
+  line = text[text.rindex(marker) + len(marker) :].splitlines()[0]
+  return DataError(re.sub(r" \[while running '[^']*'\]$", "", line))

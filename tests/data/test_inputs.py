@@ -258,7 +258,7 @@ def _parquet_bytes(table) -> bytes:
       r"x.jsonl' line 2: byte 27 \(b'\\xe9'\) is not valid utf-8; set config.data.encoding",
     ),
     ("x.jsonl", b"", r"x.jsonl' holds no records; remove the file or fill it$"),
-    ("x.jsonl.gz", gzip.compress(b"\n \n"), r"x.jsonl.gz' holds no records"),
+    ("x.jsonl.gz", gzip.compress(b"\n \n", mtime=0), r"x.jsonl.gz' holds no records"),
     ("x.jsonl.gz", b"not gzip", r"x.jsonl.gz' is not a valid gzip file \(.*\); re-create it"),
     ("x.txt", b"ab\ncd\0", r"x.txt' looks binary: it holds NUL bytes \(the first at byte 5\)"),
     ("x.txt", b"ok\nok\n\xff", r"x.txt' line 3: byte 6 \(b'\\xff'\) is not valid utf-8"),

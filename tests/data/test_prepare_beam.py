@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from lm.data import inputs, prepare, token_cache
+from lm.data.local_text import DataError
 
 pytest.importorskip("apache_beam")
 
@@ -42,3 +43,18 @@ def test_two_beam_workers_write_the_bytes_one_process_writes(tiny_config, tmp_pa
     assert (one / name).read_bytes() == (two / name).read_bytes(), name
   data = token_cache.load(two, m2)
   assert len(np.asarray(data.splits["train"])) == m2["splits"]["train"]["tokens"]
+
+
+def test_a_bad_record_read_by_a_beam_worker_is_the_one_line_it_is_in_one_process(
+  tiny_config, tmp_path
+):
+  folder = tmp_path / "corpus"
+  folder.mkdir()
+  for i in range(4):
+    (folder / f"f{i}.jsonl").write_text(f'{{"text": "hello {i}"}}\n{{"text": "world"}}\n')
+  (folder / "f9.jsonl").write_text('{"text": "a"}\n{oops\n')
+  tiny_config.data.path = str(folder)
+  with pytest.raises(
+    DataError, match=r"f9.jsonl' line 2 is not JSON \(.*\); fix or remove the line$"
+  ):
+    token_cache.tokenized_data(tiny_config.data, workers=2)
