@@ -13,7 +13,8 @@ Every measurement runs in a fresh process, one at a time. Parts:
   and the char vocabulary pass included, each also timed alone) and tokens per CPU second, for
   each --tokenizers x --workers, and the old path, on --speed_mb;
 - `first_batch`: a fresh process that loads the prepared --first_batch_mb corpus and takes
-  window_batches(...)[0], less a process that only imports (both best of --repeats);
+  window_batches(...)[0], less a process that only imports (both best of --repeats); its
+  preparation (--prepare_workers) is also that size's peak RSS;
 - `loader`: tokens/s of pipeline.iterate over that corpus for --loader_seconds, against
   --demo_tokens_per_s.
 """
