@@ -5,8 +5,8 @@
 # Hugging Face parity tests, which `make test` skips without it.
 # `make tensorboard WORKDIR=runs/x` adds the optional TensorBoard extra and serves a run's (or a
 # folder of runs') event files on http://localhost:$(PORT).
-# `make test-beam` adds Apache Beam (requirements-beam.lock) and tests the data preparation on
-# several Beam workers, which `make test` skips without it.
+# `make test-beam` builds .venv-beam (Apache Beam, requirements-beam.lock) and tests the data
+# preparation on several Beam workers, which `make test` skips without Beam.
 # `make lint` adds ruff and pyright (requirements-lint.lock) and checks lint, format and types.
 # `make scaling-cpu` runs the CPU scaling study (experiments/configs/scaling_cpu.py) into
 # $(SCALING_DIR): the sweep, a fit that predicts the optimum at 4x its largest budget, the
@@ -51,13 +51,18 @@ $(VENV)/.installed-hf: $(VENV)/.installed requirements-hf.lock
 test-hf: $(VENV)/.installed-hf
 	$(PYTEST) tests/convert tests/data/test_hf_tokenizers.py
 
-$(VENV)/.installed-beam: $(VENV)/.installed requirements-beam.lock
-	$(PY) -m pip install --quiet -r requirements-beam.lock
+# Data preparation on Apache Beam's workers: an environment of its own (.venv-beam,
+# requirements-beam.lock), as Beam needs an older protobuf than .venv's transformers.
+BEAM_VENV := .venv-beam
+$(BEAM_VENV)/.installed: requirements-beam.lock pyproject.toml
+	$(PYTHON) -m venv $(BEAM_VENV)
+	$(BEAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BEAM_VENV)/bin/python -m pip install --quiet -r requirements-beam.lock
+	$(BEAM_VENV)/bin/python -m pip install --quiet --no-deps -e .
 	touch $@
 
-# Data preparation on Apache Beam's workers (the optional `beam` extra, ~0.4 GB).
-test-beam: $(VENV)/.installed-beam
-	$(PYTEST) tests/data/test_prepare_beam.py
+test-beam: $(BEAM_VENV)/.installed
+	$(BEAM_VENV)/bin/python -m pytest -q -n 2 --dist worksteal tests/data/test_prepare_beam.py
 
 $(VENV)/.installed-lint: $(VENV)/.installed requirements-lint.lock
 	$(PY) -m pip install --quiet -r requirements-lint.lock
@@ -84,4 +89,4 @@ scaling-cpu: $(VENV)/.installed
 	$(SCALING_FIT)
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(BEAM_VENV) runs

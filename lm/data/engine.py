@@ -1,8 +1,9 @@
 """Where the preparation's shards are written: in this process, or on Apache Beam.
 
 Each shard is written by one call of a pure function of its spec, so any engine that maps a
-function over a list gives the same bytes. Beam (the `beam` extra: requirements-beam.lock) is
-the engine for more than one worker: its direct runner's process pool on one machine
+function over a list gives the same bytes. Beam (an environment of its own:
+requirements-beam.lock) is the engine for more than one worker: its direct runner's process
+pool on one machine
 (`workers`), or any runner its options name (`beam_options`, e.g. `--runner=DataflowRunner
 --project=... --temp_location=gs://...`, or Flink or Spark) for a corpus that outgrows one.
 """
@@ -41,8 +42,9 @@ def run(fn: Callable[[Any], Any], items: Sequence[Any], workers: int, beam_optio
     from apache_beam.runners.portability.fn_api_runner import fn_runner as fn_api_runner
   except ImportError:
     raise EngineError(
-      "more than one preparation worker runs on Apache Beam, which is not installed: "
-      "pip install -r requirements-beam.lock (or 'lm[beam]'), or use --workers=1"
+      "more than one preparation worker runs on Apache Beam, which is not installed here: run "
+      "with .venv-beam/bin/python (make .venv-beam/.installed builds it from "
+      "requirements-beam.lock), or use --workers=1"
     ) from None
   options = PipelineOptions(pipeline_flags(workers, beam_options))
   # On this machine, the direct runner's process pool itself: Beam's DirectRunner would first

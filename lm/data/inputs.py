@@ -43,7 +43,7 @@ _SCAN_BYTES = 1 << 16  # read at once while looking for a line start
 _PARQUET_BATCH_ROWS = 256
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Unit:
   """A part of the corpus one worker reads: a file, a byte range of a large uncompressed
   text/JSONL file (cut at line starts), a Parquet file's row-group range, or a TFDS split's
@@ -55,7 +55,7 @@ class Unit:
   start: int = 0  # byte offset (text/jsonl), row group (parquet), record (tfds)
   stop: int | None = None  # exclusive; None: the end
   size: int = 0  # bytes (records for tfds): for grouping units into shards
-  fingerprint: str = ""  # changes when the file (or the prepared TFDS dataset) does
+  fingerprint: str = ""  # changes when the file does ("size:mtime"; TFDS: the prepared dataset)
   split: str | None = None  # forced split name, or None (decided per document)
 
 
@@ -109,18 +109,17 @@ def read_pieces(unit: Unit, data_cfg, piece_chars: int = 1 << 16) -> Iterator[Pi
 # Planning.
 
 
-def _file_units(path: epath.Path, root: epath.Path, data_cfg, unit_bytes: int) -> list[Unit]:
-  kind = file_format(str(path), data_cfg.format)
+def _file_units(path: str, root: str, data_cfg, unit_bytes: int) -> list[Unit]:
+  kind = file_format(path, data_cfg.format)
   size, mtime = _size_and_mtime(path)
-  whole = Unit(
-    kind, str(path), str(path.relative_to(root)), size=size, fingerprint=f"{path}:{size}:{mtime}"
-  )
+  name = path[len(root.rstrip("/")) + 1 :]
+  whole = Unit(kind, path, name, size=size, fingerprint=f"{size}:{mtime}")
   if size <= unit_bytes:
     return [whole]
   if kind == "parquet":
     ranges = _row_group_ranges(whole.path, unit_bytes)
   elif _compression(whole.path) is None and _cuts_at_newline_bytes(data_cfg.encoding):
-    ranges = _line_ranges(path, size, unit_bytes)
+    ranges = _line_ranges(epath.Path(path), size, unit_bytes)
   else:
     return [whole]
   stops = [start for start, _ in ranges[1:]] + [None]
@@ -130,9 +129,9 @@ def _file_units(path: epath.Path, root: epath.Path, data_cfg, unit_bytes: int) -
   ]
 
 
-def _size_and_mtime(path: epath.Path) -> tuple[int, int]:
+def _size_and_mtime(path: str) -> tuple[int, int]:
   if paths.is_remote(path):
-    stat = path.stat()
+    stat = epath.Path(path).stat()
     return stat.length, stat.mtime
   stat = os.stat(path)
   return stat.st_size, stat.st_mtime_ns

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import codecs
 import fnmatch
+import os
 from collections.abc import Iterator
 
 from etils import epath
@@ -24,55 +25,61 @@ def is_glob(path: str) -> bool:
 
 def corpus_paths(
   path: str, include: str = "*", exclude: tuple[str, ...] = ()
-) -> tuple[epath.Path, list[epath.Path]]:
+) -> tuple[str, list[str]]:
   """(root, files) of a corpus on a local path or gs:// (through etils.epath), files sorted.
 
   `path` is a file (root: its folder), a folder (root: the folder; its files below it) or a
   glob such as `gs://bucket/c4/*.jsonl.gz` (root: the folder before the first pattern). Below a
   folder or glob's root, a file is taken if its path relative to the root matches the glob
   `include` and none of the globs `exclude` (`*` also matches `/`); hidden files (and those in
-  hidden folders, such as .git) never are.
+  hidden folders, such as .git) never are. Paths are strings: a corpus may hold millions.
   """
   if is_glob(path):
     parts = str(paths.run_path(path)).split("/")
     at = next(i for i, part in enumerate(parts) if is_glob(part))
-    root = epath.Path("/".join(parts[:at]) or "/")
-    found = [f for f in root.glob("/".join(parts[at:])) if f.is_file()]
+    root = "/".join(parts[:at]) or "/"
+    found = [str(f) for f in epath.Path(root).glob("/".join(parts[at:])) if f.is_file()]
     problem = "matches no files"
   else:
-    root = paths.run_path(path)
-    if root.is_file():
-      return root.parent, [root]
-    if not root.is_dir():
+    top = paths.run_path(path)
+    root = str(top)
+    if top.is_file():
+      return str(top.parent), [root]
+    if not top.is_dir():
       raise FileNotFoundError(f"config.data.path={path!r} is neither a file nor a folder")
-    found = list(_files_below(root))
+    found = list(_files_below(top))
     problem = "holds no files"
+  prefix = len(root.rstrip("/")) + 1
 
-  def taken(f: epath.Path) -> bool:
-    rel = str(f.relative_to(root))
+  def taken(f: str) -> bool:
+    rel = f[prefix:]
     return (
       not any(part.startswith(".") for part in rel.split("/"))
       and fnmatch.fnmatch(rel, include)
       and not any(fnmatch.fnmatch(rel, e) for e in exclude)
     )
 
-  files = sorted((f for f in found if taken(f)), key=str)
+  files = sorted(f for f in found if taken(f))
   if not files:
     raise FileNotFoundError(f"config.data.path={path!r} {problem}")
   return root, files
 
 
-def _files_below(root: epath.Path) -> Iterator[epath.Path]:
+def _files_below(root: epath.Path) -> Iterator[str]:
+  if not paths.is_remote(root):
+    for folder, _, names in os.walk(str(root)):
+      yield from (os.path.join(folder, name) for name in names)
+    return
   top = None  # the root as the walk spells it: on gs://, without the scheme
   for folder, _, names in root.walk():
     top = str(folder) if top is None else top
     below = str(folder)[len(top) :].lstrip("/")
-    yield from (root / below / name for name in names)
+    yield from (str(root / below / name) for name in names)
 
 
 def corpus_files(path: str, include: str = "*", exclude: tuple[str, ...] = ()) -> list[str]:
   """The paths of the files of a corpus (see `corpus_paths`), sorted."""
-  return [str(f) for f in corpus_paths(path, include, exclude)[1]]
+  return corpus_paths(path, include, exclude)[1]
 
 
 def codec_name(encoding: str) -> str:

@@ -183,13 +183,20 @@ class ShardedTokens:
 
 class DocumentStarts:
   """The starts of a split's documents, as offsets into its tokens: `between(lo, hi)` reads
-  those of one window; `np.asarray` gives them all (evaluation of a whole split)."""
+  those of one window; `np.asarray` gives them all (evaluation of a whole split). The split's
+  first token starts one (a split that begins inside a document, as the held-out end of a
+  one-document corpus does, reads it as its own)."""
 
   def __init__(self, tokens: ShardedTokens):
     self.tokens = tokens
 
+  def _first_is_a_start(self) -> bool:
+    shard_starts = self.tokens.shard_starts(0) if self.tokens.manifests else []
+    return len(shard_starts) > 0 and int(shard_starts[0]) == 0
+
   def __len__(self) -> int:
-    return sum(m["documents"] for m in self.tokens.manifests)
+    documents = sum(m["documents"] for m in self.tokens.manifests)
+    return documents + (bool(self.tokens.manifests) and not self._first_is_a_start())
 
   def between(self, lo: int, hi: int) -> np.ndarray:
     """The starts in (lo, hi]."""
@@ -207,5 +214,7 @@ class DocumentStarts:
       np.asarray(self.tokens.shard_starts(s), np.int64) + int(self.tokens.offsets[s])
       for s in range(len(self.tokens.manifests))
     ]
+    if parts and not self._first_is_a_start():
+      parts.insert(0, np.zeros((1,), np.int64))
     whole = np.concatenate(parts) if parts else np.zeros((0,), np.int64)
     return whole if dtype is None else whole.astype(dtype)

@@ -120,12 +120,14 @@ def test_bleu_and_rouge_are_the_reference_libraries_values():
 
 @pytest.mark.parametrize("document_masking", [False, True])
 def test_evaluate_run_on_a_restored_checkpoint(tiny_config, tmp_path, document_masking):
-  if document_masking:  # the corpus as three files, the last two in the validation split
+  if document_masking:  # the corpus as twelve files, a seeded sample of them held out
     text = pathlib.Path(tiny_config.data.path).read_text()
     (tmp_path / "docs").mkdir()
-    for i, (lo, hi) in enumerate([(0, 9000), (9000, 18700), (18700, len(text))]):
-      (tmp_path / "docs" / f"{i}.txt").write_text(text[lo:hi])
+    cuts = np.linspace(0, len(text), 13).astype(int)
+    for i, (lo, hi) in enumerate(itertools.pairwise(cuts)):
+      (tmp_path / "docs" / f"{i:02d}.txt").write_text(text[lo:hi])
     tiny_config.data.path = str(tmp_path / "docs")
+    tiny_config.data.validation_fraction = 0.25
     tiny_config.data.document_masking = True
   tiny_config.train.steps = 2
   tiny_config.optim.warmup_steps = 1
@@ -143,7 +145,8 @@ def test_evaluate_run_on_a_restored_checkpoint(tiny_config, tmp_path, document_m
   data = token_cache.tokenized_data(tiny_config.data)
   # Every token but the first is predicted; with document masking, no document's first token.
   predicted = len(data.splits["validation"]) - len(data.doc_starts["validation"])
-  assert len(data.doc_starts["validation"]) == (2 if document_masking else 1)
+  held_out = data.manifest["splits"]["validation"]["documents"] if document_masking else 1
+  assert len(data.doc_starts["validation"]) == held_out and held_out >= document_masking + 1
   assert result["tokens"] == result["bytes"] == predicted
   assert 0 <= result["generation"]["bleu"] <= 100
   assert len(result["examples"]) == 5 and len(result["examples"][0]["generated"]) == 10

@@ -64,9 +64,10 @@ def test_a_table_from_before_the_new_columns_gets_them(tmp_path):
 
 def test_the_committed_studys_rows_are_the_runs_its_config_plans_on_another_split():
   """experiments/configs/scaling_cpu.py planned today (its scaling section under today's names)
-  gives the committed study's learning-rate trials their names; but none is finished: the committed rows were trained on the old held-out split (the alphabetically last
-  files), and today's config holds out a seeded sample of documents (data.sample_seed), so a
-  sweep there trains every run again."""
+  gives the committed study's learning-rate trials their names; but none is finished: the
+  committed rows were trained on the old held-out split (the alphabetically last files), and
+  today's config holds out a seeded sample of documents (data.sample_seed), so a sweep there
+  trains every run again."""
   config = scaling_cpu.get_config()
   config.data.path = STUDY_CORPUS
   points, runs, choices = sweep.sweep_runs(config, STUDY_VOCAB, COMMITTED)
