@@ -10,6 +10,7 @@ pool on one machine
 
 from __future__ import annotations
 
+import importlib
 import re
 import shlex
 from collections.abc import Callable, Sequence
@@ -36,17 +37,17 @@ def run(fn: Callable[[Any], Any], items: Sequence[Any], workers: int, beam_optio
     for item in items:
       fn(item)
     return
-  try:
-    import apache_beam as beam
-    from apache_beam.options.pipeline_options import PipelineOptions
-    from apache_beam.runners.portability.fn_api_runner import fn_runner as fn_api_runner
+  try:  # Beam lives in its own environment (requirements-beam.lock)
+    beam = importlib.import_module("apache_beam")
+    options_module = importlib.import_module("apache_beam.options.pipeline_options")
+    fn_api_runner = importlib.import_module("apache_beam.runners.portability.fn_api_runner")
   except ImportError:
     raise EngineError(
       "more than one preparation worker runs on Apache Beam, which is not installed here: run "
       "with .venv-beam/bin/python (make .venv-beam/.installed builds it from "
       "requirements-beam.lock), or use --workers=1"
     ) from None
-  options = PipelineOptions(pipeline_flags(workers, beam_options))
+  options = options_module.PipelineOptions(pipeline_flags(workers, beam_options))
   # On this machine, the direct runner's process pool itself: Beam's DirectRunner would first
   # try its Prism runner, which downloads a binary.
   runner = None if beam_options else fn_api_runner.FnApiRunner()

@@ -22,6 +22,11 @@ from typing import Any
 import grain
 import numpy as np
 
+from lm.data.shards import ShardedTokens
+
+# A split's tokens: an array, or its shards read as one (lm/data/shards.py).
+Tokens = np.ndarray | ShardedTokens
+
 
 def starts_between(doc_starts: Any, lo: int, hi: int) -> np.ndarray:
   """The document starts in (lo, hi]: from a sorted array, or a split's `DocumentStarts`."""

@@ -41,7 +41,7 @@ class LossStats:
 
 
 def loss_batches(
-  tokens: np.ndarray, seq_len: int, batch_size: int, doc_starts: np.ndarray | None = None
+  tokens: pipeline.Tokens, seq_len: int, batch_size: int, doc_starts: np.ndarray | None = None
 ) -> Iterator[dict[str, np.ndarray]]:
   """LM batches {'tokens': [batch_size, seq_len + 1], 'weights': [batch_size, seq_len]} that
   predict every token after the first once; with `doc_starts` (document masking) every token
@@ -76,7 +76,7 @@ def loss_batches(
 def evaluate_loss(
   graphdef: nnx.GraphDef,
   params,
-  tokens: np.ndarray,
+  tokens: pipeline.Tokens,
   tokenizer: Tokenizer,
   *,
   seq_len: int,
@@ -127,7 +127,7 @@ class MLMStats:
 def evaluate_mlm(
   graphdef: nnx.GraphDef,
   params,
-  tokens: np.ndarray,
+  tokens: pipeline.Tokens,
   objective: Objective,
   *,
   seq_len: int,
@@ -180,7 +180,7 @@ def text_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[st
 
 
 def passages(
-  tokens: np.ndarray, num: int, prompt_len: int, continuation_len: int
+  tokens: pipeline.Tokens, num: int, prompt_len: int, continuation_len: int
 ) -> tuple[np.ndarray, np.ndarray]:
   """`num` evenly spaced passages: prompts [num, prompt_len], true continuations [num, m]."""
   span = prompt_len + continuation_len
@@ -194,7 +194,7 @@ def passages(
 def continuation_scores(
   graphdef: nnx.GraphDef,
   params,
-  tokens: np.ndarray,
+  tokens: pipeline.Tokens,
   tokenizer: Tokenizer,
   key: jax.Array,
   *,
@@ -309,7 +309,7 @@ def evaluate_run(
 
 def _continuations(
   r: loading.TrainedRun,
-  tokens: np.ndarray,
+  tokens: pipeline.Tokens,
   tokenizer: Tokenizer,
   batch_size: int,
   generation: dict[str, Any],
