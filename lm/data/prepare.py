@@ -199,7 +199,7 @@ def _pieces(spec: ShardSpec, data: Any) -> Iterator[tuple[str, inputs.Piece, boo
 _TOKENIZERS: dict[tuple[str, str], Tokenizer] = {}
 
 
-def _tokenizer(directory: str, expected_hash: str) -> Tokenizer:
+def _worker_tokenizer(directory: str, expected_hash: str) -> Tokenizer:
   """The prepared directory's tokenizer, loaded once per process and checked against the
   hash the plan carries (a worker never encodes with another one)."""
   key = (directory, expected_hash)
@@ -233,7 +233,7 @@ def write_shard(spec: ShardSpec) -> dict[str, dict]:
   done = _finished(spec, splits)
   if done is not None:
     return done
-  tok = _tokenizer(spec.directory, spec.tokenizer_hash)
+  tok = _worker_tokenizer(spec.directory, spec.tokenizer_hash)
   directory = epath.Path(spec.directory)
   dtype = token_dtype(tok.vocab_size)
   writers = {s: shards.ShardWriter(directory, s, spec.index, dtype) for s in splits}
@@ -368,46 +368,23 @@ def prepare(
   directory.mkdir(parents=True, exist_ok=True)
   for partial in directory.glob("*.tmp-*"):  # of a shard an interrupted preparation was writing
     partial.unlink()
-  specs = plan(data, units, shard_bytes)
-  if tokenizer is not None:
-    tokenizer.save(str(directory))
-    tok = tokenizer
-  else:
-    try:
-      tok = load_tokenizer(str(directory))
-    except FileNotFoundError:
-      tok = train_tokenizer(
-        data,
-        [dataclasses.replace(s, directory=str(directory)) for s in specs],
-        str(directory),
-        workers,
-        beam_options,
-      )
-  digest = tokenizer_hash(tok)
-  specs = [dataclasses.replace(s, directory=str(directory), tokenizer_hash=digest) for s in specs]
+  specs = [dataclasses.replace(s, directory=str(directory)) for s in plan(data, units, shard_bytes)]
+  if not specs:
+    raise DataError(f"config.data ({data.dataset}: {data.path!r}) holds no documents")
+  tok = _prepared_tokenizer(data, specs, tokenizer, workers, beam_options)
+  specs = [dataclasses.replace(s, tokenizer_hash=tokenizer_hash(tok)) for s in specs]
   splits = (data.train_split, data.eval_split)
   with _Progress(specs, splits):
     engine.run(write_shard, specs, workers, beam_options)
-  found = [_finished(s, splits) for s in specs]
-  manifest = {
-    "format": FORMAT,
-    "dataset": dataset_id(data, units),
-    "tokenizer": digest,
-    "held_out": held_out_rule(data, units),
-    "splits": {
-      split: {
-        "tokens": sum(f[split]["tokens"] for f in found if f),
-        "documents": sum(f[split]["documents"] for f in found if f),
-        "shards": [f[split]["name"] for f in found if f],
-      }
-      for split in splits
-    },
-  }
-  for split, counts in manifest["splits"].items():
-    if counts["tokens"] == 0:
-      raise DataError(_empty_split(data, split, manifest))
+  found = []
+  for spec in specs:
+    shard = _finished(spec, splits)
+    if shard is None:
+      raise DataError(f"shard {spec.index} of {directory} was not written: prepare again")
+    found.append(shard)
+  manifest = _dataset_manifest(data, units, specs[0].tokenizer_hash, found)
   paths.write_atomically(directory / DATASET_FILE, json.dumps(manifest, indent=1))
-  _log_unknown_characters(directory, [m for f in found if f for m in f.values()])
+  _log_unknown_characters(directory, [m for f in found for m in f.values()])
   tokens = sum(s["tokens"] for s in manifest["splits"].values())
   elapsed = time.monotonic() - started
   log.info(
@@ -418,6 +395,44 @@ def prepare(
     elapsed,
     tokens / max(elapsed, 1e-9),
   )
+  return manifest
+
+
+def _prepared_tokenizer(
+  data: Any, specs: list[ShardSpec], given: Tokenizer | None, workers: int, beam_options: str
+) -> Tokenizer:
+  """The given tokenizer (saved beside the shards), the one saved there, or one trained."""
+  directory = specs[0].directory
+  if given is not None:
+    given.save(directory)
+    return given
+  try:
+    return load_tokenizer(directory)
+  except FileNotFoundError:
+    return train_tokenizer(data, specs, directory, workers, beam_options)
+
+
+def _dataset_manifest(
+  data: Any, units: list[inputs.Unit], digest: str, found: list[dict[str, dict]]
+) -> dict[str, Any]:
+  """dataset.json: the splits' shards, tokens and documents; DataError if a split is empty."""
+  manifest = {
+    "format": FORMAT,
+    "dataset": dataset_id(data, units),
+    "tokenizer": digest,
+    "held_out": held_out_rule(data, units),
+    "splits": {
+      split: {
+        "tokens": sum(f[split]["tokens"] for f in found),
+        "documents": sum(f[split]["documents"] for f in found),
+        "shards": [f[split]["name"] for f in found],
+      }
+      for split in (data.train_split, data.eval_split)
+    },
+  }
+  for split, counts in manifest["splits"].items():
+    if counts["tokens"] == 0:
+      raise DataError(_empty_split(data, split, manifest))
   return manifest
 
 
