@@ -19,6 +19,7 @@ import codecs
 import contextlib
 import dataclasses
 import gzip
+import hashlib
 import itertools
 import json
 import os
@@ -50,13 +51,18 @@ class Unit:
   record range."""
 
   kind: str  # 'text' | 'jsonl' | 'parquet' | 'tfds'
-  path: str  # the file (local path or gs://...); for 'tfds': "<name>:<split>"
+  root: str  # the corpus's folder (one string every unit shares; '' for 'tfds')
   name: str  # stable name in document keys: the path below the corpus root, or "<name>:<split>"
   start: int = 0  # byte offset (text/jsonl), row group (parquet), record (tfds)
   stop: int | None = None  # exclusive; None: the end
   size: int = 0  # bytes (records for tfds): for grouping units into shards
-  fingerprint: str = ""  # changes when the file does ("size:mtime"; TFDS: the prepared dataset)
+  stamp: int = 0  # changes when the file does: a hash of its size and mtime (TFDS: the dataset)
   split: str | None = None  # forced split name, or None (decided per document)
+
+  @property
+  def path(self) -> str:
+    """The file (local path or gs://...); for 'tfds': "<name>:<split>"."""
+    return f"{self.root.rstrip('/')}/{self.name}" if self.root else self.name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,7 +119,7 @@ def _file_units(path: str, root: str, data_cfg, unit_bytes: int) -> list[Unit]:
   kind = file_format(path, data_cfg.format)
   size, mtime = _size_and_mtime(path)
   name = path[len(root.rstrip("/")) + 1 :]
-  whole = Unit(kind, path, name, size=size, fingerprint=f"{size}:{mtime}")
+  whole = Unit(kind, root, name, size=size, stamp=_stamp(f"{size}:{mtime}"))
   if size <= unit_bytes:
     return [whole]
   if kind == "parquet":
@@ -127,6 +133,10 @@ def _file_units(path: str, root: str, data_cfg, unit_bytes: int) -> list[Unit]:
     dataclasses.replace(whole, start=start, stop=stop, size=part)
     for (start, part), stop in zip(ranges, stops)
   ]
+
+
+def _stamp(text: str) -> int:
+  return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
 
 
 def _size_and_mtime(path: str) -> tuple[int, int]:
@@ -192,9 +202,9 @@ def _tfds_units(data_cfg, unit_bytes: int) -> list[Unit]:
     records = info.num_examples
     per_unit = max(1, records * unit_bytes // max(info.num_bytes, 1))
     name = f"{data_cfg.dataset}:{split}"
-    fingerprint = f"{sources.dataset_id(builder)}:{split}:{records}"
+    stamp = _stamp(f"{sources.dataset_id(builder)}:{split}:{records}")
     units += [
-      Unit("tfds", name, name, start, stop, stop - start, fingerprint, split)
+      Unit("tfds", "", name, start, stop, stop - start, stamp, split)
       for start in range(0, records, per_unit)
       for stop in [min(start + per_unit, records)]
     ]

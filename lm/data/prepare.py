@@ -71,9 +71,7 @@ class ShardSpec:
   def fingerprint(self) -> str:
     digest = hashlib.sha256(str(FORMAT).encode())
     for unit, _ in self.units:
-      digest.update(
-        f"{unit.name}:{unit.fingerprint}:{unit.start}:{unit.stop}:{unit.split}".encode()
-      )
+      digest.update(f"{unit.name}:{unit.stamp}:{unit.start}:{unit.stop}:{unit.split}".encode())
     return digest.hexdigest()[:16]
 
 
@@ -146,7 +144,7 @@ def dataset_id(data: Any, units: list[inputs.Unit]) -> str:
   )
   digest = hashlib.sha256(repr(fields).encode())
   for u in units:
-    digest.update(f"{u.name}:{u.fingerprint}:{u.start}:{u.stop}:{u.split}\n".encode())
+    digest.update(f"{u.name}:{u.stamp}:{u.start}:{u.stop}:{u.split}\n".encode())
   stem = data.dataset if data.dataset != "local" else os.path.basename(data.path.rstrip("/*"))
   stem = "".join(c if c.isalnum() else "_" for c in os.path.splitext(stem)[0]).lower()
   return f"{stem}_{digest.hexdigest()[:12]}"
