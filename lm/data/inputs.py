@@ -58,6 +58,7 @@ class Unit:
   size: int = 0  # bytes (records for tfds): for grouping units into shards
   stamp: int = 0  # changes when the file does: a hash of its size and mtime (TFDS: the dataset)
   split: str | None = None  # forced split name, or None (decided per document)
+  goes_on: bool = False  # its last document goes on in the next unit (a text file's ranges)
 
   @property
   def path(self) -> str:
@@ -91,13 +92,13 @@ def list_units(data_cfg, unit_bytes: int = 64 << 20) -> list[Unit]:
   at most (a file, or a TFDS split, is cut only where it is larger)."""
   if data_cfg.dataset != sources.LOCAL:
     return _tfds_units(data_cfg, unit_bytes)
-  root, files = local_text.corpus_paths(data_cfg.path, data_cfg.include, tuple(data_cfg.exclude))
-  return [unit for f in files for unit in _file_units(f, root, data_cfg, unit_bytes)]
+  root, names = local_text.corpus_paths(data_cfg.path, data_cfg.include, tuple(data_cfg.exclude))
+  return [unit for name in names for unit in _file_units(root, name, data_cfg, unit_bytes)]
 
 
 def is_single_document(units: list[Unit]) -> bool:
   """Whether the corpus is one plain-text document (one text file, in one or more units)."""
-  return bool(units) and all(u.kind == "text" for u in units) and len({u.path for u in units}) == 1
+  return bool(units) and all(u.kind == "text" for u in units) and len({u.name for u in units}) == 1
 
 
 def read_pieces(unit: Unit, data_cfg, piece_chars: int = 1 << 16) -> Iterator[Piece]:
@@ -115,22 +116,24 @@ def read_pieces(unit: Unit, data_cfg, piece_chars: int = 1 << 16) -> Iterator[Pi
 # Planning.
 
 
-def _file_units(path: str, root: str, data_cfg, unit_bytes: int) -> list[Unit]:
-  kind = file_format(path, data_cfg.format)
-  size, mtime = _size_and_mtime(path)
-  name = path[len(root.rstrip("/")) + 1 :]
-  whole = Unit(kind, root, name, size=size, stamp=_stamp(f"{size}:{mtime}"))
+def _file_units(root: str, name: str, data_cfg, unit_bytes: int) -> list[Unit]:
+  kind = file_format(name, data_cfg.format)
+  whole = Unit(kind, root, name)
+  size, mtime = _size_and_mtime(whole.path)
+  whole = dataclasses.replace(whole, size=size, stamp=_stamp(f"{size}:{mtime}"))
   if size <= unit_bytes:
     return [whole]
   if kind == "parquet":
     ranges = _row_group_ranges(whole.path, unit_bytes)
   elif _compression(whole.path) is None and _cuts_at_newline_bytes(data_cfg.encoding):
-    ranges = _line_ranges(epath.Path(path), size, unit_bytes)
+    ranges = _line_ranges(epath.Path(whole.path), size, unit_bytes)
   else:
     return [whole]
   stops = [start for start, _ in ranges[1:]] + [None]
   return [
-    dataclasses.replace(whole, start=start, stop=stop, size=part)
+    dataclasses.replace(
+      whole, start=start, stop=stop, size=part, goes_on=kind == "text" and stop is not None
+    )
     for (start, part), stop in zip(ranges, stops)
   ]
 

@@ -26,7 +26,8 @@ def is_glob(path: str) -> bool:
 def corpus_paths(
   path: str, include: str = "*", exclude: tuple[str, ...] = ()
 ) -> tuple[str, list[str]]:
-  """(root, files) of a corpus on a local path or gs:// (through etils.epath), files sorted.
+  """(root, names) of a corpus's files on a local path or gs:// (through etils.epath): the
+  names of its files below the root, sorted.
 
   `path` is a file (root: its folder), a folder (root: the folder; its files below it) or a
   glob such as `gs://bucket/c4/*.jsonl.gz` (root: the folder before the first pattern). Below a
@@ -44,10 +45,10 @@ def corpus_paths(
     top = paths.run_path(path)
     root = str(top)
     if top.is_file():
-      return str(top.parent), [root]
+      return str(top.parent), [top.name]
     if not top.is_dir():
       raise FileNotFoundError(f"config.data.path={path!r} is neither a file nor a folder")
-    found = list(_files_below(top))
+    found = _files_below(top)  # filtered as walked: a corpus may hold millions of files
     problem = "holds no files"
   prefix = len(root.rstrip("/")) + 1
 
@@ -59,10 +60,10 @@ def corpus_paths(
       and not any(fnmatch.fnmatch(rel, e) for e in exclude)
     )
 
-  files = sorted(f for f in found if taken(f))
-  if not files:
+  names = sorted(f[prefix:] for f in found if taken(f))  # below the root: shorter to hold
+  if not names:
     raise FileNotFoundError(f"config.data.path={path!r} {problem}")
-  return root, files
+  return root, names
 
 
 def _files_below(root: epath.Path) -> Iterator[str]:
@@ -79,7 +80,8 @@ def _files_below(root: epath.Path) -> Iterator[str]:
 
 def corpus_files(path: str, include: str = "*", exclude: tuple[str, ...] = ()) -> list[str]:
   """The paths of the files of a corpus (see `corpus_paths`), sorted."""
-  return corpus_paths(path, include, exclude)[1]
+  root, names = corpus_paths(path, include, exclude)
+  return [f"{root.rstrip('/')}/{name}" for name in names]
 
 
 def codec_name(encoding: str) -> str:

@@ -2,10 +2,11 @@
 for everyone, and the token shards written by independent workers.
 
 The plan depends only on the corpus: its units (lm/data/inputs.py) in path order are grouped
-into shards of about `SHARD_BYTES` of input, and each shard is written by `write_shard` alone
-(in this process, or by Apache Beam's workers: lm/data/engine.py), so the bytes are the same
-whatever the number of workers. A shard is finished when its manifest is written; preparing
-again skips finished shards, so an interrupted preparation resumes at the first unfinished one.
+into shards (`shard_size`: a 64th of the corpus, 16 to 128 MB of input), and each shard is
+written by `write_shard` alone (in this process, or by Apache Beam's workers:
+lm/data/engine.py), so the bytes are the same whatever the number of workers. A shard is
+finished when its manifest is written; preparing again skips finished shards, so an
+interrupted preparation resumes at the first unfinished one.
 
 Held-out documents: a corpus of many documents holds out a seeded random sample of them
 (each document by a hash of its key and `config.data.sample_seed`), so the validation split
@@ -23,7 +24,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
-import itertools
 import json
 import logging
 import os
@@ -51,7 +51,8 @@ from lm.runtime import paths
 log = logging.getLogger(__name__)
 
 FORMAT = 4  # of the prepared directory: bump when the bytes of a shard change meaning
-SHARD_BYTES = 128 << 20  # input bytes per shard (a worker streams one shard at a time)
+SHARD_BYTES = 128 << 20  # input bytes per shard at most (a worker streams one shard at a time)
+UNIT_BYTES = 16 << 20  # a larger file is read as ranges of this many bytes, cut at line starts
 DATASET_FILE = "dataset.json"
 CHARACTERS = "characters"  # the 'char' tokenizer's per-shard character sets
 PIECES_PER_BATCH = 64  # pieces encoded in one call (Hugging Face tokenizers: in parallel)
@@ -62,7 +63,7 @@ class ShardSpec:
   """Everything one worker needs to write one shard: picklable, for Beam's workers."""
 
   index: int
-  units: tuple[tuple[inputs.Unit, bool], ...]  # (unit, the document goes on in the next unit)
+  units: tuple[inputs.Unit, ...]
   directory: str
   data: dict[str, Any]  # config.data as a plain dict
   tokenizer_hash: str = ""
@@ -70,7 +71,7 @@ class ShardSpec:
   @property
   def fingerprint(self) -> str:
     digest = hashlib.sha256(str(FORMAT).encode())
-    for unit, _ in self.units:
+    for unit in self.units:
       digest.update(f"{unit.name}:{unit.stamp}:{unit.start}:{unit.stop}:{unit.split}".encode())
     return digest.hexdigest()[:16]
 
@@ -113,11 +114,13 @@ def _split_single_document(units: list[inputs.Unit], data: Any) -> list[inputs.U
     stop = u.start + u.size
     if u.start < cut < stop:
       out += [
-        dataclasses.replace(u, stop=cut, size=cut - u.start, split=data.train_split),
+        dataclasses.replace(u, stop=cut, size=cut - u.start, split=data.train_split, goes_on=False),
         dataclasses.replace(u, start=cut, size=stop - cut, split=data.eval_split),
       ]
+    elif stop <= cut:  # the train split's text ends at the cut
+      out.append(dataclasses.replace(u, split=data.train_split, goes_on=u.goes_on and stop < cut))
     else:
-      out.append(dataclasses.replace(u, split=data.train_split if stop <= cut else data.eval_split))
+      out.append(dataclasses.replace(u, split=data.eval_split))
   return out
 
 
@@ -150,48 +153,43 @@ def dataset_id(data: Any, units: list[inputs.Unit]) -> str:
   return f"{stem}_{digest.hexdigest()[:12]}"
 
 
-def plan(data: Any, units: list[inputs.Unit], shard_bytes: int = SHARD_BYTES) -> list[ShardSpec]:
+def shard_size(units: list[inputs.Unit]) -> int:
+  """Input bytes per shard: a 64th of the corpus, between one unit and `SHARD_BYTES`, so that
+  a small corpus still has shards for several workers. It depends on the corpus alone."""
+  return min(max(sum(u.size for u in units) // 64, UNIT_BYTES), SHARD_BYTES)
+
+
+def plan(data: Any, units: list[inputs.Unit], shard_bytes: int | None = None) -> list[ShardSpec]:
   """The shards of the corpus `data` (config.data) whose units are `units`: grouped in
-  path order, about `shard_bytes` of input each."""
+  path order, about `shard_bytes` (default: `shard_size`) of input each."""
   if held_out_rule(data, units) == "last_fraction":
     units = _split_single_document(units, data)
-  groups: list[list[inputs.Unit]] = [[]]
+  shard_bytes = shard_bytes or shard_size(units)
+  as_dict = data.to_dict() if hasattr(data, "to_dict") else dict(data)
+  specs: list[ShardSpec] = []
+  group: list[inputs.Unit] = []
   size = 0
   for unit in units:
-    if groups[-1] and size + unit.size > shard_bytes:
-      groups.append([])
-      size = 0
-    groups[-1].append(unit)
+    if group and size + unit.size > shard_bytes:
+      specs.append(ShardSpec(len(specs), tuple(group), "", as_dict))
+      group, size = [], 0
+    group.append(unit)
     size += unit.size
-  flat = [u for g in groups for u in g]
-  goes_on = {
-    id(u): (
-      u.kind == "text"
-      and u.stop is not None
-      and nxt.path == u.path
-      and nxt.start == u.stop
-      and nxt.split == u.split
-    )
-    for u, nxt in itertools.pairwise(flat)
-  }
-  as_dict = data.to_dict() if hasattr(data, "to_dict") else dict(data)
-  return [
-    ShardSpec(i, tuple((u, goes_on.get(id(u), False)) for u in g), "", as_dict)
-    for i, g in enumerate(groups)
-    if g
-  ]
+  if group:
+    specs.append(ShardSpec(len(specs), tuple(group), "", as_dict))
+  return specs
 
 
 def _pieces(spec: ShardSpec, data: Any) -> Iterator[tuple[str, inputs.Piece, bool]]:
   """(split, piece, the document ends after it) of every piece of the shard, in order."""
-  for unit, goes_on in spec.units:
+  for unit in spec.units:
     last = None
     for piece in inputs.read_pieces(unit, data):
       if last is not None:
         yield _split_of(unit, last.key, data), last, piece.first
       last = piece
     if last is not None:
-      yield _split_of(unit, last.key, data), last, not goes_on
+      yield _split_of(unit, last.key, data), last, not unit.goes_on
 
 
 _TOKENIZERS: dict[tuple[str, str], Tokenizer] = {}
@@ -272,13 +270,13 @@ def _sample(specs: list[ShardSpec], data: Any) -> Iterator[str]:
   """A seeded sample of train documents' texts, at most `data.tokenizer_train_chars`
   characters: units in a seeded order, each document taken with the probability that makes
   the expected sample the budget."""
-  units = [(u, spec) for spec in specs for u, _ in spec.units]
-  total = sum(u.size for u, _ in units) or 1
+  units = [u for spec in specs for u in spec.units]
+  total = sum(u.size for u in units) or 1
   rate = min(1.0, data.tokenizer_train_chars / total)
   order = np.random.default_rng(data.sample_seed).permutation(len(units))
   taken = 0
   for i in order:
-    unit, _ = units[i]
+    unit = units[i]
     for piece in inputs.read_pieces(unit, data):
       split = _split_of(unit, piece.key, data)
       if split != data.train_split or _uniform(f"tokenizer:{data.sample_seed}:{piece.key}") >= rate:
@@ -354,7 +352,7 @@ def prepare(
   tokenizer: Tokenizer | None = None,
   workers: int = 1,
   beam_options: str = "",
-  shard_bytes: int = SHARD_BYTES,
+  shard_bytes: int | None = None,
 ) -> dict[str, Any]:
   """Prepares the corpus of `data` (config.data), read as `units`, into `directory` unless it
   is done; returns the dataset manifest. `tokenizer`: a given one (a pretrained model's)

@@ -58,7 +58,7 @@ def tokenized_data(
 ) -> TokenizedData:
   """The config's corpus, prepared first if it is not (with `tokenizer` if given, e.g. a
   pretrained model's; `workers` / `beam_options`: see lm/data/engine.py)."""
-  units = inputs.list_units(data_cfg, unit_bytes=prepare.SHARD_BYTES)
+  units = inputs.list_units(data_cfg, unit_bytes=prepare.UNIT_BYTES)
   directory = prepared_directory(data_cfg, units, tokenizer)
   manifest = prepare.prepare(data_cfg, directory, units, tokenizer, workers, beam_options)
   return load(directory, manifest)
