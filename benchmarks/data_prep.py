@@ -65,9 +65,9 @@ def timed(fn, name):
   return wrapper
 engine.run = timed(engine.run, 'engine.run')
 prepare.train_tokenizer = timed(prepare.train_tokenizer, 'train_tokenizer')
-workers, shard_bytes = int(sys.argv[5]), int(sys.argv[6])
+workers, shard_bytes = int(sys.argv[5]), int(sys.argv[6]) or None  # 0: the library's sizes
 t = time.monotonic()
-units = inputs.list_units(d, unit_bytes=shard_bytes)
+units = inputs.list_units(d, unit_bytes=shard_bytes or prepare.UNIT_BYTES)
 directory = token_cache.prepared_directory(d, units, None)
 m = prepare.prepare(d, directory, units, None, workers, '', shard_bytes)
 seconds = time.monotonic() - t
@@ -304,7 +304,9 @@ def main():
   parser.add_argument("--speed_mb", type=int, default=135)
   parser.add_argument("--tokenizers", type=lambda t: t.split(","), default=["char", "bpe"])
   parser.add_argument("--workers", type=_sizes, default=[1, 2])
-  parser.add_argument("--shard_mb", type=int, default=128, help="input MB per shard")
+  parser.add_argument(
+    "--shard_mb", type=int, default=0, help="input MB per shard (0: prepare.shard_size's)"
+  )
   parser.add_argument("--tokenizer_threads", type=int, default=0, help="0: one per core")
   parser.add_argument("--tokenizer_train_chars", type=int, default=20_000_000)
   parser.add_argument("--first_batch_mb", type=int, default=2000)
