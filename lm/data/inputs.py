@@ -87,18 +87,42 @@ def file_format(path: str, fmt: str = "auto") -> str:
   return "parquet" if name.endswith(".parquet") else "text"
 
 
-def list_units(data_cfg, unit_bytes: int = 64 << 20) -> list[Unit]:
-  """The units of the corpus `data_cfg` names, in a fixed order: each of about `unit_bytes`
-  at most (a file, or a TFDS split, is cut only where it is larger)."""
+def iter_units(data_cfg, unit_bytes: int = 64 << 20) -> Iterator[Unit]:
+  """The units of the corpus `data_cfg` names, in a fixed order, streamed: each of about
+  `unit_bytes` at most (a file, or a TFDS split, is cut only where it is larger)."""
   if data_cfg.dataset != sources.LOCAL:
-    return _tfds_units(data_cfg, unit_bytes)
+    yield from _tfds_units(data_cfg, unit_bytes)
+    return
   root, names = local_text.corpus_paths(data_cfg.path, data_cfg.include, tuple(data_cfg.exclude))
-  return [unit for name in names for unit in _file_units(root, name, data_cfg, unit_bytes)]
+  for name in names:
+    yield from _file_units(root, name, data_cfg, unit_bytes)
 
 
-def is_single_document(units: list[Unit]) -> bool:
-  """Whether the corpus is one plain-text document (one text file, in one or more units)."""
-  return bool(units) and all(u.kind == "text" for u in units) and len({u.name for u in units}) == 1
+def list_units(data_cfg, unit_bytes: int = 64 << 20) -> list[Unit]:
+  """`iter_units` as a list (a small corpus's; `Corpus` streams them again each time)."""
+  return list(iter_units(data_cfg, unit_bytes))
+
+
+class Corpus:
+  """The units of a corpus, listed again (streamed) each time it is iterated: memory does not
+  grow with the number of files."""
+
+  def __init__(self, data_cfg, unit_bytes: int):
+    self.data_cfg, self.unit_bytes = data_cfg, unit_bytes
+
+  def __iter__(self) -> Iterator[Unit]:
+    return iter_units(self.data_cfg, self.unit_bytes)
+
+
+def is_single_document(units: Iterable[Unit]) -> bool:
+  """Whether the corpus is one plain-text document (one text file, in one or more units);
+  reads `units` only until a second file or another kind."""
+  name = None
+  for unit in units:
+    if unit.kind != "text" or (name is not None and unit.name != name):
+      return False
+    name = unit.name
+  return name is not None
 
 
 def read_pieces(unit: Unit, data_cfg, piece_chars: int = 1 << 16) -> Iterator[Piece]:

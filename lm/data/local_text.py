@@ -6,7 +6,7 @@ from __future__ import annotations
 import codecs
 import fnmatch
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from etils import epath
 
@@ -25,57 +25,79 @@ def is_glob(path: str) -> bool:
 
 def corpus_paths(
   path: str, include: str = "*", exclude: tuple[str, ...] = ()
-) -> tuple[str, list[str]]:
+) -> tuple[str, Iterator[str]]:
   """(root, names) of a corpus's files on a local path or gs:// (through etils.epath): the
-  names of its files below the root, sorted.
+  names of its files below the root, in sorted order, streamed (a corpus may hold millions of
+  files: a local folder is walked in order, holding one folder's entries at a time).
 
   `path` is a file (root: its folder), a folder (root: the folder; its files below it) or a
   glob such as `gs://bucket/c4/*.jsonl.gz` (root: the folder before the first pattern). Below a
   folder or glob's root, a file is taken if its path relative to the root matches the glob
   `include` and none of the globs `exclude` (`*` also matches `/`); hidden files (and those in
-  hidden folders, such as .git) never are. Paths are strings: a corpus may hold millions.
+  hidden folders, such as .git) never are. FileNotFoundError when no file is taken.
   """
   if is_glob(path):
     parts = str(paths.run_path(path)).split("/")
     at = next(i for i, part in enumerate(parts) if is_glob(part))
     root = "/".join(parts[:at]) or "/"
-    found = [str(f) for f in epath.Path(root).glob("/".join(parts[at:])) if f.is_file()]
+    prefix = len(root.rstrip("/")) + 1
+    found = sorted(str(f)[prefix:] for f in epath.Path(root).glob("/".join(parts[at:])))
+    names: Iterable[str] = (n for n in found if (epath.Path(root) / n).is_file())
     problem = "matches no files"
   else:
     top = paths.run_path(path)
-    root = str(top)
     if top.is_file():
-      return str(top.parent), [top.name]
+      return str(top.parent), iter([top.name])
     if not top.is_dir():
       raise FileNotFoundError(f"config.data.path={path!r} is neither a file nor a folder")
-    found = _files_below(top)  # filtered as walked: a corpus may hold millions of files
-    problem = "holds no files"
-  prefix = len(root.rstrip("/")) + 1
+    root, names, problem = str(top), _names_below(top), "holds no files"
 
-  def taken(f: str) -> bool:
-    rel = f[prefix:]
+  def taken(rel: str) -> bool:
     return (
       not any(part.startswith(".") for part in rel.split("/"))
       and fnmatch.fnmatch(rel, include)
       and not any(fnmatch.fnmatch(rel, e) for e in exclude)
     )
 
-  names = sorted(f[prefix:] for f in found if taken(f))  # below the root: shorter to hold
-  if not names:
-    raise FileNotFoundError(f"config.data.path={path!r} {problem}")
-  return root, names
+  def stream() -> Iterator[str]:
+    count = 0
+    for name in names:
+      if taken(name):
+        count += 1
+        yield name
+    if not count:
+      raise FileNotFoundError(f"config.data.path={path!r} {problem}")
+
+  return root, stream()
 
 
-def _files_below(root: epath.Path) -> Iterator[str]:
-  if not paths.is_remote(root):
-    for folder, _, names in os.walk(str(root)):
-      yield from (os.path.join(folder, name) for name in names)
+def _names_below(root: epath.Path) -> Iterator[str]:
+  """The files below `root`, as paths relative to it, in sorted order (a folder's entries are
+  ordered as the paths below them sort: "a.py" before "a/", "a/" before "b")."""
+  if paths.is_remote(root):
+    top = None  # the root as the walk spells it: on gs://, without the scheme
+    found = []
+    for folder, _, files in root.walk():
+      top = str(folder) if top is None else top
+      below = str(folder)[len(top) :].lstrip("/")
+      found += [f"{below}/{name}" if below else name for name in files]
+    yield from sorted(found)
     return
-  top = None  # the root as the walk spells it: on gs://, without the scheme
-  for folder, _, names in root.walk():
-    top = str(folder) if top is None else top
-    below = str(folder)[len(top) :].lstrip("/")
-    yield from (str(root / below / name) for name in names)
+  yield from _local_names_below(str(root), "")
+
+
+def _local_names_below(folder: str, below: str) -> Iterator[str]:
+  with os.scandir(folder) as scan:
+    entries = sorted(
+      ((e.name + "/" if e.is_dir() else e.name), e.path, e.is_dir())
+      for e in scan
+      if not e.name.startswith(".")
+    )
+  for key, full, is_dir in entries:
+    if is_dir:
+      yield from _local_names_below(full, below + key)
+    else:
+      yield below + key
 
 
 def corpus_files(path: str, include: str = "*", exclude: tuple[str, ...] = ()) -> list[str]:

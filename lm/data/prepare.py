@@ -29,7 +29,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import ml_collections
@@ -58,22 +58,33 @@ CHARACTERS = "characters"  # the 'char' tokenizer's per-shard character sets
 PIECES_PER_BATCH = 64  # pieces encoded in one call (Hugging Face tokenizers: in parallel)
 
 
+PLAN = "plan"  # each shard's units, one file a shard: the driver holds none of them
+
+
 @dataclasses.dataclass(frozen=True)
 class ShardSpec:
-  """Everything one worker needs to write one shard: picklable, for Beam's workers."""
+  """Everything one worker needs to write one shard: picklable, for Beam's workers. Its units
+  are in its plan file (`units()`), so a plan of a million files is a few specs in memory."""
 
   index: int
-  units: tuple[inputs.Unit, ...]
   directory: str
   data: dict[str, Any]  # config.data as a plain dict
+  fingerprint: str  # of its units (names, stamps, ranges, splits) and the format
+  size: int  # input bytes
   tokenizer_hash: str = ""
 
-  @property
-  def fingerprint(self) -> str:
-    digest = hashlib.sha256(str(FORMAT).encode())
-    for unit in self.units:
-      digest.update(f"{unit.name}:{unit.stamp}:{unit.start}:{unit.stop}:{unit.split}".encode())
-    return digest.hexdigest()[:16]
+  def units(self) -> list[inputs.Unit]:
+    rows = json.loads((epath.Path(self.directory) / PLAN / f"{self.index:05d}.json").read_text())
+    return [inputs.Unit(*row) for row in rows]
+
+
+def _write_plan(directory: str, index: int, units: list[inputs.Unit], data: dict) -> ShardSpec:
+  digest = hashlib.sha256(str(FORMAT).encode())
+  for unit in units:
+    digest.update(f"{unit.name}:{unit.stamp}:{unit.start}:{unit.stop}:{unit.split}".encode())
+  rows = [dataclasses.astuple(u) for u in units]
+  paths.write_atomically(epath.Path(directory) / PLAN / f"{index:05d}.json", json.dumps(rows))
+  return ShardSpec(index, directory, data, digest.hexdigest()[:16], sum(u.size for u in units))
 
 
 def held_out(key: str, seed: int, fraction: float) -> bool:
@@ -124,7 +135,7 @@ def _split_single_document(units: list[inputs.Unit], data: Any) -> list[inputs.U
   return out
 
 
-def held_out_rule(data: Any, units: list[inputs.Unit]) -> str:
+def held_out_rule(data: Any, units: Iterable[inputs.Unit]) -> str:
   """How the corpus's held-out split is made: 'last_fraction' (one document), 'documents' (a
   seeded sample of documents) or 'dataset' (a TFDS dataset's own splits)."""
   if data.dataset != "local":
@@ -132,7 +143,7 @@ def held_out_rule(data: Any, units: list[inputs.Unit]) -> str:
   return "last_fraction" if inputs.is_single_document(units) else "documents"
 
 
-def dataset_id(data: Any, units: list[inputs.Unit]) -> str:
+def dataset_id(data: Any, units: Iterable[inputs.Unit]) -> str:
   """A name for the corpus as read: its path's stem and a hash of its units' fingerprints and
   of the fields that change the split or the text."""
   fields = (
@@ -153,17 +164,20 @@ def dataset_id(data: Any, units: list[inputs.Unit]) -> str:
   return f"{stem}_{digest.hexdigest()[:12]}"
 
 
-def shard_size(units: list[inputs.Unit]) -> int:
+def shard_size(units: Iterable[inputs.Unit]) -> int:
   """Input bytes per shard: a 64th of the corpus, between one unit and `SHARD_BYTES`, so that
   a small corpus still has shards for several workers. It depends on the corpus alone."""
   return min(max(sum(u.size for u in units) // 64, UNIT_BYTES), SHARD_BYTES)
 
 
-def plan(data: Any, units: list[inputs.Unit], shard_bytes: int | None = None) -> list[ShardSpec]:
-  """The shards of the corpus `data` (config.data) whose units are `units`: grouped in
-  path order, about `shard_bytes` (default: `shard_size`) of input each."""
+def plan(
+  data: Any, units: Iterable[inputs.Unit], directory: str, shard_bytes: int | None = None
+) -> list[ShardSpec]:
+  """The shards of the corpus `data` (config.data) whose units are `units` (streamed, read
+  again for each pass): grouped in path order, about `shard_bytes` (default: `shard_size`) of
+  input each, each shard's units written to its plan file in `directory`."""
   if held_out_rule(data, units) == "last_fraction":
-    units = _split_single_document(units, data)
+    units = _split_single_document(list(units), data)
   shard_bytes = shard_bytes or shard_size(units)
   as_dict = data.to_dict() if hasattr(data, "to_dict") else dict(data)
   specs: list[ShardSpec] = []
@@ -171,18 +185,18 @@ def plan(data: Any, units: list[inputs.Unit], shard_bytes: int | None = None) ->
   size = 0
   for unit in units:
     if group and size + unit.size > shard_bytes:
-      specs.append(ShardSpec(len(specs), tuple(group), "", as_dict))
+      specs.append(_write_plan(directory, len(specs), group, as_dict))
       group, size = [], 0
     group.append(unit)
     size += unit.size
   if group:
-    specs.append(ShardSpec(len(specs), tuple(group), "", as_dict))
+    specs.append(_write_plan(directory, len(specs), group, as_dict))
   return specs
 
 
 def _pieces(spec: ShardSpec, data: Any) -> Iterator[tuple[str, inputs.Piece, bool]]:
   """(split, piece, the document ends after it) of every piece of the shard, in order."""
-  for unit in spec.units:
+  for unit in spec.units():
     last = None
     for piece in inputs.read_pieces(unit, data):
       if last is not None:
@@ -268,23 +282,23 @@ def write_characters(spec: ShardSpec) -> None:
 
 def _sample(specs: list[ShardSpec], data: Any) -> Iterator[str]:
   """A seeded sample of train documents' texts, at most `data.tokenizer_train_chars`
-  characters: units in a seeded order, each document taken with the probability that makes
-  the expected sample the budget."""
-  units = [u for spec in specs for u in spec.units]
-  total = sum(u.size for u in units) or 1
-  rate = min(1.0, data.tokenizer_train_chars / total)
-  order = np.random.default_rng(data.sample_seed).permutation(len(units))
+  characters: shards in a seeded order, and their units, each document taken with the
+  probability that makes the expected sample the budget."""
+  rate = min(1.0, data.tokenizer_train_chars / max(sum(s.size for s in specs), 1))
+  rng = np.random.default_rng(data.sample_seed)
   taken = 0
-  for i in order:
-    unit = units[i]
-    for piece in inputs.read_pieces(unit, data):
-      split = _split_of(unit, piece.key, data)
-      if split != data.train_split or _uniform(f"tokenizer:{data.sample_seed}:{piece.key}") >= rate:
-        continue
-      yield piece.text
-      taken += len(piece.text)
-      if taken >= data.tokenizer_train_chars:
-        return
+  for i in rng.permutation(len(specs)):
+    units = specs[i].units()
+    for unit in (units[j] for j in rng.permutation(len(units))):
+      for piece in inputs.read_pieces(unit, data):
+        split = _split_of(unit, piece.key, data)
+        drawn = _uniform(f"tokenizer:{data.sample_seed}:{piece.key}") < rate
+        if split != data.train_split or not drawn:
+          continue
+        yield piece.text
+        taken += len(piece.text)
+        if taken >= data.tokenizer_train_chars:
+          return
 
 
 def train_tokenizer(
@@ -348,14 +362,15 @@ def data_root(data: Any) -> epath.Path:
 def prepare(
   data: Any,
   directory: epath.Path,
-  units: list[inputs.Unit],
+  units: Iterable[inputs.Unit],
   tokenizer: Tokenizer | None = None,
   workers: int = 1,
   beam_options: str = "",
   shard_bytes: int | None = None,
 ) -> dict[str, Any]:
-  """Prepares the corpus of `data` (config.data), read as `units`, into `directory` unless it
-  is done; returns the dataset manifest. `tokenizer`: a given one (a pretrained model's)
+  """Prepares the corpus of `data` (config.data), read as `units` (a list, or an
+  `inputs.Corpus` that streams them for each pass), into `directory` unless it is done;
+  returns the dataset manifest. `tokenizer`: a given one (a pretrained model's)
   instead of training one; `workers` > 1 or `beam_options`: on Apache Beam."""
   manifest = shards.read_manifest(directory / DATASET_FILE)
   if manifest is not None:
@@ -364,7 +379,7 @@ def prepare(
   directory.mkdir(parents=True, exist_ok=True)
   for partial in directory.glob("*.tmp-*"):  # of a shard an interrupted preparation was writing
     partial.unlink()
-  specs = [dataclasses.replace(s, directory=str(directory)) for s in plan(data, units, shard_bytes)]
+  specs = plan(data, units, str(directory), shard_bytes)
   if not specs:
     raise DataError(f"config.data ({data.dataset}: {data.path!r}) holds no documents")
   tok = _prepared_tokenizer(data, specs, tokenizer, workers, beam_options)
@@ -409,7 +424,7 @@ def _prepared_tokenizer(
 
 
 def _dataset_manifest(
-  data: Any, units: list[inputs.Unit], digest: str, found: list[dict[str, dict]]
+  data: Any, units: Iterable[inputs.Unit], digest: str, found: list[dict[str, dict]]
 ) -> dict[str, Any]:
   """dataset.json: the splits' shards, tokens and documents; DataError if a split is empty."""
   manifest = {

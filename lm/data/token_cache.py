@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -47,7 +48,7 @@ def tokenizer_id(data_cfg, given: Tokenizer | None) -> str:
 
 
 def prepared_directory(
-  data_cfg, units: list[inputs.Unit], tokenizer: Tokenizer | None
+  data_cfg, units: Iterable[inputs.Unit], tokenizer: Tokenizer | None
 ) -> epath.Path:
   name = f"{tokenizer_id(data_cfg, tokenizer)}_v{prepare.FORMAT}"
   return prepare.data_root(data_cfg) / "tokens" / prepare.dataset_id(data_cfg, units) / name
@@ -58,7 +59,7 @@ def tokenized_data(
 ) -> TokenizedData:
   """The config's corpus, prepared first if it is not (with `tokenizer` if given, e.g. a
   pretrained model's; `workers` / `beam_options`: see lm/data/engine.py)."""
-  units = inputs.list_units(data_cfg, unit_bytes=prepare.UNIT_BYTES)
+  units = inputs.Corpus(data_cfg, prepare.UNIT_BYTES)  # listed again for each pass
   directory = prepared_directory(data_cfg, units, tokenizer)
   manifest = prepare.prepare(data_cfg, directory, units, tokenizer, workers, beam_options)
   return load(directory, manifest)
