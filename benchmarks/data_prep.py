@@ -67,7 +67,7 @@ engine.run = timed(engine.run, 'engine.run')
 prepare.train_tokenizer = timed(prepare.train_tokenizer, 'train_tokenizer')
 workers, shard_bytes = int(sys.argv[5]), int(sys.argv[6]) or None  # 0: the library's sizes
 t = time.monotonic()
-units = inputs.list_units(d, unit_bytes=shard_bytes or prepare.UNIT_BYTES)
+units = inputs.Corpus(d, shard_bytes or prepare.UNIT_BYTES)  # streamed, as token_cache does
 directory = token_cache.prepared_directory(d, units, None)
 m = prepare.prepare(d, directory, units, None, workers, '', shard_bytes)
 seconds = time.monotonic() - t
