@@ -8,14 +8,14 @@ A shard `<split>-<index>` of a prepared dataset is three files:
   `<split>-00007.json`    its manifest (tokens, documents, dtype, the input's fingerprint, the
                           tokenizer's hash), written last: a shard without one is unfinished.
 
-Local shards are memory-mapped; remote ones are read by byte range (seek and read) through
-epath, so no host copies the data or holds more of it than the windows it reads.
+Shards are read by byte range: `pread` on a local disk, seek and read through epath on
+gs://, so no host copies the data or holds more of it than the windows it reads.
 """
 
 from __future__ import annotations
 
 import json
-import mmap
+import os
 import threading
 import uuid
 from typing import Any
@@ -88,11 +88,15 @@ def read_manifest(path: epath.Path) -> dict[str, Any] | None:
     ) from None
 
 
-class _RemoteArray:
-  """A 1-D array in a file read by range through epath: one open handle per thread."""
+class _FileArray:
+  """A 1-D array in a file, read by range: `pread` on a local file (nothing mapped, so a
+  host's memory holds only what it reads), seek and read through epath on gs:// (one open
+  handle per thread)."""
 
   def __init__(self, path: epath.Path, dtype: np.dtype, length: int):
     self.path, self.dtype, self.length = path, dtype, length
+    self.remote = paths.is_remote(path)
+    self._fd: int | None = None
     self._local = threading.local()
 
   def __len__(self) -> int:
@@ -106,25 +110,25 @@ class _RemoteArray:
     return self._read(i, i + 1)[0]
 
   def _read(self, start: int, stop: int) -> np.ndarray:
+    offset, size = start * self.dtype.itemsize, (stop - start) * self.dtype.itemsize
+    if not self.remote:
+      if self._fd is None:
+        self._fd = os.open(self.path, os.O_RDONLY)
+      return np.frombuffer(os.pread(self._fd, size, offset), self.dtype)
     handle = getattr(self._local, "handle", None)
     if handle is None:
       handle = self._local.handle = self.path.open("rb")
-    handle.seek(start * self.dtype.itemsize)
-    data = handle.read((stop - start) * self.dtype.itemsize)
-    return np.frombuffer(data, self.dtype)
+    handle.seek(offset)
+    return np.frombuffer(handle.read(size), self.dtype)
+
+  def __del__(self):
+    if self._fd is not None:
+      os.close(self._fd)
 
 
 def _array(path: epath.Path, dtype: np.dtype, length: int):
-  """The file's array: memory-mapped when local (for random reads: no read-ahead, which would
-  map ~128 KB around every window of a few hundred tokens), read by range otherwise."""
-  if length == 0:
-    return np.zeros((0,), dtype)
-  if paths.is_remote(path):
-    return _RemoteArray(path, dtype, length)
-  with open(path, "rb") as f:
-    mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-  mapped.madvise(mmap.MADV_RANDOM)
-  return np.frombuffer(mapped, dtype, count=length)
+  """The file's array, read by range (an empty one in memory)."""
+  return np.zeros((0,), dtype) if length == 0 else _FileArray(path, dtype, length)
 
 
 class ShardedTokens:
@@ -154,11 +158,11 @@ class ShardedTokens:
     return self._token_arrays[shard]
 
   def shard_starts(self, shard: int) -> np.ndarray:
-    """The document starts of shard `shard`, within it (a remote shard's are read once)."""
+    """The document starts of shard `shard`, within it (read once: 8 bytes a document)."""
     if shard not in self._start_arrays:
       m = self.manifests[shard]
       starts = _array(self.directory / f"{m['name']}.starts", STARTS_DTYPE, m["documents"])
-      self._start_arrays[shard] = starts if isinstance(starts, np.ndarray) else starts[:]
+      self._start_arrays[shard] = np.asarray(starts[:])
     return self._start_arrays[shard]
 
   def _shards(self, start: int, stop: int) -> range:

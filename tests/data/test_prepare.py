@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from etils import epath
 
-from lm.data import inputs, pipeline, prepare, shards, token_cache
+from lm.data import inputs, pipeline, prepare, token_cache
 from lm.data.local_text import DataError
 
 
@@ -147,7 +147,7 @@ def test_data_on_gcs_reads_as_local_data(folder_config, fake_gcs):
   folder_config.data.data_dir = f"{fake_gcs}/data"
   remote = token_cache.tokenized_data(folder_config.data)
   assert remote.directory.startswith("gs://")
-  assert isinstance(remote.splits["train"]._tokens(0), shards._RemoteArray)
+  assert remote.splits["train"]._tokens(0).remote
   for split in ("train", "validation"):
     for a, b in zip(_stream(local, split), _stream(remote, split), strict=True):
       np.testing.assert_array_equal(a, b)
