@@ -4,13 +4,15 @@ host then reads them. `experiments.train` does this on first use; run it yoursel
 corpus, with workers or on a Beam cluster.
 
     python -m experiments.prepare_data --config=experiments/configs/scaling_cpu.py
-    python -m experiments.prepare_data --config=C --workers=8      # Beam's DirectRunner
+    .venv-beam/bin/python -m experiments.prepare_data --config=C --workers=8   # on Beam
     python -m experiments.prepare_data --config=C --config.data.data_dir=gs://b/data \\
         --beam_pipeline_options="--runner=DataflowRunner --project=P --region=R \\
-        --temp_location=gs://b/tmp --requirements_file=requirements-beam.lock"
+        --temp_location=gs://b/tmp --requirements_file=requirements-beam.lock \\
+        --extra_package=dist/lm-0.1.0-py3-none-any.whl"   # pip wheel --no-deps -w dist .
 """
 
 import json
+import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -36,9 +38,13 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.INFO)
   logs.quiet_libraries()
-  data = token_cache.tokenized_data(
-    _CONFIG.value.data, workers=_WORKERS.value, beam_options=_BEAM.value
-  )
+  try:
+    data = token_cache.tokenized_data(
+      _CONFIG.value.data, workers=_WORKERS.value, beam_options=_BEAM.value
+    )
+  except KeyboardInterrupt:
+    print("interrupted: the same command resumes at the first unfinished shard", file=sys.stderr)
+    sys.exit(130)
   print(json.dumps({"directory": data.directory, **data.manifest}, indent=1))
 
 

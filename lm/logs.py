@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-_CHATTY = ("/orbax/", "/grain/", "/tensorflow_datasets/", "/absl/", "xla_bridge")
+_CHATTY = ("/orbax/", "/grain/", "/tensorflow_datasets/", "/absl/", "xla_bridge", "/apache_beam/")
 
 
 class _QuietLibraries(logging.Filter):

@@ -383,6 +383,20 @@ def _chunks(texts: Iterable[str], max_chars: int) -> Iterator[str]:
 # Bytes.
 
 
+def text_bytes(path: str, start: int, stop: int) -> bytes:
+  """The (decompressed) bytes [start, stop) of a file."""
+  with _open_bytes(path) as f:
+    f.seek(start)
+    return f.read(stop - start)
+
+
+def text_size(unit: Unit) -> int:
+  """The (decompressed) bytes of a unit: its size, or for a compressed file, read through."""
+  if _compression(unit.path) is None:
+    return unit.size
+  return sum(len(block) for block in _byte_blocks(unit))
+
+
 def _compression(path: str) -> str | None:
   return next((c for ext, c in _COMPRESSIONS.items() if path.lower().endswith(ext)), None)
 

@@ -34,7 +34,7 @@ def corpus_paths(
   glob such as `gs://bucket/c4/*.jsonl.gz` (root: the folder before the first pattern). Below a
   folder or glob's root, a file is taken if its path relative to the root matches the glob
   `include` and none of the globs `exclude` (`*` also matches `/`); hidden files (and those in
-  hidden folders, such as .git) never are. FileNotFoundError when no file is taken.
+  hidden folders, such as .git) never are. DataError when no file is taken.
   """
   if is_glob(path):
     parts = str(paths.run_path(path)).split("/")
@@ -49,7 +49,7 @@ def corpus_paths(
     if top.is_file():
       return str(top.parent), iter([top.name])
     if not top.is_dir():
-      raise FileNotFoundError(f"config.data.path={path!r} is neither a file nor a folder")
+      raise DataError(f"config.data.path={path!r} is neither a file nor a folder")
     root, names, problem = str(top), _names_below(top), "holds no files"
 
   def taken(rel: str) -> bool:
@@ -59,6 +59,15 @@ def corpus_paths(
       and not any(fnmatch.fnmatch(rel, e) for e in exclude)
     )
 
+  filtered = (
+    ""
+    if (include, tuple(exclude)) == ("*", ())
+    else (
+      f" that config.data.include={include!r} takes and config.data.exclude={tuple(exclude)!r} "
+      "leaves"
+    )
+  )
+
   def stream() -> Iterator[str]:
     count = 0
     for name in names:
@@ -66,7 +75,7 @@ def corpus_paths(
         count += 1
         yield name
     if not count:
-      raise FileNotFoundError(f"config.data.path={path!r} {problem}")
+      raise DataError(f"config.data.path={path!r} {problem}{filtered}")
 
   return root, stream()
 

@@ -108,16 +108,15 @@ def _newline_before(unit: inputs.Unit, target: int) -> int:
   """The start of the line holding byte `target` of `unit`'s file (as splitting the text at a
   line break did before): the byte after the last newline before it, or `target` if none."""
   lo = max(target - (1 << 20), 0)
-  with epath.Path(unit.path).open("rb") as f:
-    f.seek(lo)
-    block = f.read(target - lo)
-  nl = block.rfind(b"\n")
+  nl = inputs.text_bytes(unit.path, lo, target).rfind(b"\n")
   return lo + nl + 1 if nl >= 0 and lo + nl > 0 else target
 
 
 def _split_single_document(units: list[inputs.Unit], data: Any) -> list[inputs.Unit]:
   """A one-document corpus's units with their splits: train up to the last
-  `validation_fraction` of its bytes (from a line start), validation after."""
+  `validation_fraction` of its bytes (from a line start), validation after. (A compressed
+  file is one unit, whose size is then read through: its bytes decompressed.)"""
+  units = [dataclasses.replace(u, size=inputs.text_size(u)) for u in units]
   total = sum(u.size for u in units)
   cut = _newline_before(units[0], int(total * (1.0 - data.validation_fraction)))
   out = []
@@ -159,7 +158,8 @@ def dataset_id(data: Any, units: Iterable[inputs.Unit]) -> str:
   digest = hashlib.sha256(repr(fields).encode())
   for u in units:
     digest.update(f"{u.name}:{u.stamp}:{u.start}:{u.stop}:{u.split}\n".encode())
-  stem = data.dataset if data.dataset != "local" else os.path.basename(data.path.rstrip("/*"))
+  path = data.path.split("*")[0].split("?")[0].split("[")[0]  # a glob: the folder before it
+  stem = data.dataset if data.dataset != "local" else os.path.basename(path.rstrip("/"))
   stem = "".join(c if c.isalnum() else "_" for c in os.path.splitext(stem)[0]).lower()
   return f"{stem}_{digest.hexdigest()[:12]}"
 
@@ -321,10 +321,14 @@ def train_tokenizer(
 
 
 class _Progress:
-  """Logs, every `every` seconds while shards are written: shards done, tokens, tokens/s, ETA."""
+  """Logs the shards an earlier run finished, then every `every` seconds while shards are
+  written: shards done, tokens, this run's tokens/s and the ETA."""
 
   def __init__(self, specs: list[ShardSpec], splits: tuple[str, ...], every: float = 10.0):
     self.specs, self.splits, self.every = specs, splits, every
+    self.before = {s.index for s in specs if _finished(s, splits) is not None}
+    if self.before:
+      log.info("%d of %d shards were prepared before: resuming", len(self.before), len(specs))
     self.start = time.monotonic()
     self._stop = threading.Event()
     self._thread = threading.Thread(target=self._run, daemon=True)
@@ -339,18 +343,18 @@ class _Progress:
 
   def _run(self) -> None:
     while not self._stop.wait(self.every):
-      done = [m for s in self.specs if (m := _finished(s, self.splits)) is not None]
-      tokens = sum(x["tokens"] for m in done for x in m.values())
+      done = {s.index: m for s in self.specs if (m := _finished(s, self.splits)) is not None}
+      new = [m for i, m in done.items() if i not in self.before]
+      tokens = sum(x["tokens"] for m in new for x in m.values())
       elapsed = time.monotonic() - self.start
-      rate = tokens / elapsed
-      left = elapsed / max(len(done), 1) * (len(self.specs) - len(done)) if done else float("nan")
+      left = len(self.specs) - len(done)
+      eta = f"{elapsed / len(new) * left:.0f}s" if new else "?"
       log.info(
-        "prepared %d/%d shards, %d tokens, %.0f tokens/s, ETA %.0fs",
+        "prepared %d/%d shards, %.0f tokens/s, ETA %s",
         len(done),
         len(self.specs),
-        tokens,
-        rate,
-        left,
+        tokens / elapsed,
+        eta,
       )
 
 
@@ -374,6 +378,7 @@ def prepare(
   instead of training one; `workers` > 1 or `beam_options`: on Apache Beam."""
   manifest = shards.read_manifest(directory / DATASET_FILE)
   if manifest is not None:
+    log.info("%s is prepared", directory)
     return manifest
   started = time.monotonic()
   directory.mkdir(parents=True, exist_ok=True)
@@ -459,9 +464,9 @@ def _empty_split(data: Any, split: str, manifest: dict[str, Any]) -> str:
   if manifest["held_out"] == "documents":
     return (
       f"config.data.validation_fraction={data.validation_fraction} leaves the {split} split of "
-      f"{corpus} without a document (the held-out sample is drawn per document, and the "
-      f"corpus has {sum(c['documents'] for c in counts)}); use a fraction that leaves each "
-      "split a document, or a larger corpus"
+      f"{corpus} without a document: each of its {sum(c['documents'] for c in counts)} "
+      "documents is held out with that probability (seeded by config.data.sample_seed); "
+      "change the fraction or the seed, or use a larger corpus"
     )
   if manifest["held_out"] == "last_fraction":
     return (

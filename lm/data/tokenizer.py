@@ -26,6 +26,7 @@ import numpy as np
 import sentencepiece as spm
 
 from lm.data import hf_tokenizer
+from lm.data.local_text import DataError
 from lm.data.specials import SPECIAL_TOKENS, UNK, split_specials
 from lm.runtime import paths
 
@@ -149,23 +150,29 @@ class SentencePieceTokenizer:
       with open(corpus, "w") as f:
         for t in texts:
           f.write(t.rstrip("\n") + "\n")
-      spm.SentencePieceTrainer.train(
-        input=corpus,
-        model_prefix=os.path.join(tmp, "sp"),
-        vocab_size=vocab_size,
-        model_type=model_type,
-        character_coverage=1.0,
-        byte_fallback=True,
-        pad_id=-1,
-        unk_id=0,
-        bos_id=-1,
-        eos_id=1,
-        input_sentence_size=2_000_000,
-        user_defined_symbols=list(SPECIAL_TOKENS),
-        shuffle_input_sentence=True,
-        num_threads=os.cpu_count() or 1,
-        minloglevel=2,
-      )
+      try:
+        spm.SentencePieceTrainer.train(
+          input=corpus,
+          model_prefix=os.path.join(tmp, "sp"),
+          vocab_size=vocab_size,
+          model_type=model_type,
+          character_coverage=1.0,
+          byte_fallback=True,
+          pad_id=-1,
+          unk_id=0,
+          bos_id=-1,
+          eos_id=1,
+          input_sentence_size=2_000_000,
+          user_defined_symbols=list(SPECIAL_TOKENS),
+          shuffle_input_sentence=True,
+          num_threads=os.cpu_count() or 1,
+          minloglevel=2,
+        )
+      except RuntimeError as e:  # e.g. "Vocabulary size is smaller than required_chars. 300 vs 380"
+        raise DataError(
+          f"config.data.vocab_size={vocab_size} does not fit a SentencePiece model of this corpus "
+          f"({str(e).strip().splitlines()[-1]}); raise it"
+        ) from None
       path = os.path.join(directory, SPM_FILE)
       shutil.copy(os.path.join(tmp, "sp.model"), path)
     return cls(path)

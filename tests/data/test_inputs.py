@@ -122,7 +122,7 @@ def test_a_glob_takes_the_files_it_matches_named_below_its_folder(tmp_path):
 
 
 def test_no_file_fails_naming_the_path(tmp_path):
-  with pytest.raises(FileNotFoundError, match=r"config.data.path='.*\*.txt' matches no files"):
+  with pytest.raises(DataError, match=r"config.data.path='.*\*.txt' matches no files"):
     inputs.list_units(_data_cfg(tmp_path / "*.txt"))
 
 
@@ -342,3 +342,11 @@ def test_tfds_record_ranges_cover_each_split_once(tiny_corpus):
     for split, records in (("train", 10), ("validation", 3)):
       covered = [i for u in units if u.split == split for i in range(u.start, u.stop or 0)]
       np.testing.assert_array_equal(covered, np.arange(records))
+
+
+def test_a_folder_whose_files_the_globs_leave_out_says_so(tmp_path):
+  (tmp_path / "a.py").write_text("x = 1\n")
+  data_cfg = _data_cfg(tmp_path)
+  data_cfg.include = "*.rs"
+  with pytest.raises(DataError, match=r"holds no files that config.data.include='\*.rs' takes"):
+    inputs.list_units(data_cfg)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lm.data import pipeline, prepare, token_cache
-from lm.data.local_text import chunk_text
+from lm.data.local_text import DataError, chunk_text
 from lm.data.tokenizer import CharTokenizer, load_tokenizer
 
 
@@ -210,3 +210,10 @@ def test_document_fields_restart_at_each_document_and_drop_cross_document_target
   }
   # Tokens 8.. : the end of the second document, then the third from token 9 on.
   np.testing.assert_array_equal(batch["positions"][1], [0, 0, 1, 2, 3, 4, 5, 6])
+
+
+def test_a_sentencepiece_vocabulary_too_small_for_the_corpus_is_one_line(tiny_config):
+  tiny_config.data.tokenizer = "sentencepiece"
+  tiny_config.data.vocab_size = 260  # byte fallback needs 256 + the corpus's characters
+  with pytest.raises(DataError, match=r"config.data.vocab_size=260 does not fit .*; raise it$"):
+    token_cache.tokenized_data(tiny_config.data)

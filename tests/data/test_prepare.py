@@ -2,12 +2,14 @@
 interrupted preparation resumed, held-out documents drawn from the whole corpus, every global
 batch the same at any number of processes, gs:// data, and shards that do not belong."""
 
+import gzip
 import json
 import os
 import pathlib
 
 import numpy as np
 import pytest
+import zstandard
 from etils import epath
 
 from lm.data import inputs, pipeline, prepare, token_cache
@@ -63,9 +65,14 @@ def test_held_out_documents_are_a_seeded_sample_of_the_whole_corpus(folder_confi
   assert other.tokenizer.decode(np.asarray(other.splits["validation"])) != val
 
 
-def test_one_text_file_keeps_its_last_fraction(tiny_config, corpus_file):
-  data = token_cache.tokenized_data(tiny_config.data)
+@pytest.mark.parametrize("suffix", ["", ".gz", ".zst"])
+def test_one_text_file_keeps_its_last_fraction(tiny_config, corpus_file, suffix):
   text = pathlib.Path(corpus_file).read_text()
+  if suffix:
+    compress = {".gz": gzip.compress, ".zst": zstandard.ZstdCompressor().compress}[suffix]
+    pathlib.Path(corpus_file + suffix).write_bytes(compress(text.encode()))
+    tiny_config.data.path = corpus_file + suffix
+  data = token_cache.tokenized_data(tiny_config.data)
   train = data.tokenizer.decode(np.asarray(data.splits["train"]))
   val = data.tokenizer.decode(np.asarray(data.splits["validation"]))
   assert train + val == text and text[len(train) - 1] == "\n"
