@@ -62,7 +62,22 @@ def tokenized_data(
   units = inputs.Corpus(data_cfg, prepare.UNIT_BYTES)  # listed again for each pass
   directory = prepared_directory(data_cfg, units, tokenizer)
   manifest = prepare.prepare(data_cfg, directory, units, tokenizer, workers, beam_options)
-  return load(directory, manifest)
+  try:
+    return load(directory, manifest)
+  except DamagedShard as e:  # written whole, so damaged from outside: that shard again
+    log.warning("%s: preparing it again", e)
+    (directory / f"{e.shard}.json").unlink(missing_ok=True)
+    (directory / prepare.DATASET_FILE).unlink(missing_ok=True)
+    manifest = prepare.prepare(data_cfg, directory, units, tokenizer, workers, beam_options)
+    return load(directory, manifest)
+
+
+class DamagedShard(DataError):
+  """A shard whose token file is not the size its manifest says (truncated or replaced)."""
+
+  def __init__(self, message: str, shard: str):
+    super().__init__(message)
+    self.shard = shard
 
 
 def _shard(directory: epath.Path, name: str, digest: str) -> dict[str, Any]:
@@ -79,9 +94,8 @@ def _shard(directory: epath.Path, name: str, digest: str) -> dict[str, Any]:
   size = np.dtype(m["dtype"]).itemsize * m["tokens"]
   found = path.stat().length if path.exists() else -1
   if found != size:
-    raise DataError(
-      f"{path} holds {max(found, 0)} bytes, its manifest says {size}: truncated or replaced; "
-      f"delete {directory} and prepare again"
+    raise DamagedShard(
+      f"{path} holds {max(found, 0)} bytes, its manifest says {size}: truncated or replaced", name
     )
   return m
 

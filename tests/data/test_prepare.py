@@ -175,13 +175,18 @@ def test_a_shard_prepared_with_another_tokenizer_is_refused(folder_config):
     token_cache.tokenized_data(folder_config.data)
 
 
-def test_a_truncated_shard_is_refused(folder_config):
+def test_a_truncated_shard_is_prepared_again_with_one_warning(folder_config, caplog):
   data = token_cache.tokenized_data(folder_config.data)
+  before = {s: np.asarray(data.splits[s]) for s in data.splits}
   name = data.manifest["splits"]["validation"]["shards"][0]
   path = os.path.join(data.directory, f"{name}.tokens")
   os.truncate(path, os.path.getsize(path) - 2)
-  with pytest.raises(DataError, match="truncated or replaced"):
-    token_cache.tokenized_data(folder_config.data)
+  with caplog.at_level("WARNING", logger=token_cache.__name__):
+    again = token_cache.tokenized_data(folder_config.data)
+  (warning,) = [r.getMessage() for r in caplog.records if r.name == token_cache.__name__]
+  assert warning.endswith("truncated or replaced: preparing it again") and name in warning
+  for split, tokens in before.items():
+    np.testing.assert_array_equal(np.asarray(again.splits[split]), tokens)
 
 
 def test_a_fraction_that_holds_out_no_document_says_so(folder_config):
