@@ -78,10 +78,15 @@ class ShardSpec:
     return [inputs.Unit(*row) for row in rows]
 
 
+def _unit_key(unit: inputs.Unit) -> bytes:
+  """What a unit reads: its file, the file's stamp, its range and its split."""
+  return f"{unit.name}:{unit.stamp}:{unit.start}:{unit.stop}:{unit.split}\n".encode()
+
+
 def _write_plan(directory: str, index: int, units: list[inputs.Unit], data: dict) -> ShardSpec:
   digest = hashlib.sha256(str(FORMAT).encode())
   for unit in units:
-    digest.update(f"{unit.name}:{unit.stamp}:{unit.start}:{unit.stop}:{unit.split}".encode())
+    digest.update(_unit_key(unit))
   rows = [dataclasses.astuple(u) for u in units]
   paths.write_atomically(epath.Path(directory) / PLAN / f"{index:05d}.json", json.dumps(rows))
   return ShardSpec(index, directory, data, digest.hexdigest()[:16], sum(u.size for u in units))
@@ -157,7 +162,7 @@ def dataset_id(data: Any, units: Iterable[inputs.Unit]) -> str:
   )
   digest = hashlib.sha256(repr(fields).encode())
   for u in units:
-    digest.update(f"{u.name}:{u.stamp}:{u.start}:{u.stop}:{u.split}\n".encode())
+    digest.update(_unit_key(u))
   path = data.path.split("*")[0].split("?")[0].split("[")[0]  # a glob: the folder before it
   stem = data.dataset if data.dataset != "local" else os.path.basename(path.rstrip("/"))
   stem = "".join(c if c.isalnum() else "_" for c in os.path.splitext(stem)[0]).lower()
@@ -171,12 +176,17 @@ def shard_size(units: Iterable[inputs.Unit]) -> int:
 
 
 def plan(
-  data: Any, units: Iterable[inputs.Unit], directory: str, shard_bytes: int | None = None
+  data: Any,
+  units: Iterable[inputs.Unit],
+  directory: str,
+  shard_bytes: int | None = None,
+  rule: str | None = None,
 ) -> list[ShardSpec]:
   """The shards of the corpus `data` (config.data) whose units are `units` (streamed, read
   again for each pass): grouped in path order, about `shard_bytes` (default: `shard_size`) of
-  input each, each shard's units written to its plan file in `directory`."""
-  if held_out_rule(data, units) == "last_fraction":
+  input each, each shard's units written to its plan file in `directory`. `rule`: the
+  corpus's `held_out_rule`, if known."""
+  if (rule or held_out_rule(data, units)) == "last_fraction":
     units = _split_single_document(list(units), data)
   shard_bytes = shard_bytes or shard_size(units)
   as_dict = data.to_dict() if hasattr(data, "to_dict") else dict(data)
@@ -384,7 +394,8 @@ def prepare(
   directory.mkdir(parents=True, exist_ok=True)
   for partial in directory.glob("*.tmp-*"):  # of a shard an interrupted preparation was writing
     partial.unlink()
-  specs = plan(data, units, str(directory), shard_bytes)
+  rule = held_out_rule(data, units)
+  specs = plan(data, units, str(directory), shard_bytes, rule)
   if not specs:
     raise DataError(f"config.data ({data.dataset}: {data.path!r}) holds no documents")
   tok = _prepared_tokenizer(data, specs, tokenizer, workers, beam_options)
@@ -398,7 +409,7 @@ def prepare(
     if shard is None:
       raise DataError(f"shard {spec.index} of {directory} was not written: prepare again")
     found.append(shard)
-  manifest = _dataset_manifest(data, units, specs[0].tokenizer_hash, found)
+  manifest = _dataset_manifest(data, directory.parent.name, rule, specs[0].tokenizer_hash, found)
   paths.write_atomically(directory / DATASET_FILE, json.dumps(manifest, indent=1))
   _log_unknown_characters(directory, [m for f in found for m in f.values()])
   tokens = sum(s["tokens"] for s in manifest["splits"].values())
@@ -429,14 +440,15 @@ def _prepared_tokenizer(
 
 
 def _dataset_manifest(
-  data: Any, units: Iterable[inputs.Unit], digest: str, found: list[dict[str, dict]]
+  data: Any, dataset: str, rule: str, digest: str, found: list[dict[str, dict]]
 ) -> dict[str, Any]:
-  """dataset.json: the splits' shards, tokens and documents; DataError if a split is empty."""
+  """dataset.json: the corpus id (the name of the directory's folder, `dataset_id`), the
+  held-out rule, the splits' shards, tokens and documents; DataError if a split is empty."""
   manifest = {
     "format": FORMAT,
-    "dataset": dataset_id(data, units),
+    "dataset": dataset,
     "tokenizer": digest,
-    "held_out": held_out_rule(data, units),
+    "held_out": rule,
     "splits": {
       split: {
         "tokens": sum(f[split]["tokens"] for f in found),
