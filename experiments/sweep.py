@@ -19,8 +19,10 @@ trains once at a constant learning rate (`stable_L<layers>_d<width>`) and each g
 short cooldown branched from it (`<name>_cooldown`), which adds the row. With
 `--config.scaling.lr_grid='(0.5,1,2)'` each size first tries those multiples of its learning
 rate (rows in `<workdir>/lr_trials.jsonl`, the choice in `lr_choice.json`), then trains at the
-best. Running again resumes an interrupted run and
-skips finished ones. `--emit_commands` prints one `python -m experiments.train` command per
+best. With `--config.scaling.noise_sizes='("L4_d16",)' --config.scaling.noise_seeds='(1,2)'`
+those sizes' grid points train again with each seed (`<name>_seed<s>`, rows in
+`<workdir>/seed_repeats.jsonl`: lm/scaling/noise.py). Running again resumes an interrupted run
+and skips finished ones. `--emit_commands` prints one `python -m experiments.train` command per
 run instead (for a cluster); running the sweep afterwards collects their rows.
 
 After `python -m experiments.fit_scaling --results=<workdir>/results.csv --predict_flops=C`,

@@ -211,6 +211,13 @@ def scaling_config() -> ml_collections.ConfigDict:
   # shortest horizon, then its points at the best (lm/scaling/lr_search.py); (): off
   scaling.lr_grid = ()
   scaling.min_steps = 10  # grid points with fewer steps are dropped from the plan
+  # seed repeats (lm/scaling/noise.py): sizes named as lr_search.size_of names them, e.g.
+  # ('L4_d16',), whose grid points train again from scratch with each of `noise_seeds`; their
+  # rows go to seed_repeats.jsonl, which measures the seed noise; (): none
+  scaling.noise_sizes = ()
+  # the repeats' seeds, e.g. (1, 2): positive, distinct, none of them config.seed (the sweep's own
+  # runs'); given with noise_sizes
+  scaling.noise_seeds = ()
   # training FLOP/s per worker for the plan's time estimate until a run has finished (a guess: ~one
   # CPU core on small models)
   scaling.est_flops_per_s = 1e10

@@ -21,6 +21,8 @@ ADDED_FIELDS: dict[str, Any] = {
   "data.document_masking": False,
   "data.sample_seed": 0,
   "data.format": "auto",
+  "scaling.noise_sizes": (),  # no seed repeats
+  "scaling.noise_seeds": (),
 }
 
 

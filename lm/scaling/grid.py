@@ -23,6 +23,9 @@ from lm.model import counts
 from lm.model.config import TransformerConfig
 from lm.scaling import old_names
 
+# A seed repeat's name (lm/scaling/noise.py): its run's name and this, e.g. 'C8e10_L4_d16_seed1'.
+SEED_SUFFIX = "_seed{}"
+
 
 @dataclasses.dataclass(frozen=True)
 class RunPlan:
@@ -52,11 +55,18 @@ class RunPlan:
   branch_of: str = ""  # the stable run a branch starts from,
   branch_step: int = 0  # at this step of it
   lr_trial: bool = False  # a learning-rate trial (lm/scaling/lr_search.py)
+  seed: int = 0  # > 0: a seed repeat (lm/scaling/noise.py) trained with config.seed = this
 
   @property
   def flops_to_train(self) -> float:
     """The training FLOPs this run spends: a branch trains from `branch_step` only."""
     return self.flops * (self.steps - self.branch_step) / self.steps
+
+  @property
+  def repeat_of(self) -> str:
+    """The run of the sweep's own seed that this seed repeat repeats (its name without
+    `SEED_SUFFIX`); '' for a run of the sweep's own seed."""
+    return self.name.removesuffix(SEED_SUFFIX.format(self.seed)) if self.seed else ""
 
   @property
   def adds_row(self) -> bool:
@@ -185,7 +195,8 @@ def plan_runs(config, vocab_size: int) -> list[RunPlan]:
 
 
 def run_overrides(plan: RunPlan) -> dict[str, Any]:
-  """The config fields (dotted names) that turn the sweep's config into this run's config."""
+  """The config fields (dotted names; `seed` at the top level) that turn the sweep's config
+  into this run's config."""
   overrides = {
     "model.num_layers": plan.num_layers,
     "model.d_model": plan.d_model,
@@ -203,6 +214,8 @@ def run_overrides(plan: RunPlan) -> dict[str, Any]:
     overrides["optim.wsd_decay_fraction"] = plan.decay_fraction
   if plan.keep_steps:
     overrides["train.keep_steps"] = plan.keep_steps
+  if plan.seed:
+    overrides["seed"] = plan.seed
   if plan.mup_base_width:  # the grid's head size is every size's, the base's included
     overrides |= {
       "model.parametrization": "mup",
@@ -216,8 +229,11 @@ def run_config(config, plan: RunPlan):
   """A copy of the sweep's config with this run's overrides applied."""
   run_cfg = config.copy_and_resolve_references()
   for key, value in run_overrides(plan).items():
-    section, field = key.split(".")
-    run_cfg[section][field] = value
+    *sections, field = key.split(".")
+    target = run_cfg
+    for section in sections:
+      target = target[section]
+    target[field] = value
   return run_cfg
 
 

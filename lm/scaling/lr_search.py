@@ -27,7 +27,7 @@ def size_of(plan: grid.RunPlan) -> str:
   return f"L{plan.num_layers}_d{plan.d_model}"
 
 
-def _sizes(points: Sequence[grid.RunPlan]) -> dict[str, list[grid.RunPlan]]:
+def by_size(points: Sequence[grid.RunPlan]) -> dict[str, list[grid.RunPlan]]:
   """The grid points of each size, shortest first."""
   sizes: dict[str, list[grid.RunPlan]] = {}
   for p in points:
@@ -50,7 +50,7 @@ def trial_runs(config, points: Sequence[grid.RunPlan]) -> list[grid.RunPlan]:
   """Every size's trials, one per multiplier in `config.scaling.lr_grid`."""
   return [
     r
-    for same_size in _sizes(points).values()
+    for same_size in by_size(points).values()
     for m in config.scaling.lr_grid
     for r in _trial(config, same_size[0], m)
   ]
@@ -63,7 +63,7 @@ def choose(
   multipliers, learning rates and eval losses of its trials, the best, and `at_edge`."""
   multipliers = sorted(config.scaling.lr_grid)
   choices = {}
-  for size, same_size in _sizes(points).items():
+  for size, same_size in by_size(points).items():
     scored = [_trial(config, same_size[0], m)[-1].name for m in multipliers]
     if not all(name in losses for name in scored):
       continue
@@ -81,19 +81,24 @@ def choose(
   return choices
 
 
+def at_chosen_rate(points: Sequence[grid.RunPlan], choice: dict[str, Any]) -> list[grid.RunPlan]:
+  """The grid `points` of a size at the learning rate its trials chose (`choice`: `choose`'s
+  answer for the size)."""
+  multiplier = choice["best_multiplier"]
+  return [dataclasses.replace(p, learning_rate=p.learning_rate * multiplier) for p in points]
+
+
 def main_runs(
   config, points: Sequence[grid.RunPlan], choices: dict[str, dict[str, Any]]
 ) -> list[grid.RunPlan]:
   """The runs that train the grid points of the sizes in `choices` at their chosen learning
   rates; a cooldown sweep's stable run continues the best trial's."""
   runs = []
-  for size, same_size in _sizes(points).items():
+  for size, same_size in by_size(points).items():
     if size not in choices:
       continue
     best = choices[size]["best_multiplier"]
-    planned = cooldown.plan_runs(
-      config, [dataclasses.replace(p, learning_rate=p.learning_rate * best) for p in same_size]
-    )
+    planned = cooldown.plan_runs(config, at_chosen_rate(same_size, choices[size]))
     if config.scaling.method == "cooldown":
       trial = _trial(config, same_size[0], best)[0]
       stable, branches = planned[0], planned[1:]
@@ -108,8 +113,13 @@ def main_runs(
 def every_run(config, points: Sequence[grid.RunPlan]) -> list[grid.RunPlan]:
   """The trials and the runs after them, as if each size chose its first multiplier: what the
   sweep trains, whatever the choices (for its FLOPs)."""
-  first = {size: {"best_multiplier": config.scaling.lr_grid[0]} for size in _sizes(points)}
-  return trial_runs(config, points) + main_runs(config, points, first)
+  return trial_runs(config, points) + main_runs(config, points, every_choice(config, points))
+
+
+def every_choice(config, points: Sequence[grid.RunPlan]) -> dict[str, dict[str, Any]]:
+  """Every size as if it chose its first multiplier: the choices that plan what the sweep
+  trains, whatever the trials choose (for its FLOPs)."""
+  return {size: {"best_multiplier": config.scaling.lr_grid[0]} for size in by_size(points)}
 
 
 def save_choices(path: str, choices: dict[str, dict[str, Any]]) -> None:

@@ -3,8 +3,9 @@ reading and appending rows, a run's row from its summary and its metrics.jsonl, 
 planned runs the table holds already.
 
 The table is `results.jsonl` and, the same rows, `results.csv`; a learning-rate trial's row
-goes to `lr_trials.jsonl` beside them (lm/scaling/lr_search.py). A row's `method` is the
-sweep's `scaling.method` ('independent', or 'cooldown' for a branch's row).
+goes to `lr_trials.jsonl` beside them (lm/scaling/lr_search.py), a seed repeat's to
+`seed_repeats.jsonl` (lm/scaling/noise.py). A row's `method` is the sweep's `scaling.method`
+('independent', or 'cooldown' for a branch's row).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 from lm.model import counts
 from lm.model.config import architecture
 from lm.runs import metrics, run_files
-from lm.scaling import grid, lr_search
+from lm.scaling import grid
 
 RESULTS_CSV, RESULTS_JSONL = "results.csv", "results.jsonl"
 COLUMNS: tuple[str, ...] = (
@@ -69,13 +70,13 @@ def read_results(workdir: str, name: str = RESULTS_JSONL) -> list[dict[str, Any]
     return [json.loads(line) for line in f if line.strip()]
 
 
-def append_row(workdir: str, row: dict[str, Any], lr_trial: bool = False) -> None:
-  """Appends `row` to results.jsonl and results.csv (a learning-rate trial's to
-  lr_trials.jsonl only); a CSV with other columns (a table from before some of them) is written
-  again from the JSONL, its rows' missing columns empty."""
-  with open(os.path.join(workdir, lr_search.TRIALS_JSONL if lr_trial else RESULTS_JSONL), "a") as f:
+def append_row(workdir: str, row: dict[str, Any], table: str = RESULTS_JSONL) -> None:
+  """Appends `row` to results.jsonl and results.csv (or to `table` only, e.g.
+  lr_search.TRIALS_JSONL for a learning-rate trial's); a CSV with other columns (a table from
+  before some of them) is written again from the JSONL, its rows' missing columns empty."""
+  with open(os.path.join(workdir, table), "a") as f:
     f.write(json.dumps(row) + "\n")
-  if lr_trial:
+  if table != RESULTS_JSONL:
     return
   path = os.path.join(workdir, RESULTS_CSV)
   header = None
@@ -138,6 +139,8 @@ def result_row(
   for convention in counts.FLOP_CONVENTIONS:
     per_token = counts.training_flops_per_token(model, run_cfg.data.seq_len, convention)
     row[f"flops_{convention}"] = float(tokens * per_token)
+  if plan.seed:  # a seed repeat's row (lm/scaling/noise.py)
+    row |= {"seed": plan.seed, "repeat_of": plan.repeat_of}
   return row
 
 

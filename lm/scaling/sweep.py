@@ -5,7 +5,8 @@ Each grid point is a run of its own (`scaling.method='independent'`) or a cooldo
 from its size's stable run (`'cooldown'`, lm/scaling/cooldown.py); a branch starts once its
 stable run has finished, and only branches add rows. With `scaling.lr_grid` a size's points
 train once its learning-rate trials have chosen their learning rate (lm/scaling/lr_search.py):
-a sweep trains in two rounds, the trials and then what they chose.
+a sweep trains in two rounds, the trials and then what they chose. The seed repeats of
+`scaling.noise_sizes` (lm/scaling/noise.py) train beside the runs they repeat.
 
 A run whose name and config hash are already in the table is skipped; an interrupted run
 resumes from its checkpoint; a run finished elsewhere (e.g. from `commands` on a cluster) only
@@ -26,7 +27,7 @@ from typing import Any
 from lm.data import token_cache
 from lm.model.config import architecture
 from lm.runtime import compile_cache
-from lm.scaling import cooldown, grid, lr_search, progress, results, verify
+from lm.scaling import cooldown, grid, lr_search, noise, progress, results, verify
 from lm.training import loop
 
 log = logging.getLogger(__name__)
@@ -43,21 +44,40 @@ def vocab_size(config) -> int:
 def sweep_runs(
   config, vocab: int, workdir: str
 ) -> tuple[list[grid.RunPlan], list[grid.RunPlan], dict[str, dict[str, Any]]]:
-  """The grid points, the runs that train them under `config.scaling.method`, and the
-  learning rates chosen so far (`scaling.lr_grid`; per size whose trials in `workdir` have all
-  finished): the trials of the other sizes and the points of these at their choice."""
+  """The grid points, the runs that train them under `config.scaling.method` and their seed
+  repeats (lm/scaling/noise.py), and the learning rates chosen so far (`scaling.lr_grid`; per
+  size whose trials in `workdir` have all finished): the trials of the other sizes and the
+  points of these at their choice."""
   points = grid.plan_runs(config, vocab)
   if not config.scaling.lr_grid:
-    return points, cooldown.plan_runs(config, points), {}
+    return points, cooldown.plan_runs(config, points) + noise.repeat_runs(config, points, {}), {}
   trials = lr_search.trial_runs(config, points)
   done = results.finished(config, trials, results.read_results(workdir, lr_search.TRIALS_JSONL))
   choices = lr_search.choose(config, points, {k: r["eval_loss"] for k, r in done.items()})
   return (
     points,
     [t for t in trials if lr_search.size_of(t) not in choices]
-    + lr_search.main_runs(config, points, choices),
+    + lr_search.main_runs(config, points, choices)
+    + noise.repeat_runs(config, points, choices),
     choices,
   )
+
+
+def table_of(plan: grid.RunPlan) -> str:
+  """The file beside the results table that `plan`'s row goes to: results.jsonl (and .csv),
+  a learning-rate trial's lr_trials.jsonl or a seed repeat's seed_repeats.jsonl."""
+  if plan.lr_trial:
+    return lr_search.TRIALS_JSONL
+  return noise.REPEATS_JSONL if plan.seed else results.RESULTS_JSONL
+
+
+def _every_run(config, points: list[grid.RunPlan], runs: list[grid.RunPlan]) -> list[grid.RunPlan]:
+  """What the sweep trains in all, whatever the trials choose (for its FLOPs): `runs`, or with
+  `scaling.lr_grid` every trial and the runs after them as if each size chose its first."""
+  if not config.scaling.lr_grid:
+    return runs
+  every_choice = lr_search.every_choice(config, points)
+  return lr_search.every_run(config, points) + noise.repeat_runs(config, points, every_choice)
 
 
 def _pending(config, runs: list[grid.RunPlan], rows: list[dict[str, Any]]) -> list[grid.RunPlan]:
@@ -108,8 +128,7 @@ def plan_round(
   os.makedirs(workdir, exist_ok=True)
   vocab = vocab_size(config)  # prepares the data once, before any run starts
   points, runs, choices = sweep_runs(config, vocab, workdir)
-  every_run = lr_search.every_run(config, points) if config.scaling.lr_grid else runs
-  flops = cooldown.flops_saved(points, every_run)
+  flops = cooldown.flops_saved(points, _every_run(config, points, runs))
   grid.save_plan(
     os.path.join(workdir, grid.PLAN_FILE),
     config,
@@ -122,7 +141,7 @@ def plan_round(
   _warn_at_edges(choices)
   rows = results.read_results(workdir)
   trial_rows = results.read_results(workdir, lr_search.TRIALS_JSONL)
-  pending = _pending(config, runs, rows + trial_rows)
+  pending = _pending(config, runs, rows + trial_rows + noise.read_repeats(workdir))
   for line in progress.plan_lines(runs, pending, rows, config, workers):
     log.info("%s", line)
   _log_flops(config, len(points), flops)
@@ -157,7 +176,7 @@ def run_sweep(
       if row is None:
         return results.read_results(workdir)
       if row:
-        results.append_row(workdir, row, plan.lr_trial)
+        results.append_row(workdir, row, table_of(plan))
   return results.read_results(workdir)
 
 
@@ -231,8 +250,9 @@ def train_argv(train_command: Sequence[str], path: str, plan: grid.RunPlan) -> l
 
 
 def commands(config, train_command: Sequence[str], workdir: str) -> list[str]:
-  """One command per planned run: `train_command` (the entry point that trains one run, with
-  the sweep's config and overrides) followed by the run's workdir and overrides."""
+  """One command per planned run (seed repeats included): `train_command` (the entry point that
+  trains one run, with the sweep's config and overrides) followed by the run's workdir and
+  overrides."""
   if config.scaling.method != "independent":
     raise ValueError(
       f"config.scaling.method={config.scaling.method!r}: a branch starts from a "
@@ -246,5 +266,5 @@ def commands(config, train_command: Sequence[str], workdir: str) -> list[str]:
     )
   return [
     " ".join(train_argv(train_command, os.path.join(workdir, plan.name), plan))
-    for plan in grid.plan_runs(config, vocab_size(config))
+    for plan in sweep_runs(config, vocab_size(config), workdir)[1]
   ]

@@ -161,7 +161,7 @@ def _record(
       "vocab_size": vocab,
     }
     row = results.result_row(plan, run_cfg, summary, path, workdir)
-    results.append_row(workdir, row, plan.lr_trial)
+    results.append_row(workdir, row, sweep.table_of(plan))
   return True
 
 

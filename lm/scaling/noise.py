@@ -1,0 +1,122 @@
+"""Seed repeats (`scaling.noise_sizes`, `scaling.noise_seeds`): a sweep's own measure of how
+much a run's loss moves with its seed alone.
+
+Each named size trains its grid points again, every budget, with each of the seeds, at the
+learning rate of its runs (with `scaling.lr_grid`: the one its trials chose), from scratch: a
+cooldown sweep's repeat has a stable run of its own from step 0. A repeat is named for the run
+it repeats with `_seed<s>` after it (`C8e10_L4_d16_cooldown_seed1`, `stable_L4_d16_seed1`), and
+its row goes to `seed_repeats.jsonl` beside the results table, with its `seed` and the name of
+the row it repeats (`repeat_of`). `seed_noise` pools what they measure into one relative sigma.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from lm.scaling import cooldown, grid, lr_search, results
+
+REPEATS_JSONL = "seed_repeats.jsonl"
+
+
+def _check(config, sizes: Sequence[str]) -> None:
+  """Raises ValueError for noise fields a sweep cannot plan; `sizes`: the plan's sizes."""
+  scaling = config.scaling
+  named, seeds = tuple(scaling.noise_sizes), tuple(scaling.noise_seeds)
+  if bool(named) != bool(seeds):
+    raise ValueError(
+      f"config.scaling.noise_sizes={named} and config.scaling.noise_seeds={seeds}: give both "
+      "(the sizes to repeat and the seeds to repeat them with) or neither"
+    )
+  if len(set(seeds)) != len(seeds) or any(s <= 0 or s == config.seed for s in seeds):
+    raise ValueError(
+      f"config.scaling.noise_seeds={seeds}: the seeds must be distinct positive integers "
+      f"other than config.seed={config.seed} (the sweep's own runs')"
+    )
+  missing = [s for s in named if s not in sizes]
+  if missing:
+    raise ValueError(
+      f"config.scaling.noise_sizes: {', '.join(missing)} not in the plan; its sizes: "
+      f"{', '.join(sizes)}"
+    )
+
+
+def _with_seed(run: grid.RunPlan, seed: int) -> grid.RunPlan:
+  """`run` trained with `seed`, under its name with the seed's suffix (its stable run's too)."""
+  suffix = grid.SEED_SUFFIX.format(seed)
+  return dataclasses.replace(
+    run, name=run.name + suffix, branch_of=run.branch_of and run.branch_of + suffix, seed=seed
+  )
+
+
+def repeat_runs(
+  config, points: Sequence[grid.RunPlan], choices: dict[str, dict[str, Any]]
+) -> list[grid.RunPlan]:
+  """The seed repeats of the sizes in `config.scaling.noise_sizes`: per size and seed in
+  `noise_seeds`, the runs that train its grid `points` under `scaling.method` from scratch.
+  With `scaling.lr_grid`, only the sizes in `choices` (`lr_search.choose`), at the learning
+  rate chosen. Raises ValueError for noise fields that do not fit the plan."""
+  sizes = lr_search.by_size(points)
+  _check(config, list(sizes))
+  runs = []
+  for size in dict.fromkeys(config.scaling.noise_sizes):
+    if config.scaling.lr_grid and size not in choices:
+      continue  # planned once its trials have chosen
+    same_size = sizes[size]
+    if config.scaling.lr_grid:
+      same_size = lr_search.at_chosen_rate(same_size, choices[size])
+    planned = cooldown.plan_runs(config, same_size)
+    runs += [_with_seed(r, seed) for seed in config.scaling.noise_seeds for r in planned]
+  return runs
+
+
+def read_repeats(results_dir: str) -> list[dict[str, Any]]:
+  """The rows of `<results_dir>/seed_repeats.jsonl`, in order ([] where it is absent)."""
+  return results.read_results(results_dir, REPEATS_JSONL)
+
+
+def _groups(
+  rows: list[dict[str, Any]], repeats: list[dict[str, Any]], loss_col: str
+) -> list[dict[str, Any]]:
+  """Each row that has repeats with its repeats' seeds and losses (finite ones only; the row's
+  seed is None, the sweep's config.seed); a row's or repeat's latest row counts."""
+  by_name = {r["name"]: r for r in rows}
+  repeated: dict[str, dict[str, dict[str, Any]]] = {}
+  for r in repeats:
+    if r["repeat_of"] in by_name:
+      repeated.setdefault(r["repeat_of"], {})[r["name"]] = r
+  groups = []
+  for name, same_point in repeated.items():
+    seeded = [(by_name[name].get("seed"), by_name[name][loss_col])]
+    seeded += [(r["seed"], r[loss_col]) for r in same_point.values()]
+    kept = [(seed, float(loss)) for seed, loss in seeded if math.isfinite(float(loss))]
+    groups.append(
+      {"name": name, "seeds": [s for s, _ in kept], "losses": [loss for _, loss in kept]}
+    )
+  return groups
+
+
+def seed_noise(
+  rows: list[dict[str, Any]], repeats: list[dict[str, Any]], loss_col: str = "eval_loss"
+) -> dict[str, Any] | None:
+  """The seed noise that `repeats` (seed_repeats.jsonl's rows) measure against the results
+  table's `rows`: per row with repeats (a repeat whose `repeat_of` is not in `rows` is left
+  out), the standard deviation (ddof=1) of log(`loss_col`) over its seeds, and `sigma`, these
+  pooled over the groups by their degrees of freedom: a relative sigma of the loss.
+
+  Returns None where no group has two losses, else {"sigma", "dof" (the pooled degrees of
+  freedom), "num_groups", "groups": [{"name", "seeds", "losses", "sd"}]}; the seed of the
+  sweep's own run is None (its config.seed). A non-finite loss is left out.
+  """
+  groups = [g for g in _groups(rows, repeats, loss_col) if len(g["losses"]) >= 2]
+  if not groups:
+    return None
+  for g in groups:
+    g["sd"] = float(np.std(np.log(g["losses"]), ddof=1))
+  dof = sum(len(g["losses"]) - 1 for g in groups)
+  pooled = sum((len(g["losses"]) - 1) * g["sd"] ** 2 for g in groups) / dof
+  return {"sigma": math.sqrt(pooled), "dof": dof, "num_groups": len(groups), "groups": groups}
