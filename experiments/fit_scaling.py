@@ -8,12 +8,15 @@ e.g. `flops_6N+attn`), or as `--params_col` / `--flops_col` say. An external CSV
 columns, e.g. `--params_col=N --tokens_col=D --loss_col=loss`
 (or `--flops_col=C`; the missing one follows from C = 6 N D).
 
-After the table: the diagnostics (`lm.scaling.diagnostics`: leave-one-budget-out errors, Approach
-3 by variable projection, warnings), then with `--predict_flops` the compute-optimal N, D and
-loss at that compute with 95% intervals (in fit.json under `prediction`); where the sweep has
-trained the predicted model (`experiments.sweep --verify`, `verification.json` beside the
-results), its observed loss, N, D and C against this fit's prediction at its compute (in fit.json
-under `verification`; the plots mark it).
+After the table: the backtest (lm/scaling/backtest.py: each law of lm/scaling/forecasts.py
+fitted on the smaller budgets predicts the larger ones; fit.json `backtest`, backtest.png),
+the diagnostics (`lm.scaling.diagnostics`: Approach 3 by variable projection, warnings), then
+with `--predict_flops` the compute-optimal N, D and loss at that compute by the law the backtest
+ranks first (or `--law`), with 95% intervals, the loss's calibrated by the backtest's errors at
+that distance (fit.json `prediction`); where the sweep has trained the predicted model
+(`experiments.sweep --verify`, `verification.json` beside the results), its observed loss, N, D
+and C against this fit's prediction at its compute (in fit.json under `verification`; the plots
+mark it).
 
 Rows whose N, D, C, loss or budget is not a positive, finite number are left out and named in
 one warning line (and in fit.json under `rows_left_out`); an approach that cannot be fitted says
@@ -29,10 +32,23 @@ from typing import Any
 # busy 2-core machine made each fit 60x slower. Set before numpy loads OpenBLAS.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+import numpy as np
 from absl import app, flags
 
 from lm import cli
-from lm.scaling import diagnostics, grid, laws, lr_search, plots, printouts, tables, verify
+from lm.scaling import (
+  backtest,
+  diagnostics,
+  forecasts,
+  grid,
+  laws,
+  lr_search,
+  noise,
+  plots,
+  printouts,
+  tables,
+  verify,
+)
 
 _RESULTS = flags.DEFINE_string(
   "results", None, "results.csv / results.jsonl, or any CSV.", required=True
@@ -64,6 +80,9 @@ _BOOT = flags.DEFINE_integer("bootstrap", 200, "Bootstrap resamples.")
 _PREDICT = flags.DEFINE_float(
   "predict_flops", None, "Predict N_opt, D_opt and the loss at this compute (counted as C is)."
 )
+_LAW = flags.DEFINE_enum(
+  "law", None, list(forecasts.LAWS), "The law that predicts (default: the backtest's best)."
+)
 
 
 def _columns(results_dir: str) -> tuple[str, str, str]:
@@ -83,7 +102,7 @@ def _columns(results_dir: str) -> tuple[str, str, str]:
   )
 
 
-def _verification(results_dir: str, report: dict) -> dict | None:
+def _verification(results_dir: str, report: dict, table: forecasts.Table) -> dict | None:
   """The sweep's verification run (`verification.json` beside the results, written by
   `experiments.sweep --verify`) against this fit's prediction at its compute, or None."""
   v = verify.load(results_dir)
@@ -93,12 +112,26 @@ def _verification(results_dir: str, report: dict) -> dict | None:
   if v["columns"] != report["columns"]:
     print(f"{path}: not compared: it counts {v['columns']}, this fit {report['columns']}")
     return None
+  c = v["predicted"]["flops"]
   try:
-    prediction = laws.predict_at(report, v["predicted"]["flops"])
+    same = report.get("prediction", {}).get("flops") == c
+    prediction = report["prediction"] if same else _predict(table, report, c)
   except ValueError as e:
     print(f"{path}: not compared: {e}")
     return None
-  return {**v, **verify.compare(prediction, report["approach3"], v["row"], report["columns"])}
+  return {**v, **verify.compare(prediction, v["row"], report["columns"])}
+
+
+def _predict(table: forecasts.Table, report: dict, c: float) -> dict:
+  return backtest.predict(table, report, c, _LAW.value, _BOOT.value)
+
+
+def _table(rows: list[dict[str, Any]], final: laws.Points) -> forecasts.Table:
+  """The final points, with every parameter counted where every row has `params_total`."""
+  total = [tables.positive(r.get("params_total")) for r in rows]
+  if any(n is None for n in total):
+    return forecasts.Table(final)
+  return forecasts.Table(final, np.array(total, float))
 
 
 def _usable_rows(
@@ -144,15 +177,22 @@ def main(argv):
     raise ValueError(f"{_RESULTS.value}: nothing can be fitted: " + "; ".join(failed))
   report["columns"] = {"params": params_col, "flops": flops_col or "6ND", "loss": _LOSS.value}
   print(printouts.format_table(report))
+  table = _table(rows, final)
+  repeats = noise.read_repeats(results_dir)
+  report["seed_noise"] = noise.seed_noise(rows, repeats, _LOSS.value) if repeats else None
+  if report["seed_noise"]:
+    print(printouts.format_seed_noise(report["seed_noise"]))
+  report["backtest"] = backtest.backtest(table)
+  print(printouts.format_backtest(report["backtest"]))
   print(diagnostics.format_diagnostics(diagnostics.diagnose(final, report)))
   if _PREDICT.value:
     try:
-      report["prediction"] = laws.predict_at(report, _PREDICT.value)
+      report["prediction"] = _predict(table, report, _PREDICT.value)
     except ValueError as e:
       print(f"no prediction at C = {_PREDICT.value:.4g} FLOPs: {e}")
     else:
       print(printouts.format_prediction(report["prediction"]))
-  verification = _verification(results_dir, report)
+  verification = _verification(results_dir, report, table)
   if verification:
     report["verification"] = verification
     print(verify.format_verification(verification))

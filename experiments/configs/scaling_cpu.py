@@ -17,7 +17,7 @@ follows 3.5e-3 * (1e5 / N)^0.5 (smaller models train best at higher rates: after
 width 16 reached 2.19 at 1.2e-2 against 2.30 at 4e-3, width 64 2.07 at 4e-3 against 2.34 at
 1.2e-2), and each size tries 0.5, 1 and 2 times it at its shortest horizon
 (`scaling.lr_grid`). A first pass at 5e-3 chose the lowest of the three for 7 of 13 sizes.
-Widths 16 (every budget) and 48 (the largest) train again with seeds 1 and 2
+Widths 16 (every budget) and 28 (5 budgets) train again with seeds 1 and 2
 (`scaling.noise_sizes`, rows in seed_repeats.jsonl): 21% more training FLOPs.
 
 Result (2026-11-29, 2-core development CPU, a clean clone, `make scaling-cpu`): 45m03s in all
@@ -69,6 +69,6 @@ def get_config():
   s.lr_grid = (0.5, 1.0, 2.0)
   s.warmup_fraction = 0.05
   s.min_steps = 50
-  s.noise_sizes = ("L4_d16", "L4_d48")  # 3 seeds at two sizes: the seed noise that floors a
+  s.noise_sizes = ("L4_d16", "L4_d28")  # 3 seeds at two sizes: the seed noise that floors a
   s.noise_seeds = (1, 2)  # forecast's interval (rows in seed_repeats.jsonl)
   return c

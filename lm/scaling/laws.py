@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -326,12 +326,23 @@ def tokens_per_param(fit: dict[str, Any], c: float) -> float:
   return float(np.exp(log_d - log_n))
 
 
+R = TypeVar("R", bound="Runs")
+
+
+class Runs(Protocol):
+  """Rows that belong to runs within budgets (`Points`, `forecasts.Table`)."""
+
+  @property
+  def run(self) -> np.ndarray: ...
+
+  @property
+  def budget(self) -> np.ndarray: ...
+
+  def take(self: R, mask_or_index) -> R: ...
+
+
 def bootstrap(
-  p: Points,
-  fit: Callable[[Points], dict[str, Any]],
-  keys: tuple[str, ...],
-  num_samples: int,
-  seed: int = 0,
+  p: R, fit: Callable[[R], dict[str, Any]], keys: tuple[str, ...], num_samples: int, seed: int = 0
 ) -> dict[str, Any]:
   """95% percentile intervals of `keys` of `fit` over runs resampled within each budget."""
   rng = np.random.default_rng(seed)
@@ -414,58 +425,3 @@ def fit_all(
       continue
     report[name] = {**estimate, "ci": bootstrap(points, fit, keys, num_boot, seed)}
   return report
-
-
-def _interval(draws: np.ndarray) -> list[float] | None:
-  return np.percentile(draws, [2.5, 97.5]).tolist() if len(draws) else None
-
-
-def _refits(fit3: dict[str, Any]) -> list[dict[str, Any]]:
-  """The laws of an Approach 3 fit's bootstrap refits (none without samples)."""
-  samples = fit3["ci"].get("samples", {})
-  draws = zip(*(samples.get(k, []) for k in ("E", "A", "B", "alpha", "beta")))
-  return [law(e, a, b, alpha, beta, fit3["cost"]) for e, a, b, alpha, beta in draws]
-
-
-def loss_at(fit3: dict[str, Any], n: float, d: float) -> dict[str, Any]:
-  """L(N, D) of an Approach 3 fit as `loss`, with `loss_ci`, its 95% interval over the
-  bootstrap refits (None without samples)."""
-  draws = np.array([predict(r, n, d) for r in _refits(fit3)])
-  return {"loss": float(predict(fit3, n, d)), "loss_ci": _interval(draws)}
-
-
-def predict_at(report: dict[str, Any], c: float) -> dict[str, Any]:
-  """The compute-optimal model at compute `c` with 95% intervals over the bootstrap refits.
-
-  Top level: Approach 3's `n_opt`, `d_opt` and `loss` (L(N_opt, D_opt)), each with `<key>_ci`
-  [lo, hi] (None without bootstrap samples); under `approach2`: its power laws' `n_opt` and
-  `d_opt` with intervals (or its `error`).
-  """
-  fit3 = report["approach3"]
-  if "error" in fit3:
-    raise ValueError(f"no Approach 3 fit to predict from: {fit3['error']}")
-
-  def at3(fit: dict[str, Any]) -> tuple[float, float, float]:
-    n, d = optimum3(fit, c)
-    return n, d, float(predict(fit, n, d))
-
-  draws = np.array([at3(r) for r in _refits(fit3)]).reshape(-1, 3)
-  out: dict[str, Any] = {"flops": float(c)}
-  for i, (key, value) in enumerate(zip(("n_opt", "d_opt", "loss"), at3(fit3))):
-    out.update({key: value, f"{key}_ci": _interval(draws[:, i])})
-  fit2 = report["approach2"]
-  if "error" in fit2:
-    out["approach2"] = {"error": fit2["error"]}
-    return out
-  samples = fit2["ci"].get("samples", {})
-  out["approach2"] = {}
-  for key, exp_key, coef_key in (("n_opt", "a", "log_n_coef"), ("d_opt", "b", "log_d_coef")):
-    coefs, exps = np.array(samples.get(coef_key, [])), np.array(samples.get(exp_key, []))
-    draws = np.exp(coefs + exps * np.log(c))
-    out["approach2"].update(
-      {
-        key: float(np.exp(fit2[coef_key] + fit2[exp_key] * np.log(c))),
-        f"{key}_ci": _interval(draws),
-      }
-    )
-  return out

@@ -110,18 +110,21 @@ def isoflop_curves(
   sizes = list(final.n)
   if verification:
     pred, run = verification["predicted"], verification["trained"]
+    # N as this plot counts it: a law of every parameter's N_opt, scaled as the run's counts are
+    scale = run["params"] / run["params_as_law_counts"]
+    n_ci = pred["n_opt_ci"] and [scale * n for n in pred["n_opt_ci"]]
     _errorbar(
       ax,
-      pred["n_opt"],
+      scale * pred["n_opt"],
       pred["loss"],
-      pred["n_opt_ci"],
+      n_ci,
       pred["loss_ci"],
       "D",
-      f"predicted at C = {_plain(pred['flops'])} (approach 3)",
+      f"predicted at C = {_plain(pred['flops'])} ({pred['law']})",
     )
     _mark_verification(ax, run["params"], run["eval_loss"])
     ax.legend(fontsize=8)
-    sizes += [pred["n_opt"], run["params"]]
+    sizes += [scale * pred["n_opt"], run["params"]]
   ax.set(
     xscale="log",
     xlabel=labels.n,
@@ -160,20 +163,24 @@ def optimal_vs_compute(
   verification: dict[str, Any] | None = None,
 ) -> str:
   """N_opt and D_opt vs C: the IsoFLOP minima, the power-law fit and its bootstrap band, a
-  `laws.predict_at` prediction with its 95% intervals where given, and a verification run
-  (`lm.scaling.verify.compare`: the N and D it trained, and the prediction at its compute)."""
+  prediction (`backtest.predict`) with its 95% intervals where given (its N_opt where its law
+  counts N as the plot does), and a verification run (`lm.scaling.verify.compare`: the N and D
+  it trained, and the prediction at its compute)."""
   c = np.array([r["c"] for r in fit2["budgets"]])
   marks = []  # (N_opt and D_opt with intervals, their C, marker, label)
+
+  def mark(pred: dict[str, Any], label: str) -> tuple[dict[str, Any], float, str, str]:
+    same_n = pred.get("params") != "total"
+    shown = {k: v for k, v in pred.items() if same_n or not k.startswith("n_opt")}
+    return shown, pred["flops"], "D", f"{label}, {pred['law']}"
+
   if prediction:
-    marks += [
-      (prediction, prediction["flops"], "D", "prediction, approach 3"),
-      (prediction["approach2"], prediction["flops"], "*", "prediction, approach 2"),
-    ]
+    marks.append(mark(prediction, "prediction"))
   span = [*c, *(m[1] for m in marks)]
   if verification:
     pred = verification["predicted"]
     if pred["flops"] != (prediction or {}).get("flops"):
-      marks.append((pred, pred["flops"], "D", "verification's prediction, approach 3"))
+      marks.append(mark(pred, "verification's prediction"))
     span += [pred["flops"], verification["trained"]["flops"]]
   grid = np.logspace(np.log10(min(span)) - 0.5, np.log10(max(span)) + 0.5, 50)
   fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
@@ -192,7 +199,7 @@ def optimal_vs_compute(
       lo, hi = np.percentile(lines, [2.5, 97.5], axis=0)
       ax.fill_between(grid, lo, hi, alpha=0.25, label="95% bootstrap band")
     for fit, at, marker, name in marks:
-      if key in fit:  # not where Approach 2 has an error
+      if key in fit:
         _errorbar(ax, at, fit[key], None, fit[f"{key}_ci"], marker, name)
     if verification:
       run = verification["trained"]
@@ -240,6 +247,47 @@ def residuals(
   return _save(fig, path)
 
 
+def backtest(report: dict[str, Any], path: str, labels: Labels = Labels()) -> str:
+  """Per law (lm/scaling/backtest.py), the measured optimal loss of each budget (Approach 2's
+  minima; a budget it left out, its best run) and what the law fitted on the smaller budgets
+  predicted for the larger ones, a line per origin; the prediction at --predict_flops where the
+  report has one, on its law's panel."""
+  bt, prediction = report["backtest"], report.get("prediction")
+  names = list(bt["laws"])
+  fig, axes = plt.subplots(
+    1, len(names), figsize=(3.6 * len(names), 3.8), layout="constrained", sharex=True, sharey=True
+  )
+  axes = np.atleast_1d(axes)
+  origins = sorted({p["origin"] for p in bt["pairs"]})
+  cmap = plt.get_cmap("viridis")
+  measured = {p["c"]: p["loss_measured"] for p in bt["pairs"]}
+  measured |= {r["c"]: r["loss_opt"] for r in report.get("approach2", {}).get("budgets", [])}
+  span = [*measured, *([prediction["flops"]] if prediction else [])]
+  for ax, law in zip(axes, names):
+    own = [p for p in bt["pairs"] if p["law"] == law]
+    for i, k in enumerate(origins):
+      line = sorted((p["c"], p["loss"]) for p in own if p["origin"] == k)
+      if line:
+        x, y = zip(*line)
+        color = cmap(i / max(len(origins) - 1, 1))
+        ax.plot(x, y, "o--", ms=3, color=color, label=f"fitted on {k} budgets")
+    ax.scatter(list(measured), list(measured.values()), color="k", zorder=3, label="measured")
+    if prediction and prediction["law"] == law:
+      ci = prediction["loss_ci"]
+      _errorbar(ax, prediction["flops"], prediction["loss"], None, ci, "D", "prediction")
+    summary = bt["laws"][law]["all"]
+    ax.set(
+      xscale="log",
+      xlabel=labels.c,
+      title=f"{law}: |e| {summary['loss_mean_abs']:.2%}, signed {summary['loss_mean_signed']:+.2%}",
+    )
+    ax.title.set_fontsize(9)
+  _log_axis(axes[0].xaxis, span)
+  axes[0].set_ylabel("optimal loss")
+  axes[0].legend(fontsize=7)
+  return _save(fig, path)
+
+
 def all_plots(
   final: laws.Points,
   curves: laws.Points | None,
@@ -281,6 +329,8 @@ def all_plots(
     )
   if "error" not in report.get("approach3", {"error": ""}):
     paths.append(residuals(final, report["approach3"], out(plots_dir, "residuals.png"), labels))
+  if report.get("backtest", {}).get("pairs"):
+    paths.append(backtest(report, out(plots_dir, "backtest.png"), labels))
   return paths
 
 

@@ -1,4 +1,5 @@
-"""A scaling fit's report (`laws.fit_all`) and prediction (`laws.predict_at`) as printed lines."""
+"""A scaling fit's report (`laws.fit_all`), its backtest and its prediction
+(lm/scaling/backtest.py) as printed lines."""
 
 from __future__ import annotations
 
@@ -28,28 +29,79 @@ def format_table(report: dict[str, Any]) -> str:
   return "\n".join(lines)
 
 
-def format_prediction(pred: dict[str, Any]) -> str:
-  """The prediction of `predict_at`, a line per approach."""
-
-  def part(r: dict[str, Any], key: str, label: str) -> str:
-    ci = r[f"{key}_ci"]
-    return f"{label} {r[key]:.4g}" + (f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "")
-
-  lines = [
-    f"prediction at C = {pred['flops']:.4g} FLOPs (95% intervals):",
-    "approach3  "
-    + ", ".join(
-      part(pred, k, label)
-      for k, label in (("n_opt", "N_opt"), ("d_opt", "D_opt"), ("loss", "loss"))
-    ),
-  ]
-  fit2 = pred["approach2"]
-  lines.append(
-    "approach2  "
-    + (
-      fit2["error"]
-      if "error" in fit2
-      else ", ".join(part(fit2, k, label) for k, label in (("n_opt", "N_opt"), ("d_opt", "D_opt")))
-    )
+def format_seed_noise(noise: dict[str, Any]) -> str:
+  """The seed noise `noise.seed_noise` measured, in a line."""
+  return (
+    f"seed noise: sigma {noise['sigma']:.2%} of the loss (pooled sd of log loss over "
+    f"{noise['num_groups']} points run with several seeds, {noise['dof']} degrees of freedom)"
   )
+
+
+def format_backtest(backtest: dict[str, Any]) -> str:
+  """Each law's backtest errors in a table, best first, and the fits that failed."""
+  if "error" in backtest:
+    return f"backtest: {backtest['error']}"
+  laws_ = backtest["laws"]
+  order = backtest["ranking"] + [law for law in laws_ if law not in backtest["ranking"]]
+  pairs = backtest["pairs"]
+  steps = max(p["steps_ahead"] for p in pairs)
+  lines = [
+    f"backtest: each law fitted on the {backtest['min_origin']} to "
+    f"{max(p['origin'] for p in pairs)} smallest budgets predicts every larger one's optimal "
+    "loss (relative errors; + = too high)",
+    f"{'law':<17} {'one ahead':>16} {f'{steps} ahead':>16} {'all pairs':>16} "
+    f"{'bias/decade':>12} {'N_opt 1 ahead':>13}",
+  ]
+
+  def cell(e: dict[str, Any]) -> str:
+    return f"{e['loss_mean_abs']:>7.2%} {e['loss_mean_signed']:>+8.2%}"
+
+  for law in order:
+    s = laws_[law]
+    rank = "" if law in backtest["ranking"] else " (not every pair)"
+    lines.append(
+      f"{law:<17} {cell(s['one_ahead'])} {cell(s['furthest'])} {cell(s['all'])} "
+      f"{s['calibration']['bias_per_decade']:>+12.2%} "
+      f"{s['one_ahead']['n_opt_mean_abs']:>13.1%}{rank}"
+    )
+  lines.append(
+    "(each cell: mean |error|, mean signed error; bias/decade: the error per decade of distance "
+    "at the largest budget, from a line through every pair's)"
+  )
+  lines += [
+    f"  {f['law']} on {f['origin']} budgets failed: {f['error']}" for f in backtest["failed"]
+  ]
   return "\n".join(lines)
+
+
+def format_prediction(pred: dict[str, Any]) -> str:
+  """The prediction of `backtest.predict`: its law, N_opt, D_opt and loss with 95% intervals,
+  and what the loss interval is made of."""
+
+  def part(key: str, label: str) -> str:
+    ci = pred[f"{key}_ci"]
+    return f"{label} {pred[key]:.4g}" + (f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "")
+
+  cal = pred["calibration"]
+  back, bt = cal["half_widths_backtest"], cal["backtest"]
+  n_label = "N_opt (every parameter)" if pred["params"] == "total" else "N_opt"
+  return "\n".join(
+    [
+      f"prediction at C = {pred['flops']:.4g} FLOPs by {pred['law']} ({pred['chosen']}): "
+      f"{pred['formula']}",
+      "  " + ", ".join(part(k, label) for k, label in (("n_opt", n_label), ("d_opt", "D_opt"))),
+      "  " + part("loss", "loss") + f" (95%; bootstrap alone {_span(pred['loss_ci_bootstrap'])})",
+      f"  the loss interval, each side the widest of the bootstrap's, the backtest's "
+      f"-{back[0]:.2%}/+{back[1]:.2%} ({cal['decades_beyond']:.2f} decades beyond the table"
+      + (
+        f"; bias {bt['bias_per_decade']:+.2%} and sd {bt['sd_per_decade']:.2%} per decade"
+        if bt
+        else "; not backtested"
+      )
+      + f") and the seed noise's +-{cal['half_width_seed_noise']:.2%}",
+    ]
+  )
+
+
+def _span(ci: list[float] | None) -> str:
+  return f"[{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "none"

@@ -238,7 +238,7 @@ def run_verification(
     if row:
       rows = [row]
   row = results.finished(config, runs[-1:], rows)[runs[-1].name]
-  comparison = verify.compare(fit["prediction"], fit["approach3"], row, fit["columns"])
+  comparison = verify.compare(fit["prediction"], row, fit["columns"])
   return verify.save(workdir, comparison, row, lr_source)
 
 

@@ -50,7 +50,7 @@ def read_table(path: str) -> list[dict[str, Any]]:
 MAX_NAMED = 10  # rows named in a line; fit.json's `left_out` lists every one
 
 
-def _number(value: Any) -> float | None:
+def positive(value: Any) -> float | None:
   """`value` as a positive, finite number, else None."""
   try:
     x = float(value)
@@ -79,7 +79,7 @@ def usable_rows(
     bad = [
       f"{c} {'empty' if row.get(c) in (None, '') else row[c]}"
       for c in columns.values()
-      if _number(row.get(c)) is None
+      if positive(row.get(c)) is None
     ]
     if bad:
       left_out.append({"row": number, "name": row.get("name"), "why": ", ".join(bad)})
@@ -155,7 +155,7 @@ def curve_points(rows: list[dict[str, Any]], results_dir: str, final: laws.Point
     per_token = final.c[i] / final.d[i]
     tokens_per_step = float(row["tokens"]) / float(row["steps"])
     with open(curve_path(results_dir, row)) as f:
-      logged = [(r["step"], r["loss"]) for r in map(json.loads, f) if _number(r.get("loss"))]
+      logged = [(r["step"], r["loss"]) for r in map(json.loads, f) if positive(r.get("loss"))]
     steps, loss = np.array(logged, float).T
     d = steps * tokens_per_step
     parts.append(

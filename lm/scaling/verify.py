@@ -1,12 +1,13 @@
 """The verification run: a fit's predicted compute-optimal model, trained, against the prediction.
 
 `experiments.fit_scaling --predict_flops=C` writes `fit.json` beside a sweep's results, with
-Approach 3's N_opt, D_opt and loss at C (`prediction`). The verification run is the family
-member (`grid.ladder` under `scaling.rule`) whose N, under the plan's params convention, is
-nearest N_opt, on the tokens that spend C under the plan's FLOP convention, trained by the
-sweep's method (a run of its own, or a stable run and its cooldown branch) at the rule's learning
-rate; with `scaling.lr_grid`, at the multiplier its size's trials chose, or the nearest size's
-if its size had no trials. Its runs are named for the point with `_verify` (e.g.
+the chosen law's N_opt, D_opt and loss at C (`prediction`, lm/scaling/backtest.py). The
+verification run is the family member (`grid.ladder` under `scaling.rule`) whose N, counted as
+the law counts it (the plan's params convention, or every parameter), is nearest N_opt, on
+the tokens that spend C under the plan's FLOP convention, trained by the sweep's method (a run
+of its own, or a stable run and its cooldown branch) at the rule's learning rate; with
+`scaling.lr_grid`, at the multiplier its size's trials chose, or the nearest size's if its size
+had no trials. Its runs are named for the point with `_verify` (e.g.
 `C3.2e13_L4_d96_verify`, its stable run `stable_L4_d96_verify`), so they never share a workdir
 with the sweep's. `verification.json` beside the results holds its row and the comparison.
 """
@@ -20,7 +21,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from lm.scaling import cooldown, grid, laws, lr_search
+from lm.scaling import cooldown, forecasts, grid, laws, lr_search
 
 FILE = "verification.json"
 SUFFIX = "_verify"
@@ -36,8 +37,10 @@ def read_fit(workdir: str, config) -> dict[str, Any]:
     )
   with open(path) as f:
     fit = json.load(f)
-  if "prediction" not in fit:
-    raise ValueError(f"{path} holds no prediction: fit again with --predict_flops=C")
+  if "law" not in fit.get("prediction", {}):
+    raise ValueError(
+      f"{path} holds no prediction of a chosen law: fit again with --predict_flops=C"
+    )
   n_opt = fit["prediction"]["n_opt"]
   if not 0 < n_opt < math.inf:
     raise ValueError(
@@ -69,7 +72,8 @@ def plan_runs(
   `choices`: its sizes' learning-rate choices (lr_search.choose), needed with `lr_grid`."""
   scaling = config.scaling
   models = grid.ladder(config, vocab_size)
-  model = grid.closest(models, prediction["n_opt"], scaling.params_convention)
+  counted = "total" if prediction["params"] == "total" else scaling.params_convention
+  model = grid.closest(models, prediction["n_opt"], counted)
   point = grid.plan_point(config, prediction["flops"], model)
   point = dataclasses.replace(point, name=point.name + SUFFIX)
   source: dict[str, Any] = {"rule": point.learning_rate}
@@ -101,26 +105,47 @@ def describe_lr(source: dict[str, Any]) -> str:
 
 
 def compare(
-  prediction: dict[str, Any], fit3: dict[str, Any], row: dict[str, Any], columns: dict[str, str]
+  prediction: dict[str, Any], row: dict[str, Any], columns: dict[str, str]
 ) -> dict[str, Any]:
-  """The trained run (a results-table `row`) against Approach 3's `prediction` at C
-  (`laws.predict_at`) and against its law `fit3` at the run's own N and D. N and C of the run
-  are its `columns` (the fit's)."""
-  n, d = float(row[columns["params"]]), float(row["tokens"])
-  c = 6 * n * d if columns["flops"] == "6ND" else float(row[columns["flops"]])
+  """The trained run (a results-table `row`) against the `prediction` at C (backtest.predict)
+  and against the predicting law at the run's own N, D and C (a loss-frontier law: its optimum
+  at C). N and C are counted as the fit's `columns` say (`params`), and N as the law counts it
+  too (`params_as_law_counts`, which `params_ratio` compares with N_opt)."""
+  law = forecasts.from_fit(prediction["law"], prediction["fit"])
+  params_col = "params_total" if law.params == "total" else columns["params"]
+  n, d = float(row[params_col]), float(row["tokens"])
+  n_plan = float(row[columns["params"]])
+  c = 6 * n_plan * d if columns["flops"] == "6ND" else float(row[columns["flops"]])
   observed = float(row["eval_loss"])
   ci = prediction["loss_ci"]
-  at_run = laws.loss_at(fit3, n, d)
+  at_run = law.loss_of_run(n, d, c)
   return {
     "predicted": {
       k: prediction[k]
-      for k in ("flops", "n_opt", "n_opt_ci", "d_opt", "d_opt_ci", "loss", "loss_ci")
+      for k in (
+        "law",
+        "params",
+        "flops",
+        "n_opt",
+        "n_opt_ci",
+        "d_opt",
+        "d_opt_ci",
+        "loss",
+        "loss_ci",
+      )
     },
-    "trained": {"name": row["name"], "params": n, "tokens": d, "flops": c, "eval_loss": observed},
-    "predicted_at_trained": at_run,
+    "trained": {
+      "name": row["name"],
+      "params": n_plan,
+      "params_as_law_counts": n,
+      "tokens": d,
+      "flops": c,
+      "eval_loss": observed,
+    },
+    "predicted_at_trained": {"loss": at_run},
     "loss_rel_error": observed / prediction["loss"] - 1,
     "loss_in_interval": None if ci is None else ci[0] <= observed <= ci[1],
-    "loss_at_trained_rel_error": observed / at_run["loss"] - 1,
+    "loss_at_trained_rel_error": observed / at_run - 1,
     "params_ratio": n / prediction["n_opt"],
     "tokens_ratio": d / prediction["d_opt"],
     "flops_ratio": c / prediction["flops"],
@@ -159,14 +184,15 @@ def format_verification(v: dict[str, Any]) -> str:
   inside = {True: "inside", False: "outside", None: "no interval"}[v["loss_in_interval"]]
   return "\n".join(
     [
-      f"verification at C = {pred['flops']:.4g} FLOPs: {run['name']}, learning rate "
+      f"verification at C = {pred['flops']:.4g} FLOPs of {pred['law']}'s forecast: "
+      f"{run['name']}, learning rate "
       f"{lr_source['learning_rate']:.3g} ({describe_lr(lr_source)})",
       f"  loss: observed {run['eval_loss']:.4g}, predicted {pred['loss']:.4g}"
       f"{ci(pred['loss_ci'])} ({v['loss_rel_error']:+.2%}, {inside}); the law at the trained "
-      f"N, D {at_run['loss']:.4g}{ci(at_run['loss_ci'])} ({v['loss_at_trained_rel_error']:+.2%})",
-      f"  N {run['params']:.4g} (predicted N_opt {pred['n_opt']:.4g}{ci(pred['n_opt_ci'])}, x"
-      f"{v['params_ratio']:.3g}), D {run['tokens']:.4g} (D_opt {pred['d_opt']:.4g}"
-      f"{ci(pred['d_opt_ci'])}, x{v['tokens_ratio']:.3g}), C {run['flops']:.4g} "
-      f"(x{v['flops_ratio']:.3g})",
+      f"N, D, C {at_run['loss']:.4g} ({v['loss_at_trained_rel_error']:+.2%})",
+      f"  N {run['params_as_law_counts']:.4g} (predicted N_opt {pred['n_opt']:.4g}"
+      f"{ci(pred['n_opt_ci'])}, x{v['params_ratio']:.3g}), D {run['tokens']:.4g} "
+      f"(D_opt {pred['d_opt']:.4g}{ci(pred['d_opt_ci'])}, x{v['tokens_ratio']:.3g}), "
+      f"C {run['flops']:.4g} (x{v['flops_ratio']:.3g})",
     ]
   )

@@ -1,43 +1,35 @@
-"""Leave-one-budget-out and the warnings, on synthetic data from a known law and on reports."""
+"""The warnings: of the backtest, on synthetic data from a known law, and of reports."""
 
 import numpy as np
 
-from lm.scaling import diagnostics, laws
-from tests.scaling.test_laws import BUDGETS, synthetic
+from lm.scaling import backtest, diagnostics, laws
+from tests.scaling.test_backtest import BUDGETS, table
 
 
-def test_leave_one_out_is_small_on_exact_law_data():
-  p = synthetic(noise=0.0)
-  loo = diagnostics.leave_one_out(p, laws.approach2(p))
-  assert loo["budget"] == BUDGETS[-1]
-  assert loo["reference"]["source"] == "approach2 parabola"
-  assert abs(loo["approach3"]["n_opt_rel_error"]) < 0.05
-  assert abs(loo["approach3"]["loss_rel_error"]) < 1e-4
-  assert abs(loo["approach2"]["n_opt_rel_error"]) < 0.05
-  assert not diagnostics.warnings({"leave_one_out": loo})
+def test_no_backtest_warning_where_the_best_law_is_the_true_one():
+  bt = backtest.backtest(table(noise=0.001))
+  warned = diagnostics.warnings({"backtest": bt})
+  assert not [w for w in warned if "best law" in w or "chinchilla " in w]
 
 
-def test_leave_one_out_is_large_where_the_largest_budget_is_off_the_law():
-  p = synthetic(noise=0.0)
-  last = p.budget == BUDGETS[-1]
-  p.n[last] *= 3.0  # the same losses measured at 3x the sizes: the optimum moves up 3x
-  p.d[last] /= 3.0
-  p.loss[last] *= 1.05
-  loo = diagnostics.leave_one_out(p, laws.approach2(p))
-  assert loo["approach3"]["n_opt_rel_error"] < -0.5
-  assert loo["approach3"]["loss_rel_error"] < -0.04
-  assert loo["approach2"]["n_opt_rel_error"] < -0.5
-  warned = diagnostics.warnings({"leave_one_out": loo})
-  assert len(warned) == 3 and all(w.startswith("leave-one-budget-out") for w in warned)
+def test_backtest_warnings_where_the_largest_budgets_are_off_every_law():
+  t = table(noise=0.001)
+  late = t.final.budget >= BUDGETS[-3]
+  t.final.loss[late] *= 0.95  # the last three budgets 5% better than any law says
+  warned = diagnostics.warnings({"backtest": backtest.backtest(t)})
+  assert any(
+    w.startswith("backtest: the best law, ") and "next budget's optimal loss" in w for w in warned
+  )
+  assert diagnostics.warnings({"backtest": {"error": "3 budgets: too few"}}) == [
+    "backtest: 3 budgets: too few"
+  ]
 
 
 def test_the_reference_is_the_best_run_where_approach2_left_the_budget_out():
-  p = synthetic(noise=0.0)
-  assert diagnostics._reference(p, laws.approach2(p), BUDGETS[-1])["source"] == (
-    "approach2 parabola"
-  )
+  p = table(noise=0.0).final
+  assert backtest.reference(p, laws.approach2(p), BUDGETS[-1])["source"] == "approach2 parabola"
   g = p.take(p.budget == BUDGETS[-1])
-  assert diagnostics._reference(p, {"error": "no fit"}, BUDGETS[-1]) == {
+  assert backtest.reference(p, {"error": "no fit"}, BUDGETS[-1]) == {
     "n_opt": g.n[np.argmin(g.loss)],
     "loss": g.loss.min(),
     "source": "best run",

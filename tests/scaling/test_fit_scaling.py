@@ -42,11 +42,16 @@ def test_fit_scaling_prints_the_diagnostics_and_a_prediction(tmp_path):
     "--bootstrap=4",
     "--predict_flops=1e22",
   )
-  assert "leave-one-budget-out: fitted without budget 1e+21" in printed
+  assert "backtest: each law fitted on the 3 to 4 smallest budgets" in printed
   assert "approach3 by variable projection" in printed
-  assert "prediction at C = 1e+22 FLOPs" in printed
+  assert "prediction at C = 1e+22 FLOPs by " in printed
   report = json.loads(out.read_text())
   assert isinstance(report["warnings"], list)
+  bt = report["backtest"]
+  assert report["prediction"]["law"] == bt["ranking"][0]
+  assert report["prediction"]["chosen"] == "ranked first by the backtest"
+  assert len(bt["pairs"]) == 3 * len(bt["laws"])  # origins 3 and 4 of 5 budgets
+  assert report["seed_noise"] is None
   n_opt, _, loss = _true_optimum(1e22)
   assert abs(report["prediction"]["n_opt"] / n_opt - 1) < 0.1
   assert abs(report["prediction"]["loss"] / loss - 1) < 0.01
@@ -80,11 +85,14 @@ def test_fit_scaling_compares_the_verification_run_and_marks_it(tmp_path):
   printed = _fit_scaling(
     f"--results={tmp_path / 'results.csv'}", "--bootstrap=4", f"--plots_dir={tmp_path / 'plots'}"
   )
-  assert "verification at C = 1e+22 FLOPs: C1e22_L40_d5120_verify" in printed
   report = json.loads((tmp_path / "fit.json").read_text())
+  law = report["backtest"]["ranking"][0]
+  assert f"verification at C = 1e+22 FLOPs of {law}'s forecast: C1e22_L40_d5120_verify" in printed
   v = report["verification"]
   assert v["row"] == row and v["trained"]["eval_loss"] == loss * 1.01
   assert abs(v["loss_rel_error"] - 0.01) < 0.01  # the fit predicts the true loss within 1%
   assert abs(v["loss_at_trained_rel_error"] - 0.01) < 0.01
   assert v["predicted"]["loss_ci"] is not None
-  assert {"isoflop.png", "optimal_vs_compute.png"} <= set(os.listdir(tmp_path / "plots"))
+  assert {"isoflop.png", "optimal_vs_compute.png", "backtest.png"} <= set(
+    os.listdir(tmp_path / "plots")
+  )

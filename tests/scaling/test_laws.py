@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lm.scaling import diagnostics, laws, tables
+from lm.scaling import backtest, diagnostics, forecasts, laws, tables
 
 TRUE = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}  # Hoffmann et al.
 TRUE_LAW = laws.law(TRUE["E"], TRUE["A"], TRUE["B"], TRUE["alpha"], TRUE["beta"])
@@ -180,13 +180,9 @@ def _true_optimum(c: float) -> tuple[float, float, float]:
   return n, d, float(laws.predict(TRUE_LAW, n, d))
 
 
-def test_predict_at_finds_the_true_optimum():
-  report = laws.fit_all(synthetic(noise=0.0), num_boot=4)
-  pred = laws.predict_at(report, 1e22)
+def test_the_chinchilla_forecast_finds_the_true_optimum():
+  pred = backtest.forecast(forecasts.Table(synthetic(noise=0.0)), "chinchilla", 1e22, num_boot=4)
   for key, truth in zip(("n_opt", "d_opt", "loss"), _true_optimum(1e22)):
     assert pred[key] == pytest.approx(truth, rel=0.02), key
     lo, hi = pred[f"{key}_ci"]
     assert lo * 0.999 <= pred[key] <= hi * 1.001
-  for key, truth in zip(("n_opt", "d_opt"), _true_optimum(1e22)):
-    assert pred["approach2"][key] == pytest.approx(truth, rel=0.1), key
-    assert pred["approach2"][f"{key}_ci"][0] <= pred["approach2"][key]

@@ -215,6 +215,7 @@ def test_fit_committed_results_without_flags(tmp_path):
     want["verification"]["loss_rel_error"], rel=1e-6
   )
   assert sorted(os.listdir(study / "plots")) == [
+    "backtest.png",
     "cooldown_curves.png",
     "frontier.png",
     "isoflop.png",

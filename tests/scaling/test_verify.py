@@ -12,28 +12,32 @@ from test_sweep import _fake_runner, _sweep_config
 
 from lm.model import counts
 from lm.model.config import architecture
-from lm.scaling import grid, laws, results, sweep, verify
+from lm.scaling import forecasts, grid, laws, results, sweep, verify
 
 C = 1e9
 COLUMNS = {"params": "params_non_embedding", "flops": "flops_6N", "loss": "eval_loss"}
 
 
-def _write_fit(workdir: str, n_opt: float, columns: dict[str, str] = COLUMNS) -> dict:
-  """A fit.json as fit_scaling writes it, with a prediction at C whose N_opt is `n_opt`."""
-  fit3 = {
-    **laws.law(1.5, 10.0, 30.0, 0.3, 0.3),
-    "ci": {
-      "samples": {
-        "E": [1.4, 1.6],
-        "A": [10.0, 10.0],
-        "B": [30.0, 30.0],
-        "alpha": [0.3, 0.3],
-        "beta": [0.3, 0.3],
-      }
-    },
+def _write_fit(
+  workdir: str, n_opt: float, columns: dict[str, str] = COLUMNS, law: str = "chinchilla"
+) -> dict:
+  """A fit.json as fit_scaling writes it, with `law`'s prediction at C whose N_opt is `n_opt`
+  (counted as the law counts N)."""
+  forecast = forecasts.from_fit(law, laws.law(1.5, 10.0, 30.0, 0.3, 0.3))
+  d_opt = forecast.d_opt(C)
+  prediction = {
+    "law": law,
+    "params": forecast.params,
+    "flops": C,
+    "n_opt": n_opt,
+    "n_opt_ci": None,
+    "d_opt": d_opt,
+    "d_opt_ci": None,
+    "loss": forecast.loss(C),
+    "loss_ci": [forecast.loss(C) * 0.98, forecast.loss(C) * 1.02],
+    "fit": forecast.fit,
   }
-  report = {"approach3": fit3, "approach2": {"error": "not fitted"}, "columns": columns}
-  report["prediction"] = {**laws.predict_at(report, C), "n_opt": n_opt}
+  report = {"columns": columns, "prediction": prediction}
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, laws.REPORT_FILE), "w") as f:
     json.dump(report, f)
@@ -65,6 +69,7 @@ def test_the_nearest_size_trains_on_the_tokens_of_c_once(tiny_config, tmp_path):
   assert v["trained"] == {
     "name": f"C1e09_L1_d{models[2].d_model}_verify",
     "params": sizes[2],
+    "params_as_law_counts": sizes[2],
     "tokens": tokens,
     "flops": pytest.approx(tokens * per_token),
     "eval_loss": 3.1,
@@ -121,3 +126,25 @@ def test_without_a_prediction_in_the_plans_conventions_it_says_what_to_do(tiny_c
   _write_fit(workdir, math.inf)  # a degenerate fit's
   with pytest.raises(ValueError, match=r"predicts N_opt = inf, no model size"):
     sweep.run_verification(config, workdir, _fake_runner)
+
+
+def test_a_law_of_every_parameter_picks_the_size_nearest_by_that_count(tiny_config, tmp_path):
+  config = _sweep_config(tiny_config)
+  workdir = str(tmp_path / "sweep")
+  models = grid.ladder(config, sweep.vocab_size(config))
+  totals = [counts.param_counts(m)["total"] for m in models]
+  _write_fit(workdir, totals[3] * 1.05, law="chinchilla_total")
+  trained = []
+
+  def runner(cfg, run_dir):
+    trained.append(cfg.model.d_model)
+    return _fake_runner(cfg, run_dir)
+
+  v = sweep.run_verification(config, workdir, runner)
+  assert v is not None and trained == [models[3].d_model]
+  assert v["trained"]["params_as_law_counts"] == totals[3]
+  assert v["trained"]["params"] == counts.param_counts(models[3])["non_embedding"]
+  assert v["params_ratio"] == pytest.approx(1 / 1.05)
+  n, d = v["trained"]["params_as_law_counts"], v["trained"]["tokens"]
+  law = laws.law(1.5, 10.0, 30.0, 0.3, 0.3)
+  assert v["predicted_at_trained"]["loss"] == pytest.approx(float(laws.predict(law, n, d)))

@@ -1,0 +1,128 @@
+"""The laws (lm/scaling/forecasts.py) and their backtest (lm/scaling/backtest.py) on synthetic
+IsoFLOP tables whose true law is known."""
+
+import numpy as np
+import pytest
+
+from lm.scaling import backtest, forecasts, laws
+from tests.scaling.test_laws import TRUE, TRUE_LAW
+
+BUDGETS = tuple(10 ** (17 + 0.25 * i) for i in range(7))  # 1.5 decades, as the CPU study's
+FAR = 4 * BUDGETS[-1]  # a forecast 0.6 decades beyond the table
+
+
+def _true_loss(n, d):
+  return TRUE["E"] + TRUE["A"] / n ** TRUE["alpha"] + TRUE["B"] / d ** TRUE["beta"]
+
+
+def true_optimum(c: float) -> float:
+  n, d = laws.optimum3(TRUE_LAW, c)
+  return float(_true_loss(n, d))
+
+
+def table(noise: float = 0.003, seed: int = 0, embed: float = 2e7) -> forecasts.Table:
+  """Per budget 7 sizes around the true optimum, on the tokens of C = 6 N D, with log-normal
+  loss noise; N counted with `embed` more parameters is the table's `n_total`."""
+  rng = np.random.default_rng(seed)
+  rows = []
+  for c in BUDGETS:
+    for n in laws.optimum3(TRUE_LAW, c)[0] * np.logspace(-0.6, 0.6, 7):
+      d = c / (6 * n)
+      rows.append((len(rows), n, d, c, _true_loss(n, d) * np.exp(rng.normal(0, noise)), c))
+  run, n, d, c, loss, budget = map(np.array, zip(*rows))
+  return forecasts.Table(laws.Points(run, n, d, c, loss, budget), n + embed)
+
+
+def test_the_frontier_law_recovers_a_loss_frontier():
+  c = np.logspace(11, 13, 6)
+  loss = 1.2 + 3.0 * (c / 1e12) ** -0.2
+  fit = forecasts._loss_frontier(c, loss, floor=True)
+  forecast = forecasts.Forecast("frontier", {**fit, "a": 0.5, "b": 0.5, "log_n_coef": 0.0})
+  assert fit["E"] == pytest.approx(1.2, rel=1e-3)
+  assert fit["gamma"] == pytest.approx(0.2, rel=1e-3)
+  assert forecast.loss(1e14) == pytest.approx(1.2 + 3.0 * 100**-0.2, rel=1e-4)
+  power = forecasts._loss_frontier(c, 3.0 * (c / 1e12) ** -0.2, floor=False)
+  assert power["E"] == 0.0 and power["gamma"] == pytest.approx(0.2)
+
+
+def test_every_law_forecasts_the_true_optimum_of_exact_data():
+  t = table(noise=0.0)
+  for law in ("chinchilla", "frontier"):  # the frontier of a Chinchilla law is E + k C^-gamma
+    assert forecasts.fit_law(law, t).loss(FAR) == pytest.approx(true_optimum(FAR), rel=2e-3)
+  power = forecasts.fit_law("power", t)
+  assert power.loss(FAR) < true_optimum(FAR)  # no floor: the optimistic bracket
+  rebuilt = forecasts.from_fit("chinchilla", forecasts.fit_law("chinchilla", t).fit)
+  assert rebuilt.n_opt(FAR) == pytest.approx(laws.optimum3(TRUE_LAW, FAR)[0], rel=0.02)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_backtest_ranks_the_true_law_first_and_the_law_without_a_floor_below(seed):
+  bt = backtest.backtest(table(seed=seed))
+  assert bt["ranking"][0] == "chinchilla"
+  assert bt["ranking"].index("power") > bt["ranking"].index("chinchilla")
+  assert len(bt["pairs"]) == 4 * (4 + 3 + 2 + 1)  # origins 3..6 of 7 budgets, every law
+  power = bt["laws"]["power"]
+  # L_opt bends towards E, which a pure power law cannot: it forecasts too low, more so further
+  assert power["furthest"]["loss_mean_signed"] < power["one_ahead"]["loss_mean_signed"] < 0
+  assert bt["laws"]["chinchilla"]["one_ahead"]["loss_mean_abs"] < 0.005
+
+
+def test_a_law_whose_forecast_is_not_finite_fails_and_is_not_ranked():
+  t = table()
+  t = forecasts.Table(t.final, np.full_like(t.final.n, np.nan))  # no usable total counts
+  bt = backtest.backtest(t)
+  assert "chinchilla_total" not in bt["ranking"]
+  assert {f["law"] for f in bt["failed"]} == {"chinchilla_total"}
+
+
+def test_too_few_budgets_is_an_error_and_the_prediction_falls_back_to_approach3():
+  t = table()
+  few = t.take(t.budget <= BUDGETS[2])
+  report = {"backtest": backtest.backtest(few)}
+  assert "3 budgets" in report["backtest"]["error"]
+  law, why = backtest.choose_law(report)
+  assert law == "chinchilla" and "nothing was backtested" in why
+  with pytest.raises(ValueError, match="unknown law 'cubic'"):
+    backtest.choose_law(report, "cubic")
+
+
+def _covered(law: str, seeds: range, noise: float) -> tuple[int, int]:
+  """How often `law`'s calibrated and its bootstrap-only 95% intervals at FAR cover a run
+  there (the true optimum with the same seed noise), over tables of `seeds`."""
+  covered = bootstrap_only = 0
+  for seed in seeds:
+    t = table(noise=noise, seed=seed)
+    calibrated = backtest.backtest(t, (law,))["laws"][law]["calibration"]
+    pred = backtest.forecast(t, law, FAR, calibrated, sigma=noise, num_boot=20, seed=seed)
+    run = true_optimum(FAR) * np.exp(np.random.default_rng(100 + seed).normal(0, noise))
+    covered += pred["loss_ci"][0] <= run <= pred["loss_ci"][1]
+    lo, hi = pred["loss_ci_bootstrap"]
+    bootstrap_only += lo <= run <= hi
+  return covered, bootstrap_only
+
+
+def test_the_calibrated_interval_covers_a_biased_laws_misses_at_its_nominal_rate():
+  # The power law misses the bending frontier by more than its bootstrap spread: the interval
+  # calibrated by its backtest covers the runs 0.6 decades out as often as a 95% interval should.
+  calibrated, bootstrap_only = _covered("power", range(20), noise=0.003)
+  assert calibrated >= 18  # 95% of 20 is 19; 17 or fewer has probability < 8% at 95%
+  assert bootstrap_only <= 10
+
+
+def test_the_forecast_interval_is_the_widest_of_bootstrap_backtest_and_seed_noise():
+  t = table()
+  narrow = backtest.forecast(t, "frontier", FAR, None, 0.0, num_boot=10)
+  assert narrow["loss_ci"] == pytest.approx(narrow["loss_ci_bootstrap"])
+  # A law that forecast 5% per decade too low, give or take 1%: 0.6 decades out, the upper side
+  # widens by the bias and both by t x the spread.
+  calibrated = {"bias_per_decade": -0.05, "slope": 0.0, "sd_per_decade": 0.01, "t": 2.0}
+  wide = backtest.forecast(t, "frontier", FAR, calibrated, sigma=0.0, num_boot=10)
+  decades = np.log10(4)
+  lower, upper = 2 * 0.01 * decades, (2 * 0.01 + 0.05) * decades
+  assert wide["loss_ci"] == pytest.approx([wide["loss"] * (1 - lower), wide["loss"] * (1 + upper)])
+  noisy = backtest.forecast(t, "frontier", FAR, None, sigma=0.05, num_boot=10)
+  half = backtest.Z95 * 0.05
+  assert noisy["loss_ci"] == pytest.approx([noisy["loss"] * (1 - half), noisy["loss"] * (1 + half)])
+  assert noisy["calibration"]["decades_beyond"] == pytest.approx(decades)
+  inside = backtest.forecast(t, "frontier", BUDGETS[-2], calibrated, sigma=0.0, num_boot=10)
+  assert inside["calibration"]["half_widths_backtest"] == [0.0, 0.0]
