@@ -9,11 +9,12 @@ columns, e.g. `--params_col=N --tokens_col=D --loss_col=loss`
 (or `--flops_col=C`; the missing one follows from C = 6 N D).
 
 After the table: the backtest (lm/scaling/backtest.py: each law of lm/scaling/forecasts.py
-fitted on the smaller budgets predicts the larger ones; fit.json `backtest`, backtest.png),
+fitted on the smaller budgets predicts the larger ones, on the table and on it without its
+smallest budget or sizes, lm/scaling/selection.py; fit.json `backtest`, backtest.png),
 the diagnostics (`lm.scaling.diagnostics`: Approach 3 by variable projection, warnings), then
-with `--predict_flops` the compute-optimal N, D and loss at that compute by the law the backtest
-ranks first (or `--law`), with 95% intervals, the loss's calibrated by the backtest's errors at
-that distance (fit.json `prediction`); where the sweep has trained the predicted model
+with `--predict_flops` the compute-optimal N, D and loss at that compute by the law and trim the
+backtest ranks first (or `--law`), with 95% intervals, the loss's calibrated by the backtest's
+errors at that distance (fit.json `prediction`); where the sweep has trained the predicted model
 (`experiments.sweep --verify`, `verification.json` beside the results), its observed loss, N, D
 and C against this fit's prediction at its compute (in fit.json under `verification`; the plots
 mark it).
@@ -37,7 +38,6 @@ from absl import app, flags
 
 from lm import cli
 from lm.scaling import (
-  backtest,
   diagnostics,
   forecasts,
   grid,
@@ -46,6 +46,7 @@ from lm.scaling import (
   noise,
   plots,
   printouts,
+  selection,
   tables,
   verify,
 )
@@ -123,7 +124,7 @@ def _verification(results_dir: str, report: dict, table: forecasts.Table) -> dic
 
 
 def _predict(table: forecasts.Table, report: dict, c: float) -> dict:
-  return backtest.predict(table, report, c, _LAW.value, _BOOT.value)
+  return selection.predict(table, report, c, _LAW.value, _BOOT.value)
 
 
 def _table(rows: list[dict[str, Any]], final: laws.Points) -> forecasts.Table:
@@ -182,7 +183,7 @@ def main(argv):
   report["seed_noise"] = noise.seed_noise(rows, repeats, _LOSS.value) if repeats else None
   if report["seed_noise"]:
     print(printouts.format_seed_noise(report["seed_noise"]))
-  report["backtest"] = backtest.backtest(table)
+  report["backtest"] = selection.select(table)
   print(printouts.format_backtest(report["backtest"]))
   print(diagnostics.format_diagnostics(diagnostics.diagnose(final, report)))
   if _PREDICT.value:

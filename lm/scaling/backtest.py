@@ -230,34 +230,3 @@ def forecast(
     "fit": full.fit,
   }
   return out
-
-
-def choose_law(report: dict[str, Any], law: str | None = None) -> tuple[str, str]:
-  """The law a prediction uses and why: `law` where given, else the backtest's first
-  (`report["backtest"]`), else Approach 3's `chinchilla` where nothing was backtested."""
-  if law:
-    if law not in forecasts.LAWS:
-      raise ValueError(f"unknown law {law!r}; known: {', '.join(forecasts.LAWS)}")
-    return law, "asked for"
-  ranking = report.get("backtest", {}).get("ranking")
-  if ranking:
-    return ranking[0], "ranked first by the backtest"
-  why = report.get("backtest", {}).get("error", "no law predicted every backtest pair")
-  return "chinchilla", f"Approach 3, as nothing was backtested ({why})"
-
-
-def predict(
-  table: forecasts.Table,
-  report: dict[str, Any],
-  c: float,
-  law: str | None = None,
-  num_boot: int = 200,
-  seed: int = 0,
-) -> dict[str, Any]:
-  """The `forecast` at compute `c` of `choose_law`'s law, calibrated by its backtest errors and
-  floored by the study's seed noise (`report["seed_noise"]["sigma"]`, where measured)."""
-  name, why = choose_law(report, law)
-  backtested = report.get("backtest", {}).get("laws", {}).get(name, {})
-  sigma = (report.get("seed_noise") or {}).get("sigma", 0.0)
-  out = forecast(table, name, c, backtested.get("calibration"), sigma, num_boot, seed)
-  return {**out, "chosen": why}

@@ -163,7 +163,7 @@ def optimal_vs_compute(
   verification: dict[str, Any] | None = None,
 ) -> str:
   """N_opt and D_opt vs C: the IsoFLOP minima, the power-law fit and its bootstrap band, a
-  prediction (`backtest.predict`) with its 95% intervals where given (its N_opt where its law
+  prediction (`selection.predict`) with its 95% intervals where given (its N_opt where its law
   counts N as the plot does), and a verification run (`lm.scaling.verify.compare`: the N and D
   it trained, and the prediction at its compute)."""
   c = np.array([r["c"] for r in fit2["budgets"]])

@@ -46,7 +46,7 @@ def format_backtest(backtest: dict[str, Any]) -> str:
   pairs = backtest["pairs"]
   steps = max(p["steps_ahead"] for p in pairs)
   lines = [
-    f"backtest: each law fitted on the {backtest['min_origin']} to "
+    f"backtest ({backtest['trim']}): each law fitted on the {backtest['min_origin']} to "
     f"{max(p['origin'] for p in pairs)} smallest budgets predicts every larger one's optimal "
     "loss (relative errors; + = too high)",
     f"{'law':<17} {'one ahead':>16} {f'{steps} ahead':>16} {'all pairs':>16} "
@@ -71,11 +71,21 @@ def format_backtest(backtest: dict[str, Any]) -> str:
   lines += [
     f"  {f['law']} on {f['origin']} budgets failed: {f['error']}" for f in backtest["failed"]
   ]
+  trims = backtest.get("trims")
+  if trims:
+    lines.append(
+      f"trims, by mean |loss error| on the {trims['common_pairs']} pairs every trim predicted "
+      f"(chosen: {backtest['trim']}):"
+    )
+    for name, scores in trims.items():
+      if name != "common_pairs":
+        errors = ", ".join(f"{law} {e:.2%}" for law, e in scores.items() if law != "error")
+        lines.append(f"  {name:<28} {scores.get('error', errors)}")
   return "\n".join(lines)
 
 
 def format_prediction(pred: dict[str, Any]) -> str:
-  """The prediction of `backtest.predict`: its law, N_opt, D_opt and loss with 95% intervals,
+  """The prediction of `selection.predict`: its law, N_opt, D_opt and loss with 95% intervals,
   and what the loss interval is made of."""
 
   def part(key: str, label: str) -> str:
@@ -87,8 +97,8 @@ def format_prediction(pred: dict[str, Any]) -> str:
   n_label = "N_opt (every parameter)" if pred["params"] == "total" else "N_opt"
   return "\n".join(
     [
-      f"prediction at C = {pred['flops']:.4g} FLOPs by {pred['law']} ({pred['chosen']}): "
-      f"{pred['formula']}",
+      f"prediction at C = {pred['flops']:.4g} FLOPs by {pred['law']} on {pred['trim']} "
+      f"({pred['chosen']}): {pred['formula']}",
       "  " + ", ".join(part(k, label) for k, label in (("n_opt", n_label), ("d_opt", "D_opt"))),
       "  " + part("loss", "loss") + f" (95%; bootstrap alone {_span(pred['loss_ci_bootstrap'])})",
       f"  the loss interval, each side the widest of the bootstrap's, the backtest's "

@@ -107,7 +107,7 @@ def describe_lr(source: dict[str, Any]) -> str:
 def compare(
   prediction: dict[str, Any], row: dict[str, Any], columns: dict[str, str]
 ) -> dict[str, Any]:
-  """The trained run (a results-table `row`) against the `prediction` at C (backtest.predict)
+  """The trained run (a results-table `row`) against the `prediction` at C (selection.predict)
   and against the predicting law at the run's own N, D and C (a loss-frontier law: its optimum
   at C). N and C are counted as the fit's `columns` say (`params`), and N as the law counts it
   too (`params_as_law_counts`, which `params_ratio` compares with N_opt)."""

@@ -4,7 +4,7 @@ IsoFLOP tables whose true law is known."""
 import numpy as np
 import pytest
 
-from lm.scaling import backtest, forecasts, laws
+from lm.scaling import backtest, forecasts, laws, selection
 from tests.scaling.test_laws import TRUE, TRUE_LAW
 
 BUDGETS = tuple(10 ** (17 + 0.25 * i) for i in range(7))  # 1.5 decades, as the CPU study's
@@ -80,10 +80,10 @@ def test_too_few_budgets_is_an_error_and_the_prediction_falls_back_to_approach3(
   few = t.take(t.budget <= BUDGETS[2])
   report = {"backtest": backtest.backtest(few)}
   assert "3 budgets" in report["backtest"]["error"]
-  law, why = backtest.choose_law(report)
+  law, why = selection.choose_law(report)
   assert law == "chinchilla" and "nothing was backtested" in why
   with pytest.raises(ValueError, match="unknown law 'cubic'"):
-    backtest.choose_law(report, "cubic")
+    selection.choose_law(report, "cubic")
 
 
 def _covered(law: str, seeds: range, noise: float) -> tuple[int, int]:
@@ -126,3 +126,18 @@ def test_the_forecast_interval_is_the_widest_of_bootstrap_backtest_and_seed_nois
   assert noisy["calibration"]["decades_beyond"] == pytest.approx(decades)
   inside = backtest.forecast(t, "frontier", BUDGETS[-2], calibrated, sigma=0.0, num_boot=10)
   assert inside["calibration"]["half_widths_backtest"] == [0.0, 0.0]
+
+
+def test_the_backtest_drops_the_smallest_budget_where_it_is_off_the_law():
+  t = table(noise=0.001)
+  first = t.budget == BUDGETS[0]
+  t.final.loss[first] *= 1.04  # the shortest runs 4% worse than the law: they mislead every fit
+  picked = selection.select(t)
+  assert picked["trim"] == "without the smallest budget"
+  assert picked["trims"]["common_pairs"] == 3 + 2 + 1  # origins fitted up to budgets 4, 5 and 6
+  assert set(picked["trims"]) == {"common_pairs", *selection.TRIMS}
+  pred = selection.predict(t, {"backtest": picked}, FAR, num_boot=4)
+  assert pred["trim"] == "without the smallest budget" and pred["law"] == picked["ranking"][0]
+  assert pred["loss"] == pytest.approx(true_optimum(FAR), rel=0.01)
+  clean = selection.select(table(noise=0.001))  # no trim predicts 10% better: none is made
+  assert (clean["trim"], clean["ranking"][0]) == ("every run", "chinchilla")
