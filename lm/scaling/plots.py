@@ -260,8 +260,13 @@ def backtest(report: dict[str, Any], path: str, labels: Labels = Labels()) -> st
   axes = np.atleast_1d(axes)
   origins = sorted({p["origin"] for p in bt["pairs"]})
   cmap = plt.get_cmap("viridis")
-  measured = {p["c"]: p["loss_measured"] for p in bt["pairs"]}
-  measured |= {r["c"]: r["loss_opt"] for r in report.get("approach2", {}).get("budgets", [])}
+  # per budget (c, optimal loss): Approach 2's minima, and where the backtest measured a budget
+  # (on its trim of the table), the backtest's
+  by_budget = {
+    r["budget"]: (r["c"], r["loss_opt"]) for r in report.get("approach2", {}).get("budgets", [])
+  }
+  by_budget |= {p["budget"]: (p["c"], p["loss_measured"]) for p in bt["pairs"]}
+  measured = dict(by_budget.values())
   span = [*measured, *([prediction["flops"]] if prediction else [])]
   for ax, law in zip(axes, names):
     own = [p for p in bt["pairs"] if p["law"] == law]
