@@ -95,9 +95,21 @@ def _groups(
     seeded += [(r["seed"], r[loss_col]) for r in same_point.values()]
     kept = [(seed, float(loss)) for seed, loss in seeded if math.isfinite(float(loss))]
     groups.append(
-      {"name": name, "seeds": [s for s, _ in kept], "losses": [loss for _, loss in kept]}
+      {
+        "name": name,
+        "budget": by_name[name].get("budget"),
+        "seeds": [s for s, _ in kept],
+        "losses": [loss for _, loss in kept],
+      }
     )
   return groups
+
+
+def _pooled(groups: list[dict[str, Any]]) -> dict[str, Any]:
+  """The groups' sds pooled by their degrees of freedom."""
+  dof = sum(len(g["losses"]) - 1 for g in groups)
+  pooled = sum((len(g["losses"]) - 1) * g["sd"] ** 2 for g in groups) / dof
+  return {"sigma": math.sqrt(pooled), "dof": dof, "num_groups": len(groups)}
 
 
 def seed_noise(
@@ -109,14 +121,27 @@ def seed_noise(
   pooled over the groups by their degrees of freedom: a relative sigma of the loss.
 
   Returns None where no group has two losses, else {"sigma", "dof" (the pooled degrees of
-  freedom), "num_groups", "groups": [{"name", "seeds", "losses", "sd"}]}; the seed of the
-  sweep's own run is None (its config.seed). A non-finite loss is left out.
+  freedom), "num_groups", "groups": [{"name", "budget", "seeds", "losses", "sd"}],
+  "at_largest_budget": the same pooled over the groups of the largest budget repeated, with
+  its `budget`}: a run's loss moves less with its seed the longer it trains, so a forecast
+  beyond the table takes this one. The seed of the sweep's own run is None (its config.seed).
+  A non-finite loss is left out. A size's groups share its stable runs, so they are not
+  independent: the degrees of freedom overstate the evidence.
   """
   groups = [g for g in _groups(rows, repeats, loss_col) if len(g["losses"]) >= 2]
   if not groups:
     return None
   for g in groups:
     g["sd"] = float(np.std(np.log(g["losses"]), ddof=1))
-  dof = sum(len(g["losses"]) - 1 for g in groups)
-  pooled = sum((len(g["losses"]) - 1) * g["sd"] ** 2 for g in groups) / dof
-  return {"sigma": math.sqrt(pooled), "dof": dof, "num_groups": len(groups), "groups": groups}
+  budgets = [float(g["budget"]) for g in groups if g["budget"] is not None]
+  largest = max(budgets) if budgets else None
+  at_largest = [
+    g
+    for g in groups
+    if largest is None or (g["budget"] is not None and float(g["budget"]) == largest)
+  ]
+  return {
+    **_pooled(groups),
+    "groups": groups,
+    "at_largest_budget": {"budget": largest, **_pooled(at_largest)},
+  }

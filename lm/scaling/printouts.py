@@ -31,9 +31,12 @@ def format_table(report: dict[str, Any]) -> str:
 
 def format_seed_noise(noise: dict[str, Any]) -> str:
   """The seed noise `noise.seed_noise` measured, in a line."""
+  last = noise["at_largest_budget"]
   return (
     f"seed noise: sigma {noise['sigma']:.2%} of the loss (pooled sd of log loss over "
-    f"{noise['num_groups']} points run with several seeds, {noise['dof']} degrees of freedom)"
+    f"{noise['num_groups']} points run with several seeds, {noise['dof']} degrees of freedom); "
+    f"at the largest budget repeated ({last['budget']:.3g}): {last['sigma']:.2%} over "
+    f"{last['num_groups']} points, {last['dof']} degrees of freedom (a forecast's floor)"
   )
 
 

@@ -103,11 +103,13 @@ def predict(
 ) -> dict[str, Any]:
   """The forecast at compute `c` (`backtest.forecast`) of `choose_law`'s law on the backtest's
   trim of `table`, calibrated by its backtest errors there and floored by the study's seed
-  noise (`report["seed_noise"]["sigma"]`, where measured)."""
+  noise at its largest repeated budget (`report["seed_noise"]["at_largest_budget"]`, where
+  measured)."""
   name, why = choose_law(report, law)
   bt = report.get("backtest", {})
   trim = bt.get("trim", EVERY_RUN)
   calibration = bt.get("laws", {}).get(name, {}).get("calibration")
-  sigma = (report.get("seed_noise") or {}).get("sigma", 0.0)
+  noise = report.get("seed_noise") or {}
+  sigma = noise.get("at_largest_budget", noise).get("sigma", 0.0)
   out = backtest.forecast(trimmed(table)[trim], name, c, calibration, sigma, num_boot, seed)
   return {**out, "chosen": why, "trim": trim}

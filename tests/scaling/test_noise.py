@@ -43,6 +43,23 @@ def test_seed_noise_pools_the_sd_of_log_loss_over_groups_by_their_dof():
     [_row("a", 1.0, train_loss=2.0)], [_repeat("a", 1, 1.0) | {"train_loss": 2.2}], "train_loss"
   )
   assert other is not None and other["groups"][0]["losses"] == [2.0, 2.2]
+  # without budgets every group counts as the largest budget's
+  assert got["at_largest_budget"] == {
+    "budget": None,
+    "sigma": got["sigma"],
+    "dof": 3,
+    "num_groups": 2,
+  }
+
+
+def test_the_forecasts_floor_is_the_seed_noise_of_the_largest_budget_repeated():
+  rows = [_row("short", 1.0, budget=1e10), _row("long", 1.0, budget=1e11)]
+  repeats = [_repeat("short", 1, math.exp(0.1)), _repeat("long", 1, math.exp(0.01))]
+  got = noise.seed_noise(rows, repeats)
+  assert got is not None and got["sigma"] > 0.05  # the short runs' noise dominates the pool
+  assert got["at_largest_budget"]["budget"] == 1e11
+  assert got["at_largest_budget"]["sigma"] == pytest.approx(0.01 / math.sqrt(2))
+  assert got["at_largest_budget"]["num_groups"] == 1
 
 
 def test_seed_noise_is_none_without_a_group_of_two():
