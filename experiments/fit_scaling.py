@@ -81,6 +81,11 @@ _BOOT = flags.DEFINE_integer("bootstrap", 200, "Bootstrap resamples.")
 _PREDICT = flags.DEFINE_float(
   "predict_flops", None, "Predict N_opt, D_opt and the loss at this compute (counted as C is)."
 )
+_VERIFICATION = flags.DEFINE_string(
+  "verification",
+  None,
+  "A verification.json to compare with this fit (default: the one beside the results, if any).",
+)
 _LAW = flags.DEFINE_enum(
   "law", None, list(forecasts.LAWS), "The law that predicts (default: the backtest's best)."
 )
@@ -104,12 +109,15 @@ def _columns(results_dir: str) -> tuple[str, str, str]:
 
 
 def _verification(results_dir: str, report: dict, table: forecasts.Table) -> dict | None:
-  """The sweep's verification run (`verification.json` beside the results, written by
-  `experiments.sweep --verify`) against this fit's prediction at its compute, or None."""
-  v = verify.load(results_dir)
-  if v is None:
+  """A verification run (`--verification`, else `verification.json` beside the results, written
+  by `experiments.sweep --verify`) against this fit's prediction at its compute, or None."""
+  path = _VERIFICATION.value or os.path.join(results_dir, verify.FILE)
+  if not os.path.exists(path):
+    if _VERIFICATION.value:
+      raise ValueError(f"--verification={path}: no such file")
     return None
-  path = os.path.join(results_dir, verify.FILE)
+  with open(path) as f:
+    v = json.load(f)
   if v["columns"] != report["columns"]:
     print(f"{path}: not compared: it counts {v['columns']}, this fit {report['columns']}")
     return None
@@ -120,7 +128,7 @@ def _verification(results_dir: str, report: dict, table: forecasts.Table) -> dic
   except ValueError as e:
     print(f"{path}: not compared: {e}")
     return None
-  return {**v, **verify.compare(prediction, v["row"], report["columns"])}
+  return {**v, **verify.compare(prediction, v["row"], report["columns"], v.get("repeats", []))}
 
 
 def _predict(table: forecasts.Table, report: dict, c: float) -> dict:

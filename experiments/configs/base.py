@@ -218,6 +218,9 @@ def scaling_config() -> ml_collections.ConfigDict:
   # the repeats' seeds, e.g. (1, 2): positive, distinct, none of them config.seed (the sweep's own
   # runs'); given with noise_sizes
   scaling.noise_seeds = ()
+  # `experiments.sweep --verify`: the verification run trains again with each of these seeds
+  # (positive, not config.seed), and is compared by its mean loss over them
+  scaling.verify_seeds = ()
   # training FLOP/s per worker for the plan's time estimate until a run has finished (a guess: ~one
   # CPU core on small models)
   scaling.est_flops_per_s = 1e10

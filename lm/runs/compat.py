@@ -23,6 +23,7 @@ ADDED_FIELDS: dict[str, Any] = {
   "data.format": "auto",
   "scaling.noise_sizes": (),  # no seed repeats
   "scaling.noise_seeds": (),
+  "scaling.verify_seeds": (),  # one verification run
 }
 
 

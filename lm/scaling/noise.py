@@ -45,7 +45,7 @@ def _check(config, sizes: Sequence[str]) -> None:
     )
 
 
-def _with_seed(run: grid.RunPlan, seed: int) -> grid.RunPlan:
+def with_seed(run: grid.RunPlan, seed: int) -> grid.RunPlan:
   """`run` trained with `seed`, under its name with the seed's suffix (its stable run's too)."""
   suffix = grid.SEED_SUFFIX.format(seed)
   return dataclasses.replace(
@@ -70,7 +70,7 @@ def repeat_runs(
     if config.scaling.lr_grid:
       same_size = lr_search.at_chosen_rate(same_size, choices[size])
     planned = cooldown.plan_runs(config, same_size)
-    runs += [_with_seed(r, seed) for seed in config.scaling.noise_seeds for r in planned]
+    runs += [with_seed(r, seed) for seed in config.scaling.noise_seeds for r in planned]
   return runs
 
 

@@ -217,14 +217,14 @@ def run_verification(
   points, _, choices = sweep_runs(config, vocab, workdir)
   runs, lr_source = verify.plan_runs(config, vocab, fit["prediction"], points, choices)
   before = verify.load(workdir)
-  rows = [before["row"]] if before else []
+  rows = [before["row"], *before.get("repeats", [])] if before else []
   pending = _pending(config, runs, rows)
   sweep_rows = results.read_results(workdir)  # their speed estimates the time
   log.info(
     "verification of the prediction at C = %.4g (N_opt %.4g): %s, learning rate %.3g (%s)",
     fit["prediction"]["flops"],
     fit["prediction"]["n_opt"],
-    runs[-1].name,
+    next(r for r in runs if r.adds_row).name,
     lr_source["learning_rate"],
     verify.describe_lr(lr_source),
   )
@@ -236,10 +236,13 @@ def run_verification(
     if row is None:
       return None
     if row:
-      rows = [row]
-  row = results.finished(config, runs[-1:], rows)[runs[-1].name]
-  comparison = verify.compare(fit["prediction"], row, fit["columns"])
-  return verify.save(workdir, comparison, row, lr_source)
+      rows.append(row)
+  finished = results.finished(config, runs, rows)
+  point, *seeded = [r for r in runs if r.adds_row]
+  row = finished[point.name]
+  repeats = [finished[r.name] for r in seeded]
+  comparison = verify.compare(fit["prediction"], row, fit["columns"], repeats)
+  return verify.save(workdir, comparison, row, lr_source, repeats)
 
 
 def train_argv(train_command: Sequence[str], path: str, plan: grid.RunPlan) -> list[str]:

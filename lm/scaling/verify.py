@@ -21,7 +21,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from lm.scaling import cooldown, forecasts, grid, laws, lr_search
+from lm.scaling import cooldown, forecasts, grid, laws, lr_search, noise
 
 FILE = "verification.json"
 SUFFIX = "_verify"
@@ -68,7 +68,8 @@ def plan_runs(
   choices: dict[str, dict[str, Any]],
 ) -> tuple[list[grid.RunPlan], dict[str, Any]]:
   """The runs that train the verification point of `prediction` under `scaling.method` (its
-  branch last), and where its learning rate comes from. `points`: the sweep's grid;
+  branch after its stable run), then the same with each of `scaling.verify_seeds`, and where
+  its learning rate comes from. `points`: the sweep's grid;
   `choices`: its sizes' learning-rate choices (lr_search.choose), needed with `lr_grid`."""
   scaling = config.scaling
   models = grid.ladder(config, vocab_size)
@@ -93,7 +94,15 @@ def plan_runs(
       "same_size": size == lr_search.size_of(point),
       "multiplier": multiplier,
     }
-  return cooldown.plan_runs(config, [point]), {**source, "learning_rate": point.learning_rate}
+  seeds = tuple(scaling.verify_seeds)
+  if len(set(seeds)) != len(seeds) or any(s <= 0 or s == config.seed for s in seeds):
+    raise ValueError(
+      f"config.scaling.verify_seeds={seeds}: the seeds must be distinct positive integers other "
+      f"than config.seed={config.seed}"
+    )
+  runs = cooldown.plan_runs(config, [point])
+  runs += [noise.with_seed(r, s) for s in seeds for r in runs if not r.seed]
+  return runs, {**source, "learning_rate": point.learning_rate}
 
 
 def describe_lr(source: dict[str, Any]) -> str:
@@ -105,18 +114,23 @@ def describe_lr(source: dict[str, Any]) -> str:
 
 
 def compare(
-  prediction: dict[str, Any], row: dict[str, Any], columns: dict[str, str]
+  prediction: dict[str, Any],
+  row: dict[str, Any],
+  columns: dict[str, str],
+  repeats: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
   """The trained run (a results-table `row`) against the `prediction` at C (selection.predict)
   and against the predicting law at the run's own N, D and C (a loss-frontier law: its optimum
   at C). N and C are counted as the fit's `columns` say (`params`), and N as the law counts it
-  too (`params_as_law_counts`, which `params_ratio` compares with N_opt)."""
+  too (`params_as_law_counts`, which `params_ratio` compares with N_opt). With `repeats` (the
+  same run's rows with other seeds), the observed loss is the mean over every seed's."""
   law = forecasts.from_fit(prediction["law"], prediction["fit"])
   params_col = "params_total" if law.params == "total" else columns["params"]
   n, d = float(row[params_col]), float(row["tokens"])
   n_plan = float(row[columns["params"]])
   c = 6 * n_plan * d if columns["flops"] == "6ND" else float(row[columns["flops"]])
-  observed = float(row["eval_loss"])
+  losses = [float(r["eval_loss"]) for r in (row, *repeats)]
+  observed = sum(losses) / len(losses)
   ci = prediction["loss_ci"]
   at_run = law.loss_of_run(n, d, c)
   return {
@@ -141,6 +155,8 @@ def compare(
       "tokens": d,
       "flops": c,
       "eval_loss": observed,
+      "eval_losses": losses,
+      "seeds": [None, *(r.get("seed") for r in repeats)],
     },
     "predicted_at_trained": {"loss": at_run},
     "loss_rel_error": observed / prediction["loss"] - 1,
@@ -154,11 +170,15 @@ def compare(
 
 
 def save(
-  workdir: str, comparison: dict[str, Any], row: dict[str, Any], lr_source: dict[str, Any]
+  workdir: str,
+  comparison: dict[str, Any],
+  row: dict[str, Any],
+  lr_source: dict[str, Any],
+  repeats: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-  """Writes `verification.json` (the comparison, the run's row and its learning rate's
-  source) beside the results; returns what it wrote."""
-  out = {**comparison, "learning_rate_source": lr_source, "row": row}
+  """Writes `verification.json` (the comparison, the run's row, its rows with other seeds and
+  its learning rate's source) beside the results; returns what it wrote."""
+  out = {**comparison, "learning_rate_source": lr_source, "row": row, "repeats": list(repeats)}
   with open(os.path.join(workdir, FILE), "w") as f:
     json.dump(out, f, indent=1)
   return out
@@ -182,12 +202,18 @@ def format_verification(v: dict[str, Any]) -> str:
     return f" [{key_ci[0]:.4g}, {key_ci[1]:.4g}]" if key_ci else ""
 
   inside = {True: "inside", False: "outside", None: "no interval"}[v["loss_in_interval"]]
+  losses = run.get("eval_losses", [run["eval_loss"]])
+  seeds = (
+    f" (the mean of {len(losses)} seeds': {', '.join(f'{x:.4g}' for x in losses)})"
+    if len(losses) > 1
+    else ""
+  )
   return "\n".join(
     [
       f"verification at C = {pred['flops']:.4g} FLOPs of {pred['law']}'s forecast: "
       f"{run['name']}, learning rate "
       f"{lr_source['learning_rate']:.3g} ({describe_lr(lr_source)})",
-      f"  loss: observed {run['eval_loss']:.4g}, predicted {pred['loss']:.4g}"
+      f"  loss: observed {run['eval_loss']:.4g}{seeds}, predicted {pred['loss']:.4g}"
       f"{ci(pred['loss_ci'])} ({v['loss_rel_error']:+.2%}, {inside}); the law at the trained "
       f"N, D, C {at_run['loss']:.4g} ({v['loss_at_trained_rel_error']:+.2%})",
       f"  N {run['params_as_law_counts']:.4g} (predicted N_opt {pred['n_opt']:.4g}"

@@ -73,6 +73,8 @@ def test_the_nearest_size_trains_on_the_tokens_of_c_once(tiny_config, tmp_path):
     "tokens": tokens,
     "flops": pytest.approx(tokens * per_token),
     "eval_loss": 3.1,
+    "eval_losses": [3.1],
+    "seeds": [None],
   }
   assert v["predicted"]["loss"] == fit["prediction"]["loss"]
   assert v["loss_rel_error"] == pytest.approx(3.1 / fit["prediction"]["loss"] - 1)
@@ -148,3 +150,36 @@ def test_a_law_of_every_parameter_picks_the_size_nearest_by_that_count(tiny_conf
   n, d = v["trained"]["params_as_law_counts"], v["trained"]["tokens"]
   law = laws.law(1.5, 10.0, 30.0, 0.3, 0.3)
   assert v["predicted_at_trained"]["loss"] == pytest.approx(float(laws.predict(law, n, d)))
+
+
+def test_verify_seeds_train_the_point_again_and_it_is_compared_by_its_mean(tiny_config, tmp_path):
+  config = _sweep_config(tiny_config)
+  config.scaling.verify_seeds = (1, 2)
+  workdir = str(tmp_path / "sweep")
+  models = grid.ladder(config, sweep.vocab_size(config))
+  fit = _write_fit(workdir, counts.param_counts(models[2])["non_embedding"])
+  losses = {0: 3.0, 1: 3.3, 2: 3.6}
+  trained = []
+
+  def runner(cfg, run_dir):
+    trained.append((os.path.basename(run_dir), cfg.seed))
+    summary = _fake_runner(cfg, run_dir)
+    return {**summary, "eval_loss": losses[cfg.seed]}
+
+  v = sweep.run_verification(config, workdir, runner)
+  assert v is not None
+  name = f"C1e09_L1_d{models[2].d_model}_verify"
+  assert trained == [(name, 0), (f"{name}_seed1", 1), (f"{name}_seed2", 2)]
+  assert v["trained"]["eval_losses"] == [3.0, 3.3, 3.6]
+  assert v["trained"]["seeds"] == [None, 1, 2]
+  assert v["loss_rel_error"] == pytest.approx(3.3 / fit["prediction"]["loss"] - 1)
+  assert [r["seed"] for r in v["repeats"]] == [1, 2]
+  assert "the mean of 3 seeds': 3, 3.3, 3.6" in verify.format_verification(v)
+  assert sweep.run_verification(config, workdir, _must_not_train) == v
+  config.scaling.verify_seeds = (1, 1)
+  with pytest.raises(ValueError, match=r"verify_seeds=\(1, 1\): the seeds must be distinct"):
+    sweep.run_verification(config, workdir, _must_not_train)
+
+
+def _must_not_train(cfg, run_dir):
+  raise AssertionError(f"finished run trained again: {run_dir}")
