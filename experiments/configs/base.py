@@ -210,6 +210,10 @@ def scaling_config() -> ml_collections.ConfigDict:
   # e.g. (0.5, 1, 2): per size, trials of these multiples of the rule's learning rate at its
   # shortest horizon, then its points at the best (lm/scaling/lr_search.py); (): off
   scaling.lr_grid = ()
+  # with lr_grid: a run longer than its size's trials trains at the rate they chose times
+  # (steps / trial steps)^-lr_horizon_power (a cooldown sweep: its size's longest horizon's);
+  # the best rate falls as the horizon grows (Bjorck et al. 2024); 0: the trials' rate as it is
+  scaling.lr_horizon_power = 0.0
   scaling.min_steps = 10  # grid points with fewer steps are dropped from the plan
   # seed repeats (lm/scaling/noise.py): sizes named as lr_search.size_of names them, e.g.
   # ('L4_d16',), whose grid points train again from scratch with each of `noise_seeds`; their

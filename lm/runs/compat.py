@@ -24,6 +24,7 @@ ADDED_FIELDS: dict[str, Any] = {
   "scaling.noise_sizes": (),  # no seed repeats
   "scaling.noise_seeds": (),
   "scaling.verify_seeds": (),  # one verification run
+  "scaling.lr_horizon_power": 0.0,  # the trials' learning rate at every horizon
 }
 
 

@@ -81,25 +81,49 @@ def choose(
   return choices
 
 
-def at_chosen_rate(points: Sequence[grid.RunPlan], choice: dict[str, Any]) -> list[grid.RunPlan]:
-  """The grid `points` of a size at the learning rate its trials chose (`choice`: `choose`'s
-  answer for the size)."""
+def horizon_factor(config, trial_steps: int, steps: int) -> float:
+  """How much lower than its trials' best a run `steps` long trains, where the trials ran
+  `trial_steps`: (steps / trial_steps)^-`scaling.lr_horizon_power` (1 where it is 0 or the run
+  is no longer). The best learning rate falls as the horizon grows (Bjorck et al. 2024)."""
+  power = config.scaling.lr_horizon_power
+  return (steps / trial_steps) ** -power if power and steps > trial_steps else 1.0
+
+
+def at_chosen_rate(
+  config, points: Sequence[grid.RunPlan], choice: dict[str, Any]
+) -> list[grid.RunPlan]:
+  """The grid `points` of a size (shortest first: its trials' horizon) at the learning rate its
+  trials chose (`choice`: `choose`'s answer for the size), lowered by `horizon_factor` for the
+  horizon of each point ('independent') or of the size's longest ('cooldown': its branches share
+  one stable run)."""
   multiplier = choice["best_multiplier"]
-  return [dataclasses.replace(p, learning_rate=p.learning_rate * multiplier) for p in points]
+  shortest, longest = points[0].steps, max(p.steps for p in points)
+  cooldown_ = config.scaling.method == "cooldown"
+  return [
+    dataclasses.replace(
+      p,
+      learning_rate=p.learning_rate
+      * multiplier
+      * horizon_factor(config, shortest, longest if cooldown_ else p.steps),
+    )
+    for p in points
+  ]
 
 
 def main_runs(
   config, points: Sequence[grid.RunPlan], choices: dict[str, dict[str, Any]]
 ) -> list[grid.RunPlan]:
   """The runs that train the grid points of the sizes in `choices` at their chosen learning
-  rates; a cooldown sweep's stable run continues the best trial's."""
+  rates (`at_chosen_rate`); a cooldown sweep's stable run continues the best trial's, unless its
+  rate is lowered for its horizon (then it starts afresh)."""
   runs = []
   for size, same_size in by_size(points).items():
     if size not in choices:
       continue
     best = choices[size]["best_multiplier"]
-    planned = cooldown.plan_runs(config, at_chosen_rate(same_size, choices[size]))
-    if config.scaling.method == "cooldown":
+    planned = cooldown.plan_runs(config, at_chosen_rate(config, same_size, choices[size]))
+    lowered = planned[0].learning_rate < same_size[0].learning_rate * best
+    if config.scaling.method == "cooldown" and not lowered:
       trial = _trial(config, same_size[0], best)[0]
       stable, branches = planned[0], planned[1:]
       if stable.steps == trial.steps:  # one horizon: its branch starts from the trial's run

@@ -68,7 +68,7 @@ def repeat_runs(
       continue  # planned once its trials have chosen
     same_size = sizes[size]
     if config.scaling.lr_grid:
-      same_size = lr_search.at_chosen_rate(same_size, choices[size])
+      same_size = lr_search.at_chosen_rate(config, same_size, choices[size])
     planned = cooldown.plan_runs(config, same_size)
     runs += [with_seed(r, seed) for seed in config.scaling.noise_seeds for r in planned]
   return runs

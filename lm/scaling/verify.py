@@ -7,9 +7,10 @@ the law counts it (the plan's params convention, or every parameter), is nearest
 the tokens that spend C under the plan's FLOP convention, trained by the sweep's method (a run
 of its own, or a stable run and its cooldown branch) at the rule's learning rate; with
 `scaling.lr_grid`, at the multiplier its size's trials chose, or the nearest size's if its size
-had no trials. Its runs are named for the point with `_verify` (e.g.
-`C3.2e13_L4_d96_verify`, its stable run `stable_L4_d96_verify`), so they never share a workdir
-with the sweep's. `verification.json` beside the results holds its row and the comparison.
+had no trials, lowered for its longer horizon by `scaling.lr_horizon_power`. Its runs are
+named for the point with `_verify` (e.g. `C3.2e13_L4_d96_verify`, its stable run
+`stable_L4_d96_verify`), so they never share a workdir with the sweep's. `verification.json`
+beside the results holds its row and the comparison.
 """
 
 from __future__ import annotations
@@ -88,11 +89,14 @@ def plan_runs(
       )
     size = min(chosen, key=lambda k: abs(math.log(params[k] / point.params)))
     multiplier = choices[size]["best_multiplier"]
-    point = dataclasses.replace(point, learning_rate=point.learning_rate * multiplier)
+    trial_steps = min(p.steps for p in points if lr_search.size_of(p) == size)
+    factor = lr_search.horizon_factor(config, trial_steps, point.steps)
+    point = dataclasses.replace(point, learning_rate=point.learning_rate * multiplier * factor)
     source |= {
       "lr_grid_size": size,
       "same_size": size == lr_search.size_of(point),
       "multiplier": multiplier,
+      "horizon_factor": factor,
     }
   seeds = tuple(scaling.verify_seeds)
   if len(set(seeds)) != len(seeds) or any(s <= 0 or s == config.seed for s in seeds):
@@ -110,7 +114,11 @@ def describe_lr(source: dict[str, Any]) -> str:
   if "multiplier" not in source:
     return "the rule's"
   whose = "its size's" if source["same_size"] else f"the nearest size's, {source['lr_grid_size']}"
-  return f"x{source['multiplier']:g} the rule's {source['rule']:.3g}: {whose} lr_grid choice"
+  lowered = source.get("horizon_factor", 1.0)
+  horizon = f", x{lowered:.3g} for its longer horizon" if lowered != 1.0 else ""
+  return (
+    f"x{source['multiplier']:g} the rule's {source['rule']:.3g}: {whose} lr_grid choice{horizon}"
+  )
 
 
 def compare(

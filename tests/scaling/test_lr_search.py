@@ -75,3 +75,29 @@ def test_a_best_learning_rate_at_the_edge_is_warned_and_recorded(tiny_config, tm
     r.getMessage() for r in caplog.records if r.name == sweep.log.name and r.levelname == "WARNING"
   ]
   assert len(warnings) == len(choices) and "at the edge of config.scaling.lr_grid" in warnings[0]
+
+
+@pytest.mark.parametrize("method", ["independent", "cooldown"])
+def test_runs_longer_than_their_trials_train_at_a_rate_lowered_for_the_horizon(tiny_config, method):
+  config = _sweep_config(tiny_config)
+  config.scaling.method = method
+  config.scaling.lr_grid = (1.0, 2.0)
+  config.scaling.lr_horizon_power = 0.5
+  points = grid.plan_runs(config, sweep.vocab_size(config))
+  sizes = lr_search.by_size(points)
+  size, same_size = max(sizes.items(), key=lambda kv: len(kv[1]))  # one with several horizons
+  assert len(same_size) > 1
+  choices = {size: {"best_multiplier": 2.0}}
+  runs = lr_search.main_runs(config, points, choices)
+  shortest, longest = same_size[0].steps, same_size[-1].steps
+  for r in runs:
+    horizon = longest if method == "cooldown" else r.steps
+    want = same_size[0].learning_rate * 2.0 * (horizon / shortest) ** -0.5  # one rule rate a size
+    assert r.learning_rate == pytest.approx(want), r.name
+  if method == "cooldown":  # a lowered stable run starts afresh: the trial ran at another rate
+    assert runs[0].role == "stable" and runs[0].branch_of == ""
+  config.scaling.lr_horizon_power = 0.0
+  assert all(
+    r.learning_rate == pytest.approx(same_size[0].learning_rate * 2.0)
+    for r in lr_search.main_runs(config, points, choices)
+  )

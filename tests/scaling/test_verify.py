@@ -111,10 +111,22 @@ def test_cooldown_with_lr_grid_takes_the_nearest_sizes_choice(tiny_config, tmp_p
     "lr_grid_size": f"L1_d{widest}",
     "same_size": False,
     "multiplier": 2.0,
+    "horizon_factor": 1.0,
     "learning_rate": 2e-3,
   }
   assert (v["row"]["method"], v["row"]["branch_of"]) == ("cooldown", trained[0])
   assert v["row"]["learning_rate"] == 2e-3
+  # lowered for a horizon longer than the trials' (the verification's own folder, planned only)
+  config.scaling.lr_horizon_power = 0.5
+  points = grid.plan_runs(config, vocab)
+  fit = verify.read_fit(workdir, config)
+  choices = {f"L1_d{widest}": {"best_multiplier": 2.0}}
+  runs, source = verify.plan_runs(config, vocab, fit["prediction"], points, choices)
+  trial_steps = min(p.steps for p in points if p.d_model == widest)
+  assert source["horizon_factor"] == pytest.approx((runs[-1].steps / trial_steps) ** -0.5)
+  assert source["horizon_factor"] < 1 and runs[-1].learning_rate == pytest.approx(
+    2e-3 * source["horizon_factor"]
+  )
 
 
 def test_without_a_prediction_in_the_plans_conventions_it_says_what_to_do(tiny_config, tmp_path):
