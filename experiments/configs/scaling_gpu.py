@@ -20,12 +20,24 @@ size at its shortest horizon (`scaling.lr_grid`). The sweep's plan (vocabulary 5
 training FLOPs under 6N+attn in 102 runs, 2.27x one independent run per grid point (2.9e14);
 the trials (72 runs, 5.4e14) are most of it. No time estimate: not measured on a GPU.
 
+The procedure is the CPU study's: the sweep; a fit whose backtest picks the law and calibrates
+its interval, predicting at 4x the largest budget; that prediction trained with 3 seeds; the
+fit again; then once at 10x, in a copy of the folder (its verification.json holds one point):
+
     python -m experiments.sweep --config=experiments/configs/scaling_gpu.py \
         --workdir=runs/scaling_gpu
     python -m experiments.fit_scaling --results=runs/scaling_gpu/results.csv \
-        --plots_dir=runs/scaling_gpu/plots --predict_flops=1.25e14
+        --plots_dir=runs/scaling_gpu/plots --predict_flops=1.6e14
     python -m experiments.sweep --config=experiments/configs/scaling_gpu.py \
-        --workdir=runs/scaling_gpu --verify
+        --workdir=runs/scaling_gpu --verify --config.scaling.verify_seeds='(1,2)'
+    python -m experiments.fit_scaling --results=runs/scaling_gpu/results.csv \
+        --plots_dir=runs/scaling_gpu/plots --predict_flops=1.6e14
+    mkdir runs/scaling_gpu_10x && cp runs/scaling_gpu/*.json* runs/scaling_gpu/results.csv \
+        runs/scaling_gpu_10x/ && rm runs/scaling_gpu_10x/verification.json
+    python -m experiments.fit_scaling --results=runs/scaling_gpu_10x/results.csv --nocurves \
+        --predict_flops=4e14
+    python -m experiments.sweep --config=experiments/configs/scaling_gpu.py \
+        --workdir=runs/scaling_gpu_10x --verify
 
 The GPU machines lent so far lack tensorflow-datasets, grain, ml_collections and tensorboardX,
 and what they need there: by this venv's metadata also array_record, importlib_resources,

@@ -7,7 +7,7 @@ import os
 from conftest import REPO
 from experiments.configs import scaling_cpu
 from lm.runs import run_files
-from lm.scaling import lr_search, results, sweep
+from lm.scaling import lr_search, noise, results, sweep
 
 COMMITTED = os.path.join(REPO, "results", "scaling_cpu")
 # The committed study's data.path (its machine's standard library; a run's identity holds it)
@@ -62,17 +62,16 @@ def test_a_table_from_before_the_new_columns_gets_them(tmp_path):
   assert lines[1].count("1") == len(old) and lines[2] == ",".join("2" for _ in results.COLUMNS)
 
 
-def test_the_committed_studys_rows_are_the_runs_its_config_plans_on_another_split():
-  """experiments/configs/scaling_cpu.py planned today (its scaling section under today's names)
-  gives the committed study's learning-rate trials their names; but none is finished: the
-  committed rows were trained on the old held-out split (the alphabetically last files), and
-  today's config holds out a seeded sample of documents (data.sample_seed), so a sweep there
-  trains every run again."""
+def test_the_committed_studys_rows_are_the_runs_its_config_plans():
+  """experiments/configs/scaling_cpu.py planned today finds every run of the committed study
+  finished (its trials, the runs they chose and the seed repeats, by name and config hash): a
+  sweep in a copy of that folder trains nothing again."""
   config = scaling_cpu.get_config()
   config.data.path = STUDY_CORPUS
   points, runs, choices = sweep.sweep_runs(config, STUDY_VOCAB, COMMITTED)
   trial_rows = results.read_results(COMMITTED, lr_search.TRIALS_JSONL)
   trials = lr_search.trial_runs(config, points)
-  assert {r["name"] for r in trial_rows} <= {t.name for t in trials}
-  assert results.finished(config, trials, trial_rows) == {} and choices == {}
-  assert {t.name for t in trials} <= {r.name for r in runs}  # every trial is trained again
+  assert set(results.finished(config, trials, trial_rows)) == {t.name for t in trials if t.adds_row}
+  assert set(choices) == {lr_search.size_of(p) for p in points}
+  rows = results.read_results(COMMITTED) + noise.read_repeats(COMMITTED)
+  assert set(results.finished(config, runs, rows)) == {r.name for r in runs if r.adds_row}
