@@ -50,8 +50,8 @@ def format_backtest(backtest: dict[str, Any]) -> str:
   steps = max(p["steps_ahead"] for p in pairs)
   lines = [
     f"backtest ({backtest['trim']}): each law fitted on the {backtest['min_origin']} to "
-    f"{max(p['origin'] for p in pairs)} smallest budgets predicts every larger one's optimal "
-    "loss (relative errors; + = too high)",
+    f"{max(p['origin'] for p in pairs)} smallest of this trim's budgets predicts every larger "
+    "one's optimal loss (relative errors, forecast / measured - 1: + = forecast too high)",
     f"{'law':<17} {'one ahead':>16} {f'{steps} ahead':>16} {'all pairs':>16} "
     f"{'bias/decade':>12} {'N_opt 1 ahead':>13}",
   ]
@@ -95,8 +95,6 @@ def format_prediction(pred: dict[str, Any]) -> str:
     ci = pred[f"{key}_ci"]
     return f"{label} {pred[key]:.4g}" + (f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "")
 
-  cal = pred["calibration"]
-  back, bt = cal["half_widths_backtest"], cal["backtest"]
   n_label = "N_opt (every parameter)" if pred["params"] == "total" else "N_opt"
   return "\n".join(
     [
@@ -104,16 +102,29 @@ def format_prediction(pred: dict[str, Any]) -> str:
       f"({pred['chosen']}): {pred['formula']}",
       "  " + ", ".join(part(k, label) for k, label in (("n_opt", n_label), ("d_opt", "D_opt"))),
       "  " + part("loss", "loss") + f" (95%; bootstrap alone {_span(pred['loss_ci_bootstrap'])})",
-      f"  the loss interval, each side the widest of the bootstrap's, the backtest's "
-      f"-{back[0]:.2%}/+{back[1]:.2%} ({cal['decades_beyond']:.2f} decades beyond the table"
-      + (
-        f"; bias {bt['bias_per_decade']:+.2%} and sd {bt['sd_per_decade']:.2%} per decade"
-        if bt
-        else "; not backtested"
-      )
-      + f") and the seed noise's +-{cal['half_width_seed_noise']:.2%}",
+      "  the loss interval, each side the widest of " + _interval_parts(pred),
     ]
   )
+
+
+def _interval_parts(pred: dict[str, Any]) -> str:
+  """What a prediction's loss interval is the widest of, in words."""
+  cal = pred["calibration"]
+  back, bt = cal["half_widths_backtest"], cal["backtest"]
+  parts = ["the bootstrap's"]
+  if bt:
+    parts.append(
+      f"the backtest's -{back[0]:.2%}/+{back[1]:.2%} ({cal['decades_beyond']:.2f} decades "
+      f"beyond the table; bias {bt['bias_per_decade']:+.2%} and sd {bt['sd_per_decade']:.2%} "
+      "per decade)"
+    )
+  else:
+    parts.append("(not backtested: no backtest error widens it)")
+  if cal["sigma"]:
+    parts.append(f"the seed noise's +-{cal['half_width_seed_noise']:.2%}")
+  else:
+    parts.append("(no seed repeats: no seed-noise floor)")
+  return ", ".join(parts)
 
 
 def _span(ci: list[float] | None) -> str:

@@ -222,7 +222,8 @@ def format_verification(v: dict[str, Any]) -> str:
       f"{run['name']}, learning rate "
       f"{lr_source['learning_rate']:.3g} ({describe_lr(lr_source)})",
       f"  loss: observed {run['eval_loss']:.4g}{seeds}, predicted {pred['loss']:.4g}"
-      f"{ci(pred['loss_ci'])} ({v['loss_rel_error']:+.2%}, {inside}); the law at the trained "
+      f"{ci(pred['loss_ci'])} (observed / predicted - 1: {v['loss_rel_error']:+.2%}, {inside}); "
+      "the law at the trained "
       f"N, D, C {at_run['loss']:.4g} ({v['loss_at_trained_rel_error']:+.2%})",
       f"  N {run['params_as_law_counts']:.4g} (predicted N_opt {pred['n_opt']:.4g}"
       f"{ci(pred['n_opt_ci'])}, x{v['params_ratio']:.3g}), D {run['tokens']:.4g} "

@@ -8,7 +8,7 @@ from test_sweep import _sweep_config
 
 from conftest import REPO
 from experiments.configs import base
-from lm.scaling import cooldown, grid
+from lm.scaling import cooldown, grid, old_names
 
 COMMITTED = os.path.join(REPO, "results", "scaling_cpu")
 
@@ -26,11 +26,18 @@ def test_a_config_with_the_old_field_names_plans_the_same_grid(tiny_config):
 
 
 def test_an_old_plan_file_gives_each_run_its_role(tmp_path):
-  """The committed study's sweep.json gives each run's part as `method`; read, as `role`."""
+  """A sweep.json from before `RunPlan.role` gave each run's part as `method` (the committed
+  study's, rewritten as such a sweep saved it); read, as `role`."""
   with open(os.path.join(COMMITTED, grid.PLAN_FILE)) as f:
     saved = json.load(f)
+  methods = {role: method for method, role in old_names.PLAN_ROLES.items()}
+  for run in saved["runs"] + saved["stable_runs"]:
+    run["method"] = methods[run.pop("role")]
+  old = str(tmp_path / grid.PLAN_FILE)
+  with open(old, "w") as f:
+    json.dump(saved, f)
   assert {r["method"] for r in saved["runs"]} == {"independent"}
-  plan = grid.load_plan(os.path.join(COMMITTED, grid.PLAN_FILE))
+  plan = grid.load_plan(old)
   assert plan["method"] == "cooldown"  # the sweep's method stays
   assert {r["role"] for r in plan["runs"]} == {"point"}
   assert {r["role"] for r in plan["stable_runs"]} == {"stable"}
