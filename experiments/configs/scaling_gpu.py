@@ -45,21 +45,23 @@ dm-tree, immutabledict, promise, simple-parsing, docstring_parser, tensorflow-me
 googleapis-common-protos, termcolor, toml, portpicker and defusedxml (versions: requirements.lock;
 wheels for Python 3.12 in `.whl/`, installed as benchmarks/gpu.sh does; not yet tried).
 
-Rehearsal on a CPU, the same config at toy sizes (context 32, batch 16 -> 8, float32, 3 budgets
-of 3 sizes, 2 learning rates per size):
+Rehearsal on a CPU, the same procedure at toy sizes (context 32, batch 16 -> 8, float32, 4
+budgets of 3 sizes, 2 learning rates per size; TOY stands for these overrides):
 
-    python -m experiments.sweep --config=experiments/configs/scaling_gpu.py \
-        --workdir=runs/rehearse_gpu --workers=2 --config.data.seq_len=32 \
-        --config.model.max_seq_len=32 --config.data.batch_size=8 \
-        --config.execution.compute_dtype=float32 --config.scaling.budgets='(5e9,1.5e10,4.5e10)' \
+    TOY="--config.data.seq_len=32 --config.model.max_seq_len=32 --config.data.batch_size=8 \
+        --config.execution.compute_dtype=float32 --config.scaling.budgets=(5e9,1e10,2e10,4e10) \
         --config.scaling.sizes_per_budget=3 --config.scaling.tokens_per_param=5 \
-        --config.scaling.min_steps=20 --config.scaling.lr_grid='(0.5,2)'
+        --config.scaling.min_steps=20 --config.scaling.lr_grid=(0.5,2)"
+    python -m experiments.sweep --config=experiments/configs/scaling_gpu.py \
+        --workdir=runs/rehearse_gpu --workers=2 $TOY
 
-then fit_scaling with `--predict_flops=1.35e11`, then the same sweep command with `--verify`.
-On the 2-core development machine (2026-11-29): the sweep 3m14s (32 runs: 20 trials, then 12),
-the fit 5 s, the verification 51 s (width 8, 9209 steps); toy numbers, so the fit is poor
-(Approach 2 brackets no budget's minimum; Approach 3 predicts N_opt 8251 [7795, 8495], loss
-1.807 [1.523, 2.041]; the run's loss was 2.036).
+then the commands above with `--workdir=runs/rehearse_gpu $TOY`, `--predict_flops=1.6e11` (4x)
+and `4e11` (10x). On the 2-core development machine (2026-12-06): the sweep 2m04s (35 runs: 20
+trials, then 15), each fit about 10 s, the 4x verification with 3 seeds 1m35s, the 10x one
+1m23s. Toy numbers, so the fit is poor and says so: Approach 2 brackets one budget's minimum, so the loss-frontier
+laws cannot be backtested and Approach 3 predicts (N_opt 8934, loss 1.914 [1.496, 2.302], the
+interval widened by its one backtest pair); the 4x runs' mean was 2.212 (+15.6%, inside), the
+10x run 2.176 against 1.848 (+17.8%, inside).
 """
 
 from experiments.configs import base, llama_style, stdlib_corpus
