@@ -58,10 +58,10 @@ budgets of 3 sizes, 2 learning rates per size; TOY stands for these overrides):
 then the commands above with `--workdir=runs/rehearse_gpu $TOY`, `--predict_flops=1.6e11` (4x)
 and `4e11` (10x). On the 2-core development machine (2026-12-06): the sweep 2m04s (35 runs: 20
 trials, then 15), each fit about 10 s, the 4x verification with 3 seeds 1m35s, the 10x one
-1m23s. Toy numbers, so the fit is poor and says so: Approach 2 brackets one budget's minimum, so the loss-frontier
-laws cannot be backtested and Approach 3 predicts (N_opt 8934, loss 1.914 [1.496, 2.302], the
-interval widened by its one backtest pair); the 4x runs' mean was 2.212 (+15.6%, inside), the
-10x run 2.176 against 1.848 (+17.8%, inside).
+1m23s. Toy numbers, so the fit is poor and says so: Approach 2 brackets one budget's minimum,
+so the loss-frontier laws cannot be backtested and Approach 3 predicts (N_opt 8934, loss 1.914
+[1.496, 2.302], the interval widened by its one backtest pair); the 4x runs' mean was 2.212
+(+15.6%, inside), the 10x run 2.176 against 1.848 (+17.8%, inside).
 """
 
 from experiments.configs import base, llama_style, stdlib_corpus
