@@ -122,7 +122,7 @@ def main_runs(
       continue
     best = choices[size]["best_multiplier"]
     planned = cooldown.plan_runs(config, at_chosen_rate(config, same_size, choices[size]))
-    lowered = planned[0].learning_rate < same_size[0].learning_rate * best
+    lowered = horizon_factor(config, same_size[0].steps, same_size[-1].steps) < 1
     if config.scaling.method == "cooldown" and not lowered:
       trial = _trial(config, same_size[0], best)[0]
       stable, branches = planned[0], planned[1:]

@@ -23,6 +23,17 @@ from lm.scaling import cooldown, grid, lr_search, results
 REPEATS_JSONL = "seed_repeats.jsonl"
 
 
+def check_seeds(config, field: str) -> None:
+  """Raises ValueError where `config.scaling.<field>` (extra seeds) are not distinct positive
+  integers other than config.seed (the sweep's own runs'): 0 on a RunPlan means the latter."""
+  seeds = tuple(config.scaling[field])
+  if len(set(seeds)) != len(seeds) or any(s <= 0 or s == config.seed for s in seeds):
+    raise ValueError(
+      f"config.scaling.{field}={seeds}: the seeds must be distinct positive integers "
+      f"other than config.seed={config.seed} (the sweep's own runs')"
+    )
+
+
 def _check(config, sizes: Sequence[str]) -> None:
   """Raises ValueError for noise fields a sweep cannot plan; `sizes`: the plan's sizes."""
   scaling = config.scaling
@@ -32,11 +43,7 @@ def _check(config, sizes: Sequence[str]) -> None:
       f"config.scaling.noise_sizes={named} and config.scaling.noise_seeds={seeds}: give both "
       "(the sizes to repeat and the seeds to repeat them with) or neither"
     )
-  if len(set(seeds)) != len(seeds) or any(s <= 0 or s == config.seed for s in seeds):
-    raise ValueError(
-      f"config.scaling.noise_seeds={seeds}: the seeds must be distinct positive integers "
-      f"other than config.seed={config.seed} (the sweep's own runs')"
-    )
+  check_seeds(config, "noise_seeds")
   missing = [s for s in named if s not in sizes]
   if missing:
     raise ValueError(

@@ -98,14 +98,9 @@ def plan_runs(
       "multiplier": multiplier,
       "horizon_factor": factor,
     }
-  seeds = tuple(scaling.verify_seeds)
-  if len(set(seeds)) != len(seeds) or any(s <= 0 or s == config.seed for s in seeds):
-    raise ValueError(
-      f"config.scaling.verify_seeds={seeds}: the seeds must be distinct positive integers other "
-      f"than config.seed={config.seed}"
-    )
+  noise.check_seeds(config, "verify_seeds")
   runs = cooldown.plan_runs(config, [point])
-  runs += [noise.with_seed(r, s) for s in seeds for r in runs if not r.seed]
+  runs += [noise.with_seed(r, s) for s in scaling.verify_seeds for r in runs if not r.seed]
   return runs, {**source, "learning_rate": point.learning_rate}
 
 
