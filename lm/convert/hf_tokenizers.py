@@ -4,10 +4,11 @@ A character vocabulary becomes a `tokenizer.json` (a word-level model over the c
 pre-tokenizer that splits every character, the special tokens) that `transformers` loads as a
 PreTrainedTokenizerFast and `lm.data.hf_tokenizer` reads, both encoding as CharTokenizer does.
 A SentencePiece model is written as it is, `tokenizer.model`, with a `tokenizer_config.json`
-naming LlamaTokenizer (no start or end token added): we read it back with SentencePiece
-itself; `transformers` converts it with its own Llama converter, which leaves out
-SentencePiece's normalisation (runs of spaces, newlines, NFKC), so it encodes such text
-differently. A Hugging Face tokenizer is saved as it is.
+naming LlamaTokenizer (no start or end token added, a space before the text only where the
+model adds one): we read it back with SentencePiece itself; `transformers` converts it with
+its own Llama converter, which leaves out SentencePiece's normalisation, so it encodes alike
+only a model that keeps text as it is (ours since they round-trip; older ones collapsed runs
+of spaces and dropped newlines). A Hugging Face tokenizer is saved as it is.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ def save(tok: Tokenizer, directory: str, wrap: bool = False) -> None:
     "tokenizer_class": "LlamaTokenizer",
     "add_bos_token": False,
     "add_eos_token": False,
+    "add_prefix_space": sp.normalize("a").startswith("\u2581"),  # the model's dummy space
     "bos_token": None,
     "eos_token": sp.id_to_piece(sp.eos_id()) if sp.eos_id() >= 0 else None,
     "unk_token": sp.id_to_piece(sp.unk_id()),

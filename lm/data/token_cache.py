@@ -18,7 +18,7 @@ from etils import epath
 
 from lm.data import inputs, prepare, shards
 from lm.data.local_text import DataError
-from lm.data.tokenizer import Tokenizer, load_tokenizer, tokenizer_hash
+from lm.data.tokenizer import SentencePieceTokenizer, Tokenizer, load_tokenizer, tokenizer_hash
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +63,22 @@ def tokenized_data(
   directory = prepared_directory(data_cfg, units, tokenizer)
   manifest = prepare.prepare(data_cfg, directory, units, tokenizer, workers, beam_options)
   try:
-    return load(directory, manifest)
+    data = load(directory, manifest)
   except DamagedShard as e:  # written whole, so damaged from outside: that shard again
     log.warning("%s: preparing it again", e)
     (directory / f"{e.shard}.json").unlink(missing_ok=True)
     (directory / prepare.DATASET_FILE).unlink(missing_ok=True)
     manifest = prepare.prepare(data_cfg, directory, units, tokenizer, workers, beam_options)
-    return load(directory, manifest)
+    data = load(directory, manifest)
+  tok = data.tokenizer  # a SentencePiece model trained before they kept text as it is?
+  if tokenizer is None and isinstance(tok, SentencePieceTokenizer) and not tok.lossless:
+    log.warning(
+      "%s was prepared with a SentencePiece model that normalises text (newlines, tabs and "
+      "runs of spaces are lost); delete it to prepare the corpus with one that keeps text as "
+      "it is (runs trained on this data resume only with it)",
+      directory,
+    )
+  return data
 
 
 class DamagedShard(DataError):

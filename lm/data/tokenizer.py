@@ -7,6 +7,13 @@ The special tokens MLM and classification need ([PAD], [MASK], [CLS], [SEP]) fol
 characters of a character vocabulary, and are user-defined pieces of a SentencePiece model
 (trained since they exist; older models have none, which is fine for a decoder); the
 literal strings "[MASK]" etc. in a text encode to them.
+
+A SentencePiece model is trained to keep text as it is, so that any text decodes to itself
+byte for byte (code keeps its newlines, tabs, indentation and runs of spaces): no
+normalisation, no dummy space before a text, whitespace-only pieces (indentation) allowed, a
+piece of its own for the newline (the trainer reads its corpus a line at a time, so it never
+sees one), and byte fallback for characters outside the vocabulary. Models trained before
+(NFKC, runs of whitespace collapsed, newlines dropped) still load: `lossless` is False.
 """
 
 from __future__ import annotations
@@ -33,6 +40,16 @@ from lm.runtime import paths
 TOKENIZERS = ("char", "sentencepiece", "bpe")  # config.data.tokenizer's choices
 CHAR_FILE = "char_vocab.json"
 SPM_FILE = "sentencepiece.model"
+# What SentencePiece writes for a space: a literal one in a text is encoded as its bytes.
+SPM_SPACE = "\u2581"
+# Trainer options that keep text byte for byte (see the module docstring).
+SPM_LOSSLESS = {
+  "normalization_rule_name": "identity",
+  "remove_extra_whitespaces": False,
+  "add_dummy_prefix": False,
+  "allow_whitespace_only_pieces": True,
+  "byte_fallback": True,
+}
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +156,10 @@ class SentencePieceTokenizer:
     self.vocab_size = self.num_ordinary = self.sp.get_piece_size()
     ids = {t: self.sp.piece_to_id(t) for t in SPECIAL_TOKENS}
     self.special_ids = {t: i for t, i in ids.items() if i != self.sp.unk_id()}
+    probe = " a\n\tb  c ü"
+    self.lossless = self.sp.decode(self.sp.encode(probe)) == probe  # False: trained before
+    space_bytes = [f"<0x{b:02X}>" for b in SPM_SPACE.encode()]
+    self._space_ids = [self.sp.piece_to_id(p) for p in space_bytes]
 
   @classmethod
   def train(
@@ -157,16 +178,16 @@ class SentencePieceTokenizer:
           vocab_size=vocab_size,
           model_type=model_type,
           character_coverage=1.0,
-          byte_fallback=True,
           pad_id=-1,
           unk_id=0,
           bos_id=-1,
           eos_id=1,
           input_sentence_size=2_000_000,
-          user_defined_symbols=list(SPECIAL_TOKENS),
+          user_defined_symbols=[*SPECIAL_TOKENS, "\n"],
           shuffle_input_sentence=True,
           num_threads=os.cpu_count() or 1,
           minloglevel=2,
+          **SPM_LOSSLESS,
         )
       except RuntimeError as e:  # e.g. "Vocabulary size is smaller than required_chars. 300 vs 380"
         raise DataError(
@@ -178,10 +199,19 @@ class SentencePieceTokenizer:
     return cls(path)
 
   def encode(self, text: str) -> list[int]:
-    return self.sp.encode(text)
+    if SPM_SPACE not in text or not self.lossless:
+      return self.sp.encode(text)
+    # SentencePiece would decode a literal U+2581 as a space: its bytes keep it.
+    ids: list[int] = []
+    for n, part in enumerate(text.split(SPM_SPACE)):
+      ids += (self._space_ids if n else []) + self.sp.encode(part)
+    return ids
 
   def encode_batch(self, texts: Iterable[str]) -> list[list[int]]:
-    return self.sp.encode(list(texts))
+    batch = list(texts)
+    if any(SPM_SPACE in t for t in batch):
+      return [self.encode(t) for t in batch]
+    return self.sp.encode(batch)
 
   def decode(self, ids: Iterable[int]) -> str:
     specials = set(self.special_ids.values())

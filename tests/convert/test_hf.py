@@ -586,12 +586,11 @@ def test_sentencepiece_tokenizer_exported_is_read_back_and_loads_in_transformers
   ours = hf.load_tokenizer(str(tmp_path / "hf"))
   ref = transformers.AutoTokenizer.from_pretrained(str(tmp_path / "hf"))
   assert len(ref) == tok.vocab_size  # no start token added to the vocabulary
-  for text in ("First Citizen: Before we proceed, hear me.", "naïve 123 [MASK] x"):
+  # The model keeps text as it is, so transformers' converter (no normalisation) encodes alike.
+  code = "def f(x):\n\tif x:\n        return  x  # naïve\n\n"
+  for text in ("First Citizen: Before we proceed, hear me.", "naïve 123 [MASK] x", code):
     assert ours.encode(text) == ref.encode(text) == tok.encode(text)
-  # transformers' Llama converter leaves out SentencePiece's normalisation: runs of spaces
-  # and newlines encode differently there (ours reads the model with SentencePiece itself).
-  text = "two  spaces\nand a newline"
-  assert ours.encode(text) == tok.encode(text) != ref.encode(text)
+  assert ref.decode(tok.encode(code)) == code
   assert ours.special_ids == tok.special_ids and ours.eos_id == tok.eos_id
   assert ref.mask_token_id == tok.special_ids["[MASK]"]
 
