@@ -7,7 +7,10 @@
     python -m experiments.sample --hf_dir=/path/to/llama --prompt_ids=1,15043 --temperature=0
 
 With `--prompt_ids` the prompt is token ids, and without a tokenizer (one whose files this code
-does not read) the samples are printed as ids.
+does not read) the samples are printed as ids. Characters a character vocabulary lacks are
+named in one line and left out. An empty prompt (`--prompt=""`) begins a text where the
+training data's documents begin, after the end-of-text token, where the tokenizer has one
+(SentencePiece, BPE, GPT-2); a character vocabulary has none, and is refused in one line.
 """
 
 import jax
@@ -15,7 +18,7 @@ import numpy as np
 from absl import app, flags
 
 from lm import cli, logs
-from lm.infer import sampling
+from lm.infer import prompts, sampling
 from lm.runs import loading
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The training run's workdir.")
@@ -51,11 +54,12 @@ def main(argv):
       " pass the prompt as --prompt_ids"
     )
   else:
-    prompt = tok.encode(_PROMPT.value)
+    prompt = prompts.encode(tok, _PROMPT.value)
+  start = [] if prompt else prompts.start(tok)  # not printed
   tokens = sampling.generate_long(
     r.graphdef,
     r.params,
-    np.asarray([prompt] * _NUM_SAMPLES.value, np.int32),
+    np.asarray([start + prompt] * _NUM_SAMPLES.value, np.int32),
     jax.random.key(_SEED.value),
     max_new_tokens=_MAX_NEW.value,
     temperature=_TEMPERATURE.value,
@@ -67,7 +71,7 @@ def main(argv):
   eos = None if tok is None else tok.eos_id
   for i, row in enumerate(tokens.tolist()):
     new = row[: row.index(eos)] if eos is not None and eos in row else row
-    print(f"--- sample {i} (step {r.step}) ---")
+    print(f"--- sample {i} ({_HF_DIR.value or f'step {r.step}'}) ---")
     print(" ".join(map(str, prompt + new)) if tok is None else tok.decode(prompt + new))
 
 

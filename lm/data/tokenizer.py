@@ -108,7 +108,9 @@ class CharTokenizer:
       seen.update(t)
     return cls("".join(sorted(seen)))
 
-  def encode(self, text: str) -> list[int]:
+  def encode(self, text: str, drop_unknown: bool = False) -> list[int]:
+    """The ids of `text`; with `drop_unknown`, characters outside the vocabulary are left out,
+    neither logged nor counted (`lacks` names them)."""
     ids: list[int] = []
     for piece in split_specials(text, self.special_ids):
       if piece in self.special_ids:
@@ -117,8 +119,16 @@ class CharTokenizer:
       try:
         ids += [self._index[c] for c in piece]
       except KeyError:
-        ids += [self._unknown(c) if c not in self._index else self._index[c] for c in piece]
+        if drop_unknown:
+          ids += [self._index[c] for c in piece if c in self._index]
+        else:
+          ids += [self._unknown(c) if c not in self._index else self._index[c] for c in piece]
     return ids
+
+  def lacks(self, text: str) -> collections.Counter[str]:
+    """The characters of `text` outside the vocabulary (special tokens aside), counted."""
+    pieces = [p for p in split_specials(text, self.special_ids) if p not in self.special_ids]
+    return collections.Counter(c for p in pieces for c in p if c not in self._index)
 
   def _unknown(self, char: str) -> int:
     if UNK not in self.special_ids:

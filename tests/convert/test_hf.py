@@ -625,6 +625,7 @@ def test_sample_on_our_export_continues_as_the_run_does(tiny_config, tmp_path, t
     sample + [f"--hf_dir={out_dir}"], capture_output=True, text=True, check=True
   ).stdout.splitlines()
   assert from_hf[1:] == from_run[1:] and from_hf[1].startswith("ROMEO:")
+  assert from_hf[0] == f"--- sample 0 ({out_dir}) ---"  # the directory, not a step
   reloaded = transformers.AutoModelForCausalLM.from_pretrained(out_dir).eval()
   ids = transformers.AutoTokenizer.from_pretrained(out_dir)("ROMEO:", return_tensors="pt")
   with torch.no_grad():
