@@ -21,7 +21,7 @@ Reports MLM loss and accuracy on the selected positions (train and validation). 
 (2-core CPU, float32): validation accuracy 0.45 at step 250, 0.56 at step 1000 (eval loss
 1.499), in 5 minutes (4m59s of wall time, start to end, while another job shared the
 machine); fill-mask then ranks 'v' first for "ROMEO: I lo[MASK]e thee" (0.27,
-then 'm' 0.21, 'k' 0.10) and 'e' for "To be, or not to b[MASK]" (0.67).
+then 'm' 0.21, 'k' 0.10) and 'e' for "To be, or not to b[MASK]" (0.40).
 """
 
 from experiments.configs import shakespeare_char

@@ -353,19 +353,23 @@ def _family(cfg: TransformerConfig) -> str:
   ):
     return "llama"
   classic = (
-    cfg.position == "learned"
-    and cfg.use_bias
-    and cfg.tie_embeddings
-    and cfg.kv_heads == cfg.num_heads
-    and not cfg.qk_norm
+    cfg.use_bias and cfg.tie_embeddings and cfg.kv_heads == cfg.num_heads and not cfg.qk_norm
   )
+  learned = cfg.position == "learned"
   if (
     classic
+    and learned
     and blocks == ("decoder", "pre", "layernorm", "gelu")
     and (cfg.activation == "gelu_tanh")
   ):
     return "gpt2"
   if classic and blocks == ("encoder", "post", "layernorm", "gelu") and cfg.activation == "gelu":
+    if not learned:
+      raise ValueError(
+        f"a BERT-like encoder with {cfg.position} positions has no Hugging Face form: "
+        "BertForMaskedLM has a learned position table only; train with "
+        "--config.model.position=learned to export one"
+      )
     return "bert"
   raise ValueError(
     "only GPT-2-like (decoder, pre-LN, gelu_tanh), BERT-like (encoder, post-LN, "
@@ -592,15 +596,16 @@ def export(
       f"a parametrization={cfg.parametrization!r} model has no Hugging Face "
       "equivalent (its attention scale and logit multiplier are not in the format)"
     )
+  family = _family(cfg)  # refuses an architecture no family holds, before writing anything
   os.makedirs(directory, exist_ok=True)
   params = dict(params)
-  if _family(cfg) == "bert" and not cfg.type_vocab_size:
+  if family == "bert" and not cfg.type_vocab_size:
     params["segment_embed"] = np.zeros((1, cfg.d_model), np.float32)  # adds nothing
   tensors = {}
   for entry in _table(cfg):
     values = entry.to_hf(np.asarray(_get(params, entry.path), np.float32))
     tensors.update({k: np.ascontiguousarray(v) for k, v in zip(entry.keys, values)})
-  if _family(cfg) == "gpt2":
+  if family == "gpt2":
     tensors = {"transformer." + k: v for k, v in tensors.items()}
   save_file(tensors, os.path.join(directory, SAFETENSORS), metadata={"format": "pt"})
   with open(os.path.join(directory, CONFIG), "w") as f:
