@@ -60,7 +60,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.INFO)
+  logging.set_verbosity(max(logging.get_verbosity(), logging.INFO))  # a raised --verbosity stays
   logs.quiet_libraries()
   compile_cache.use(compile_cache.default_dir() if _CACHE.value is None else _CACHE.value)
   several = distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
