@@ -36,7 +36,7 @@ _BEAM = flags.DEFINE_string(
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.INFO)
+  logging.set_verbosity(max(logging.get_verbosity(), logging.INFO))  # a raised --verbosity stays
   logs.quiet_libraries()
   try:
     data = token_cache.tokenized_data(

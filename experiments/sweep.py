@@ -88,7 +88,7 @@ flags.mark_flags_as_required(["config"])
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.INFO)
+  logging.set_verbosity(max(logging.get_verbosity(), logging.INFO))  # a raised --verbosity stays
   logs.quiet_libraries()
   path = config_flags.get_config_filename(flags.FLAGS["config"])
   overrides = [a for a in sys.argv[1:] if a.startswith("--config.")]

@@ -5,7 +5,8 @@
 
 Running again with the same workdir continues from its newest checkpoint that restores; a
 config that changes what the run trains (steps, schedule, data, ...) is refused unless
-`--allow_config_change` (the run's config.json is kept, the new one saved beside it).
+`--allow_config_change` (the new config becomes the run's config.json; config_history.jsonl
+records the step and the fields changed).
 Exit status: 0 finished; 75 preempted (SIGTERM, SIGINT or `train.stop_after_steps`: a
 checkpoint was saved, run the same command to resume); 124 the watchdog saw no progress for
 `train.watchdog_s` seconds; 1 an error, in one `error:` line where it is expected (a bad config
@@ -59,7 +60,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.INFO)
+  logging.set_verbosity(max(logging.get_verbosity(), logging.INFO))  # a raised --verbosity stays
   logs.quiet_libraries()
   compile_cache.use(compile_cache.default_dir() if _CACHE.value is None else _CACHE.value)
   several = distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)

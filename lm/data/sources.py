@@ -12,6 +12,8 @@ from typing import Any
 
 import tensorflow_datasets as tfds
 
+from lm import logs
+
 LOCAL = "local"
 
 
@@ -35,9 +37,14 @@ def _builder(data_cfg) -> tfds.core.DatasetBuilder:
 
 
 def prepared_builder(data_cfg) -> tfds.core.DatasetBuilder:
-  """The dataset's builder, its splits prepared in array_record format if they are not yet."""
+  """The dataset's builder, its splits prepared in array_record format if they are not yet;
+  TFDS's progress bars and printed lines only with --verbosity raised (lm/logs.py)."""
   builder = _builder(data_cfg)
-  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+  tfds.display_progress_bar(logs.chatty())
+  with logs.library_prints():
+    builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(try_download_gcs=False)
+    )
   return builder
 
 

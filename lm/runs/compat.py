@@ -3,9 +3,11 @@ trained with, in one place. Every reader of a run's config.json goes through her
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import ml_collections
+from etils import epath
 
 from lm.model import config as model_config
 from lm.model.config import ExecutionConfig
@@ -36,6 +38,19 @@ def upgrade_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
     if section in config and field not in config[section]:
       config[section][field] = value
   return config
+
+
+def legacy_config_file(root: epath.Path) -> epath.Path | None:
+  """The config a run saved before config_history.jsonl trains with, where it is not its
+  config.json: such runs kept config.json as first trained and wrote the config of each resume
+  that changed it beside it as `config.step<N>.json` (N the step it resumed from), so the one of
+  the largest N. None where there is none."""
+  steps = {}
+  for path in root.glob("config.step*.json"):
+    match = re.fullmatch(r"config\.step(\d+)\.json", path.name)
+    if match:
+      steps[int(match.group(1))] = path
+  return steps[max(steps)] if steps else None
 
 
 def execution_config(

@@ -26,9 +26,10 @@ class RunSummary:
   name: str
   step: int
   steps: int
-  train_loss: float
-  eval_loss: float
-  tokens_per_s: float
+  # None where the run logged none yet (an eval loss before the first evaluation)
+  train_loss: float | None
+  eval_loss: float | None
+  tokens_per_s: float | None
   status: str
   detail: str  # what stopped it: a signal, an error, the watchdog's message
   updated: float | None  # when metrics.jsonl was last written (seconds since the epoch)
@@ -101,10 +102,10 @@ def summarise(workdir: str, name: str) -> RunSummary:
     step = max(int(rows[-1]["step"]) if rows else 0, (recorded or {}).get("step") or 0)
     status, detail = _status(recorded, step, steps)
   except run_files.UnreadableRun as e:
-    return RunSummary(name, 0, 0, math.nan, math.nan, math.nan, UNREADABLE, str(e), updated)
+    return RunSummary(name, 0, 0, None, None, None, UNREADABLE, str(e), updated)
 
-  def last(key: str) -> float:
-    return next((float(r[key]) for r in reversed(rows) if key in r), math.nan)
+  def last(key: str) -> float | None:
+    return next((float(r[key]) for r in reversed(rows) if key in r), None)
 
   return RunSummary(
     name,
@@ -137,8 +138,16 @@ def _age(seconds: float) -> str:
   return f"{seconds:.0f}s ago"
 
 
+def _number(value: float | None, spec: str) -> str:
+  """`value` formatted by `spec`; '-' where there is none (a non-finite one prints as such)."""
+  if value is None:
+    return "-"
+  return format(value, spec) if math.isfinite(value) else str(value)
+
+
 def format_table(summaries: list[RunSummary], now: float | None = None) -> str:
-  """A fixed-width table, one run a line; the detail column cut to 70 characters."""
+  """A fixed-width table, one run a line: '-' for a loss not logged yet; the detail column cut
+  to 70 characters."""
   now = time.time() if now is None else now
   head = ("run", "step", "train loss", "eval loss", "tokens/s", "status", "updated", "detail")
   lines: list[tuple[str, ...]] = [head]
@@ -147,9 +156,9 @@ def format_table(summaries: list[RunSummary], now: float | None = None) -> str:
       (
         s.name,
         "-" if s.status == UNREADABLE else f"{s.step}/{s.steps}",
-        f"{s.train_loss:.4f}",
-        f"{s.eval_loss:.4f}",
-        f"{s.tokens_per_s:,.0f}" if math.isfinite(s.tokens_per_s) else "nan",
+        _number(s.train_loss, ".4f"),
+        _number(s.eval_loss, ".4f"),
+        _number(s.tokens_per_s, ",.0f"),
         s.status,
         "-" if s.updated is None else _age(max(0.0, now - s.updated)),
         s.detail.splitlines()[0][:70] if s.detail else "",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import socket
 import time
@@ -16,7 +17,7 @@ from etils import epath
 from lm.data.tokenizer import Tokenizer, load_tokenizer, tokenizer_hash
 from lm.model import config as model_config
 from lm.model.config import TransformerConfig
-from lm.runs import compat
+from lm.runs import compat, lineage
 from lm.runtime import paths
 from lm.training.config_checks import ConfigError
 
@@ -53,6 +54,8 @@ RUNNING, FINISHED, PREEMPTED, FAILED, STALLED = (
 )
 STATUS_FILE = "status.json"
 
+log = logging.getLogger(__name__)
+
 
 def identity(fields: dict[str, Any]) -> dict[str, Any]:
   """A config's fields (`ConfigDict.to_dict()`) without FIELDS_OUTSIDE_IDENTITY: what a run
@@ -68,17 +71,10 @@ def identity(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def _changed_fields(saved: dict[str, Any], new: dict[str, Any]) -> list[str]:
-  """'config.a.b=new (the run's: old)' for each field of what a run trains that differs; a
-  field the saved config lacks (older than the field) is not compared."""
-  out = []
-  for key, value in new.items():
-    if key not in saved:
-      continue
-    if isinstance(value, dict) and isinstance(saved[key], dict):
-      out += [f"{key}.{item}" for item in _changed_fields(saved[key], value)]
-    elif json.dumps(value, default=str) != json.dumps(saved[key], default=str):
-      out.append(f"{key}={value!r} (the run's: {saved[key]!r})")
-  return out
+  """'a.b=new (the run's: old)' for each field of what a run trains that differs; a field the
+  saved config lacks (older than the field) is not compared."""
+  changes = lineage.field_changes(saved, new)
+  return [f"{k}={new!r} (the run's: {old!r})" for k, (old, new) in changes.items()]
 
 
 class UnreadableRun(ConfigError):
@@ -133,7 +129,7 @@ def check_workdir(
       f"cannot be restored: {', '.join(differ)}; use a new --workdir, or the "
       f"run's config ({root / 'config.json'})"
     )
-  saved = root / "config.json"
+  saved = config_file(workdir)
   if not saved.exists():
     return
   saved_config = _read_json(saved)  # read even when a change is allowed: resuming compares it
@@ -147,7 +143,7 @@ def check_workdir(
       f"--workdir={workdir} holds a run trained with other settings: "
       f"{', '.join('config.' + c for c in changed)}; resume with the run's config "
       f"({saved}), use a new --workdir, or pass --allow_config_change to continue with these "
-      "(config.json stays the run's; this config is kept beside it)"
+      f"(they become the run's config; {lineage.HISTORY_FILE} records the change)"
     )
 
 
@@ -161,8 +157,9 @@ def write_run_files(
   """Writes `config.json`, `model.json` (the architecture) and the tokenizer to `workdir`, each
   whole or not at all.
 
-  A resumed run keeps its `config.json`; a config that differs from it is written beside it as
-  `config.step<N>.json`, N the step it resumed from.
+  `config.json` is the config the run trains with now: a resume whose config differs replaces
+  it, after recording the changed fields and `resumed_step` in config_history.jsonl (lineage.py)
+  and logging them.
   """
   root = paths.run_path(workdir)
   root.mkdir(parents=True, exist_ok=True)
@@ -170,12 +167,28 @@ def write_run_files(
     _check_same_tokenizer(workdir, tokenizer)
   tokenizer.save(str(root))
   text = config.to_json_best_effort(indent=2)
-  saved = root / "config.json"
-  if resumed_step is None or not saved.exists():
-    paths.write_atomically(saved, text)
-  elif json.loads(saved.read_text()) != json.loads(text):
-    paths.write_atomically(root / f"config.step{resumed_step}.json", text)
+  saved = config_file(workdir)
+  if resumed_step is not None and saved.exists():
+    before = compat.upgrade_config(ml_collections.ConfigDict(_read_json(saved))).to_dict()
+    changes = lineage.field_changes(before, json.loads(text))
+    if changes:
+      lineage.record(root, resumed_step, changes)
+      log.info("config changed at step %d: %s", resumed_step, lineage.describe(changes))
+  current = root / "config.json"
+  if resumed_step is None or not current.exists() or current.read_text() != text:
+    paths.write_atomically(current, text)
   paths.write_atomically(root / "model.json", json.dumps(dataclasses.asdict(model_cfg), indent=2))
+
+
+def config_file(workdir: str) -> epath.Path:
+  """The file of the config a run in `workdir` trains with now: its config.json, or for a run
+  saved before config_history.jsonl that a resume changed, its newest `config.step<N>.json`."""
+  root = paths.run_path(workdir)
+  if not (root / lineage.HISTORY_FILE).exists():
+    legacy = compat.legacy_config_file(root)
+    if legacy is not None:
+      return legacy
+  return root / "config.json"
 
 
 def _check_same_tokenizer(workdir: str, tokenizer: Tokenizer) -> None:
@@ -199,11 +212,11 @@ def is_run(workdir: str) -> bool:
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:
-  """The config a run in `workdir` trained with (its config.json; fields added since it was
-  saved filled in as it trained)."""
+  """The config a run in `workdir` trains with (`config_file`; fields added since it was saved
+  filled in as it trained)."""
   if not is_run(workdir):
     raise FileNotFoundError(f"{workdir} holds no training run (no config.json and model.json)")
-  saved = _read_json(paths.run_path(workdir) / "config.json")
+  saved = _read_json(config_file(workdir))
   return compat.upgrade_config(ml_collections.ConfigDict(saved))
 
 
@@ -238,9 +251,9 @@ def checked(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
 
 
 def read_config_field(workdir: str, name: str, kind: type | tuple[type, ...]) -> Any:
-  """The field `name` ('train.steps') of the run's config.json, checked to be a `kind`
-  (UnreadableRun if it is not, or the file is not JSON)."""
-  value = _read_json(paths.run_path(workdir) / "config.json")
+  """The field `name` ('train.steps') of the config the run trains with now (`config_file`),
+  checked to be a `kind` (UnreadableRun if it is not, or the file is not JSON)."""
+  value = _read_json(config_file(workdir))
   for part in name.split("."):
     value = value.get(part) if isinstance(value, dict) else None
   return checked(value, kind, f"config.json's {name}")

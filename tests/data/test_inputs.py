@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import tensorflow_datasets as tfds
 import zstandard
+from absl import logging as absl_logging
 from etils import epath
 
 from experiments.configs import base
@@ -333,6 +334,24 @@ def test_tfds_splits_are_record_ranges_with_their_split_forced(tiny_corpus):
   data_cfg.text_key = "text"
   with pytest.raises(DataError, match=r"split 'train' record 0 has no 'text' feature .* sentence"):
     next(inputs.read_pieces(units[0], data_cfg))
+
+
+@pytest.mark.parametrize("verbosity", [absl_logging.INFO, absl_logging.DEBUG])
+def test_preparing_a_tfds_dataset_is_quiet_unless_verbosity_is_raised(
+  tiny_corpus, capfd, verbosity
+):
+  """TFDS prints 'Downloading and preparing dataset Unknown size ...' and progress bars full of
+  carriage returns and escape codes; a run shows them only with --verbosity=1."""
+  before = absl_logging.get_verbosity()
+  absl_logging.set_verbosity(verbosity)
+  try:
+    sources.prepared_builder(tiny_corpus)
+  finally:
+    absl_logging.set_verbosity(before)
+  out, err = capfd.readouterr()
+  chatter = ("Downloading and preparing dataset", "Generating splits", "\r", "\x1b[")
+  shown = [c for c in chatter if c in out + err]
+  assert shown == ([] if verbosity == absl_logging.INFO else list(chatter))
 
 
 def test_tfds_record_ranges_cover_each_split_once(tiny_corpus):

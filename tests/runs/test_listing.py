@@ -3,7 +3,6 @@ status), and the `experiments.runs` commands."""
 
 import dataclasses
 import json
-import math
 import os
 import subprocess
 import sys
@@ -113,7 +112,7 @@ def test_runs_are_found_and_summarised(runs_dir):
     run_files.PREEMPTED,
     "SIGTERM",
   )
-  assert rows["sweep/stopped"].step == 3 and math.isnan(rows["sweep/stopped"].eval_loss)
+  assert rows["sweep/stopped"].step == 3 and rows["sweep/stopped"].eval_loss is None
   assert rows["nan"].status == run_files.FAILED and rows["nan"].detail.startswith("NonFiniteLoss")
   assert rows["hung"].status == run_files.STALLED
   assert rows["live"].status == run_files.RUNNING  # this process
@@ -147,7 +146,7 @@ def test_the_table_has_a_line_per_run(runs_dir):
   done = next(line for line in lines if line.startswith("sweep/done"))
   assert done.split() == ["sweep/done", "8/8", "1.6000", "1.7500", "8,000", "finished", "2m", "ago"]
   nan = next(line for line in lines if line.startswith("nan "))
-  assert nan.split()[1:7] == ["2/8", "3.9000", "nan", "2,000", "failed", "2m"]
+  assert nan.split()[1:7] == ["2/8", "3.9000", "-", "2,000", "failed", "2m"]  # no eval yet
   assert nan.endswith(" NonFiniteLossError: loss nan / grad norm nan at step 3; last good chec")
 
 
@@ -235,7 +234,7 @@ def test_a_run_with_malformed_files_is_unreadable_and_the_others_are_listed(brok
   line = next(
     line for line in listing.format_table(list(rows.values())).splitlines() if "bad/metrics" in line
   )
-  assert line.split()[1:6] == ["-", "nan", "nan", "nan", "unreadable"]
+  assert line.split()[1:6] == ["-", "-", "-", "-", "unreadable"]
   assert line.endswith(" metrics.jsonl row 3's step is 'x'")
 
 

@@ -10,7 +10,7 @@ from flax import nnx
 from conftest import make_tiny_config, write_corpus
 from lm.data.tokenizer import CharTokenizer
 from lm.model import config as model_config
-from lm.runs import compat, loading, run_files
+from lm.runs import compat, lineage, listing, loading, run_files
 from lm.runtime import sharding
 from lm.training import config_checks, loop
 from tests.runtime.test_paths import small_disk
@@ -118,17 +118,62 @@ def test_a_resume_that_changes_the_run_is_refused_unless_allowed(tiny_config, tm
     r"config.train.steps=3 \(the run's: 2\); resume with the run's config",
   ):
     loop.train_and_evaluate(longer, str(tmp_path), mesh)
+  assert (tmp_path / "config.json").read_text() == original  # a refusal writes nothing
   # What only changes how a run reports, saves or runs may change; a finished run says so.
   caplog.set_level("INFO")
   quieter = tiny_config.copy_and_resolve_references()
   quieter.train.log_every = 2
   assert loop.train_and_evaluate(quieter, str(tmp_path), mesh)["step"] == 2
   assert "already finished at step 2 (config.train.steps=2): nothing to train" in caplog.text
-  assert json.loads((tmp_path / "config.step2.json").read_text())["train"]["log_every"] == 2
+  assert json.loads((tmp_path / "config.json").read_text())["train"]["log_every"] == 2
+  assert "steps" not in lineage.read_history(str(tmp_path))[-1]["after"]
+
+
+def test_an_allowed_change_becomes_the_runs_config(tiny_config, tmp_path, caplog):
+  tiny_config.train.steps = 2
+  tiny_config.optim.warmup_steps = 1
+  mesh = sharding.make_mesh(tiny_config.mesh, jax.devices()[:1])
+  loop.train_and_evaluate(tiny_config, str(tmp_path), mesh)
+  assert lineage.read_history(str(tmp_path)) == []
+  longer = tiny_config.copy_and_resolve_references()
+  longer.train.steps = 3
+  caplog.set_level("INFO")
   summary = loop.train_and_evaluate(longer, str(tmp_path), mesh, allow_config_change=True)
   assert summary["step"] == 3
-  assert (tmp_path / "config.json").read_text() == original  # the run's own config is kept
-  assert json.loads((tmp_path / "config.step2.json").read_text())["train"]["steps"] == 3
+  assert "config changed at step 2: config.train.steps=3 (was 2)" in caplog.text
+  assert json.loads((tmp_path / "config.json").read_text())["train"]["steps"] == 3
+  (change,) = lineage.read_history(str(tmp_path))
+  assert (change["step"], change["before"], change["after"]) == (
+    2,
+    {"train.steps": 2},
+    {"train.steps": 3},
+  )
+  # The next resume compares with the accepted config: no flag needed, nothing recorded.
+  assert loop.train_and_evaluate(longer, str(tmp_path), mesh)["step"] == 3
+  assert len(lineage.read_history(str(tmp_path))) == 1
+  (row,) = listing.format_table([listing.summarise(str(tmp_path), "run")]).splitlines()[1:]
+  assert row.split()[:2] == ["run", "3/3"]
+  # Going back to the first schedule is a change too, refused without the flag.
+  with pytest.raises(config_checks.ConfigError, match=r"config.train.steps=2 \(the run's: 3\)"):
+    loop.train_and_evaluate(tiny_config, str(tmp_path), mesh)
+
+
+def test_a_run_from_before_the_history_trains_with_its_newest_config_step(two_step_run, tmp_path):
+  """Such runs kept config.json as first trained and each changed config as
+  config.step<N>.json (here made by the test); the newest is the config they train with."""
+  source, config, _ = two_step_run
+  workdir = tmp_path / "run"
+  shutil.copytree(source, workdir)
+  for step, steps in ((1, 5), (2, 3)):
+    changed = config.copy_and_resolve_references()
+    changed.train.steps = steps
+    (workdir / f"config.step{step}.json").write_text(changed.to_json_best_effort())
+  assert run_files.read_config(str(workdir)).train.steps == 3
+  assert run_files.read_config_field(str(workdir), "train.steps", int) == 3
+  longer = config.copy_and_resolve_references()
+  longer.train.steps = 3
+  assert loop.train_and_evaluate(longer, str(workdir), _one_device(config))["step"] == 3
+  assert json.loads((workdir / "config.json").read_text())["train"]["steps"] == 3
 
 
 def test_a_mup_run_trains_and_loads_as_mup(tiny_config, tmp_path):
