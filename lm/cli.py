@@ -12,13 +12,36 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 
-from absl import flags
+from absl import app, flags
 
 CONFIG_HELP = (
-  "A config file, e.g. experiments/configs/shakespeare_char.py. Override any field "
-  "with --config.<section>.<field>=VALUE; every field, its default and what it "
-  "does: experiments/configs/base.py."
+  "A config file, e.g. experiments/configs/shakespeare_char.py (a relative path that is not "
+  "found here is looked for in the installed project, so the bundled configs work from any "
+  "directory). Override any field with --config.<section>.<field>=VALUE; every field, its "
+  "default and what it does: experiments/configs/base.py."
 )
+# The folder that holds the installed `lm` and, beside it, `experiments` with the bundled
+# configs: the repository for a checkout or an editable install, else site-packages.
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(
+  main: Callable[[list[str]], None],
+  module: str,
+  flags_parser: Callable[[list[str]], list[str]] | None = None,
+) -> None:
+  """absl's `app.run(main)` for the entry point `module` (its `__name__`): `--help` shows the
+  module's docstring and flags also when it is started as a console script (`lm-train`), whose
+  `__main__` is the script, not the module."""
+  entry, script = sys.modules[module], sys.modules["__main__"]
+  if entry is not script:
+    script.__doc__ = entry.__doc__
+    for flag in flags.FLAGS.get_key_flags_for_module(module):
+      flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+  if flags_parser is None:
+    app.run(main)
+  else:
+    app.run(main, flags_parser=flags_parser)
 
 
 def parse_flags(argv: Sequence[str]) -> list[str]:
@@ -32,7 +55,7 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
       "experiments/configs/base.py)"
     )
   try:
-    return flags.FLAGS(list(argv))
+    return flags.FLAGS(find_config(list(argv)))
   except flags.Error as e:
     sys.exit(f"error: {e}")
   except (AttributeError, KeyError) as e:  # ml_collections: no such field
@@ -49,6 +72,23 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
     )
     hint = f'; did you mean "{suggestion.group(1)}"?' if suggestion else ""
     sys.exit(f"error: {override}: the config has no field {field!r}{hint}")
+
+
+def find_config(argv: list[str]) -> list[str]:
+  """`argv` with its `--config=PATH[:ARGS]` pointed at PROJECT_ROOT/PATH where PATH is relative
+  and names no file here but one there (a bundled config run from outside the repository); a
+  PATH found in neither place ends the process with one `error:` line."""
+  return [_found_config(a) if a.startswith("--config=") else a for a in argv]
+
+
+def _found_config(arg: str) -> str:
+  path, colon, args = arg.removeprefix("--config=").partition(":")
+  if os.path.isfile(path):
+    return arg
+  bundled = os.path.join(PROJECT_ROOT, path)
+  if os.path.isabs(path) or not os.path.isfile(bundled):
+    sys.exit(f"error: --config={path}: no such file here or in {PROJECT_ROOT}")
+  return f"--config={bundled}{colon}{args}"
 
 
 def no_space_left(e: BaseException, where: str | None = None) -> str | None:

@@ -26,6 +26,14 @@ def user_cache_dir() -> pathlib.Path:
   return pathlib.Path(os.environ.get("LM_CACHE_DIR") or pathlib.Path.home() / ".cache" / "lm")
 
 
+def data_dir(path: str) -> epath.Path:
+  """config.data.data_dir's folder: an object-store URI, or an absolute or ~ path, as given; a
+  relative one under user_cache_dir(), so the data lands in one place wherever a command runs."""
+  if is_remote(path):
+    return epath.Path(path)
+  return epath.Path(user_cache_dir()).absolute() / epath.Path(path).expanduser()
+
+
 def is_remote(path: str | epath.Path) -> bool:
   """Whether `path` names an object store (gs://, s3://) rather than the local filesystem."""
   return str(path).startswith(tuple(f"{scheme}://" for scheme in REMOTE_SCHEMES))
