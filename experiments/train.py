@@ -81,11 +81,11 @@ def print_config(config) -> None:
 
 def main(argv):
   del argv
+  logging.set_verbosity(logging.INFO)
+  logs.quiet_libraries()
   if _PRINT_CONFIG.value:
     print_config(_CONFIG.value)
     return
-  logging.set_verbosity(logging.INFO)
-  logs.quiet_libraries()
   compile_cache.use(compile_cache.default_dir() if _CACHE.value is None else _CACHE.value)
   several = distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   if several and jax.process_index() != 0:

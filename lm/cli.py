@@ -14,15 +14,14 @@ from collections.abc import Callable, Sequence
 
 from absl import app, flags
 
+from lm.runtime import paths
+
 CONFIG_HELP = (
   "A config file, e.g. experiments/configs/shakespeare_char.py (a relative path that is not "
   "found here is looked for in the installed project, so the bundled configs work from any "
   "directory). Override any field with --config.<section>.<field>=VALUE; every field, its "
   "default and what it does: experiments/configs/base.py."
 )
-# The folder that holds the installed `lm` and, beside it, `experiments` with the bundled
-# configs: the repository for a checkout or an editable install, else site-packages.
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run(
@@ -75,9 +74,9 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
 
 
 def find_config(argv: list[str]) -> list[str]:
-  """`argv` with its `--config=PATH[:ARGS]` pointed at PROJECT_ROOT/PATH where PATH is relative
-  and names no file here but one there (a bundled config run from outside the repository); a
-  PATH found in neither place ends the process with one `error:` line."""
+  """`argv` with its `--config=PATH[:ARGS]` pointed into paths.PROJECT_ROOT where PATH is
+  relative and names no file here but one there (a bundled config run from outside the
+  repository); a PATH found in neither place ends the process with one `error:` line."""
   return [_found_config(a) if a.startswith("--config=") else a for a in argv]
 
 
@@ -85,9 +84,9 @@ def _found_config(arg: str) -> str:
   path, colon, args = arg.removeprefix("--config=").partition(":")
   if os.path.isfile(path):
     return arg
-  bundled = os.path.join(PROJECT_ROOT, path)
+  bundled = os.path.join(paths.PROJECT_ROOT, path)
   if os.path.isabs(path) or not os.path.isfile(bundled):
-    sys.exit(f"error: --config={path}: no such file here or in {PROJECT_ROOT}")
+    sys.exit(f"error: --config={path}: no such file here or in {paths.PROJECT_ROOT}")
   return f"--config={bundled}{colon}{args}"
 
 

@@ -19,6 +19,9 @@ import time
 from etils import epath
 
 REMOTE_SCHEMES = ("gs", "s3")
+# The folder that holds the installed `lm` and, beside it, `experiments` (the bundled configs):
+# the repository for a checkout or an editable install, else site-packages.
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def user_cache_dir() -> pathlib.Path:
