@@ -24,6 +24,10 @@ CONFIG_HELP = (
 )
 
 
+# absl's flags that print the help and exit.
+HELP_FLAGS = frozenset({"--help", "-?", "--helpshort", "--helpfull"})
+
+
 def run(
   main: Callable[[list[str]], None],
   module: str,
@@ -31,16 +35,18 @@ def run(
 ) -> None:
   """absl's `app.run(main)` for the entry point `module` (its `__name__`): `--help` shows the
   module's docstring and flags also when it is started as a console script (`lm-train`), whose
-  `__main__` is the script, not the module."""
+  `__main__` is the script, not the module, and exits 0 after it (absl's exit status is 1)."""
   entry, script = sys.modules[module], sys.modules["__main__"]
   if entry is not script:
     script.__doc__ = entry.__doc__
     for flag in flags.FLAGS.get_key_flags_for_module(module):
       flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
-  if flags_parser is None:
-    app.run(main)
-  else:
-    app.run(main, flags_parser=flags_parser)
+  try:
+    app.run(main, **({} if flags_parser is None else {"flags_parser": flags_parser}))
+  except SystemExit as e:
+    if e.code == 1 and HELP_FLAGS.intersection(sys.argv[1:]):
+      sys.exit(0)
+    raise
 
 
 def parse_flags(argv: Sequence[str]) -> list[str]:
