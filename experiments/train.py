@@ -83,7 +83,7 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.INFO)
   logs.quiet_libraries()
-  if _PRINT_CONFIG.value:
+  if _PRINT_CONFIG.value or _WORKDIR.value is None:  # None only with --print_config
     print_config(_CONFIG.value)
     return
   compile_cache.use(compile_cache.default_dir() if _CACHE.value is None else _CACHE.value)

@@ -42,7 +42,10 @@ def run(
     for flag in flags.FLAGS.get_key_flags_for_module(module):
       flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
   try:
-    app.run(main, **({} if flags_parser is None else {"flags_parser": flags_parser}))
+    if flags_parser is None:
+      app.run(main)
+    else:
+      app.run(main, flags_parser=flags_parser)
   except SystemExit as e:
     if e.code == 1 and HELP_FLAGS.intersection(sys.argv[1:]):
       sys.exit(0)
