@@ -39,8 +39,9 @@ def one_minus_sqrt_schedule(
 def learning_rate_warning(cfg) -> str | None:
   """One line naming the fields to set where `cfg.name` would run at a learning rate of another
   optimizer's scale (None where it does not): Muon's orthogonalised hidden updates at AdamW's
-  rate, its AdamW part at Muon's, or Lion's sign updates at AdamW's. AdamW and Adafactor
-  (an absolute step, normalised per coordinate as Adam's) train at the default."""
+  rate, its AdamW part at Muon's, or Lion's sign updates at AdamW's. AdamW trains at the
+  default, which is also Adafactor's scale (an absolute step normalised per coordinate as Adam's;
+  not measured)."""
   rate = cfg.learning_rate
   if cfg.name == "muon" and rate <= ADAMW_LEARNING_RATE:
     return (
