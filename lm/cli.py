@@ -83,20 +83,27 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
 
 
 def find_config(argv: list[str]) -> list[str]:
-  """`argv` with its `--config=PATH[:ARGS]` pointed into paths.PROJECT_ROOT where PATH is
-  relative and names no file here but one there (a bundled config run from outside the
-  repository); a PATH found in neither place ends the process with one `error:` line."""
-  return [_found_config(a) if a.startswith("--config=") else a for a in argv]
+  """`argv` with its `--config=PATH[:ARGS]` (or `--config PATH[:ARGS]`) pointed into
+  paths.PROJECT_ROOT where PATH is relative and names no file here but one there (a bundled
+  config run from outside the repository); a PATH found in neither place ends the process with
+  one `error:` line."""
+  out = list(argv)
+  for i, arg in enumerate(out):
+    if arg.startswith("--config="):
+      out[i] = "--config=" + _found_config(arg.removeprefix("--config="))
+    elif arg == "--config" and i + 1 < len(out):
+      out[i + 1] = _found_config(out[i + 1])
+  return out
 
 
-def _found_config(arg: str) -> str:
-  path, colon, args = arg.removeprefix("--config=").partition(":")
+def _found_config(value: str) -> str:
+  path, colon, args = value.partition(":")
   if os.path.isfile(path):
-    return arg
+    return value
   bundled = os.path.join(paths.PROJECT_ROOT, path)
   if os.path.isabs(path) or not os.path.isfile(bundled):
     sys.exit(f"error: --config={path}: no such file here or in {paths.PROJECT_ROOT}")
-  return f"--config={bundled}{colon}{args}"
+  return f"{bundled}{colon}{args}"
 
 
 def no_space_left(e: BaseException, where: str | None = None) -> str | None:

@@ -70,6 +70,20 @@ def test_a_command_shows_its_docstring_and_flags_from_another_directory(tmp_path
   assert "--print_config" in out.stdout and "--workdir" in out.stdout
 
 
+def test_the_installed_command_runs_from_another_directory(tmp_path):
+  """The console script itself, where this environment has the project installed (`make`
+  installs it), found without the repository on the path."""
+  command = os.path.join(os.path.dirname(sys.executable), "lm-train")
+  if not os.path.exists(command):
+    pytest.skip("the project is not installed in this environment (pip install --no-deps -e .)")
+  env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "XLA_FLAGS")}
+  out = subprocess.run(
+    [command, "--help"], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
+  )
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert out.stdout.startswith("Train a language model.") and "--print_config" in out.stdout
+
+
 def test_docstrings_show_continued_commands_as_written():
   """A `\\` at a line's end in a docstring must be written `\\\\`: alone it joins the lines,
   and `--help` shows a run of spaces where the command continued."""
@@ -124,5 +138,9 @@ def test_a_relative_config_path_is_looked_for_here_then_in_the_project(tmp_path,
   (tmp_path / "experiments" / "configs").mkdir(parents=True)
   (tmp_path / bundled).write_text("")
   assert cli.find_config([f"--config={bundled}"]) == [f"--config={bundled}"]
+  assert cli.find_config(["--config", "experiments/configs/base.py"]) == [
+    "--config",
+    os.path.join(REPO, "experiments/configs/base.py"),
+  ]
   with pytest.raises(SystemExit, match=r"^error: --config=mine.py: no such file here or in "):
     cli.find_config(["--config=mine.py"])
