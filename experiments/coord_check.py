@@ -1,7 +1,7 @@
 """μP's coordinate check: mean |activation| per layer vs width after a few Adam steps, under the
 standard parametrization and under μP (lm/scaling/coord_check.py), as a plot.
 
-    python -m experiments.coord_check --out=coord_check.png [--widths=64,128,256,512,1024] \
+    python -m experiments.coord_check --out=coord_check.png [--widths=64,128,256,512,1024] \\
         [--block=llama] [--json=coord_check.json]
 
 Flat lines under μP and rising ones under the standard parametrization are what a correct
@@ -12,10 +12,10 @@ modern block (RMSNorm, SwiGLU, grouped-query attention, QK-norm, untied head).
 import dataclasses
 import json
 
-from absl import app, flags
+from absl import flags
 
 from experiments.configs import base
-from lm import logs
+from lm import cli, logs
 from lm.model.config import TransformerConfig
 from lm.scaling import coord_check, plots
 
@@ -87,5 +87,10 @@ def main(argv):
   print(f"wrote {_OUT.value}")
 
 
+def run() -> None:
+  """The `lm-coord-check` command."""
+  cli.run(main, __name__)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run()

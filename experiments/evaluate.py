@@ -10,7 +10,7 @@ accuracy, per-class precision / recall / F1 and the confusion matrix. Writes
 
 import json
 
-from absl import app, flags
+from absl import flags
 
 from lm import cli, logs
 from lm.infer import evaluation
@@ -103,5 +103,10 @@ def _rows(result: dict) -> list[tuple[str, str]]:
   return rows
 
 
+def run() -> None:
+  """The `lm-evaluate` command."""
+  cli.run(cli.one_line_errors(main), __name__)
+
+
 if __name__ == "__main__":
-  app.run(cli.one_line_errors(main))
+  run()

@@ -11,7 +11,7 @@ tanh, then a linear layer with a bias) having no Hugging Face form.
     python -m experiments.export_hf --workdir=runs/llama_style --out_dir=runs/llama_style_hf
 """
 
-from absl import app, flags
+from absl import flags
 
 from lm import cli, logs
 from lm.convert import hf
@@ -33,5 +33,10 @@ def main(argv):
   print(f"wrote {_OUT_DIR.value}")
 
 
+def run() -> None:
+  """The `lm-export-hf` command."""
+  cli.run(cli.one_line_errors(main), __name__)
+
+
 if __name__ == "__main__":
-  app.run(cli.one_line_errors(main))
+  run()

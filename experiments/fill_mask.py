@@ -1,12 +1,12 @@
 """Fill in the [MASK]s of a text with an encoder: a BERT run's workdir or Hugging Face BERT.
 
-    python -m experiments.fill_mask --workdir=runs/bert_shakespeare_char \
+    python -m experiments.fill_mask --workdir=runs/bert_shakespeare_char \\
         --text="ROMEO: I lo[MASK]e thee" --top_k=5
-    python -m experiments.fill_mask --hf_dir=/path/to/bert-base-uncased \
+    python -m experiments.fill_mask --hf_dir=/path/to/bert-base-uncased \\
         --text="[MASK] is a great language model" --top_k=5
 """
 
-from absl import app, flags
+from absl import flags
 
 from lm import cli, logs
 from lm.infer import fill_mask
@@ -39,5 +39,10 @@ def main(argv):
       print(f"  {prob:.4f}  {token!r}")
 
 
+def run() -> None:
+  """The `lm-fill-mask` command."""
+  cli.run(cli.one_line_errors(main), __name__)
+
+
 if __name__ == "__main__":
-  app.run(cli.one_line_errors(main))
+  run()

@@ -1,6 +1,6 @@
 """Fit scaling laws (Chinchilla Approaches 1, 2, 3) to a sweep's results or a published table.
 
-    python -m experiments.fit_scaling --results=runs/scaling/results.csv \
+    python -m experiments.fit_scaling --results=runs/scaling/results.csv \\
         --out=runs/scaling/fit.json --plots_dir=runs/scaling/plots --predict_flops=3.2e13
 
 N and C are counted as the sweep planned (the conventions in `sweep.json` beside the results:
@@ -34,7 +34,7 @@ from typing import Any
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from lm import cli
 from lm.scaling import (
@@ -224,5 +224,10 @@ def main(argv):
       print(f"wrote {path}")
 
 
+def run() -> None:
+  """The `lm-fit-scaling` command."""
+  cli.run(cli.one_line_errors(main), __name__)
+
+
 if __name__ == "__main__":
-  app.run(cli.one_line_errors(main))
+  run()

@@ -2,13 +2,13 @@
 `.jsonl` / `.csv` file (config.data.text_key, as the labelled data holds them). Writes one JSON
 line per text ({"text", "label", "probabilities"}) to --out, or prints "label<TAB>text".
 
-    python -m experiments.predict --workdir=runs/sst2_classifier --input=reviews.txt \
+    python -m experiments.predict --workdir=runs/sst2_classifier --input=reviews.txt \\
         --out=labels.jsonl
 """
 
 import json
 
-from absl import app, flags
+from absl import flags
 
 from lm import cli, logs
 from lm.data import labelled
@@ -57,5 +57,10 @@ def main(argv):
   )
 
 
+def run() -> None:
+  """The `lm-predict` command."""
+  cli.run(cli.one_line_errors(main), __name__)
+
+
 if __name__ == "__main__":
-  app.run(cli.one_line_errors(main))
+  run()

@@ -14,7 +14,7 @@ corpus, with workers or on a Beam cluster.
 import json
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
 from lm import cli, logs
@@ -48,11 +48,17 @@ def main(argv):
   print(json.dumps({"directory": data.directory, **data.manifest}, indent=1))
 
 
-if __name__ == "__main__":
+def run() -> None:
+  """The `lm-prepare-data` command."""
   flags.mark_flag_as_required("config")
-  app.run(
+  cli.run(
     cli.one_line_errors(
       main, (config_checks.ConfigError, DataError, EngineError, FileNotFoundError)
     ),
-    flags_parser=cli.parse_flags,
+    __name__,
+    cli.parse_flags,
   )
+
+
+if __name__ == "__main__":
+  run()

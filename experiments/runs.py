@@ -14,7 +14,7 @@ training FLOPs; a run it cannot read is left out with a warning line.
 
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from lm import cli
 from lm.runs import curves, listing, run_files
@@ -48,5 +48,10 @@ def main(argv):
   print(f"wrote {curves.plot(loaded, _X.value, _OUT.value, _LOG.value)}")
 
 
+def run() -> None:
+  """The `lm-runs` command."""
+  cli.run(cli.one_line_errors(main), __name__)
+
+
 if __name__ == "__main__":
-  app.run(cli.one_line_errors(main))
+  run()

@@ -1,7 +1,7 @@
 """Sample text from a trained run's latest (or given) checkpoint, or from Hugging Face weights
 (GPT-2 or the Llama family).
 
-    python -m experiments.sample --workdir=runs/shakespeare_char --prompt="ROMEO:" \
+    python -m experiments.sample --workdir=runs/shakespeare_char --prompt="ROMEO:" \\
         --num_samples=3 --max_new_tokens=300 --temperature=0.8 --top_k=40 --top_p=0.95
     python -m experiments.sample --hf_dir=/path/to/gpt2 --prompt="Hello, I'm a language model,"
     python -m experiments.sample --hf_dir=/path/to/llama --prompt_ids=1,15043 --temperature=0
@@ -75,5 +75,10 @@ def main(argv):
     print(" ".join(map(str, prompt + new)) if tok is None else tok.decode(prompt + new))
 
 
+def run() -> None:
+  """The `lm-sample` command."""
+  cli.run(cli.one_line_errors(main), __name__)
+
+
 if __name__ == "__main__":
-  app.run(cli.one_line_errors(main))
+  run()

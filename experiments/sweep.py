@@ -35,7 +35,7 @@ the prediction (fit_scaling then prints and plots it).
 import os
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
 from lm import cli, logs
@@ -137,5 +137,10 @@ def main(argv):
   logging.info("%d runs in %s/%s", len(rows), _WORKDIR.value, results.RESULTS_CSV)
 
 
+def run() -> None:
+  """The `lm-sweep` command."""
+  cli.run(main, __name__, cli.parse_flags)
+
+
 if __name__ == "__main__":
-  app.run(main, flags_parser=cli.parse_flags)
+  run()

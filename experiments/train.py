@@ -1,7 +1,8 @@
 """Train a language model.
 
-    python -m experiments.train --config=experiments/configs/shakespeare_char.py \
+    python -m experiments.train --config=experiments/configs/shakespeare_char.py \\
         --workdir=runs/shakespeare_char [--config.model.num_layers=6 ...]
+    python -m experiments.train --config=experiments/configs/llama_style.py --print_config
 
 Running again with the same workdir continues from its newest checkpoint that restores; a
 config that changes what the run trains (steps, schedule, data, ...) is refused unless
@@ -25,17 +26,23 @@ early_signals.remember()  # before the imports: a SIGTERM from now on stops the 
 import sys
 
 import jax
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
 from lm import cli, logs
 from lm.data.local_text import DataError
 from lm.runtime import compile_cache, distributed
-from lm.training import checkpoint, config_checks, exit_status, loop
+from lm.training import checkpoint, config_checks, exit_status, loop, optim
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, cli.CONFIG_HELP, lock_config=True)
 _WORKDIR = flags.DEFINE_string(
-  "workdir", None, "Directory for checkpoints and metrics.", required=True
+  "workdir", None, "Directory for checkpoints and metrics (required unless --print_config)."
+)
+_PRINT_CONFIG = flags.DEFINE_bool(
+  "print_config",
+  False,
+  "Print the config a run would train with (after the overrides and the config checks), as "
+  "the run's config.json would hold it, and exit without training.",
 )
 _COORDINATOR = flags.DEFINE_string(
   "coordinator_address", None, "HOST:PORT of process 0, for multi-process runs."
@@ -55,13 +62,31 @@ _CACHE = flags.DEFINE_string(
   "programs are kept for the next run of the same shapes (default: $LM_CACHE_DIR/jax, else "
   "~/.cache/lm/jax; '': none).",
 )
-flags.mark_flags_as_required(["config", "workdir"])
+flags.mark_flag_as_required("config")
+flags.register_multi_flags_validator(
+  ["workdir", "print_config"],
+  lambda values: values["workdir"] is not None or values["print_config"],
+  "--workdir is required (except with --print_config)",
+)
+
+
+def print_config(config) -> None:
+  """Prints `config` as a run would save it in config.json, after the config checks and with
+  the warnings a run would log."""
+  config_checks.check(config, jax.device_count(), jax.process_count())
+  warning = optim.learning_rate_warning(config.optim)
+  if warning:
+    print(f"warning: {warning}", file=sys.stderr)
+  print(config.to_json_best_effort(indent=2))
 
 
 def main(argv):
   del argv
   logging.set_verbosity(max(logging.get_verbosity(), logging.INFO))  # a raised --verbosity stays
   logs.quiet_libraries()
+  if _PRINT_CONFIG.value or _WORKDIR.value is None:  # None only with --print_config
+    print_config(_CONFIG.value)
+    return
   compile_cache.use(compile_cache.default_dir() if _CACHE.value is None else _CACHE.value)
   several = distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   if several and jax.process_index() != 0:
@@ -77,8 +102,9 @@ def main(argv):
     sys.exit(exit_status.PREEMPTED)
 
 
-if __name__ == "__main__":
-  app.run(
+def run() -> None:
+  """The `lm-train` command."""
+  cli.run(
     cli.one_line_errors(
       main,
       (
@@ -89,5 +115,10 @@ if __name__ == "__main__":
       ),
       where=lambda: _WORKDIR.value,
     ),
-    flags_parser=cli.parse_flags,
+    __name__,
+    cli.parse_flags,
   )
+
+
+if __name__ == "__main__":
+  run()

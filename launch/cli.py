@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 
@@ -12,6 +13,16 @@ def split_train_args(argv: list[str] | None) -> tuple[list[str], list[str]]:
   return argv[:split], argv[split + 1 :]
 
 
-def first_line(doc: str | None) -> str:
-  """A launcher's description: the first line of its module docstring (none under -OO)."""
-  return (doc or "").split("\n")[0]
+def parser(doc: str | None) -> argparse.ArgumentParser:
+  """A launcher's parser, whose `--help` shows its module docstring as written: the commands
+  and what goes to `experiments.train` after `--` (none under -OO)."""
+  return argparse.ArgumentParser(
+    description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
+
+
+def with_train_flags(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+  """`p`, its arguments added, with a usage line that ends in `[-- TRAIN_FLAGS ...]`: the
+  training command's flags follow `--`."""
+  p.usage = p.format_usage().removeprefix("usage: ").rstrip() + " [-- TRAIN_FLAGS ...]"
+  return p

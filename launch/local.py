@@ -1,6 +1,6 @@
 """Runs N training processes on this machine, each with M forced CPU devices.
 
-    python -m launch.local --num_processes=2 --devices_per_process=4 -- \
+    python -m launch.local --num_processes=2 --devices_per_process=4 -- \\
         --config=experiments/configs/shakespeare_char.py --workdir=runs/mp
 
 Everything after `--` goes to `python -m experiments.train`. Output lines are prefixed `[pI]`.
@@ -13,7 +13,6 @@ process, which save a checkpoint at one agreed step and exit; the launcher then 
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import itertools
 import os
@@ -25,7 +24,8 @@ import sys
 import threading
 import time
 
-from launch.cli import first_line, split_train_args
+from launch import cli
+from launch.cli import split_train_args
 from lm.runs import run_files
 from lm.training import exit_status
 
@@ -254,13 +254,13 @@ def launch(
 
 def main(argv: list[str] | None = None) -> int:
   own, train_args = split_train_args(argv)
-  parser = argparse.ArgumentParser(description=first_line(__doc__))
+  parser = cli.parser(__doc__)
   parser.add_argument("--num_processes", type=int, default=2)
   parser.add_argument("--devices_per_process", type=int, default=1)
   parser.add_argument(
     "--grace_s", type=float, default=30.0, help="seconds the others get to exit after one fails"
   )
-  args = parser.parse_args(own)
+  args = cli.with_train_flags(parser).parse_args(own)
   return launch(train_args, args.num_processes, args.devices_per_process, args.grace_s)
 
 

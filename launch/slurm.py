@@ -1,6 +1,6 @@
 """Renders a Slurm batch script that trains with one process per GPU, and submits it.
 
-    python -m launch.slurm --nodes=2 --gpus_per_node=8 --partition=gpu --dry-run -- \
+    python -m launch.slurm --nodes=2 --gpus_per_node=8 --partition=gpu --dry-run -- \\
         --config=experiments/configs/gpt2_124m.py --workdir=/shared/runs/gpt2
 
 `--dry-run` prints the script; otherwise it is written to `--script` and passed to `sbatch`.
@@ -23,7 +23,8 @@ import shlex
 import subprocess
 import sys
 
-from launch.cli import first_line, split_train_args
+from launch import cli
+from launch.cli import split_train_args
 from lm.training import exit_status
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -82,7 +83,7 @@ def render(args) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-  p = argparse.ArgumentParser(description=first_line(__doc__))
+  p = cli.parser(__doc__)
   p.add_argument("--job_name", default="lm")
   p.add_argument("--nodes", type=int, default=1)
   p.add_argument("--gpus_per_node", type=int, default=8)
@@ -101,7 +102,7 @@ def parser() -> argparse.ArgumentParser:
   p.add_argument("--python", default=".venv/bin/python")
   p.add_argument("--script", default="train.sbatch", help="where the script is written")
   p.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true")
-  return p
+  return cli.with_train_flags(p)
 
 
 def main(argv: list[str] | None = None) -> int:

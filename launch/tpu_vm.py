@@ -3,7 +3,7 @@ stop, delete. `--dry-run` prints the exact commands instead of running them.
 
     python -m launch.tpu_vm --name=lm-v5e --zone=us-west4-a --accelerator_type=v5e-16 create
     python -m launch.tpu_vm --name=lm-v5e --zone=us-west4-a install
-    python -m launch.tpu_vm --name=lm-v5e --zone=us-west4-a train -- \
+    python -m launch.tpu_vm --name=lm-v5e --zone=us-west4-a train -- \\
         --config=experiments/configs/gpt2_124m.py --workdir=gs://bucket/runs/gpt2
     python -m launch.tpu_vm --name=lm-v5e --zone=us-west4-a logs --follow
     python -m launch.tpu_vm --name=lm-v5e --zone=us-west4-a stop
@@ -27,9 +27,11 @@ import shlex
 import subprocess
 import sys
 
-from launch.cli import first_line, split_train_args
+from launch import cli
+from launch.cli import split_train_args
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LOCK = "requirements.lock"  # the pinned versions `install` puts on the workers
 REMOTE_DIR = "~/lm"
 REMOTE_LOG = "~/lm/train.log"
 REMOTE_PID = "~/lm/train.pid"  # the training process of the last `train` on each worker
@@ -93,7 +95,7 @@ def commands(args) -> list[list[str]]:
       _tpu(
         args, "tpu-vm", "scp", "--recurse", *_sources(), f"{args.name}:{REMOTE_DIR}", "--worker=all"
       ),
-      _ssh(args, f"cd {REMOTE_DIR} && python3 -m pip install -q -e '.[tpu]'"),
+      _ssh(args, install_command()),
     ]
   if args.action == "train":
     return [_ssh(args, detached_train(args.train_args))]
@@ -140,14 +142,33 @@ def detached_train(train_args: list[str]) -> str:
   )
 
 
+def locked_version(package: str) -> str:
+  """`package`'s version pinned in requirements.lock."""
+  with open(os.path.join(REPO, LOCK)) as f:
+    for line in f:
+      name, _, version = line.strip().partition("==")
+      if name.lower() == package:
+        return version
+  raise ValueError(f"{LOCK} pins no {package}")
+
+
+def install_command() -> str:
+  """What `install` runs on each worker, as the Makefile installs: the pinned lock, then JAX's
+  TPU runtime at the lock's JAX version and the gs:// packages (what the lock pins held to its
+  versions), then this project without its dependencies."""
+  pip = "python3 -m pip install -q"
+  tpu = shlex.join([f"jax[tpu]=={locked_version('jax')}", "gcsfs", "google-cloud-storage"])
+  return f"cd {REMOTE_DIR} && {pip} -r {LOCK} && {pip} -c {LOCK} {tpu} && {pip} --no-deps -e ."
+
+
 def _sources() -> list[str]:
   """The project's files that the workers need (not .venv, runs or results)."""
-  names = ("pyproject.toml", "README.md", "lm", "experiments", "data")
+  names = ("pyproject.toml", LOCK, "README.md", "lm", "experiments", "launch", "data")
   return [os.path.join(REPO, p) for p in names]
 
 
 def parser() -> argparse.ArgumentParser:
-  p = argparse.ArgumentParser(description=first_line(__doc__))
+  p = cli.parser(__doc__)
   p.add_argument("--name", required=True, help="TPU VM (and queued resource) name")
   p.add_argument("--zone", required=True)
   p.add_argument("--project", default="", help="default: gcloud's configured project")
@@ -160,7 +181,7 @@ def parser() -> argparse.ArgumentParser:
   p.add_argument("--follow", action="store_true")
   p.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true")
   p.add_argument("action", choices=("create", "install", "train", "logs", "stop", "delete"))
-  return p
+  return cli.with_train_flags(p)
 
 
 def main(argv: list[str] | None = None) -> int:

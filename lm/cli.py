@@ -12,13 +12,44 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 
-from absl import flags
+from absl import app, flags
+
+from lm.runtime import paths
 
 CONFIG_HELP = (
-  "A config file, e.g. experiments/configs/shakespeare_char.py. Override any field "
-  "with --config.<section>.<field>=VALUE; every field, its default and what it "
-  "does: experiments/configs/base.py."
+  "A config file, e.g. experiments/configs/shakespeare_char.py (a relative path that is not "
+  "found here is looked for in the installed project, so the bundled configs work from any "
+  "directory). Override any field with --config.<section>.<field>=VALUE; every field, its "
+  "default and what it does: experiments/configs/base.py."
 )
+
+
+# absl's flags that print the help and exit.
+HELP_FLAGS = frozenset({"--help", "-?", "--helpshort", "--helpfull"})
+
+
+def run(
+  main: Callable[[list[str]], None],
+  module: str,
+  flags_parser: Callable[[list[str]], list[str]] | None = None,
+) -> None:
+  """absl's `app.run(main)` for the entry point `module` (its `__name__`): `--help` shows the
+  module's docstring and flags also when it is started as a console script (`lm-train`), whose
+  `__main__` is the script, not the module, and exits 0 after it (absl's exit status is 1)."""
+  entry, script = sys.modules[module], sys.modules["__main__"]
+  if entry is not script:
+    script.__doc__ = entry.__doc__
+    for flag in flags.FLAGS.get_key_flags_for_module(module):
+      flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+  try:
+    if flags_parser is None:
+      app.run(main)
+    else:
+      app.run(main, flags_parser=flags_parser)
+  except SystemExit as e:
+    if e.code == 1 and HELP_FLAGS.intersection(sys.argv[1:]):
+      sys.exit(0)
+    raise
 
 
 def parse_flags(argv: Sequence[str]) -> list[str]:
@@ -32,7 +63,7 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
       "experiments/configs/base.py)"
     )
   try:
-    return flags.FLAGS(list(argv))
+    return flags.FLAGS(find_config(list(argv)))
   except flags.Error as e:
     sys.exit(f"error: {e}")
   except (AttributeError, KeyError) as e:  # ml_collections: no such field
@@ -49,6 +80,30 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
     )
     hint = f'; did you mean "{suggestion.group(1)}"?' if suggestion else ""
     sys.exit(f"error: {override}: the config has no field {field!r}{hint}")
+
+
+def find_config(argv: list[str]) -> list[str]:
+  """`argv` with its `--config=PATH[:ARGS]` (or `--config PATH[:ARGS]`) pointed into
+  paths.PROJECT_ROOT where PATH is relative and names no file here but one there (a bundled
+  config run from outside the repository); a PATH found in neither place ends the process with
+  one `error:` line."""
+  out = list(argv)
+  for i, arg in enumerate(out):
+    if arg.startswith("--config="):
+      out[i] = "--config=" + _found_config(arg.removeprefix("--config="))
+    elif arg == "--config" and i + 1 < len(out):
+      out[i + 1] = _found_config(out[i + 1])
+  return out
+
+
+def _found_config(value: str) -> str:
+  path, colon, args = value.partition(":")
+  if os.path.isfile(path):
+    return value
+  bundled = os.path.join(paths.PROJECT_ROOT, path)
+  if os.path.isabs(path) or not os.path.isfile(bundled):
+    sys.exit(f"error: --config={path}: no such file here or in {paths.PROJECT_ROOT}")
+  return f"{bundled}{colon}{args}"
 
 
 def no_space_left(e: BaseException, where: str | None = None) -> str | None:

@@ -44,7 +44,9 @@ def data_config() -> ml_collections.ConfigDict:
   data.sample_seed = 0  # seeds the held-out documents and the tokenizer's training sample
   data.encoding = "utf-8"  # local files' text encoding, decoded strictly (e.g. 'latin-1')
   data.decode_errors = "strict"  # 'strict': a byte that does not decode fails; 'replace': U+FFFD
-  data.data_dir = "~/tensorflow_datasets"  # TFDS data and the token caches
+  # TFDS data and the token caches: gs://, absolute or ~; a relative path lies under $LM_CACHE_DIR
+  # (default ~/.cache/lm), wherever the command runs
+  data.data_dir = "~/tensorflow_datasets"
   data.tokenizer = "char"  # 'char', 'sentencepiece' or 'bpe' (byte-level, GPT-2's scheme)
   data.vocab_size = 8192  # 'sentencepiece' and 'bpe', specials included ('char': its corpus')
   # sentencepiece, bpe: characters of train documents to learn from (a seeded sample)
@@ -127,7 +129,8 @@ def optim_config() -> ml_collections.ConfigDict:
   optim = ml_collections.ConfigDict()
   # 'adamw', 'muon' (hidden matrices; AdamW for the rest), 'adafactor' or 'lion'
   optim.name = "adamw"
-  optim.learning_rate = 1e-3  # muon: the hidden matrices' (e.g. 0.02)
+  # AdamW's; muon: the hidden matrices' (0.02), lion: 3-10x less (a run at AdamW's 1e-3 warns)
+  optim.learning_rate = 1e-3
   optim.adam_learning_rate = 0.0  # muon: the AdamW part's peak learning rate; 0: learning_rate
   # 'constant', 'linear', 'cosine', 'wsd' (warmup-stable-decay, a linear cooldown) or 'wsd_sqrt' (a
   # 1-sqrt cooldown)

@@ -17,7 +17,7 @@ def get_config():
   c.data.dataset = "local"
   c.data.path = "data/tiny_shakespeare.txt"
   c.data.tokenizer = "char"
-  c.data.data_dir = "runs/data"
+  c.data.data_dir = "data"  # under $LM_CACHE_DIR (~/.cache/lm): base.py
   c.data.seq_len = 64
   c.model.max_seq_len = 64
   c.data.batch_size = 12

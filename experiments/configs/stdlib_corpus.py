@@ -14,4 +14,4 @@ def use(c) -> None:
   c.data.exclude = ("site-packages/*", "*/__pycache__/*")
   c.data.decode_errors = "replace"  # 4 of its tests are latin-1 / KOI8-R on purpose
   c.data.tokenizer = "char"
-  c.data.data_dir = "runs/data"
+  c.data.data_dir = "data"  # under $LM_CACHE_DIR (~/.cache/lm): base.py

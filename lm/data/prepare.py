@@ -369,8 +369,9 @@ class _Progress:
 
 
 def data_root(data: Any) -> epath.Path:
-  """config.data.data_dir: a local folder (~ expanded) or a gs:// one."""
-  return paths.run_path(data.data_dir)
+  """config.data.data_dir: a local folder (a relative one under the user's cache, ~ expanded)
+  or a gs:// one (paths.data_dir)."""
+  return paths.data_dir(data.data_dir)
 
 
 def prepare(

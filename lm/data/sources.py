@@ -6,19 +6,20 @@ gives random access without TensorFlow.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from typing import Any
 
 import tensorflow_datasets as tfds
 
 from lm import logs
+from lm.runtime import paths
 
 LOCAL = "local"
 
 
 def data_dir(data_cfg) -> str:
-  return os.path.abspath(os.path.expanduser(data_cfg.data_dir))
+  """TFDS's data folder: config.data.data_dir (paths.data_dir)."""
+  return str(paths.data_dir(data_cfg.data_dir))
 
 
 def check_dataset_name(name: str) -> None:

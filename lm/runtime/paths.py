@@ -19,11 +19,22 @@ import time
 from etils import epath
 
 REMOTE_SCHEMES = ("gs", "s3")
+# The folder that holds the installed `lm` and, beside it, `experiments` (the bundled configs):
+# the repository for a checkout or an editable install, else site-packages.
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def user_cache_dir() -> pathlib.Path:
   """This project's per-user cache folder: `$LM_CACHE_DIR`, else ~/.cache/lm."""
   return pathlib.Path(os.environ.get("LM_CACHE_DIR") or pathlib.Path.home() / ".cache" / "lm")
+
+
+def data_dir(path: str) -> epath.Path:
+  """config.data.data_dir's folder: an object-store URI, or an absolute or ~ path, as given; a
+  relative one under user_cache_dir(), so the data lands in one place wherever a command runs."""
+  if is_remote(path):
+    return epath.Path(path)
+  return epath.Path(user_cache_dir()).absolute() / epath.Path(path).expanduser()
 
 
 def is_remote(path: str | epath.Path) -> bool:

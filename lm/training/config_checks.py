@@ -255,9 +255,16 @@ def _check_data(data, model) -> None:
   except ValueError as e:
     raise ConfigError(str(e)) from None
   if data.dataset == sources.LOCAL and not (paths.is_remote(data.path) or is_glob(data.path)):
+    bundled = os.path.join(paths.PROJECT_ROOT, data.path)
+    where = (
+      f" here; the repository's is {bundled} (run from {paths.PROJECT_ROOT}, or set "
+      f"--config.data.path={bundled})"
+      if not os.path.isabs(data.path) and os.path.exists(bundled)
+      else ""
+    )
     _require(
       os.path.exists(os.path.expanduser(data.path)),
-      f"config.data.path={data.path!r} does not exist",
+      f"config.data.path={data.path!r} does not exist{where}",
     )
 
 

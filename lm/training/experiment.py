@@ -4,6 +4,7 @@ start from pretrained weights (`config.init_from`)."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Any
 
 import jax
@@ -15,9 +16,11 @@ from lm.model import config as model_config
 from lm.model.config import TransformerConfig
 from lm.runs import loading
 from lm.runtime import distributed, sharding
-from lm.training import config_checks
+from lm.training import config_checks, optim
 from lm.training.objectives import Objective, objective_for
 from lm.training.step import StateLayout, TrainState, state_layout
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -134,6 +137,9 @@ def build(config, mesh: Mesh | None = None) -> Experiment:
   model, optimizer and shardings over the mesh; nothing is written to the run's workdir."""
   num_devices = mesh.size if mesh is not None else jax.device_count()
   config_checks.check(config, num_devices, jax.process_count())
+  warning = optim.learning_rate_warning(config.optim)
+  if warning:
+    log.warning(warning)
   mesh = mesh if mesh is not None else sharding.make_mesh(config.mesh)
   pretrained = loading.load_pretrained(config.init_from) if config.init_from else None
   if pretrained is None:

@@ -39,6 +39,21 @@ def test_dry_run_prints_the_gcloud_commands(capsys, acc, zone, gcloud_acc, runti
   assert delete == f"gcloud compute tpus tpu-vm delete lm --quiet --zone={zone}"
 
 
+def test_install_puts_the_locked_versions_on_the_workers(capsys):
+  [_, copy, install] = _lines(capsys, "--zone=z", "install")
+  assert "/requirements.lock " in copy
+  remote = next(a for a in shlex.split(install) if a.startswith("--command="))
+  steps = remote.removeprefix("--command=cd ~/lm && ").split(" && ")
+  pip = "python3 -m pip install -q"
+  assert steps[0] == f"{pip} -r requirements.lock"
+  # JAX's TPU runtime at the lock's JAX, everything the lock pins held to it.
+  with open(os.path.join(tpu_vm.REPO, "requirements.lock")) as f:
+    [jax] = [line.strip() for line in f if line.startswith("jax==")]
+  assert steps[1].startswith(f"{pip} -c requirements.lock 'jax[tpu]=={jax.split('==')[1]}' ")
+  assert steps[2] == f"{pip} --no-deps -e ."
+  assert len(steps) == 3
+
+
 def test_queued_resource(capsys):
   [create] = _lines(
     capsys, "--zone=us-west4-a", "--accelerator_type=v5e-16", "--queued", "--spot", "create"

@@ -26,6 +26,25 @@ def test_run_path_keeps_uris_and_makes_local_paths_absolute(tmp_path, monkeypatc
   assert paths.is_remote("s3://b/x") and not paths.is_remote("/tmp/gs://x")
 
 
+def test_a_relative_data_dir_lies_in_the_user_cache_wherever_the_command_runs(
+  tmp_path, monkeypatch
+):
+  from experiments.configs import base
+  from lm.data import prepare, sources
+
+  monkeypatch.setenv("LM_CACHE_DIR", str(tmp_path / "cache"))
+  data = base.get_config().data
+  for cwd in ("a", "b"):
+    (tmp_path / cwd).mkdir()
+    monkeypatch.chdir(tmp_path / cwd)
+    data.data_dir = "data"
+    assert str(prepare.data_root(data)) == sources.data_dir(data) == str(tmp_path / "cache/data")
+  data.data_dir = str(tmp_path / "mine")
+  assert str(prepare.data_root(data)) == sources.data_dir(data) == str(tmp_path / "mine")
+  data.data_dir = "gs://b/data"
+  assert str(prepare.data_root(data)) == sources.data_dir(data) == "gs://b/data"
+
+
 def test_metrics_on_gcs_keep_every_row_across_a_resume(fake_gcs):
   writer = metrics.MetricWriter(fake_gcs)
   for step in (1, 2):

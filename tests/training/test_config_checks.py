@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from conftest import REPO
@@ -87,6 +89,18 @@ def test_bad_config_fails_naming_the_field(tiny_config, field, value, message):
   tiny_config[section][name] = value
   with pytest.raises(config_checks.ConfigError, match=message):
     config_checks.check(tiny_config, num_devices=8)
+
+
+def test_a_missing_relative_data_path_names_the_repositorys(tiny_config, tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  tiny_config.data.path = "data/tiny_shakespeare.txt"
+  bundled = os.path.join(REPO, "data", "tiny_shakespeare.txt")
+  with pytest.raises(config_checks.ConfigError) as error:
+    config_checks.check(tiny_config, num_devices=1)
+  assert str(error.value) == (
+    "config.data.path='data/tiny_shakespeare.txt' does not exist here; the repository's is "
+    f"{bundled} (run from {REPO}, or set --config.data.path={bundled})"
+  )
 
 
 def test_document_masking_is_for_decoder_language_models(tiny_config):

@@ -127,3 +127,34 @@ def test_each_optimizer_learns_and_resumes_bitwise(tiny_config, tmp_path, name, 
     row["loss"] for row in metrics.read_metrics(str(tmp_path / "straight")) if "loss" in row
   ]
   assert np.mean(losses[-3:]) < losses[0] - 0.05, losses
+
+
+@pytest.mark.parametrize(
+  "fields, names",
+  [
+    ({"name": "adamw"}, None),
+    ({"name": "adafactor"}, None),
+    ({"name": "muon"}, "--config.optim.learning_rate=0.02 --config.optim.adam_learning_rate"),
+    ({"name": "muon", "learning_rate": 0.02}, "--config.optim.adam_learning_rate=0.001"),
+    ({"name": "muon", "learning_rate": 0.02, "adam_learning_rate": 1e-3}, None),
+    ({"name": "lion"}, "--config.optim.learning_rate=1e-4 --config.optim.weight_decay"),
+    ({"name": "lion", "learning_rate": 1e-4}, None),
+  ],
+)
+def test_a_learning_rate_of_another_optimizers_scale_warns_naming_the_fields(fields, names):
+  warning = optim.learning_rate_warning(_cfg(**fields))
+  assert warning == names if names is None else names in warning and "\n" not in warning
+
+
+def test_a_run_logs_the_learning_rate_warning(tiny_config, caplog):
+  import jax
+
+  from lm.runtime import sharding
+  from lm.training import experiment
+
+  tiny_config.optim.name = "muon"
+  with caplog.at_level("WARNING", logger="lm.training.experiment"):
+    experiment.build(tiny_config, sharding.make_mesh(tiny_config.mesh, jax.devices()[:1]))
+  assert [r.getMessage() for r in caplog.records] == [
+    optim.learning_rate_warning(tiny_config.optim)
+  ]
