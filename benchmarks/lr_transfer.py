@@ -3,12 +3,14 @@ the standard parametrization and under μP (lm/model/mup.py), on character-level
 Shakespeare, on CPU.
 
     python -m benchmarks.lr_transfer [--widths=32,64,128,256] [--steps=200] [--batch_size=8] \
-        [--out=benchmarks/results/lr_transfer_cpu.json] [--plot=benchmarks/results/lr_transfer.png]
+        [--mup_output_multiplier=1] [--out=benchmarks/results/lr_transfer_cpu.json] \
+        [--plot=benchmarks/results/lr_transfer.png]
 
 Every run has the same depth, heads (so head_dim grows with width), data order, steps and
 tokens; only the width, the parametrization and the peak learning rate change (AdamW, warmup
 then cosine, base.py's other optimizer defaults). μP's base width is the smallest width, where
-the two parametrizations are the same model. The final loss is over the first `--eval_tokens`
+the two parametrizations are the same model unless `--mup_output_multiplier` (μP's alpha, tuned
+at the base width) is other than 1. The final loss is over the first `--eval_tokens`
 tokens of the validation split. The table gives, per parametrization and width, the best
 learning rate of the grid and how many grid steps it sits from the base width's best. Rows are
 written after every run and an interrupted sweep with the same settings resumes.
@@ -43,6 +45,9 @@ _LRS = flags.DEFINE_list(
   "Peak learning rates (a factor of 2 apart).",
 )
 _PARAMETRIZATIONS = flags.DEFINE_list("parametrizations", ["standard", "mup"], "")
+_ALPHA = flags.DEFINE_float(
+  "mup_output_multiplier", 1.0, "μP's logits multiplier at the base width (model config's)."
+)
 _LAYERS = flags.DEFINE_integer("num_layers", 2, "Depth, the same at every width.")
 _HEADS = flags.DEFINE_integer("num_heads", 4, "Heads, the same at every width.")
 _STEPS = flags.DEFINE_integer("steps", 200, "Training steps.")
@@ -61,6 +66,7 @@ def _settings() -> dict:
     "widths": [int(w) for w in _WIDTHS.value],
     "learning_rates": [float(x) for x in _LRS.value],
     "parametrizations": _PARAMETRIZATIONS.value,
+    "mup_output_multiplier": _ALPHA.value,
     "num_layers": _LAYERS.value,
     "num_heads": _HEADS.value,
     "steps": _STEPS.value,
@@ -72,11 +78,18 @@ def _settings() -> dict:
 
 
 def _rows_so_far(settings: dict) -> list[dict]:
+  """The rows of an earlier sweep with these settings; of one that differs only in μP's output
+  multiplier, its standard parametrization's rows."""
   if not os.path.exists(_OUT.value):
     return []
   with open(_OUT.value) as f:
     old = json.load(f)
-  return old["rows"] if old.get("settings") == settings else []
+  old_settings = {"mup_output_multiplier": 1.0, **old.get("settings", {})}
+  if old_settings == settings:
+    return old["rows"]
+  if {**old_settings, "mup_output_multiplier": settings["mup_output_multiplier"]} == settings:
+    return [r for r in old["rows"] if r["parametrization"] == "standard"]
+  return []
 
 
 def best_steps(rows: list[dict], learning_rates: list[float]) -> dict[str, dict[int, dict]]:
@@ -122,6 +135,7 @@ def main(argv):
     position="rotary",
     base_width=widths[0],
     base_head_dim=widths[0] // _HEADS.value,
+    mup_output_multiplier=_ALPHA.value,
   )
   rows = _rows_so_far(settings)
   done = {(r["parametrization"], r["width"], r["learning_rate"]): r for r in rows}
@@ -132,7 +146,8 @@ def main(argv):
       for lr in lrs:
         if (p, width, lr) in done:
           continue
-        if p == "mup" and width == widths[0] and ("standard", width, lr) in done:
+        at_base = p == "mup" and width == widths[0] and _ALPHA.value == 1.0
+        if at_base and ("standard", width, lr) in done:
           # At its base width μP is the standard model, bit for bit (tests/model/test_mup.py).
           rows.append({**done[("standard", width, lr)], "parametrization": p, "wall_s": 0.0})
           continue

@@ -96,6 +96,9 @@ def model_config() -> ml_collections.ConfigDict:
   model.parametrization = "standard"
   model.base_width = 0  # mup: the d_model the learning rate was tuned at
   model.base_head_dim = 0  # mup: the head_dim at that width (attention logits' scale)
+  # mup: the logits' multiplier alpha, tuned at base_width with the learning rate (logits are
+  # alpha / m times the head's output at width m * base_width); 1: untuned
+  model.mup_output_multiplier = 1.0
   return model
 
 

@@ -71,6 +71,7 @@ class TransformerConfig:
   parametrization: Literal["standard", "mup"] = "standard"  # 'mup': lm/model/mup.py
   base_width: int = 0  # μP: the d_model its learning rate was tuned at
   base_head_dim: int = 0  # μP: the head_dim its learning rate was tuned at
+  mup_output_multiplier: float = 1.0  # μP: the logits' multiplier, tuned at base_width
 
   @property
   def head_dim(self) -> int:

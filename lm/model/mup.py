@@ -12,7 +12,7 @@ are lm/model/layers.py's INIT_STD (0.02) and POSITION_INIT_STD (0.01):
     MLP in/gate/out; residual outputs
     keep their extra 1 / sqrt(2 layers))
   vectors (norm gains, biases)            unchanged (1, 0)       unchanged
-  unembedding (tied or untied)            unchanged (0.02)       unchanged  logits / m
+  unembedding (tied or untied)            unchanged (0.02)       unchanged  alpha logits / m
   attention logits                                                          q.k sqrt(b) / head_dim
 
 This is Tensor Programs V's Adam table (hidden weights: init variance and Adam LR both
@@ -24,11 +24,17 @@ gradient's scale, move by lr / m per step: the table's output row. A tied embedd
 input weights (constant init and LR) and, in this form, the output weights (also constant, the
 1/m in the multiplier), so tied and untied are treated alike and the embedding's LR is lr.
 
+alpha (`mup_output_multiplier`) is Tensor Programs V's output multiplier: a hyperparameter of the
+base width, tuned there with the learning rate and carried to every width like it. Left at 1, the
+base model's logits are SP's, which at small base widths are too weak: on the CPU transfer
+benchmark (benchmarks/README.md, μP) alpha = 8 at base width 32 lowers the base's loss by 0.13
+and makes every wider model better than the narrower, which alpha = 1 did not.
+
 Width is d_model: mlp_dim and num_heads * head_dim are taken to grow with it (a fixed MLP
 ratio), so every hidden matrix's fan-in grows by m. Weight decay is decoupled and scaled with
 each parameter's learning rate (lr / m * weight_decay for hidden matrices), as in AdamW.
-At d_model == base_width and head_dim == base_head_dim every factor is exactly 1: the model and
-its optimizer are SP's.
+At d_model == base_width, head_dim == base_head_dim and alpha = 1 every factor is exactly 1: the
+model and its optimizer are SP's.
 """
 
 from __future__ import annotations
@@ -55,8 +61,11 @@ def hidden_init_scale(cfg: TransformerConfig) -> float:
 
 
 def output_multiplier(cfg: TransformerConfig) -> float:
-  """The factor on the output logits: 1 / m."""
-  return 1.0 / width_multiplier(cfg)
+  """The factor on the output logits: alpha / m, alpha the base width's tuned multiplier
+  (`mup_output_multiplier`); 1 under the standard parametrization."""
+  if cfg.parametrization != "mup":
+    return 1.0
+  return cfg.mup_output_multiplier / width_multiplier(cfg)
 
 
 def attention_scale(cfg: TransformerConfig) -> float:

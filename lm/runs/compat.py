@@ -27,6 +27,14 @@ ADDED_FIELDS: dict[str, Any] = {
   "scaling.noise_seeds": (),
   "scaling.verify_seeds": (),  # one verification run
   "scaling.lr_horizon_power": 0.0,  # the trials' learning rate at every horizon
+  "model.mup_output_multiplier": 1.0,  # μP's logits / m
+}
+
+# Fields added after the committed studies' runs were hashed (lm/scaling/results.py): at the
+# value those runs trained with, a run's identity leaves them out, so adding them renamed no
+# finished run.
+NEUTRAL_IN_IDENTITY: dict[str, Any] = {
+  "model.mup_output_multiplier": 1.0,
 }
 
 

@@ -58,8 +58,8 @@ log = logging.getLogger(__name__)
 
 
 def identity(fields: dict[str, Any]) -> dict[str, Any]:
-  """A config's fields (`ConfigDict.to_dict()`) without FIELDS_OUTSIDE_IDENTITY: what a run
-  trains."""
+  """A config's fields (`ConfigDict.to_dict()`) without FIELDS_OUTSIDE_IDENTITY, nor the fields
+  of compat.NEUTRAL_IN_IDENTITY at their neutral value: what a run trains."""
   fields = {k: dict(v) if isinstance(v, dict) else v for k, v in fields.items()}
   for name in FIELDS_OUTSIDE_IDENTITY:
     section, _, field = name.partition(".")
@@ -67,6 +67,10 @@ def identity(fields: dict[str, Any]) -> dict[str, Any]:
       fields.get(section, {}).pop(field, None)
     else:
       fields.pop(section, None)
+  for name, neutral in compat.NEUTRAL_IN_IDENTITY.items():
+    section, _, field = name.partition(".")
+    if fields.get(section, {}).get(field, neutral) == neutral:
+      fields.get(section, {}).pop(field, None)
   return fields
 
 

@@ -128,7 +128,16 @@ def _check_positions(model) -> None:
 def _check_parametrization(model, optim_cfg) -> None:
   _require_one_of("model", "parametrization", model.parametrization, PARAMETRIZATIONS)
   if model.parametrization != "mup":
+    _require(
+      model.mup_output_multiplier == 1.0,
+      f"config.model.mup_output_multiplier={model.mup_output_multiplier} is μP's "
+      "(config.model.parametrization='mup'); the standard parametrization has none",
+    )
     return
+  _require(
+    model.mup_output_multiplier > 0,
+    f"config.model.mup_output_multiplier={model.mup_output_multiplier} must be > 0",
+  )
   _require(
     model.base_width > 0 and model.base_head_dim > 0,
     f"config.model.parametrization='mup' needs config.model.base_width={model.base_width} "

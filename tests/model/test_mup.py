@@ -108,6 +108,15 @@ def test_output_logits_are_divided_by_the_width_multiplier(tie):
   np.testing.assert_allclose(model(tokens), x_BTD @ head_DV / 4, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("base_width", [48, 12])  # m = 1, 4
+def test_the_output_multiplier_scales_the_logits_at_every_width(base_width):
+  cfg = _mup(_cfg(), base_width=base_width)
+  tuned = dataclasses.replace(cfg, mup_output_multiplier=8.0)
+  tokens = jax.random.randint(jax.random.key(1), (2, 16), 0, 64)
+  logits = DecoderLM(cfg, rngs=nnx.Rngs(0))(tokens)
+  np.testing.assert_allclose(DecoderLM(tuned, rngs=nnx.Rngs(0))(tokens), 8 * logits, rtol=1e-5)
+
+
 def test_attention_scale_is_sqrt_base_head_dim_over_head_dim():
   cfg = _cfg(d_model=256, num_heads=4)  # head_dim 64
   assert mup.attention_scale(cfg) == 1 / 8

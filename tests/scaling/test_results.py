@@ -44,6 +44,16 @@ def test_run_identity_ignores_the_execution_and_bookkeeping_only(tiny_config):
     assert results.config_hash(changed) != base, (section, name)
 
 
+def test_a_field_added_after_the_committed_hashes_is_in_the_identity_off_its_neutral_value(
+  tiny_config,
+):
+  without = tiny_config.copy_and_resolve_references()
+  del without.model["mup_output_multiplier"]
+  assert results.config_hash(without) == results.config_hash(tiny_config)
+  tiny_config.model.mup_output_multiplier = 8.0
+  assert results.config_hash(tiny_config) != results.config_hash(without)
+
+
 def test_a_table_from_before_the_new_columns_gets_them(tmp_path):
   old = {
     k: 1

@@ -134,6 +134,7 @@ def test_wandb_without_the_package_fails_in_one_line(tiny_config, monkeypatch):
     ("model.base_width", 0, r"config.model.parametrization='mup' needs config.model.base_width=0"),
     ("optim.name", "muon", r"config.optim.name='muon' with config.model.parametrization='mup'"),
     ("model.kind", "encoder", r"config.model.parametrization='mup' is implemented for decoder"),
+    ("model.mup_output_multiplier", 0.0, r"config.model.mup_output_multiplier=0.0 must be > 0"),
   ],
 )
 def test_mup_needs_its_base_shape_a_decoder_and_an_adam_family_optimizer(
@@ -144,6 +145,12 @@ def test_mup_needs_its_base_shape_a_decoder_and_an_adam_family_optimizer(
   section, name = field.split(".")
   tiny_config[section][name] = value
   with pytest.raises(config_checks.ConfigError, match=message):
+    config_checks.check(tiny_config, num_devices=1)
+
+
+def test_the_output_multiplier_is_mups_only(tiny_config):
+  tiny_config.model.mup_output_multiplier = 8.0
+  with pytest.raises(config_checks.ConfigError, match=r"mup_output_multiplier=8.0 is μP's"):
     config_checks.check(tiny_config, num_devices=1)
 
 
