@@ -33,9 +33,7 @@ ADDED_FIELDS: dict[str, Any] = {
 # Fields added after the committed studies' runs were hashed (lm/scaling/results.py): at the
 # value those runs trained with, a run's identity leaves them out, so adding them renamed no
 # finished run.
-NEUTRAL_IN_IDENTITY: dict[str, Any] = {
-  "model.mup_output_multiplier": 1.0,
-}
+NEUTRAL_IN_IDENTITY: dict[str, Any] = {"model.mup_output_multiplier": 1.0}
 
 
 def upgrade_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
