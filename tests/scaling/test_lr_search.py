@@ -75,6 +75,11 @@ def test_a_best_learning_rate_at_the_edge_is_warned_and_recorded(tiny_config, tm
     r.getMessage() for r in caplog.records if r.name == sweep.log.name and r.levelname == "WARNING"
   ]
   assert len(warnings) == len(choices) and "at the edge of config.scaling.lr_grid" in warnings[0]
+  caplog.clear()  # the finished sweep again: its plan and warnings once, not once per round
+  sweep.run_sweep(config, workdir, _runner(0.25, [], False))
+  lines = [r.getMessage() for r in caplog.records if r.name == sweep.log.name]
+  assert sum(line.startswith("plan: ") for line in lines) == 1
+  assert sum("at the edge of config.scaling.lr_grid" in line for line in lines) == len(choices)
 
 
 @pytest.mark.parametrize("method", ["independent", "cooldown"])
