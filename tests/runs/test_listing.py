@@ -280,10 +280,12 @@ def test_coinciding_curves_of_a_stopped_and_a_killed_run_both_show(runs_dir, tin
   assert first.get_linestyle() != second.get_linestyle()
   assert first.get_marker() != second.get_marker()
   assert first.get_markevery() != second.get_markevery()  # markers at other steps
-  assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+  legend = ax.get_legend()
+  assert legend is not None
+  assert [t.get_text() for t in legend.get_texts()] == [
     "run_a (preempted) train",
     "run_b (killed) train",
   ]
   ends = ax.texts  # each end labelled, the second a line below the first
   assert [t.get_text() for t in ends] == ["run_a (preempted)", "run_b (killed)"]
-  assert ends[0].xyann[1] > ends[1].xyann[1]
+  assert ends[0].get_position()[1] > ends[1].get_position()[1]  # offsets, in points
