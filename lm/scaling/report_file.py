@@ -12,13 +12,17 @@ import json
 import os
 from typing import Any
 
+# Entries that say what a fit could not do (an approach's or the backtest's `error`, the rows it
+# left out): a report without them holds more, not less.
+PROBLEMS = ("error", "rows_left_out")
+
 
 def lacks(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
   """The entries of `old` (dotted keys) that `new` lacks: absent or None there while `old` has
-  a value; nested dicts entry by entry."""
+  a value (`PROBLEMS` aside); nested dicts entry by entry."""
   out = []
   for key, value in old.items():
-    if value is None:
+    if value is None or key in PROBLEMS:
       continue
     if new.get(key) is None:
       out.append(prefix + key)

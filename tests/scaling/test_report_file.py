@@ -37,3 +37,5 @@ def test_lacks_names_nested_entries():
   assert report_file.lacks(old, {"a": 1, "b": {"c": 2, "d": {}}}) == ["b.d.e"]
   assert report_file.lacks(old, {"b": {"c": None, "d": 4}, "f": 5}) == ["a", "b.c"]
   assert report_file.lacks(old, {**old, "g": 6}) == []
+  failed = {"approach3": {"error": "too few points"}, "rows_left_out": [{"row": 1}]}
+  assert report_file.lacks(failed, {"approach3": {"a": 0.5}}) == []  # fitted now: more, not less
