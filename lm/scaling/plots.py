@@ -331,13 +331,15 @@ def all_plots(
     not_written[residuals_png] = f"Approach 3 is degenerate ({'; '.join(laws.degenerate(fit3))})"
   else:
     paths.append(residuals(final, fit3, residuals_png, labels))
-  bt = report.get("backtest", {})
-  if bt.get("pairs"):
-    paths.append(backtest(report, out(plots_dir, "backtest.png"), labels))
+  bt = report.get("backtest")
+  if bt is None:
+    not_written[out(plots_dir, "backtest.png")] = "the report has no backtest"
+  elif "error" in bt:
+    not_written[out(plots_dir, "backtest.png")] = f"no backtest: {bt['error']}"
+  elif not bt["pairs"]:
+    not_written[out(plots_dir, "backtest.png")] = "the backtest forecast no budget"
   else:
-    not_written[out(plots_dir, "backtest.png")] = (
-      f"no backtest: {bt['error']}" if "error" in bt else "the backtest forecast no budget"
-    )
+    paths.append(backtest(report, out(plots_dir, "backtest.png"), labels))
   return paths, not_written
 
 
