@@ -19,6 +19,11 @@ errors at that distance (fit.json `prediction`); where the sweep has trained the
 and C against this fit's prediction at its compute (in fit.json under `verification`; the plots
 mark it).
 
+The report goes to `--out` (replacing what is there), else to fit.json beside the results unless
+that file holds entries this fit lacks (`lm/scaling/report_file.py`: a fit without
+`--predict_flops` keeps a committed `prediction`); a line says where it wrote, or why not. Each
+plot not drawn is named with why (e.g. isoflop.png without an Approach 2 fit).
+
 Rows whose N, D, C, loss or budget is not a positive, finite number are left out and named in
 one warning line (and in fit.json under `rows_left_out`); an approach that cannot be fitted says
 why in its place. A missing column, or a table with nothing to fit, ends in one `error:` line.
@@ -46,6 +51,7 @@ from lm.scaling import (
   noise,
   plots,
   printouts,
+  report_file,
   selection,
   tables,
   verify,
@@ -54,7 +60,12 @@ from lm.scaling import (
 _RESULTS = flags.DEFINE_string(
   "results", None, "results.csv / results.jsonl, or any CSV.", required=True
 )
-_OUT = flags.DEFINE_string("out", None, "JSON report path (default: fit.json beside results).")
+_OUT = flags.DEFINE_string(
+  "out",
+  None,
+  "JSON report path, replaced if there (default: fit.json beside the results, written only "
+  "where that holds nothing this fit lacks).",
+)
 _PLOTS = flags.DEFINE_string("plots_dir", None, "Write PNG plots here.")
 _PARAMS = flags.DEFINE_string(
   "params_col",
@@ -205,17 +216,14 @@ def main(argv):
   if verification:
     report["verification"] = verification
     print(verify.format_verification(verification))
-  out = _OUT.value or os.path.join(results_dir, laws.REPORT_FILE)
-  with open(out, "w") as f:
-    json.dump(report, f, indent=2)
-  print(f"wrote {out}")
+  print(report_file.write(report, _OUT.value, os.path.join(results_dir, laws.REPORT_FILE)))
   if _PLOTS.value:
     labels = plots.Labels.of_columns(params_col, flops_col)
     cooldown_png = os.path.join(_PLOTS.value, "cooldown_curves.png")
-    drawn: list[str | None] = [
-      *plots.all_plots(final, curves, report, _PLOTS.value, labels),
-      plots.cooldown_curves(rows, results_dir, cooldown_png),
-    ]
+    written, not_written = plots.all_plots(final, curves, report, _PLOTS.value, labels)
+    for path, why in not_written.items():
+      print(f"{path} not written: {why}")
+    drawn: list[str | None] = [*written, plots.cooldown_curves(rows, results_dir, cooldown_png)]
     choices = os.path.join(results_dir, lr_search.CHOICE_FILE)
     if os.path.exists(choices):
       with open(choices) as f:

@@ -33,7 +33,8 @@ fit again; then once at 10x, in a copy of the folder (its verification.json hold
     python -m experiments.fit_scaling --results=runs/scaling_gpu/results.csv \
         --plots_dir=runs/scaling_gpu/plots --predict_flops=1.6e14
     mkdir runs/scaling_gpu_10x && cp runs/scaling_gpu/*.json* runs/scaling_gpu/results.csv \
-        runs/scaling_gpu_10x/ && rm runs/scaling_gpu_10x/verification.json
+        runs/scaling_gpu_10x/ && rm runs/scaling_gpu_10x/verification.json \
+        runs/scaling_gpu_10x/fit.json
     python -m experiments.fit_scaling --results=runs/scaling_gpu_10x/results.csv --nocurves \
         --predict_flops=4e14
     python -m experiments.sweep --config=experiments/configs/scaling_gpu.py \

@@ -5,7 +5,9 @@ budgets missed. Variable projection: Approach 3 fitted a second way. Warnings: a
 budget, budgets Approach 2 left out, a best law that missed the next budget by more than
 `BACKTEST_TOL`, a law whose forecasts missed by more than `BIAS_TOL` on average in one
 direction, the two Approach 3 fits apart, approaches whose intervals for a or b do not overlap,
-an interval wider than `MAX_WIDTH`, a bootstrap that could refit few of its resamples.
+an interval wider than `MAX_WIDTH`, a bootstrap that could refit few of its resamples, an
+Approach 3 law that is degenerate (`laws.degenerate`; by variable projection, an exponent at an
+end of its search too).
 """
 
 from __future__ import annotations
@@ -62,6 +64,29 @@ def _backtest_warnings(backtest: dict[str, Any]) -> list[str]:
   return out
 
 
+def _degenerate_warnings(report: dict[str, Any]) -> list[str]:
+  """A line per Approach 3 fit whose law is degenerate, naming each parameter that makes it so."""
+  out = []
+  ends = laws.VP_EXPONENTS[0], laws.VP_EXPONENTS[-1]
+  for name in ("approach3", "approach3_vp"):
+    fit = report.get(name, {})
+    if "alpha" not in fit:
+      continue
+    reasons = laws.degenerate(fit)
+    if name == "approach3_vp":
+      reasons += [
+        f"{key} = {fit[key]:.3g}, at an end of its search [{ends[0]:g}, {ends[1]:g}]"
+        for key in ("alpha", "beta")
+        if np.isclose(fit[key], ends).any()
+      ]
+    if reasons:
+      out.append(
+        f"{name} is degenerate ({'; '.join(reasons)}): its a, b, optimum and forecasts mean "
+        "nothing; more budgets or sizes, or a table with less noise, are needed"
+      )
+  return out
+
+
 def warnings(report: dict[str, Any]) -> list[str]:
   """Why not to trust the fit in `report` (with `backtest` and `approach3_vp` where run)."""
   out = []
@@ -100,7 +125,7 @@ def warnings(report: dict[str, Any]) -> list[str]:
       f"approach3: variable projection gives a = {vp['a']:.3g}, L-BFGS {fit3['a']:.3g} "
       f"(apart by more than {VP_TOL})"
     )
-  return out
+  return out + _degenerate_warnings(report)
 
 
 def diagnose(final: laws.Points, report: dict[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,12 @@ from scipy import optimize
 
 HUBER_DELTA = 1e-3
 REPORT_FILE = "fit.json"  # experiments.fit_scaling's report, beside the results by default
+LOG_FLOAT_MAX = float(np.log(np.finfo(float).max))  # exp of more overflows
+# Approach 3's law is degenerate (`degenerate`) with an exponent outside (0, MAX_EXPONENT] or a
+# coefficient outside (0, MAX_COEFFICIENT]: published fits have exponents of 0.07-0.7 and A, B
+# in the hundreds; a law so far off fits noise, not scaling.
+MAX_EXPONENT = 5.0
+MAX_COEFFICIENT = 1e30
 
 
 @dataclasses.dataclass
@@ -229,10 +235,29 @@ def approach3(
   )
   a, b, e, alpha, beta = best.x
   return {
-    **law(np.exp(e), np.exp(a), np.exp(b), alpha, beta, cost or compute_cost(p)),
+    **law(_exp(e), _exp(a), _exp(b), alpha, beta, cost or compute_cost(p)),
     "theta": best.x.tolist(),
     "huber_loss": float(best.fun),
   }
+
+
+def _exp(x: float) -> float:
+  """exp(x), or inf where it is beyond the largest float (a degenerate fit's coefficient)."""
+  return float(np.exp(x)) if x < LOG_FLOAT_MAX else np.inf
+
+
+def degenerate(fit3: dict[str, Any]) -> list[str]:
+  """Each parameter of an Approach 3 law (`law`) that makes it absurd, as `name = value` with
+  why: not finite, an exponent outside (0, MAX_EXPONENT], A or B outside (0, MAX_COEFFICIENT].
+  Empty for a sound law."""
+  limits = {"A": MAX_COEFFICIENT, "B": MAX_COEFFICIENT, "alpha": MAX_EXPONENT, "beta": MAX_EXPONENT}
+  out = [f"{key} = {fit3[key]}" for key in ("E", *limits) if not np.isfinite(fit3[key])]
+  out += [
+    f"{key} = {fit3[key]:.3g}, outside (0, {top:g}]"
+    for key, top in limits.items()
+    if np.isfinite(fit3[key]) and not 0 < fit3[key] <= top
+  ]
+  return out
 
 
 SIX_ND = {"coef": 6.0, "exponent": 0.0}  # C = 6 N D
@@ -255,9 +280,7 @@ def law(
   (alpha + s beta), G = (alpha A / (s beta B))^(1 / (alpha + s beta)), and D_opt ~ C^b, b =
   1 - s a. Under C = 6 N D (s = 1) this is Hoffmann et al.'s eq. 4."""
   s = 1 + cost["exponent"]
-  with np.errstate(divide="ignore"):  # B = 0 (a bound of the NNLS fit): G is infinite
-    g = (alpha * A / np.float64(s * beta * B)) ** (1 / (alpha + s * beta))
-  a = beta / (alpha + s * beta)
+  a = beta / (alpha + s * beta) if alpha > 0 and beta > 0 else np.nan  # else L has no optimum
   return {
     "E": float(E),
     "A": float(A),
@@ -266,9 +289,20 @@ def law(
     "beta": float(beta),
     "a": float(a),
     "b": float(1 - s * a),
-    "G": float(g),
+    "G": _allocation_scale(E, A, B, alpha, beta, s),
     "cost": dict(cost),
   }
+
+
+def _allocation_scale(E: float, A: float, B: float, alpha: float, beta: float, s: float) -> float:
+  """`law`'s G: nan where the law has no optimum (an exponent not positive, a coefficient not
+  finite), inf where B = 0 (a bound of the NNLS fit) or G is beyond the largest float."""
+  if not (alpha > 0 and beta > 0 and np.isfinite([E, A, B]).all()):
+    return np.nan
+  with np.errstate(divide="ignore"):  # B = 0: G is infinite; A = 0: log 0 = -inf, G is 0
+    base = alpha * A / np.float64(s * beta * B)
+    log_g = np.log(base) / (alpha + s * beta)
+  return float(base ** (1 / (alpha + s * beta))) if log_g < LOG_FLOAT_MAX else np.inf
 
 
 VP_EXPONENTS = np.linspace(0.02, 1.5, 75)
@@ -305,17 +339,22 @@ def approach3_vp(p: Points, exponents: np.ndarray = VP_EXPONENTS) -> dict[str, A
 
 
 def predict(fit3: dict[str, Any], n: npt.ArrayLike, d: npt.ArrayLike) -> np.ndarray:
-  """L(N, D) of an Approach 3 fit (inf or nan, not an error, where a degenerate fit puts the
-  optimum at D = 0)."""
+  """L(N, D) of an Approach 3 fit (inf, not an error, where a fit puts the optimum at D = 0;
+  nan for a `degenerate` law)."""
   n, d = np.asarray(n, float), np.asarray(d, float)
+  if degenerate(fit3):
+    return np.full(np.broadcast(n, d).shape, np.nan)
   with np.errstate(divide="ignore"):
     return fit3["E"] + fit3["A"] / n ** fit3["alpha"] + fit3["B"] / d ** fit3["beta"]
 
 
 def optimum3(fit3: dict[str, Any], c: float) -> tuple[float, float]:
-  """(N_opt, D_opt) of an Approach 3 fit at compute c, counted as its `cost` says."""
+  """(N_opt, D_opt) of an Approach 3 fit at compute c, counted as its `cost` says; nan for a
+  `degenerate` law, or where N_opt is 0 or beyond the largest float."""
   cost = fit3["cost"]
   n = fit3["G"] * (c / cost["coef"]) ** fit3["a"]
+  if degenerate(fit3) or not 0 < n < np.inf:
+    return np.nan, np.nan
   return float(n), float(c / (cost["coef"] * n ** (1 + cost["exponent"])))
 
 
@@ -355,7 +394,9 @@ def bootstrap(
       result = fit(p.take(index))
     except (ValueError, np.linalg.LinAlgError):
       continue  # a resample that cannot be fitted (e.g. too few distinct sizes)
-    samples.append([result[k] for k in keys])
+    values = [result[k] for k in keys]
+    if np.isfinite(values).all():  # else a degenerate refit: counted as not refitted
+      samples.append(values)
   refits = np.array(samples)
   if len(refits) == 0:
     return {"num_ok": 0, "num_tried": num_samples}

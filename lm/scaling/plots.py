@@ -14,6 +14,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import colors, ticker
+from matplotlib.lines import Line2D
 
 from lm.runs import metrics
 from lm.scaling import laws, tables
@@ -47,11 +48,12 @@ def _mark_verification(ax, x: float, y: float) -> None:
 
 
 def _plain(x: float, _=None) -> str:
-  """1e+11 -> '1e11', 2e+04 -> '2e4', 100 -> '100'."""
+  """To 2 significant digits: 1e+11 -> '1e11', 1.4e+11 -> '1.4e11', 2e+04 -> '2e4', 100 ->
+  '100', 0.5 -> '0.5'."""
   if 0.01 <= x < 1000:
-    return f"{x:g}"
-  mantissa, exponent = f"{x:.0e}".split("e")
-  return f"{mantissa}e{int(exponent)}"
+    return f"{float(f'{x:.2g}'):g}"
+  mantissa, exponent = f"{x:.1e}".split("e")
+  return f"{mantissa.removesuffix('.0')}e{int(exponent)}"
 
 
 def _log_axis(axis, values) -> None:
@@ -299,44 +301,46 @@ def all_plots(
   report: dict[str, Any],
   plots_dir: str,
   labels: Labels = Labels(),
-) -> list[str]:
-  """Writes every plot the report supports into `plots_dir`; returns their paths."""
+) -> tuple[list[str], dict[str, str]]:
+  """Writes every plot the report supports into `plots_dir`; returns their paths, and for each
+  plot not written, its path and why."""
   os.makedirs(plots_dir, exist_ok=True)
   out = os.path.join
-  paths = []
-  if "error" not in report.get("approach2", {"error": ""}):
-    paths.append(
-      isoflop_curves(
-        final,
-        report["approach2"],
-        out(plots_dir, "isoflop.png"),
-        labels,
-        report.get("verification"),
-      )
-    )
+  paths, not_written = [], {}
+  fit1, fit2, fit3 = (report.get(f"approach{k}", {"error": "not run"}) for k in (1, 2, 3))
+  iso_png, optimal_png = out(plots_dir, "isoflop.png"), out(plots_dir, "optimal_vs_compute.png")
+  if "error" in fit2:
+    for path in (iso_png, optimal_png):
+      not_written[path] = fit2["error"]
+  else:
+    paths.append(isoflop_curves(final, fit2, iso_png, labels, report.get("verification")))
     paths.append(
       optimal_vs_compute(
-        report["approach2"],
-        out(plots_dir, "optimal_vs_compute.png"),
-        labels,
-        report.get("prediction"),
-        report.get("verification"),
+        fit2, optimal_png, labels, report.get("prediction"), report.get("verification")
       )
     )
-  if "error" not in report.get("approach1", {"error": ""}):
-    paths.append(
-      frontier(
-        curves if curves is not None else final,
-        report["approach1"],
-        out(plots_dir, "frontier.png"),
-        labels,
-      )
-    )
-  if "error" not in report.get("approach3", {"error": ""}):
-    paths.append(residuals(final, report["approach3"], out(plots_dir, "residuals.png"), labels))
-  if report.get("backtest", {}).get("pairs"):
+  frontier_png = out(plots_dir, "frontier.png")
+  if "error" in fit1:
+    not_written[frontier_png] = fit1["error"]
+  else:
+    paths.append(frontier(curves if curves is not None else final, fit1, frontier_png, labels))
+  residuals_png = out(plots_dir, "residuals.png")
+  if "error" in fit3:
+    not_written[residuals_png] = fit3["error"]
+  elif laws.degenerate(fit3):
+    not_written[residuals_png] = f"Approach 3 is degenerate ({'; '.join(laws.degenerate(fit3))})"
+  else:
+    paths.append(residuals(final, fit3, residuals_png, labels))
+  bt = report.get("backtest")
+  if bt is None:
+    not_written[out(plots_dir, "backtest.png")] = "the report has no backtest"
+  elif "error" in bt:
+    not_written[out(plots_dir, "backtest.png")] = f"no backtest: {bt['error']}"
+  elif not bt["pairs"]:
+    not_written[out(plots_dir, "backtest.png")] = "the backtest forecast no budget"
+  else:
     paths.append(backtest(report, out(plots_dir, "backtest.png"), labels))
-  return paths
+  return paths, not_written
 
 
 def cooldown_curves(rows: list[dict[str, Any]], results_dir: str, path: str) -> str | None:
@@ -449,7 +453,12 @@ def coord_check(results: dict[str, dict[int, list[dict[str, float]]]], path: str
       title=f"{name}: after {steps} Adam steps",
     )
     ax.set_xticks(widths, [str(w) for w in widths])
-  axes[0][-1].legend(fontsize=7)
+  handles, _ = axes[0][-1].get_legend_handles_labels()
+  styles = [
+    Line2D([], [], color="gray", marker="o", label="solid: after the last step"),
+    Line2D([], [], color="gray", linestyle=":", label="dotted: at init"),
+  ]
+  axes[0][-1].legend(handles=[*handles, *styles], fontsize=7)
   return _save(fig, path)
 
 

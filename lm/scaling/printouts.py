@@ -47,6 +47,11 @@ def format_backtest(backtest: dict[str, Any]) -> str:
   laws_ = backtest["laws"]
   order = backtest["ranking"] + [law for law in laws_ if law not in backtest["ranking"]]
   pairs = backtest["pairs"]
+  if not pairs:
+    return "\n".join(
+      [f"backtest ({backtest['trim']}): no law forecast any budget"]
+      + [f"  {f['law']} on {f['origin']} budgets failed: {f['error']}" for f in backtest["failed"]]
+    )
   steps = max(p["steps_ahead"] for p in pairs)
   lines = [
     f"backtest ({backtest['trim']}): each law fitted on the {backtest['min_origin']} to "

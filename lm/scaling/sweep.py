@@ -5,7 +5,8 @@ Each grid point is a run of its own (`scaling.method='independent'`) or a cooldo
 from its size's stable run (`'cooldown'`, lm/scaling/cooldown.py); a branch starts once its
 stable run has finished, and only branches add rows. With `scaling.lr_grid` a size's points
 train once its learning-rate trials have chosen their learning rate (lm/scaling/lr_search.py):
-a sweep trains in two rounds, the trials and then what they chose. The seed repeats of
+a sweep trains in two rounds, the trials and then what they chose (one, where the trials had
+all finished before it started). The seed repeats of
 `scaling.noise_sizes` (lm/scaling/noise.py) train beside the runs they repeat.
 
 A run whose name and config hash are already in the table is skipped; an interrupted run
@@ -148,6 +149,13 @@ def plan_round(
   return vocab, pending, progress.Progress(pending, rows, config, workers)
 
 
+def last_round(pending: list[grid.RunPlan]) -> bool:
+  """Whether the round that trains `pending` is the sweep's last: it holds no learning-rate
+  trial, so every size had its choice when it was planned (another round would plan, log and
+  skip the same runs again)."""
+  return not any(p.lr_trial for p in pending)
+
+
 def run_dir(workdir: str, plan: grid.RunPlan) -> str:
   """`plan`'s workdir, made; a new branch's seeded from its stable run."""
   path = os.path.join(workdir, plan.name)
@@ -177,6 +185,8 @@ def run_sweep(
         return results.read_results(workdir)
       if row:
         results.append_row(workdir, row, table_of(plan))
+    if last_round(pending):
+      break
   return results.read_results(workdir)
 
 

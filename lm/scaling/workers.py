@@ -263,10 +263,12 @@ def _drop(plan: grid.RunPlan, queue: list[grid.RunPlan], prog: progress.Progress
       queue.remove(p)
 
 
-def _train_round(config, workdir: str, pool: _Pool) -> list[str]:
+def _train_round(config, workdir: str, pool: _Pool) -> tuple[list[str], bool]:
   """Plans a round of the sweep and trains its pending runs on `pool`, a branch once its
-  stable run has finished; returns the names of the runs that failed."""
+  stable run has finished; returns the names of the runs that failed, and whether the round
+  was the last (`sweep.last_round`)."""
   vocab, queue, prog = sweep.plan_round(config, workdir, pool.workers)
+  last = sweep.last_round(queue)
   failed = []
   while queue or pool.running:
     for slot in pool.free_slots():
@@ -286,7 +288,7 @@ def _train_round(config, workdir: str, pool: _Pool) -> list[str]:
         _drop(plan, queue, prog)
         if ending[0] == run_files.FAILED:
           failed.append(plan.name)
-  return failed
+  return failed, last
 
 
 def run_sweep_in_workers(
@@ -313,8 +315,8 @@ def run_sweep_in_workers(
   pool = _Pool(workdir, workers, split, train_command, worker_command, cache_env)
   failed = []
   for _ in range(sweep.rounds(config)):
-    failed = _train_round(config, workdir, pool)
-    if failed:
+    failed, last = _train_round(config, workdir, pool)
+    if failed or last:
       break
   pool.close()
   if failed:

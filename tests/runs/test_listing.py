@@ -254,3 +254,37 @@ def test_list_and_plot_leave_out_what_they_cannot_read(broken_runs, tmp_path):
     f"warning: {broken_runs}/bad/metrics is left out, unreadable: metrics.jsonl row 3's step "
     "is 'x'",
   ]
+
+
+def test_coinciding_curves_of_a_stopped_and_a_killed_run_both_show(runs_dir, tiny_config):
+  losses = [4.0 - 0.1 * i for i in range(16)]
+  stopped = _fake_run(runs_dir / "same_stopped", tiny_config, losses, status=run_files.PREEMPTED)
+  killed = _fake_run(runs_dir / "same_killed", tiny_config, losses, status=run_files.RUNNING)
+  status = json.loads((runs_dir / "same_killed" / "status.json").read_text())
+  gone = subprocess.run(
+    [sys.executable, "-c", "import os; print(os.getpid())"],
+    capture_output=True,
+    text=True,
+    check=True,
+  )
+  (runs_dir / "same_killed" / "status.json").write_text(
+    json.dumps({**status, "pid": int(gone.stdout)})
+  )
+  loaded = [curves.read_curve(stopped, "run_a"), curves.read_curve(killed, "run_b")]
+  assert [c.status for c in loaded] == [run_files.PREEMPTED, listing.KILLED]
+  fig = curves.draw(loaded, "step")
+  ax = fig.axes[0]
+  first, second = ax.get_lines()
+  np.testing.assert_array_equal(first.get_ydata(), second.get_ydata())  # the same curve
+  assert first.get_linestyle() != second.get_linestyle()
+  assert first.get_marker() != second.get_marker()
+  assert first.get_markevery() != second.get_markevery()  # markers at other steps
+  legend = ax.get_legend()
+  assert legend is not None
+  assert [t.get_text() for t in legend.get_texts()] == [
+    "run_a (preempted) train",
+    "run_b (killed) train",
+  ]
+  ends = ax.texts  # each end labelled, the second a line below the first
+  assert [t.get_text() for t in ends] == ["run_a (preempted)", "run_b (killed)"]
+  assert ends[0].get_position()[1] > ends[1].get_position()[1]  # offsets, in points

@@ -99,3 +99,25 @@ def test_fit_scaling_compares_the_verification_run_and_marks_it(tmp_path):
   assert {"isoflop.png", "optimal_vs_compute.png", "backtest.png"} <= set(
     os.listdir(tmp_path / "plots")
   )
+
+
+def test_a_refit_without_a_prediction_leaves_the_fit_json_that_has_one(tmp_path):
+  p = synthetic(sizes=5)
+  table = tmp_path / "results.csv"
+  table.write_text(
+    "name,params_non_embedding,tokens,flops_6N,eval_loss,budget\n"
+    + "".join(
+      f"r{i},{n},{d},{c},{loss},{b}\n"
+      for i, n, d, c, loss, b in zip(p.run, p.n, p.d, p.c, p.loss, p.budget)
+    )
+  )
+  fit = tmp_path / "fit.json"
+  printed = _fit_scaling(f"--results={table}", "--bootstrap=2", "--predict_flops=1e22")
+  assert f"wrote {fit}" in printed.splitlines()
+  kept = fit.read_text()
+  printed = _fit_scaling(f"--results={table}", "--bootstrap=2")
+  assert printed.splitlines()[-1] == (
+    f"{fit} not written: it holds prediction, which this fit lacks; --out=PATH writes this fit "
+    f"elsewhere, --out={fit} replaces it"
+  )
+  assert fit.read_text() == kept

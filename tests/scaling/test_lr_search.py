@@ -8,7 +8,7 @@ import pytest
 from test_cooldown import _fake_branching_runner
 from test_sweep import _fake_runner, _sweep_config
 
-from lm.scaling import grid, lr_search, results, sweep
+from lm.scaling import grid, lr_search, results, sweep, workers
 
 
 def _runner(best: float, trained: list[str], branching: bool):
@@ -75,6 +75,15 @@ def test_a_best_learning_rate_at_the_edge_is_warned_and_recorded(tiny_config, tm
     r.getMessage() for r in caplog.records if r.name == sweep.log.name and r.levelname == "WARNING"
   ]
   assert len(warnings) == len(choices) and "at the edge of config.scaling.lr_grid" in warnings[0]
+  for again in (  # the finished sweep again: its plan and warnings once, not once per round
+    lambda: sweep.run_sweep(config, workdir, _runner(0.25, [], False)),
+    lambda: workers.run_sweep_in_workers(config, ["false"], workdir, 2),  # nothing to start
+  ):
+    caplog.clear()
+    again()
+    lines = [r.getMessage() for r in caplog.records if r.name == sweep.log.name]
+    assert sum(line.startswith("plan: ") for line in lines) == 1
+    assert sum("at the edge of config.scaling.lr_grid" in line for line in lines) == len(choices)
 
 
 @pytest.mark.parametrize("method", ["independent", "cooldown"])

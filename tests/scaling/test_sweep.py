@@ -110,7 +110,7 @@ def test_sweep_fit_plot_end_to_end(tiny_config, tmp_path):
   report = laws.fit_all(final, curves, num_boot=10)
   assert {"approach1", "approach2", "approach3"} <= set(report)
   assert "a" in report["approach1"] and "alpha" in report["approach3"]
-  paths = plots.all_plots(final, curves, report, str(tmp_path / "plots"))
+  paths, _ = plots.all_plots(final, curves, report, str(tmp_path / "plots"))
   assert {"frontier.png", "residuals.png"} <= {os.path.basename(p) for p in paths}
 
   # The command-line fit on the sweep's CSV writes the same report and the plots.

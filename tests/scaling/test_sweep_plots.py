@@ -59,3 +59,36 @@ def test_lr_sweep_draws_each_size(tmp_path):
   }
   path = plots.lr_sweep(choices, str(tmp_path / "lr.png"))
   assert os.path.getsize(path) > 10_000
+
+
+def test_coord_check_explains_its_solid_and_dotted_lines(tmp_path, monkeypatch):
+  figures = []
+  monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or path)
+  sizes = {w: [{"embed": 1.0, "mlp": 2.0}, {"embed": 1.5, "mlp": 2.5}] for w in (64, 128)}
+  plots.coord_check({"standard": sizes, "mup": sizes}, str(tmp_path / "coord.png"))
+  legend = figures[0].axes[-1].get_legend()
+  assert [t.get_text() for t in legend.get_texts()] == [
+    "embed",
+    "mlp",
+    "solid: after the last step",
+    "dotted: at init",
+  ]
+
+
+def test_budgets_are_labelled_to_two_significant_digits():
+  budgets = (8e10, 1.4e11, 2.5e11, 4.5e11, 1.4e12, 2.5e12)
+  assert [plots._plain(b) for b in budgets] == [
+    "8e10",
+    "1.4e11",
+    "2.5e11",
+    "4.5e11",
+    "1.4e12",
+    "2.5e12",
+  ]
+  assert [plots._plain(x) for x in (1e11, 2e4, 100.0, 0.5, 0.25)] == [
+    "1e11",
+    "2e4",
+    "100",
+    "0.5",
+    "0.25",
+  ]
