@@ -171,3 +171,40 @@ def test_a_run_exported_generates_unmodified_and_keeps_its_logits(tiny_config, t
   diff = _logits_diff(model, nnx.merge(r.graphdef, r.params), np.asarray(rows))
   print(f"{tokenizer} run exported: max |logit difference| {diff:.2e}")
   assert diff <= 1e-5
+
+
+def _log_probs(model, ids):
+  """Our model's log-probability of each of `ids[1:]` after the ids before it."""
+  logits = np.asarray(model(np.asarray([ids[:-1]])), np.float64)[0]
+  logits -= logits.max(-1, keepdims=True)
+  log_softmax = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+  return log_softmax[np.arange(len(ids) - 1), ids[1:]]
+
+
+def test_lm_eval_hf_backend_scores_our_char_export_as_our_model(tmp_path, monkeypatch):
+  monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+  monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+  huggingface = pytest.importorskip("lm_eval.models.huggingface")
+  from lm_eval.api.instance import Instance
+
+  from tests.convert.test_hf import _model, _perturbed
+
+  tok = CharTokenizer(CHARS)
+  cfg = _decoder(tok.vocab_size + 3)
+  params = _perturbed(cfg)
+  hf.export(cfg, params, str(tmp_path), tok)
+  lm = huggingface.HFLM(pretrained=str(tmp_path), device="cpu", batch_size=2)
+  pairs = [("First Citizen:", " Speak."), ("", "All: Speak."), ("Before we", " proceed")]
+  scored = lm.loglikelihood(
+    [Instance("loglikelihood", {}, pair, i) for i, pair in enumerate(pairs)]
+  )
+  rolling = lm.loglikelihood_rolling(
+    [Instance("loglikelihood_rolling", {}, (t,), i) for i, t in enumerate(TEXTS[1:])]
+  )
+  ours = _model(cfg, params)
+  eos = tok.vocab_size  # the prefix of an empty context and of a rolling text's first window
+  for (context, continuation), (log_prob, _) in zip(pairs, scored):
+    start = tok.encode(context) or [eos]
+    expected = _log_probs(ours, start + tok.encode(continuation))[len(start) - 1 :].sum()
+    assert abs(log_prob - expected) < 1e-4
+  assert abs(rolling[0] - _log_probs(ours, [eos, *tok.encode(TEXTS[1])]).sum()) < 1e-4
