@@ -34,6 +34,7 @@ from lm.model.config import TransformerConfig
 
 SAFETENSORS, TORCH_BIN, CONFIG = "model.safetensors", "pytorch_model.bin", "config.json"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
+GENERATION_CONFIG = "generation_config.json"  # what `generate` reads: the tokens' ids
 # The Llama family's model types and their architectures; SmolLM is a Llama with a tied head.
 LLAMA_ARCHITECTURES = {
   "llama": "LlamaForCausalLM",
@@ -588,8 +589,10 @@ def export(
   """Writes `model.safetensors` + `config.json` and the tokenizer's Hugging Face files
   (lm/convert/hf_tokenizers.py) that `transformers` loads as GPT2LMHeadModel, BertForMaskedLM
   (BertForSequenceClassification with a classifier) or a Llama-family model (LlamaForCausalLM;
-  Qwen2ForCausalLM with q/k/v biases only, Qwen3ForCausalLM with QK-norm). A decoder with a
-  classifier is refused (ValueError), as is an architecture no family holds."""
+  Qwen2ForCausalLM with q/k/v biases only, Qwen3ForCausalLM with QK-norm); with a tokenizer,
+  `config.json` (and a decoder's `generation_config.json`) name its start, end and padding
+  tokens' ids. A decoder with a classifier is refused (ValueError), as is an architecture no
+  family holds."""
   _refuse_decoder_classifier(cfg)
   if cfg.parametrization != "standard":
     raise ValueError(
@@ -608,7 +611,11 @@ def export(
   if family == "gpt2":
     tensors = {"transformer." + k: v for k, v in tensors.items()}
   save_file(tensors, os.path.join(directory, SAFETENSORS), metadata={"format": "pt"})
-  with open(os.path.join(directory, CONFIG), "w") as f:
-    json.dump(hf_config(cfg), f, indent=2)
+  token_ids = {}
   if tokenizer is not None:
-    hf_tokenizers.save(tokenizer, directory, wrap=cfg.kind == "encoder")
+    token_ids = hf_tokenizers.save(tokenizer, directory, cfg.kind == "encoder", cfg.vocab_size)
+  with open(os.path.join(directory, CONFIG), "w") as f:
+    json.dump(hf_config(cfg) | token_ids, f, indent=2)
+  if cfg.kind == "decoder" and token_ids:
+    with open(os.path.join(directory, GENERATION_CONFIG), "w") as f:
+      json.dump(token_ids, f, indent=2)

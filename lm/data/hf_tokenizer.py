@@ -47,7 +47,7 @@ class HFTokenizer:
     self.config = config or {}
     vocab = tokenizer.get_vocab(with_added_tokens=True)
     self.vocab_size = max(vocab.values()) + 1
-    eos = _content(self.config.get("eos_token", EOS))
+    eos = token_content(self.config.get("eos_token", EOS))
     self.eos_id = vocab.get(eos)
     self.special_ids = {t: vocab[t] for t in SPECIAL_TOKENS + (UNK,) if t in vocab}
     if self.eos_id is not None:
@@ -85,7 +85,7 @@ class HFTokenizer:
     return str(paths.write_atomically(root / TOKENIZER_FILE, self.tokenizer.to_str()))
 
 
-def _content(token: str | dict[str, Any]) -> str:
+def token_content(token: str | dict[str, Any]) -> str:
   """A token of `tokenizer_config.json`: a string or a serialised AddedToken."""
   return token["content"] if isinstance(token, dict) else token
 

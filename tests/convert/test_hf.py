@@ -561,8 +561,10 @@ def test_char_tokenizer_exported_encodes_alike_in_transformers_and_ours(tmp_path
     assert ours.encode(text) == ref.encode(text) == expected
     assert ours.decode(expected) == tok.decode(expected)
   assert ref.decode(tok.encode("Hello, world.")) == "Hello, world."
-  assert ours.special_ids == tok.special_ids and ours.num_ordinary == tok.num_ordinary
-  assert ours.vocab_size == len(ref) == tok.vocab_size and ours.eos_id is None
+  eos = tok.vocab_size  # a decoder's end of text, past the characters and specials
+  assert ours.special_ids == tok.special_ids | {"<|endoftext|>": eos}
+  assert ours.num_ordinary == tok.num_ordinary and ours.eos_id == ref.eos_token_id == eos
+  assert ours.vocab_size == len(ref) == tok.vocab_size + 1
   assert (ref.mask_token_id, ref.pad_token_id) == (
     tok.special_ids["[MASK]"],
     tok.special_ids["[PAD]"],
