@@ -77,9 +77,34 @@ def to_json(results: dict[str, Any]) -> str:
   return json.dumps(results, indent=2, default=_utils.handle_non_serializable)
 
 
-def table(results: dict[str, Any]) -> str:
-  """lm-eval's Markdown table of the tasks (and of their groups, if any)."""
-  text = _utils.make_table(results)
-  if results.get("groups"):
-    text += "\n" + _utils.make_table(results, "groups")
+def table(results: dict[str, Any], column: str = "results") -> str:
+  """The Markdown table lm-eval prints (`lm_eval.utils.make_table`'s rows: a task's metrics,
+  one a line, with direction, value and standard error), of the tasks or of their 'groups'.
+
+  Not make_table itself: the pytablewriter that requirements.lock's python-dateutil admits
+  (0.38) drops its headers and builds the table in forked processes, which JAX's threads
+  may deadlock.
+  """
+  name = "Groups" if column == "groups" else "Tasks"
+  rows = [[name, "Version", "Filter", "n-shot", "Metric", "", "Value", "", "Stderr"]]
+  for task, metrics in results[column].items():
+    better = results.get("higher_is_better", {}).get(task, {})
+    shots = str(results["n-shot"].get(task, ""))
+    label = [task, str(results["versions"].get(task, "N/A"))]  # on the task's first line only
+    for key, value in sorted(metrics.items()):
+      metric, _, filtered = key.partition(",")
+      if not filtered or metric.endswith("_stderr"):
+        continue  # alias, name, sample_len; the standard errors go beside their metric
+      stderr = metrics.get(f"{metric}_stderr,{filtered}", "")
+      direction = {True: "↑", False: "↓"}.get(better.get(metric), "")
+      shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+      error = f"{stderr:.4f}" if isinstance(stderr, float) else str(stderr)
+      rows.append([*label, filtered, shots, metric, direction, shown, "±" * (error != ""), error])
+      label = ["", ""]
+  widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+  lines = ["|" + "|".join(c.ljust(w) for c, w in zip(r, widths)) + "|" for r in rows]
+  lines.insert(1, "|" + "|".join("-" * w for w in widths) + "|")
+  text = "\n".join(lines)
+  if column == "results" and results.get("groups"):
+    text += "\n\n" + table(results, "groups")
   return text
