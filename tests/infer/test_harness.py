@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from conftest import REPO, make_tiny_config, write_corpus
 from lm.infer import evaluation, sampling, scoring
 from lm.runs import loading
 from lm.runtime import paths, sharding
 from lm.training import loop
-from tests.conftest import REPO, make_tiny_config, write_corpus
 
 Instance = pytest.importorskip("lm_eval.api.instance").Instance
 harness = importlib.import_module("lm.infer.harness")
@@ -243,9 +243,13 @@ def test_task_errors_are_one_line(workdir, model, tmp_path):
     harness_tasks.evaluate(model, ["gnoe"], manager=local)
   out = _evaluate(f"--workdir={workdir}", "--tasks=hellaswg")
   assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-3000:]
-  assert out.stderr.strip().splitlines()[-1].startswith(
-    "error: --tasks: no task 'hellaswg' in lm-eval's tasks or --include_path; "
-    "close names: hellaswag, "
+  assert (
+    out.stderr.strip()
+    .splitlines()[-1]
+    .startswith(
+      "error: --tasks: no task 'hellaswg' in lm-eval's tasks or --include_path; "
+      "close names: hellaswag, "
+    )
   ), out.stderr[-3000:]
   out = _evaluate(f"--workdir={workdir}", "--tasks=hellaswag", "--limit=1")
   assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-3000:]
