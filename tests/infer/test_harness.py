@@ -75,6 +75,25 @@ def test_the_run_is_placed_on_a_mesh_and_the_requests_split_over_it(model):
   assert scoring.num_rows(3, mesh) == 8
 
 
+def test_scores_do_not_depend_on_the_batch_or_the_mesh(model):
+  pairs = [("First Citizen:", "\nBefore"), ("You", " are all"), ("All:\nSpeak, speak", ".")]
+  requests = _requests("loglikelihood", *pairs)
+  on_mesh = model.loglikelihood(requests)
+  run = model.run
+  one_device = loading.TrainedRun(
+    run.config,
+    run.model_cfg,
+    run.tokenizer,
+    run.graphdef,
+    jax.device_put(run.params, jax.devices()[0]),
+    run.step,
+  )
+  alone = harness.HarnessLM(one_device, name="one device", batch_size=1)
+  assert scoring.mesh_of(one_device.params) is None
+  for (a, greedy_a), (b, greedy_b) in zip(on_mesh, alone.loglikelihood(requests)):
+    assert abs(a - b) < 1e-5 and greedy_a == greedy_b
+
+
 def test_loglikelihood_is_the_sum_of_the_models_token_log_probs(model):
   tok, run = model.tok, model.run
   long_context = "First Citizen:\nBefore we proceed any further, hear me"  # > max_seq_len
