@@ -3,6 +3,8 @@
 # `make test-slow` runs the tests `make test` leaves out as slow.
 # `make test-hf` adds the optional torch + transformers extra (~1 GB, CPU wheel) and runs the
 # Hugging Face parity tests, which `make test` skips without it.
+# `make test-eval` adds the optional lm-evaluation-harness extra (requirements-eval.lock) and runs
+# the harness tests (`experiments.evaluate --tasks`), which `make test` skips without it.
 # `make tensorboard WORKDIR=runs/x` adds the optional TensorBoard extra and serves a run's (or a
 # folder of runs') event files on http://localhost:$(PORT).
 # `make test-beam` builds .venv-beam (Apache Beam, requirements-beam.lock) and tests the data
@@ -20,7 +22,7 @@ SCALING_DIR ?= runs/scaling_cpu
 SCALING_FIT = $(PY) -m experiments.fit_scaling --results=$(SCALING_DIR)/results.csv \
 	--plots_dir=$(SCALING_DIR)/plots --predict_flops=1e13
 
-.PHONY: demo test test-slow test-hf test-beam lint tensorboard scaling-cpu clean
+.PHONY: demo test test-slow test-hf test-eval test-beam lint tensorboard scaling-cpu clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +52,15 @@ $(VENV)/.installed-hf: $(VENV)/.installed requirements-hf.lock
 
 test-hf: $(VENV)/.installed-hf
 	$(PYTEST) tests/convert tests/data/test_hf_tokenizers.py
+
+# lm-evaluation-harness (no torch); its tests on a Hugging Face or Llama-family directory also
+# need the hf extra, and skip without it.
+$(VENV)/.installed-eval: $(VENV)/.installed requirements-eval.lock
+	$(PY) -m pip install --quiet -r requirements-eval.lock -c requirements.lock
+	touch $@
+
+test-eval: $(VENV)/.installed-eval
+	$(PYTEST) tests/infer/test_harness.py
 
 # Data preparation on Apache Beam's workers: an environment of its own (.venv-beam,
 # requirements-beam.lock), as Beam needs an older protobuf than .venv's transformers.

@@ -4,8 +4,17 @@ perplexity and bits-per-byte, and BLEU and ROUGE of generated continuations of h
 accuracy, per-class precision / recall / F1 and the confusion matrix. Writes
 <workdir>/eval_<split>_step<N>.json.
 
+With --tasks, a decoder run (or a Hugging Face GPT-2 / Llama-family directory, --hf_dir) is
+scored on lm-evaluation-harness tasks instead (the optional eval extra, requirements-eval.lock):
+the harness's results JSON is written as <workdir>/harness_step<N>.json (<hf_dir>/harness.json)
+and its table printed. Offline, tasks read local data: a task YAML and its JSONL in a folder
+given as --include_path (docs/evaluation.md).
+
     python -m experiments.evaluate --workdir=runs/shakespeare_char
     python -m experiments.evaluate --workdir=runs/bert_shakespeare_char
+    python -m experiments.evaluate --workdir=runs/shakespeare_char --tasks=hellaswag,arc_easy \\
+        --num_fewshot=0 --limit=100
+    python -m experiments.evaluate --hf_dir=/path/to/gpt2 --tasks=my_task --include_path=tasks/
 """
 
 import json
@@ -14,13 +23,27 @@ from absl import flags
 
 from lm import cli, logs
 from lm.infer import evaluation
+from lm.runs import loading
 from lm.runtime import paths
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "The training run's workdir.", required=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "The training run's workdir.")
+_HF_DIR = flags.DEFINE_string(
+  "hf_dir", None, "A local Hugging Face GPT-2 or Llama-family directory (with --tasks)."
+)
+_TASKS = flags.DEFINE_list(
+  "tasks", None, "lm-evaluation-harness tasks (e.g. hellaswag,arc_easy) instead of the split."
+)
+_FEWSHOT = flags.DEFINE_integer("num_fewshot", 0, "Examples in each task's prompt.")
+_LIMIT = flags.DEFINE_integer("limit", None, "At most this many documents of each task.")
+_INCLUDE = flags.DEFINE_string(
+  "include_path", None, "A folder of task YAMLs (local tasks, local data) besides lm-eval's."
+)
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
 _SPLIT = flags.DEFINE_string("split", None, "Split to evaluate (default: config.data.eval_split).")
 _SEQ_LEN = flags.DEFINE_integer("seq_len", None, "Window length (default: config.data.seq_len).")
-_BATCH = flags.DEFINE_integer("batch_size", None, "Batch (default: config.data.batch_size).")
+_BATCH = flags.DEFINE_integer(
+  "batch_size", None, "Batch (default: config.data.batch_size; 16 for --hf_dir)."
+)
 _PASSAGES = flags.DEFINE_integer(
   "num_passages", 64, "Held-out passages to continue (a decoder); 0: none."
 )
@@ -37,11 +60,16 @@ _SEED = flags.DEFINE_integer(
   "Random seed of sampling (an encoder's masks are drawn "
   "from the run's config.seed, as training's evaluation drew them).",
 )
+flags.mark_flags_as_mutual_exclusive(["workdir", "hf_dir"])
 
 
 def main(argv):
   del argv
   logs.quiet_libraries()
+  if _TASKS.value:
+    return _harness(_TASKS.value)
+  if _WORKDIR.value is None:
+    raise ValueError("--workdir is required (--hf_dir only with --tasks)")
   result = evaluation.evaluate_run(
     _WORKDIR.value,
     step=_STEP.value,
@@ -61,6 +89,34 @@ def main(argv):
   print(f"{result['workdir']} step {result['step']}, split {result['split']}")
   for name, value in _rows(result):
     print(f"  {name:<24} {value}")
+  print(f"wrote {path}")
+
+
+def _harness(tasks: list[str]) -> None:
+  """Scores the run (or --hf_dir) on `tasks`; writes and prints the harness's results."""
+  try:
+    from lm.infer import harness, harness_tasks
+  except ImportError as e:
+    raise ValueError(f"--tasks: {e}") from e
+  run = loading.load_run_or_hf(_WORKDIR.value, _HF_DIR.value, _STEP.value)
+  name = str(_HF_DIR.value or _WORKDIR.value)
+  batch_size = _BATCH.value or (16 if run.config is None else run.config.data.batch_size)
+  lm = harness.HarnessLM(run, name=name, batch_size=batch_size, seed=_SEED.value)
+  results = harness_tasks.evaluate(
+    lm,
+    tasks,
+    manager=harness_tasks.task_manager(_INCLUDE.value),
+    num_fewshot=_FEWSHOT.value,
+    limit=_LIMIT.value,
+  )
+  results["source"] = {"workdir": _WORKDIR.value, "hf_dir": _HF_DIR.value, "step": run.step}
+  if _HF_DIR.value is not None:
+    path = paths.run_path(_HF_DIR.value) / "harness.json"
+  else:
+    path = paths.run_path(_WORKDIR.value) / f"harness_step{run.step}.json"
+  path.write_text(harness_tasks.to_json(results))
+  print(f"{name} step {run.step}, {len(tasks)} task(s), {_FEWSHOT.value}-shot")
+  print(harness_tasks.table(results))
   print(f"wrote {path}")
 
 

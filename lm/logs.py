@@ -11,7 +11,16 @@ from collections.abc import Iterator
 
 from absl import logging as absl_logging
 
-_CHATTY = ("/orbax/", "/grain/", "/tensorflow_datasets/", "/absl/", "xla_bridge", "/apache_beam/")
+_CHATTY = (
+  "/orbax/",
+  "/grain/",
+  "/tensorflow_datasets/",
+  "/absl/",
+  "xla_bridge",
+  "/apache_beam/",
+  "/lm_eval/",
+  "/datasets/",
+)
 
 
 def chatty() -> bool:
@@ -40,8 +49,8 @@ class _QuietLibraries(logging.Filter):
 
 
 def quiet_libraries(*handlers: logging.Handler) -> None:
-  """Keeps INFO records from this project; drops those from orbax, grain and TFDS, and the
-  tracebacks attached to their warnings and errors, unless `chatty()`: on `handlers`, by default
-  on the root's and absl's."""
+  """Keeps INFO records from this project; drops those from orbax, grain, TFDS, lm-eval and
+  datasets, and the tracebacks attached to their warnings and errors, unless `chatty()`: on
+  `handlers`, by default on the root's and absl's."""
   for handler in handlers or logging.getLogger().handlers + logging.getLogger("absl").handlers:
     handler.addFilter(_QuietLibraries())

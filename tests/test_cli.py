@@ -44,6 +44,19 @@ def test_sampling_a_workdir_without_a_run_is_one_line(tmp_path):
   _one_error_line(out, f"error: {tmp_path} holds no training run (no config.json and model.json)")
 
 
+def test_tasks_without_lm_eval_say_what_to_install(tmp_path):
+  hide_lm_eval = (
+    "import sys; sys.modules['lm_eval'] = None; sys.argv[0] = 'evaluate';"
+    "from experiments import evaluate; evaluate.run()"
+  )
+  out = _cli([sys.executable, "-c", hide_lm_eval, f"--workdir={tmp_path}", "--tasks=hellaswag"])
+  _one_error_line(
+    out,
+    "error: --tasks: the task harness needs lm-eval, the optional eval extra: "
+    "pip install -r requirements-eval.lock (or make .venv/.installed-eval)",
+  )
+
+
 @pytest.mark.parametrize(
   "size, fields",
   [
