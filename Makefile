@@ -50,7 +50,8 @@ $(VENV)/.installed-hf: $(VENV)/.installed requirements-hf.lock
 	$(PY) -m pip install --quiet -r requirements-hf.lock
 	touch $@
 
-test-hf: $(VENV)/.installed-hf
+# With the eval extra too: lm-eval's own `hf` backend reads our exports (tests/convert).
+test-hf: $(VENV)/.installed-hf $(VENV)/.installed-eval
 	$(PYTEST) tests/convert tests/data/test_hf_tokenizers.py
 
 # lm-evaluation-harness (no torch); its tests on a Hugging Face or Llama-family directory also

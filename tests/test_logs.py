@@ -11,7 +11,7 @@ from lm import logs
 from lm.data import sources
 from lm.runtime import sharding
 from lm.training import loop
-from tests.data.test_inputs import TinyCorpus
+from tests.data.tiny_tfds import TinyCorpus
 
 CHATTER = ("Downloading and preparing dataset", "Generating splits", "\r", "\x1b[")
 

@@ -145,8 +145,9 @@ def check_workdir(
   if changed:
     raise ConfigError(
       f"--workdir={workdir} holds a run trained with other settings: "
-      f"{', '.join('config.' + c for c in changed)}; resume with the run's config "
-      f"({saved}), use a new --workdir, or pass --allow_config_change to continue with these "
+      f"{', '.join('config.' + c for c in changed)}; resume with the run's values (drop "
+      f"those overrides, or set them as {saved} holds them), use a new --workdir, or pass "
+      "--allow_config_change to continue with these "
       f"(they become the run's config; {lineage.HISTORY_FILE} records the change)"
     )
 

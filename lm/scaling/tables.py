@@ -154,7 +154,14 @@ def curve_points(rows: list[dict[str, Any]], results_dir: str, final: laws.Point
   for i, row in enumerate(rows):
     per_token = final.c[i] / final.d[i]
     tokens_per_step = float(row["tokens"]) / float(row["steps"])
-    with open(curve_path(results_dir, row)) as f:
+    path = curve_path(results_dir, row)
+    if not os.path.exists(path):
+      raise ValueError(
+        f"{path}: no such file, the logged curve of run {row['name']} (a table moved away from "
+        f"its runs?): --nocurves fits without the curves, or keep each curve beside the table "
+        f"as {os.path.join(results_dir, 'curves', row['name'] + '.jsonl')}"
+      )
+    with open(path) as f:
       logged = [(r["step"], r["loss"]) for r in map(json.loads, f) if positive(r.get("loss"))]
     steps, loss = np.array(logged, float).T
     d = steps * tokens_per_step

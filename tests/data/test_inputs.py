@@ -10,7 +10,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import tensorflow_datasets as tfds
 import zstandard
 from absl import logging as absl_logging
 from etils import epath
@@ -18,6 +17,7 @@ from etils import epath
 from experiments.configs import base
 from lm.data import inputs, local_text, sources
 from lm.data.local_text import DataError
+from tests.data.tiny_tfds import TinyCorpus
 
 
 def _data_cfg(path, **fields):
@@ -290,32 +290,11 @@ def test_an_error_in_a_later_range_names_the_line_in_the_file(tmp_path):
     _documents(_data_cfg(tmp_path / "x.jsonl"), unit_bytes=64)
 
 
-class TinyCorpus(tfds.core.GeneratorBasedBuilder):
-  """A TFDS dataset of 10 train and 3 validation records, prepared in the test's folder."""
-
-  VERSION = tfds.core.Version("1.0.0")
-  pkg_dir_path = epath.Path(__file__).parent  # TFDS looks for metadata beside a builder
-
-  def _info(self):
-    return self.dataset_info_from_configs(
-      features=tfds.features.FeaturesDict({"sentence": tfds.features.Text()}),
-      disable_shuffling=True,
-    )
-
-  def _split_generators(self, dl_manager):
-    del dl_manager
-    return {"train": self._generate_examples(10), "validation": self._generate_examples(3)}
-
-  def _generate_examples(self, n):
-    for i in range(n):
-      yield i, {"sentence": f"record {i}\n" * (i + 1)}
-
-
 @pytest.fixture
 def tiny_corpus(tmp_path, monkeypatch):
-  """The config of TinyCorpus, a dataset registered by this module but not in TFDS' catalog."""
+  """The config of TinyCorpus, a dataset registered by its module but not in TFDS' catalog."""
   monkeypatch.setattr(sources, "check_dataset_name", lambda name: None)
-  return _data_cfg("", dataset="tiny_corpus", data_dir=str(tmp_path), text_key="sentence")
+  return _data_cfg("", dataset=TinyCorpus.name, data_dir=str(tmp_path), text_key="sentence")
 
 
 def test_tfds_splits_are_record_ranges_with_their_split_forced(tiny_corpus):

@@ -231,6 +231,7 @@ def _check_command(out, written):
   return results
 
 
+@pytest.mark.slow  # a process that indexes lm-eval's tasks (~8 s); `make test-eval` runs it
 def test_evaluate_command_writes_the_harness_json_and_prints_its_table(workdir, model, tmp_path):
   tasks = _write_tasks(tmp_path)
   out = _evaluate(
@@ -247,6 +248,7 @@ def test_evaluate_command_writes_the_harness_json_and_prints_its_table(workdir, 
   assert abs(results["tiny_mc"]["acc,none"] - right / len(MC)) < 1e-9
 
 
+@pytest.mark.slow  # a process that indexes lm-eval's tasks (~8 s); `make test-eval` runs it
 def test_task_errors_are_one_line(workdir, model, tmp_path):
   missing = tmp_path / "missing"
   missing.mkdir()
@@ -276,6 +278,7 @@ def test_task_errors_are_one_line(workdir, model, tmp_path):
   assert last.startswith("error: a task's data is not here") and "HF_DATASETS_OFFLINE" in last
 
 
+@pytest.mark.slow  # a process that indexes lm-eval's tasks (~8 s); `make test-eval` runs it
 def test_an_encoder_run_is_refused_in_one_line(tmp_path):
   workdir = _train(tmp_path, kind="encoder", norm_position="post", activation="gelu")
   out = _evaluate(f"--workdir={workdir}", "--tasks=tiny_mc")
@@ -286,6 +289,7 @@ def test_an_encoder_run_is_refused_in_one_line(tmp_path):
   )
 
 
+@pytest.mark.slow  # a process that indexes lm-eval's tasks (~8 s); `make test-eval` runs it
 def test_evaluate_command_on_hf_gpt2_and_llama_directories(tmp_path):
   pytest.importorskip("torch")
   pytest.importorskip("transformers")

@@ -115,7 +115,7 @@ def test_a_resume_that_changes_the_run_is_refused_unless_allowed(tiny_config, tm
     config_checks.ConfigError,
     match=r"holds a run trained with other settings: "
     r"config.optim.learning_rate=0.002 \(the run's: 0.001\), "
-    r"config.train.steps=3 \(the run's: 2\); resume with the run's config",
+    r"config.train.steps=3 \(the run's: 2\); resume with the run's values",
   ):
     loop.train_and_evaluate(longer, str(tmp_path), mesh)
   assert (tmp_path / "config.json").read_text() == original  # a refusal writes nothing

@@ -139,3 +139,14 @@ def test_fit_all_refuses_unusable_points_and_what_it_cannot_fit():
   assert report["approach3"]["error"] == (
     "Approach 3 needs >= 6 points for its 5 parameters; the table has 3"
   )
+
+
+def test_a_table_moved_away_from_its_runs_names_the_missing_curve_and_the_way_out(tmp_path):
+  p = synthetic(sizes=2)
+  rows = [{**r, "workdir": r["name"], "tokens": r["D"], "steps": "10"} for r in _rows(p)]
+  with pytest.raises(ValueError, match=r"r0/metrics.jsonl: no such file.*--nocurves"):
+    tables.curve_points(rows, str(tmp_path), p)
+  (tmp_path / "curves").mkdir()
+  for r in rows:
+    (tmp_path / "curves" / f"{r['name']}.jsonl").write_text('{"step": 5, "loss": 3.0}\n')
+  assert len(tables.curve_points(rows, str(tmp_path), p).loss) == len(rows)
