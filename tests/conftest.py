@@ -4,6 +4,8 @@ the corpus."""
 import importlib
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from typing import ClassVar
 
@@ -33,6 +35,24 @@ from experiments.configs import base
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS = os.path.join(REPO, "data", "tiny_shakespeare.txt")
+
+
+def run_module(
+  module: str, *args: str, env: dict[str, str] | None = None, timeout: int = 300
+) -> subprocess.CompletedProcess:
+  """`python -m module args` from the repository on one CPU device (this process's XLA_FLAGS
+  of 8 host devices left out), with `env` added; its output captured, its exit status kept."""
+  full_env = {**os.environ, "PYTHONPATH": REPO, **(env or {})}
+  full_env.pop("XLA_FLAGS", None)
+  return subprocess.run(
+    [sys.executable, "-m", module, *args],
+    cwd=REPO,
+    env=full_env,
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+    check=False,
+  )
 
 
 def config_flags(config, skip: tuple[str, ...] = ()) -> list[str]:

@@ -458,11 +458,9 @@ def test_sample_cli_on_a_llama_dir_without_tokenizer_matches_greedy_transformers
   )
 
 
-def test_llama_trained_from_hf_starts_from_its_weights(tiny_config, tmp_path):
-  from lm.runtime import sharding
-  from lm.training import loop
-
-  torch.manual_seed(0)
+def tiny_llama_dir(directory):
+  """A randomised 2-layer Llama (grouped-query attention) saved to `directory` with GPT-2's
+  tokenizer.json, as Llama-family directories hold their tokenizer."""
   from tests.data.test_hf_tokenizers import gpt2_tokens
 
   config = transformers.LlamaConfig(
@@ -474,9 +472,18 @@ def test_llama_trained_from_hf_starts_from_its_weights(tiny_config, tmp_path):
     num_key_value_heads=2,
     max_position_embeddings=64,
   )
-  directory = tmp_path / "llamatok"
   _save(_randomise(transformers.LlamaForCausalLM(config)), directory)
-  _write_tokenizer_json(directory)  # as Llama-family directories hold it: tokenizer.json
+  _write_tokenizer_json(directory)
+  return directory
+
+
+def test_llama_trained_from_hf_starts_from_its_weights(tiny_config, tmp_path):
+  from lm.runtime import sharding
+  from lm.training import loop
+  from tests.data.test_hf_tokenizers import gpt2_tokens
+
+  torch.manual_seed(0)
+  directory = tiny_llama_dir(tmp_path / "llamatok")
   tok = hf.load_tokenizer(str(directory))
   assert tok.decode(tok.encode("Hello world")) == "Hello world"
   assert tok.eos_id == gpt2_tokens().index("<|endoftext|>")

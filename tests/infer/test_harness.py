@@ -5,20 +5,17 @@ GPT-2 directory and a Llama-family directory."""
 
 import importlib
 import json
-import os
-import subprocess
-import sys
 
 import jax
 import numpy as np
 import pytest
 from flax import nnx
 
-from conftest import REPO, make_tiny_config, write_corpus
 from lm.infer import evaluation, sampling, scoring
 from lm.runs import loading
 from lm.runtime import paths, sharding
 from lm.training import loop
+from tests.conftest import make_tiny_config, run_module, write_corpus
 
 Instance = pytest.importorskip("lm_eval.api.instance").Instance
 harness = importlib.import_module("lm.infer.harness")
@@ -207,17 +204,7 @@ def _write_tasks(directory):
 
 
 def _evaluate(*args):
-  env = {**os.environ, **OFFLINE, "PYTHONPATH": REPO}
-  env.pop("XLA_FLAGS")
-  return subprocess.run(
-    [sys.executable, "-m", "experiments.evaluate", *args],
-    cwd=REPO,
-    env=env,
-    capture_output=True,
-    text=True,
-    timeout=600,
-    check=False,
-  )
+  return run_module("experiments.evaluate", *args, env=OFFLINE, timeout=600)
 
 
 def _check_command(out, written):
@@ -293,26 +280,12 @@ def test_an_encoder_run_is_refused_in_one_line(tmp_path):
 def test_evaluate_command_on_hf_gpt2_and_llama_directories(tmp_path):
   pytest.importorskip("torch")
   pytest.importorskip("transformers")
-  import transformers
-
   from tests.convert import test_hf
-  from tests.data.test_hf_tokenizers import gpt2_tokens
 
   (tmp_path / "tasks").mkdir()
   tasks = _write_tasks(tmp_path / "tasks")
   gpt2 = test_hf._gpt2_with_tokenizer(tmp_path)
-  config = transformers.LlamaConfig(
-    vocab_size=len(gpt2_tokens()),
-    hidden_size=32,
-    intermediate_size=48,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    max_position_embeddings=64,
-  )
-  llama = tmp_path / "llama"
-  test_hf._save(test_hf._randomise(transformers.LlamaForCausalLM(config)), llama)
-  test_hf._write_tokenizer_json(llama)
+  llama = test_hf.tiny_llama_dir(tmp_path / "llama")
   for directory in (gpt2, llama):
     out = _evaluate(
       f"--hf_dir={directory}", "--tasks=tiny_mc,tiny_rolling,tiny_gen", f"--include_path={tasks}"

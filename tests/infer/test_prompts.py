@@ -1,10 +1,6 @@
 """A sampling prompt: unknown characters named once with their counts, an empty prompt begun
 from the end-of-text token or refused in one line."""
 
-import os
-import subprocess
-import sys
-
 import jax
 import pytest
 
@@ -13,7 +9,7 @@ from lm.data.tokenizer import CharTokenizer
 from lm.infer import prompts
 from lm.runtime import sharding
 from lm.training import loop
-from tests.conftest import REPO
+from tests.conftest import run_module
 
 
 def test_every_unknown_character_is_named_once_with_its_count_and_dropped(caplog):
@@ -45,17 +41,8 @@ def test_an_empty_prompt_begins_after_the_end_of_text_token_or_is_refused(tmp_pa
 
 
 def _sample(workdir, prompt):
-  env = dict(os.environ, PYTHONPATH=REPO)
-  env.pop("XLA_FLAGS")
-  args = ["-m", "experiments.sample", f"--workdir={workdir}", f"--prompt={prompt}"]
-  return subprocess.run(
-    [sys.executable, *args, "--max_new_tokens=5"],
-    cwd=REPO,
-    env=env,
-    capture_output=True,
-    text=True,
-    timeout=300,
-    check=False,
+  return run_module(
+    "experiments.sample", f"--workdir={workdir}", f"--prompt={prompt}", "--max_new_tokens=5"
   )
 
 

@@ -14,7 +14,7 @@ import pytest
 from lm.model import config as model_config
 from lm.model import counts
 from lm.runs import curves, listing, metrics, run_files
-from tests.conftest import REPO
+from tests.conftest import run_module
 
 
 def _fake_run(workdir, config, losses, evals=(), status=None, **status_fields):
@@ -170,14 +170,7 @@ def test_curves_are_read_against_step_tokens_or_flops(runs_dir, tiny_config, x):
 
 
 def _cli(*argv):
-  return subprocess.run(
-    [sys.executable, "-m", "experiments.runs", *argv],
-    cwd=REPO,
-    capture_output=True,
-    check=False,
-    text=True,
-    timeout=300,
-  )
+  return run_module("experiments.runs", *argv)
 
 
 def test_list_and_plot_commands(runs_dir, tmp_path):
