@@ -10,14 +10,17 @@
 # `make test-beam` builds .venv-beam (Apache Beam, requirements-beam.lock) and tests the data
 # preparation on several Beam workers, which `make test` skips without Beam.
 # `make lint` adds ruff and pyright (requirements-lint.lock) and checks lint, format and types.
-# `make scaling-cpu` runs the CPU scaling study (experiments/configs/scaling_cpu.py) into
-# $(SCALING_DIR): the sweep, a fit that predicts the optimum at 4x its largest budget, the
-# verification run of that prediction, and the fit again with it (plots in $(SCALING_DIR)/plots).
+# `make scaling-cpu` runs the CPU scaling study ($(SCALING_CONFIG), default
+# experiments/configs/scaling_cpu.py) into $(SCALING_DIR): the sweep, a fit that predicts the
+# optimum at 4x its largest budget, the verification run of that prediction, and the fit again
+# with it (plots in $(SCALING_DIR)/plots). The μP variant: SCALING_CONFIG=
+# experiments/configs/scaling_cpu_mup.py SCALING_DIR=runs/scaling_cpu_mup.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 WORKDIR ?= runs/shakespeare_char
 PORT ?= 6006
+SCALING_CONFIG ?= experiments/configs/scaling_cpu.py
 SCALING_DIR ?= runs/scaling_cpu
 SCALING_FIT = $(PY) -m experiments.fit_scaling --results=$(SCALING_DIR)/results.csv \
 	--plots_dir=$(SCALING_DIR)/plots --predict_flops=1e13
@@ -93,10 +96,10 @@ tensorboard: $(VENV)/.installed-tb
 	$(VENV)/bin/tensorboard --logdir=$(WORKDIR) --port=$(PORT)
 
 scaling-cpu: $(VENV)/.installed
-	$(PY) -m experiments.sweep --config=experiments/configs/scaling_cpu.py \
+	$(PY) -m experiments.sweep --config=$(SCALING_CONFIG) \
 		--workdir=$(SCALING_DIR) --workers=2
 	$(SCALING_FIT)
-	$(PY) -m experiments.sweep --config=experiments/configs/scaling_cpu.py \
+	$(PY) -m experiments.sweep --config=$(SCALING_CONFIG) \
 		--workdir=$(SCALING_DIR) --verify
 	$(SCALING_FIT)
 

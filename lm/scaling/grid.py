@@ -45,6 +45,7 @@ class RunPlan:
   learning_rate: float
   warmup_steps: int
   mup_base_width: int = 0  # > 0: trained under μP from this base width (lm/model/mup.py)
+  mup_base_head_dim: int = 0  # under μP: the head size at the base width
   # Its part in the sweep: 'point' (a grid point trained as a run of its own), or under the
   # cooldown method (lm/scaling/cooldown.py) 'stable' (a size's constant-learning-rate run) or
   # 'branch' (a grid point's cooldown, started from a stable run).
@@ -159,7 +160,17 @@ def plan_point(config, budget: float, model: TransformerConfig) -> RunPlan:
     learning_rate=config.optim.learning_rate * lr_scale,
     warmup_steps=round(scaling.warmup_fraction * steps),
     mup_base_width=scaling.mup_base_width,
+    mup_base_head_dim=mup_base_head_dim(scaling),
   )
+
+
+def mup_base_head_dim(scaling) -> int:
+  """The head size of the family's member at `scaling.mup_base_width` (0 without μP): the
+  width step where heads grow with width, base_width / num_heads where their number is fixed."""
+  if not scaling.mup_base_width:
+    return 0
+  heads = scaling.num_heads or scaling.mup_base_width // scaling.width_step
+  return scaling.mup_base_width // heads
 
 
 def _check_mup(scaling) -> None:
@@ -170,11 +181,14 @@ def _check_mup(scaling) -> None:
       f"config.scaling.mup_base_width={scaling.mup_base_width}: under μP every size "
       "keeps the learning rate tuned at the base width"
     )
-  if scaling.mup_base_width and scaling.num_heads:
+  heads = scaling.num_heads or scaling.mup_base_width // scaling.width_step
+  if scaling.mup_base_width and (
+    scaling.mup_base_width % scaling.width_step or scaling.mup_base_width % heads
+  ):
     raise ValueError(
-      f"config.scaling.num_heads={scaling.num_heads} must be 0 with "
-      f"config.scaling.mup_base_width={scaling.mup_base_width}: μP here keeps the head "
-      "size of the base width"
+      f"config.scaling.mup_base_width={scaling.mup_base_width} must be a width of the family: "
+      f"a multiple of config.scaling.width_step={scaling.width_step} that its "
+      f"{heads} heads divide"
     )
 
 
@@ -216,11 +230,11 @@ def run_overrides(plan: RunPlan) -> dict[str, Any]:
     overrides["train.keep_steps"] = plan.keep_steps
   if plan.seed:
     overrides["seed"] = plan.seed
-  if plan.mup_base_width:  # the grid's head size is every size's, the base's included
+  if plan.mup_base_width:
     overrides |= {
       "model.parametrization": "mup",
       "model.base_width": plan.mup_base_width,
-      "model.base_head_dim": plan.d_model // plan.num_heads,
+      "model.base_head_dim": plan.mup_base_head_dim,
     }
   return overrides
 

@@ -80,8 +80,13 @@ def test_a_fixed_head_count_keeps_every_size_at_that_many_heads(tiny_config):
   with pytest.raises(ValueError, match=r"num_heads=3 does not divide the width 4"):
     grid.plan_runs(c, 64)
   c.scaling.num_heads = 2
-  c.scaling.mup_base_width = 16
-  with pytest.raises(ValueError, match=r"num_heads=2 must be 0 with "):
+  c.scaling.mup_base_width = 16  # μP with 2 heads: the base's head size is 16 / 2
+  for p in grid.plan_runs(c, 64):
+    run = grid.run_config(c, p)
+    assert (run.model.num_heads, run.model.base_head_dim) == (2, 8)
+    config_checks.check(run, num_devices=1)
+  c.scaling.mup_base_width = 18
+  with pytest.raises(ValueError, match=r"mup_base_width=18 must be a width of the family"):
     grid.plan_runs(c, 64)
 
 
