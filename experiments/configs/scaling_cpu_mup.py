@@ -5,9 +5,10 @@ output multiplier, tuned once at the base width, instead of three learning-rate 
       SCALING_DIR=runs/scaling_cpu_mup
 
 The grid, corpus, method (cooldown branches) and family are scaling_cpu.py's. The base width is
-32 (2 heads of 16; widths 4 to 76 are m = 1/8 to 2.4 of it), where LEARNING_RATE and
-OUTPUT_MULTIPLIER were chosen by 10 runs at that width's 8e11-FLOP horizon (759 steps,
-a warmup-stable-decay run as its cooldown branch trains): results/scaling_cpu_mup/README.md.
+32 (2 heads of 16; the study's widths are 1/8 to 2.4 times it). LEARNING_RATE and
+OUTPUT_MULTIPLIER are the best of 10 runs at that width, 759 steps each (a warmup-stable-decay
+run, as a branch trains), learning rates 2.2e-3 to 8.7e-3 and alpha 1 to 64:
+`python -m benchmarks.mup_base_tuning` (benchmarks/results/mup_base_tuning_cpu.json).
 No seed repeats: the per-size study's seed noise (results/scaling_cpu) is the comparison's.
 """
 
