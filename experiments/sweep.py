@@ -23,7 +23,14 @@ best. With `--config.scaling.noise_sizes='("L4_d16",)' --config.scaling.noise_se
 those sizes' grid points train again with each seed (`<name>_seed<s>`, rows in
 `<workdir>/seed_repeats.jsonl`: lm/scaling/noise.py). Running again resumes an interrupted run
 and skips finished ones. `--emit_commands` prints one `python -m experiments.train` command per
-run instead (for a cluster); running the sweep afterwards collects their rows.
+run instead (the independent method without learning-rate trials); running the sweep afterwards
+collects their rows.
+
+`--launcher=slurm` hands the round to Slurm instead (launch/slurm_sweep.py): job arrays of
+`--run=NAME` tasks (each trains one run of the plan and adds its row), a branch after its stable
+run's task, a job after the learning-rate trials that runs this command again for the next
+round; `--dry_run` prints the scripts. The same command again submits only what is missing;
+`--status` prints the runs done, running, queued and failed and an ETA.
 
 After `python -m experiments.fit_scaling --results=<workdir>/results.csv --predict_flops=C`,
 `--verify` trains the family member nearest the predicted N_opt on the tokens that spend C, by
@@ -119,7 +126,7 @@ def _slurm(config, path: str, overrides: list[str]) -> list[str]:
   """--launcher=slurm (and --status): submits the round, or the verification, or says where the
   sweep stands; returns the lines to print."""
   workdir = os.path.abspath(_WORKDIR.value)  # the tasks start in the repository
-  args = slurm_sweep.slurm_args(_SLURM.value)
+  args = slurm_sweep.slurm_args(_SLURM.value, workdir)
   if _STATUS.value:
     return slurm_status.status_lines(config, workdir, slurm_jobs.job_name(args.job_name, workdir))
   launch = slurm_sweep.Launch(

@@ -68,18 +68,19 @@ exit "$status"
 
 
 def render(
-  args, command: list[str] | None = None, array_size: int = 0, select: str = "", job_name: str = ""
+  args, command: list[str] | None = None, array: str = "", select: str = "", job_name: str = ""
 ) -> str:
   """The batch script for `args`: `experiments.train` with `args.train_args` on every GPU of
   `args.nodes` nodes, or `command` (a module and its arguments, '$run' left unquoted) as one
-  process of `args.gpus_per_node` GPUs (0: none); an array of `array_size` tasks (>0) runs
-  `select` first. An array task's SLURM_JOB_ID is its own, so it requeues alone."""
+  process of `args.gpus_per_node` GPUs (0: none); with `array` (sbatch's --array, e.g. '0-3' or
+  '0,2,5') an array of those tasks, each running `select` first. An array task's SLURM_JOB_ID
+  is its own, so it requeues alone."""
   one = command is not None
   if command is None:
     command = ["experiments.train", *args.train_args]
   tasks, gpus = (1, args.gpus_per_node) if one else (args.gpus_per_node, args.gpus_per_node)
   partition = f"#SBATCH --partition={args.partition}" if args.partition else ""
-  array = f"#SBATCH --array=0-{array_size - 1}\n" if array_size else ""
+  array_line = f"#SBATCH --array={array}\n" if array else ""
   header = HEADER.format(
     job_name=job_name or args.job_name,
     nodes=1 if one else args.nodes,
@@ -88,9 +89,9 @@ def render(
     cpus_per_task=args.cpus_per_task,
     time=args.time,
     log_dir=args.log_dir,
-    log_name="%x-%A_%a" if array_size else "%x-%j",
+    log_name="%x-%A_%a" if array else "%x-%j",
     save_s=args.save_s,
-    partition=array + partition,
+    partition=array_line + partition,
   )
   return header + BODY.format(
     preempted=exit_status.PREEMPTED,

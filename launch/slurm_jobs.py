@@ -1,8 +1,8 @@
 """A sweep's Slurm jobs: the record of what was submitted (`<workdir>/slurm_jobs.jsonl`) and what
 Slurm says of it (`squeue` for the queue, `sacct` for what has ended), by run name.
 
-A record line is one submitted job: its id, the runs of its array tasks (task k trains
-`runs[k]`) or, for a single job, one entry (a run, or `PLANNER` / `VERIFIER`). A line is written
+A record line is one submitted job: its id and its tasks, the run each array task trains by task
+id, or for a single job one entry (`PLANNER` or `VERIFIER`) under task 0. A line is written
 the moment `sbatch` answers, so a submission cut short leaves a record of what it did submit.
 """
 
@@ -54,14 +54,14 @@ def latest_refs(jobs: list[dict[str, Any]]) -> dict[str, str]:
   `<job>` for a single job."""
   refs = {}
   for job in jobs:
-    for task, run in enumerate(job["runs"]):
+    for task, run in job["tasks"].items():
       refs[run] = f"{job['job_id']}_{task}" if job["array"] else str(job["job_id"])
   return refs
 
 
-def sbatch(script: str, dependency: str, workdir: str, runs: list[str], array: bool) -> str:
+def sbatch(script: str, dependency: str, workdir: str, tasks: dict[int, str], array: bool) -> str:
   """Submits `script` (after `dependency`, e.g. 'afterok:12_0', '' for none), records the job
-  in the workdir's record and returns its id."""
+  and its `tasks` (task id: run) in the workdir's record and returns its id."""
   after = [f"--dependency={dependency}"] if dependency else []
   done = subprocess.run(
     ["sbatch", "--parsable", *after, script], capture_output=True, text=True, check=False
@@ -70,7 +70,7 @@ def sbatch(script: str, dependency: str, workdir: str, runs: list[str], array: b
     raise RuntimeError(f"sbatch {script} failed ({done.returncode}): {done.stderr.strip()}")
   job_id = done.stdout.strip().split(";")[0]  # --parsable: '<id>' or '<id>;<cluster>'
   with open(os.path.join(workdir, JOBS_FILE), "a") as f:
-    f.write(json.dumps({"job_id": job_id, "runs": runs, "array": array}) + "\n")
+    f.write(json.dumps({"job_id": job_id, "tasks": tasks, "array": array}) + "\n")
   return job_id
 
 

@@ -36,12 +36,21 @@ SCRIPTS_DIR = "slurm_scripts"  # in the workdir: the scripts submitted
 
 @dataclasses.dataclass(frozen=True)
 class Job:
-  """A job to submit: an array of `runs`, or a single job (`array` False) of one entry of
-  slurm_jobs; `after`: the runs whose tasks it waits for."""
+  """A job to submit: an array whose task `ids[k]` trains `runs[k]` (ids 0, 1, ... unless
+  given), or a single job (`array` False) of one entry of slurm_jobs. It waits for the tasks of
+  the runs `after` (afterok), or with `corresponding` each task for the same task of the
+  round's first array (aftercorr)."""
 
   runs: tuple[str, ...]
+  ids: tuple[int, ...] = ()
   after: tuple[str, ...] = ()
+  corresponding: bool = False
   array: bool = True
+
+  @property
+  def tasks(self) -> dict[int, str]:
+    """The run of each task, by task id."""
+    return dict(zip(self.ids or range(len(self.runs)), self.runs, strict=True))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,11 +64,12 @@ class Launch:
   planner_flags: tuple[str, ...]
 
 
-def slurm_args(flags: Sequence[str]) -> argparse.Namespace:
+def slurm_args(flags: Sequence[str], workdir: str) -> argparse.Namespace:
   """launch.slurm's arguments from `flags` (e.g. ['--partition=gpu']); a sweep's task trains on
-  one GPU unless `--gpus_per_node` says otherwise."""
+  one GPU unless `--gpus_per_node` says otherwise, its log in `<workdir>/slurm_logs` unless
+  `--log_dir` says otherwise."""
   p = slurm.parser()
-  p.set_defaults(gpus_per_node=1, job_name="sweep")
+  p.set_defaults(gpus_per_node=1, job_name="sweep", log_dir=os.path.join(workdir, "slurm_logs"))
   return p.parse_args(list(flags))
 
 
@@ -69,21 +79,37 @@ def trained(workdir: str, plan: grid.RunPlan) -> bool:
   return not plan.adds_row and results.logged_summary(path)["step"] >= plan.steps
 
 
+def _by_rank(todo: Sequence[grid.RunPlan], roots: tuple[str, ...]) -> list[Job]:
+  """The runs of `todo` that start from a run of `roots` (the first array): array k holds each
+  root's k-th, as the task of its root's id, after that task (aftercorr)."""
+  ids = {name: i for i, name in enumerate(roots)}
+  ranks: list[dict[int, str]] = []
+  seen: dict[str, int] = {}
+  for p in todo:
+    if p.branch_of in ids and p.name not in ids:
+      k = seen[p.branch_of] = seen.get(p.branch_of, -1) + 1
+      ranks += [{}] * (k + 1 - len(ranks))
+      ranks[k] = {**ranks[k], ids[p.branch_of]: p.name}
+  return [Job(tuple(r.values()), tuple(r), corresponding=True) for r in ranks]
+
+
 def plan_jobs(
   pending: Sequence[grid.RunPlan], active: dict[str, str], last: bool, workdir: str
 ) -> list[Job]:
-  """The jobs that train `pending` but its runs `active` (queued or running: by name), parents
-  before the runs that start from their checkpoints; a planner job after the trials where the
-  round is not the `last`."""
+  """The jobs that train `pending` but its runs `active` (queued or running: by name), a run
+  that starts from another's checkpoint after it: the runs that start from nothing in one array,
+  those that start from one of them in arrays by rank (aftercorr), the rest after their parent's
+  task (afterok, an array per parent); where the round is not the `last`, a planner job after
+  the trials."""
   todo = [p for p in pending if p.name not in active and not trained(workdir, p)]
   names = {p.name for p in todo}
   roots = tuple(p.name for p in todo if p.branch_of not in names | set(active))
-  jobs = [Job(roots)] if roots else []
+  jobs = [Job(roots), *_by_rank(todo, roots)] if roots else []
+  placed = {run for job in jobs for run in job.runs} | set(active)
   children: dict[str, list[str]] = {}
   for p in todo:
-    if p.name not in roots:
+    if p.name not in placed:
       children.setdefault(p.branch_of, []).append(p.name)
-  placed = set(roots) | set(active)
   while children:
     ready = [parent for parent in children if parent in placed]
     assert ready, f"runs wait for runs never submitted: {children}"  # parents come from todo
@@ -96,15 +122,26 @@ def plan_jobs(
   return jobs
 
 
+def _array_spec(ids: Sequence[int]) -> str:
+  """sbatch's --array for task `ids`: '0-4' where they run on, else '0,2,5'."""
+  if list(ids) == list(range(len(ids))):
+    return f"0-{len(ids) - 1}"
+  return ",".join(map(str, ids))
+
+
 def script(launch: Launch, job: Job, name: str) -> str:
-  """`job`'s batch script: an array task trains `runs[SLURM_ARRAY_TASK_ID]`; the planner runs
-  the sweep's command again; the verifier trains the verification run."""
+  """`job`'s batch script: an array task trains its run (`runs[SLURM_ARRAY_TASK_ID]`); the
+  planner runs the sweep's command again; the verifier trains the verification run."""
   args = launch.slurm_args
   sweep_cmd = ["experiments.sweep", *launch.sweep_args]
   if job.array:
-    runs = " ".join(shlex.quote(r) for r in job.runs)
+    dense = not job.ids or list(job.ids) == list(range(len(job.runs)))
+    runs = " ".join(
+      shlex.quote(r) if dense else f"[{i}]={shlex.quote(r)}" for i, r in job.tasks.items()
+    )
     select = f'runs=({runs})\nrun="${{runs[$SLURM_ARRAY_TASK_ID]}}"\n'
-    return slurm.render(args, [*sweep_cmd, '--run="$run"'], len(job.runs), select, name)
+    command = [*sweep_cmd, '--run="$run"']
+    return slurm.render(args, command, _array_spec(list(job.tasks)), select, name)
   if job.runs == (slurm_jobs.VERIFIER,):
     return slurm.render(args, [*sweep_cmd, "--verify"], job_name=name)
   no_gpu = copy.copy(args)  # the planner only plans and submits
@@ -128,30 +165,51 @@ def _active(workdir: str, name: str) -> tuple[dict[str, str], list[str]]:
   return active, stuck
 
 
-def _describe(job: Job, refs: dict[str, str]) -> str:
-  """'sbatch --dependency=afterok:<refs> <what>' for a dry run."""
-  after = ":".join(refs.get(r, f"<{r}>") for r in job.after)
-  what = f"array of {len(job.runs)}" if job.array else job.runs[0]
-  return f"# sbatch{f' --dependency=afterok:{after}' if after else ''}  ({what})"
+def _dependency(job: Job, refs: dict[str, str], first: str, now: set[str]) -> str:
+  """`job`'s --dependency: aftercorr on the round's `first` array, or afterok on the tasks of
+  its `after` runs (`refs`: by run), a whole array where it was submitted `now`."""
+  if job.corresponding:
+    return f"aftercorr:{first}"
+  on = []
+  for run in job.after:
+    ref = refs.get(run, f"<{run}>")
+    whole = ref.split("_")[0]
+    on.append(whole if whole in now else ref)
+  return "afterok:" + ":".join(dict.fromkeys(on)) if on else ""
 
 
 def submit(jobs: list[Job], launch: Launch, workdir: str, active: dict[str, str]) -> list[str]:
-  """Submits `jobs` in order (a job's dependencies on the tasks of those before it or of
+  """Submits `jobs` in order (each after the tasks it waits for: of the jobs before it or of
   `active` runs), recording each; returns a line per job submitted."""
   name = slurm_jobs.job_name(launch.slurm_args.job_name, workdir)
-  refs = dict(active)
+  refs, now, first = dict(active), set(), ""
   os.makedirs(os.path.join(workdir, SCRIPTS_DIR), exist_ok=True)
+  os.makedirs(launch.slurm_args.log_dir, exist_ok=True)  # Slurm writes no log where it is not
   lines = []
-  for job in jobs:
-    path = os.path.join(workdir, SCRIPTS_DIR, f"{job.runs[0].strip('<>')}.sbatch")
+  for k, job in enumerate(jobs):
+    path = os.path.join(workdir, SCRIPTS_DIR, f"{job.runs[0].strip('<>')}-{k}.sbatch")
     with open(path, "w") as f:
       f.write(script(launch, job, name))
-    after = "afterok:" + ":".join(refs[r] for r in job.after) if job.after else ""
-    job_id = slurm_jobs.sbatch(path, after, workdir, list(job.runs), job.array)
-    for task, run in enumerate(job.runs):
-      refs[run] = f"{job_id}_{task}" if job.array else job_id
-    lines.append(f"submitted job {job_id} ({', '.join(job.runs)}){f' after {after}' * bool(after)}")
+    after = _dependency(job, refs, first, now)
+    job_id = slurm_jobs.sbatch(path, after, workdir, job.tasks, job.array)
+    first, now = first or job_id, now | {job_id}
+    refs |= {run: f"{job_id}_{i}" if job.array else job_id for i, run in job.tasks.items()}
+    lines.append(f"submitted job {job_id}: {', '.join(job.runs)}{f' ({after})' * bool(after)}")
   return lines
+
+
+def _dry_run(jobs: list[Job], launch: Launch, workdir: str, active: dict[str, str]) -> list[str]:
+  """Each job's sbatch line (the jobs numbered <1>, <2>, ... in place of their ids) and
+  script."""
+  name = slurm_jobs.job_name(launch.slurm_args.job_name, workdir)
+  refs, now, out = dict(active), set(), []
+  for k, job in enumerate(jobs, 1):
+    after = _dependency(job, refs, "<1>", now)
+    refs |= {run: f"<{k}>_{i}" if job.array else f"<{k}>" for i, run in job.tasks.items()}
+    now.add(f"<{k}>")
+    line = f"# <{k}>: sbatch{f' --dependency={after}' * bool(after)}"
+    out.append(f"{line}\n{script(launch, job, name)}")
+  return out
 
 
 def submit_round(config, workdir: str, launch: Launch, workers: int, dry_run: bool) -> list[str]:
@@ -162,7 +220,7 @@ def submit_round(config, workdir: str, launch: Launch, workers: int, dry_run: bo
   active, stuck = _active(workdir, name)
   jobs = plan_jobs(pending, active, sweep.last_round(pending), workdir)
   if dry_run:
-    return [f"{_describe(job, active)}\n{script(launch, job, name)}" for job in jobs]
+    return _dry_run(jobs, launch, workdir, active)
   slurm_jobs.cancel(stuck)
   lines = submit(jobs, launch, workdir, active)
   skipped = [run for run in active if run != slurm_jobs.PLANNER]

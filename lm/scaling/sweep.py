@@ -311,12 +311,14 @@ def commands(config, train_command: Sequence[str], workdir: str) -> list[str]:
     raise ValueError(
       f"config.scaling.method={config.scaling.method!r}: a branch starts from a "
       "copy of its stable run's checkpoint, which these commands do not make; "
-      "emit_commands lists the 'independent' method's runs only"
+      "emit_commands lists the 'independent' method's runs only (every method's "
+      "rounds: --launcher=slurm --dry_run)"
     )
   if config.scaling.lr_grid:
     raise ValueError(
       f"config.scaling.lr_grid={config.scaling.lr_grid}: the runs depend on the "
-      "trials' losses; emit_commands lists a sweep without learning-rate trials"
+      "trials' losses; emit_commands lists a sweep without learning-rate trials "
+      "(with them: --launcher=slurm --dry_run)"
     )
   return [
     " ".join(train_argv(train_command, os.path.join(workdir, plan.name), plan))

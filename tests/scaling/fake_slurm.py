@@ -5,7 +5,8 @@ one at a time in submission order, each once its `--dependency=afterok:...` is m
 
 Faithful where the sweep relies on it: `sbatch --parsable` answers the job id; `#SBATCH
 --array=0-N` makes N+1 tasks, each run with SLURM_ARRAY_JOB_ID, SLURM_ARRAY_TASK_ID and a
-SLURM_JOB_ID of its own; `afterok:J` waits for every task of J, `afterok:J_T` for one; a job
+SLURM_JOB_ID of its own (`--array=0,3,7` too); `afterok:J` waits for every task of J,
+`afterok:J_T` for one, `aftercorr:J` each task for J's task of the same id; a job
 whose dependency failed stays PENDING with reason DependencyNeverSatisfied; `squeue --array`
 lists one task a line; `sacct --allocations` the tasks that ended; `scontrol requeue` puts a task
 back in the queue. Faults: FAKE_SBATCH_FAIL=k fails the k-th sbatch call (1-based, counting
@@ -78,21 +79,32 @@ def _ref(job: dict, index: str) -> str:
   return f"{job['id']}_{index}" if job["array"] else str(job["id"])
 
 
-def _dependency(state: dict, job: dict) -> str:
-  """'ok' (met), 'wait' or 'never' for `job`'s afterok dependency."""
+def _dependency(state: dict, job: dict, index: str) -> str:
+  """'ok' (met), 'wait' or 'never' for task `index` of `job`: afterok on whole jobs or tasks,
+  or aftercorr (each task after the same task of another array)."""
   if not job["dependency"]:
     return "ok"
   kind, *refs = job["dependency"].split(":")
-  assert kind == "afterok", job["dependency"]
+  assert kind in ("afterok", "aftercorr"), job["dependency"]
   states = []
   for ref in refs:
-    job_id, _, index = ref.partition("_")
+    job_id, _, task_id = ref.partition("_")
+    task_id = index if kind == "aftercorr" else task_id
     for other, i, task in _tasks(state):
-      if str(other["id"]) == job_id and (not index or i == index):
+      if str(other["id"]) == job_id and (not task_id or i == task_id):
         states.append(task["state"])
   if any(s in ("FAILED", "CANCELLED") for s in states):
     return "never"
   return "ok" if states and all(s == "COMPLETED" for s in states) else "wait"
+
+
+def array_ids(spec: str) -> list[int]:
+  """The task ids of sbatch's --array spec: '0-3', '0,2,5' or a mix."""
+  ids = []
+  for part in spec.split(","):
+    first, _, last = part.partition("-")
+    ids += range(int(first), int(last or first) + 1)
+  return ids
 
 
 def _sbatch(directory: str, state: dict, argv: list[str]) -> int:
@@ -107,10 +119,10 @@ def _sbatch(directory: str, state: dict, argv: list[str]) -> int:
   with open(script) as f:
     text = f.read()
   name = re.findall(r"^#SBATCH --job-name=(\S+)$", text, re.M)[0]
-  array = re.search(r"^#SBATCH --array=0-(\d+)$", text, re.M)
-  size = int(array.group(1)) + 1 if array else 1
-  job_id, state["next_id"] = state["next_id"], state["next_id"] + size + 1
-  tasks = {str(i): {"state": "PENDING", "job_id": job_id + 1 + i} for i in range(size)}
+  array = re.findall(r"^#SBATCH --array=(\S+)$", text, re.M)
+  ids = array_ids(array[0]) if array else [0]
+  job_id, state["next_id"] = state["next_id"], state["next_id"] + len(ids) + 1
+  tasks = {str(i): {"state": "PENDING", "job_id": job_id + 1 + k} for k, i in enumerate(ids)}
   state["jobs"].append(
     {
       "id": job_id,
@@ -137,7 +149,7 @@ def main(command: str, argv: list[str]) -> int:
     name = next(a.split("=", 1)[1] for a in argv if a.startswith("--name="))
     for job, index, task in _tasks(state):
       if job["name"] == name and task["state"] in ("PENDING", "RUNNING"):
-        waits = _dependency(state, job)
+        waits = _dependency(state, job, index)
         reason = {"never": "DependencyNeverSatisfied", "wait": "Dependency"}.get(waits, "None")
         print(
           f"{_ref(job, index)}|{task['state']}|{reason if task['state'] == 'PENDING' else 'None'}"
@@ -174,7 +186,7 @@ def run_queue(directory: str, env: dict[str, str]) -> list[str]:
     ready = [
       (job, index, task)
       for job, index, task in _tasks(state)
-      if task["state"] in ("PENDING", "REQUEUED") and _dependency(state, job) == "ok"
+      if task["state"] in ("PENDING", "REQUEUED") and _dependency(state, job, index) == "ok"
     ]
     if not ready:
       return ran

@@ -22,7 +22,7 @@ def _cooldown_config(c):
 
 
 def _launch(tmp_path) -> slurm_sweep.Launch:
-  args = slurm_sweep.slurm_args([f"--python={sys.executable}", f"--repo={REPO}"])
+  args = slurm_sweep.slurm_args([f"--python={sys.executable}", f"--repo={REPO}"], str(tmp_path))
   return slurm_sweep.Launch(args, ("--config=c.py", f"--workdir={tmp_path}"), ("--launcher=slurm",))
 
 
@@ -32,30 +32,41 @@ def _submitted(cluster) -> list[tuple[list[str], str]]:
   for job in fake_slurm.load(str(cluster))["jobs"]:
     with open(job["script"]) as f:
       runs = re.search(r"^runs=\((.*)\)$", f.read(), re.M)
-    out.append((runs.group(1).split() if runs else ["planner"], job["dependency"]))
+    names = [re.sub(r"^\[\d+\]=", "", r) for r in runs.group(1).split()] if runs else []
+    out.append((names or ["planner"], job["dependency"]))
   return out
 
 
-def test_dry_run_renders_an_array_per_round_and_per_stable_run(tiny_config, tmp_path):
+def test_dry_run_renders_the_stable_runs_then_their_branches_by_rank(tiny_config, tmp_path):
   config = _cooldown_config(tiny_config)
   workdir = str(tmp_path / "sweep")
   scripts = slurm_sweep.submit_round(config, workdir, _launch(tmp_path), 1, dry_run=True)
   _, pending, _ = sweep.plan_round(config, workdir, 1)
   stables = [p.name for p in pending if p.role == "stable"]
-  assert len(scripts) == 1 + len(stables)  # the stable runs, then each one's branches
+  branches = {s: [p.name for p in pending if p.branch_of == s] for s in stables}
+  ranks = max(len(b) for b in branches.values())
+  assert len(scripts) == 1 + ranks  # the stable runs, then each one's k-th branch
   first = scripts[0].splitlines()
-  assert first[0] == f"# sbatch  (array of {len(stables)})"
+  assert first[0] == "# <1>: sbatch"
   assert f"#SBATCH --array=0-{len(stables) - 1}" in first
   assert f"runs=({' '.join(stables)})" in first
   assert 'run="${runs[$SLURM_ARRAY_TASK_ID]}"' in first
-  assert "#SBATCH --output=slurm_logs/%x-%A_%a.out" in first
+  assert f"#SBATCH --output={tmp_path}/slurm_logs/%x-%A_%a.out" in first
   assert "#SBATCH --gpus-per-node=1" in first and "#SBATCH --ntasks-per-node=1" in first
   step = next(line for line in first if line.startswith("srun "))
   assert step.endswith(f' experiments.sweep --config=c.py --workdir={tmp_path} --run="$run" &')
-  for stable, text in zip(stables, scripts[1:], strict=True):
-    branches = [p.name for p in pending if p.branch_of == stable]
-    assert text.splitlines()[0].startswith(f"# sbatch --dependency=afterok:<{stable}>")
-    assert f"runs=({' '.join(branches)})" in text
+  for k, text in enumerate(scripts[1:]):
+    lines = text.splitlines()
+    assert lines[0] == f"# <{k + 2}>: sbatch --dependency=aftercorr:<1>"
+    ids = [i for i, s in enumerate(stables) if len(branches[s]) > k]  # task i after stable i
+    spec = re.findall(r"^#SBATCH --array=(\S+)$", text, re.M)[0]
+    assert fake_slurm.array_ids(spec) == ids
+    runs = re.findall(r"^runs=\((.*)\)$", text, re.M)[0].split()
+    if ids != list(range(len(ids))):  # sparse: bash's [id]=run
+      runs = [re.sub(r"^\[(\d+)\]=", lambda m: f"{m[1]}:", r) for r in runs]
+      assert runs == [f"{i}:{branches[stables[i]][k]}" for i in ids]
+    else:
+      assert runs == [branches[stables[i]][k] for i in ids]
   assert not os.path.exists(os.path.join(workdir, slurm_jobs.JOBS_FILE))  # nothing submitted
 
 
@@ -140,3 +151,30 @@ def test_a_sweep_on_slurm_gives_the_local_sweeps_table(tiny_config, tmp_path):
       assert {k: row[k] for k in keys} == {k: want[name][k] for k in keys}, name
   with open(workdir / "lr_choice.json") as f, open(local / "lr_choice.json") as g:
     assert json.load(f) == json.load(g)
+
+
+def test_the_verification_is_one_job_submitted_once(tiny_config, tmp_path, monkeypatch):
+  config = _cooldown_config(tiny_config)
+  workdir = tmp_path / "sweep"
+  workdir.mkdir()
+  launch = _launch(tmp_path)
+  with pytest.raises(ValueError, match=r"no .*fit\.json: run experiments\.fit_scaling"):
+    slurm_sweep.submit_verification(config, str(workdir), launch, dry_run=False)
+  fit = {
+    "prediction": {"law": "approach3", "n_opt": 5e3, "flops": 2e8},
+    "columns": {"params": "params_non_embedding", "flops": "flops_6N"},
+  }
+  (workdir / "fit.json").write_text(json.dumps(fit))
+  cluster = tmp_path / "cluster"
+  cluster.mkdir()
+  for key, value in fake_slurm.install(str(cluster)).items():
+    monkeypatch.setenv(key, value)
+  lines = slurm_sweep.submit_verification(config, str(workdir), launch, dry_run=False)
+  assert lines == ["submitted job 100: <verification>"]
+  again = slurm_sweep.submit_verification(config, str(workdir), launch, dry_run=False)
+  assert again == ["the verification is queued or running already: job 100"]
+  (job,) = fake_slurm.load(str(cluster))["jobs"]
+  with open(job["script"]) as f:
+    script = f.read()
+  assert "--array" not in script
+  assert f"experiments.sweep --config=c.py --workdir={tmp_path} --verify &" in script
