@@ -20,30 +20,38 @@ def _rows(workdir: str) -> list[dict[str, Any]]:
   return results.read_results(workdir) + trials + noise.read_repeats(workdir)
 
 
+def _state(ref: str, queued: dict[str, tuple[str, str]], ended: dict[str, str]) -> str:
+  """What Slurm says of the job `ref`: 'blocked' (it waits on a failed job), 'running',
+  'queued' (with squeue's reason), 'failed' (with sacct's state) or 'not submitted'."""
+  state, reason = queued.get(ref, ("", ""))
+  if reason == slurm_jobs.NEVER:
+    return f"blocked (job {ref}: a run it waits for failed)"
+  if state == "RUNNING":
+    return f"running (job {ref})"
+  if state:
+    return f"queued (job {ref}: {state} {reason})"
+  if ended.get(ref) in slurm_jobs.FAILED_STATES:
+    return f"failed (job {ref}: {ended[ref]})"
+  return "not submitted"
+
+
 def run_states(config, workdir: str, name: str) -> tuple[list[grid.RunPlan], dict[str, str]]:
-  """The runs planned now and each one's state: 'done', 'running', 'queued' (with squeue's
-  reason), 'failed' (with sacct's state), 'blocked' (waits on a failed run) or 'not submitted'."""
+  """The runs planned now and each one's state: 'done' or `_state`'s; and that of the planner
+  and verification jobs where they are queued or running."""
   runs = sweep.sweep_runs(config, sweep.vocab_size(config), workdir)[1]
   done = results.finished(config, runs, _rows(workdir))
   refs = slurm_jobs.latest_refs(slurm_jobs.read_jobs(workdir))
   queued = slurm_jobs.queue(name) if refs else {}
   ended = slurm_jobs.ended([r for r in refs.values() if r not in queued])
-  states = {}
-  for plan in runs:
-    ref = refs.get(plan.name, "")
-    state, reason = queued.get(ref, ("", ""))
-    if plan.name in done or trained(workdir, plan):
-      states[plan.name] = "done"
-    elif reason == slurm_jobs.NEVER:
-      states[plan.name] = f"blocked (job {ref}: a run it waits for failed)"
-    elif state == "RUNNING":
-      states[plan.name] = f"running (job {ref})"
-    elif state:
-      states[plan.name] = f"queued (job {ref}: {state} {reason})"
-    elif ended.get(ref) in slurm_jobs.FAILED_STATES:
-      states[plan.name] = f"failed (job {ref}: {ended[ref]})"
-    else:
-      states[plan.name] = "not submitted"
+  states = {
+    p.name: "done"
+    if p.name in done or trained(workdir, p)
+    else _state(refs.get(p.name, ""), queued, ended)
+    for p in runs
+  }
+  for job in (slurm_jobs.PLANNER, slurm_jobs.VERIFIER):
+    if refs.get(job) in queued:
+      states[job] = _state(refs[job], queued, ended)
   return runs, states
 
 
@@ -51,10 +59,10 @@ def status_lines(config, workdir: str, name: str) -> list[str]:
   """The counts of each state, a line per run not done, and the ETA."""
   runs, states = run_states(config, workdir, name)
   kinds = ("done", "running", "queued", "failed", "blocked", "not submitted")
-  counts = {k: sum(s.startswith(k) for s in states.values()) for k in kinds}
+  counts = {k: sum(states[p.name].startswith(k) for p in runs) for k in kinds}
   lines = [f"{len(runs)} runs planned: " + ", ".join(f"{n} {k}" for k, n in counts.items())]
-  width = max((len(p.name) for p in runs), default=0)
-  lines += [f"  {p.name:<{width}}  {states[p.name]}" for p in runs if states[p.name] != "done"]
+  width = max((len(n) for n in states), default=0)
+  lines += [f"  {n:<{width}}  {state}" for n, state in states.items() if state != "done"]
   if config.scaling.lr_grid and any(p.lr_trial for p in runs):
     lines.append("  then the runs at the learning rates the trials choose (planned after them)")
   left = sum(p.flops_to_train for p in runs if states[p.name] != "done")

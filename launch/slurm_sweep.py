@@ -8,8 +8,10 @@ A task runs `experiments.sweep ... --run=<name>` (`sweep.train_run`): the same r
 hash, run directory and row as the local sweep's. A submission plans the round as the local
 sweep does (`sweep.plan_round`) and submits its pending runs:
 - the runs that start from nothing: one array;
-- a run that starts from another's checkpoint (a cooldown branch; a stable run that continues a
-  learning-rate trial's) while that one still trains: one array per parent, each after its
+- the runs that start from the checkpoint of one of those (a cooldown branch; a stable run that
+  continues a learning-rate trial's): arrays by rank, the k-th of each parent as the task of
+  its parent's id, each task after its parent's (`--dependency=aftercorr:<first array>`);
+- a run whose parent was queued by an earlier submission: an array per parent, after its
   parent's task (`--dependency=afterok:<job>_<task>`);
 - while learning-rate trials train: a planner job after them (afterok) that runs the same
   command again, which plans the runs at the chosen rates and submits them.
@@ -25,6 +27,7 @@ import argparse
 import copy
 import dataclasses
 import os
+import re
 import shlex
 from collections.abc import Sequence
 
@@ -83,14 +86,13 @@ def _by_rank(todo: Sequence[grid.RunPlan], roots: tuple[str, ...]) -> list[Job]:
   """The runs of `todo` that start from a run of `roots` (the first array): array k holds each
   root's k-th, as the task of its root's id, after that task (aftercorr)."""
   ids = {name: i for i, name in enumerate(roots)}
-  ranks: list[dict[int, str]] = []
-  seen: dict[str, int] = {}
+  ranks: dict[int, dict[int, str]] = {}  # rank: {task id: run}
+  seen: dict[str, int] = {}  # a root's branches so far
   for p in todo:
-    if p.branch_of in ids and p.name not in ids:
+    if p.branch_of in ids:
       k = seen[p.branch_of] = seen.get(p.branch_of, -1) + 1
-      ranks += [{}] * (k + 1 - len(ranks))
-      ranks[k] = {**ranks[k], ids[p.branch_of]: p.name}
-  return [Job(tuple(r.values()), tuple(r), corresponding=True) for r in ranks]
+      ranks.setdefault(k, {})[ids[p.branch_of]] = p.name
+  return [Job(tuple(r.values()), tuple(r), corresponding=True) for _, r in sorted(ranks.items())]
 
 
 def plan_jobs(
@@ -122,11 +124,14 @@ def plan_jobs(
   return jobs
 
 
+def _dense(ids: Sequence[int]) -> bool:
+  """Whether task `ids` are 0, 1, ..., n-1."""
+  return list(ids) == list(range(len(ids)))
+
+
 def _array_spec(ids: Sequence[int]) -> str:
-  """sbatch's --array for task `ids`: '0-4' where they run on, else '0,2,5'."""
-  if list(ids) == list(range(len(ids))):
-    return f"0-{len(ids) - 1}"
-  return ",".join(map(str, ids))
+  """sbatch's --array for task `ids`: '0-4' for 0 to 4, else '0,2,5'."""
+  return f"0-{len(ids) - 1}" if _dense(ids) else ",".join(map(str, ids))
 
 
 def script(launch: Launch, job: Job, name: str) -> str:
@@ -135,7 +140,7 @@ def script(launch: Launch, job: Job, name: str) -> str:
   args = launch.slurm_args
   sweep_cmd = ["experiments.sweep", *launch.sweep_args]
   if job.array:
-    dense = not job.ids or list(job.ids) == list(range(len(job.runs)))
+    dense = _dense(list(job.tasks))  # else bash's sparse array: ([0]=a [3]=b)
     runs = " ".join(
       shlex.quote(r) if dense else f"[{i}]={shlex.quote(r)}" for i, r in job.tasks.items()
     )
@@ -178,38 +183,33 @@ def _dependency(job: Job, refs: dict[str, str], first: str, now: set[str]) -> st
   return "afterok:" + ":".join(dict.fromkeys(on)) if on else ""
 
 
-def submit(jobs: list[Job], launch: Launch, workdir: str, active: dict[str, str]) -> list[str]:
+def submit(
+  jobs: list[Job], launch: Launch, workdir: str, active: dict[str, str], dry_run: bool = False
+) -> list[str]:
   """Submits `jobs` in order (each after the tasks it waits for: of the jobs before it or of
-  `active` runs), recording each; returns a line per job submitted."""
+  `active` runs), recording each; returns a line per job submitted. `dry_run`: submits nothing,
+  returns each job's sbatch line (the jobs numbered <1>, <2>, ... in place of ids) and script."""
   name = slurm_jobs.job_name(launch.slurm_args.job_name, workdir)
-  refs, now, first = dict(active), set(), ""
-  os.makedirs(os.path.join(workdir, SCRIPTS_DIR), exist_ok=True)
-  os.makedirs(launch.slurm_args.log_dir, exist_ok=True)  # Slurm writes no log where it is not
-  lines = []
-  for k, job in enumerate(jobs):
-    path = os.path.join(workdir, SCRIPTS_DIR, f"{job.runs[0].strip('<>')}-{k}.sbatch")
-    with open(path, "w") as f:
-      f.write(script(launch, job, name))
+  refs, now, first, lines = dict(active), set(), "", []
+  if not dry_run:
+    os.makedirs(os.path.join(workdir, SCRIPTS_DIR), exist_ok=True)
+    os.makedirs(launch.slurm_args.log_dir, exist_ok=True)  # Slurm writes no log where it is not
+  for k, job in enumerate(jobs, 1):
+    text = script(launch, job, name)
     after = _dependency(job, refs, first, now)
-    job_id = slurm_jobs.sbatch(path, after, workdir, job.tasks, job.array)
+    if dry_run:
+      job_id = f"<{k}>"
+      lines.append(f"# {job_id}: sbatch{f' --dependency={after}' * bool(after)}\n{text}")
+    else:
+      first_run = re.sub(r"[^\w.]+", "", job.runs[0])  # '<next round>': 'nextround'
+      path = os.path.join(workdir, SCRIPTS_DIR, f"{first_run}-{k}.sbatch")
+      with open(path, "w") as f:
+        f.write(text)
+      job_id = slurm_jobs.sbatch(path, after, workdir, job.tasks, job.array)
+      lines.append(f"submitted job {job_id}: {', '.join(job.runs)}{f' ({after})' * bool(after)}")
     first, now = first or job_id, now | {job_id}
     refs |= {run: f"{job_id}_{i}" if job.array else job_id for i, run in job.tasks.items()}
-    lines.append(f"submitted job {job_id}: {', '.join(job.runs)}{f' ({after})' * bool(after)}")
   return lines
-
-
-def _dry_run(jobs: list[Job], launch: Launch, workdir: str, active: dict[str, str]) -> list[str]:
-  """Each job's sbatch line (the jobs numbered <1>, <2>, ... in place of their ids) and
-  script."""
-  name = slurm_jobs.job_name(launch.slurm_args.job_name, workdir)
-  refs, now, out = dict(active), set(), []
-  for k, job in enumerate(jobs, 1):
-    after = _dependency(job, refs, "<1>", now)
-    refs |= {run: f"<{k}>_{i}" if job.array else f"<{k}>" for i, run in job.tasks.items()}
-    now.add(f"<{k}>")
-    line = f"# <{k}>: sbatch{f' --dependency={after}' * bool(after)}"
-    out.append(f"{line}\n{script(launch, job, name)}")
-  return out
 
 
 def submit_round(config, workdir: str, launch: Launch, workers: int, dry_run: bool) -> list[str]:
@@ -220,7 +220,7 @@ def submit_round(config, workdir: str, launch: Launch, workers: int, dry_run: bo
   active, stuck = _active(workdir, name)
   jobs = plan_jobs(pending, active, sweep.last_round(pending), workdir)
   if dry_run:
-    return _dry_run(jobs, launch, workdir, active)
+    return submit(jobs, launch, workdir, active, dry_run=True)
   slurm_jobs.cancel(stuck)
   lines = submit(jobs, launch, workdir, active)
   skipped = [run for run in active if run != slurm_jobs.PLANNER]

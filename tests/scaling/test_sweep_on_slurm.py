@@ -135,6 +135,7 @@ def test_a_sweep_on_slurm_gives_the_local_sweeps_table(tiny_config, tmp_path):
   status = sweep_cli("--status")
   assert re.search(r"stable_L1_d8_lr1 +failed \(job \d+_1: FAILED\)", status), status
   assert re.search(r"C4e07_L1_d8_lr1_cooldown +blocked", status), status
+  assert re.search(r"<next round> +blocked", status), status  # the planner waits on the trials
   resubmitted = sweep_cli()
   assert "stable_L1_d8_lr1" in resubmitted and "stable_L1_d8_lr0.5" not in resubmitted
   fake_slurm.run_queue(str(cluster), task_env)  # the planner submits the second round
