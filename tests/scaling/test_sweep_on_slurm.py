@@ -9,6 +9,7 @@ import sys
 import fake_slurm
 import pytest
 from test_sweep import _sweep_config
+from test_verify import _write_fit
 
 from conftest import REPO, config_flags, run_module
 from launch import slurm_jobs, slurm_sweep
@@ -101,8 +102,8 @@ def test_an_interrupted_submission_resumes_without_duplicates(tiny_config, tmp_p
 @pytest.mark.slow
 def test_a_sweep_on_slurm_gives_the_local_sweeps_table(tiny_config, tmp_path):
   """Learning-rate trials (a planner job after them), a stable run that continues the best
-  trial's and branches after it; a task lost mid-run is submitted again and resumes; the rows
-  equal the local sweep's (names, hashes, losses: bitwise)."""
+  trial's and branches after it, then the verification; a task lost mid-run is submitted again
+  and resumes; the rows equal the local sweep's (names, hashes, losses: bitwise)."""
   config = _cooldown_config(tiny_config)
   config.scaling.sizes_per_budget = 1
   config.scaling.lr_grid = (0.5, 1.0)
@@ -152,6 +153,22 @@ def test_a_sweep_on_slurm_gives_the_local_sweeps_table(tiny_config, tmp_path):
       assert {k: row[k] for k in keys} == {k: want[name][k] for k in keys}, name
   with open(workdir / "lr_choice.json") as f, open(local / "lr_choice.json") as g:
     assert json.load(f) == json.load(g)
+
+  # Verification after a fit: one job that trains what `--verify` trains here.
+  (row,) = [r for r in results.read_results(str(local)) if r["name"].startswith("C1.2e08")]
+  for sweep_dir in (local, workdir):
+    fit = _write_fit(str(sweep_dir), row["params_non_embedding"])
+    fit["prediction"]["flops"] = row["budget"]  # the size's longest grid point again
+    (sweep_dir / "fit.json").write_text(json.dumps(fit))
+  assert run_module("experiments.sweep", *flags, f"--workdir={local}", "--verify").returncode == 0
+  assert "<verification>" in sweep_cli("--verify")
+  fake_slurm.run_queue(str(cluster), task_env)
+  with open(workdir / "verification.json") as f, open(local / "verification.json") as g:
+    got, want = json.load(f), json.load(g)
+  assert got["row"]["name"] == "C1.2e08_L1_d8_verify_cooldown"
+  for key in ("name", "config_hash", "eval_loss", "train_loss", "tokens", "learning_rate"):
+    assert got["row"][key] == want["row"][key], key
+  assert got["trained"] == want["trained"] and got["loss_rel_error"] == want["loss_rel_error"]
 
 
 def test_the_verification_is_one_job_submitted_once(tiny_config, tmp_path, monkeypatch):
