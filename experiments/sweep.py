@@ -155,6 +155,8 @@ def main(argv):
   path = config_flags.get_config_filename(flags.FLAGS["config"])
   overrides = [a for a in sys.argv[1:] if a.startswith("--config.")]
   entry = ["-m", "experiments.train", f"--config={path}", *overrides]
+  if (_DRY_RUN.value or _SLURM.value) and _LAUNCHER.value != "slurm" and not _STATUS.value:
+    sys.exit("error: --dry_run and --slurm go with --launcher=slurm: add it")
   if _EMIT.value:
     try:
       print("\n".join(sweep.commands(_CONFIG.value, ["python", *entry], _WORKDIR.value)))

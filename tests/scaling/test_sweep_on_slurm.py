@@ -71,6 +71,15 @@ def test_dry_run_renders_the_stable_runs_then_their_branches_by_rank(tiny_config
   assert not os.path.exists(os.path.join(workdir, slurm_jobs.JOBS_FILE))  # nothing submitted
 
 
+def test_an_independent_sweep_is_one_array(tiny_config, tmp_path):
+  config = _sweep_config(tiny_config)
+  workdir = str(tmp_path / "sweep")
+  (text,) = slurm_sweep.submit_round(config, workdir, _launch(tmp_path), 1, dry_run=True)
+  _, pending, _ = sweep.plan_round(config, workdir, 1)
+  assert f"runs=({' '.join(p.name for p in pending)})" in text.splitlines()
+  assert text.startswith("# <1>: sbatch\n") and f"#SBATCH --array=0-{len(pending) - 1}\n" in text
+
+
 def test_an_interrupted_submission_resumes_without_duplicates(tiny_config, tmp_path, monkeypatch):
   config = _cooldown_config(tiny_config)
   workdir = str(tmp_path / "sweep")
