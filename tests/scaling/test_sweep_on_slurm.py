@@ -205,3 +205,34 @@ def test_the_verification_is_one_job_submitted_once(tiny_config, tmp_path, monke
     script = f.read()
   assert "--array" not in script
   assert f"experiments.sweep --config=c.py --workdir={tmp_path} --verify &" in script
+
+
+@pytest.mark.slow
+def test_a_task_that_stops_early_is_requeued_and_resumes(tiny_config, tmp_path):
+  """A task that exits 75 (here every 25 steps: train.stop_after_steps) requeues itself, its
+  own array task only, and trains on from its checkpoint until the run is done."""
+  config = _sweep_config(tiny_config)
+  config.scaling.budgets, config.scaling.sizes_per_budget = (4e7,), 1
+  cluster = tmp_path / "cluster"
+  cluster.mkdir()
+  env = {**fake_slurm.install(str(cluster)), "PYTHONPATH": REPO}
+  workdir = tmp_path / "slurm"
+  done = run_module(
+    "experiments.sweep",
+    "--config=experiments/configs/base.py",
+    *config_flags(config),
+    "--config.train.stop_after_steps=25",  # outside the run's identity: the same run
+    f"--workdir={workdir}",
+    "--launcher=slurm",
+    f"--slurm=--python={sys.executable}",
+    f"--slurm=--repo={REPO}",
+    env=env,
+  )
+  assert done.returncode == 0, done.stderr
+  task_env = {k: v for k, v in {**os.environ, **env}.items() if k != "XLA_FLAGS"}
+  assert fake_slurm.run_queue(str(cluster), task_env) == ["100_0"] * 3  # 25, 50, 59 steps
+  (row,) = results.read_results(str(workdir))
+  assert row["name"] == "C4e07_L1_d8" and row["steps"] == 59
+  out = (cluster / "100_0.out").read_text()
+  assert out.count("requeued, it resumes from the workdir") == 2
+  assert "resumed from step 25" in out and "resumed from step 50" in out
