@@ -1,8 +1,8 @@
 """A scaling sweep handed to Slurm: each round of lm/scaling/sweep.py becomes job arrays, one
 array task per run, that train each run as the local sweep would and add its row.
 
-    python -m experiments.sweep --config=experiments/configs/scaling_cpu.py \\
-        --workdir=/shared/sweeps/cpu --launcher=slurm --slurm=--partition=gpu
+    python -m experiments.sweep --config=experiments/configs/scaling_gpu.py \\
+        --workdir=/shared/sweeps/gpu --launcher=slurm --slurm=--partition=gpu
 
 A task runs `experiments.sweep ... --run=<name>` (`sweep.train_run`): the same run name, config
 hash, run directory and row as the local sweep's. A submission plans the round as the local
