@@ -23,7 +23,14 @@ best. With `--config.scaling.noise_sizes='("L4_d16",)' --config.scaling.noise_se
 those sizes' grid points train again with each seed (`<name>_seed<s>`, rows in
 `<workdir>/seed_repeats.jsonl`: lm/scaling/noise.py). Running again resumes an interrupted run
 and skips finished ones. `--emit_commands` prints one `python -m experiments.train` command per
-run instead (for a cluster); running the sweep afterwards collects their rows.
+run instead (the independent method without learning-rate trials); running the sweep afterwards
+collects their rows.
+
+`--launcher=slurm` hands the round to Slurm instead (launch/slurm_sweep.py): job arrays of
+`--run=NAME` tasks (each trains one run of the plan and adds its row), a branch after its stable
+run's task, a job after the learning-rate trials that runs this command again for the next
+round; `--dry_run` prints the scripts. The same command again submits only what is missing;
+`--status` prints the runs done, running, queued and failed and an ETA.
 
 After `python -m experiments.fit_scaling --results=<workdir>/results.csv --predict_flops=C`,
 `--verify` trains the family member nearest the predicted N_opt on the tokens that spend C, by
@@ -38,9 +45,10 @@ import sys
 from absl import flags, logging
 from ml_collections import config_flags
 
+from launch import slurm_jobs, slurm_status, slurm_sweep
 from lm import cli, logs
 from lm.scaling import results, sweep, verify, workers
-from lm.training import config_checks, loop
+from lm.training import config_checks, exit_status, loop
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config",
@@ -83,7 +91,61 @@ _VERIFY = flags.DEFINE_bool(
   "(experiments.fit_scaling --predict_flops=C) at that compute, in "
   "this process, and compare (<workdir>/verification.json).",
 )
+_LAUNCHER = flags.DEFINE_enum(
+  "launcher",
+  "local",
+  ["local", "slurm"],
+  "Where the runs train: here ('local': in this process or --workers), or as Slurm job arrays "
+  "of this sweep's round, submitted by this command (launch/slurm_sweep.py).",
+)
+_SLURM = flags.DEFINE_multi_string(
+  "slurm",
+  [],
+  "With --launcher=slurm: a flag of launch.slurm for the jobs, e.g. --slurm=--partition=gpu "
+  "--slurm=--time=04:00:00 (repeat it; each task: one process on --gpus_per_node GPUs, 1).",
+)
+_DRY_RUN = flags.DEFINE_bool(
+  "dry_run", False, "With --launcher=slurm: print the round's batch scripts, submit nothing."
+)
+_RUN = flags.DEFINE_string(
+  "run",
+  None,
+  "Train this run of the sweep's plan alone, in this process, and add its row (a "
+  "scheduler's task); exits 75 where it stopped early (run it again to resume).",
+)
+_STATUS = flags.DEFINE_bool(
+  "status",
+  False,
+  "Print the sweep's runs done, running, queued and failed (the table, squeue and sacct) "
+  "and an ETA, and exit.",
+)
 flags.mark_flags_as_required(["config"])
+
+
+def _slurm(config, path: str, overrides: list[str]) -> list[str]:
+  """--launcher=slurm (and --status): submits the round, or the verification, or says where the
+  sweep stands; returns the lines to print."""
+  workdir = os.path.abspath(_WORKDIR.value)  # the tasks start in the repository
+  args = slurm_sweep.slurm_args(_SLURM.value, workdir)
+  if _STATUS.value:
+    return slurm_status.status_lines(config, workdir, slurm_jobs.job_name(args.job_name, workdir))
+  launch = slurm_sweep.Launch(
+    slurm_args=args,
+    sweep_args=(
+      f"--config={path}",
+      *overrides,
+      f"--workdir={workdir}",
+      f"--compilation_cache={_CACHE.value}",
+    ),
+    planner_flags=(
+      "--launcher=slurm",
+      *(f"--slurm={f}" for f in _SLURM.value),
+      f"--workers={_WORKERS.value}",
+    ),
+  )
+  if _VERIFY.value:
+    return slurm_sweep.submit_verification(config, workdir, launch, _DRY_RUN.value)
+  return slurm_sweep.submit_round(config, workdir, launch, _WORKERS.value, _DRY_RUN.value)
 
 
 def main(argv):
@@ -93,6 +155,8 @@ def main(argv):
   path = config_flags.get_config_filename(flags.FLAGS["config"])
   overrides = [a for a in sys.argv[1:] if a.startswith("--config.")]
   entry = ["-m", "experiments.train", f"--config={path}", *overrides]
+  if (_DRY_RUN.value or _SLURM.value) and _LAUNCHER.value != "slurm" and not _STATUS.value:
+    sys.exit("error: --dry_run and --slurm go with --launcher=slurm: add it")
   if _EMIT.value:
     try:
       print("\n".join(sweep.commands(_CONFIG.value, ["python", *entry], _WORKDIR.value)))
@@ -106,6 +170,12 @@ def main(argv):
     sys.exit(workers.serve(_CONFIG.value, _WORKDIR.value, sys.stdin, replies))
   cache = _CACHE.value and os.path.join(_WORKDIR.value, _CACHE.value)
   try:
+    if _RUN.value:
+      finished = sweep.train_run(_CONFIG.value, _WORKDIR.value, _RUN.value, cache_dir=cache)
+      sys.exit(0 if finished else exit_status.PREEMPTED)
+    if _LAUNCHER.value == "slurm" or _STATUS.value:
+      print("\n".join(_slurm(_CONFIG.value, path, overrides)))
+      return
     if _VERIFY.value:
       verification = sweep.run_verification(_CONFIG.value, _WORKDIR.value, cache_dir=cache)
       if verification:

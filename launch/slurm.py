@@ -29,19 +29,22 @@ from lm.training import exit_status
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-TEMPLATE = """#!/bin/bash
+HEADER = """#!/bin/bash
 #SBATCH --job-name={job_name}
 #SBATCH --nodes={nodes}
-#SBATCH --ntasks-per-node={gpus_per_node}
-#SBATCH --gpus-per-node={gpus_per_node}
-#SBATCH --cpus-per-task={cpus_per_task}
+#SBATCH --ntasks-per-node={tasks_per_node}
+{gpus}#SBATCH --cpus-per-task={cpus_per_task}
 #SBATCH --time={time}
-#SBATCH --output={log_dir}/%x-%j.out
+#SBATCH --output={log_dir}/{log_name}.out
 #SBATCH --open-mode=append
 #SBATCH --requeue
 #SBATCH --signal=B:USR1@{save_s}
 {partition}
-set -uo pipefail
+"""
+
+# After the header: the job's step (`command`, in the background) and what happens at the time
+# limit and on exit 75; `select` (bash) runs first, e.g. an array task picks its run.
+BODY = """set -uo pipefail
 cd {repo}
 export LM_DISTRIBUTED=auto
 stopping=0
@@ -51,7 +54,7 @@ on_time_limit() {{
   kill -TERM "$step"
 }}
 trap on_time_limit USR1
-srun --kill-on-bad-exit=1 {python} -m experiments.train {train_args} &
+{select}srun --kill-on-bad-exit=1 {python} -m {command} &
 step=$!
 wait "$step"; status=$?
 # The trap ends `wait` early (128 + USR1): wait again for srun's own exit status.
@@ -64,21 +67,38 @@ exit "$status"
 """
 
 
-def render(args) -> str:
-  """The batch script for `args`."""
-  return TEMPLATE.format(
-    job_name=args.job_name,
-    nodes=args.nodes,
-    gpus_per_node=args.gpus_per_node,
+def render(
+  args, command: list[str] | None = None, array: str = "", select: str = "", job_name: str = ""
+) -> str:
+  """The batch script for `args`: `experiments.train` with `args.train_args` on every GPU of
+  `args.nodes` nodes, or `command` (a module and its arguments, '$run' left unquoted) as one
+  process of `args.gpus_per_node` GPUs (0: none); with `array` (sbatch's --array, e.g. '0-3' or
+  '0,2,5') an array of those tasks, each running `select` first. An array task's SLURM_JOB_ID
+  is its own, so it requeues alone."""
+  one = command is not None
+  if command is None:
+    command = ["experiments.train", *args.train_args]
+  tasks, gpus = (1, args.gpus_per_node) if one else (args.gpus_per_node, args.gpus_per_node)
+  partition = f"#SBATCH --partition={args.partition}" if args.partition else ""
+  array_line = f"#SBATCH --array={array}\n" if array else ""
+  header = HEADER.format(
+    job_name=job_name or args.job_name,
+    nodes=1 if one else args.nodes,
+    tasks_per_node=tasks,
+    gpus=f"#SBATCH --gpus-per-node={gpus}\n" if gpus else "",
     cpus_per_task=args.cpus_per_task,
     time=args.time,
     log_dir=args.log_dir,
+    log_name="%x-%A_%a" if array else "%x-%j",
     save_s=args.save_s,
+    partition=array_line + partition,
+  )
+  return header + BODY.format(
     preempted=exit_status.PREEMPTED,
-    partition=f"#SBATCH --partition={args.partition}" if args.partition else "",
     repo=shlex.quote(args.repo),
     python=shlex.quote(args.python),
-    train_args=shlex.join(args.train_args),
+    select=select,
+    command=" ".join(a if a.endswith('"$run"') else shlex.quote(a) for a in command),
   )
 
 

@@ -12,17 +12,20 @@ all finished before it started). The seed repeats of
 A run whose name and config hash are already in the table is skipped; an interrupted run
 resumes from its checkpoint; a run finished elsewhere (e.g. from `commands` on a cluster) only
 has its row collected from the checkpoint and its metrics.jsonl. `run_sweep` trains in this
-process; lm/scaling/workers.py trains the same rounds on worker processes. `run_verification`
+process; lm/scaling/workers.py trains the same rounds on worker processes; `train_run` trains
+one named run, a scheduler's task (launch/slurm_sweep.py). `run_verification`
 trains the model a fit of the table predicts (lm/scaling/verify.py) the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from lm.data import token_cache
@@ -190,6 +193,44 @@ def run_sweep(
   return results.read_results(workdir)
 
 
+def train_run(
+  config,
+  workdir: str,
+  name: str,
+  runner: Runner = loop.train_and_evaluate,
+  cache_dir: str | None = None,
+) -> bool:
+  """Trains the planned run `name` alone in this process (a scheduler's task: e.g. a Slurm
+  array task, launch/slurm_sweep.py) as `run_sweep` would, and appends its row; a run the
+  table holds already is skipped. Returns whether it finished (False: it stopped before its
+  last step and resumes when run again). `cache_dir`: see `compile_cache.use`."""
+  compile_cache.use(cache_dir)
+  vocab = vocab_size(config)
+  plan = {p.name: p for p in sweep_runs(config, vocab, workdir)[1]}.get(name)
+  if plan is None:
+    raise ValueError(f"--run={name} is not a run of this sweep's plan (see {grid.PLAN_FILE})")
+  rows = results.read_results(workdir, table_of(plan))
+  if plan.adds_row and results.finished(config, [plan], rows):
+    log.info("%s is in %s already: nothing to train", name, table_of(plan))
+    return True
+  row = _train_here(config, workdir, plan, vocab, progress.Progress([plan], [], config, 1), runner)
+  if row:
+    with _locked(workdir):  # other tasks append to the same table
+      results.append_row(workdir, row, table_of(plan))
+  return row is not None
+
+
+@contextlib.contextmanager
+def _locked(workdir: str) -> Iterator[None]:
+  """Holds an exclusive lock on `<workdir>/results.lock` (fcntl: NFS v4 and Lustre honour it)."""
+  with open(os.path.join(workdir, "results.lock"), "a") as f:
+    fcntl.lockf(f, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.lockf(f, fcntl.LOCK_UN)
+
+
 def _train_here(
   config, workdir: str, plan: grid.RunPlan, vocab: int, prog: progress.Progress, runner: Runner
 ) -> dict[str, Any] | None:
@@ -270,12 +311,14 @@ def commands(config, train_command: Sequence[str], workdir: str) -> list[str]:
     raise ValueError(
       f"config.scaling.method={config.scaling.method!r}: a branch starts from a "
       "copy of its stable run's checkpoint, which these commands do not make; "
-      "emit_commands lists the 'independent' method's runs only"
+      "emit_commands lists the 'independent' method's runs only (every method's "
+      "rounds: --launcher=slurm --dry_run)"
     )
   if config.scaling.lr_grid:
     raise ValueError(
       f"config.scaling.lr_grid={config.scaling.lr_grid}: the runs depend on the "
-      "trials' losses; emit_commands lists a sweep without learning-rate trials"
+      "trials' losses; emit_commands lists a sweep without learning-rate trials "
+      "(with them: --launcher=slurm --dry_run)"
     )
   return [
     " ".join(train_argv(train_command, os.path.join(workdir, plan.name), plan))
