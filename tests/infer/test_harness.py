@@ -101,12 +101,13 @@ def test_loglikelihood_is_the_sum_of_the_models_token_log_probs(model):
     ("", "Hear"),
   ]
   got = model.loglikelihood(_requests("loglikelihood", *pairs))
+  prefix = tok.vocab_size  # a character vocabulary's: the padded id its export names
+  assert model.prefix == prefix < run.model_cfg.vocab_size
   for (context, continuation), (log_prob, _) in zip(pairs, got):
-    ids = tok.encode(context + continuation)
-    # "You are " gives its trailing space to the continuation; a character vocabulary has no
-    # end-of-text token, so an empty context's continuation is scored from its second token.
-    scored = len(continuation) if context else len(continuation) - 1
-    scored += len(context) - len(context.rstrip())
+    # "You are " gives its trailing space to the continuation; an empty context's continuation
+    # is scored after the prefix id, from its first token.
+    ids = tok.encode(context + continuation) if context else [prefix, *tok.encode(continuation)]
+    scored = len(continuation) + len(context) - len(context.rstrip())
     assert abs(log_prob - _direct_log_prob(run, ids, scored)) < 1e-5
   assert all(lp < 0 for lp, _ in got)
 
@@ -125,24 +126,26 @@ def test_is_greedy_is_true_exactly_for_the_models_argmax_continuation(model):
   assert first and not second
 
 
-def test_rolling_loglikelihood_is_the_evaluations_summed_loss(model):
+def test_rolling_loglikelihood_is_the_evaluations_summed_loss_after_the_prefix(model):
   run = model.run
-  # 33 characters: two whole windows of 16 predictions, as the evaluation's loss makes them.
-  for text in (TEXTS[0][:33], TEXTS[1][:9]):
-    tokens = np.asarray(model.tok.encode(text))
+  # 32 characters after the prefix id: two whole windows of 16 predictions, as the evaluation's
+  # loss makes them.
+  for text in (TEXTS[0][:32], TEXTS[1][:9]):
+    tokens = np.asarray([model.prefix, *model.tok.encode(text)])
     stats = evaluation.evaluate_loss(
       run.graphdef, run.params, tokens, model.tok, seq_len=16, batch_size=2
     )
     (rolling,) = model.loglikelihood_rolling(_requests("loglikelihood_rolling", (text,)))
-    assert stats.tokens == len(text) - 1  # the first token is given
+    assert stats.tokens == len(text)  # every character, the first after the prefix
     assert abs(rolling + stats.loss * stats.tokens) < 1e-4
 
 
-def test_rolling_windows_score_every_token_after_the_first_once(model):
+def test_rolling_windows_score_every_token_once_the_first_after_the_prefix(model):
   text = TEXTS[0]  # 61 characters: four windows, the last with full context
   windows = model.rolling_windows(text)
   ids = model.tok.encode(text)
-  assert [c for _, cont in windows for c in cont] == ids[1:]
+  assert [c for _, cont in windows for c in cont] == ids
+  assert windows[0][0] == [model.prefix]
   for context, continuation in windows:
     assert len(context) + len(continuation) - 1 <= 16
 
