@@ -29,9 +29,9 @@ MISSING_DATA = (
 )
 
 
-def task_manager(include_path: str | None, include_defaults: bool = True) -> Any:
+def task_manager(include_path: str | Sequence[str] | None, include_defaults: bool = True) -> Any:
   """lm-eval's TaskManager: its own tasks (unless not `include_defaults`) and those under
-  `include_path`."""
+  `include_path` (a folder or several)."""
   return _tasks.TaskManager(include_path=include_path, include_defaults=include_defaults)
 
 
