@@ -1,8 +1,8 @@
 """Task accuracy in a scaling sweep: with `config.scaling.eval_tasks`, each finished run that
 adds a row to results.jsonl (an independent run, a cooldown branch) is scored on those
 lm-evaluation-harness tasks (lm/infer/harness.py) where it trained, and its row gets a column
-per task metric, `task_<task>_<metric>` (and `task_<task>_chance` where the task's metadata
-gives the accuracy of a guess). The harness's results are kept beside the run as
+per task metric, `task_<task>_<metric>` (with `..._stderr`, and `task_<task>_chance` where the
+task's metadata gives the accuracy of a guess). The harness's results are kept beside the run as
 `harness_step<N>.json`, the file `experiments.evaluate --tasks` writes.
 
 `corpus_next_line` is a task the sweep writes itself (`<workdir>/tasks/`, lm/infer/
@@ -107,13 +107,13 @@ def _manager(names: tuple[str, ...], include: tuple[str, ...]) -> Any:
 
 def columns(harness_results: dict[str, Any]) -> dict[str, float]:
   """The row's task columns from lm-eval's results: `task_<task>_<metric>` per metric (filter
-  'none'; another filter is added: `_<filter>`), without standard errors, and
-  `task_<task>_chance` where the task's metadata gives it."""
+  'none'; another filter is added: `_<filter>`), its standard error where lm-eval gives one
+  (`..._<metric>_stderr`), and `task_<task>_chance` where the task's metadata gives it."""
   out = {}
   for task, metrics in harness_results["results"].items():
     for key, value in metrics.items():
       metric, _, kept_by = key.partition(",")
-      if kept_by and not metric.endswith("_stderr") and isinstance(value, (int, float)):
+      if kept_by and isinstance(value, (int, float)):
         suffix = "" if kept_by == "none" else f"_{kept_by}"
         out[f"{results.TASK_PREFIX}{task}_{metric}{suffix}"] = float(value)
     metadata = harness_results.get("configs", {}).get(task, {}).get("metadata") or {}

@@ -19,6 +19,7 @@ import numpy as np
 from lm.scaling import laws, plots, results
 
 CHANCE = "chance"  # the suffix of a task's chance column: task_<task>_chance
+STDERR = "_stderr"  # the suffix of a metric's standard error column
 
 
 def _score(row: dict[str, Any], column: str) -> float | None:
@@ -31,9 +32,9 @@ def _score(row: dict[str, Any], column: str) -> float | None:
 
 
 def task_columns(rows: list[dict[str, Any]]) -> list[str]:
-  """The task metric columns any row has (a task's chance column aside), in table order."""
+  """The task metric columns any row has (chance and standard errors aside), in table order."""
   present = dict.fromkeys(k for row in rows for k in row if k.startswith(results.TASK_PREFIX))
-  return [k for k in present if not k.endswith(f"_{CHANCE}")]
+  return [k for k in present if not k.endswith((f"_{CHANCE}", STDERR))]
 
 
 def _chance_of(rows: list[dict[str, Any]], column: str) -> float | None:
@@ -50,7 +51,8 @@ def _chance_of(rows: list[dict[str, Any]], column: str) -> float | None:
 def task_points(rows: list[dict[str, Any]], final: laws.Points) -> list[dict[str, Any]]:
   """Per task metric column of `rows` (the fitted rows, `final` their points): the column,
   its chance accuracy (or None), and each run with a score: name, budget, flops, loss, score,
-  and whether it is its budget's IsoFLOP minimum (lowest loss)."""
+  its standard error (or None), and whether it is its budget's IsoFLOP minimum (lowest
+  loss)."""
   minima = {
     int(np.flatnonzero(final.budget == b)[np.argmin(final.loss[final.budget == b])])
     for b in np.unique(final.budget)
@@ -64,6 +66,7 @@ def task_points(rows: list[dict[str, Any]], final: laws.Points) -> list[dict[str
         "flops": float(final.c[i]),
         "loss": float(final.loss[i]),
         "score": score,
+        "stderr": _score(row, column + STDERR),
         "isoflop_minimum": i in minima,
       }
       for i, row in enumerate(rows)
@@ -75,9 +78,12 @@ def task_points(rows: list[dict[str, Any]], final: laws.Points) -> list[dict[str
 
 
 def _panel(ax, task: dict[str, Any], x: str, color) -> None:
-  """One panel: the task's scores against `x` ('flops' or 'loss'), minima as stars."""
+  """One panel: the task's scores against `x` ('flops' or 'loss') with their standard errors,
+  minima as stars."""
   for p in task["points"]:
     star = p["isoflop_minimum"]
+    if p["stderr"]:
+      ax.errorbar(p[x], p["score"], yerr=p["stderr"], color=color(p["budget"]), alpha=0.4)
     ax.scatter(
       [p[x]],
       [p["score"]],
@@ -93,8 +99,8 @@ def _panel(ax, task: dict[str, Any], x: str, color) -> None:
 
 
 def tasks_plot(tasks: list[dict[str, Any]], path: str, labels: plots.Labels) -> str:
-  """tasks.png: per task metric (`task_points`), its score against C and against the final
-  loss, runs coloured by budget, each budget's IsoFLOP minimum a star."""
+  """tasks.png: per task metric (`task_points`), its score (+- a standard error) against C and
+  against the final loss, runs coloured by budget, each budget's IsoFLOP minimum a star."""
   fig, axes = plt.subplots(
     len(tasks), 2, figsize=(11, 3.6 * len(tasks)), layout="constrained", squeeze=False
   )

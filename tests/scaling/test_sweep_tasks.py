@@ -78,6 +78,7 @@ def test_a_sweep_scores_each_run_on_its_tasks_and_fit_scaling_plots_them(tiny_co
   for row in rows:
     assert all(0 <= row[c] <= 1 for c in columns)
     assert row[f"task_{sweep_tasks.NEXT_LINE}_chance"] == 0.25
+    assert 0 <= row[f"task_{sweep_tasks.NEXT_LINE}_acc_stderr"] < 0.5
   with open(os.path.join(workdir, results.RESULTS_CSV)) as f:
     assert set(columns) <= set(f.readline().strip().split(","))
 
@@ -125,6 +126,7 @@ def test_a_sweep_scores_each_run_on_its_tasks_and_fit_scaling_plots_them(tiny_co
   assert task["chance"] == 0.25 and len(task["points"]) == 4
   assert sum(p["isoflop_minimum"] for p in task["points"]) == 2  # one per budget
   assert [p["score"] for p in task["points"]] == [r[columns[0]] for r in rows]
+  assert [p["stderr"] for p in task["points"]] == [r[f"{columns[0]}_stderr"] for r in rows]
 
 
 def test_a_table_without_task_columns_fits_and_plots_as_before(tmp_path):
