@@ -3,6 +3,7 @@ corpus, a tiny sweep's task columns against `experiments.evaluate --tasks`, a re
 rows without them, fit_scaling's tasks.png and fit.json `tasks`, and the one-line error without
 lm-eval."""
 
+import io
 import json
 import os
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 from conftest import REPO, run_module
 from lm.infer import next_line_task
 from lm.runtime import sharding
-from lm.scaling import results, sweep, sweep_tasks
+from lm.scaling import progress, results, sweep, sweep_tasks, workers
 from lm.training import loop
 from tests.scaling.test_laws import synthetic
 
@@ -127,6 +128,42 @@ def test_a_sweep_scores_each_run_on_its_tasks_and_fit_scaling_plots_them(tiny_co
   assert sum(p["isoflop_minimum"] for p in task["points"]) == 2  # one per budget
   assert [p["score"] for p in task["points"]] == [r[columns[0]] for r in rows]
   assert [p["stderr"] for p in task["points"]] == [r[f"{columns[0]}_stderr"] for r in rows]
+
+
+@pytest.mark.slow
+def test_a_reusable_worker_scores_the_run_it_trained_and_its_row_gets_the_scores(
+  tiny_config, tmp_path
+):
+  pytest.importorskip("lm_eval")
+  config = _sweep_config(tiny_config, tmp_path)
+  config.scaling.eval_tasks = (sweep_tasks.NEXT_LINE,)
+  config.scaling.eval_include_path = ""
+  config.scaling.budgets = (4e7,)
+  workdir = str(tmp_path / "sweep")
+  sweep_tasks.start(config, workdir)
+  plan = sweep.sweep_runs(config, sweep.vocab_size(config), workdir)[1][0]
+  mesh = sharding.make_mesh(config.mesh, jax.devices()[:1])
+  replies = io.StringIO()
+  status = workers.serve(
+    config,
+    workdir,
+    io.StringIO(plan.name + "\n"),
+    replies,
+    lambda c, d: loop.train_and_evaluate(c, d, mesh),
+  )
+  assert status == 0 and json.loads(replies.getvalue())["status"] == "finished"
+  # The sweep's process records the run's row (as when the worker replies), with its scores.
+  vocab = sweep.vocab_size(config)
+  prog = progress.Progress([plan], [], config, 1)
+  assert workers._record(config, workdir, plan, ("finished", "", 1.0), vocab, prog)
+  (row,) = results.read_results(workdir)
+  assert 0 <= row[f"task_{sweep_tasks.NEXT_LINE}_acc"] <= 1
+  run_dir = os.path.join(workdir, plan.name)
+  assert sweep_tasks.saved_columns(config, run_dir, plan.steps) == {
+    k: v for k, v in row.items() if k.startswith("task_")
+  }
+  config.scaling.eval_limit = 5  # other settings: those scores are not the sweep's
+  assert sweep_tasks.saved_columns(config, run_dir, plan.steps) == {}
 
 
 def test_a_table_without_task_columns_fits_and_plots_as_before(tmp_path):
