@@ -35,14 +35,18 @@ def task_manager(include_path: str | Sequence[str] | None, include_defaults: boo
   return _tasks.TaskManager(include_path=include_path, include_defaults=include_defaults)
 
 
-def check_names(names: Sequence[str], manager: Any) -> None:
-  """ValueError naming the first task that `manager` does not know, with close names."""
+def check_names(
+  names: Sequence[str], manager: Any, flags: tuple[str, str] = ("--tasks", "--include_path")
+) -> None:
+  """ValueError naming the first task that `manager` does not know, with close names; `flags`
+  name where the tasks and the local folder were given."""
   known = manager.all_tasks
   for name in names:
     if name not in known and not os.path.isfile(name):
       close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
       hint = f"; close names: {', '.join(close)}" if close else ""
-      raise ValueError(f"--tasks: no task {name!r} in lm-eval's tasks or --include_path{hint}")
+      tasks, folder = flags
+      raise ValueError(f"{tasks}: no task {name!r} in lm-eval's tasks or {folder}{hint}")
 
 
 def evaluate(

@@ -60,10 +60,19 @@ def check(config) -> None:
 
 
 def start(config, workdir: str) -> None:
-  """Before a sweep trains: `check`, then `prepare`."""
+  """Before a sweep trains: `check`, `prepare`, then a ValueError naming a task that neither
+  lm-eval nor the local folders know (with close names)."""
   check(config)
+  if not config.scaling.eval_tasks:
+    return
   os.makedirs(workdir, exist_ok=True)
   prepare(config, workdir)
+  from lm.infer import harness_tasks
+
+  names = tuple(config.scaling.eval_tasks)
+  manager = _manager(names, _include_paths(config, workdir))
+  fields = ("config.scaling.eval_tasks", "config.scaling.eval_include_path")
+  harness_tasks.check_names(names, manager, fields)
 
 
 def prepare(config, workdir: str) -> None:

@@ -166,6 +166,24 @@ def test_a_reusable_worker_scores_the_run_it_trained_and_its_row_gets_the_scores
   assert sweep_tasks.saved_columns(config, run_dir, plan.steps) == {}
 
 
+@pytest.mark.slow
+def test_a_task_no_one_knows_stops_the_sweep_before_it_trains(tiny_config, tmp_path):
+  pytest.importorskip("lm_eval")
+  config = _sweep_config(tiny_config, tmp_path)
+  config.scaling.eval_tasks = ("corpus_next_lin",)
+  config.scaling.eval_include_path = ""
+
+  def must_not_train(cfg, run_dir):
+    raise AssertionError(f"trained {run_dir}")
+
+  with pytest.raises(ValueError) as error:
+    sweep.run_sweep(config, str(tmp_path / "sweep"), runner=must_not_train)
+  assert str(error.value).startswith(
+    "config.scaling.eval_tasks: no task 'corpus_next_lin' in lm-eval's tasks or "
+    "config.scaling.eval_include_path; close names: "
+  )
+
+
 def test_a_table_without_task_columns_fits_and_plots_as_before(tmp_path):
   p = synthetic(sizes=4)
   (tmp_path / "table.csv").write_text(
