@@ -64,8 +64,12 @@ def _sweep_config(c, tasks_dir):
 
 
 @pytest.mark.slow
-def test_a_sweep_scores_each_run_on_its_tasks_and_fit_scaling_plots_them(tiny_config, tmp_path):
+def test_a_sweep_scores_each_run_on_its_tasks_and_fit_scaling_plots_them(
+  tiny_config, tmp_path, monkeypatch
+):
   pytest.importorskip("lm_eval")
+  for name, value in OFFLINE.items():
+    monkeypatch.setenv(name, value)
   tasks_dir = tmp_path / "my_tasks"
   next_line_task.write_task(
     str(tasks_dir), "tiny_next_line", next_line_task.make_documents(TEXT, 5)
@@ -132,9 +136,11 @@ def test_a_sweep_scores_each_run_on_its_tasks_and_fit_scaling_plots_them(tiny_co
 
 @pytest.mark.slow
 def test_a_reusable_worker_scores_the_run_it_trained_and_its_row_gets_the_scores(
-  tiny_config, tmp_path
+  tiny_config, tmp_path, monkeypatch
 ):
   pytest.importorskip("lm_eval")
+  for name, value in OFFLINE.items():
+    monkeypatch.setenv(name, value)
   config = _sweep_config(tiny_config, tmp_path)
   config.scaling.eval_tasks = (sweep_tasks.NEXT_LINE,)
   config.scaling.eval_include_path = ""
