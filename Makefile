@@ -4,7 +4,8 @@
 # `make test-hf` adds the optional torch + transformers extra (~1 GB, CPU wheel) and runs the
 # Hugging Face parity tests, which `make test` skips without it.
 # `make test-eval` adds the optional lm-evaluation-harness extra (requirements-eval.lock) and runs
-# the harness tests (`experiments.evaluate --tasks`), which `make test` skips without it.
+# the harness tests (`experiments.evaluate --tasks`, a sweep's `scaling.eval_tasks`), which `make
+# test` skips without it.
 # `make tensorboard WORKDIR=runs/x` adds the optional TensorBoard extra and serves a run's (or a
 # folder of runs') event files on http://localhost:$(PORT).
 # `make test-beam` builds .venv-beam (Apache Beam, requirements-beam.lock) and tests the data
@@ -64,7 +65,7 @@ $(VENV)/.installed-eval: $(VENV)/.installed requirements-eval.lock
 	touch $@
 
 test-eval: $(VENV)/.installed-eval
-	$(PYTEST) tests/infer/test_harness.py
+	$(PYTEST) tests/infer/test_harness.py tests/scaling/test_sweep_tasks.py
 
 # Data preparation on Apache Beam's workers: an environment of its own (.venv-beam,
 # requirements-beam.lock), as Beam needs an older protobuf than .venv's transformers.

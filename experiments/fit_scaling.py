@@ -17,7 +17,9 @@ backtest ranks first (or `--law`), with 95% intervals, the loss's calibrated by 
 errors at that distance (fit.json `prediction`); where the sweep has trained the predicted model
 (`experiments.sweep --verify`, `verification.json` beside the results), its observed loss, N, D
 and C against this fit's prediction at its compute (in fit.json under `verification`; the plots
-mark it).
+mark it). A table with task columns (`experiments.sweep` with `scaling.eval_tasks`): each task
+metric against compute and against the loss, the IsoFLOP minima marked (fit.json `tasks`,
+tasks.png).
 
 The report goes to `--out` (replacing what is there), else to fit.json beside the results unless
 that file holds entries this fit lacks (`lm/scaling/report_file.py`: a fit without
@@ -54,6 +56,7 @@ from lm.scaling import (
   report_file,
   selection,
   tables,
+  task_plots,
   verify,
 )
 
@@ -167,6 +170,16 @@ def _usable_rows(
   return usable, {"rows_left_out": left_out}
 
 
+def _tasks(rows: list[dict[str, Any]], final, report: dict) -> list[dict[str, Any]]:
+  """The table's task scores (a sweep with `scaling.eval_tasks`) by compute and loss, recorded
+  in the report under `tasks` and printed; [] for a table without task columns."""
+  tasks = task_plots.task_points(rows, final)
+  if tasks:
+    report["tasks"] = tasks
+    print(printouts.format_tasks(tasks))
+  return tasks
+
+
 def main(argv):
   del argv
   rows = tables.read_table(_RESULTS.value)
@@ -212,6 +225,7 @@ def main(argv):
       print(f"no prediction at C = {_PREDICT.value:.4g} FLOPs: {e}")
     else:
       print(printouts.format_prediction(report["prediction"]))
+  tasks = _tasks(rows, final, report)
   verification = _verification(results_dir, report, table)
   if verification:
     report["verification"] = verification
@@ -228,6 +242,8 @@ def main(argv):
     if os.path.exists(choices):
       with open(choices) as f:
         drawn.append(plots.lr_sweep(json.load(f), os.path.join(_PLOTS.value, "lr_sweep.png")))
+    if tasks:
+      drawn.append(task_plots.tasks_plot(tasks, os.path.join(_PLOTS.value, "tasks.png"), labels))
     for path in filter(None, drawn):
       print(f"wrote {path}")
 

@@ -231,6 +231,12 @@ def scaling_config() -> ml_collections.ConfigDict:
   # `experiments.sweep --verify`: the verification run trains again with each of these seeds
   # (positive, not config.seed), and is compared by its mean loss over them
   scaling.verify_seeds = ()
+  # lm-evaluation-harness tasks each finished run that adds a row is scored on (0-shot; needs the
+  # eval extra), a column per metric (lm/scaling/sweep_tasks.py); 'corpus_next_line': the true
+  # next line of the held-out split among four, written by the sweep; (): off
+  scaling.eval_tasks = ()
+  scaling.eval_include_path = ""  # a folder of local task YAMLs for eval_tasks ('': none)
+  scaling.eval_limit = 0  # at most this many documents of each task; 0: all
   # training FLOP/s per worker for the plan's time estimate until a run has finished (a guess: ~one
   # CPU core on small models)
   scaling.est_flops_per_s = 1e10

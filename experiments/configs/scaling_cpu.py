@@ -3,6 +3,9 @@ sizes of Llama-style models, by cooldown branches with a learning rate tuned per
 
     make scaling-cpu        # sweep, fit with a prediction at 4x the largest budget, verify, refit
 
+With `--config.scaling.eval_tasks='("corpus_next_line",)'` each run is also scored on choosing
+a held-out line's true next line among four (docs/scaling.md, Task accuracy; the eval extra).
+
 The corpus is the Python standard library's own source (stdlib_corpus.py: found at run time,
 no download), character level. Models are 4-layer decoders with llama_style.py's blocks
 (RMSNorm, SwiGLU, rotary positions, no biases, untied head) of width 4 to 128 in steps of 4,

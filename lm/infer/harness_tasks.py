@@ -29,20 +29,24 @@ MISSING_DATA = (
 )
 
 
-def task_manager(include_path: str | None, include_defaults: bool = True) -> Any:
+def task_manager(include_path: str | Sequence[str] | None, include_defaults: bool = True) -> Any:
   """lm-eval's TaskManager: its own tasks (unless not `include_defaults`) and those under
-  `include_path`."""
+  `include_path` (a folder or several)."""
   return _tasks.TaskManager(include_path=include_path, include_defaults=include_defaults)
 
 
-def check_names(names: Sequence[str], manager: Any) -> None:
-  """ValueError naming the first task that `manager` does not know, with close names."""
+def check_names(
+  names: Sequence[str], manager: Any, flags: tuple[str, str] = ("--tasks", "--include_path")
+) -> None:
+  """ValueError naming the first task that `manager` does not know, with close names; `flags`
+  name where the tasks and the local folder were given."""
   known = manager.all_tasks
   for name in names:
     if name not in known and not os.path.isfile(name):
       close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
       hint = f"; close names: {', '.join(close)}" if close else ""
-      raise ValueError(f"--tasks: no task {name!r} in lm-eval's tasks or --include_path{hint}")
+      tasks, folder = flags
+      raise ValueError(f"{tasks}: no task {name!r} in lm-eval's tasks or {folder}{hint}")
 
 
 def evaluate(

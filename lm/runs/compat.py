@@ -27,6 +27,9 @@ ADDED_FIELDS: dict[str, Any] = {
   "scaling.noise_seeds": (),
   "scaling.verify_seeds": (),  # one verification run
   "scaling.lr_horizon_power": 0.0,  # the trials' learning rate at every horizon
+  "scaling.eval_tasks": (),  # no task scores (scaling is outside a run's identity)
+  "scaling.eval_include_path": "",
+  "scaling.eval_limit": 0,
   "model.mup_output_multiplier": 1.0,  # μP's logits / m
 }
 

@@ -134,3 +134,20 @@ def _interval_parts(pred: dict[str, Any]) -> str:
 
 def _span(ci: list[float] | None) -> str:
   return f"[{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "none"
+
+
+def format_tasks(tasks: list[dict[str, Any]]) -> str:
+  """Per task metric (lm/scaling/task_plots.py's `task_points`): its runs' range and each
+  budget's IsoFLOP minimum's score, one line a metric."""
+  lines = []
+  for task in tasks:
+    scores = [p["score"] for p in task["points"]]
+    minima = ", ".join(
+      f"{p['budget']:.3g}: {p['score']:.3f}" for p in task["points"] if p["isoflop_minimum"]
+    )
+    chance = "" if task["chance"] is None else f" (chance {task['chance']:.3g})"
+    lines.append(
+      f"{task['column']}: {len(scores)} runs, {min(scores):.3f} to {max(scores):.3f}{chance}; "
+      f"IsoFLOP minima by budget: {minima}"
+    )
+  return "\n".join(lines)

@@ -5,7 +5,8 @@ planned runs the table holds already.
 The table is `results.jsonl` and, the same rows, `results.csv`; a learning-rate trial's row
 goes to `lr_trials.jsonl` beside them (lm/scaling/lr_search.py), a seed repeat's to
 `seed_repeats.jsonl` (lm/scaling/noise.py). A row's `method` is the sweep's `scaling.method`
-('independent', or 'cooldown' for a branch's row).
+('independent', or 'cooldown' for a branch's row). With `scaling.eval_tasks` a row also has a
+column per task metric (`task_<task>_<metric>`, lm/scaling/sweep_tasks.py) after COLUMNS.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from lm.model import counts
 from lm.model.config import architecture
 from lm.runs import metrics, run_files
+from lm.runtime import paths
 from lm.scaling import grid
 
 RESULTS_CSV, RESULTS_JSONL = "results.csv", "results.jsonl"
@@ -51,6 +53,7 @@ COLUMNS: tuple[str, ...] = (
   "config_hash",
   "workdir",
 )
+TASK_PREFIX = "task_"  # a task metric's column: task_<task>_<metric> (lm/scaling/sweep_tasks.py)
 
 
 def config_hash(config) -> str:
@@ -70,10 +73,17 @@ def read_results(workdir: str, name: str = RESULTS_JSONL) -> list[dict[str, Any]
     return [json.loads(line) for line in f if line.strip()]
 
 
+def columns_of(rows: Sequence[dict[str, Any]]) -> list[str]:
+  """The CSV's columns: COLUMNS, then the task columns that any of `rows` has, sorted."""
+  tasks = sorted({k for row in rows for k in row if k.startswith(TASK_PREFIX)})
+  return [*COLUMNS, *tasks]
+
+
 def append_row(workdir: str, row: dict[str, Any], table: str = RESULTS_JSONL) -> None:
   """Appends `row` to results.jsonl and results.csv (or to `table` only, e.g.
   lr_search.TRIALS_JSONL for a learning-rate trial's); a CSV with other columns (a table from
-  before some of them) is written again from the JSONL, its rows' missing columns empty."""
+  before some of them, or without a task column this row has) is written again from the JSONL,
+  its rows' missing columns empty."""
   with open(os.path.join(workdir, table), "a") as f:
     f.write(json.dumps(row) + "\n")
   if table != RESULTS_JSONL:
@@ -83,12 +93,26 @@ def append_row(workdir: str, row: dict[str, Any], table: str = RESULTS_JSONL) ->
   if os.path.exists(path):
     with open(path, newline="") as f:
       header = next(csv.reader(f), None)
-  same_columns = header == list(COLUMNS)
-  rows = [row] if same_columns else read_results(workdir)
-  with open(path, "a" if same_columns else "w", newline="") as f:
-    writer = csv.DictWriter(f, fieldnames=COLUMNS)
-    if not same_columns:
-      writer.writeheader()
+  rows = read_results(workdir)
+  columns = columns_of(rows)
+  if header != columns:
+    _write_csv(path, rows, columns)
+    return
+  with open(path, "a", newline="") as f:
+    csv.DictWriter(f, fieldnames=columns).writerow(row)
+
+
+def rewrite(workdir: str, rows: Sequence[dict[str, Any]]) -> None:
+  """Replaces results.jsonl and results.csv with `rows` (e.g. with task columns added)."""
+  lines = "".join(json.dumps(row) + "\n" for row in rows)
+  paths.write_atomically(os.path.join(workdir, RESULTS_JSONL), lines)
+  _write_csv(os.path.join(workdir, RESULTS_CSV), rows, columns_of(rows))
+
+
+def _write_csv(path: str, rows: Sequence[dict[str, Any]], columns: list[str]) -> None:
+  with open(path, "w", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=columns)
+    writer.writeheader()
     writer.writerows(rows)
 
 

@@ -31,7 +31,7 @@ from typing import Any
 from lm.data import token_cache
 from lm.model.config import architecture
 from lm.runtime import compile_cache
-from lm.scaling import cooldown, grid, lr_search, noise, progress, results, verify
+from lm.scaling import cooldown, grid, lr_search, noise, progress, results, sweep_tasks, verify
 from lm.training import loop
 
 log = logging.getLogger(__name__)
@@ -177,19 +177,24 @@ def rounds(config) -> int:
 def run_sweep(
   config, workdir: str, runner: Runner = loop.train_and_evaluate, cache_dir: str | None = None
 ) -> list[dict[str, Any]]:
-  """Trains every planned run in sequence, appending a row per finished run; returns the table.
-  `cache_dir`: see `compile_cache.use`."""
+  """Trains every planned run in sequence, appending a row per finished run (scored on
+  `scaling.eval_tasks` first: lm/scaling/sweep_tasks.py); returns the table. `cache_dir`: see
+  `compile_cache.use`."""
   compile_cache.use(cache_dir)
+  sweep_tasks.start(config, workdir)
   for _ in range(rounds(config)):
     vocab, pending, prog = plan_round(config, workdir, 1)
     for plan in pending:
       row = _train_here(config, workdir, plan, vocab, prog, runner)
       if row is None:
         return results.read_results(workdir)
+      if row and config.scaling.eval_tasks and table_of(plan) == results.RESULTS_JSONL:
+        row |= sweep_tasks.score_run(config, workdir, os.path.join(workdir, plan.name))
       if row:
         results.append_row(workdir, row, table_of(plan))
     if last_round(pending):
       break
+  sweep_tasks.fill_missing(config, workdir)
   return results.read_results(workdir)
 
 

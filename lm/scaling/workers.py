@@ -4,7 +4,10 @@ the sweep's runs (lm/scaling/sweep.py's rounds) one after another while the othe
 A worker is a process per run (the training entry point with the run's workdir and overrides)
 or a reusable one (`serve`: one process that trains the runs named on its stdin in turn, so
 imports, JAX and the data are set up once). How a run ended comes from its process' exit status
-or the reusable worker's reply; a finished run adds its row from its metrics.jsonl.
+or the reusable worker's reply; a finished run adds its row from its metrics.jsonl. With
+`scaling.eval_tasks`, a reusable worker scores each run it trained that adds a row before it
+replies (lm/scaling/sweep_tasks.py), and the row takes its scores; the runs of workers of one
+process per run are scored by the sweep's process once they have all finished.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from absl import logging as absl_logging
 from lm import logs
 from lm.runs import run_files
 from lm.runtime import compile_cache
-from lm.scaling import grid, progress, results, sweep
+from lm.scaling import grid, progress, results, sweep, sweep_tasks
 from lm.training import exit_status, loop
 
 log = logging.getLogger(__name__)
@@ -73,6 +76,18 @@ def _train_logged(config, plan: grid.RunPlan, path: str, runner: sweep.Runner) -
     handler.close()
 
 
+def _score_logged(config, workdir: str, plan: grid.RunPlan, path: str) -> None:
+  """Scores `plan`'s run on `scaling.eval_tasks` where it adds a row to results.jsonl; a
+  failure is logged (the sweep's process scores the run again at the end, or says why not)."""
+  in_table = plan.adds_row and sweep.table_of(plan) == results.RESULTS_JSONL
+  if not config.scaling.eval_tasks or not in_table:
+    return
+  try:
+    sweep_tasks.score_run(config, workdir, path)
+  except Exception:
+    log.exception("%s: scoring its tasks failed", plan.name)
+
+
 def serve(
   config,
   workdir: str,
@@ -89,7 +104,10 @@ def serve(
   for line in requests:
     # Planned again for each: the learning-rate trials finished so far change the plan.
     plan = {p.name: p for p in sweep.sweep_runs(config, vocab, workdir)[1]}[line.strip()]
-    reply = _train_logged(config, plan, sweep.run_dir(workdir, plan), runner)
+    path = sweep.run_dir(workdir, plan)
+    reply = _train_logged(config, plan, path, runner)
+    if reply["status"] == run_files.FINISHED:
+      _score_logged(config, workdir, plan, path)
     replies.write(json.dumps(reply) + "\n")
     replies.flush()
     if reply["status"] == run_files.PREEMPTED:
@@ -161,6 +179,8 @@ def _record(
       "vocab_size": vocab,
     }
     row = results.result_row(plan, run_cfg, summary, path, workdir)
+    if config.scaling.eval_tasks and sweep.table_of(plan) == results.RESULTS_JSONL:
+      row |= sweep_tasks.saved_columns(config, path, int(step))
     results.append_row(workdir, row, sweep.table_of(plan))
   return True
 
@@ -312,6 +332,7 @@ def run_sweep_in_workers(
   `cache_dir`: see `compile_cache.use`.
   """
   cache_env = compile_cache.use(cache_dir)
+  sweep_tasks.start(config, workdir)
   pool = _Pool(workdir, workers, split, train_command, worker_command, cache_env)
   failed = []
   for _ in range(sweep.rounds(config)):
@@ -321,4 +342,5 @@ def run_sweep_in_workers(
   pool.close()
   if failed:
     raise RuntimeError(f"runs failed: {', '.join(failed)}; their logs are in {workdir}")
+  sweep_tasks.fill_missing(config, workdir)
   return results.read_results(workdir)
