@@ -56,7 +56,7 @@ def _plain(x: float, _=None) -> str:
   return f"{mantissa.removesuffix('.0')}e{int(exponent)}"
 
 
-def _log_axis(axis, values) -> None:
+def log_axis(axis, values) -> None:
   """Log scale with labelled ticks at decades (at 1, 2, 5 x decades over a short span)."""
   values = np.asarray(values, float)
   values = values[values > 0]
@@ -68,7 +68,7 @@ def _log_axis(axis, values) -> None:
   axis.set_minor_formatter(ticker.NullFormatter())
 
 
-def _budget_colors(fig, ax, budgets, label: str):
+def budget_colors(fig, ax, budgets, label: str):
   """A colour per budget (log scale) and the colour bar that reads them (a tick per budget)."""
   lo, hi = float(np.min(budgets)), float(np.max(budgets))
   norm = colors.LogNorm(lo / 1.5, hi * 1.5) if lo == hi else colors.LogNorm(lo, hi)
@@ -79,7 +79,8 @@ def _budget_colors(fig, ax, budgets, label: str):
   return mappable.to_rgba
 
 
-def _save(fig, path: str) -> str:
+def save(fig, path: str) -> str:
+  """Writes `fig` to `path` and closes it; returns `path`."""
   fig.savefig(path, dpi=120)
   plt.close(fig)
   return path
@@ -95,7 +96,7 @@ def isoflop_curves(
   """Loss vs N per budget, with the fitted parabolas and their minima; a verification run
   (`lm.scaling.verify.compare`) where given: its loss and the prediction at its compute."""
   fig, ax = plt.subplots(figsize=(6.5, 4.5), layout="constrained")
-  color = _budget_colors(fig, ax, [r["budget"] for r in fit2["budgets"]], f"budget: {labels.c}")
+  color = budget_colors(fig, ax, [r["budget"] for r in fit2["budgets"]], f"budget: {labels.c}")
   for row in fit2["budgets"]:
     g = final.take(final.budget == row["budget"])
     ax.scatter(g.n, g.loss, color=color(row["budget"]), s=18)
@@ -133,8 +134,8 @@ def isoflop_curves(
     ylabel="final loss",
     title="IsoFLOP curves (stars: fitted minima)",
   )
-  _log_axis(ax.xaxis, sizes)
-  return _save(fig, path)
+  log_axis(ax.xaxis, sizes)
+  return save(fig, path)
 
 
 def _errorbar(
@@ -207,10 +208,10 @@ def optimal_vs_compute(
       run = verification["trained"]
       _mark_verification(ax, run["flops"], run["params" if key == "n_opt" else "tokens"])
     ax.set(xscale="log", yscale="log", xlabel=labels.c, ylabel=label)
-    _log_axis(ax.xaxis, grid)
-    _log_axis(ax.yaxis, [r[key] for r in fit2["budgets"]])
+    log_axis(ax.xaxis, grid)
+    log_axis(ax.yaxis, [r[key] for r in fit2["budgets"]])
     ax.legend(fontsize=8)
-  return _save(fig, path)
+  return save(fig, path)
 
 
 def frontier(
@@ -218,16 +219,16 @@ def frontier(
 ) -> str:
   """Loss vs compute of every run (curves where given) and the lower envelope."""
   fig, ax = plt.subplots(figsize=(6.5, 4.5), layout="constrained")
-  color = _budget_colors(fig, ax, points.budget, f"budget: {labels.c}")
+  color = budget_colors(fig, ax, points.budget, f"budget: {labels.c}")
   for run in np.unique(points.run):
     g = points.take(points.run == run)
     ax.plot(g.c, g.loss, color=color(g.budget[0]), lw=0.8, alpha=0.8)
   env = fit1["envelope"]
   ax.plot(env["c"], env["loss"], "o-", color="C3", ms=3, label="envelope (Approach 1)")
   ax.set(xscale="log", xlabel=labels.c, ylabel="training loss", title="Loss vs compute")
-  _log_axis(ax.xaxis, points.c)
+  log_axis(ax.xaxis, points.c)
   ax.legend(fontsize=8)
-  return _save(fig, path)
+  return save(fig, path)
 
 
 def residuals(
@@ -236,17 +237,17 @@ def residuals(
   """Approach 3: log-loss residuals vs N and vs D."""
   r = np.log(final.loss) - np.log(laws.predict(fit3, final.n, final.d))
   fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
-  color = _budget_colors(fig, list(axes), final.budget, f"budget: {labels.c}")
+  color = budget_colors(fig, list(axes), final.budget, f"budget: {labels.c}")
   for ax, x, label in ((axes[0], final.n, labels.n), (axes[1], final.d, "tokens D")):
     ax.scatter(x, r, color=[color(b) for b in final.budget], s=18)
     ax.axhline(0, color="k", lw=0.8)
     ax.set(xscale="log", xlabel=label, ylabel="log L - log L_fit")
-    _log_axis(ax.xaxis, x)
+    log_axis(ax.xaxis, x)
   fig.suptitle(
     f"L(N,D) = {fit3['E']:.3g} + {fit3['A']:.3g}/N^{fit3['alpha']:.3f} + "
     f"{fit3['B']:.3g}/D^{fit3['beta']:.3f}"
   )
-  return _save(fig, path)
+  return save(fig, path)
 
 
 def backtest(report: dict[str, Any], path: str, labels: Labels = Labels()) -> str:
@@ -289,10 +290,10 @@ def backtest(report: dict[str, Any], path: str, labels: Labels = Labels()) -> st
       title=f"{law}: |e| {summary['loss_mean_abs']:.2%}, signed {summary['loss_mean_signed']:+.2%}",
     )
     ax.title.set_fontsize(9)
-  _log_axis(axes[0].xaxis, span)
+  log_axis(axes[0].xaxis, span)
   axes[0].set_ylabel("optimal loss")
   axes[0].legend(fontsize=7)
-  return _save(fig, path)
+  return save(fig, path)
 
 
 def all_plots(
@@ -402,8 +403,8 @@ def cooldown_curves(rows: list[dict[str, Any]], results_dir: str, path: str) -> 
     ylabel="loss",
     title="stable runs (thin), cooldown branches (thick), eval loss (dots)",
   )
-  _log_axis(ax.xaxis, [float(r["tokens"]) for r in branches])
-  return _save(fig, path)
+  log_axis(ax.xaxis, [float(r["tokens"]) for r in branches])
+  return save(fig, path)
 
 
 def lr_sweep(choices: dict[str, dict[str, Any]], path: str) -> str:
@@ -429,7 +430,7 @@ def lr_sweep(choices: dict[str, dict[str, Any]], path: str) -> str:
     title="learning rate per size (hollow star: best at the grid's edge)",
   )
   ax.legend(fontsize=7)
-  return _save(fig, path)
+  return save(fig, path)
 
 
 def coord_check(results: dict[str, dict[int, list[dict[str, float]]]], path: str) -> str:
@@ -459,7 +460,7 @@ def coord_check(results: dict[str, dict[int, list[dict[str, float]]]], path: str
     Line2D([], [], color="gray", linestyle=":", label="dotted: at init"),
   ]
   axes[0][-1].legend(handles=[*handles, *styles], fontsize=7)
-  return _save(fig, path)
+  return save(fig, path)
 
 
 def lr_transfer(
@@ -480,4 +481,4 @@ def lr_transfer(
       ax.scatter([b["lr"]], [b["loss"]], color=color, marker="*", s=140, edgecolor="k", zorder=3)
     ax.set(xscale="log", xlabel="peak learning rate", ylabel="validation loss", title=name)
     ax.legend(fontsize=8)
-  return _save(fig, path)
+  return save(fig, path)

@@ -105,14 +105,14 @@ def tasks_plot(tasks: list[dict[str, Any]], path: str, labels: plots.Labels) -> 
     len(tasks), 2, figsize=(11, 3.6 * len(tasks)), layout="constrained", squeeze=False
   )
   budgets = [p["budget"] for task in tasks for p in task["points"]]
-  color = plots._budget_colors(fig, axes[:, 1], budgets, f"budget: {labels.c}")
+  color = plots.budget_colors(fig, axes[:, 1], budgets, f"budget: {labels.c}")
   for (by_c, by_loss), task in zip(axes, tasks):
     metric = task["column"].removeprefix(results.TASK_PREFIX)
     _panel(by_c, task, "flops", color)
     by_c.set(xscale="log", xlabel=labels.c, ylabel=metric)
-    plots._log_axis(by_c.xaxis, [p["flops"] for p in task["points"]])
+    plots.log_axis(by_c.xaxis, [p["flops"] for p in task["points"]])
     by_c.set_title(f"{metric} against compute (stars: IsoFLOP minima)", fontsize=10)
     _panel(by_loss, task, "loss", color)
     by_loss.set(xlabel="final loss", ylabel=metric)
     by_loss.set_title(f"{metric} against loss", fontsize=10)
-  return plots._save(fig, path)
+  return plots.save(fig, path)
