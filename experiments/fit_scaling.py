@@ -198,6 +198,7 @@ def main(argv):
       "--budget_col": budget_col,
     },
   )
+  rows = tables.canonical_order(rows)  # a fit must not depend on the order runs finished in
   final = tables.table_points(
     rows, params_col, _LOSS.value, _TOKENS.value or None, flops_col or None, budget_col
   )

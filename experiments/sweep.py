@@ -89,7 +89,8 @@ _VERIFY = flags.DEFINE_bool(
   False,
   "Train the model that <workdir>/fit.json predicts "
   "(experiments.fit_scaling --predict_flops=C) at that compute, in "
-  "this process, and compare (<workdir>/verification.json).",
+  "this process (with --launcher=slurm: as one Slurm job), and compare "
+  "(<workdir>/verification.json).",
 )
 _LAUNCHER = flags.DEFINE_enum(
   "launcher",
@@ -102,7 +103,8 @@ _SLURM = flags.DEFINE_multi_string(
   "slurm",
   [],
   "With --launcher=slurm: a flag of launch.slurm for the jobs, e.g. --slurm=--partition=gpu "
-  "--slurm=--time=04:00:00 (repeat it; each task: one process on --gpus_per_node GPUs, 1).",
+  "--slurm=--time=04:00:00 (repeat it). Each task is one process on --gpus_per_node GPUs "
+  "(default 1).",
 )
 _DRY_RUN = flags.DEFINE_bool(
   "dry_run", False, "With --launcher=slurm: print the round's batch scripts, submit nothing."

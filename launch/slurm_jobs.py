@@ -63,9 +63,7 @@ def sbatch(script: str, dependency: str, workdir: str, tasks: dict[int, str], ar
   """Submits `script` (after `dependency`, e.g. 'afterok:12_0', '' for none), records the job
   and its `tasks` (task id: run) in the workdir's record and returns its id."""
   after = [f"--dependency={dependency}"] if dependency else []
-  done = subprocess.run(
-    ["sbatch", "--parsable", *after, script], capture_output=True, text=True, check=False
-  )
+  done = _run(["sbatch", "--parsable", *after, script])
   if done.returncode:
     raise RuntimeError(f"sbatch {script} failed ({done.returncode}): {done.stderr.strip()}")
   job_id = done.stdout.strip().split(";")[0]  # --parsable: '<id>' or '<id>;<cluster>'
@@ -74,9 +72,20 @@ def sbatch(script: str, dependency: str, workdir: str, tasks: dict[int, str], ar
   return job_id
 
 
+def _run(argv: list[str]) -> subprocess.CompletedProcess:
+  """Runs a Slurm command; one that is not on PATH ends the sweep with a line saying so."""
+  try:
+    return subprocess.run(argv, capture_output=True, text=True, check=False)
+  except FileNotFoundError as e:
+    raise RuntimeError(
+      f"{argv[0]} is not on PATH: --launcher=slurm and --status run where Slurm's commands "
+      "are (a cluster's login node)"
+    ) from e
+
+
 def _lines(argv: list[str]) -> list[list[str]]:
   """`argv`'s output lines split at '|'; its error ends the sweep with Slurm's message."""
-  done = subprocess.run(argv, capture_output=True, text=True, check=False)
+  done = _run(argv)
   if done.returncode:
     raise RuntimeError(f"{argv[0]} failed ({done.returncode}): {done.stderr.strip()}")
   return [line.split("|") for line in done.stdout.splitlines() if line.strip()]

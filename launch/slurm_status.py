@@ -68,7 +68,7 @@ def status_lines(config, workdir: str, name: str) -> list[str]:
   left = sum(p.flops_to_train for p in runs if states[p.name] != "done")
   rows = _rows(workdir)
   rate = progress.measured_rate(rows, config.scaling.flops_convention)
-  source = f"measured on {len(rows)} finished runs"
+  source = f"measured on {len(rows)} finished run{'s' * (len(rows) != 1)}"
   if rate is None:
     rate, source = config.scaling.est_flops_per_s, "a guess: scaling.est_flops_per_s"
   at_once = max(1, counts["running"])

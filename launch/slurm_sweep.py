@@ -215,14 +215,15 @@ def submit(
 def submit_round(config, workdir: str, launch: Launch, workers: int, dry_run: bool) -> list[str]:
   """Plans the sweep's round (`sweep.plan_round`) and submits what it lacks (`plan_jobs`), or
   with `dry_run` returns the scripts that would be submitted; returns lines to print."""
-  _, pending, _ = sweep.plan_round(config, workdir, workers)
+  _, pending, _ = sweep.plan_round(config, workdir, workers, write=not dry_run)
   name = slurm_jobs.job_name(launch.slurm_args.job_name, workdir)
   active, stuck = _active(workdir, name)
   jobs = plan_jobs(pending, active, sweep.last_round(pending), workdir)
   if dry_run:
     return submit(jobs, launch, workdir, active, dry_run=True)
   slurm_jobs.cancel(stuck)
-  lines = submit(jobs, launch, workdir, active)
+  lines = [f"cancelled {', '.join(stuck)}: each waited on a failed run"] if stuck else []
+  lines += submit(jobs, launch, workdir, active)
   skipped = [run for run in active if run != slurm_jobs.PLANNER]
   if skipped:
     lines.append(f"queued or running already, not submitted again: {', '.join(skipped)}")
@@ -233,6 +234,8 @@ def submit_verification(config, workdir: str, launch: Launch, dry_run: bool) -> 
   """Submits one job that trains the verification run of `<workdir>/fit.json` (its stable run
   and branch in turn, `experiments.sweep --verify`), unless one is queued or running."""
   verify.read_fit(workdir, config)  # fails here, not in the job, without a prediction
+  if verify.load(workdir) and not dry_run:
+    return [f"the verification is done already: {os.path.join(workdir, verify.FILE)}"]
   name = slurm_jobs.job_name(launch.slurm_args.job_name, workdir)
   job = Job((slurm_jobs.VERIFIER,), array=False)
   if dry_run:

@@ -25,7 +25,7 @@ Widths 16 (every budget) and 28 (5 budgets) train again with seeds 1 and 2
 
 Result (2026-12-06, 2-core development CPU, a clean clone, `make scaling-cpu`): 59m00s in all
 on a busy machine (trials 21m51s, the chosen runs 24m21s, seed repeats 7m58s, verification
-3m38s); Approach 2 a = 0.576 [0.511, 0.616], Approach 3 a = 0.529 [0.472, 0.630]; the backtest
+3m38s); Approach 2 a = 0.576 [0.465, 0.613], Approach 3 a = 0.529 [0.480, 0.623]; the backtest
 picks the loss frontier E + k C^-gamma (0.21% off one budget ahead), whose forecast at 4x the
 largest budget missed the run (3 seeds' mean) by +1.9%, inside its interval; at 10x by +5.9%,
 or +1.7% at a learning rate lowered for the horizon (lr_horizon_power=0.2, not yet used by the

@@ -124,24 +124,25 @@ def _log_flops(config, num_points: int, flops: dict[str, float]) -> None:
 
 
 def plan_round(
-  config, workdir: str, workers: int
+  config, workdir: str, workers: int, write: bool = True
 ) -> tuple[int, list[grid.RunPlan], progress.Progress]:
   """Plans a round of the sweep (writing `sweep.json`, with the training FLOPs of its method
-  and of one independent run per grid point), logs the plan; returns the vocabulary size, the
-  pending runs and their progress reporter."""
-  os.makedirs(workdir, exist_ok=True)
+  and of one independent run per grid point, unless not `write`), logs the plan; returns the
+  vocabulary size, the pending runs and their progress reporter."""
   vocab = vocab_size(config)  # prepares the data once, before any run starts
   points, runs, choices = sweep_runs(config, vocab, workdir)
   flops = cooldown.flops_saved(points, _every_run(config, points, runs))
-  grid.save_plan(
-    os.path.join(workdir, grid.PLAN_FILE),
-    config,
-    points,
-    training_flops=flops,
-    stable_runs=[dataclasses.asdict(p) for p in runs if p.role == "stable"],
-  )
-  if choices:
-    lr_search.save_choices(os.path.join(workdir, lr_search.CHOICE_FILE), choices)
+  if write:
+    os.makedirs(workdir, exist_ok=True)
+    grid.save_plan(
+      os.path.join(workdir, grid.PLAN_FILE),
+      config,
+      points,
+      training_flops=flops,
+      stable_runs=[dataclasses.asdict(p) for p in runs if p.role == "stable"],
+    )
+    if choices:
+      lr_search.save_choices(os.path.join(workdir, lr_search.CHOICE_FILE), choices)
   _warn_at_edges(choices)
   rows = results.read_results(workdir)
   trial_rows = results.read_results(workdir, lr_search.TRIALS_JSONL)

@@ -47,6 +47,12 @@ def read_table(path: str) -> list[dict[str, Any]]:
   return rows
 
 
+def canonical_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+  """`rows` sorted by name (then by their whole contents): the same rows in any order, e.g. as
+  runs finished on workers or a cluster, give the same list, so the same fit and bootstrap."""
+  return sorted(rows, key=lambda r: (str(r.get("name", "")), json.dumps(r, sort_keys=True)))
+
+
 MAX_NAMED = 10  # rows named in a line; fit.json's `left_out` lists every one
 
 

@@ -121,3 +121,27 @@ def test_a_refit_without_a_prediction_leaves_the_fit_json_that_has_one(tmp_path)
     f"elsewhere, --out={fit} replaces it"
   )
   assert fit.read_text() == kept
+
+
+def test_the_fit_does_not_depend_on_the_order_of_the_rows(tmp_path):
+  """Runs finish in any order on workers or a cluster: the same rows give the same fit.json."""
+  p = synthetic(sizes=5)
+  lines = [f"C{c:.0e}_N{n:.0f},{n},{d},{loss}\n" for n, d, loss, c in zip(p.n, p.d, p.loss, p.c)]
+  fits = []
+  for order, rows in (("first", lines), ("reversed", lines[::-1])):
+    (tmp_path / f"{order}.csv").write_text("name,N,D,loss\n" + "".join(rows))
+    out = tmp_path / f"{order}.json"
+    _fit_scaling(
+      f"--results={tmp_path / f'{order}.csv'}",
+      f"--out={out}",
+      "--params_col=N",
+      "--tokens_col=D",
+      "--flops_col=",
+      "--loss_col=loss",
+      "--budget_col=",
+      "--bootstrap=8",
+      "--predict_flops=1e22",
+    )
+    fits.append(json.loads(out.read_text()))
+  assert fits[0]["approach3"]["ci"] == fits[1]["approach3"]["ci"]
+  assert fits[0]["prediction"] == fits[1]["prediction"]

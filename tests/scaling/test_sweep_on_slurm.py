@@ -13,7 +13,7 @@ from test_verify import _write_fit
 
 from conftest import REPO, config_flags, run_module
 from launch import slurm_jobs, slurm_sweep
-from lm.scaling import results, sweep
+from lm.scaling import results, sweep, verify
 
 
 def _cooldown_config(c):
@@ -42,6 +42,7 @@ def test_dry_run_renders_the_stable_runs_then_their_branches_by_rank(tiny_config
   config = _cooldown_config(tiny_config)
   workdir = str(tmp_path / "sweep")
   scripts = slurm_sweep.submit_round(config, workdir, _launch(tmp_path), 1, dry_run=True)
+  assert not os.path.exists(workdir)  # a dry run writes nothing: no sweep.json, no record
   _, pending, _ = sweep.plan_round(config, workdir, 1)
   stables = [p.name for p in pending if p.role == "stable"]
   branches = {s: [p.name for p in pending if p.branch_of == s] for s in stables}
@@ -200,6 +201,10 @@ def test_the_verification_is_one_job_submitted_once(tiny_config, tmp_path, monke
   assert lines == ["submitted job 100: <verification>"]
   again = slurm_sweep.submit_verification(config, str(workdir), launch, dry_run=False)
   assert again == ["the verification is queued or running already: job 100"]
+  (workdir / verify.FILE).write_text(json.dumps({"row": {"name": "done"}}))
+  done = slurm_sweep.submit_verification(config, str(workdir), launch, dry_run=False)
+  assert done == [f"the verification is done already: {workdir / verify.FILE}"]
+  assert len(fake_slurm.load(str(cluster))["jobs"]) == 1  # not submitted again
   (job,) = fake_slurm.load(str(cluster))["jobs"]
   with open(job["script"]) as f:
     script = f.read()
@@ -236,3 +241,10 @@ def test_a_task_that_stops_early_is_requeued_and_resumes(tiny_config, tmp_path):
   out = (cluster / "100_0.out").read_text()
   assert out.count("requeued, it resumes from the workdir") == 2
   assert "resumed from step 25" in out and "resumed from step 50" in out
+
+
+def test_without_slurm_on_path_the_submission_says_so(tiny_config, tmp_path, monkeypatch):
+  monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch here
+  workdir = str(tmp_path / "sweep")
+  with pytest.raises(RuntimeError, match=r"^sbatch is not on PATH: --launcher=slurm and --status"):
+    slurm_sweep.submit_round(_cooldown_config(tiny_config), workdir, _launch(tmp_path), 1, False)
