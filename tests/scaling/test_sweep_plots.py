@@ -63,7 +63,7 @@ def test_lr_sweep_draws_each_size(tmp_path):
 
 def test_coord_check_explains_its_solid_and_dotted_lines(tmp_path, monkeypatch):
   figures = []
-  monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or path)
+  monkeypatch.setattr(plots, "save", lambda fig, path: figures.append(fig) or path)
   sizes = {w: [{"embed": 1.0, "mlp": 2.0}, {"embed": 1.5, "mlp": 2.5}] for w in (64, 128)}
   plots.coord_check({"standard": sizes, "mup": sizes}, str(tmp_path / "coord.png"))
   legend = figures[0].axes[-1].get_legend()
