@@ -145,14 +145,23 @@ def _print(rows: list[dict]) -> None:
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-  parser.add_argument("--num_docs", type=int, default=100, help="next-line documents (x4)")
-  parser.add_argument("--num_passages", type=int, default=20)
-  parser.add_argument("--passage_chars", type=int, default=300)
-  parser.add_argument("--batch_sizes", default="1,16,64")
-  parser.add_argument("--repeats", type=int, default=3)
-  parser.add_argument("--torch_threads", default="2,1", help="lm-eval's hf backend at each")
-  parser.add_argument("--out", default="benchmarks/results/harness_throughput_cpu.json")
+  parser = argparse.ArgumentParser(
+    description=(__doc__ or "").split("\n")[0],
+    formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+  )
+  parser.add_argument(
+    "--num_docs", type=int, default=100, help="4-way next-line documents: 4 requests each"
+  )
+  parser.add_argument("--num_passages", type=int, default=20, help="rolling passages")
+  parser.add_argument("--passage_chars", type=int, default=300, help="characters per passage")
+  parser.add_argument("--batch_sizes", default="1,16,64", help="batch sizes timed, comma-separated")
+  parser.add_argument("--repeats", type=int, default=3, help="timed calls per setting (median)")
+  parser.add_argument(
+    "--torch_threads", default="2,1", help="torch threads of lm-eval's hf backend, each timed"
+  )
+  parser.add_argument(
+    "--out", default="benchmarks/results/harness_throughput_cpu.json", help="JSON written"
+  )
   args = parser.parse_args()
   os.environ.setdefault("HF_HUB_OFFLINE", "1")
   with open(CORPUS) as f:

@@ -109,7 +109,14 @@ def _harness(tasks: list[str]) -> None:
     num_fewshot=_FEWSHOT.value,
     limit=_LIMIT.value,
   )
-  results["source"] = {"workdir": _WORKDIR.value, "hf_dir": _HF_DIR.value, "step": run.step}
+  results["source"] = {
+    "workdir": _WORKDIR.value,
+    "hf_dir": _HF_DIR.value,
+    "step": run.step,
+    "tasks": list(tasks),
+    "limit": _LIMIT.value or 0,
+    "num_fewshot": _FEWSHOT.value,
+  }
   if _HF_DIR.value is not None:
     path = paths.run_path(_HF_DIR.value) / "harness.json"
   else:

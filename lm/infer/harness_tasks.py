@@ -36,11 +36,15 @@ def task_manager(include_path: str | Sequence[str] | None, include_defaults: boo
 
 
 def check_names(
-  names: Sequence[str], manager: Any, flags: tuple[str, str] = ("--tasks", "--include_path")
+  names: Sequence[str],
+  manager: Any,
+  flags: tuple[str, str] = ("--tasks", "--include_path"),
+  also_known: Sequence[str] = (),
 ) -> None:
-  """ValueError naming the first task that `manager` does not know, with close names; `flags`
-  name where the tasks and the local folder were given."""
-  known = manager.all_tasks
+  """ValueError naming the first task that neither `manager` nor `also_known` (tasks written
+  later, e.g. a sweep's own) knows, with close names; `flags` name where the tasks and the
+  local folder were given."""
+  known = [*also_known, *manager.all_tasks]
   for name in names:
     if name not in known and not os.path.isfile(name):
       close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)

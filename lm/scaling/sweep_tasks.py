@@ -72,7 +72,7 @@ def start(config, workdir: str) -> None:
   names = tuple(config.scaling.eval_tasks)
   manager = _manager(names, _include_paths(config, workdir))
   fields = ("config.scaling.eval_tasks", "config.scaling.eval_include_path")
-  harness_tasks.check_names(names, manager, fields)
+  harness_tasks.check_names(names, manager, fields, also_known=(NEXT_LINE,))
 
 
 def prepare(config, workdir: str) -> None:
@@ -133,7 +133,11 @@ def columns(harness_results: dict[str, Any]) -> dict[str, float]:
 
 def _settings(config) -> dict[str, Any]:
   """What a run's scores depend on besides the run: kept in its harness JSON's `source`."""
-  return {"tasks": list(config.scaling.eval_tasks), "limit": config.scaling.eval_limit}
+  return {
+    "tasks": list(config.scaling.eval_tasks),
+    "limit": config.scaling.eval_limit,
+    "num_fewshot": 0,
+  }
 
 
 def score_run(config, workdir: str, run_dir: str) -> dict[str, float]:
@@ -167,7 +171,8 @@ def saved_columns(config, run_dir: str, step: int) -> dict[str, float]:
   with open(path) as f:
     saved = json.load(f)
   source = saved.get("source", {})
-  if {k: source.get(k) for k in ("tasks", "limit")} != _settings(config):
+  settings = _settings(config)  # `experiments.evaluate --tasks` writes the same keys
+  if {k: source.get(k) for k in settings} != settings:
     return {}
   return columns(saved)
 

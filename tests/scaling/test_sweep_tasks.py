@@ -186,7 +186,7 @@ def test_a_task_no_one_knows_stops_the_sweep_before_it_trains(tiny_config, tmp_p
     sweep.run_sweep(config, str(tmp_path / "sweep"), runner=must_not_train)
   assert str(error.value).startswith(
     "config.scaling.eval_tasks: no task 'corpus_next_lin' in lm-eval's tasks or "
-    "config.scaling.eval_include_path; close names: "
+    "config.scaling.eval_include_path; close names: corpus_next_line"
   )
 
 
