@@ -18,6 +18,7 @@ from lm.runtime import sharding
 from lm.scaling import progress, results, sweep, sweep_tasks, workers
 from lm.training import loop
 from tests.scaling.test_laws import synthetic
+from tests.scaling.test_sweep import _sweep_config as grid_config
 
 OFFLINE = {"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
 TEXT = "\n".join(
@@ -43,23 +44,14 @@ def test_next_line_documents_hold_the_true_next_line_among_four_distinct_lines()
 
 
 def _sweep_config(c, tasks_dir):
+  """test_sweep's tiny grid at 2 sizes per budget, scored on two local next-line tasks."""
+  c = grid_config(c)
   s = c.scaling
-  s.budgets = (4e7, 1.2e8)
   s.sizes_per_budget = 2
-  s.size_ratio = 8.0
-  s.tokens_per_param = 1.0
-  s.rule = "fixed_depth"
-  s.fixed_num_layers = 1
-  s.width_step = 8
-  s.ladder_size = 8
-  s.min_steps = 5
   s.eval_tasks = (sweep_tasks.NEXT_LINE, "tiny_next_line")
   s.eval_include_path = str(tasks_dir)
   s.eval_limit = 6
-  c.model.dropout = 0.0
   c.model.max_seq_len = 64  # a line and its next fit: 32 characters each
-  c.train.checkpoint_every = 1000
-  c.train.eval_batches = 1
   return c
 
 
