@@ -7,6 +7,7 @@ at least one), at the FLOP rate measured on the finished rows (lm/scaling/progre
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from launch import slurm_jobs
@@ -35,10 +36,12 @@ def _state(ref: str, queued: dict[str, tuple[str, str]], ended: dict[str, str]) 
   return "not submitted"
 
 
-def run_states(config, workdir: str, name: str) -> tuple[list[grid.RunPlan], dict[str, str]]:
+def run_states(config, workdir: str, name: str) -> tuple[list[grid.RunPlan], dict[str, str], str]:
   """The runs planned now and each one's state: 'done' or `_state`'s; and that of the planner
-  and verification jobs where they are queued or running."""
-  runs = sweep.sweep_runs(config, sweep.vocab_size(config), workdir)[1]
+  and verification jobs where they are queued or running; and how the plan differs from the
+  one the sweep saved (`grid.differs_from_saved`)."""
+  points, runs, _ = sweep.sweep_runs(config, sweep.vocab_size(config), workdir)
+  differs = grid.differs_from_saved(os.path.join(workdir, grid.PLAN_FILE), points)
   done = results.finished(config, runs, _rows(workdir))
   refs = slurm_jobs.latest_refs(slurm_jobs.read_jobs(workdir))
   queued = slurm_jobs.queue(name) if refs else {}
@@ -52,15 +55,17 @@ def run_states(config, workdir: str, name: str) -> tuple[list[grid.RunPlan], dic
   for job in (slurm_jobs.PLANNER, slurm_jobs.VERIFIER):
     if refs.get(job) in queued:
       states[job] = _state(refs[job], queued, ended)
-  return runs, states
+  return runs, states, differs
 
 
 def status_lines(config, workdir: str, name: str) -> list[str]:
-  """The counts of each state, a line per run not done, and the ETA."""
-  runs, states = run_states(config, workdir, name)
+  """The counts of each state, a line per run not done, and the ETA; first a warning where the
+  flags plan other grid points than the sweep saved."""
+  runs, states, differs = run_states(config, workdir, name)
   kinds = ("done", "running", "queued", "failed", "blocked", "not submitted")
   counts = {k: sum(states[p.name].startswith(k) for p in runs) for k in kinds}
-  lines = [f"{len(runs)} runs planned: " + ", ".join(f"{n} {k}" for k, n in counts.items())]
+  lines = [f"warning: {differs}"] if differs else []
+  lines.append(f"{len(runs)} runs planned: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
   width = max((len(n) for n in states), default=0)
   lines += [f"  {n:<{width}}  {state}" for n, state in states.items() if state != "done"]
   if config.scaling.lr_grid and any(p.lr_trial for p in runs):

@@ -70,10 +70,21 @@ class Launch:
 def slurm_args(flags: Sequence[str], workdir: str) -> argparse.Namespace:
   """launch.slurm's arguments from `flags` (e.g. ['--partition=gpu']); a sweep's task trains on
   one GPU unless `--gpus_per_node` says otherwise, its log in `<workdir>/slurm_logs` unless
-  `--log_dir` says otherwise."""
+  `--log_dir` says otherwise. ValueError, in one line, for a flag it does not know or a bad
+  value."""
   p = slurm.parser()
+  p.exit_on_error = False
   p.set_defaults(gpus_per_node=1, job_name="sweep", log_dir=os.path.join(workdir, "slurm_logs"))
-  return p.parse_args(list(flags))
+  try:
+    args, unknown = p.parse_known_args(list(flags))
+  except argparse.ArgumentError as e:
+    raise ValueError(f"--slurm: {e}") from None
+  if unknown:
+    raise ValueError(
+      f"--slurm={unknown[0]}: not a flag of launch.slurm (`python -m launch.slurm --help` "
+      "lists them)"
+    )
+  return args
 
 
 def trained(workdir: str, plan: grid.RunPlan) -> bool:

@@ -202,13 +202,21 @@ def forecast(
   refits (runs resampled within budgets), and for the loss the calibrated `loss_ci`: on each
   side the widest of the bootstrap's, the backtest's at c's distance beyond the table
   (`calibrated`: the law's `calibration`) and the seed noise's (`sigma`, relative). N is
-  counted as the law counts it (`params`). Raises ValueError where the law cannot be fitted."""
+  counted as the law counts it (`params`). Raises ValueError where the law cannot be fitted
+  or its fit forecasts no finite, positive N_opt, D_opt and loss (a degenerate Approach 3)."""
   full = forecasts.fit_law(law, table)
+  at_c = _at(full, c)
+  if not all(0 < v < np.inf for v in at_c.values()):
+    why = laws.degenerate(full.fit) if full.parametric else []
+    raise ValueError(
+      f"fitted on this table, it forecasts no optimum at C = {c:.4g} "
+      f"({'; '.join(why) or ', '.join(f'{k} {v:.4g}' for k, v in at_c.items())})"
+    )
   boot = laws.bootstrap(
     table, lambda q: _at(forecasts.fit_law(law, q, start=full), c), KEYS, num_boot, seed
   )
   out: dict[str, Any] = {"law": law, "params": full.params, "flops": float(c)}
-  for key, value in _at(full, c).items():
+  for key, value in at_c.items():
     out |= {key: value, f"{key}_ci": boot.get(key)}
   loss = out["loss"]
   decades = float(np.log10(c / max(table.budget_compute().values())))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from typing import Any
 
 import numpy as np
@@ -277,3 +278,25 @@ def load_plan(path: str) -> dict[str, Any]:
   """What `save_plan` wrote (an older sweep's under today's names: `old_names.upgrade_plan`)."""
   with open(path) as f:
     return old_names.upgrade_plan(json.load(f))
+
+
+SHAPE = ("params", "tokens", "steps", "batch_size")  # what makes a grid point the same run
+
+
+def differs_from_saved(path: str, points: list[RunPlan]) -> str:
+  """How the grid `points` differ from the plan saved at `path` (`save_plan`) in their names
+  or `SHAPE`: '' where they agree or nothing is saved (learning rates are not compared: a
+  round's plan rewrites them once its trials chose)."""
+  if not os.path.exists(path):
+    return ""
+  saved = {r["name"]: tuple(r[k] for k in SHAPE) for r in load_plan(path)["runs"]}
+  now = {p.name: tuple(getattr(p, k) for k in SHAPE) for p in points}
+  differ = sorted(
+    set(saved) ^ set(now) | {n for n in saved.keys() & now.keys() if saved[n] != now[n]}
+  )
+  if not differ:
+    return ""
+  return (
+    f"these flags plan {len(now)} grid points, {path} {len(saved)}; {len(differ)} differ "
+    f"(e.g. {differ[0]}): is this the config and overrides the sweep was started with?"
+  )

@@ -104,12 +104,26 @@ def predict(
   """The forecast at compute `c` (`backtest.forecast`) of `choose_law`'s law on the backtest's
   trim of `table`, calibrated by its backtest errors there and floored by the study's seed
   noise at its largest repeated budget (`report["seed_noise"]["at_largest_budget"]`, where
-  measured)."""
+  measured). Where the backtest's choice forecasts nothing on the whole trim (a degenerate
+  Approach 3), the next law of its ranking does, and `chosen` says why; ValueError where no
+  law can."""
   name, why = choose_law(report, law)
   bt = report.get("backtest", {})
   trim = bt.get("trim", EVERY_RUN)
-  calibration = bt.get("laws", {}).get(name, {}).get("calibration")
   noise = report.get("seed_noise") or {}
   sigma = noise.get("at_largest_budget", noise).get("sigma", 0.0)
-  out = backtest.forecast(trimmed(table)[trim], name, c, calibration, sigma, num_boot, seed)
-  return {**out, "chosen": why, "trim": trim}
+  candidates = [name] if law else [name, *(x for x in bt.get("ranking", []) if x != name)]
+  failed = []
+  for candidate in candidates:
+    calibration = bt.get("laws", {}).get(candidate, {}).get("calibration")
+    try:
+      out = backtest.forecast(
+        trimmed(table)[trim], candidate, c, calibration, sigma, num_boot, seed
+      )
+    except ValueError as e:
+      failed.append(f"{candidate}: {e}")
+      continue
+    if failed:
+      why = f"ranked {len(failed) + 1} by the backtest, as " + "; ".join(failed)
+    return {**out, "chosen": why, "trim": trim}
+  raise ValueError("; ".join(failed))

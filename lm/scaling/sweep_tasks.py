@@ -21,6 +21,7 @@ import importlib
 import json
 import logging
 import os
+import shutil
 from typing import Any
 
 import numpy as np
@@ -61,18 +62,25 @@ def check(config) -> None:
 
 def start(config, workdir: str) -> None:
   """Before a sweep trains: `check`, `prepare`, then a ValueError naming a task that neither
-  lm-eval nor the local folders know (with close names)."""
+  lm-eval nor the local folders know (with close names). A workdir it made for that is removed
+  again where the tasks are refused."""
   check(config)
   if not config.scaling.eval_tasks:
     return
+  made = not os.path.exists(workdir)
   os.makedirs(workdir, exist_ok=True)
-  prepare(config, workdir)
-  from lm.infer import harness_tasks
+  try:
+    prepare(config, workdir)
+    from lm.infer import harness_tasks
 
-  names = tuple(config.scaling.eval_tasks)
-  manager = _manager(names, _include_paths(config, workdir))
-  fields = ("config.scaling.eval_tasks", "config.scaling.eval_include_path")
-  harness_tasks.check_names(names, manager, fields, also_known=(NEXT_LINE,))
+    names = tuple(config.scaling.eval_tasks)
+    manager = _manager(names, _include_paths(config, workdir))
+    fields = ("config.scaling.eval_tasks", "config.scaling.eval_include_path")
+    harness_tasks.check_names(names, manager, fields, also_known=(NEXT_LINE,))
+  except Exception:
+    if made:
+      shutil.rmtree(workdir, ignore_errors=True)
+    raise
 
 
 def prepare(config, workdir: str) -> None:

@@ -75,6 +75,29 @@ def test_a_law_whose_forecast_is_not_finite_fails_and_is_not_ranked():
   assert {f["law"] for f in bt["failed"]} == {"chinchilla_total"}
 
 
+def test_a_law_that_forecasts_nothing_on_the_whole_table_passes_the_prediction_down_the_ranking(
+  monkeypatch,
+):
+  fit_law = forecasts.fit_law
+
+  def degenerate_approach3(law, t, start=None):  # as the GPU rehearsal's toy table fitted
+    f = fit_law(law, t, start)
+    return forecasts.Forecast(law, {**f.fit, "alpha": 46.8}) if f.parametric else f
+
+  monkeypatch.setattr(forecasts, "fit_law", degenerate_approach3)
+  t = table()
+  with pytest.raises(ValueError, match=r"forecasts no optimum .*\(alpha = 46.8, outside"):
+    backtest.forecast(t, "chinchilla", FAR, num_boot=2)
+  report = {"backtest": {"ranking": ["chinchilla", "frontier"], "laws": {}}}
+  pred = selection.predict(t, report, FAR, num_boot=2)
+  assert pred["law"] == "frontier" and pred["loss"] == pytest.approx(true_optimum(FAR), rel=0.01)
+  assert pred["chosen"].startswith("ranked 2 by the backtest, as chinchilla: fitted on")
+  with pytest.raises(ValueError, match=r"^chinchilla: fitted on this table"):
+    selection.predict(t, report, FAR, law="chinchilla", num_boot=2)
+  with pytest.raises(ValueError, match=r"^chinchilla: .*; frontier: "):
+    selection.predict(t.take(t.budget <= BUDGETS[1]), report, FAR, num_boot=2)
+
+
 def test_too_few_budgets_is_an_error_and_the_prediction_falls_back_to_approach3():
   t = table()
   few = t.take(t.budget <= BUDGETS[2])

@@ -12,7 +12,7 @@ from test_sweep import _sweep_config
 from test_verify import _write_fit
 
 from conftest import REPO, config_flags, run_module
-from launch import slurm_jobs, slurm_sweep
+from launch import slurm_jobs, slurm_status, slurm_sweep
 from lm.scaling import results, sweep, verify
 
 
@@ -241,6 +241,33 @@ def test_a_task_that_stops_early_is_requeued_and_resumes(tiny_config, tmp_path):
   out = (cluster / "100_0.out").read_text()
   assert out.count("requeued, it resumes from the workdir") == 2
   assert "resumed from step 25" in out and "resumed from step 50" in out
+
+
+def test_status_warns_where_its_flags_plan_another_sweep(tiny_config, tmp_path, monkeypatch):
+  config = _cooldown_config(tiny_config)
+  workdir = str(tmp_path / "sweep")
+  sweep.plan_round(config, workdir, 1)  # writes the plan, as a submission does
+  cluster = tmp_path / "cluster"
+  cluster.mkdir()
+  for key, value in fake_slurm.install(str(cluster)).items():
+    monkeypatch.setenv(key, value)
+  lines = slurm_status.status_lines(config, workdir, "sweep")
+  assert re.match(r"\d+ runs planned: 0 done", lines[0]), lines
+  other = _cooldown_config(tiny_config)
+  other.data.batch_size *= 2  # the same names, other runs
+  lines = slurm_status.status_lines(other, workdir, "sweep")
+  assert re.match(
+    r"warning: these flags plan \d+ grid points, .*/sweep\.json \d+; \d+ differ \(e\.g\. C",
+    lines[0],
+  )
+  assert lines[0].endswith("is this the config and overrides the sweep was started with?")
+
+
+def test_a_bad_slurm_flag_is_one_line(tmp_path):
+  with pytest.raises(ValueError, match=r"^--slurm=--partitionn=gpu: not a flag of launch\.slurm"):
+    slurm_sweep.slurm_args(["--partition=cpu", "--partitionn=gpu"], str(tmp_path))
+  with pytest.raises(ValueError, match=r"^--slurm: argument --nodes: invalid int value: 'two'$"):
+    slurm_sweep.slurm_args(["--nodes=two"], str(tmp_path))
 
 
 def test_without_slurm_on_path_the_submission_says_so(tiny_config, tmp_path, monkeypatch):

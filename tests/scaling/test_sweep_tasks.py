@@ -180,6 +180,7 @@ def test_a_task_no_one_knows_stops_the_sweep_before_it_trains(tiny_config, tmp_p
     "config.scaling.eval_tasks: no task 'corpus_next_lin' in lm-eval's tasks or "
     "config.scaling.eval_include_path; close names: corpus_next_line"
   )
+  assert not (tmp_path / "sweep").exists()  # nothing left behind
 
 
 def test_a_table_without_task_columns_fits_and_plots_as_before(tmp_path):
