@@ -46,23 +46,26 @@ dm-tree, immutabledict, promise, simple-parsing, docstring_parser, tensorflow-me
 googleapis-common-protos, termcolor, toml, portpicker and defusedxml (versions: requirements.lock;
 wheels for Python 3.12 in `.whl/`, installed as benchmarks/gpu.sh does; not yet tried).
 
-Rehearsal on a CPU, the same procedure at toy sizes (context 32, batch 16 -> 8, float32, 4
-budgets of 3 sizes, 2 learning rates per size; TOY stands for these overrides):
+Rehearsal on a CPU, the same procedure at toy sizes (context 32, batch 16 -> 32, float32, 4
+budgets of 3 or 4 sizes, 2 learning rates per size; TOY stands for these overrides):
 
-    TOY="--config.data.seq_len=32 --config.model.max_seq_len=32 --config.data.batch_size=8 \
-        --config.execution.compute_dtype=float32 --config.scaling.budgets=(5e9,1e10,2e10,4e10) \
-        --config.scaling.sizes_per_budget=3 --config.scaling.tokens_per_param=5 \
+    TOY="--config.data.seq_len=32 --config.model.max_seq_len=32 --config.data.batch_size=32 \
+        --config.execution.compute_dtype=float32 --config.scaling.budgets=(2e10,4e10,8e10,1.6e11) \
+        --config.scaling.sizes_per_budget=4 --config.scaling.tokens_per_param=10 \
         --config.scaling.min_steps=20 --config.scaling.lr_grid=(0.5,2)"
     python -m experiments.sweep --config=experiments/configs/scaling_gpu.py \
         --workdir=runs/rehearse_gpu --workers=2 $TOY
 
-then the commands above with `--workdir=runs/rehearse_gpu $TOY`, `--predict_flops=1.6e11` (4x)
-and `4e11` (10x). On the 2-core development machine (2026-12-06): the sweep 2m04s (35 runs: 20
-trials, then 15), each fit about 10 s, the 4x verification with 3 seeds 1m35s, the 10x one
-1m23s. Toy numbers, so the fit is poor and says so: Approach 2 brackets one budget's minimum,
-so the loss-frontier laws cannot be backtested and Approach 3 predicts (N_opt 8934, loss 1.914
-[1.496, 2.302], the interval widened by its one backtest pair); the 4x runs' mean was 2.212
-(+15.6%, inside), the 10x run 2.176 against 1.848 (+17.8%, inside).
+then the commands above with `--workdir=runs/rehearse_gpu $TOY`, `--predict_flops=6.4e11` (4x)
+and `1.6e12` (10x). On the 2-core development machine (2026-12-07, beside another training
+run): the sweep 5m32s with `--workers=1` (42 runs: 24 in the trials' round, then 18), each fit
+about 13 s, the 4x verification with 3 seeds 3m36s, the 10x one 3m14s. Toy numbers, so the fit
+is poor and says so: the sizes bracket one budget's minimum, so the loss-frontier laws cannot
+be fitted, and Approach 3 counting every parameter, ranked first on its one backtest pair
+(-2.3%), predicts (N_opt 26.9k, loss 1.853 [0.775, 3.016], the interval widened by that pair);
+the 4x runs' mean was 1.869 (+0.9%, inside), the 10x run 1.813 against 1.801 (+0.7%, inside).
+With batch 8 and budgets 4x smaller, as before 2026-12-07, Approach 3 fitted on the table in
+name order is degenerate (alpha 46.8) and nothing predicts.
 """
 
 from experiments.configs import base, llama_style, stdlib_corpus
