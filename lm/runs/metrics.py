@@ -107,7 +107,12 @@ def _drop_rows_after(path, step: int) -> None:
 def read_metrics(workdir: str) -> list[dict[str, float]]:
   """The rows of `<workdir>/metrics.jsonl` (none if it is absent), without a last row cut short
   by a writer that is still running or was killed."""
-  path = paths.run_path(workdir) / "metrics.jsonl"
+  return read_metrics_file(paths.run_path(workdir) / "metrics.jsonl")
+
+
+def read_metrics_file(path: str | epath.Path) -> list[dict[str, float]]:
+  """The rows of a metrics.jsonl at `path` (a run's, or a copy of it), as `read_metrics`."""
+  path = paths.run_path(path)
   if not path.exists():
     return []
   rows = []

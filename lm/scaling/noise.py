@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from lm.scaling import cooldown, grid, lr_search, results
+from lm.scaling import cooldown, forecasts, grid, lr_search, results
 
 REPEATS_JSONL = "seed_repeats.jsonl"
 
@@ -151,4 +151,53 @@ def seed_noise(
     **_pooled(groups),
     "groups": groups,
     "at_largest_budget": {"budget": largest, **_pooled(at_largest)},
+  }
+
+
+def budget_sigmas(noise: dict[str, Any]) -> dict[float, float]:
+  """Each repeated budget's sigma: `seed_noise`'s groups of that budget pooled."""
+  budgets = {float(g["budget"]) for g in noise["groups"] if g["budget"] is not None}
+  return {
+    b: _pooled([g for g in noise["groups"] if g["budget"] is not None and float(g["budget"]) == b])[
+      "sigma"
+    ]
+    for b in budgets
+  }
+
+
+def forecast_spread(
+  table: forecasts.Table, law: str, c: float, noise: dict[str, Any], draws: int = 200, seed: int = 0
+) -> dict[str, Any]:
+  """How far seed noise alone moves `law`'s forecast of the optimal loss at compute `c`: the
+  table's losses redrawn `draws` times, each times a log-normal factor of its budget's measured
+  sigma (`budget_sigmas`; the pooled sigma at a budget not repeated), and the law refitted.
+
+  Returns {"draws", "draws_ok" (refits that forecast a finite loss), "sigmas" (per budget, as
+  used), "sd" (the forecasts' relative sd), "loss_range" (their 2.5 and 97.5 percentiles)}.
+  The measured losses carry their own noise, so this is the spread of a table as noisy as this
+  one measured again. Each run is redrawn on its own, though a cooldown size's branches share a
+  stable run (their noise is correlated), so the spread may be understated."""
+  measured = budget_sigmas(noise)
+  sigmas = {float(b): measured.get(float(b), noise["sigma"]) for b in np.unique(table.budget)}
+  scale = np.array([sigmas[float(b)] for b in table.budget])
+  full = forecasts.fit_law(law, table)
+  rng = np.random.default_rng(seed)
+  losses = []
+  for _ in range(draws):
+    redrawn = table.final.loss * np.exp(rng.normal(0.0, 1.0, len(scale)) * scale)
+    points = dataclasses.replace(table.final, loss=redrawn)
+    try:
+      loss = forecasts.fit_law(law, forecasts.Table(points, table.n_total), start=full).loss(c)
+    except (ValueError, np.linalg.LinAlgError):
+      continue
+    if np.isfinite(loss):
+      losses.append(loss)
+  out: dict[str, Any] = {"draws": draws, "draws_ok": len(losses), "sigmas": sigmas}
+  if len(losses) < 2:
+    return {**out, "sd": None, "loss_range": None}
+  values = np.array(losses)
+  return {
+    **out,
+    "sd": float(np.std(values, ddof=1) / np.mean(values)),
+    "loss_range": np.percentile(values, [2.5, 97.5]).tolist(),
   }

@@ -344,10 +344,37 @@ def all_plots(
   return paths, not_written
 
 
+def cooldown_lines(
+  branches: list[dict[str, Any]], results_dir: str
+) -> list[tuple[dict[str, Any], str, list[float], list[float]]]:
+  """What `cooldown_curves` draws per branch row: its stable run's training loss against tokens
+  (once per stable run), then its own from its branch point, as (row, 'stable' or 'branch',
+  tokens, losses); from each run's workdir or a published table's `curves/<name>.jsonl`
+  (`tables.curve_path`). A run whose curve is at hand nowhere is left out."""
+  out = []
+  drawn = set()
+  for r in sorted(branches, key=lambda r: float(r["tokens"])):
+    per_step = float(r["tokens"]) / float(r["steps"])
+    stable = {"workdir": r["branch_of"], "name": r["branch_of"]}
+    runs = [] if r["branch_of"] in drawn else [("stable", stable, 0)]
+    drawn.add(r["branch_of"])
+    runs.append(("branch", r, int(r["branch_step"])))
+    for kind, row, from_step in runs:
+      logged = [
+        (m["step"] * per_step, m["loss"])
+        for m in metrics.read_metrics_file(tables.curve_path(results_dir, row))
+        if "loss" in m and m["step"] >= from_step
+      ]
+      if logged:
+        tokens, losses = zip(*logged)
+        out.append((r, kind, list(tokens), list(losses)))
+  return out
+
+
 def cooldown_curves(rows: list[dict[str, Any]], results_dir: str, path: str) -> str | None:
   """A cooldown sweep's runs (`scaling.method='cooldown'`): per size, its stable run's training
-  loss against tokens (where its workdir or curves/ copy is at hand) and each branch's from its
-  branch point, a dot at each branch's final eval loss; None without branches."""
+  loss against tokens and each branch's from its branch point (`cooldown_lines`), a dot at each
+  branch's final eval loss; None without branches."""
   branches = [r for r in rows if r.get("branch_of")]
   if not branches:
     return None
@@ -358,32 +385,10 @@ def cooldown_curves(rows: list[dict[str, Any]], results_dir: str, path: str) -> 
   def color(r):
     return plt.cm.viridis(norm(float(r["params_non_embedding"])))
 
-  def curve(run_dir: str, per_step: float, from_step: int = 0):
-    logged = [
-      (m["step"] * per_step, m["loss"])
-      for m in metrics.read_metrics(run_dir)
-      if "loss" in m and m["step"] >= from_step
-    ]
-    return list(zip(*logged)) if logged else None
-
-  drawn = set()
-  for r in sorted(branches, key=lambda r: float(r["tokens"])):
-    per_step = float(r["tokens"]) / float(r["steps"])
-    if r["branch_of"] not in drawn:
-      drawn.add(r["branch_of"])
-      stable = curve(
-        os.path.dirname(
-          tables.curve_path(results_dir, {"workdir": r["branch_of"], "name": r["branch_of"]})
-        ),
-        per_step,
-      )
-      if stable:
-        ax.plot(*stable, color=color(r), lw=0.8, alpha=0.5)
-    branch = curve(
-      os.path.dirname(tables.curve_path(results_dir, r)), per_step, int(r["branch_step"])
-    )
-    if branch:
-      ax.plot(*branch, color=color(r), lw=1.5)
+  for r, kind, tokens, losses in cooldown_lines(branches, results_dir):
+    thin = kind == "stable"
+    ax.plot(tokens, losses, color=color(r), lw=0.8 if thin else 1.5, alpha=0.5 if thin else 1.0)
+  for r in branches:
     ax.scatter(
       [float(r["tokens"])],
       [float(r["eval_loss"])],

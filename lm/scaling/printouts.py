@@ -108,8 +108,22 @@ def format_prediction(pred: dict[str, Any]) -> str:
       "  " + ", ".join(part(k, label) for k, label in (("n_opt", n_label), ("d_opt", "D_opt"))),
       "  " + part("loss", "loss") + f" (95%; bootstrap alone {_span(pred['loss_ci_bootstrap'])})",
       "  the loss interval, each side the widest of " + _interval_parts(pred),
+      *_spread_line(pred.get("seed_noise_spread")),
     ]
   )
+
+
+def _spread_line(spread: dict[str, Any] | None) -> list[str]:
+  """How far seed noise alone moves the forecast (`noise.forecast_spread`), as a line."""
+  if not spread:
+    return []
+  if spread["sd"] is None:
+    return [f"  seed noise alone: {spread['draws_ok']} of {spread['draws']} redraws refitted"]
+  return [
+    f"  seed noise alone moves this forecast by sd {spread['sd']:.2%} "
+    f"({_span(spread['loss_range'])} over {spread['draws_ok']} redraws of the table at each "
+    "budget's measured sigma): misses of that size are what seed noise alone gives"
+  ]
 
 
 def _interval_parts(pred: dict[str, Any]) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from lm.scaling import backtest, forecasts
+from lm.scaling import backtest, forecasts, noise
 
 EVERY_RUN = "every run"
 TRIM_MARGIN = 0.9  # a trim is chosen only where it predicted this much better than every run
@@ -104,14 +104,15 @@ def predict(
   """The forecast at compute `c` (`backtest.forecast`) of `choose_law`'s law on the backtest's
   trim of `table`, calibrated by its backtest errors there and floored by the study's seed
   noise at its largest repeated budget (`report["seed_noise"]["at_largest_budget"]`, where
-  measured). Where the backtest's choice forecasts nothing on the whole trim (a degenerate
-  Approach 3), the next law of its ranking does, and `chosen` says why; ValueError where no
-  law can."""
+  measured), with `seed_noise_spread` where the study measured its seed noise: how far that
+  noise alone moves the forecast (`noise.forecast_spread`, `num_boot` redraws). Where the
+  backtest's choice forecasts nothing on the whole trim (a degenerate Approach 3), the next law
+  of its ranking does, and `chosen` says why; ValueError where no law can."""
   name, why = choose_law(report, law)
   bt = report.get("backtest", {})
   trim = bt.get("trim", EVERY_RUN)
-  noise = report.get("seed_noise") or {}
-  sigma = noise.get("at_largest_budget", noise).get("sigma", 0.0)
+  measured = report.get("seed_noise") or {}
+  sigma = measured.get("at_largest_budget", measured).get("sigma", 0.0)
   candidates = [name] if law else [name, *(x for x in bt.get("ranking", []) if x != name)]
   failed = []
   for candidate in candidates:
@@ -125,5 +126,9 @@ def predict(
       continue
     if failed:
       why = f"ranked {len(failed) + 1} by the backtest, as " + "; ".join(failed)
+    if measured:
+      out["seed_noise_spread"] = noise.forecast_spread(
+        trimmed(table)[trim], candidate, c, measured, num_boot, seed
+      )
     return {**out, "chosen": why, "trim": trim}
   raise ValueError("; ".join(failed))

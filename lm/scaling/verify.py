@@ -126,7 +126,9 @@ def compare(
   and against the predicting law at the run's own N, D and C (a loss-frontier law: its optimum
   at C). N and C are counted as the fit's `columns` say (`params`), and N as the law counts it
   too (`params_as_law_counts`, which `params_ratio` compares with N_opt). With `repeats` (the
-  same run's rows with other seeds), the observed loss is the mean over every seed's."""
+  same run's rows with other seeds), the observed loss is the mean over every seed's. Where
+  the prediction measured how far seed noise moves it (`seed_noise_spread`), the error is also
+  given in units of that sd (`loss_error_in_noise_sd`)."""
   law = forecasts.from_fit(prediction["law"], prediction["fit"])
   params_col = "params_total" if law.params == "total" else columns["params"]
   n, d = float(row[params_col]), float(row["tokens"])
@@ -136,6 +138,7 @@ def compare(
   observed = sum(losses) / len(losses)
   ci = prediction["loss_ci"]
   at_run = law.loss_of_run(n, d, c)
+  noise_sd = (prediction.get("seed_noise_spread") or {}).get("sd")
   return {
     "predicted": {
       k: prediction[k]
@@ -163,6 +166,9 @@ def compare(
     },
     "predicted_at_trained": {"loss": at_run},
     "loss_rel_error": observed / prediction["loss"] - 1,
+    "loss_error_in_noise_sd": (
+      (observed / prediction["loss"] - 1) / noise_sd if noise_sd else None
+    ),
     "loss_in_interval": None if ci is None else ci[0] <= observed <= ci[1],
     "loss_at_trained_rel_error": observed / at_run - 1,
     "params_ratio": n / prediction["n_opt"],
@@ -205,6 +211,8 @@ def format_verification(v: dict[str, Any]) -> str:
     return f" [{key_ci[0]:.4g}, {key_ci[1]:.4g}]" if key_ci else ""
 
   inside = {True: "inside", False: "outside", None: "no interval"}[v["loss_in_interval"]]
+  if v.get("loss_error_in_noise_sd") is not None:
+    inside += f", {v['loss_error_in_noise_sd']:+.1f} sd of its seed-noise spread"
   losses = run.get("eval_losses", [run["eval_loss"]])
   seeds = (
     f" (the mean of {len(losses)} seeds': {', '.join(f'{x:.4g}' for x in losses)})"

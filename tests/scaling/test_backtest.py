@@ -4,7 +4,7 @@ IsoFLOP tables whose true law is known."""
 import numpy as np
 import pytest
 
-from lm.scaling import backtest, forecasts, laws, selection
+from lm.scaling import backtest, forecasts, laws, noise, selection
 from tests.scaling.test_laws import TRUE, TRUE_LAW
 
 BUDGETS = tuple(10 ** (17 + 0.25 * i) for i in range(7))  # 1.5 decades, as the CPU study's
@@ -96,6 +96,36 @@ def test_a_law_that_forecasts_nothing_on_the_whole_table_passes_the_prediction_d
     selection.predict(t, report, FAR, law="chinchilla", num_boot=2)
   with pytest.raises(ValueError, match=r"^chinchilla: .*; frontier: "):
     selection.predict(t.take(t.budget <= BUDGETS[1]), report, FAR, num_boot=2)
+
+
+def test_the_seed_noise_spread_is_the_forecasts_spread_over_tables_measured_again():
+  """`noise.forecast_spread` on one table estimates how far a forecast moves between tables of
+  the same noise: the truth here is the sd of the forecast over 40 independent tables."""
+  level = 0.01
+  truth = [forecasts.fit_law("frontier", table(noise=level, seed=s)).loss(FAR) for s in range(40)]
+  true_sd = np.std(truth, ddof=1) / np.mean(truth)
+  measured = {"sigma": level, "groups": []}  # no budget repeated: the pooled sigma everywhere
+  estimates = [
+    noise.forecast_spread(table(noise=level, seed=s), "frontier", FAR, measured, 60, s)["sd"]
+    for s in range(3)
+  ]
+  assert 0.75 * true_sd < np.median(estimates) < 1.35 * true_sd, (estimates, true_sd)
+  quiet = noise.forecast_spread(
+    table(noise=level), "frontier", FAR, {"sigma": 0.0, "groups": []}, 5
+  )
+  assert quiet["draws_ok"] == 5 and quiet["sd"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_budgets_sigma_pools_its_own_groups_only():
+  groups = [
+    {"budget": "100.0", "losses": [1.0, 1.1], "sd": 0.1},
+    {"budget": "100.0", "losses": [1.0, 1.1, 1.2], "sd": 0.2},
+    {"budget": "200.0", "losses": [1.0, 1.1], "sd": 0.05},
+    {"budget": None, "losses": [1.0, 1.1], "sd": 0.9},
+  ]
+  assert noise.budget_sigmas({"groups": groups}) == pytest.approx(
+    {100.0: np.sqrt((0.1**2 + 2 * 0.2**2) / 3), 200.0: 0.05}
+  )
 
 
 def test_too_few_budgets_is_an_error_and_the_prediction_falls_back_to_approach3():

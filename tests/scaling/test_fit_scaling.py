@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from lm.scaling import verify
+from lm.scaling import noise, verify
 from tests.conftest import REPO
 from tests.scaling.test_laws import _true_optimum, synthetic
 
@@ -145,3 +145,31 @@ def test_the_fit_does_not_depend_on_the_order_of_the_rows(tmp_path):
     fits.append(json.loads(out.read_text()))
   assert fits[0]["approach3"]["ci"] == fits[1]["approach3"]["ci"]
   assert fits[0]["prediction"] == fits[1]["prediction"]
+
+
+def test_with_seed_repeats_the_prediction_says_how_far_their_noise_moves_it(tmp_path):
+  p = synthetic(sizes=5)
+  (tmp_path / "results.csv").write_text(
+    "name,params_non_embedding,tokens,flops_6N,eval_loss,budget\n"
+    + "".join(
+      f"r{i},{n},{d},{c},{loss},{b}\n"
+      for i, n, d, c, loss, b in zip(p.run, p.n, p.d, p.c, p.loss, p.budget)
+    )
+  )
+  repeats = [
+    {"name": f"r{i}_seed{s}", "repeat_of": f"r{i}", "seed": s, "eval_loss": p.loss[i] * f}
+    for i in range(0, len(p.run), 3)
+    for s, f in ((1, 1.02), (2, 0.98))
+  ]
+  (tmp_path / noise.REPEATS_JSONL).write_text("".join(json.dumps(r) + "\n" for r in repeats))
+  printed = _fit_scaling(
+    f"--results={tmp_path / 'results.csv'}", "--bootstrap=20", "--predict_flops=1e22"
+  )
+  report = json.loads((tmp_path / "fit.json").read_text())
+  spread = report["prediction"]["seed_noise_spread"]
+  assert spread["draws"] == 20 and spread["draws_ok"] >= 15
+  assert set(spread["sigmas"]) == {str(float(b)) for b in set(p.budget)}  # as JSON keys
+  assert 0 < spread["sd"] < 0.2
+  low, high = spread["loss_range"]
+  assert low < report["prediction"]["loss"] < high
+  assert f"seed noise alone moves this forecast by sd {spread['sd']:.2%}" in printed

@@ -33,8 +33,24 @@ def test_cooldown_curves_draw_stable_runs_and_branches(tmp_path):
           "params_non_embedding": params,
         }
       )
+  lines = plots.cooldown_lines(rows, str(tmp_path))
+  assert [(r["name"], kind) for r, kind, _, _ in lines] == [
+    ("C50_L4_d16_cooldown", "stable"),
+    ("C50_L4_d16_cooldown", "branch"),
+    ("C50_L4_d32_cooldown", "stable"),
+    ("C50_L4_d32_cooldown", "branch"),
+    ("C100_L4_d16_cooldown", "branch"),
+    ("C100_L4_d32_cooldown", "branch"),
+  ]
+  assert lines[1][2] == [64 * s for s in range(40, 60, 10)]  # from its branch step, in tokens
   path = plots.cooldown_curves(rows, str(tmp_path), str(tmp_path / "cooldown.png"))
   assert path and os.path.getsize(path) > 10_000
+  # A published table keeps the curves beside it (curves/<name>.jsonl), not the run folders.
+  published = tmp_path / "published"
+  (published / "curves").mkdir(parents=True)
+  for name in {r["name"] for r in rows} | {r["branch_of"] for r in rows}:
+    os.replace(tmp_path / name / "metrics.jsonl", published / "curves" / f"{name}.jsonl")
+  assert plots.cooldown_lines(rows, str(published)) == lines
   # A table without branches (the independent method) has nothing to draw.
   assert (
     plots.cooldown_curves(

@@ -195,3 +195,18 @@ def test_verify_seeds_train_the_point_again_and_it_is_compared_by_its_mean(tiny_
 
 def _must_not_train(cfg, run_dir):
   raise AssertionError(f"finished run trained again: {run_dir}")
+
+
+def test_the_error_is_also_given_in_sds_of_the_forecasts_seed_noise_spread(tmp_path):
+  prediction = _write_fit(str(tmp_path), 5e3)["prediction"]
+  row = {"name": "r", "params_non_embedding": 5e3, "tokens": 1e5, "flops_6N": 3e9}
+  row["eval_loss"] = prediction["loss"] * 1.03
+  v = verify.compare(prediction, row, COLUMNS)
+  assert v["loss_error_in_noise_sd"] is None  # no seed noise measured
+  prediction["seed_noise_spread"] = {"sd": 0.02}
+  v = verify.compare(prediction, row, COLUMNS)
+  assert v["loss_error_in_noise_sd"] == pytest.approx(1.5)
+  lines = verify.format_verification(
+    {**v, "learning_rate_source": {"rule": 1e-3, "learning_rate": 1e-3}}
+  )
+  assert "(observed / predicted - 1: +3.00%, outside, +1.5 sd of its seed-noise spread)" in lines
