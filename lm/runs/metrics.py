@@ -112,11 +112,11 @@ def read_metrics(workdir: str) -> list[dict[str, float]]:
 
 def read_metrics_file(path: str | epath.Path) -> list[dict[str, float]]:
   """The rows of a metrics.jsonl at `path` (a run's, or a copy of it), as `read_metrics`."""
-  path = paths.run_path(path)
-  if not path.exists():
+  file = paths.run_path(path)
+  if not file.exists():
     return []
   rows = []
-  for line in path.read_text().splitlines():
+  for line in file.read_text().splitlines():
     try:
       rows.append(json.loads(line))
     except ValueError:
