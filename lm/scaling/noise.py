@@ -156,13 +156,11 @@ def seed_noise(
 
 def budget_sigmas(noise: dict[str, Any]) -> dict[float, float]:
   """Each repeated budget's sigma: `seed_noise`'s groups of that budget pooled."""
-  budgets = {float(g["budget"]) for g in noise["groups"] if g["budget"] is not None}
-  return {
-    b: _pooled([g for g in noise["groups"] if g["budget"] is not None and float(g["budget"]) == b])[
-      "sigma"
-    ]
-    for b in budgets
-  }
+  by_budget: dict[float, list[dict[str, Any]]] = {}
+  for g in noise["groups"]:
+    if g["budget"] is not None:
+      by_budget.setdefault(float(g["budget"]), []).append(g)
+  return {b: _pooled(groups)["sigma"] for b, groups in by_budget.items()}
 
 
 def forecast_spread(
