@@ -56,11 +56,12 @@ budgets of 3 or 4 sizes, 2 learning rates per size; TOY stands for these overrid
     python -m experiments.sweep --config=experiments/configs/scaling_gpu.py \
         --workdir=runs/rehearse_gpu --workers=2 $TOY
 
-then the commands above with `--workdir=runs/rehearse_gpu $TOY`, `--predict_flops=6.4e11` (4x)
-and `1.6e12` (10x). On the 2-core development machine (2026-12-07, beside another training
-run): the sweep 5m32s with `--workers=1` (42 runs: 24 in the trials' round, then 18), each fit
-about 13 s, the 4x verification with 3 seeds 3m36s, the 10x one 3m14s. Toy numbers, so the fit
-is poor and says so: the sizes bracket one budget's minimum, so the loss-frontier laws cannot
+then the commands above with runs/rehearse_gpu for runs/scaling_gpu (and rehearse_gpu_10x),
+`$TOY` after each `experiments.sweep`, and `--predict_flops=6.4e11` (4x) and `1.6e12` (10x).
+On the 2-core development machine (2026-12-07, beside another training run): the sweep 5m32s
+with `--workers=1` (42 runs: 24 in the trials' round, then 18), each fit about 13 s, the 4x
+verification with 3 seeds 3m36s, the 10x one 3m14s. Toy numbers, so the fit is poor and says
+so: the sizes bracket one budget's minimum, so the loss-frontier laws cannot
 be fitted, and Approach 3 counting every parameter, ranked first on its one backtest pair
 (-2.3%), predicts (N_opt 26.9k, loss 1.853 [0.775, 3.016], the interval widened by that pair);
 the 4x runs' mean was 1.869 (+0.9%, inside), the 10x run 1.813 against 1.801 (+0.7%, inside).

@@ -53,11 +53,14 @@ def format_backtest(backtest: dict[str, Any]) -> str:
       + [f"  {f['law']} on {f['origin']} budgets failed: {f['error']}" for f in backtest["failed"]]
     )
   steps = max(p["steps_ahead"] for p in pairs)
+  first, last = backtest["min_origin"], max(p["origin"] for p in pairs)
+  origins = f"{first}" if first == last else f"{first} to {last}"
+  furthest = f"{f'{steps} ahead':>16} " if steps > 1 else ""
   lines = [
-    f"backtest ({backtest['trim']}): each law fitted on the {backtest['min_origin']} to "
-    f"{max(p['origin'] for p in pairs)} smallest of this trim's budgets predicts every larger "
-    "one's optimal loss (relative errors, forecast / measured - 1: + = forecast too high)",
-    f"{'law':<17} {'one ahead':>16} {f'{steps} ahead':>16} {'all pairs':>16} "
+    f"backtest ({backtest['trim']}): each law fitted on the {origins} smallest of this trim's "
+    "budgets predicts every larger one's optimal loss (relative errors, forecast / measured - 1: "
+    "+ = forecast too high)",
+    f"{'law':<17} {'one ahead':>16} {furthest}{'all pairs':>16} "
     f"{'bias/decade':>12} {'N_opt 1 ahead':>13}",
   ]
 
@@ -67,8 +70,9 @@ def format_backtest(backtest: dict[str, Any]) -> str:
   for law in order:
     s = laws_[law]
     rank = "" if law in backtest["ranking"] else " (not every pair)"
+    far = f"{cell(s['furthest'])} " if steps > 1 else ""
     lines.append(
-      f"{law:<17} {cell(s['one_ahead'])} {cell(s['furthest'])} {cell(s['all'])} "
+      f"{law:<17} {cell(s['one_ahead'])} {far}{cell(s['all'])} "
       f"{s['calibration']['bias_per_decade']:>+12.2%} "
       f"{s['one_ahead']['n_opt_mean_abs']:>13.1%}{rank}"
     )

@@ -112,7 +112,7 @@ def describe_lr(source: dict[str, Any]) -> str:
   lowered = source.get("horizon_factor", 1.0)
   horizon = f", x{lowered:.3g} for its longer horizon" if lowered != 1.0 else ""
   return (
-    f"x{source['multiplier']:g} the rule's {source['rule']:.3g}: {whose} lr_grid choice{horizon}"
+    f"the rule's {source['rule']:.3g} x{source['multiplier']:g}, {whose} lr_grid choice{horizon}"
   )
 
 
