@@ -291,9 +291,7 @@ def differs_from_saved(path: str, points: list[RunPlan]) -> str:
     return ""
   saved = {r["name"]: tuple(r[k] for k in SHAPE) for r in load_plan(path)["runs"]}
   now = {p.name: tuple(getattr(p, k) for k in SHAPE) for p in points}
-  differ = sorted(
-    set(saved) ^ set(now) | {n for n in saved.keys() & now.keys() if saved[n] != now[n]}
-  )
+  differ = sorted(n for n in saved.keys() | now.keys() if saved.get(n) != now.get(n))
   if not differ:
     return ""
   return (

@@ -113,22 +113,19 @@ def predict(
   trim = bt.get("trim", EVERY_RUN)
   measured = report.get("seed_noise") or {}
   sigma = measured.get("at_largest_budget", measured).get("sigma", 0.0)
+  data = trimmed(table)[trim]
   candidates = [name] if law else [name, *(x for x in bt.get("ranking", []) if x != name)]
   failed = []
   for candidate in candidates:
     calibration = bt.get("laws", {}).get(candidate, {}).get("calibration")
     try:
-      out = backtest.forecast(
-        trimmed(table)[trim], candidate, c, calibration, sigma, num_boot, seed
-      )
+      out = backtest.forecast(data, candidate, c, calibration, sigma, num_boot, seed)
     except ValueError as e:
       failed.append(f"{candidate}: {e}")
       continue
     if failed:
       why = f"ranked {len(failed) + 1} by the backtest, as " + "; ".join(failed)
     if measured:
-      out["seed_noise_spread"] = noise.forecast_spread(
-        trimmed(table)[trim], candidate, c, measured, num_boot, seed
-      )
+      out["seed_noise_spread"] = noise.forecast_spread(data, candidate, c, measured, num_boot, seed)
     return {**out, "chosen": why, "trim": trim}
   raise ValueError("; ".join(failed))

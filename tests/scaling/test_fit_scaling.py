@@ -61,8 +61,8 @@ def test_fit_scaling_prints_the_diagnostics_and_a_prediction(tmp_path):
   assert report["columns"] == {"params": "N", "flops": "6ND", "loss": "loss"}
 
 
-def test_fit_scaling_compares_the_verification_run_and_marks_it(tmp_path):
-  p = synthetic(sizes=5)
+def _write_results(tmp_path, p) -> None:
+  """`p`'s points as a sweep's results.csv (runs r0, r1, ...) in `tmp_path`."""
   (tmp_path / "results.csv").write_text(
     "name,params_non_embedding,tokens,flops_6N,eval_loss,budget\n"
     + "".join(
@@ -70,6 +70,11 @@ def test_fit_scaling_compares_the_verification_run_and_marks_it(tmp_path):
       for i, n, d, c, loss, b in zip(p.run, p.n, p.d, p.c, p.loss, p.budget)
     )
   )
+
+
+def test_fit_scaling_compares_the_verification_run_and_marks_it(tmp_path):
+  p = synthetic(sizes=5)
+  _write_results(tmp_path, p)
   n_opt, d_opt, loss = _true_optimum(1e22)
   row = {
     "name": "C1e22_L40_d5120_verify",
@@ -149,13 +154,7 @@ def test_the_fit_does_not_depend_on_the_order_of_the_rows(tmp_path):
 
 def test_with_seed_repeats_the_prediction_says_how_far_their_noise_moves_it(tmp_path):
   p = synthetic(sizes=5)
-  (tmp_path / "results.csv").write_text(
-    "name,params_non_embedding,tokens,flops_6N,eval_loss,budget\n"
-    + "".join(
-      f"r{i},{n},{d},{c},{loss},{b}\n"
-      for i, n, d, c, loss, b in zip(p.run, p.n, p.d, p.c, p.loss, p.budget)
-    )
-  )
+  _write_results(tmp_path, p)
   repeats = [
     {"name": f"r{i}_seed{s}", "repeat_of": f"r{i}", "seed": s, "eval_loss": p.loss[i] * f}
     for i in range(0, len(p.run), 3)
